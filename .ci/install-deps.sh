@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency from Debian 12 packages.
+# Run as root (CI) or through sudo; never prompts.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build ccache pkg-config git openssl \
+  libtorch-dev python3-torch python3-numpy python3-pycryptodome \
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
+  libssl-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev \
+  libsqlite3-dev sqlite3 nlohmann-json3-dev libbenchmark-dev

@@ -1,0 +1,139 @@
+#include "common/config/proto_json.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::config {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+
+constexpr std::streamoff kMaxFileBytes = 64 << 20;
+
+// The field a JSON key names: proto name or lowerCamelCase JSON name, the two
+// spellings protobuf's parser accepts.
+const FieldDescriptor* FindJsonField(const Descriptor* d, const std::string& key) {
+  if (const FieldDescriptor* f = d->FindFieldByName(key)) return f;
+  for (int i = 0; i < d->field_count(); ++i) {
+    if (d->field(i)->json_name() == key) return d->field(i);
+  }
+  return nullptr;
+}
+
+// Well-known types (Struct, Any, Timestamp, wrappers…) have their own JSON
+// forms; protobuf's parser checks those.
+bool HasSpecialJsonForm(const Descriptor* d) {
+  return d->well_known_type() != Descriptor::WELLKNOWNTYPE_UNSPECIFIED;
+}
+
+// Protobuf 3.21 names an unknown field only relative to its parent, so we walk
+// the document against the descriptor first and report the full path. Values
+// of the wrong JSON type are left to protobuf's parser.
+absl::Status CheckKnownFields(const nlohmann::json& node, const Descriptor* d,
+                              const std::string& path, absl::string_view source) {
+  if (!node.is_object() || HasSpecialJsonForm(d)) return absl::OkStatus();
+  for (const auto& [key, value] : node.items()) {
+    const std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
+    const FieldDescriptor* f = FindJsonField(d, key);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": unknown field \"", field_path,
+                                                     "\" (not a field of ", d->full_name(), ")"));
+    }
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || value.is_null()) continue;
+    if (f->is_map()) {
+      const FieldDescriptor* map_value = f->message_type()->map_value();
+      if (map_value->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || !value.is_object()) {
+        continue;
+      }
+      for (const auto& [map_key, entry] : value.items()) {
+        absl::Status s = CheckKnownFields(entry, map_value->message_type(),
+                                          absl::StrCat(field_path, "[\"", map_key, "\"]"), source);
+        if (!s.ok()) return s;
+      }
+    } else if (f->is_repeated()) {
+      if (!value.is_array()) continue;
+      for (size_t i = 0; i < value.size(); ++i) {
+        absl::Status s = CheckKnownFields(value[i], f->message_type(),
+                                          absl::StrCat(field_path, "[", i, "]"), source);
+        if (!s.ok()) return s;
+      }
+    } else {
+      absl::Status s = CheckKnownFields(value, f->message_type(), field_path, source);
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
+                            google::protobuf::Message* out) {
+  // Debian's abseil has its own string_view type.
+  const absl::string_view source(source_name.data(), source_name.size());
+  out->Clear();
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(json.begin(), json.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    // what() reads "[json.exception.parse_error.101] parse error at line L,
+    // column C: …"; keep the part from "line".
+    absl::string_view what = e.what();
+    const size_t at = what.find("at line ");
+    if (at != absl::string_view::npos) what.remove_prefix(at + 3);
+    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON: ", what));
+  }
+  if (!document.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": expected a JSON object (",
+                                                   out->GetDescriptor()->full_name(),
+                                                   ") at the top level"));
+  }
+  if (absl::Status s = CheckKnownFields(document, out->GetDescriptor(), "", source);
+      !s.ok()) {
+    return s;
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status =
+      google::protobuf::util::JsonStringToMessage(std::string(json), out, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": ", absl::string_view(status.message().data(), status.message().size())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size > kMaxFileBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", size, " bytes; a config file may have at most ", kMaxFileBytes));
+  }
+  in.seekg(0, std::ios::beg);
+  std::string text(static_cast<size_t>(size < 0 ? 0 : size), '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(text.size()))) {
+    return absl::DataLossError(absl::StrCat(path, ": read error"));
+  }
+  return ParseProtoJson(text, path, out);
+}
+
+}  // namespace fedcustoms::config

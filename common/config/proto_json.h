@@ -1,0 +1,39 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace google::protobuf {
+class Message;
+}  // namespace google::protobuf
+
+namespace fedcustoms::config {
+
+// Config and schema files are protobuf messages written as JSON (proto3 JSON
+// mapping: field names as in the .proto or in lowerCamelCase, enums by name).
+// These functions parse them strictly and explain failures in terms a person
+// editing the file understands.
+
+// Parses `json` into `*out` (cleared first). `source_name` (usually the file
+// path) starts every error message. Strict: unknown fields are refused.
+//
+// Errors (InvalidArgument), each naming `source_name`:
+//   - malformed JSON: "<source>: line L, column C: invalid JSON: <what>";
+//   - top level not an object;
+//   - an unknown field, by its path from the root, e.g.
+//     "<source>: unknown field \"columns[2].hash_bucketz\" (not a field of
+//     fedcustoms.v1.ColumnSpec)";
+//   - a wrong value type or enum name, with protobuf's description of it.
+// On error `*out` is left in an unspecified but valid state. Thread-safe for
+// distinct `out`.
+absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
+                            google::protobuf::Message* out);
+
+// Reads the file at `path` (at most 64 MiB) and parses it with
+// ParseProtoJson(); errors name the path. NotFound when the file cannot be
+// opened.
+absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out);
+
+}  // namespace fedcustoms::config

@@ -1,0 +1,124 @@
+#include "common/crypto/atomic_file.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::crypto {
+namespace {
+
+absl::Status ErrnoError(int error, const std::string& what, const std::string& path) {
+  return absl::Status(absl::ErrnoToStatusCode(error),
+                      absl::StrCat(path, ": ", what, ": ", std::strerror(error)));
+}
+
+// Closes the descriptor on scope exit unless released.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  // Closes now and reports close()'s result (a delayed write error shows here).
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string DirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+absl::Status WriteAll(int fd, std::string_view contents, const std::string& path) {
+  const char* p = contents.data();
+  size_t left = contents.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write", path);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteTemporary(const std::string& temp, std::string_view contents, mode_t mode) {
+  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0600));
+  if (fd.get() < 0) return ErrnoError(errno, "cannot create", temp);
+  // Created with at most owner read/write (whatever the umask); now set exactly `mode`.
+  if (::fchmod(fd.get(), mode) != 0) return ErrnoError(errno, "fchmod", temp);
+  if (absl::Status s = WriteAll(fd.get(), contents, temp); !s.ok()) return s;
+  if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", temp);
+  if (fd.Close() != 0) return ErrnoError(errno, "close", temp);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string temp =
+      absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1, std::memory_order_relaxed));
+  if (absl::Status s = WriteTemporary(temp, contents, mode); !s.ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    absl::Status s = ErrnoError(errno, absl::StrCat("cannot rename ", temp, " to it"), path);
+    ::unlink(temp.c_str());
+    return s;
+  }
+  // Make the rename itself durable.
+  const std::string dir = DirectoryOf(path);
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return ErrnoError(errno, "cannot open directory to fsync", dir);
+  if (::fsync(dir_fd.get()) != 0) return ErrnoError(errno, "fsync directory", dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError(errno, "cannot open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "fstat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
+  }
+  std::string out;
+  out.reserve(static_cast<size_t>(st.st_size));
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "read", path);
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  // The file may be a private key; leave no copy on the stack.
+  OPENSSL_cleanse(buffer, sizeof(buffer));
+  return out;
+}
+
+}  // namespace fedcustoms::crypto

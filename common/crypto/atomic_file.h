@@ -1,0 +1,31 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace fedcustoms::crypto {
+
+// Replaces the file at `path` with `contents` so that a reader (or a crash)
+// sees either the old file or the complete new one, never a partial write.
+//
+// Writes to a sibling temporary file "<path>.tmp.<pid>.<n>" created with
+// O_EXCL and exactly `mode` (the umask does not apply, so a private key written
+// with 0600 is never readable by others, not even briefly), fsyncs it, renames
+// it over `path` and fsyncs the directory. The directory must exist.
+// Thread-safe; concurrent writers of the same path each succeed and the last
+// rename wins. On failure the temporary file is removed, `path` is unchanged,
+// and the error names the path and the failing system call.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
+                                 mode_t mode = 0644);
+
+// Returns the whole content of the regular file at `path`. Errors name the
+// path: NotFound if it does not exist, PermissionDenied if it cannot be read,
+// FailedPrecondition if it is not a regular file.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace fedcustoms::crypto

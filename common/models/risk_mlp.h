@@ -1,0 +1,101 @@
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "fedcustoms/v1/config.pb.h"
+
+namespace fedcustoms::models {
+
+// `config` with every zero value replaced by its documented default:
+// hidden_units [64, 32], embedding_dim 8, dropout 0.1. (proto3 cannot tell an
+// explicit 0 from an unset field, so dropout 0 also means 0.1.)
+v1::RiskModelConfig WithDefaults(const v1::RiskModelConfig& config);
+
+// OK when a RiskMlp can be built from these arguments (after WithDefaults):
+// 0..4096 numeric features, 0..256 categorical ones, at least one feature in
+// all, buckets in 1..2^24, at most 2^28 embedding weights, 1..8 hidden layers
+// of 1..8192 units, embedding_dim 1..512, dropout in [0, 1). The error names
+// the argument.
+absl::Status CheckRiskMlpArgs(int64_t numeric_width, const std::vector<uint32_t>& buckets,
+                              const v1::RiskModelConfig& config);
+
+// The risk model: P(non-compliant) of a declaration from its numeric features
+// (after log1p) and the hash buckets of its categorical ones.
+//
+//   numeric [B, Fn] --BatchNorm1d(Fn, affine=false, momentum=None)--+
+//   categorical[:, j] --Embedding(buckets[j], E)-- for each j -------+-> concat
+//     -> (Linear -> ReLU -> Dropout) per hidden layer -> Linear(1) -> logits [B]
+//
+// Input standardization is the BatchNorm's running_mean / running_var: they
+// are buffers of the model state, averaged across nodes like weights, so no
+// node's raw feature statistics travel on their own. momentum=None makes them
+// the cumulative average over the batches of one local training (see
+// training::TrainRiskModel, which resets num_batches_tracked); the int64
+// `num_batches_tracked` is not aggregatable (tensor::IsAggregatable) and is
+// never part of an update.
+//
+// State names (tensor::StateOf, canonical order), identical to a PyTorch module
+// with the same attributes, so the pickled state dict loads in Python:
+//   embeddings.<j>.weight, hidden.<i>.weight, hidden.<i>.bias, output.weight,
+//   output.bias, standardize.num_batches_tracked, standardize.running_mean,
+//   standardize.running_var   (no standardize.* when Fn == 0)
+//
+// Initialization is deterministic from `seed` and does not depend on the
+// global torch RNG: PyTorch's default schemes (N(0, 1) embeddings,
+// U(±1/sqrt(fan_in)) linear weights and biases) drawn from a generator of our
+// own. (The LibTorch submodules still draw their own default init from the
+// global RNG while being built; it is overwritten.) Dropout draws from a
+// generator owned by the module (SeedDropout), so concurrent models in one
+// process stay reproducible.
+// Not thread-safe: use one model per thread.
+class RiskMlpImpl : public torch::nn::Module {
+ public:
+  // Builds the model; zero config values take their defaults. Invalid
+  // arguments (see CheckRiskMlpArgs) throw c10::Error: call CheckRiskMlpArgs
+  // first when they come from outside.
+  RiskMlpImpl(int64_t numeric_width, std::vector<uint32_t> buckets,
+              const v1::RiskModelConfig& config, uint64_t seed = 1);
+
+  // Logits [B] of numeric [B, Fn] float32 and categorical [B, Fc] int64 with
+  // ids in [0, buckets[j]). Throws c10::Error on wrong shapes, dtypes or ids.
+  // In training mode this updates the standardization statistics and applies
+  // dropout.
+  torch::Tensor forward(const torch::Tensor& numeric, const torch::Tensor& categorical);
+
+  // Re-initializes every parameter and resets the standardization buffers
+  // (mean 0, variance 1, count 0) deterministically from `seed`.
+  void ResetParameters(uint64_t seed);
+
+  // Reseeds the dropout generator.
+  void SeedDropout(uint64_t seed);
+
+  int64_t numeric_width() const { return numeric_width_; }
+  const std::vector<uint32_t>& buckets() const { return buckets_; }
+  // The config with defaults applied.
+  const v1::RiskModelConfig& config() const { return config_; }
+
+ private:
+  // Constant after construction.
+  int64_t numeric_width_;
+  std::vector<uint32_t> buckets_;
+  v1::RiskModelConfig config_;
+
+  torch::nn::BatchNorm1d standardize_{nullptr};
+  torch::nn::ModuleList embeddings_{nullptr};
+  torch::nn::ModuleList hidden_{nullptr};
+  torch::nn::Linear output_{nullptr};
+  at::Generator dropout_generator_;
+};
+TORCH_MODULE(RiskMlp);
+
+}  // namespace fedcustoms::models

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/models/risk_mlp.h"
+#include "common/tensor/named_tensors.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/schema.pb.h"
+
+namespace fedcustoms::task {
+
+// Glue of the "risk" task shared by coordinator, node and CLI: config
+// defaults, the model built from the federation's feature schema, and how an
+// update is formed from local and global weights.
+
+// Fills documented defaults (epochs 1, batch 256, lr 1e-3, adam, cap 30, seed
+// 1) and checks ranges; the error names the field.
+absl::Status FinalizeTrainingConfig(v1::TrainingConfig* config);
+// Defaults hidden [64, 32], embedding 8, dropout 0.1; checks ranges.
+absl::Status FinalizeRiskModelConfig(v1::RiskModelConfig* config);
+
+// The risk MLP for a schema's features, initialized from `seed`.
+models::RiskMlp BuildRiskModel(const v1::DeclarationSchema& schema,
+                               const v1::RiskModelConfig& config, uint64_t seed);
+// Its state (all parameters and buffers, canonical order).
+absl::StatusOr<tensor::NamedTensors> InitialRiskState(const v1::DeclarationSchema& schema,
+                                                      const v1::RiskModelConfig& config,
+                                                      uint64_t seed);
+
+// The feature part of a schema as JSON, for manifests (names, transforms,
+// buckets — what an analyst needs to build inputs).
+std::string FeatureSchemaSummaryJson(const v1::DeclarationSchema& schema);
+
+// OK when both have the same tensor names, shapes and dtypes, in order.
+absl::Status CheckSameLayout(const tensor::NamedTensors& expected,
+                             const tensor::NamedTensors& actual);
+
+// Reads a tensor-codec file (a downloaded model) whole.
+absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path);
+
+// Δ = local − global for every aggregatable (floating point) tensor, as
+// float32; integer buffers are not part of an update.
+tensor::NamedTensors UpdateFrom(const tensor::NamedTensors& local,
+                                const tensor::NamedTensors& global);
+
+}  // namespace fedcustoms::task

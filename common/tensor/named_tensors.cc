@@ -1,0 +1,252 @@
+#include "common/tensor/named_tensors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/tensor/tensor_spec.h"
+
+namespace fedcustoms::tensor {
+namespace {
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+// Closes a file descriptor on scope exit unless released.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  // Closes now and reports failure (close can report a failed write-back).
+  bool Close() {
+    int fd = fd_;
+    fd_ = -1;
+    return ::close(fd) == 0;
+  }
+
+ private:
+  int fd_;
+};
+
+absl::Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ErrnoText()));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+bool AllFiniteContiguous(const at::Tensor& t) {
+  const T* p = t.data_ptr<T>();
+  const int64_t n = t.numel();
+  // Sum of x * 0 is NaN exactly when some x is NaN or Inf; branch-free and
+  // vectorizable, unlike an early-exit loop.
+  T acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += p[i] * T{0};
+  return !std::isnan(acc);
+}
+
+}  // namespace
+
+bool IsAggregatable(const at::Tensor& tensor) {
+  return tensor.defined() && tensor.is_floating_point();
+}
+
+bool AllFinite(const at::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.is_floating_point() || tensor.numel() == 0) return true;
+  at::Tensor t = tensor.detach();
+  if (t.device().is_cpu() && t.layout() == at::kStrided) {
+    if (t.scalar_type() == at::kFloat) return AllFiniteContiguous<float>(t.contiguous());
+    if (t.scalar_type() == at::kDouble) return AllFiniteContiguous<double>(t.contiguous());
+  }
+  return at::isfinite(t).all().item<bool>();
+}
+
+void SortByName(NamedTensors& tensors) {
+  std::stable_sort(tensors.begin(), tensors.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+absl::Status IsCanonical(const NamedTensors& tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].first.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", i, " has an empty name"));
+    }
+    if (i > 0 && !(tensors[i - 1].first < tensors[i].first)) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", i, " \"", tensors[i].first,
+                                                     "\" is not after \"", tensors[i - 1].first,
+                                                     "\": names must be unique and ascending"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+NamedTensors StateOf(const torch::nn::Module& module) {
+  NamedTensors state;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    state.emplace_back(item.key(), item.value().detach());
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    state.emplace_back(item.key(), item.value().detach());
+  }
+  SortByName(state);
+  return state;
+}
+
+NamedTensors CloneState(const NamedTensors& tensors) {
+  NamedTensors copy;
+  copy.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) {
+    copy.emplace_back(name, t.detach().clone(at::MemoryFormat::Contiguous));
+  }
+  return copy;
+}
+
+absl::Status LoadState(torch::nn::Module& module, const NamedTensors& state) {
+  std::map<std::string, at::Tensor> targets;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    targets.emplace(item.key(), item.value());
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    targets.emplace(item.key(), item.value());
+  }
+  // Check everything first so that a bad state never leaves a half-loaded module.
+  std::map<std::string, const at::Tensor*> sources;
+  for (const auto& [name, t] : state) {
+    auto it = targets.find(name);
+    if (it == targets.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected tensor \"", name, "\""));
+    }
+    if (!sources.emplace(name, &t).second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate tensor \"", name, "\""));
+    }
+    const at::Tensor& target = it->second;
+    if (absl::Status s =
+            CheckMatchesSpec(name, t, TensorSpec{name, target.scalar_type(), target.sizes().vec()});
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const auto& [name, target] : targets) {
+    if (!sources.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("missing tensor \"", name, "\""));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) target.copy_(*sources.at(name));
+  return absl::OkStatus();
+}
+
+absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem::path& path) {
+  std::vector<char> bytes;
+  try {
+    c10::Dict<std::string, at::Tensor> dict;
+    for (const auto& [name, t] : tensors) {
+      if (!t.defined()) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is undefined"));
+      }
+      if (dict.contains(name)) {
+        return absl::InvalidArgumentError(absl::StrCat("duplicate tensor \"", name, "\""));
+      }
+      dict.insert(name, t.detach().contiguous());
+    }
+    bytes = torch::pickle_save(c10::IValue(std::move(dict)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot pickle state for ", path.string(), ": ", e.what_without_backtrace()));
+  }
+
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  std::string temp = (dir / (path.filename().string() + ".tmp.XXXXXX")).string();
+  int fd = ::mkstemp(temp.data());
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot create a temporary file in ", dir.string(), ": ", ErrnoText()));
+  }
+  FdCloser closer(fd);
+  auto fail = [&](absl::Status status) {
+    ::unlink(temp.c_str());
+    return status;
+  };
+  if (absl::Status s = WriteAll(fd, bytes.data(), bytes.size(), temp); !s.ok()) return fail(s);
+  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
+    return fail(absl::InternalError(absl::StrCat("cannot sync ", temp, ": ", ErrnoText())));
+  }
+  if (!closer.Close()) {
+    return fail(absl::InternalError(absl::StrCat("cannot close ", temp, ": ", ErrnoText())));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return fail(absl::InternalError(
+        absl::StrCat("cannot rename ", temp, " to ", path.string(), ": ", ErrnoText())));
+  }
+  // Make the rename itself durable.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NamedTensors> LoadPickledState(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot open ", path.string(), ": ", ErrnoText()));
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return absl::DataLossError(absl::StrCat("cannot read ", path.string()));
+  }
+  NamedTensors state;
+  try {
+    c10::IValue value = torch::pickle_load(bytes);
+    if (!value.isGenericDict()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path.string(), ": not a dict of tensors (found ", value.tagKind(), ")"));
+    }
+    for (const auto& entry : value.toGenericDict()) {
+      if (!entry.key().isString()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path.string(), ": a key is a ", entry.key().tagKind(), ", not a string"));
+      }
+      std::string name = entry.key().toStringRef();
+      if (!entry.value().isTensor()) {
+        return absl::InvalidArgumentError(absl::StrCat(path.string(), ": \"", name, "\" is a ",
+                                                       entry.value().tagKind(), ", not a tensor"));
+      }
+      state.emplace_back(std::move(name), entry.value().toTensor().detach());
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), ": not a pickled state dict: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), ": not a pickled state dict: ", e.what()));
+  }
+  SortByName(state);
+  if (absl::Status s = IsCanonical(state); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", s.message()));
+  }
+  return state;
+}
+
+}  // namespace fedcustoms::tensor

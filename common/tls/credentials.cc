@@ -1,0 +1,189 @@
+#include "common/tls/credentials.h"
+
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
+#include "common/crypto/openssl_error.h"
+#include "common/crypto/openssl_ptr.h"
+#include "common/crypto/pem.h"
+
+namespace fedcustoms::tls {
+namespace {
+
+// The PEM texts of one identity, checked. Wipes the private key on destruction.
+struct TlsPem {
+  std::string ca;
+  std::string cert;
+  std::string key;
+  TlsPem() = default;
+  TlsPem(const TlsPem&) = delete;
+  TlsPem& operator=(const TlsPem&) = delete;
+  ~TlsPem() { crypto::WipeString(key); }
+};
+
+std::string SubjectOf(X509* cert) {
+  crypto::OpenSslMallocPtr<char> line(X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0));
+  return line != nullptr ? std::string(line.get()) : "(no subject)";
+}
+
+absl::StatusOr<std::string> ReadField(const std::string& path, const char* field) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("tls.", field, " is not set"));
+  }
+  return crypto::ReadFile(path);
+}
+
+absl::Status CheckKeyStrength(const EVP_PKEY* key, const std::string& path) {
+  const std::string type = crypto::KeyTypeName(key);
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_ED25519:
+      return absl::OkStatus();
+    case EVP_PKEY_RSA:
+      if (EVP_PKEY_get_bits(key) >= 2048) return absl::OkStatus();
+      break;
+    case EVP_PKEY_EC:
+      if (type == "EC P-256" || type == "EC P-384" || type == "EC P-521") return absl::OkStatus();
+      break;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, ": ", type,
+      " keys are not accepted (use ECDSA P-256/P-384/P-521, Ed25519 or RSA of 2048+ bits)"));
+}
+
+void WarnIfKeyExposed(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    spdlog::warn("{}: private key is readable by group or others (mode {:o}); chmod 600 it", path,
+                 st.st_mode & 0777);
+  }
+}
+
+// Verifies `chain` (leaf first) against the CA certificates for `purpose`.
+absl::Status VerifyAgainstCa(const std::vector<crypto::X509Ptr>& cas,
+                             const std::vector<crypto::X509Ptr>& chain, int purpose,
+                             const v1::TlsFiles& files) {
+  crypto::X509StorePtr store(X509_STORE_new());
+  crypto::X509StackPtr intermediates(sk_X509_new_null());
+  crypto::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (store == nullptr || intermediates == nullptr || ctx == nullptr) {
+    return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate store");
+  }
+  for (const crypto::X509Ptr& ca : cas) {
+    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
+      return crypto::OpenSslError(absl::StatusCode::kInvalidArgument, files.ca_cert());
+    }
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    // The stack takes its own reference (freed by sk_X509_pop_free).
+    if (X509_up_ref(chain[i].get()) != 1 ||
+        sk_X509_push(intermediates.get(), chain[i].get()) <= 0) {
+      return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate chain");
+    }
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), intermediates.get()) != 1 ||
+      X509_STORE_CTX_set_purpose(ctx.get(), purpose) != 1) {
+    return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate verification setup");
+  }
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(ctx.get());
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        files.cert(), ": certificate ", SubjectOf(chain.front().get()), " does not verify against ",
+        files.ca_cert(), ": ", X509_verify_cert_error_string(error)));
+  }
+  return absl::OkStatus();
+}
+
+// Reads and checks the files for a server (`purpose` X509_PURPOSE_SSL_SERVER)
+// or a client (X509_PURPOSE_SSL_CLIENT).
+absl::Status LoadAndCheck(const v1::TlsFiles& files, int purpose, TlsPem& out) {
+  absl::StatusOr<std::string> ca = ReadField(files.ca_cert(), "ca_cert");
+  if (!ca.ok()) return ca.status();
+  absl::StatusOr<std::string> cert = ReadField(files.cert(), "cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadField(files.key(), "key");
+  if (!key.ok()) return key.status();
+  out.ca = *std::move(ca);
+  out.cert = *std::move(cert);
+  out.key = *std::move(key);
+
+  absl::StatusOr<std::vector<crypto::X509Ptr>> cas =
+      crypto::CertificatesFromPem(out.ca, files.ca_cert());
+  if (!cas.ok()) return cas.status();
+  for (const crypto::X509Ptr& c : *cas) {
+    if (X509_check_ca(c.get()) < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(files.ca_cert(), ": certificate ", SubjectOf(c.get()), " is not a CA"));
+    }
+  }
+  absl::StatusOr<std::vector<crypto::X509Ptr>> chain =
+      crypto::CertificatesFromPem(out.cert, files.cert());
+  if (!chain.ok()) return chain.status();
+  absl::StatusOr<crypto::EvpPkeyPtr> private_key = crypto::PrivateKeyFromPem(out.key, files.key());
+  if (!private_key.ok()) return private_key.status();
+  if (absl::Status s = CheckKeyStrength(private_key->get(), files.key()); !s.ok()) return s;
+  if (X509_check_private_key(chain->front().get(), private_key->get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat(files.key(), ": private key does not match the certificate ",
+                     SubjectOf(chain->front().get()), " in ", files.cert()));
+  }
+  WarnIfKeyExposed(files.key());
+  return VerifyAgainstCa(*cas, *chain, purpose, files);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const v1::TlsFiles& files) {
+  TlsPem pem;
+  if (absl::Status s = LoadAndCheck(files, X509_PURPOSE_SSL_SERVER, pem); !s.ok()) return s;
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = pem.ca;
+  options.pem_key_cert_pairs.push_back({pem.key, pem.cert});
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::SslServerCredentials(options);
+  crypto::WipeString(options.pem_key_cert_pairs.front().private_key);
+  if (credentials == nullptr) {
+    return absl::InternalError(absl::StrCat(files.cert(), ": gRPC refused the server credentials"));
+  }
+  return credentials;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const v1::TlsFiles& files) {
+  TlsPem pem;
+  if (absl::Status s = LoadAndCheck(files, X509_PURPOSE_SSL_CLIENT, pem); !s.ok()) return s;
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = pem.ca;
+  options.pem_private_key = pem.key;
+  options.pem_cert_chain = pem.cert;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(options);
+  crypto::WipeString(options.pem_private_key);
+  if (credentials == nullptr) {
+    return absl::InternalError(
+        absl::StrCat(files.cert(), ": gRPC refused the channel credentials"));
+  }
+  return credentials;
+}
+
+grpc::ChannelArguments DefaultChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  return args;
+}
+
+}  // namespace fedcustoms::tls

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/data/declaration_table.h"
+#include "common/models/risk_mlp.h"
+#include "fedcustoms/v1/config.pb.h"
+
+namespace fedcustoms::training {
+
+// `config` with every zero value replaced by its documented default:
+// local_epochs 1, batch_size 256, learning_rate 1e-3, optimizer "adam",
+// max_positive_weight 30, seed 1 (positive_weight 0 keeps its meaning "derive
+// from the local positive rate").
+v1::TrainingConfig WithDefaults(const v1::TrainingConfig& config);
+
+// OK when the config (after WithDefaults) is usable: local_epochs 1..1000,
+// batch_size 1..65536, learning_rate in (0, 10], optimizer "adam" or "sgd",
+// positive_weight 0 or in (0, 1e6], max_positive_weight in [1, 1e6]. The error
+// names the field.
+absl::Status CheckTrainingConfig(const v1::TrainingConfig& config);
+
+// The weight of the positive class in the loss: config.positive_weight() when
+// set, else sqrt(negatives / positives) capped at max_positive_weight; 1 when
+// either class is absent (the weight is then meaningless or would zero the
+// loss).
+double PositiveWeight(int64_t positives, int64_t negatives, const v1::TrainingConfig& config);
+
+struct TrainResult {
+  // Mean per-sample (weighted BCE) loss over the last epoch.
+  double mean_loss = 0;
+  // Distinct training rows: the weight of this update in FedAvg.
+  int64_t samples = 0;
+  // Rows processed over all epochs (samples x epochs).
+  int64_t samples_seen = 0;
+  // Positive-class weight used in the loss.
+  double positive_weight = 1;
+  // Optimizer steps taken.
+  int64_t steps = 0;
+};
+
+// Trains `model` in place on `rows` of `table` (which must have labels).
+//
+// Each epoch shuffles the rows with a generator seeded once from config.seed;
+// mini-batches of batch_size are gathered with index_select from tensors of
+// the training rows built once per call. BatchNorm cannot train on one row,
+// so a batch_size of 1 is treated as 2 and a final single-row batch is merged
+// into the previous one. Loss: BCE-with-logits with the
+// PositiveWeight() above; optimizer Adam or plain SGD, fresh for each call (no
+// optimizer state crosses rounds). Dropout is reseeded from config.seed, and
+// the standardization's num_batches_tracked is reset to 0 so its running
+// statistics become this call's cumulative average over the local batches.
+// Everything is deterministic for a given model state, table, rows and
+// config on one thread count; the global torch RNG is not used, and the
+// number of torch threads is left to the caller.
+//
+// Errors, with the model unchanged: InvalidArgument for a bad config, a table
+// that does not fit the model, an out-of-range row, a non-finite feature, a
+// label other than 0/1 (messages name row and feature), fewer than 2 rows.
+// Error with the model's weights unspecified (reload the global model):
+// Internal "training diverged: loss is nan at epoch 1, step 3", or a c10::Error
+// caught from LibTorch. The model is left in eval mode.
+absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
+                                           const data::DeclarationTable& table,
+                                           std::span<const int64_t> rows,
+                                           const v1::TrainingConfig& config);
+
+}  // namespace fedcustoms::training

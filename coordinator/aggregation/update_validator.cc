@@ -1,0 +1,59 @@
+#include "coordinator/aggregation/update_validator.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace fedcustoms::coordinator {
+
+UpdateSpec UpdateSpec::Of(const tensor::NamedTensors& global) {
+  UpdateSpec spec;
+  for (const auto& [name, t] : global) {
+    if (!tensor::IsAggregatable(t)) continue;
+    spec.entries.push_back({name, t.sizes().vec()});
+  }
+  return spec;
+}
+
+absl::Status ValidateUpdate(const UpdateSource& update, const UpdateSpec& spec) {
+  size_t index = 0;
+  absl::Status status = update.ForEach([&](const std::string& name,
+                                           const torch::Tensor& t) -> absl::Status {
+    if (index >= spec.entries.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("update has an extra tensor \"", name,
+                                                     "\" after the ", spec.entries.size(),
+                                                     " expected"));
+    }
+    const UpdateSpec::Entry& want = spec.entries[index];
+    if (name != want.name) {
+      return absl::InvalidArgumentError(absl::StrCat("update tensor ", index, " is \"", name,
+                                                     "\", expected \"", want.name, "\""));
+    }
+    if (t.scalar_type() != torch::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat("update tensor \"", name, "\" has dtype ",
+                                                     c10::toString(t.scalar_type()),
+                                                     ", expected Float"));
+    }
+    if (t.sizes().vec() != want.shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("update tensor \"", name, "\" has shape [", absl::StrJoin(t.sizes(), ","),
+                       "], expected [", absl::StrJoin(want.shape, ","), "]"));
+    }
+    if (!tensor::AllFinite(t)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("update tensor \"", name, "\" contains NaN or Inf"));
+    }
+    ++index;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (index != spec.entries.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("update has ", index, " tensors, expected ",
+                                                   spec.entries.size(), " (missing \"",
+                                                   spec.entries[index].name, "\")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,83 @@
+#include "coordinator/config/coordinator_config.h"
+
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
+#include "common/task/risk_task.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || base_dir.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorConfig c,
+                                                               const std::string& source,
+                                                               const std::string& base_dir) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", field, ": ", what));
+  };
+  if (c.listen_address().empty()) return bad("listen_address", "required, e.g. \"127.0.0.1:7443\"");
+  for (auto [field, value] : {std::pair{"tls.ca_cert", c.mutable_tls()->mutable_ca_cert()},
+                              std::pair{"tls.cert", c.mutable_tls()->mutable_cert()},
+                              std::pair{"tls.key", c.mutable_tls()->mutable_key()},
+                              std::pair{"signing_key", c.mutable_signing_key()},
+                              std::pair{"registry_dir", c.mutable_registry_dir()},
+                              std::pair{"state_dir", c.mutable_state_dir()}}) {
+    if (value->empty()) return bad(field, "required");
+    *value = Resolve(base_dir, *value);
+  }
+  if (!c.port_file().empty()) c.set_port_file(Resolve(base_dir, c.port_file()));
+  if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
+    c.set_aggregation_mode(v1::PLAIN);
+  }
+  if (c.tasks().empty()) return bad("tasks", "at least one task is required");
+  std::set<std::string> names;
+  for (int i = 0; i < c.tasks_size(); ++i) {
+    v1::TaskConfig* t = c.mutable_tasks(i);
+    const std::string prefix = absl::StrCat("tasks[", i, "]");
+    if (t->name() != "risk") {
+      return bad(prefix + ".name", absl::StrCat("\"", t->name(),
+                                                "\" is not a task this coordinator runs; "
+                                                "expected \"risk\""));
+    }
+    if (!names.insert(t->name()).second) return bad(prefix + ".name", "duplicate task");
+    if (t->min_nodes() == 0) t->set_min_nodes(2);
+    if (t->min_nodes() > 1000) return bad(prefix + ".min_nodes", "must be 1..1000");
+    if (t->rounds() > 100000) return bad(prefix + ".rounds", "must be 0..100000 (0 = forever)");
+    if (t->round_deadline_seconds() == 0) t->set_round_deadline_seconds(300);
+    if (t->round_deadline_seconds() > 86400) {
+      return bad(prefix + ".round_deadline_seconds", "must be 1..86400");
+    }
+    if (t->eval_deadline_seconds() == 0) t->set_eval_deadline_seconds(60);
+    if (t->eval_deadline_seconds() > 86400) {
+      return bad(prefix + ".eval_deadline_seconds", "must be 1..86400");
+    }
+    if (t->gather_seconds() > 3600) return bad(prefix + ".gather_seconds", "must be 0..3600");
+    if (t->max_sample_count() == 0) t->set_max_sample_count(100000000);
+    if (t->schema_file().empty()) return bad(prefix + ".schema_file", "required");
+    t->set_schema_file(Resolve(base_dir, t->schema_file()));
+    if (absl::Status s = task::FinalizeTrainingConfig(t->mutable_training()); !s.ok()) {
+      return bad(prefix + ".training", std::string(s.message()));
+    }
+    if (absl::Status s = task::FinalizeRiskModelConfig(t->mutable_model()); !s.ok()) {
+      return bad(prefix + ".model", std::string(s.message()));
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<v1::CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
+  v1::CoordinatorConfig config;
+  if (absl::Status s = config::LoadProtoJson(path, &config); !s.ok()) return s;
+  return FinalizeCoordinatorConfig(std::move(config), path,
+                                   std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,132 @@
+#include "coordinator/coordinator.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "common/log/logging.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
+#include "common/data/declaration_schema.h"
+#include "common/tensor/chunker.h"
+#include "common/tls/credentials.h"
+#include "common/tls/require_tls13.h"
+#include "coordinator/service/admin_service_impl.h"
+#include "coordinator/service/analyst_service_impl.h"
+#include "coordinator/service/node_service_impl.h"
+
+namespace fedcustoms::coordinator {
+namespace fs = std::filesystem;
+
+Coordinator::Coordinator(v1::CoordinatorConfig config) : config_(std::move(config)) {}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(v1::CoordinatorConfig config) {
+  if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(config)));
+  const v1::CoordinatorConfig& cfg = c->config_;
+
+  auto credentials = tls::MakeServerCredentials(cfg.tls());
+  if (!credentials.ok()) return credentials.status();
+  c->credentials_ = *credentials;
+  auto signer = crypto::Ed25519Signer::Create(cfg.signing_key());
+  if (!signer.ok()) return signer.status();
+  c->signer_ = *std::move(signer);
+  auto verifier = crypto::Ed25519Verifier::FromPem(c->signer_->PublicKeyPem(), cfg.signing_key());
+  if (!verifier.ok()) return verifier.status();
+  c->verifier_ = *std::move(verifier);
+
+  const std::string spool_dir = cfg.state_dir() + "/spool";
+  std::error_code ec;
+  fs::create_directories(spool_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("state_dir ", cfg.state_dir(), ": cannot create: ", ec.message()));
+  }
+  // A spooled upload never outlives the process that received it.
+  for (const fs::directory_entry& e : fs::directory_iterator(spool_dir, ec)) {
+    fs::remove(e.path(), ec);
+  }
+  auto ledger = RoundLedger::Open(cfg.state_dir() + "/ledger.sqlite");
+  if (!ledger.ok()) return ledger.status();
+  c->ledger_ = *std::move(ledger);
+  auto registry = ModelRegistry::Open(cfg.registry_dir(), c->signer_.get(), c->verifier_.get());
+  if (!registry.ok()) return registry.status();
+  c->registry_ = *std::move(registry);
+
+  std::map<std::string, TaskRunner*> runners;
+  for (const v1::TaskConfig& task : cfg.tasks()) {
+    auto schema = data::LoadDeclarationSchema(task.schema_file());
+    if (!schema.ok()) return schema.status();
+    TaskRunner::Options options;
+    options.config = task;
+    options.schema = *std::move(schema);
+    options.spool_dir = spool_dir;
+    options.mode = "plain";
+    auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
+                                     c->signer_.get());
+    if (!runner.ok()) return runner.status();
+    runners[task.name()] = runner->get();
+    c->runners_.push_back(*std::move(runner));
+  }
+  c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir);
+  c->analyst_service_ = std::make_unique<AnalystServiceImpl>(c->registry_.get());
+  c->admin_service_ = std::make_unique<AdminServiceImpl>(runners);
+  return c;
+}
+
+TaskRunner* Coordinator::runner(const std::string& task) const {
+  for (const auto& r : runners_) {
+    if (r->name() == task) return r.get();
+  }
+  return nullptr;
+}
+
+absl::Status Coordinator::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.listen_address(), credentials_, &port_);
+  builder.RegisterService(node_service_.get());
+  builder.RegisterService(analyst_service_.get());
+  builder.RegisterService(admin_service_.get());
+  // Chunks are at most 1 MiB; nothing legitimate comes near 4 MiB.
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetMaxSendMessageSize(4 << 20);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen_address(),
+                                               " (address in use or not local?)"));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  for (const auto& r : runners_) r->Start();
+  spdlog::info("coordinator listening on {} (port {}), mutual TLS 1.3, {} task(s), mode plain",
+               config_.listen_address(), port_, runners_.size());
+  if (!config_.port_file().empty()) {
+    if (absl::Status s = crypto::WriteFileAtomically(config_.port_file(), std::to_string(port_));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (const auto& r : runners_) r->Stop();
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+}
+
+void Coordinator::Wait() {
+  if (server_) server_->Wait();
+}
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/crypto/ed25519.h"
+#include "coordinator/ledger/round_ledger.h"
+#include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/task_runner.h"
+#include "fedcustoms/v1/config.pb.h"
+
+namespace fedcustoms::coordinator {
+
+class NodeServiceImpl;
+class AnalystServiceImpl;
+class AdminServiceImpl;
+
+// The coordinator: one gRPC server over mutual TLS (node, analyst and admin
+// services, health checking, reflection), one TaskRunner per task, the model
+// registry and the round ledger. Start() binds and serves; Port() tells the
+// port when the config asked for port 0; Shutdown() stops everything.
+class Coordinator {
+ public:
+  // Loads credentials, keys, registry, ledger and schemas from a finalized
+  // config (see LoadCoordinatorConfig). Nothing listens yet.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(v1::CoordinatorConfig config);
+  ~Coordinator();
+
+  // Binds the listen address and starts the rounds.
+  absl::Status Start();
+  int Port() const { return port_; }
+  // Stops accepting calls, wakes long-polls, stops the rounds. Idempotent.
+  void Shutdown();
+  // Blocks until Shutdown().
+  void Wait();
+
+  const ModelRegistry& registry() const { return *registry_; }
+  RoundLedger& ledger() { return *ledger_; }
+  TaskRunner* runner(const std::string& task) const;
+
+ private:
+  explicit Coordinator(v1::CoordinatorConfig config);
+
+  const v1::CoordinatorConfig config_;
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
+  std::unique_ptr<crypto::Ed25519Signer> signer_;
+  std::unique_ptr<crypto::Ed25519Verifier> verifier_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<RoundLedger> ledger_;
+  std::vector<std::unique_ptr<TaskRunner>> runners_;
+  std::unique_ptr<NodeServiceImpl> node_service_;
+  std::unique_ptr<AnalystServiceImpl> analyst_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace fedcustoms::coordinator {
+
+// What one round did, as recorded in the ledger. Counts only: the ledger never
+// says which node sent what.
+struct RoundRecord {
+  std::string task;
+  uint64_t round_id = 0;
+  // Global model version the round trained from.
+  uint64_t base_version = 0;
+  // Version it produced; 0 when the round aborted.
+  uint64_t result_version = 0;
+  // "completed" or "aborted".
+  std::string status;
+  // Why the round aborted (empty when completed).
+  std::string reason;
+  // "plain" (secure aggregation comes next).
+  std::string mode;
+  // "fedavg".
+  std::string strategy;
+  uint32_t selected_nodes = 0;
+  uint32_t participants = 0;
+  uint32_t dropped = 0;
+  uint32_t rejected_updates = 0;
+  uint64_t samples = 0;
+  // Unix time the round opened, and seconds spent in each phase.
+  double opened_at = 0;
+  double train_seconds = 0;
+  double aggregate_seconds = 0;
+  double eval_seconds = 0;
+  // Aggregated evaluation metrics of the result version as JSON ("{}" if none).
+  std::string metrics_json = "{}";
+};
+
+// The coordinator's round ledger: one SQLite row per finished round, written
+// with full durability (WAL, synchronous=FULL). Thread-safe.
+class RoundLedger {
+ public:
+  // Opens or creates the ledger at `path`; the error names the path.
+  static absl::StatusOr<std::unique_ptr<RoundLedger>> Open(const std::string& path);
+  ~RoundLedger();
+  RoundLedger(const RoundLedger&) = delete;
+  RoundLedger& operator=(const RoundLedger&) = delete;
+
+  // Appends a record; (task, round_id) must be new.
+  absl::Status Record(const RoundRecord& record);
+
+  // All records of `task` (all tasks when empty), by task then round.
+  absl::StatusOr<std::vector<RoundRecord>> List(const std::string& task) const;
+
+  // Highest round id recorded for `task`, 0 when none.
+  absl::StatusOr<uint64_t> LastRoundId(const std::string& task) const;
+
+ private:
+  RoundLedger(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Exec(const char* sql);
+
+  mutable std::mutex mu_;
+  sqlite3* db_;  // Owned; guarded by mu_.
+  const std::string path_;
+};
+
+}  // namespace fedcustoms::coordinator

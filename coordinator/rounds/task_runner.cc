@@ -1,0 +1,608 @@
+#include "coordinator/rounds/task_runner.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+
+#include "common/log/logging.h"
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/data/declaration_schema.h"
+#include "common/metrics/binary_metrics.h"
+#include "common/task/risk_task.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A node that has not called for this long is no longer counted as available.
+constexpr seconds kAvailableWindow(25);
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ToJsonText(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
+
+absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
+  if (!InUnitInterval(m.roc_auc()) || !InUnitInterval(m.pr_auc())) {
+    return absl::InvalidArgumentError("metrics: roc_auc and pr_auc must be within [0, 1]");
+  }
+  if (!std::isfinite(m.loss()) || m.loss() < 0) {
+    return absl::InvalidArgumentError("metrics: loss must be finite and >= 0");
+  }
+  if (m.examples() == 0 || m.positives() > m.examples()) {
+    return absl::InvalidArgumentError("metrics: need examples > 0 and positives <= examples");
+  }
+  for (const v1::AtBudget& b : m.at_budget()) {
+    if (!InUnitInterval(b.precision()) || !InUnitInterval(b.recall()) || b.percent() == 0 ||
+        b.percent() > 100) {
+      return absl::InvalidArgumentError(
+          "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* TaskRunner::PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kGathering: return "gathering";
+    case Phase::kTraining: return "training";
+    case Phase::kAggregating: return "aggregating";
+    case Phase::kEvaluating: return "evaluating";
+    case Phase::kFinished: return "finished";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
+    Options options, ModelRegistry* registry, RoundLedger* ledger,
+    const crypto::Ed25519Signer* signer) {
+  const std::string& task = options.config.name();
+  absl::StatusOr<tensor::NamedTensors> fresh = task::InitialRiskState(
+      options.schema, options.config.model(), options.config.training().seed());
+  if (!fresh.ok()) return fresh.status();
+  UpdateSpec spec = UpdateSpec::Of(*fresh);
+  // An upload is the update's encoding; anything much larger is hostile.
+  const uint64_t max_upload_bytes = DigestWireEncoding(*fresh).bytes * 2 + (1 << 20);
+
+  std::unique_ptr<TaskRunner> runner(new TaskRunner(std::move(options), registry, ledger, signer,
+                                                    std::move(spec), max_upload_bytes));
+  const std::string& schema_hash = runner->feature_schema_hash();
+
+  std::vector<uint64_t> versions = registry->Versions(task);
+  std::shared_ptr<const ModelSnapshot> global;
+  if (versions.empty()) {
+    manifest::ModelManifest m = runner->ManifestTemplate(0);
+    m.has_parent = false;
+    absl::StatusOr<std::shared_ptr<const ModelSnapshot>> v0 =
+        runner->MakeSnapshot(std::move(m), *std::move(fresh), /*publish=*/true);
+    if (!v0.ok()) return v0.status();
+    global = *v0;
+    spdlog::info("task {}: published initial model version 0", task);
+  } else {
+    const uint64_t latest = versions.back();
+    absl::StatusOr<manifest::SignedManifest> signed_manifest =
+        registry->ReadManifest(task, latest);
+    if (!signed_manifest.ok()) return signed_manifest.status();
+    absl::StatusOr<manifest::ModelManifest> m =
+        manifest::ParseManifest(signed_manifest->json, absl::StrCat(task, " v", latest));
+    if (!m.ok()) return m.status();
+    if (m->feature_schema_hash != schema_hash) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "task ", task, ": the registry's version ", latest, " was trained on feature schema ",
+          m->feature_schema_hash, " but the configured schema hashes to ", schema_hash,
+          "; use a new registry directory or the original schema"));
+    }
+    absl::StatusOr<tensor::NamedTensors> weights = registry->LoadWeights(task, latest);
+    if (!weights.ok()) return weights.status();
+    if (absl::Status s = task::CheckSameLayout(*fresh, *weights); !s.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("task ", task, ": registry version ", latest,
+                       " does not fit the configured model: ", s.message()));
+    }
+    auto snapshot = std::make_shared<ModelSnapshot>();
+    WireDigest digest = DigestWireEncoding(*weights);
+    snapshot->version = latest;
+    snapshot->tensors = *std::move(weights);
+    snapshot->manifest = *std::move(signed_manifest);
+    snapshot->wire_sha256 = digest.sha256_hex;
+    snapshot->wire_bytes = digest.bytes;
+    global = snapshot;
+    spdlog::info("task {}: resuming from registry version {}", task, latest);
+  }
+
+  absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
+  if (!history.ok()) return history.status();
+  std::lock_guard lock(runner->mu_);
+  runner->global_ = std::move(global);
+  for (const RoundRecord& r : *history) {
+    runner->round_id_ = std::max(runner->round_id_, r.round_id);
+    (r.status == "completed" ? runner->rounds_completed_ : runner->rounds_aborted_)++;
+  }
+  return runner;
+}
+
+TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
+                       const crypto::Ed25519Signer* signer, UpdateSpec spec,
+                       uint64_t max_upload_bytes)
+    : options_(std::move(options)),
+      registry_(registry),
+      ledger_(ledger),
+      signer_(signer),
+      spec_(std::move(spec)),
+      max_upload_bytes_(max_upload_bytes),
+      feature_schema_hash_(data::FeatureSchemaHash(options_.schema)) {}
+
+TaskRunner::~TaskRunner() { Stop(); }
+
+void TaskRunner::Start() { driver_ = std::thread([this] { DriverLoop(); }); }
+
+void TaskRunner::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (driver_.joinable()) driver_.join();
+}
+
+manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
+  manifest::ModelManifest m;
+  m.task = options_.config.name();
+  m.version = version;
+  m.has_parent = version > 0;
+  m.parent = version > 0 ? version - 1 : 0;
+  m.architecture = "risk_mlp";
+  m.hyperparameters_json = ToJsonText(options_.config.model());
+  m.training_json = ToJsonText(options_.config.training());
+  m.feature_schema_json = task::FeatureSchemaSummaryJson(options_.schema);
+  m.feature_schema_hash = feature_schema_hash_;
+  m.aggregation_mode = options_.mode;
+  m.strategy = "fedavg";
+  m.created_at = manifest::NowRfc3339();
+  return m;
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
+    manifest::ModelManifest m, tensor::NamedTensors tensors, bool publish) {
+  auto snapshot = std::make_shared<ModelSnapshot>();
+  WireDigest digest = DigestWireEncoding(tensors);
+  m.wire_sha256 = digest.sha256_hex;
+  snapshot->version = m.version;
+  snapshot->wire_sha256 = digest.sha256_hex;
+  snapshot->wire_bytes = digest.bytes;
+  if (publish) {
+    absl::StatusOr<manifest::SignedManifest> published = registry_->Publish(m, tensors);
+    if (!published.ok()) return published.status();
+    snapshot->manifest = *std::move(published);
+  } else {
+    snapshot->manifest = manifest::SignManifest(m, *signer_);
+  }
+  snapshot->tensors = std::move(tensors);
+  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
+}
+
+void TaskRunner::Touch(const std::string& node) {
+  {
+    std::lock_guard lock(mu_);
+    last_seen_[node] = Clock::now();
+  }
+  changed_.notify_all();
+}
+
+std::set<std::string> TaskRunner::AvailableLocked() const {
+  std::set<std::string> out;
+  const Clock::time_point now = Clock::now();
+  for (const auto& [node, seen] : last_seen_) {
+    if (now - seen <= kAvailableWindow) out.insert(node);
+  }
+  return out;
+}
+
+std::set<std::string> TaskRunner::AvailableNodes() const {
+  std::lock_guard lock(mu_);
+  return AvailableLocked();
+}
+
+bool TaskRunner::RoundsDone() const {
+  return options_.config.rounds() > 0 && rounds_completed_ >= options_.config.rounds();
+}
+
+void TaskRunner::DriverLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (RoundsDone()) {
+      phase_ = Phase::kFinished;
+      changed_.notify_all();
+      spdlog::info("task {}: all {} rounds done", name(), options_.config.rounds());
+      changed_.wait(lock, [&] { return stopping_; });
+      break;
+    }
+    Gather(lock);
+    if (stopping_) break;
+    Train(lock);
+    if (stopping_ || phase_ != Phase::kEvaluating) continue;
+    Evaluate(lock);
+  }
+}
+
+void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
+  phase_ = Phase::kGathering;
+  changed_.notify_all();
+  const uint32_t min_nodes = options_.config.min_nodes();
+  while (!stopping_) {
+    changed_.wait_for(lock, milliseconds(250), [&] {
+      return stopping_ || AvailableLocked().size() >= min_nodes;
+    });
+    if (stopping_ || AvailableLocked().size() < min_nodes) continue;
+    // Give nodes that are about to poll a moment to be counted too.
+    changed_.wait_for(lock, seconds(options_.config.gather_seconds()), [&] { return stopping_; });
+    if (stopping_) return;
+    std::set<std::string> available = AvailableLocked();
+    if (available.size() < min_nodes) continue;
+    selected_ = std::move(available);
+    break;
+  }
+  if (stopping_) return;
+  // No fold can run outside the training phase, so resetting the sum here
+  // races with nothing; fold_mu_ is still taken in its documented order.
+  lock.unlock();
+  {
+    std::lock_guard fold_lock(fold_mu_);
+    fed_avg_ = std::make_unique<FedAvg>(spec_);
+  }
+  lock.lock();
+  ++round_id_;
+  submitted_.clear();
+  uploading_.clear();
+  reported_.clear();
+  rejected_updates_ = 0;
+  record_ = RoundRecord{};
+  record_.task = name();
+  record_.round_id = round_id_;
+  record_.base_version = global_->version;
+  record_.mode = options_.mode;
+  record_.strategy = "fedavg";
+  record_.selected_nodes = static_cast<uint32_t>(selected_.size());
+  record_.opened_at = UnixNow();
+}
+
+void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
+  const auto opened = Clock::now();
+  phase_ = Phase::kTraining;
+  phase_deadline_ = opened + seconds(options_.config.round_deadline_seconds());
+  spdlog::info("task {}: round {} open with {} nodes on model version {}, deadline {} s", name(),
+               round_id_, selected_.size(), global_->version,
+               options_.config.round_deadline_seconds());
+  changed_.notify_all();
+  changed_.wait_until(lock, phase_deadline_, [&] {
+    return stopping_ || (submitted_.size() == selected_.size() && uploading_.empty());
+  });
+  if (stopping_) return;
+  phase_ = Phase::kAggregating;
+  changed_.notify_all();
+  record_.train_seconds = std::chrono::duration<double>(Clock::now() - opened).count();
+
+  // Wait for a fold that began before the close; it still counts.
+  lock.unlock();
+  std::unique_ptr<FedAvg> fed_avg;
+  {
+    std::lock_guard fold_lock(fold_mu_);
+    fed_avg = std::move(fed_avg_);
+  }
+  lock.lock();
+  uploading_.clear();
+  const uint32_t min_nodes = options_.config.min_nodes();
+  record_.participants = static_cast<uint32_t>(submitted_.size());
+  record_.dropped = static_cast<uint32_t>(selected_.size() - submitted_.size());
+  record_.rejected_updates = rejected_updates_;
+  record_.samples = fed_avg ? fed_avg->samples() : 0;
+  if (submitted_.size() < min_nodes) {
+    AbortRound(absl::StrCat("only ", submitted_.size(), " of ", selected_.size(),
+                            " selected nodes sent a valid update by the deadline; min_nodes is ",
+                            min_nodes));
+    return;
+  }
+
+  const auto aggregate_start = Clock::now();
+  std::shared_ptr<const ModelSnapshot> base = global_;
+  manifest::ModelManifest m = ManifestTemplate(base->version + 1);
+  m.round_id = round_id_;
+  m.contributing_nodes = record_.participants;
+  m.total_samples = record_.samples;
+  lock.unlock();
+  absl::StatusOr<tensor::NamedTensors> next = fed_avg->Apply(base->tensors);
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
+      next.ok() ? MakeSnapshot(std::move(m), *std::move(next), /*publish=*/false)
+                : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
+  lock.lock();
+  record_.aggregate_seconds =
+      std::chrono::duration<double>(Clock::now() - aggregate_start).count();
+  if (!candidate.ok()) {
+    AbortRound(absl::StrCat("aggregation failed: ", candidate.status().message()));
+    return;
+  }
+  candidate_ = *std::move(candidate);
+  phase_ = Phase::kEvaluating;
+  phase_deadline_ = Clock::now() + seconds(options_.config.eval_deadline_seconds());
+  spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
+               name(), round_id_, record_.participants, record_.samples, candidate_->version);
+  changed_.notify_all();
+}
+
+void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
+  const auto start = Clock::now();
+  changed_.wait_until(lock, phase_deadline_,
+                      [&] { return stopping_ || reported_.size() == submitted_.size(); });
+  if (stopping_) return;
+  record_.eval_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<v1::EvaluationMetrics> reports;
+  for (const auto& [node, metrics] : reported_) reports.push_back(metrics);
+  std::string metrics_json = "{}";
+  if (!reports.empty()) metrics_json = ToJsonText(metrics::WeightedMeanMetrics(reports));
+  record_.metrics_json = metrics_json;
+
+  std::shared_ptr<const ModelSnapshot> candidate = candidate_;
+  absl::StatusOr<manifest::ModelManifest> m =
+      manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
+  lock.unlock();
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published = m.status();
+  if (m.ok()) {
+    m->metrics_json = metrics_json;
+    m->created_at = manifest::NowRfc3339();
+    published = MakeSnapshot(*std::move(m), candidate->tensors, /*publish=*/true);
+  }
+  lock.lock();
+  if (!published.ok()) {
+    AbortRound(absl::StrCat("cannot publish version ", candidate->version, ": ",
+                            published.status().message()));
+    return;
+  }
+  global_ = *std::move(published);
+  candidate_.reset();
+  record_.result_version = global_->version;
+  record_.status = "completed";
+  if (absl::Status s = ledger_->Record(record_); !s.ok()) {
+    spdlog::error("task {}: round {}: {}", name(), round_id_, s.message());
+  }
+  ++rounds_completed_;
+  spdlog::info("task {}: round {} published version {} ({} of {} nodes reported metrics)", name(),
+               round_id_, global_->version, reports.size(), submitted_.size());
+  phase_ = Phase::kGathering;
+  changed_.notify_all();
+}
+
+void TaskRunner::AbortRound(const std::string& reason) {
+  spdlog::warn("task {}: round {} aborted: {}; model stays at version {}", name(), round_id_,
+               reason, global_->version);
+  candidate_.reset();
+  record_.status = "aborted";
+  record_.reason = reason;
+  if (absl::Status s = ledger_->Record(record_); !s.ok()) {
+    spdlog::error("task {}: round {}: {}", name(), round_id_, s.message());
+  }
+  ++rounds_aborted_;
+  phase_ = Phase::kGathering;
+  changed_.notify_all();
+}
+
+v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait) {
+  std::unique_lock lock(mu_);
+  last_seen_[node] = Clock::now();
+  changed_.notify_all();
+  const auto deadline = Clock::now() + wait;
+  auto compute = [&]() {
+    v1::TaskAssignment a;
+    a.set_task(name());
+    a.set_kind(v1::TaskAssignment::WAIT);
+    const auto left = std::chrono::duration_cast<seconds>(phase_deadline_ - Clock::now());
+    if (phase_ == Phase::kFinished) {
+      a.set_kind(v1::TaskAssignment::FINISHED);
+    } else if (phase_ == Phase::kTraining && selected_.count(node) && !submitted_.count(node) &&
+               !uploading_.count(node)) {
+      a.set_kind(v1::TaskAssignment::TRAIN);
+      a.set_round_id(round_id_);
+      a.set_model_version(global_->version);
+      *a.mutable_training() = options_.config.training();
+      *a.mutable_model() = options_.config.model();
+      a.set_manifest_json(global_->manifest.json);
+      a.set_manifest_signature(global_->manifest.signature);
+      a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
+    } else if (phase_ == Phase::kEvaluating && submitted_.count(node) && !reported_.count(node)) {
+      a.set_kind(v1::TaskAssignment::EVALUATE);
+      a.set_round_id(round_id_);
+      a.set_model_version(candidate_->version);
+      *a.mutable_model() = options_.config.model();
+      a.set_manifest_json(candidate_->manifest.json);
+      a.set_manifest_signature(candidate_->manifest.signature);
+      a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
+    }
+    return a;
+  };
+  while (true) {
+    v1::TaskAssignment a = compute();
+    if (a.kind() != v1::TaskAssignment::WAIT || stopping_) return a;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return compute();
+  }
+}
+
+absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase phase) const {
+  if (round_id == 0 || round_id > round_id_) {
+    return absl::FailedPreconditionError(absl::StrCat("unknown round ", round_id, " of task ",
+                                                      name(), " (current round ", round_id_,
+                                                      ")"));
+  }
+  if (round_id < round_id_) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
+                                                      " is closed (current round ", round_id_,
+                                                      ")"));
+  }
+  if (phase_ != phase) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
+                                                      " is ", PhaseName(phase_), ", not ",
+                                                      PhaseName(phase)));
+  }
+  const uint64_t expected =
+      phase == Phase::kEvaluating ? candidate_->version : global_->version;
+  if (version != expected) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
+                                                      " uses model version ", expected, ", not ",
+                                                      version));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownload(
+    const std::string& node, uint64_t round_id, uint64_t version) {
+  std::lock_guard lock(mu_);
+  last_seen_[node] = Clock::now();
+  if (phase_ == Phase::kEvaluating) {
+    if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
+    if (!submitted_.count(node)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node ", node, " did not contribute to round ", round_id, " and does not evaluate it"));
+    }
+    return candidate_;
+  }
+  if (absl::Status s = CheckRound(round_id, version, Phase::kTraining); !s.ok()) return s;
+  if (!selected_.count(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " is not selected for round ", round_id));
+  }
+  return global_;
+}
+
+absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHeader& header) {
+  std::lock_guard lock(mu_);
+  last_seen_[node] = Clock::now();
+  if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
+      !s.ok()) {
+    return s;
+  }
+  if (!selected_.count(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " is not selected for round ", header.round_id()));
+  }
+  if (submitted_.count(node)) {
+    return absl::AlreadyExistsError(absl::StrCat("node ", node, " already sent its update for round ",
+                                                 header.round_id()));
+  }
+  if (uploading_.count(node)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "an upload from node ", node, " for round ", header.round_id(), " is already in progress"));
+  }
+  if (header.sample_count() == 0 || header.sample_count() > options_.config.max_sample_count()) {
+    ++rejected_updates_;
+    return absl::InvalidArgumentError(absl::StrCat("sample_count ", header.sample_count(),
+                                                   " is outside 1..",
+                                                   options_.config.max_sample_count()));
+  }
+  if (!std::isfinite(header.train_loss())) {
+    ++rejected_updates_;
+    return absl::InvalidArgumentError("train_loss is NaN or Inf");
+  }
+  uploading_.insert(node);
+  return absl::OkStatus();
+}
+
+void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& header) {
+  {
+    std::lock_guard lock(mu_);
+    if (header.round_id() == round_id_) uploading_.erase(node);
+  }
+  changed_.notify_all();
+}
+
+absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateHeader& header,
+                                      const std::string& spool_path) {
+  SpooledUpdate update(spool_path);
+  if (absl::Status s = ValidateUpdate(update, spec_); !s.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      if (header.round_id() == round_id_) {
+        uploading_.erase(node);
+        ++rejected_updates_;
+      }
+    }
+    changed_.notify_all();
+    return absl::InvalidArgumentError(absl::StrCat("update from ", node, " for round ",
+                                                   header.round_id(), " rejected: ", s.message()));
+  }
+  std::lock_guard fold_lock(fold_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (absl::Status s =
+            CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
+        !s.ok() || !fed_avg_) {
+      if (header.round_id() == round_id_) uploading_.erase(node);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "round ", header.round_id(), " closed before the update from ", node,
+          " could be aggregated"));
+    }
+  }
+  absl::Status folded = fed_avg_->Add(update, header.sample_count());
+  {
+    std::lock_guard lock(mu_);
+    uploading_.erase(node);
+    if (folded.ok()) {
+      submitted_[node] = header.sample_count();
+    } else {
+      ++rejected_updates_;
+    }
+  }
+  changed_.notify_all();
+  return folded;
+}
+
+absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_id,
+                                       uint64_t version, const v1::EvaluationMetrics& metrics) {
+  {
+    std::lock_guard lock(mu_);
+    last_seen_[node] = Clock::now();
+    if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
+    if (!submitted_.count(node)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node ", node, " did not contribute to round ", round_id, " and cannot report on it"));
+    }
+    if (reported_.count(node)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("node ", node, " already reported metrics for round ", round_id));
+    }
+    if (absl::Status s = CheckMetrics(metrics); !s.ok()) return s;
+    reported_[node] = metrics;
+  }
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+v1::TaskStatus TaskRunner::Status() const {
+  std::lock_guard lock(mu_);
+  v1::TaskStatus status;
+  status.set_task(name());
+  status.set_latest_version(global_->version);
+  status.set_round_id(round_id_);
+  status.set_phase(PhaseName(phase_));
+  status.set_rounds_completed(rounds_completed_);
+  status.set_rounds_aborted(rounds_aborted_);
+  return status;
+}
+
+}  // namespace fedcustoms::coordinator

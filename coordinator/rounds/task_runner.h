@@ -1,0 +1,155 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "coordinator/aggregation/fed_avg.h"
+#include "coordinator/ledger/round_ledger.h"
+#include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/model_snapshot.h"
+#include "fedcustoms/v1/admin_service.pb.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/metrics.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
+#include "fedcustoms/v1/schema.pb.h"
+
+namespace fedcustoms::coordinator {
+
+// Runs the rounds of one task (see DESIGN.md "The round"):
+//   gathering  → wait until min_nodes nodes are polling, select them
+//   training   → selected nodes download model v, train, upload Δ; each valid
+//                update is folded into FedAvg as it arrives
+//   evaluating → participants evaluate the candidate v+1 on their hold-out
+//   publish    → v+1 goes to the registry with its signed manifest and metrics
+// If fewer than min_nodes valid updates arrive by the deadline the round aborts
+// and the global model is unchanged. Every finished round is in the ledger.
+//
+// The gRPC handlers call the public methods from any thread; a driver thread
+// moves the phases along. Long-polls wait on a condition variable with a
+// bounded timeout, so no dead node holds anything.
+class TaskRunner {
+ public:
+  struct Options {
+    v1::TaskConfig config;  // Defaults already applied.
+    v1::DeclarationSchema schema;
+    std::string spool_dir;
+    std::string mode = "plain";
+  };
+
+  // Loads the latest published version of the task from `registry` (or
+  // publishes a freshly initialized v0) and the last round id from `ledger`.
+  // registry, ledger and signer must outlive the runner.
+  static absl::StatusOr<std::unique_ptr<TaskRunner>> Create(
+      Options options, ModelRegistry* registry, RoundLedger* ledger,
+      const crypto::Ed25519Signer* signer);
+  ~TaskRunner();
+
+  // Starts / stops the driver thread. Stop wakes every waiting long-poll.
+  void Start();
+  void Stop();
+
+  const std::string& name() const { return options_.config.name(); }
+  // Hex SHA-256 of the task's feature schema; joining nodes must match it.
+  const std::string& feature_schema_hash() const { return feature_schema_hash_; }
+
+  // A node said hello (Join or any call): it counts as available for a while.
+  void Touch(const std::string& node);
+
+  // Long-poll: the node's next assignment, waiting up to `wait` for one.
+  v1::TaskAssignment NextAssignment(const std::string& node, std::chrono::milliseconds wait);
+
+  // The model `node` may download for (round, version): the round's global
+  // model while training, the candidate while evaluating. FAILED_PRECONDITION
+  // for any other round, version or phase, PERMISSION_DENIED if the node was
+  // not selected.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelForDownload(const std::string& node,
+                                                                       uint64_t round_id,
+                                                                       uint64_t version);
+
+  // Upload of one update, in three steps so nothing reaches the sum before it
+  // is complete and valid: BeginUpload checks the header and reserves the
+  // node's slot; FinishUpload validates the spooled file and folds it in;
+  // AbortUpload releases the slot after a failed transfer (the node may retry
+  // while the round is open).
+  absl::Status BeginUpload(const std::string& node, const v1::UpdateHeader& header);
+  absl::Status FinishUpload(const std::string& node, const v1::UpdateHeader& header,
+                            const std::string& spool_path);
+  void AbortUpload(const std::string& node, const v1::UpdateHeader& header);
+
+  // Metrics of the candidate on a participant's hold-out.
+  absl::Status ReportMetrics(const std::string& node, uint64_t round_id, uint64_t version,
+                             const v1::EvaluationMetrics& metrics);
+
+  v1::TaskStatus Status() const;
+  std::set<std::string> AvailableNodes() const;
+
+  // Maximum bytes an upload for this task may have (derived from the model).
+  uint64_t MaxUploadBytes() const { return max_upload_bytes_; }
+
+ private:
+  enum class Phase { kGathering, kTraining, kAggregating, kEvaluating, kFinished };
+  static const char* PhaseName(Phase phase);
+  using Clock = std::chrono::steady_clock;
+
+  TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
+             const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t max_upload_bytes);
+
+  void DriverLoop();
+  // Each returns with mu_ held, after the phase it drives is over.
+  void Gather(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Train(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Evaluate(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeSnapshot(
+      manifest::ModelManifest manifest, tensor::NamedTensors tensors, bool publish);
+  manifest::ModelManifest ManifestTemplate(uint64_t version) const;
+
+  // Constant after construction.
+  const Options options_;
+  ModelRegistry* const registry_;
+  RoundLedger* const ledger_;
+  const crypto::Ed25519Signer* const signer_;
+  const UpdateSpec spec_;
+  const uint64_t max_upload_bytes_;
+  const std::string feature_schema_hash_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // Signalled on every phase change.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kGathering;
+  std::shared_ptr<const ModelSnapshot> global_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ModelSnapshot> candidate_ ABSL_GUARDED_BY(mu_);
+  uint64_t round_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Clock::time_point> last_seen_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> uploading_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> submitted_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::EvaluationMetrics> reported_ ABSL_GUARDED_BY(mu_);
+  uint32_t rejected_updates_ ABSL_GUARDED_BY(mu_) = 0;
+  RoundRecord record_ ABSL_GUARDED_BY(mu_);
+  uint32_t rounds_completed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
+
+  // Serializes folding into the sum; taken before mu_ when both are needed.
+  std::mutex fold_mu_;
+  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);
+
+  std::thread driver_;
+};
+
+}  // namespace fedcustoms::coordinator

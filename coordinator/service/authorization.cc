@@ -1,0 +1,40 @@
+#include "coordinator/service/authorization.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/log/logging.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::coordinator {
+
+absl::StatusOr<pki::PeerIdentity> Authorize(const grpc::ServerContext& context,
+                                            std::initializer_list<pki::Role> allowed,
+                                            std::string_view rpc) {
+  // Debian's abseil has its own string_view: convert explicitly.
+  const std::string rpc_name(rpc);
+  absl::StatusOr<pki::PeerIdentity> peer = pki::PeerIdentityFromContext(context);
+  if (!peer.ok()) {
+    spdlog::warn("{} refused: no usable client certificate from {}: {}", rpc, context.peer(),
+                 peer.status().message());
+    return absl::UnauthenticatedError(
+        absl::StrCat(rpc_name, ": no usable client certificate: ", peer.status().message()));
+  }
+  if (std::find(allowed.begin(), allowed.end(), peer->role) == allowed.end()) {
+    spdlog::warn("{} refused: {} has role {}", rpc, peer->common_name, pki::RoleName(peer->role));
+    return absl::PermissionDeniedError(absl::StrCat(rpc_name, " is not allowed for role ",
+                                                    std::string(pki::RoleName(peer->role)),
+                                                    " (caller ",
+                                                    peer->common_name, ")"));
+  }
+  return peer;
+}
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,213 @@
+#include "coordinator/service/node_service_impl.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/log/logging.h"
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/tensor/chunker.h"
+#include "common/tensor/tensor_codec.h"
+#include "coordinator/service/authorization.h"
+#include "coordinator/service/chunk_streaming.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+constexpr char kNodeRpc[] = "NodeService";
+
+// Deletes the spool file however the upload ends.
+class SpoolFile {
+ public:
+  explicit SpoolFile(std::string path) : path_(std::move(path)) {}
+  ~SpoolFile() {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string SpoolName(const std::string& dir, const std::string& task, uint64_t round,
+                      const std::string& node) {
+  static std::atomic<uint64_t> counter{0};
+  return absl::StrCat(dir, "/", task, "-r", round, "-", node, "-", ::getpid(), "-", counter++,
+                      ".upload");
+}
+
+}  // namespace
+
+absl::StatusOr<TaskRunner*> NodeServiceImpl::Runner(const std::string& task) const {
+  auto it = runners_.find(task);
+  if (it == runners_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown task \"", task, "\""));
+  }
+  return it->second;
+}
+
+grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinRequest* request,
+                                   v1::JoinResponse* response) {
+  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.Join");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  if (request->tasks().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "join: no task named");
+  }
+  for (const std::string& task : request->tasks()) {
+    auto runner = Runner(task);
+    if (!runner.ok()) return ToGrpc(runner.status());
+    const std::string& expected = (*runner)->feature_schema_hash();
+    if (request->feature_schema_hash() != expected) {
+      spdlog::warn("join refused for {}: feature schema {} differs from task {}'s {}",
+                   peer->common_name, request->feature_schema_hash(), task, expected);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("feature schema hash ", request->feature_schema_hash(),
+                                       " differs from task ", task, "'s ", expected,
+                                       ": the node's schema file does not match the federation's"));
+    }
+    (*runner)->Touch(peer->common_name);
+  }
+  spdlog::info("node {} joined (tasks: {}; {} train rows, {} hold-out rows)", peer->common_name,
+               absl::StrJoin(request->tasks(), ","), request->data().train_rows(),
+               request->data().holdout_rows());
+  response->set_node_id(peer->common_name);
+  response->set_poll_seconds(kMaxPollSeconds);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
+                                      const v1::GetTaskRequest* request,
+                                      v1::TaskAssignment* response) {
+  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.GetTask");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  auto runner = Runner(request->task());
+  if (!runner.ok()) return ToGrpc(runner.status());
+  uint32_t wait_seconds = request->wait_seconds();
+  if (wait_seconds == 0 || wait_seconds > kMaxPollSeconds) wait_seconds = kMaxPollSeconds;
+  auto wait = std::chrono::milliseconds(wait_seconds * 1000);
+  // Answer before the client's own deadline expires.
+  const auto until_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
+      context->deadline() - std::chrono::system_clock::now() - std::chrono::milliseconds(500));
+  wait = std::max(std::chrono::milliseconds(0), std::min(wait, until_deadline));
+  *response = (*runner)->NextAssignment(peer->common_name, wait);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
+                                            const v1::DownloadModelRequest* request,
+                                            grpc::ServerWriter<v1::DataChunk>* writer) {
+  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.DownloadModel");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  auto runner = Runner(request->task());
+  if (!runner.ok()) return ToGrpc(runner.status());
+  auto snapshot = (*runner)->ModelForDownload(peer->common_name, request->round_id(),
+                                              request->model_version());
+  if (!snapshot.ok()) {
+    spdlog::warn("download refused for {}: {}", peer->common_name, snapshot.status().message());
+    return ToGrpc(snapshot.status());
+  }
+  tensor::TensorEncoder encoder((*snapshot)->tensors);
+  absl::Status sent = StreamChunks(
+      [&](char* dst, size_t max) { return encoder.Read(dst, max); }, (*snapshot)->wire_bytes,
+      writer);
+  if (!sent.ok()) {
+    spdlog::warn("download of {} v{} by {} failed: {}", request->task(), request->model_version(),
+                 peer->common_name, sent.message());
+    return ToGrpc(sent);
+  }
+  spdlog::info("node {} downloaded {} v{} for round {} ({} bytes)", peer->common_name,
+               request->task(), request->model_version(), request->round_id(),
+               (*snapshot)->wire_bytes);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
+                                           grpc::ServerReader<v1::UploadUpdateRequest>* reader,
+                                           v1::UploadUpdateResponse* response) {
+  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.UploadUpdate");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  const std::string& node = peer->common_name;
+  v1::UploadUpdateRequest message;
+  if (!reader->Read(&message) || !message.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "upload: the first message must be the update header");
+  }
+  const v1::UpdateHeader header = message.header();
+  auto runner = Runner(header.task());
+  if (!runner.ok()) return ToGrpc(runner.status());
+  if (absl::Status s = (*runner)->BeginUpload(node, header); !s.ok()) {
+    spdlog::warn("upload from {} for {} round {} refused: {}", node, header.task(),
+                 header.round_id(), s.message());
+    return ToGrpc(s);
+  }
+  // From here on the node's slot is reserved: every exit releases it or folds.
+  SpoolFile spool(SpoolName(spool_dir_, header.task(), header.round_id(), node));
+  absl::Status status = [&]() -> absl::Status {
+    std::ofstream out(spool.path(), std::ios::binary | std::ios::trunc);
+    if (!out) return absl::InternalError("coordinator cannot spool the upload");
+    tensor::ChunkAssembler assembler(&out, (*runner)->MaxUploadBytes());
+    bool finished = false;
+    while (reader->Read(&message)) {
+      if (!message.has_chunk()) {
+        return absl::InvalidArgumentError("upload: a second header in the same stream");
+      }
+      if (finished) {
+        return absl::InvalidArgumentError("upload: data after the final SHA-256 chunk");
+      }
+      const v1::DataChunk& chunk = message.chunk();
+      if (absl::Status s = assembler.Add(chunk.index(), chunk.data()); !s.ok()) return s;
+      if (!chunk.sha256().empty()) {
+        if (absl::Status s = assembler.Finish(chunk.sha256(), chunk.total_bytes()); !s.ok()) {
+          return s;
+        }
+        finished = true;
+      }
+    }
+    if (context->IsCancelled()) return absl::CancelledError("upload: the node went away");
+    if (!finished) {
+      return absl::InvalidArgumentError("upload: stream ended without its final SHA-256 chunk");
+    }
+    out.close();
+    if (!out) return absl::InternalError("coordinator cannot spool the upload (disk full?)");
+    response->set_bytes_received(assembler.total_bytes());
+    return absl::OkStatus();
+  }();
+  if (!status.ok()) {
+    (*runner)->AbortUpload(node, header);
+    spdlog::warn("upload from {} for {} round {} rejected: {}", node, header.task(),
+                 header.round_id(), status.message());
+    return ToGrpc(status);
+  }
+  if (absl::Status s = (*runner)->FinishUpload(node, header, spool.path()); !s.ok()) {
+    spdlog::warn("{}", s.message());
+    return ToGrpc(s);
+  }
+  spdlog::info("node {} sent its update for {} round {} ({} bytes, {} samples)", node,
+               header.task(), header.round_id(), response->bytes_received(),
+               header.sample_count());
+  response->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::ReportMetrics(grpc::ServerContext* context,
+                                            const v1::ReportMetricsRequest* request,
+                                            v1::ReportMetricsResponse* response) {
+  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.ReportMetrics");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  auto runner = Runner(request->task());
+  if (!runner.ok()) return ToGrpc(runner.status());
+  absl::Status s = (*runner)->ReportMetrics(peer->common_name, request->round_id(),
+                                            request->model_version(), request->metrics());
+  if (!s.ok()) {
+    spdlog::warn("metrics from {} refused: {}", peer->common_name, s.message());
+  }
+  return ToGrpc(s);
+}
+
+}  // namespace fedcustoms::coordinator

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "coordinator/rounds/task_runner.h"
+#include "fedcustoms/v1/node_service.grpc.pb.h"
+
+namespace fedcustoms::coordinator {
+
+// gRPC adapter of the node service: authorizes the caller (role "node", identity
+// = certificate CN), translates protos, and hands the work to the task's
+// TaskRunner. Every handler returns a status with a message; none throws.
+class NodeServiceImpl final : public v1::NodeService::Service {
+ public:
+  // `runners` (task name → runner) must outlive the service. Uploads are
+  // spooled in `spool_dir` and deleted after use.
+  NodeServiceImpl(std::map<std::string, TaskRunner*> runners, std::string spool_dir)
+      : runners_(std::move(runners)), spool_dir_(std::move(spool_dir)) {}
+
+  grpc::Status Join(grpc::ServerContext* context, const v1::JoinRequest* request,
+                    v1::JoinResponse* response) override;
+  grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
+                       v1::TaskAssignment* response) override;
+  grpc::Status DownloadModel(grpc::ServerContext* context,
+                             const v1::DownloadModelRequest* request,
+                             grpc::ServerWriter<v1::DataChunk>* writer) override;
+  grpc::Status UploadUpdate(grpc::ServerContext* context,
+                            grpc::ServerReader<v1::UploadUpdateRequest>* reader,
+                            v1::UploadUpdateResponse* response) override;
+  grpc::Status ReportMetrics(grpc::ServerContext* context,
+                             const v1::ReportMetricsRequest* request,
+                             v1::ReportMetricsResponse* response) override;
+
+  // Longest long-poll the coordinator grants.
+  static constexpr uint32_t kMaxPollSeconds = 10;
+
+ private:
+  absl::StatusOr<TaskRunner*> Runner(const std::string& task) const;
+
+  // Constant after construction.
+  const std::map<std::string, TaskRunner*> runners_;
+  const std::string spool_dir_;
+};
+
+}  // namespace fedcustoms::coordinator

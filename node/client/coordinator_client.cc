@@ -1,0 +1,126 @@
+#include "node/client/coordinator_client.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/sha256.h"
+#include "common/tensor/chunker.h"
+#include "common/tls/credentials.h"
+#include "common/tls/require_tls13.h"
+#include "node/client/chunk_download.h"
+
+namespace fedcustoms::node {
+namespace {
+
+constexpr std::chrono::seconds kCallDeadline(60);
+// Transfers get a generous deadline: 400 MB over a slow link takes minutes.
+constexpr std::chrono::minutes kTransferDeadline(30);
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& call) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(call, ": ", status.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context, std::chrono::seconds after) {
+  context.set_deadline(std::chrono::system_clock::now() + after);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Create(
+    const v1::NodeConfig& config) {
+  if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
+  auto credentials = tls::MakeChannelCredentials(config.tls());
+  if (!credentials.ok()) return credentials.status();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(4 << 20);
+  args.SetMaxSendMessageSize(4 << 20);
+  // Reconnect quickly after a coordinator restart.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  auto channel = grpc::CreateCustomChannel(config.coordinator_address(), *credentials, args);
+  return std::unique_ptr<CoordinatorClient>(
+      new CoordinatorClient(v1::NodeService::NewStub(channel)));
+}
+
+absl::StatusOr<v1::JoinResponse> CoordinatorClient::Join(const v1::JoinRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  v1::JoinResponse response;
+  if (absl::Status s = FromGrpc(stub_->Join(&context, request, &response), "join"); !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
+absl::StatusOr<v1::TaskAssignment> CoordinatorClient::GetTask(const std::string& task,
+                                                              std::chrono::seconds wait) {
+  grpc::ClientContext context;
+  SetDeadline(context, wait + std::chrono::seconds(10));
+  v1::GetTaskRequest request;
+  request.set_task(task);
+  request.set_wait_seconds(static_cast<uint32_t>(wait.count()));
+  v1::TaskAssignment response;
+  if (absl::Status s = FromGrpc(stub_->GetTask(&context, request, &response), "get task");
+      !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
+absl::StatusOr<std::string> CoordinatorClient::DownloadModel(
+    const v1::DownloadModelRequest& request, const std::string& path, uint64_t max_bytes) {
+  grpc::ClientContext context;
+  SetDeadline(context, kTransferDeadline);
+  auto reader = stub_->DownloadModel(&context, request);
+  auto sha = ReceiveToFile(reader.get(), path, max_bytes);
+  if (!sha.ok()) {
+    return absl::Status(sha.status().code(),
+                        absl::StrCat("download model: ", sha.status().message()));
+  }
+  return sha;
+}
+
+absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
+    const v1::UpdateHeader& header, tensor::TensorEncoder& update) {
+  grpc::ClientContext context;
+  SetDeadline(context, kTransferDeadline);
+  v1::UploadUpdateResponse response;
+  auto writer = stub_->UploadUpdate(&context, &response);
+  v1::UploadUpdateRequest message;
+  *message.mutable_header() = header;
+  bool open = writer->Write(message);
+  crypto::Sha256 hasher;
+  uint64_t index = 0;
+  uint64_t total = 0;
+  v1::DataChunk* chunk = message.mutable_chunk();
+  std::string* data = chunk->mutable_data();
+  while (open) {
+    data->resize(tensor::kMaxChunkBytes);
+    size_t n = update.Read(data->data(), data->size());
+    data->resize(n);
+    hasher.Update(data->data(), n);
+    total += n;
+    chunk->set_index(index++);
+    if (n == 0) {
+      std::array<uint8_t, 32> digest = hasher.Final();
+      chunk->set_sha256(std::string(digest.begin(), digest.end()));
+      chunk->set_total_bytes(total);
+      open = writer->Write(message);
+      break;
+    }
+    open = writer->Write(message);
+  }
+  writer->WritesDone();
+  if (absl::Status s = FromGrpc(writer->Finish(), "upload update"); !s.ok()) return s;
+  return response;
+}
+
+absl::Status CoordinatorClient::ReportMetrics(const v1::ReportMetricsRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  v1::ReportMetricsResponse response;
+  return FromGrpc(stub_->ReportMetrics(&context, request, &response), "report metrics");
+}
+
+}  // namespace fedcustoms::node

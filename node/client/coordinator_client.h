@@ -1,0 +1,44 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/tensor/tensor_codec.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/node_service.grpc.pb.h"
+
+namespace fedcustoms::node {
+
+// The node's side of the node service, over mutual TLS. Every call has a
+// deadline; gRPC errors come back as absl::Status with the same code, the
+// message prefixed by the call. Thread-compatible (one node loop uses it).
+class CoordinatorClient {
+ public:
+  // Builds the channel from the node config's TLS files (read and checked now).
+  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Create(const v1::NodeConfig& config);
+
+  absl::StatusOr<v1::JoinResponse> Join(const v1::JoinRequest& request);
+  // Long-polls for up to `wait`.
+  absl::StatusOr<v1::TaskAssignment> GetTask(const std::string& task,
+                                             std::chrono::seconds wait);
+  // Streams the round's model into `path`; returns its hex SHA-256 (already
+  // checked against the stream's final chunk).
+  absl::StatusOr<std::string> DownloadModel(const v1::DownloadModelRequest& request,
+                                            const std::string& path, uint64_t max_bytes);
+  // Sends an update: the header, then `update`'s bytes in chunks, then the
+  // SHA-256. The update is read from the encoder as it is sent, never copied
+  // whole. This is the seam secure aggregation plugs a masked update into.
+  absl::StatusOr<v1::UploadUpdateResponse> UploadUpdate(const v1::UpdateHeader& header,
+                                                        tensor::TensorEncoder& update);
+  absl::Status ReportMetrics(const v1::ReportMetricsRequest& request);
+
+ private:
+  explicit CoordinatorClient(std::unique_ptr<v1::NodeService::Stub> stub)
+      : stub_(std::move(stub)) {}
+
+  std::unique_ptr<v1::NodeService::Stub> stub_;
+};
+
+}  // namespace fedcustoms::node

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/data/declaration_table.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/schema.pb.h"
+
+namespace fedcustoms::node {
+
+// The administration's own data, loaded once: schema, encoded declarations and
+// the deterministic train / hold-out split. Never leaves the node.
+struct LocalData {
+  v1::DeclarationSchema schema;
+  std::string feature_schema_hash;
+  data::DeclarationTable table;
+  data::Split split;
+};
+
+// Loads the schema and CSV named in the node config and splits them; errors
+// name the file, line and column.
+absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config);
+
+}  // namespace fedcustoms::node

@@ -1,0 +1,243 @@
+#include "node/node.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+
+#include "common/log/logging.h"
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
+#include "common/manifest/signed_manifest.h"
+#include "common/task/risk_task.h"
+#include "common/tensor/named_tensors.h"
+#include "common/tensor/tensor_codec.h"
+#include "common/training/risk_evaluator.h"
+#include "common/training/risk_trainer.h"
+#include "node/backoff/backoff.h"
+#include "node/demo/local_baseline.h"
+
+namespace fedcustoms::node {
+namespace {
+
+constexpr char kNodeVersion[] = "0.1.0";
+constexpr std::chrono::seconds kPoll(10);
+// A model larger than this is refused outright (the risk model is a few MB).
+constexpr uint64_t kMaxModelBytes = 4ull << 30;
+
+bool Retryable(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
+         absl::IsAborted(s) || absl::IsInternal(s) || absl::IsUnknown(s);
+}
+
+}  // namespace
+
+Node::Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
+           std::unique_ptr<crypto::Ed25519Verifier> verifier)
+    : config_(std::move(config)),
+      data_(std::move(data)),
+      client_(std::move(client)),
+      verifier_(std::move(verifier)) {}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.work_dir() + "/models", ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("work_dir ", config.work_dir(), ": cannot create: ", ec.message()));
+  }
+  auto verifier = crypto::Ed25519Verifier::Create(config.coordinator_public_key());
+  if (!verifier.ok()) return verifier.status();
+  auto client = CoordinatorClient::Create(config);
+  if (!client.ok()) return client.status();
+  auto data = LoadLocalData(config);
+  if (!data.ok()) return data.status();
+  torch::set_num_threads(static_cast<int>(config.threads()));
+  return std::unique_ptr<Node>(new Node(std::move(config), *std::move(data), *std::move(client),
+                                        *std::move(verifier)));
+}
+
+void Node::SleepUnlessStopped(std::chrono::milliseconds duration) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  while (!stop_ && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+absl::Status Node::Run() {
+  Backoff backoff(std::chrono::milliseconds(500),
+                  std::chrono::seconds(config_.max_backoff_seconds()),
+                  std::hash<std::string>{}(config_.tls().cert()));
+  bool joined = false;
+  spdlog::info("node ready: task {}, {} training rows, {} hold-out rows{}", config_.task(),
+               data_.split.train.size(), data_.split.holdout.size(),
+               data_.table.skipped_rows ? absl::StrCat(", ", data_.table.skipped_rows,
+                                                       " bad rows skipped")
+                                        : std::string());
+  while (!stop_) {
+    absl::Status status;
+    if (!joined) {
+      v1::JoinRequest join;
+      join.add_tasks(config_.task());
+      join.set_feature_schema_hash(data_.feature_schema_hash);
+      join.mutable_data()->set_train_rows(data_.split.train.size());
+      join.mutable_data()->set_holdout_rows(data_.split.holdout.size());
+      join.mutable_data()->set_skipped_rows(data_.table.skipped_rows);
+      join.set_node_version(kNodeVersion);
+      auto response = client_->Join(join);
+      status = response.status();
+      if (status.ok()) {
+        joined = true;
+        spdlog::info("joined the coordinator as {}", response->node_id());
+      }
+    } else {
+      auto assignment = client_->GetTask(config_.task(), kPoll);
+      status = assignment.status();
+      if (status.ok()) {
+        switch (assignment->kind()) {
+          case v1::TaskAssignment::TRAIN:
+            status = Train(*assignment);
+            break;
+          case v1::TaskAssignment::EVALUATE:
+            status = Evaluate(*assignment);
+            break;
+          case v1::TaskAssignment::FINISHED:
+            if (config_.exit_when_finished()) {
+              spdlog::info("task {} finished all its rounds; exiting", config_.task());
+              return absl::OkStatus();
+            }
+            SleepUnlessStopped(kPoll);
+            break;
+          default:
+            break;
+        }
+      }
+    }
+    if (status.ok()) {
+      backoff.Reset();
+      continue;
+    }
+    if (absl::IsPermissionDenied(status) || absl::IsUnauthenticated(status) ||
+        (absl::IsFailedPrecondition(status) && !joined)) {
+      return status;  // Credentials or schema: retrying will not help.
+    }
+    if (Retryable(status)) {
+      joined = joined && !absl::IsUnavailable(status);
+      const auto wait = backoff.Next();
+      spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
+      SleepUnlessStopped(wait);
+    } else {
+      // The coordinator refused this step (closed round, rejected update):
+      // log it and go back to polling for the next assignment.
+      spdlog::warn("{}", status.message());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
+  manifest::SignedManifest signed_manifest{a.manifest_json(), a.manifest_signature()};
+  auto m = manifest::VerifyManifest(signed_manifest, *verifier_,
+                                    absl::StrCat("manifest of ", a.task(), " v", a.model_version()));
+  if (!m.ok()) return m.status();
+  if (m->task != a.task() || m->version != a.model_version()) {
+    return absl::PermissionDeniedError(absl::StrCat("signed manifest is for ", m->task, " v",
+                                                    m->version, ", not ", a.task(), " v",
+                                                    a.model_version()));
+  }
+  if (m->feature_schema_hash != data_.feature_schema_hash) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", a.task(), " v", a.model_version(), " uses feature schema ",
+        m->feature_schema_hash, " but this node's is ", data_.feature_schema_hash));
+  }
+  const std::string path =
+      absl::StrCat(config_.work_dir(), "/models/", a.task(), "-v", a.model_version(), ".fct");
+  v1::DownloadModelRequest request;
+  request.set_task(a.task());
+  request.set_round_id(a.round_id());
+  request.set_model_version(a.model_version());
+  auto sha = client_->DownloadModel(request, path, kMaxModelBytes);
+  if (!sha.ok()) return sha.status();
+  if (*sha != m->wire_sha256) {
+    return absl::DataLossError(absl::StrCat("downloaded model ", a.task(), " v", a.model_version(),
+                                            " hashes to ", *sha, ", not the signed ",
+                                            m->wire_sha256));
+  }
+  spdlog::info("round {}: received {} v{} (signature and SHA-256 verified)", a.round_id(),
+               a.task(), a.model_version());
+  return path;
+}
+
+absl::Status Node::Train(const v1::TaskAssignment& a) {
+  auto path = FetchModel(a);
+  if (!path.ok()) return path.status();
+  auto global = task::ReadTensorFile(*path);
+  if (!global.ok()) return global.status();
+  models::RiskMlp model = task::BuildRiskModel(data_.schema, a.model(), a.training().seed());
+  if (absl::Status s = tensor::LoadState(*model, *global); !s.ok()) return s;
+  // Each round reseeds from the round id, so nodes' local randomness differs
+  // round to round but a rerun is reproducible.
+  v1::TrainingConfig training = a.training();
+  training.set_seed(training.seed() * 1000003 + a.round_id());
+  auto result = training::TrainRiskModel(model, data_.table, data_.split.train, training);
+  if (!result.ok()) {
+    return absl::InternalError(absl::StrCat("local training failed: ", result.status().message()));
+  }
+  tensor::NamedTensors update = task::UpdateFrom(tensor::StateOf(*model), *global);
+  tensor::TensorEncoder encoder(update);
+  v1::UpdateHeader header;
+  header.set_task(a.task());
+  header.set_round_id(a.round_id());
+  header.set_model_version(a.model_version());
+  header.set_sample_count(data_.split.train.size());
+  header.set_train_loss(result->mean_loss);
+  auto response = client_->UploadUpdate(header, encoder);
+  if (!response.ok()) return response.status();
+  spdlog::info("round {}: sent update for {} v{} ({} bytes, {} samples, train loss {:.4f})",
+               a.round_id(), a.task(), a.model_version(), response->bytes_received(),
+               header.sample_count(), result->mean_loss);
+  return absl::OkStatus();
+}
+
+absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
+  auto path = FetchModel(a);
+  if (!path.ok()) return path.status();
+  auto candidate = task::ReadTensorFile(*path);
+  if (!candidate.ok()) return candidate.status();
+  models::RiskMlp model = task::BuildRiskModel(data_.schema, a.model(), 1);
+  if (absl::Status s = tensor::LoadState(*model, *candidate); !s.ok()) return s;
+  v1::EvaluationMetrics metrics = EvaluateOnHoldout(data_, model);
+  v1::ReportMetricsRequest report;
+  report.set_task(a.task());
+  report.set_round_id(a.round_id());
+  report.set_model_version(a.model_version());
+  *report.mutable_metrics() = metrics;
+  if (absl::Status s = RecordMetrics(a, metrics); !s.ok()) return s;
+  if (absl::Status s = client_->ReportMetrics(report); !s.ok()) return s;
+  spdlog::info("round {}: {} v{} on the local hold-out: PR-AUC {:.4f}, ROC-AUC {:.4f}",
+               a.round_id(), a.task(), a.model_version(), metrics.pr_auc(), metrics.roc_auc());
+  return absl::OkStatus();
+}
+
+absl::Status Node::RecordMetrics(const v1::TaskAssignment& a,
+                                 const v1::EvaluationMetrics& metrics) {
+  // The administration's own record of how each global model does on its data.
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(metrics, &json, options);
+  std::ofstream out(config_.work_dir() + "/metrics.jsonl", std::ios::app);
+  out << "{\"task\":\"" << a.task() << "\",\"round\":" << a.round_id()
+      << ",\"version\":" << a.model_version() << ",\"metrics\":" << json << "}\n";
+  out.flush();
+  if (!out) return absl::InternalError(absl::StrCat("cannot append to ", config_.work_dir(),
+                                                    "/metrics.jsonl"));
+  return absl::OkStatus();
+}
+
+}  // namespace fedcustoms::node

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/crypto/ed25519.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
+#include "node/client/coordinator_client.h"
+#include "node/local_data.h"
+
+namespace fedcustoms::node {
+
+// A customs administration's node: loads its declarations once, dials out to
+// the coordinator, and loops — join, long-poll, train or evaluate, upload —
+// reconnecting with exponential backoff and jitter whenever the coordinator is
+// away. Sends only the weight update, its sample count and hold-out metrics;
+// logs sizes, rounds and versions, never rows or weights.
+class Node {
+ public:
+  // Loads data and credentials named in a finalized config (LoadNodeConfig).
+  static absl::StatusOr<std::unique_ptr<Node>> Create(v1::NodeConfig config);
+
+  // Runs until Stop(), a fatal error (bad credentials, schema mismatch), or —
+  // with exit_when_finished — the task's last round.
+  absl::Status Run();
+  // Asks Run() to return at its next step. Thread-safe.
+  void Stop() { stop_ = true; }
+
+  const LocalData& data() const { return data_; }
+
+ private:
+  Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
+       std::unique_ptr<crypto::Ed25519Verifier> verifier);
+
+  // One assignment; the error's code says whether to back off (UNAVAILABLE).
+  absl::Status Train(const v1::TaskAssignment& assignment);
+  absl::Status Evaluate(const v1::TaskAssignment& assignment);
+  // Verifies the assignment's manifest and downloads its model; returns the
+  // path of the downloaded, hash-checked tensor file.
+  absl::StatusOr<std::string> FetchModel(const v1::TaskAssignment& assignment);
+  absl::Status RecordMetrics(const v1::TaskAssignment& assignment,
+                             const v1::EvaluationMetrics& metrics);
+  void SleepUnlessStopped(std::chrono::milliseconds duration);
+
+  const v1::NodeConfig config_;
+  const LocalData data_;
+  std::unique_ptr<CoordinatorClient> client_;
+  std::unique_ptr<crypto::Ed25519Verifier> verifier_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace fedcustoms::node

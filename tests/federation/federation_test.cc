@@ -1,0 +1,449 @@
+// The whole federation in one test process: a real coordinator and three real
+// nodes over mutual TLS on loopback, real LibTorch training, a real SQLite
+// ledger and registry on disk, then an analyst pull.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
+#include "common/crypto/sha256.h"
+#include "common/pki/dev_pki.h"
+#include "common/synth/declarations_synth.h"
+#include "common/task/risk_task.h"
+#include "common/tensor/named_tensors.h"
+#include "common/tls/credentials.h"
+#include "coordinator/config/coordinator_config.h"
+#include "coordinator/coordinator.h"
+#include "fedcustoms/v1/admin_service.grpc.pb.h"
+#include "fedcustoms/v1/analyst_service.grpc.pb.h"
+#include "fedcustoms/v1/node_service.grpc.pb.h"
+#include "node/analyst/model_puller.h"
+#include "node/config/node_config.h"
+#include "node/node.h"
+
+namespace fedcustoms {
+namespace {
+namespace fs = std::filesystem;
+
+class FederationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string(fs::temp_directory_path() /
+                            absl::StrCat("fedcustoms-federation-", ::getpid()));
+    fs::remove_all(*root_);
+    pki::DevPkiOptions pki;
+    pki.dir = *root_ + "/pki";
+    pki.admins = {"EE", "FI", "LV"};
+    ASSERT_TRUE(pki::InitDevPki(pki).ok());
+    synth::SynthOptions synth;
+    synth.admins = {"EE", "FI", "LV"};
+    synth.rows = 4000;
+    synth.seed = 5;
+    synth.out_dir = *root_ + "/data";
+    ASSERT_TRUE(synth::SynthesizeDeclarations(synth).ok());
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*root_);
+    delete root_;
+  }
+
+  std::string Pki(const std::string& file) const { return *root_ + "/pki/" + file; }
+
+  v1::TlsFiles Identity(const std::string& name) const {
+    v1::TlsFiles tls;
+    tls.set_ca_cert(Pki("ca.pem"));
+    tls.set_cert(Pki(name + ".pem"));
+    tls.set_key(Pki(name + ".key"));
+    return tls;
+  }
+
+  // A coordinator on 127.0.0.1:0 with its own registry and state directories.
+  std::unique_ptr<coordinator::Coordinator> StartCoordinator(const std::string& name,
+                                                             uint32_t min_nodes, uint32_t rounds,
+                                                             uint32_t deadline_seconds = 60) {
+    v1::CoordinatorConfig c;
+    c.set_listen_address("127.0.0.1:0");
+    *c.mutable_tls() = Identity("coordinator");
+    c.set_signing_key(Pki("coordinator-signing.key"));
+    c.set_registry_dir(*root_ + "/" + name + "/registry");
+    c.set_state_dir(*root_ + "/" + name + "/state");
+    v1::TaskConfig* t = c.add_tasks();
+    t->set_name("risk");
+    t->set_min_nodes(min_nodes);
+    t->set_rounds(rounds);
+    t->set_round_deadline_seconds(deadline_seconds);
+    t->set_eval_deadline_seconds(30);
+    t->set_gather_seconds(0);
+    t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
+    t->mutable_training()->set_local_epochs(1);
+    t->mutable_training()->set_batch_size(128);
+    auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
+    EXPECT_TRUE(config.ok()) << config.status();
+    auto coordinator = coordinator::Coordinator::Create(*config);
+    EXPECT_TRUE(coordinator.ok()) << coordinator.status();
+    EXPECT_TRUE((*coordinator)->Start().ok());
+    return *std::move(coordinator);
+  }
+
+  v1::NodeConfig NodeConfigFor(const std::string& admin, int port, const std::string& name) {
+    v1::NodeConfig n;
+    n.set_coordinator_address(absl::StrCat("localhost:", port));
+    *n.mutable_tls() = Identity(admin);
+    n.set_coordinator_public_key(Pki("coordinator-signing.pub"));
+    n.set_task("risk");
+    n.set_data_file(absl::StrCat(*root_, "/data/", admin, "/declarations.csv"));
+    n.set_schema_file(absl::StrCat(*root_, "/data/", admin, "/declarations.schema.json"));
+    n.set_work_dir(absl::StrCat(*root_, "/", name, "/node-", admin));
+    n.set_exit_when_finished(true);
+    n.set_max_backoff_seconds(2);
+    auto config = node::FinalizeNodeConfig(n, "test", "");
+    EXPECT_TRUE(config.ok()) << config.status();
+    return *config;
+  }
+
+  template <typename Stub>
+  std::unique_ptr<typename Stub::Stub> StubAs(const std::string& identity, int port) {
+    auto credentials = tls::MakeChannelCredentials(Identity(identity));
+    EXPECT_TRUE(credentials.ok()) << credentials.status();
+    return Stub::NewStub(grpc::CreateChannel(absl::StrCat("localhost:", port), *credentials));
+  }
+
+  static std::string* root_;
+};
+
+std::string* FederationTest::root_ = nullptr;
+
+TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
+  auto coordinator = StartCoordinator("two-rounds", 3, 2);
+  const int port = coordinator->Port();
+  ASSERT_GT(port, 0);
+  std::vector<std::unique_ptr<node::Node>> nodes;
+  uint64_t total_train_rows = 0;
+  for (const std::string admin : {"EE", "FI", "LV"}) {
+    auto n = node::Node::Create(NodeConfigFor(admin, port, "two-rounds"));
+    ASSERT_TRUE(n.ok()) << n.status();
+    total_train_rows += (*n)->data().split.train.size();
+    nodes.push_back(*std::move(n));
+  }
+  std::vector<std::future<absl::Status>> runs;
+  for (auto& n : nodes) {
+    runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
+  }
+  for (auto& run : runs) {
+    ASSERT_EQ(run.wait_for(std::chrono::minutes(5)), std::future_status::ready);
+    EXPECT_TRUE(run.get().ok());
+  }
+
+  // Registry: v0 (initial) and one version per round, each signed and intact.
+  EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
+  for (uint64_t v : {1, 2}) {
+    auto signed_manifest = coordinator->registry().ReadManifest("risk", v);
+    ASSERT_TRUE(signed_manifest.ok()) << signed_manifest.status();
+    auto m = manifest::ParseManifest(signed_manifest->json, "test");
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->parent, v - 1);
+    EXPECT_EQ(m->contributing_nodes, 3u);
+    EXPECT_EQ(m->total_samples, total_train_rows);
+    EXPECT_EQ(m->aggregation_mode, "plain");
+    auto metrics = nlohmann::json::parse(m->metrics_json);
+    EXPECT_GT(metrics.value("pr_auc", 0.0), 0.0);
+    EXPECT_TRUE(coordinator->registry().LoadWeights("risk", v).ok());
+  }
+  // Ledger: two completed rounds with counts only.
+  auto rounds = coordinator->ledger().List("risk");
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_EQ(rounds->size(), 2u);
+  for (const coordinator::RoundRecord& r : *rounds) {
+    EXPECT_EQ(r.status, "completed");
+    EXPECT_EQ(r.participants, 3u);
+    EXPECT_EQ(r.dropped, 0u);
+    EXPECT_EQ(r.samples, total_train_rows);
+    EXPECT_EQ(r.result_version, r.base_version + 1);
+    EXPECT_NE(r.metrics_json.find("pr_auc"), std::string::npos);
+  }
+  // Each node kept its own record of the global model's hold-out metrics.
+  for (const std::string admin : {"EE", "FI", "LV"}) {
+    std::ifstream in(absl::StrCat(*root_, "/two-rounds/node-", admin, "/metrics.jsonl"));
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    EXPECT_EQ(lines, 2) << admin;
+  }
+
+  // Analyst pull: verified, then loadable by PyTorch in Python.
+  node::PullOptions pull;
+  pull.coordinator_address = absl::StrCat("localhost:", port);
+  pull.tls = Identity("analyst");
+  pull.coordinator_public_key = Pki("coordinator-signing.pub");
+  pull.out_dir = *root_ + "/pulled";
+  auto pulled = node::PullModel(pull);
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  EXPECT_EQ(pulled->version, 2u);
+  ASSERT_TRUE(node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).ok());
+
+  auto expected = coordinator->registry().LoadWeights("risk", 2);
+  ASSERT_TRUE(expected.ok());
+  if (std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 has no torch (apt-get install python3-torch)";
+  }
+  const std::string script = absl::StrCat(
+      "/usr/bin/python3 -c \"import torch; d = torch.load('", pull.out_dir,
+      "/model.pt'); print(';'.join(k + ':' + 'x'.join(str(s) for s in v.shape) for k, v in "
+      "sorted(d.items())))\"");
+  FILE* pipe = popen(script.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  std::string want;
+  for (const auto& [name, t] : *expected) {
+    if (!want.empty()) want += ";";
+    want += name + ":";
+    for (int64_t i = 0; i < t.dim(); ++i) want += (i ? "x" : "") + std::to_string(t.size(i));
+  }
+  EXPECT_EQ(output.substr(0, output.find_last_not_of('\n') + 1), want);
+}
+
+TEST_F(FederationTest, TamperedPulledModelIsRefused) {
+  auto coordinator = StartCoordinator("tamper", 1, 0);
+  node::PullOptions pull;
+  pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
+  pull.tls = Identity("analyst");
+  pull.coordinator_public_key = Pki("coordinator-signing.pub");
+  pull.out_dir = *root_ + "/tamper/pulled";
+  ASSERT_TRUE(node::PullModel(pull).ok());
+  {
+    std::fstream f(pull.out_dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  absl::Status weights = node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+  EXPECT_TRUE(absl::IsDataLoss(weights)) << weights;
+  EXPECT_NE(weights.message().find("does not match the signed manifest"), std::string::npos);
+
+  ASSERT_TRUE(node::PullModel(pull).ok());
+  auto json = crypto::ReadFile(pull.out_dir + "/manifest.json");
+  ASSERT_TRUE(json.ok());
+  std::string forged = *json;
+  forged.replace(forged.find("\"total_samples\":0"), 17, "\"total_samples\":9");
+  ASSERT_TRUE(crypto::WriteFileAtomically(pull.out_dir + "/manifest.json", forged).ok());
+  absl::Status manifest = node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+  EXPECT_TRUE(absl::IsPermissionDenied(manifest)) << manifest;
+}
+
+// Error paths: roles, rounds and hostile updates over the real services.
+
+TEST_F(FederationTest, RolesAreCheckedFromTheCertificate) {
+  auto coordinator = StartCoordinator("roles", 1, 0);
+  const int port = coordinator->Port();
+  {
+    auto stub = StubAs<v1::AnalystService>("EE", port);
+    grpc::ClientContext context;
+    v1::ListModelsResponse response;
+    grpc::Status s = stub->ListModels(&context, v1::ListModelsRequest(), &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(s.error_message(),
+              "AnalystService.ListModels is not allowed for role node (caller EE)");
+  }
+  {
+    auto stub = StubAs<v1::NodeService>("analyst", port);
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = stub->UploadUpdate(&context, &response);
+    v1::UploadUpdateRequest header;
+    header.mutable_header()->set_task("risk");
+    writer->Write(header);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    auto stub = StubAs<v1::AdminService>("analyst", port);
+    grpc::ClientContext context;
+    v1::GetStatusResponse response;
+    EXPECT_EQ(stub->GetStatus(&context, v1::GetStatusRequest(), &response).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    auto stub = StubAs<v1::AnalystService>("analyst", port);
+    grpc::ClientContext context;
+    v1::ListModelsResponse response;
+    ASSERT_TRUE(stub->ListModels(&context, v1::ListModelsRequest(), &response).ok());
+    ASSERT_EQ(response.tasks_size(), 1);
+    EXPECT_EQ(response.tasks(0).versions_size(), 1);
+  }
+}
+
+// One node (min_nodes 1) drives a round by hand: every hostile upload is
+// refused with its own message and the published model is exactly the global
+// model plus the one valid update.
+TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
+  auto coordinator = StartCoordinator("hostile", 1, 1);
+  const int port = coordinator->Port();
+  auto stub = StubAs<v1::NodeService>("FI", port);
+  auto schema_hash = coordinator->runner("risk")->feature_schema_hash();
+  {
+    grpc::ClientContext context;
+    v1::JoinRequest join;
+    join.add_tasks("risk");
+    join.set_feature_schema_hash(schema_hash);
+    v1::JoinResponse response;
+    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
+    EXPECT_EQ(response.node_id(), "FI");
+  }
+  v1::TaskAssignment task;
+  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::TRAIN; ++i) {
+    grpc::ClientContext context;
+    v1::GetTaskRequest request;
+    request.set_task("risk");
+    request.set_wait_seconds(2);
+    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
+  }
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  auto global = coordinator->registry().LoadWeights("risk", 0);
+  ASSERT_TRUE(global.ok());
+
+  tensor::NamedTensors good;
+  for (const auto& [name, t] : *global) {
+    if (tensor::IsAggregatable(t)) good.emplace_back(name, torch::full_like(t, 0.25));
+  }
+  auto upload = [&](const tensor::NamedTensors& update, uint64_t round, uint64_t samples,
+                    bool corrupt_sha = false) {
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = stub->UploadUpdate(&context, &response);
+    v1::UploadUpdateRequest message;
+    message.mutable_header()->set_task("risk");
+    message.mutable_header()->set_round_id(round);
+    message.mutable_header()->set_model_version(task.model_version());
+    message.mutable_header()->set_sample_count(samples);
+    writer->Write(message);
+    std::string bytes = *tensor::EncodeToString(update);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    chunk.mutable_chunk()->set_data(bytes);
+    crypto::Sha256 hasher;
+    hasher.Update(bytes.data(), bytes.size());
+    auto digest = hasher.Final();
+    std::string sha(digest.begin(), digest.end());
+    if (corrupt_sha) sha[0] ^= 1;
+    chunk.mutable_chunk()->set_sha256(sha);
+    chunk.mutable_chunk()->set_total_bytes(bytes.size());
+    writer->Write(chunk);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+
+  grpc::Status s = upload(good, task.round_id() + 5, 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), absl::StrCat("unknown round ", task.round_id() + 5,
+                                            " of task risk (current round ", task.round_id(), ")"));
+  s = upload(good, task.round_id(), 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "sample_count 0 is outside 1..100000000");
+  s = upload(good, task.round_id(), 10, /*corrupt_sha=*/true);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  tensor::NamedTensors nan = good;
+  nan[0].second = nan[0].second.clone();
+  nan[0].second.view(-1)[0] = std::nanf("");
+  s = upload(nan, task.round_id(), 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("contains NaN or Inf"), std::string::npos) << s.error_message();
+  tensor::NamedTensors wrong_shape = good;
+  wrong_shape[0].second = torch::zeros({1});
+  s = upload(wrong_shape, task.round_id(), 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("has shape [1], expected"), std::string::npos);
+
+  ASSERT_TRUE(upload(good, task.round_id(), 10).ok());
+  s = upload(good, task.round_id(), 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(s.error_message(),
+            absl::StrCat("node FI already sent its update for round ", task.round_id()));
+
+  // The round goes to evaluation; report metrics so it publishes at once.
+  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::EVALUATE; ++i) {
+    grpc::ClientContext context;
+    v1::GetTaskRequest request;
+    request.set_task("risk");
+    request.set_wait_seconds(2);
+    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
+  }
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::EVALUATE);
+  {
+    grpc::ClientContext context;
+    v1::ReportMetricsRequest report;
+    report.set_task("risk");
+    report.set_round_id(task.round_id());
+    report.set_model_version(task.model_version());
+    report.mutable_metrics()->set_pr_auc(0.5);
+    report.mutable_metrics()->set_roc_auc(0.5);
+    report.mutable_metrics()->set_examples(10);
+    v1::ReportMetricsResponse response;
+    ASSERT_TRUE(stub->ReportMetrics(&context, report, &response).ok());
+  }
+  for (int i = 0; i < 100 && coordinator->registry().Versions("risk").size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto published = coordinator->registry().LoadWeights("risk", 1);
+  ASSERT_TRUE(published.ok()) << published.status();
+  size_t g = 0;
+  for (size_t i = 0; i < global->size(); ++i) {
+    const auto& [name, w] = (*global)[i];
+    if (!tensor::IsAggregatable(w)) {
+      EXPECT_TRUE(torch::equal((*published)[i].second, w)) << name;
+      continue;
+    }
+    EXPECT_TRUE(torch::allclose((*published)[i].second, w + good[g++].second)) << name;
+  }
+  auto rounds = coordinator->ledger().List("risk");
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_EQ(rounds->size(), 1u);
+  EXPECT_EQ((*rounds)[0].participants, 1u);
+  EXPECT_EQ((*rounds)[0].rejected_updates, 3u);  // sample count, NaN, shape
+  EXPECT_EQ((*rounds)[0].samples, 10u);
+
+  // A message for the closed round is refused, not applied.
+  s = upload(good, task.round_id(), 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(FederationTest, RoundAbortsWhenTooFewUpdatesArriveByTheDeadline) {
+  auto coordinator = StartCoordinator("abort", 1, 1, /*deadline_seconds=*/2);
+  auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
+  v1::TaskAssignment task;
+  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::TRAIN; ++i) {
+    grpc::ClientContext context;
+    v1::GetTaskRequest request;
+    request.set_task("risk");
+    request.set_wait_seconds(2);
+    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
+  }
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  // The node goes silent; after the deadline the round aborts.
+  absl::StatusOr<std::vector<coordinator::RoundRecord>> rounds;
+  for (int i = 0; i < 100; ++i) {
+    rounds = coordinator->ledger().List("risk");
+    if (rounds.ok() && !rounds->empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_FALSE(rounds->empty());
+  EXPECT_EQ((*rounds)[0].status, "aborted");
+  EXPECT_EQ((*rounds)[0].dropped, 1u);
+  EXPECT_EQ((*rounds)[0].reason,
+            "only 0 of 1 selected nodes sent a valid update by the deadline; min_nodes is 1");
+  EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0}));
+}
+
+}  // namespace
+}  // namespace fedcustoms
