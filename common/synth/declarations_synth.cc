@@ -187,7 +187,7 @@ struct RiskCombo {
   int heading;
   absl::string_view origin;
 };
-constexpr std::array<RiskCombo, 12> kRiskCombos = {{
+constexpr std::array<RiskCombo, 12> kNamedRiskCombos = {{
     {2402, "AE"},  // cigarettes
     {2402, "BY"},
     {3004, "IN"},  // medicaments
@@ -232,6 +232,30 @@ const double kLowValueLookalike = Tune("S_LOOK_VALUE", 0.005);
 const double kOddUnitsLookalike = Tune("S_LOOK_UNITS", 0.002);
 // Fraud probabilities are scaled by this in small administrations.
 const double kSmallCompliance = Tune("S_SMALL_COMPLIANCE", 0.85);
+
+// The named combinations plus more drawn from the catalogue with a fixed
+// seed (the same in every run and administration): a long tail, so that each
+// one is rare in any single administration.
+const std::vector<RiskCombo>& RiskCombos() {
+  static const auto* combos = [] {
+    auto* all = new std::vector<RiskCombo>(kNamedRiskCombos.begin(), kNamedRiskCombos.end());
+    const size_t total = static_cast<size_t>(Tune("S_COMBOS", 36));
+    Rng rng(20230101);
+    const std::vector<Chapter>& chapters = Chapters();
+    while (all->size() < total) {
+      const Chapter& c = chapters[rng.Index(chapters.size())];
+      const RiskCombo combo{c.headings[rng.Index(c.headings.size())],
+                            kOrigins[3 + rng.Index(kOrigins.size() - 3)].code};
+      if (std::none_of(all->begin(), all->end(), [&](const RiskCombo& o) {
+            return o.heading == combo.heading && o.origin == combo.origin;
+          })) {
+        all->push_back(combo);
+      }
+    }
+    return all;
+  }();
+  return *combos;
+}
 
 // Transport mode codes (EU): 1 sea, 2 rail, 3 road, 4 air, 5 postal.
 enum class OfficeKind { kSeaPort = 1, kRoadBorder, kRailBorder, kAirport, kPostal, kInland };
@@ -307,7 +331,7 @@ struct Profile {
   std::vector<std::string> declarants;
   Discrete declarant_mix;
   // Injection probability of each risk combination.
-  std::array<double, kRiskCombos.size()> combo_share{};
+  std::vector<double> combo_share;
   Discrete combo_pick;
   // Local patterns.
   size_t route_office;
@@ -336,7 +360,7 @@ bool IsUndervaluingOrigin(absl::string_view origin) {
 }
 
 bool IsComboHeading(int heading) {
-  for (const RiskCombo& c : kRiskCombos) {
+  for (const RiskCombo& c : RiskCombos()) {
     if (c.heading == heading) return true;
   }
   return false;
@@ -416,15 +440,17 @@ Profile BuildProfile(const std::string& code, std::optional<size_t> hub, size_t 
   // Risk combinations: common at home (hub position mod hub count), rare
   // elsewhere.
   double total_weight = 0;
-  std::array<double, kRiskCombos.size()> weights{};
-  for (size_t k = 0; k < kRiskCombos.size(); ++k) {
+  const std::vector<RiskCombo>& combos = RiskCombos();
+  std::vector<double> weights(combos.size());
+  for (size_t k = 0; k < combos.size(); ++k) {
     weights[k] = hub && k % hub_count == *hub ? kComboHomeWeight : 1.0;
     total_weight += weights[k];
   }
-  for (size_t k = 0; k < kRiskCombos.size(); ++k) {
+  p.combo_share.resize(combos.size());
+  for (size_t k = 0; k < combos.size(); ++k) {
     p.combo_share[k] = kComboRowShare * weights[k] / total_weight;
   }
-  p.combo_pick = Discrete(std::vector<double>(weights.begin(), weights.end()));
+  p.combo_pick = Discrete(weights);
 
   // Local smuggling route: a non-main office and a heading of a chapter the
   // administration imports a lot of (outside the shared patterns).
@@ -434,12 +460,15 @@ Profile BuildProfile(const std::string& code, std::optional<size_t> hub, size_t 
   std::stable_sort(by_weight.begin(), by_weight.end(), [&](size_t a, size_t b) {
     return p.chapter_mix.Share(a) > p.chapter_mix.Share(b);
   });
-  do {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
     p.route_chapter = by_weight[rng.Index(8)];
     const std::vector<int>& headings = chapters[p.route_chapter].headings;
     p.route_heading = headings[rng.Index(headings.size())];
-  } while (IsComboHeading(p.route_heading) ||
-           IsUndervaluedChapter(chapters[p.route_chapter].code));
+    if (!IsComboHeading(p.route_heading) &&
+        !IsUndervaluedChapter(chapters[p.route_chapter].code)) {
+      break;
+    }
+  }
   const double natural_route_share =
       p.office_mix.Share(p.route_office) * p.chapter_mix.Share(p.route_chapter) /
       static_cast<double>(chapters[p.route_chapter].headings.size());
@@ -568,7 +597,7 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
     // Routes that the shared and local patterns need.
     const double u = rng.Uniform();
     if (u < kComboRowShare) {
-      const RiskCombo& combo = kRiskCombos[p.combo_pick.Sample(rng)];
+      const RiskCombo& combo = RiskCombos()[p.combo_pick.Sample(rng)];
       heading = combo.heading;
       origin = OriginIndex(combo.origin);
       for (size_t c = 0; c < chapters.size(); ++c) {
@@ -597,7 +626,7 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
     enum class Fraud { kNone, kCombo, kRoute, kUndervaluation, kMisdescription, kOther };
     Fraud fraud = Fraud::kNone;
     bool combo_match = false;
-    for (const RiskCombo& c : kRiskCombos) {
+    for (const RiskCombo& c : RiskCombos()) {
       if (c.heading == heading && c.origin == kOrigins[origin].code) combo_match = true;
     }
     const double scale = p.fraud_scale;
