@@ -693,6 +693,7 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
 double SizeFactor(size_t index) {
   static constexpr double kFactors[] = {1.0, 0.6, 0.1, 0.8, 0.35, 0.2, 0.5, 0.15};
   constexpr size_t kCount = sizeof kFactors / sizeof kFactors[0];
+  if (index == 2) return Tune("S_SMALL_FACTOR", 0.1);
   return index < kCount ? kFactors[index] : kFactors[1 + (index - 1) % (kCount - 1)];
 }
 

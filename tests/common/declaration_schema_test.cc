@@ -126,7 +126,7 @@ TEST_F(DeclarationSchemaTest, MissingFileIsNotFound) {
   auto schema = LoadDeclarationSchema(dir_ + "/absent.json");
   ASSERT_FALSE(schema.ok());
   EXPECT_EQ(schema.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(schema.status().message(), HasSubstr(dir_ + "/absent.json: cannot open"));
+  EXPECT_THAT(std::string(schema.status().message()), HasSubstr(dir_ + "/absent.json: cannot open"));
 }
 
 TEST_F(DeclarationSchemaTest, UnknownFieldIsNamedWithItsPath) {
@@ -144,15 +144,15 @@ TEST_F(DeclarationSchemaTest, InvalidJsonNamesLineAndColumn) {
   const std::string path = Write("{\n  \"columns\": [\n    {\"name\": \"a\",}\n  ]\n}\n");
   auto schema = LoadDeclarationSchema(path);
   ASSERT_FALSE(schema.ok());
-  EXPECT_THAT(schema.status().message(), HasSubstr(path + ": invalid JSON: line 3, column"));
+  EXPECT_THAT(std::string(schema.status().message()), HasSubstr(path + ": invalid JSON: line 3, column"));
 }
 
 TEST_F(DeclarationSchemaTest, UnknownRoleIsRefused) {
   auto schema = ParseDeclarationSchema(R"({"columns": [{"name": "a", "role": "FEATURE"}]})",
                                        "s.json");
   ASSERT_FALSE(schema.ok());
-  EXPECT_THAT(schema.status().message(), HasSubstr("s.json: "));
-  EXPECT_THAT(schema.status().message(), HasSubstr("columns[0].role"));
+  EXPECT_THAT(std::string(schema.status().message()), HasSubstr("s.json: "));
+  EXPECT_THAT(std::string(schema.status().message()), HasSubstr("columns[0].role"));
 }
 
 TEST(ValidateDeclarationSchema, RefusesInvalidSpecsNamingTheColumn) {

@@ -223,7 +223,7 @@ TEST_F(DeclarationsCsvTest, MissingFileIsNotFound) {
   auto table = ReadDeclarationsCsv(dir_ + "/absent.csv", schema_, v1::FAIL);
   ASSERT_FALSE(table.ok());
   EXPECT_EQ(table.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(table.status().message(), HasSubstr(dir_ + "/absent.csv: cannot open"));
+  EXPECT_THAT(std::string(table.status().message()), HasSubstr(dir_ + "/absent.csv: cannot open"));
 }
 
 TEST_F(DeclarationsCsvTest, EmptyFileIsRefused) {

@@ -177,7 +177,7 @@ TEST_F(DeclarationsSynthTest, UnwritableOutputNamesThePath) {
   SynthOptions o = Options("file", 1000, 1);
   absl::Status s = SynthesizeDeclarations(o);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(s.message(), HasSubstr(dir_ + "/file/EE"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(dir_ + "/file/EE"));
 }
 
 }  // namespace

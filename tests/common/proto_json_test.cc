@@ -78,7 +78,7 @@ TEST(ProtoJson, SyntaxErrorNamesLineAndColumn) {
   v1::TrainingConfig config;
   absl::Status s = ParseProtoJson("{\n  \"local_epochs\": 1,\n}", "t.json", &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), StartsWith("t.json: invalid JSON: line 3, column 1:"));
+  EXPECT_THAT(std::string(s.message()), StartsWith("t.json: invalid JSON: line 3, column 1:"));
 }
 
 TEST(ProtoJson, TopLevelMustBeAnObject) {
@@ -91,22 +91,22 @@ TEST(ProtoJson, WrongValueTypeIsNamed) {
   v1::TrainingConfig config;
   absl::Status s = ParseProtoJson(R"({"local_epochs": "many"})", "t.json", &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), StartsWith("t.json: "));
-  EXPECT_THAT(s.message(), HasSubstr("local_epochs"));
+  EXPECT_THAT(std::string(s.message()), StartsWith("t.json: "));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("local_epochs"));
 }
 
 TEST(ProtoJson, MissingFileIsNotFound) {
   v1::TrainingConfig config;
   absl::Status s = LoadProtoJson("/nonexistent/t.json", &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(s.message(), StartsWith("/nonexistent/t.json: cannot open"));
+  EXPECT_THAT(std::string(s.message()), StartsWith("/nonexistent/t.json: cannot open"));
 }
 
 TEST(ProtoJson, DirectoryIsRefused) {
   v1::TrainingConfig config;
   absl::Status s = LoadProtoJson(::testing::TempDir(), &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("is a directory"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("is a directory"));
 }
 
 }  // namespace
