@@ -36,7 +36,7 @@ class FedAvg {
  private:
   const UpdateSpec spec_;
   // Σ nᵢΔᵢ per spec entry, allocated on the first Add.
-  std::vector<torch::Tensor> sum_;
+  std::vector<at::Tensor> sum_;
   uint32_t updates_ = 0;
   uint64_t samples_ = 0;
   bool poisoned_ = false;

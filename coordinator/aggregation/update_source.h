@@ -15,7 +15,7 @@ namespace fedcustoms::coordinator {
 // how it is aggregated.
 class UpdateSource {
  public:
-  using Visitor = std::function<absl::Status(const std::string& name, const torch::Tensor&)>;
+  using Visitor = std::function<absl::Status(const std::string& name, const at::Tensor&)>;
   virtual ~UpdateSource() = default;
   // Calls `visit` for each tensor in stored order; stops at the first error
   // (from the source or from `visit`) and returns it.

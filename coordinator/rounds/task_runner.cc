@@ -364,11 +364,14 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
   lock.unlock();
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published = m.status();
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published =
+      absl::InternalError("candidate manifest unreadable");
   if (m.ok()) {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
     published = MakeSnapshot(*std::move(m), candidate->tensors, /*publish=*/true);
+  } else {
+    published = m.status();
   }
   lock.lock();
   if (!published.ok()) {
@@ -493,6 +496,14 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownloa
 absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHeader& header) {
   std::lock_guard lock(mu_);
   last_seen_[node] = Clock::now();
+  // A duplicate is named as such even after the round has moved on to
+  // aggregation or evaluation, so the node's log says what really happened.
+  const bool round_open = phase_ == Phase::kTraining || phase_ == Phase::kAggregating ||
+                          phase_ == Phase::kEvaluating;
+  if (round_open && header.round_id() == round_id_ && submitted_.count(node)) {
+    return absl::AlreadyExistsError(absl::StrCat("node ", node, " already sent its update for round ",
+                                                 header.round_id()));
+  }
   if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
       !s.ok()) {
     return s;
@@ -500,10 +511,6 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
   if (!selected_.count(node)) {
     return absl::FailedPreconditionError(
         absl::StrCat("node ", node, " is not selected for round ", header.round_id()));
-  }
-  if (submitted_.count(node)) {
-    return absl::AlreadyExistsError(absl::StrCat("node ", node, " already sent its update for round ",
-                                                 header.round_id()));
   }
   if (uploading_.count(node)) {
     return absl::AlreadyExistsError(absl::StrCat(
