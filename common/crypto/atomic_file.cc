@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -62,38 +63,64 @@ absl::Status WriteAll(int fd, std::string_view contents, const std::string& path
   return absl::OkStatus();
 }
 
-absl::Status WriteTemporary(const std::string& temp, std::string_view contents, mode_t mode) {
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0600));
-  if (fd.get() < 0) return ErrnoError(errno, "cannot create", temp);
+}  // namespace
+
+AtomicFileWriter::~AtomicFileWriter() { Abandon(); }
+
+absl::Status AtomicFileWriter::Open(const std::string& path, mode_t mode) {
+  if (fd_ >= 0) return absl::FailedPreconditionError(absl::StrCat(path, ": writer already open"));
+  static std::atomic<uint64_t> counter{0};
+  path_ = path;
+  temp_ = absl::StrCat(path, ".tmp.", ::getpid(), ".",
+                       counter.fetch_add(1, std::memory_order_relaxed));
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0600);
+  if (fd_ < 0) return ErrnoError(errno, "cannot create", temp_);
   // Created with at most owner read/write (whatever the umask); now set exactly `mode`.
-  if (::fchmod(fd.get(), mode) != 0) return ErrnoError(errno, "fchmod", temp);
-  if (absl::Status s = WriteAll(fd.get(), contents, temp); !s.ok()) return s;
-  if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", temp);
-  if (fd.Close() != 0) return ErrnoError(errno, "close", temp);
+  if (::fchmod(fd_, mode) != 0) {
+    absl::Status s = ErrnoError(errno, "fchmod", temp_);
+    Abandon();
+    return s;
+  }
   return absl::OkStatus();
 }
 
-}  // namespace
+absl::Status AtomicFileWriter::Write(std::string_view bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": writer is not open"));
+  return WriteAll(fd_, bytes, temp_);
+}
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string temp =
-      absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1, std::memory_order_relaxed));
-  if (absl::Status s = WriteTemporary(temp, contents, mode); !s.ok()) {
-    ::unlink(temp.c_str());
-    return s;
+absl::Status AtomicFileWriter::Commit() {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": writer is not open"));
+  absl::Status s;
+  if (::fsync(fd_) != 0) s = ErrnoError(errno, "fsync", temp_);
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0 && s.ok()) s = ErrnoError(errno, "close", temp_);
+  if (s.ok() && ::rename(temp_.c_str(), path_.c_str()) != 0) {
+    s = ErrnoError(errno, absl::StrCat("cannot rename ", temp_, " to it"), path_);
   }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    absl::Status s = ErrnoError(errno, absl::StrCat("cannot rename ", temp, " to it"), path);
-    ::unlink(temp.c_str());
+  if (!s.ok()) {
+    ::unlink(temp_.c_str());
     return s;
   }
   // Make the rename itself durable.
-  const std::string dir = DirectoryOf(path);
+  const std::string dir = DirectoryOf(path_);
   Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() < 0) return ErrnoError(errno, "cannot open directory to fsync", dir);
   if (::fsync(dir_fd.get()) != 0) return ErrnoError(errno, "fsync directory", dir);
   return absl::OkStatus();
+}
+
+void AtomicFileWriter::Abandon() {
+  if (fd_ < 0) return;
+  ::close(std::exchange(fd_, -1));
+  ::unlink(temp_.c_str());
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
+  AtomicFileWriter writer;
+  if (absl::Status s = writer.Open(path, mode); !s.ok()) return s;
+  if (absl::Status s = writer.Write(contents); !s.ok()) return s;
+  return writer.Commit();
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

@@ -10,6 +10,33 @@
 
 namespace fedcustoms::crypto {
 
+// Streams a new version of the file at `path`: bytes go to a sibling
+// temporary file "<path>.tmp.<pid>.<n>" (created with O_EXCL and exactly
+// `mode`; the umask does not apply), and Commit() fsyncs it, renames it over
+// `path` and fsyncs the directory. Until Commit() succeeds `path` is untouched;
+// a writer destroyed without Commit() removes its temporary file. Errors name
+// the path and the failing system call.
+class AtomicFileWriter {
+ public:
+  AtomicFileWriter() = default;
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  // Creates the temporary file. The directory must exist.
+  absl::Status Open(const std::string& path, mode_t mode = 0644);
+  absl::Status Write(std::string_view bytes);
+  // Makes the new content visible at `path`, durably.
+  absl::Status Commit();
+  // Drops the temporary file; `path` keeps its old content (if any).
+  void Abandon();
+
+ private:
+  std::string path_;
+  std::string temp_;
+  int fd_ = -1;
+};
+
 // Replaces the file at `path` with `contents` so that a reader (or a crash)
 // sees either the old file or the complete new one, never a partial write.
 //

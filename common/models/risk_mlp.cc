@@ -116,6 +116,23 @@ void RiskMlpImpl::ResetParameters(uint64_t seed) {
   if (standardize_) standardize_->reset_running_stats();
 }
 
+bool RiskMlpImpl::HasStandardization() const {
+  if (!standardize_) return true;
+  torch::NoGradGuard no_grad;
+  return !(torch::all(standardize_->running_mean == 0).item<bool>() &&
+           torch::all(standardize_->running_var == 1).item<bool>());
+}
+
+void RiskMlpImpl::SetStandardization(const torch::Tensor& mean, const torch::Tensor& variance) {
+  if (!standardize_) return;
+  TORCH_CHECK(mean.sizes() == standardize_->running_mean.sizes() &&
+                  variance.sizes() == standardize_->running_var.sizes(),
+              "RiskMlp: standardization statistics must have ", numeric_width_, " values");
+  torch::NoGradGuard no_grad;
+  standardize_->running_mean.copy_(mean);
+  standardize_->running_var.copy_(variance);
+}
+
 void RiskMlpImpl::SeedDropout(uint64_t seed) {
   std::lock_guard<std::mutex> lock(dropout_generator_.mutex());
   dropout_generator_.set_current_seed(seed);
@@ -137,7 +154,15 @@ torch::Tensor RiskMlpImpl::forward(const torch::Tensor& numeric, const torch::Te
 
   std::vector<torch::Tensor> parts;
   parts.reserve(1 + buckets_.size());
-  if (numeric_width_ > 0) parts.push_back(standardize_->forward(numeric));
+  if (numeric_width_ > 0) {
+    // Always the stored statistics, in training too (unlike BatchNorm's
+    // training mode): a node trains with exactly the standardization it is
+    // evaluated with, the global one. Equal to BatchNorm1d(affine=False) in
+    // eval mode, so PyTorch loads and runs the state as such.
+    const double eps = standardize_->options.eps();
+    parts.push_back((numeric - standardize_->running_mean) /
+                    torch::sqrt(standardize_->running_var + eps));
+  }
   for (int64_t j = 0; j < categorical_width; ++j) {
     parts.push_back(embeddings_->at<torch::nn::EmbeddingImpl>(j).forward(categorical.select(1, j)));
   }

@@ -68,13 +68,23 @@ class RiskMlpImpl : public torch::nn::Module {
 
   // Logits [B] of numeric [B, Fn] float32 and categorical [B, Fc] int64 with
   // ids in [0, buckets[j]). Throws c10::Error on wrong shapes, dtypes or ids.
-  // In training mode this updates the standardization statistics and applies
-  // dropout.
+  // Numerics are standardized with the stored statistics in both modes (see
+  // SetStandardization); training mode applies dropout.
   torch::Tensor forward(const torch::Tensor& numeric, const torch::Tensor& categorical);
 
   // Re-initializes every parameter and resets the standardization buffers
   // (mean 0, variance 1, count 0) deterministically from `seed`.
   void ResetParameters(uint64_t seed);
+
+  // False while the standardization statistics are still the reset values
+  // (mean 0, variance 1): no data has ever set them.
+  bool HasStandardization() const;
+  // Sets the per-column mean and variance of the numeric inputs. They live in
+  // the state as "standardize.running_mean" / "standardize.running_var" (a
+  // BatchNorm1d without affine parameters) and are averaged across nodes like
+  // the weights, so every node standardizes with the federation's statistics
+  // and no node reveals more than its column means and variances.
+  void SetStandardization(const torch::Tensor& mean, const torch::Tensor& variance);
 
   // Reseeds the dropout generator.
   void SeedDropout(uint64_t seed);

@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/crypto/atomic_file.h"
 
 namespace fedcustoms::synth {
 namespace {
@@ -202,36 +203,31 @@ constexpr std::array<RiskCombo, 12> kNamedRiskCombos = {{
     {4011, "MY"},  // tyres
 }};
 
-double Tune(const char* name, double fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atof(v) : fallback;
-}
-
 // Share of rows that fall in some high-risk combination; each combination
 // weighs kComboHomeWeight in its home administration and 1 elsewhere.
-const double kComboRowShare = Tune("S_COMBO_ROWS", 0.015);
-const double kComboHomeWeight = Tune("S_COMBO_HOME", 2);
+constexpr double kComboRowShare = 0.025;
+constexpr double kComboHomeWeight = 2;
 
 // Probability that a declaration matching a pattern is fraudulent.
-const double kComboFraud = Tune("S_COMBO_FRAUD", 0.55);
+constexpr double kComboFraud = 0.65;
 // The local route explains about this share of rows, whatever its traffic.
-const double kRouteFraudRows = Tune("S_ROUTE_FRAUD_ROWS", 0.0006);
-const double kUndervaluationFraud = Tune("S_UNDER_FRAUD", 0.02);
-const double kUndervaluationFraudOther = Tune("S_UNDER_OTHER", 0.005);
-const double kRiskyTraderFraud = Tune("S_TRADER_FRAUD", 0.25);
-const double kRiskyTraderRows = Tune("S_TRADER_ROWS", 0.005);
-const double kRiskyDeclarantRows = Tune("S_DECL_ROWS", 0.001);
-const double kAnyMisdescriptionFraud = Tune("S_MISDESC", 0.005);
-const double kUnexplainedFraud = Tune("S_NOISE", 0.001);
+constexpr double kRouteFraudRows = 0.0003;
+constexpr double kUndervaluationFraud = 0.008;
+constexpr double kUndervaluationFraudOther = 0.003;
+constexpr double kRiskyTraderFraud = 0.25;
+constexpr double kRiskyTraderRows = 0.0025;
+constexpr double kRiskyDeclarantRows = 0.0005;
+constexpr double kAnyMisdescriptionFraud = 0.003;
+constexpr double kUnexplainedFraud = 0.0005;
 // Share of rows sent along the local smuggling route.
-const double kRouteRowShare = Tune("S_ROUTE_ROWS", 0.003);
+constexpr double kRouteRowShare = 0.003;
 // Frauds the officers find.
-const double kDetection = 0.9;
+constexpr double kDetection = 0.8;
 // Innocent look-alikes among compliant rows.
-const double kLowValueLookalike = Tune("S_LOOK_VALUE", 0.005);
-const double kOddUnitsLookalike = Tune("S_LOOK_UNITS", 0.002);
+constexpr double kLowValueLookalike = 0.005;
+constexpr double kOddUnitsLookalike = 0.002;
 // Fraud probabilities are scaled by this in small administrations.
-const double kSmallCompliance = Tune("S_SMALL_COMPLIANCE", 0.85);
+constexpr double kSmallCompliance = 0.85;
 
 // The named combinations plus more drawn from the catalogue with a fixed
 // seed (the same in every run and administration): a long tail, so that each
@@ -239,10 +235,10 @@ const double kSmallCompliance = Tune("S_SMALL_COMPLIANCE", 0.85);
 const std::vector<RiskCombo>& RiskCombos() {
   static const auto* combos = [] {
     auto* all = new std::vector<RiskCombo>(kNamedRiskCombos.begin(), kNamedRiskCombos.end());
-    const size_t total = static_cast<size_t>(Tune("S_COMBOS", 36));
+    constexpr size_t kTotal = 120;
     Rng rng(20230101);
     const std::vector<Chapter>& chapters = Chapters();
-    while (all->size() < total) {
+    while (all->size() < kTotal) {
       const Chapter& c = chapters[rng.Index(chapters.size())];
       const RiskCombo combo{c.headings[rng.Index(c.headings.size())],
                             kOrigins[3 + rng.Index(kOrigins.size() - 3)].code};
@@ -502,73 +498,17 @@ void AppendFixed(std::string* out, double v, int decimals) {
   out->append(buf, r.ptr);
 }
 
-// Writes a file under a temporary name and renames it into place on Commit(),
-// so a reader never sees half a file. Abandoned writes remove the temporary.
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {}
-  ~AtomicFileWriter() {
-    if (file_ != nullptr) {
-      std::fclose(file_);
-      std::remove(tmp_.c_str());
-    }
-  }
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  absl::Status Open() {
-    file_ = std::fopen(tmp_.c_str(), "wb");
-    if (file_ == nullptr) {
-      return absl::InternalError(absl::StrCat(tmp_, ": cannot create: ", std::strerror(errno)));
-    }
-    return absl::OkStatus();
-  }
-  absl::Status Write(absl::string_view bytes) {
-    if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
-      return absl::InternalError(absl::StrCat(tmp_, ": write failed: ", std::strerror(errno)));
-    }
-    return absl::OkStatus();
-  }
-  absl::Status Commit() {
-    std::FILE* f = std::exchange(file_, nullptr);
-    if (std::fclose(f) != 0) {
-      std::remove(tmp_.c_str());
-      return absl::InternalError(absl::StrCat(tmp_, ": write failed: ", std::strerror(errno)));
-    }
-    std::error_code ec;
-    fs::rename(tmp_, path_, ec);
-    if (ec) {
-      std::remove(tmp_.c_str());
-      return absl::InternalError(absl::StrCat(path_, ": rename failed: ", ec.message()));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  const std::string path_;
-  const std::string tmp_;
-  std::FILE* file_ = nullptr;
-};
-
-absl::Status WriteWholeFile(const std::string& path, absl::string_view content) {
-  AtomicFileWriter writer(path);
-  if (absl::Status s = writer.Open(); !s.ok()) return s;
-  if (absl::Status s = writer.Write(content); !s.ok()) return s;
-  return writer.Commit();
-}
-
 // 2023-01-01
 constexpr int32_t kFirstDay = 19358;
 constexpr int32_t kDaysInYear = 365;
 
 // Streams the administration's declarations into `writer`; counts the
 // positives into `*positives`.
-absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
+absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* writer,
                          uint64_t* positives) {
   constexpr size_t kFlushBytes = 1 << 20;
   const std::vector<Chapter>& chapters = Chapters();
   std::string out;
-  std::string debug_types;
   out.reserve(kFlushBytes + 4096);
   out +=
       "declaration_id,date,hs_code,origin_country,office,importer,declarant,transport_mode,"
@@ -651,11 +591,11 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
     } else if (rng.Bernoulli(scale * kUnexplainedFraud)) {
       fraud = Fraud::kOther;
     }
-    if (fraud == Fraud::kUndervaluation) value *= rng.Uniform(Tune("S_UV_LO", 0.03), Tune("S_UV_HI", 0.12));
-    if (fraud == Fraud::kMisdescription) quantity = std::round(quantity * rng.Uniform(Tune("S_MQ_LO", 8), Tune("S_MQ_HI", 25)));
+    if (fraud == Fraud::kUndervaluation) value *= rng.Uniform(0.03, 0.12);
+    if (fraud == Fraud::kMisdescription) quantity = std::round(quantity * rng.Uniform(8, 25));
     if (fraud == Fraud::kNone) {
       if (rng.Bernoulli(kLowValueLookalike)) value *= rng.Uniform(0.10, 0.35);
-      if (rng.Bernoulli(kOddUnitsLookalike)) quantity = std::round(quantity * rng.Uniform(Tune("S_MQ_LO", 8), Tune("S_MQ_HI", 25)));
+      if (rng.Bernoulli(kOddUnitsLookalike)) quantity = std::round(quantity * rng.Uniform(8, 25));
     }
     value = std::max(value, 1.0);
     const bool found = fraud != Fraud::kNone && rng.Bernoulli(kDetection);
@@ -680,20 +620,17 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, AtomicFileWriter* writer,
     AppendFixed(&out, quantity, 0);
     absl::StrAppend(&out, ",", by_risk ? "risk" : "random", ",", found ? 1 : 0, "\n");
     if (found) ++*positives;
-    if (std::getenv("SYNTH_DEBUG")) debug_types.push_back(found ? "0cruma"[static_cast<int>(fraud)] : (fraud == Fraud::kNone ? '.' : '_'));
     if (out.size() >= kFlushBytes) {
       if (absl::Status s = writer->Write(out); !s.ok()) return s;
       out.clear();
     }
   }
-  if (std::getenv("SYNTH_DEBUG")) { FILE* f = std::fopen(("/tmp/fedexp/types_" + p.code).c_str(), "w"); std::fwrite(debug_types.data(), 1, debug_types.size(), f); std::fclose(f); }
   return writer->Write(out);
 }
 
 double SizeFactor(size_t index) {
   static constexpr double kFactors[] = {1.0, 0.6, 0.1, 0.8, 0.35, 0.2, 0.5, 0.15};
   constexpr size_t kCount = sizeof kFactors / sizeof kFactors[0];
-  if (index == 2) return Tune("S_SMALL_FACTOR", 0.1);
   return index < kCount ? kFactors[index] : kFactors[1 + (index - 1) % (kCount - 1)];
 }
 
@@ -793,12 +730,12 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     Rng row_rng(SplitMix64(stream + 1));
     const Profile profile =
         BuildProfile(code, hub, hub_count, AdministrationRows(options.rows, i), profile_rng);
-    AtomicFileWriter csv(dir + "/declarations.csv");
+    crypto::AtomicFileWriter csv;
     uint64_t positives = 0;
-    if (absl::Status s = csv.Open(); !s.ok()) return s;
+    if (absl::Status s = csv.Open(dir + "/declarations.csv"); !s.ok()) return s;
     if (absl::Status s = GenerateCsv(profile, row_rng, &csv, &positives); !s.ok()) return s;
     if (absl::Status s = csv.Commit(); !s.ok()) return s;
-    if (absl::Status s = WriteWholeFile(dir + "/declarations.schema.json", schema_json);
+    if (absl::Status s = crypto::WriteFileAtomically(dir + "/declarations.schema.json", schema_json);
         !s.ok()) {
       return s;
     }

@@ -14,45 +14,13 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
 #include "common/tensor/tensor_spec.h"
 
 namespace fedcustoms::tensor {
 namespace {
 
 std::string ErrnoText() { return std::strerror(errno); }
-
-// Closes a file descriptor on scope exit unless released.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  // Closes now and reports failure (close can report a failed write-back).
-  bool Close() {
-    int fd = fd_;
-    fd_ = -1;
-    return ::close(fd) == 0;
-  }
-
- private:
-  int fd_;
-};
-
-absl::Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ErrnoText()));
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
 
 template <typename T>
 bool AllFiniteContiguous(const at::Tensor& t) {
@@ -175,36 +143,7 @@ absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem
         absl::StrCat("cannot pickle state for ", path.string(), ": ", e.what_without_backtrace()));
   }
 
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  std::string temp = (dir / (path.filename().string() + ".tmp.XXXXXX")).string();
-  int fd = ::mkstemp(temp.data());
-  if (fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot create a temporary file in ", dir.string(), ": ", ErrnoText()));
-  }
-  FdCloser closer(fd);
-  auto fail = [&](absl::Status status) {
-    ::unlink(temp.c_str());
-    return status;
-  };
-  if (absl::Status s = WriteAll(fd, bytes.data(), bytes.size(), temp); !s.ok()) return fail(s);
-  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
-    return fail(absl::InternalError(absl::StrCat("cannot sync ", temp, ": ", ErrnoText())));
-  }
-  if (!closer.Close()) {
-    return fail(absl::InternalError(absl::StrCat("cannot close ", temp, ": ", ErrnoText())));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    return fail(absl::InternalError(
-        absl::StrCat("cannot rename ", temp, " to ", path.string(), ": ", ErrnoText())));
-  }
-  // Make the rename itself durable.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-  return absl::OkStatus();
+  return crypto::WriteFileAtomically(path.string(), std::string_view(bytes.data(), bytes.size()));
 }
 
 absl::StatusOr<NamedTensors> LoadPickledState(const std::filesystem::path& path) {

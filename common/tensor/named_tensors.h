@@ -25,8 +25,7 @@ namespace fedcustoms::tensor {
 // What an update carries: only aggregatable (floating point) tensors. Integer
 // buffers such as BatchNorm's `num_batches_tracked` (int64) are part of a
 // model state (so a state dict is complete for PyTorch) but are not averaged;
-// they keep the global model's value. The risk trainer resets that counter at
-// the start of each local training, see common/training/risk_trainer.h.
+// they keep the global model's value (the risk model does not use its counter).
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // True for tensors that take part in aggregation: floating point dtypes.

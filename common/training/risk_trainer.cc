@@ -91,14 +91,14 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
     namespace F = torch::nn::functional;
     const auto loss_options = F::BinaryCrossEntropyWithLogitsFuncOptions().pos_weight(pos_weight);
 
+    // The local column statistics: used to standardize only when the model
+    // has none yet (a fresh model), and sent back in the state after training
+    // so the aggregate becomes the federation's statistics.
+    const at::Tensor local_mean = numeric.mean(0);
+    const at::Tensor local_variance = numeric.var(0, /*unbiased=*/true);
+    if (!model->HasStandardization()) model->SetStandardization(local_mean, local_variance);
     model->train();
     model->SeedDropout(c.seed() ^ kDropoutSeedMix);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& buffer : model->named_buffers(/*recurse=*/true)) {
-        if (absl::EndsWith(buffer.key(), "num_batches_tracked")) buffer.value().zero_();
-      }
-    }
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     if (c.optimizer() == "adam") {
       optimizer = std::make_unique<torch::optim::Adam>(
@@ -137,6 +137,7 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
       result.mean_loss = loss_sum / static_cast<double>(n);
       result.samples_seen += n;
     }
+    model->SetStandardization(local_mean, local_variance);
   } catch (const c10::Error& e) {
     model->eval();
     return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));

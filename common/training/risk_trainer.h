@@ -46,13 +46,13 @@ struct TrainResult {
 //
 // Each epoch shuffles the rows with a generator seeded once from config.seed;
 // mini-batches of batch_size are gathered with index_select from tensors of
-// the training rows built once per call. BatchNorm cannot train on one row,
-// so a batch_size of 1 is treated as 2 and a final single-row batch is merged
-// into the previous one. Loss: BCE-with-logits with the
+// the training rows built once per call. A batch_size of 1 is treated as 2
+// and a final single-row batch is merged into the previous one. Loss: BCE-with-logits with the
 // PositiveWeight() above; optimizer Adam or plain SGD, fresh for each call (no
-// optimizer state crosses rounds). Dropout is reseeded from config.seed, and
-// the standardization's num_batches_tracked is reset to 0 so its running
-// statistics become this call's cumulative average over the local batches.
+// optimizer state crosses rounds). Dropout is reseeded from config.seed.
+// Standardization: training uses the model's statistics (a fresh model first
+// gets the local ones); afterwards the model holds the local column means and
+// variances of `rows`, so averaging states yields the federation's statistics.
 // Everything is deterministic for a given model state, table, rows and
 // config on one thread count; the global torch RNG is not used, and the
 // number of torch threads is left to the caller.

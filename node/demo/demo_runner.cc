@@ -105,7 +105,7 @@ absl::Status RunDemo(const DemoOptions& o) {
 
   // Configs: every path absolute so the processes can run from anywhere.
   const std::string schema = absl::StrCat(root, "/data/", admins[0], "/declarations.schema.json");
-  json training{{"local_epochs", 2}, {"batch_size", 128}, {"learning_rate", 0.003},
+  json training{{"local_epochs", 2}, {"batch_size", 128}, {"learning_rate", 0.006},
                 {"optimizer", "adam"}, {"seed", 11}};
   json model{{"hidden_units", {64, 32}}, {"embedding_dim", 8}, {"dropout", 0.1}};
   json coordinator{

@@ -11,7 +11,7 @@ struct DemoOptions {
   uint32_t nodes = 3;
   uint32_t rounds = 5;
   // Declarations of the largest administration (others are smaller).
-  uint64_t rows = 40000;
+  uint64_t rows = 80000;
   uint64_t seed = 7;
   // Give up after this long.
   uint32_t timeout_seconds = 600;

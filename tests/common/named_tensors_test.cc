@@ -148,7 +148,7 @@ TEST(NamedTensors, PickledStateRoundTripsAndLeavesNoTemporaryFile) {
 
 TEST(NamedTensorsErrors, SaveIntoMissingDirectoryFailsWithThePath) {
   absl::Status status = SavePickledState({{"a", torch::zeros({1})}}, "/nonexistent/dir/state.pt");
-  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(status.message()), HasSubstr("/nonexistent/dir"));
 }
 

@@ -157,26 +157,48 @@ TEST(RiskTrainer, DoesNotUseTheGlobalRng) {
   EXPECT_TRUE(AllEqual(tensor::StateOf(*a), tensor::StateOf(*b)));
 }
 
-TEST(RiskTrainer, StandardizationBecomesTheLocalFeatureMean) {
+TEST(RiskTrainer, StandardizationBecomesTheLocalColumnStatistics) {
   const data::DeclarationTable table = SyntheticTable(640);
-  const std::vector<int64_t> rows = Range(0, 640);  // 10 equal batches of 64
+  const std::vector<int64_t> rows = Range(0, 640);
   models::RiskMlp model = ModelFor(table);
-  {
-    torch::NoGradGuard no_grad;  // as if a global model had counted batches before
-    for (auto& b : model->named_buffers()) {
-      if (b.key() == "standardize.num_batches_tracked") b.value().fill_(1000);
-    }
-  }
+  EXPECT_FALSE(model->HasStandardization());
   ASSERT_TRUE(TrainRiskModel(model, table, rows, FastConfig(1)).ok());
-  const torch::Tensor expected = NumericTensor(table, rows).mean(0);
+  EXPECT_TRUE(model->HasStandardization());
+  const torch::Tensor numeric = NumericTensor(table, rows);
   for (const auto& [name, t] : tensor::StateOf(*model)) {
     if (name == "standardize.running_mean") {
-      EXPECT_TRUE(torch::allclose(t, expected, 1e-5, 1e-4)) << t << expected;
+      EXPECT_TRUE(torch::allclose(t, numeric.mean(0), 1e-5, 1e-4)) << t;
     }
-    if (name == "standardize.num_batches_tracked") {
-      EXPECT_EQ(t.item<int64_t>(), 10);
+    if (name == "standardize.running_var") {
+      EXPECT_TRUE(torch::allclose(t, numeric.var(0), 1e-5, 1e-4)) << t;
     }
   }
+}
+
+TEST(RiskTrainer, TrainsWithTheGlobalStandardizationItWasGiven) {
+  // Two nodes given the same global statistics: training on different rows
+  // must not change how the other rows' features are scaled during training.
+  // With fixed statistics, training is deterministic in the statistics given,
+  // so a shifted global mean changes the trained weights.
+  const data::DeclarationTable table = SyntheticTable(640);
+  const std::vector<int64_t> rows = Range(0, 640);
+  models::RiskMlp a = ModelFor(table);
+  models::RiskMlp b = ModelFor(table);
+  const torch::Tensor numeric = NumericTensor(table, rows);
+  a->SetStandardization(numeric.mean(0), numeric.var(0));
+  b->SetStandardization(numeric.mean(0) + 1.0, numeric.var(0));
+  ASSERT_TRUE(TrainRiskModel(a, table, rows, FastConfig(1)).ok());
+  ASSERT_TRUE(TrainRiskModel(b, table, rows, FastConfig(1)).ok());
+  bool hidden_differs = false;
+  const auto sa = tensor::StateOf(*a);
+  const auto sb = tensor::StateOf(*b);
+  for (size_t i = 0; i < sa.size(); ++i) {
+    if (sa[i].first == "hidden.0.weight") hidden_differs = !torch::equal(sa[i].second, sb[i].second);
+    if (sa[i].first == "standardize.running_mean") {
+      EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second));  // both end at the local mean
+    }
+  }
+  EXPECT_TRUE(hidden_differs);
 }
 
 TEST(RiskTrainer, SgdAlsoLearns) {
