@@ -95,8 +95,7 @@ absl::Status Coordinator::Start() {
   builder.RegisterService(analyst_service_.get());
   builder.RegisterService(admin_service_.get());
   // Chunks are at most 1 MiB; nothing legitimate comes near 4 MiB.
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  builder.SetMaxSendMessageSize(4 << 20);
+  tls::ApplyServerArguments(builder);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen_address(),

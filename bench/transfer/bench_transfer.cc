@@ -81,6 +81,7 @@ double OpensslAesGcmMBps() {
 int main(int argc, char** argv) {
   std::vector<uint64_t> sizes_mb = {10, 100, 400};
   std::string workdir = fs::temp_directory_path() / absl::StrCat("fedcustoms-bench-", getpid());
+  bool keep_workdir = false;  // a --workdir given by the user is kept (logs)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--sizes-mb") {
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
       }
     } else if (flag == "--workdir") {
       workdir = argv[i + 1];
+      keep_workdir = true;
     }
   }
   fs::remove_all(workdir);
@@ -215,6 +217,6 @@ int main(int argc, char** argv) {
     (*coordinator)->Signal(SIGTERM);
     (*coordinator)->Wait();
   }
-  fs::remove_all(workdir);
+  if (!keep_workdir) fs::remove_all(workdir);
   return 0;
 }

@@ -357,7 +357,11 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   std::vector<v1::EvaluationMetrics> reports;
   for (const auto& [node, metrics] : reported_) reports.push_back(metrics);
   std::string metrics_json = "{}";
-  if (!reports.empty()) metrics_json = ToJsonText(metrics::WeightedMeanMetrics(reports));
+  std::optional<v1::EvaluationMetrics> mean_metrics;
+  if (!reports.empty()) {
+    mean_metrics = metrics::WeightedMeanMetrics(reports);
+    metrics_json = ToJsonText(*mean_metrics);
+  }
   record_.metrics_json = metrics_json;
 
   std::shared_ptr<const ModelSnapshot> candidate = candidate_;
@@ -380,6 +384,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
     return;
   }
   global_ = *std::move(published);
+  latest_metrics_ = std::move(mean_metrics);
   candidate_.reset();
   record_.result_version = global_->version;
   record_.status = "completed";
@@ -541,7 +546,11 @@ void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& he
 absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateHeader& header,
                                       const std::string& spool_path) {
   SpooledUpdate update(spool_path);
-  if (absl::Status s = ValidateUpdate(update, spec_); !s.ok()) {
+  const auto validate_start = Clock::now();
+  absl::Status valid = ValidateUpdate(update, spec_);
+  const double validate_seconds =
+      std::chrono::duration<double>(Clock::now() - validate_start).count();
+  if (absl::Status s = valid; !s.ok()) {
     {
       std::lock_guard lock(mu_);
       if (header.round_id() == round_id_) {
@@ -565,7 +574,11 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
           " could be aggregated"));
     }
   }
+  const auto fold_start = Clock::now();
   absl::Status folded = fed_avg_->Add(update, header.sample_count());
+  spdlog::info("task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
+                validate_seconds,
+                std::chrono::duration<double>(Clock::now() - fold_start).count());
   {
     std::lock_guard lock(mu_);
     uploading_.erase(node);
@@ -609,6 +622,7 @@ v1::TaskStatus TaskRunner::Status() const {
   status.set_phase(PhaseName(phase_));
   status.set_rounds_completed(rounds_completed_);
   status.set_rounds_aborted(rounds_aborted_);
+  if (latest_metrics_) *status.mutable_latest_metrics() = *latest_metrics_;
   return status;
 }
 

@@ -143,6 +143,7 @@ class TaskRunner {
   RoundRecord record_ ABSL_GUARDED_BY(mu_);
   uint32_t rounds_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
   Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
 
   // Serializes folding into the sum; taken before mu_ when both are needed.

@@ -103,6 +103,7 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
     total += n;
     chunk->set_index(index++);
     if (n == 0) {
+      if (!update.status().ok()) break;  // never seal a truncated update
       std::array<uint8_t, 32> digest = hasher.Final();
       chunk->set_sha256(std::string(digest.begin(), digest.end()));
       chunk->set_total_bytes(total);
@@ -110,6 +111,15 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
       break;
     }
     open = writer->Write(message);
+  }
+  if (!update.status().ok()) {
+    // The update could not be encoded to the end: cancel so the coordinator
+    // never takes the bytes sent so far for a whole update.
+    context.TryCancel();
+    writer->Finish();
+    return absl::Status(update.status().code(),
+                        absl::StrCat("upload update: cannot encode the update: ",
+                                     update.status().message()));
   }
   writer->WritesDone();
   if (absl::Status s = FromGrpc(writer->Finish(), "upload update"); !s.ok()) return s;

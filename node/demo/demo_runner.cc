@@ -202,9 +202,15 @@ absl::Status RunDemo(const DemoOptions& o) {
       const v1::TaskStatus& t = status.tasks(0);
       while (shown < t.rounds_completed()) {
         ++shown;
-        std::printf("      round %u/%u done: global model version %llu (%d nodes joined)\n", shown,
-                    o.rounds, static_cast<unsigned long long>(t.latest_version()),
+        std::printf("      round %u/%u done: global model version %llu, %d nodes", shown, o.rounds,
+                    static_cast<unsigned long long>(t.latest_version()),
                     status.joined_nodes_size());
+        // The metrics belong to the latest version only.
+        if (shown == t.rounds_completed() && t.has_latest_metrics()) {
+          std::printf(", mean hold-out PR-AUC %.3f, ROC-AUC %.3f", t.latest_metrics().pr_auc(),
+                      t.latest_metrics().roc_auc());
+        }
+        std::printf("\n");
         std::fflush(stdout);
       }
       if (t.phase() == "finished") {

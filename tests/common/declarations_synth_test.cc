@@ -119,7 +119,7 @@ TEST_F(DeclarationsSynthTest, FilesParseWithRareLabelsAndOneSmallAdministration)
     EXPECT_GT(holdout_positives, 5) << admin;
     if (admin == "LV") {
       EXPECT_GE(train_positives, 15);
-      EXPECT_LE(train_positives, 80);  // few: under 2 % of the federation's
+      EXPECT_LE(train_positives, 80);  // few positives to learn from alone
     } else {
       EXPECT_GT(train_positives, 300) << admin;
     }
