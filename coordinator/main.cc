@@ -1,12 +1,11 @@
 // fedcustoms-coordinator --config coordinator.json
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <thread>
+#include <memory>
 
 #include "common/log/logging.h"
+#include "common/process/stop_signals.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
 
@@ -18,12 +17,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
-  // Block the stop signals in every thread; one thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  fedcustoms::process::BlockStopSignals();
 
   auto config = fedcustoms::coordinator::LoadCoordinatorConfig(config_path);
   fedcustoms::log::InitLogging("coordinator", config.ok() && config->json_logs());
@@ -41,14 +35,13 @@ int main(int argc, char** argv) {
       spdlog::error("{}", s.message());
       return 1;
     }
-    std::thread stopper([&] {
-      int signal = 0;
-      sigwait(&signals, &signal);
+    // The signal thread may outlive main's scope: it only holds a weak reference.
+    std::shared_ptr<fedcustoms::coordinator::Coordinator> running = std::move(*coordinator);
+    fedcustoms::process::OnStopSignal([weak = std::weak_ptr(running)](int signal) {
       spdlog::info("signal {} received, shutting down", signal);
-      (*coordinator)->Shutdown();
+      if (auto alive = weak.lock()) alive->Shutdown();
     });
-    (*coordinator)->Wait();
-    stopper.join();
+    running->Wait();
   } catch (const std::exception& e) {
     spdlog::error("coordinator stopped: {}", e.what());
     return 1;

@@ -1,12 +1,11 @@
 // fedcustoms-node --config node.json
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <thread>
+#include <memory>
 
 #include "common/log/logging.h"
+#include "common/process/stop_signals.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
 
@@ -18,11 +17,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  fedcustoms::process::BlockStopSignals();
 
   auto config = fedcustoms::node::LoadNodeConfig(config_path);
   fedcustoms::log::InitLogging("node", config.ok() && config->json_logs());
@@ -36,13 +31,13 @@ int main(int argc, char** argv) {
       spdlog::error("{}", node.status().message());
       return 1;
     }
-    std::thread stopper([&] {
-      int signal = 0;
-      sigwait(&signals, &signal);
-      if (signal != 0) (*node)->Stop();
+    // The signal thread may outlive main's scope: it only holds a weak reference.
+    std::shared_ptr<fedcustoms::node::Node> running = std::move(*node);
+    fedcustoms::process::OnStopSignal([weak = std::weak_ptr(running)](int signal) {
+      spdlog::info("signal {} received, stopping", signal);
+      if (auto alive = weak.lock()) alive->Stop();
     });
-    stopper.detach();
-    absl::Status status = (*node)->Run();
+    absl::Status status = running->Run();
     if (!status.ok()) {
       spdlog::error("{}", status.message());
       return 1;
