@@ -322,7 +322,7 @@ absl::Status TensorDecoder::ReadHeader() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::pair<std::string, at::Tensor>> TensorDecoder::ReadTensor() {
+absl::StatusOr<TensorDecoder::TensorHeader> TensorDecoder::ReadTensorHeader() {
   const uint32_t index = decoded_;
   auto error = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
 
@@ -403,26 +403,18 @@ absl::StatusOr<std::pair<std::string, at::Tensor>> TensorDecoder::ReadTensor() {
                  limits_.max_tensor_bytes);
   }
 
-  at::Tensor tensor = at::empty(dims, at::TensorOptions().dtype(*dtype));
-  if (absl::Status s = ReadExact(static_cast<char*>(tensor.data_ptr()), byte_length, data_what);
-      !s.ok()) {
-    return s;
-  }
-  if (*dtype == at::kBool) {
-    const auto* bytes = static_cast<const uint8_t*>(tensor.data_ptr());
-    for (int64_t k = 0; k < numel; ++k) {
-      if (bytes[k] > 1) {
-        return error("tensor ", quoted, ": bool element ", k, " has byte value ",
-                     static_cast<int>(bytes[k]));
-      }
-    }
-  }
   previous_name_ = name;
-  return std::make_pair(std::move(name), std::move(tensor));
+  data_left_ = byte_length;
+  data_what_ = data_what;
+  return TensorHeader{std::move(name), *dtype, std::move(dims), byte_length};
 }
 
-absl::StatusOr<std::optional<std::pair<std::string, at::Tensor>>> TensorDecoder::Next() {
+absl::StatusOr<std::optional<TensorDecoder::TensorHeader>> TensorDecoder::NextHeader() {
   if (!error_.ok()) return error_;
+  if (data_left_ != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("NextHeader() with ", data_left_, " bytes of ", data_what_, " unread"));
+  }
   if (done_) return std::nullopt;
   if (!header_read_) {
     error_ = ReadHeader();
@@ -438,13 +430,51 @@ absl::StatusOr<std::optional<std::pair<std::string, at::Tensor>>> TensorDecoder:
     done_ = true;
     return std::nullopt;
   }
-  absl::StatusOr<std::pair<std::string, at::Tensor>> tensor = ReadTensor();
-  if (!tensor.ok()) {
-    error_ = tensor.status();
+  absl::StatusOr<TensorHeader> header = ReadTensorHeader();
+  if (!header.ok()) {
+    error_ = header.status();
     return error_;
   }
   ++decoded_;
-  return std::optional<std::pair<std::string, at::Tensor>>(*std::move(tensor));
+  return std::optional<TensorHeader>(*std::move(header));
+}
+
+absl::Status TensorDecoder::ReadData(char* dst, uint64_t size) {
+  if (!error_.ok()) return error_;
+  if (size > data_left_) {
+    return absl::FailedPreconditionError(absl::StrCat("ReadData(", size, ") with only ",
+                                                      data_left_, " bytes of ", data_what_,
+                                                      " left"));
+  }
+  error_ = ReadExact(dst, size, data_what_);
+  if (!error_.ok()) return error_;
+  data_left_ -= size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, at::Tensor>>> TensorDecoder::Next() {
+  absl::StatusOr<std::optional<TensorHeader>> header = NextHeader();
+  if (!header.ok()) return header.status();
+  if (!header->has_value()) return std::nullopt;
+  TensorHeader& h = **header;
+  at::Tensor tensor = at::empty(h.shape, at::TensorOptions().dtype(h.dtype));
+  if (absl::Status s = ReadData(static_cast<char*>(tensor.data_ptr()), h.data_bytes); !s.ok()) {
+    return s;
+  }
+  if (h.dtype == at::kBool) {
+    const auto* bytes = static_cast<const uint8_t*>(tensor.data_ptr());
+    for (int64_t k = 0; k < tensor.numel(); ++k) {
+      if (bytes[k] > 1) {
+        error_ = absl::InvalidArgumentError(absl::StrCat("tensor ", Quoted(h.name),
+                                                         ": bool element ", k,
+                                                         " has byte value ",
+                                                         static_cast<int>(bytes[k])));
+        return error_;
+      }
+    }
+  }
+  return std::optional<std::pair<std::string, at::Tensor>>(
+      std::make_pair(std::move(h.name), std::move(tensor)));
 }
 
 // ---------------------------------------------------------------------------

@@ -154,6 +154,22 @@ class TensorDecoder {
   // further call returns the same error.
   absl::StatusOr<std::optional<std::pair<std::string, at::Tensor>>> Next();
 
+  // Streaming alternative to Next() for tensors too large to materialize at
+  // once: the next tensor's name, dtype and shape, checked exactly as Next()
+  // checks them, with its data left in the stream for ReadData(); nullopt
+  // after the last one. The previous tensor's data must have been read
+  // completely. Do not mix with Next() on one decoder.
+  struct TensorHeader {
+    std::string name;
+    at::ScalarType dtype = at::kFloat;
+    std::vector<int64_t> shape;
+    uint64_t data_bytes = 0;
+  };
+  absl::StatusOr<std::optional<TensorHeader>> NextHeader();
+  // Reads the next `size` bytes of the current tensor's data; `size` must not
+  // exceed what is left of it. Bool values are not checked here (Next() does).
+  absl::Status ReadData(char* dst, uint64_t size);
+
   // Number of tensors announced by the header (0 before the first Next()).
   uint32_t TensorCount() const { return count_; }
   // Bytes consumed from the stream so far.
@@ -161,7 +177,7 @@ class TensorDecoder {
 
  private:
   absl::Status ReadHeader();
-  absl::StatusOr<std::pair<std::string, at::Tensor>> ReadTensor();
+  absl::StatusOr<TensorHeader> ReadTensorHeader();
   // Reads exactly `size` bytes or fails with "truncated stream: <what>".
   absl::Status ReadExact(char* dst, uint64_t size, absl::string_view what);
   // Bytes left in a seekable stream, or nullopt.
@@ -179,6 +195,9 @@ class TensorDecoder {
   uint32_t decoded_ = 0;
   uint64_t consumed_ = 0;
   std::string previous_name_;
+  // Data bytes of the current tensor not yet read, and how to name them.
+  uint64_t data_left_ = 0;
+  std::string data_what_;
 };
 
 // The whole encoding in one string, for small payloads and tests.

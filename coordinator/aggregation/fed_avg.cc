@@ -20,17 +20,20 @@ absl::Status FedAvg::Add(const UpdateSource& update, uint64_t sample_count) {
   }
   const float weight = static_cast<float>(sample_count);
   size_t index = 0;
-  absl::Status status =
-      update.ForEach([&](const std::string& name, const torch::Tensor& delta) -> absl::Status {
-        if (index >= sum_.size() || name != spec_.entries[index].name) {
-          return absl::InternalError(absl::StrCat("unvalidated update tensor \"", name, "\""));
-        }
-        sum_[index].add_(delta, weight);
-        ++index;
-        return absl::OkStatus();
-      });
+  bool touched = false;
+  absl::Status status = update.ForEach([&](const UpdateSlice& slice) -> absl::Status {
+    if (index >= sum_.size() || slice.name != spec_.entries[index].name) {
+      return absl::InternalError(absl::StrCat("unvalidated update tensor \"", slice.name, "\""));
+    }
+    if (slice.data.numel() > 0) {
+      sum_[index].view(-1).narrow(0, slice.offset, slice.data.numel()).add_(slice.data, weight);
+      touched = true;
+    }
+    if (slice.last()) ++index;
+    return absl::OkStatus();
+  });
   if (!status.ok()) {
-    if (index > 0) poisoned_ = true;
+    if (touched) poisoned_ = true;
     return status;
   }
   ++updates_;
@@ -55,7 +58,14 @@ absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const tensor::NamedTensors& g
       continue;
     }
     torch::Tensor mean = sum_[it->second] * inverse;
-    out.emplace_back(name, (w + mean.to(w.scalar_type())).contiguous());
+    torch::Tensor next = (w + mean.to(w.scalar_type())).contiguous();
+    // Each update was finite, but a weighted sum of huge finite values can
+    // overflow: such an aggregate is refused, never published.
+    if (!tensor::AllFinite(next)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the aggregate of tensor \"", name, "\" overflows to Inf or NaN (updates too large)"));
+    }
+    out.emplace_back(name, std::move(next));
   }
   return out;
 }

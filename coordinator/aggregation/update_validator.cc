@@ -17,34 +17,37 @@ UpdateSpec UpdateSpec::Of(const tensor::NamedTensors& global) {
 }
 
 absl::Status ValidateUpdate(const UpdateSource& update, const UpdateSpec& spec) {
-  size_t index = 0;
-  absl::Status status = update.ForEach([&](const std::string& name,
-                                           const torch::Tensor& t) -> absl::Status {
-    if (index >= spec.entries.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("update has an extra tensor \"", name,
-                                                     "\" after the ", spec.entries.size(),
-                                                     " expected"));
+  size_t index = 0;  // of the tensor being visited
+  absl::Status status = update.ForEach([&](const UpdateSlice& slice) -> absl::Status {
+    const std::string& name = slice.name;
+    if (slice.first()) {
+      if (index >= spec.entries.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("update has an extra tensor \"", name,
+                                                       "\" after the ", spec.entries.size(),
+                                                       " expected"));
+      }
+      const UpdateSpec::Entry& want = spec.entries[index];
+      if (name != want.name) {
+        return absl::InvalidArgumentError(absl::StrCat("update tensor ", index, " is \"", name,
+                                                       "\", expected \"", want.name, "\""));
+      }
+      if (slice.dtype != torch::kFloat32) {
+        return absl::InvalidArgumentError(absl::StrCat("update tensor \"", name, "\" has dtype ",
+                                                       c10::toString(slice.dtype),
+                                                       ", expected Float"));
+      }
+      if (slice.shape != want.shape) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("update tensor \"", name, "\" has shape [",
+                         absl::StrJoin(slice.shape, ","), "], expected [",
+                         absl::StrJoin(want.shape, ","), "]"));
+      }
     }
-    const UpdateSpec::Entry& want = spec.entries[index];
-    if (name != want.name) {
-      return absl::InvalidArgumentError(absl::StrCat("update tensor ", index, " is \"", name,
-                                                     "\", expected \"", want.name, "\""));
-    }
-    if (t.scalar_type() != torch::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat("update tensor \"", name, "\" has dtype ",
-                                                     c10::toString(t.scalar_type()),
-                                                     ", expected Float"));
-    }
-    if (t.sizes().vec() != want.shape) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("update tensor \"", name, "\" has shape [", absl::StrJoin(t.sizes(), ","),
-                       "], expected [", absl::StrJoin(want.shape, ","), "]"));
-    }
-    if (!tensor::AllFinite(t)) {
+    if (!tensor::AllFinite(slice.data)) {
       return absl::InvalidArgumentError(
           absl::StrCat("update tensor \"", name, "\" contains NaN or Inf"));
     }
-    ++index;
+    if (slice.last()) ++index;
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

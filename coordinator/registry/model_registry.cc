@@ -1,5 +1,7 @@
 #include "coordinator/registry/model_registry.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/log/logging.h"
 #include "absl/strings/str_format.h"
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
@@ -132,7 +135,12 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
     return fail(absl::UnavailableError(
         absl::StrCat("model registry: cannot publish ", final_dir, ": ", ec.message())));
   }
-  if (absl::Status s = FsyncPath(task_dir); !s.ok()) return s;
+  // The version is visible from here on: a failed directory fsync only
+  // weakens its durability across a power loss, so it is logged, not
+  // reported as "not published" (the round would then reuse this version).
+  if (absl::Status s = FsyncPath(task_dir); !s.ok()) {
+    spdlog::error("model registry: published {} but {}", final_dir, s.message());
+  }
   return signed_manifest;
 }
 

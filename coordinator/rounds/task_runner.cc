@@ -33,7 +33,7 @@ std::string ToJsonText(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) return "{}";
   return out;
 }
 
@@ -238,9 +238,16 @@ void TaskRunner::DriverLoop() {
     }
     Gather(lock);
     if (stopping_) break;
-    Train(lock);
-    if (stopping_ || phase_ != Phase::kEvaluating) continue;
-    Evaluate(lock);
+    // An exception in a round (allocation failure, a torch error) aborts the
+    // round, never the coordinator; the global model stays as it was.
+    try {
+      Train(lock);
+      if (stopping_ || phase_ != Phase::kEvaluating) continue;
+      Evaluate(lock);
+    } catch (const std::exception& e) {
+      if (!lock.owns_lock()) lock.lock();
+      AbortRound(absl::StrCat("internal error: ", e.what()));
+    }
   }
 }
 

@@ -146,12 +146,30 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
                  header.round_id(), s.message());
     return ToGrpc(s);
   }
-  // From here on the node's slot is reserved: every exit releases it or folds.
+  // From here on the node's slot is reserved: every exit releases it or folds,
+  // an exception included (it would otherwise block the node for the round).
+  try {
+    return ReceiveUpdate(context, reader, response, *runner, node, header);
+  } catch (const std::exception& e) {
+    (*runner)->AbortUpload(node, header);
+    spdlog::error("upload from {} for {} round {} failed: {}", node, header.task(),
+                  header.round_id(), e.what());
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "the coordinator failed while receiving the update; retry");
+  }
+}
+
+grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
+                                            grpc::ServerReader<v1::UploadUpdateRequest>* reader,
+                                            v1::UploadUpdateResponse* response,
+                                            TaskRunner* runner, const std::string& node,
+                                            const v1::UpdateHeader& header) {
+  v1::UploadUpdateRequest message;
   SpoolFile spool(SpoolName(spool_dir_, header.task(), header.round_id(), node));
   absl::Status status = [&]() -> absl::Status {
     std::ofstream out(spool.path(), std::ios::binary | std::ios::trunc);
     if (!out) return absl::InternalError("coordinator cannot spool the upload");
-    tensor::ChunkAssembler assembler(&out, (*runner)->MaxUploadBytes());
+    tensor::ChunkAssembler assembler(&out, runner->MaxUploadBytes());
     bool finished = false;
     while (reader->Read(&message)) {
       if (!message.has_chunk()) {
@@ -179,12 +197,12 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
     return absl::OkStatus();
   }();
   if (!status.ok()) {
-    (*runner)->AbortUpload(node, header);
+    runner->AbortUpload(node, header);
     spdlog::warn("upload from {} for {} round {} rejected: {}", node, header.task(),
                  header.round_id(), status.message());
     return ToGrpc(status);
   }
-  if (absl::Status s = (*runner)->FinishUpload(node, header, spool.path()); !s.ok()) {
+  if (absl::Status s = runner->FinishUpload(node, header, spool.path()); !s.ok()) {
     spdlog::warn("{}", s.message());
     return ToGrpc(s);
   }

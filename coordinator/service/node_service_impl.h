@@ -36,6 +36,12 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   static constexpr uint32_t kMaxPollSeconds = 10;
 
  private:
+  // Receives, spools, validates and folds an upload whose slot BeginUpload
+  // reserved; releases the slot on every error it returns.
+  grpc::Status ReceiveUpdate(grpc::ServerContext* context,
+                             grpc::ServerReader<v1::UploadUpdateRequest>* reader,
+                             v1::UploadUpdateResponse* response, TaskRunner* runner,
+                             const std::string& node, const v1::UpdateHeader& header);
   absl::StatusOr<TaskRunner*> Runner(const std::string& task) const;
 
   // Constant after construction.

@@ -2,8 +2,14 @@
 #include "coordinator/aggregation/fed_avg.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <filesystem>
+
+#include "common/crypto/atomic_file.h"
+#include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/update_validator.h"
 
 namespace fedcustoms::coordinator {
@@ -54,7 +60,79 @@ TEST(FedAvg, MemoryIsOneModelWhateverTheNodeCount) {
                               1e-5, 1e-5));
 }
 
+// A spooled update decoded in slices much smaller than its tensors folds to
+// the same sum as the update in memory, and a NaN in a later slice is found.
+class SpooledUpdateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fedcustoms_spool_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Spool(const tensor::NamedTensors& update) {
+    const std::string path = (dir_ / "update.fct").string();
+    EXPECT_TRUE(crypto::WriteFileAtomically(path, *tensor::EncodeToString(update)).ok());
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(SpooledUpdateTest, SlicedFoldEqualsInMemoryFold) {
+  tensor::NamedTensors global = Global();
+  tensor::NamedTensors u = Update(1.5f);
+  // 20-byte slices of 5 floats: "a.weight" (12 floats) arrives in 3 slices, "b.bias" in 1.
+  const SpooledUpdate spooled(Spool(u), /*slice_bytes=*/20);
+  int slices = 0;
+  ASSERT_TRUE(spooled.ForEach([&](const UpdateSlice&) { ++slices; return absl::OkStatus(); }).ok());
+  EXPECT_EQ(slices, 4);
+  ASSERT_TRUE(ValidateUpdate(spooled, UpdateSpec::Of(global)).ok());
+  FedAvg sliced(UpdateSpec::Of(global));
+  FedAvg whole(UpdateSpec::Of(global));
+  ASSERT_TRUE(sliced.Add(spooled, 7).ok());
+  ASSERT_TRUE(whole.Add(InMemoryUpdate(u), 7).ok());
+  auto a = sliced.Apply(global);
+  auto b = whole.Apply(global);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_TRUE(torch::equal((*a)[i].second, (*b)[i].second));
+}
+
+TEST_F(SpooledUpdateTest, NanInALaterSliceIsRejected) {
+  tensor::NamedTensors global = Global();
+  tensor::NamedTensors u = Update(1.0f);
+  u[0].second.view(-1)[11] = std::nanf("");  // last element: the third slice
+  const SpooledUpdate spooled(Spool(u), /*slice_bytes=*/20);
+  absl::Status s = ValidateUpdate(spooled, UpdateSpec::Of(global));
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_EQ(std::string(s.message()), "update tensor \"a.weight\" contains NaN or Inf");
+}
+
+TEST_F(SpooledUpdateTest, TruncatedSpoolIsAnError) {
+  tensor::NamedTensors global = Global();
+  std::string bytes = *tensor::EncodeToString(Update(1.0f));
+  bytes.resize(bytes.size() - 8);
+  const std::string path = (dir_ / "cut.fct").string();
+  ASSERT_TRUE(crypto::WriteFileAtomically(path, bytes).ok());
+  absl::Status s = ValidateUpdate(SpooledUpdate(path, 20), UpdateSpec::Of(global));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(std::string(s.message()).find("truncated stream"), std::string::npos) << s;
+}
+
 // Error paths.
+
+TEST(FedAvg, AnAggregateThatOverflowsIsRefused) {
+  tensor::NamedTensors global = Global();
+  tensor::NamedTensors huge = Update(1.0f);
+  huge[1].second.fill_(3e38f);  // finite, so it passes validation
+  ASSERT_TRUE(ValidateUpdate(InMemoryUpdate(huge), UpdateSpec::Of(global)).ok());
+  FedAvg fed_avg(UpdateSpec::Of(global));
+  ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(huge), 10).ok());
+  auto next = fed_avg.Apply(global);
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(std::string(next.status().message()),
+            "the aggregate of tensor \"b.bias\" overflows to Inf or NaN (updates too large)");
+}
 
 TEST(FedAvg, ApplyWithoutUpdatesFails) {
   tensor::NamedTensors global = Global();
