@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +80,9 @@ absl::Status Node::Run() {
                data_.table.skipped_rows ? absl::StrCat(", ", data_.table.skipped_rows,
                                                        " bad rows skipped")
                                         : std::string());
+  // A round whose training the coordinator refused for a reason retrying
+  // cannot fix (schema, hash mismatch, rejected update): not retrained.
+  std::optional<uint64_t> refused_round;
   while (!stop_) {
     absl::Status status;
     if (!joined) {
@@ -101,7 +105,12 @@ absl::Status Node::Run() {
       if (status.ok()) {
         switch (assignment->kind()) {
           case v1::TaskAssignment::TRAIN:
+            if (refused_round == assignment->round_id()) {
+              SleepUnlessStopped(kPoll);  // wait for the next round
+              break;
+            }
             status = Train(*assignment);
+            if (!status.ok() && !Retryable(status)) refused_round = assignment->round_id();
             break;
           case v1::TaskAssignment::EVALUATE:
             status = Evaluate(*assignment);
@@ -133,8 +142,8 @@ absl::Status Node::Run() {
       SleepUnlessStopped(wait);
     } else {
       // The coordinator refused this step (closed round, rejected update):
-      // log it and go back to polling for the next assignment.
-      spdlog::warn("{}", status.message());
+      // log it and wait for the next round's assignment.
+      spdlog::warn("{}; waiting for the next round", status.message());
     }
   }
   return absl::OkStatus();
