@@ -322,6 +322,37 @@ TEST(AtomicFile, ReplacingKeepsTheNewMode) {
   EXPECT_EQ(ModeOf(dir.File("k")), 0600);
 }
 
+TEST(AtomicFileWriter, StreamsPiecesAndShowsNothingBeforeCommit) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("f"), "old").ok());
+  AtomicFileWriter writer;
+  ASSERT_TRUE(writer.Open(dir.File("f")).ok());
+  ASSERT_TRUE(writer.Write("new ").ok());
+  ASSERT_TRUE(writer.Write("content").ok());
+  EXPECT_EQ(*ReadFile(dir.File("f")), "old");  // not visible yet
+  ASSERT_TRUE(writer.Commit().ok());
+  EXPECT_EQ(*ReadFile(dir.File("f")), "new content");
+  EXPECT_EQ(ListDir(dir.path()), std::vector<std::string>{"f"});
+}
+
+TEST(AtomicFileWriter, AbandonedWriteLeavesTheOldFileAndNoTemporary) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("f"), "old").ok());
+  {
+    AtomicFileWriter writer;
+    ASSERT_TRUE(writer.Open(dir.File("f")).ok());
+    ASSERT_TRUE(writer.Write("half a fi").ok());
+  }  // destroyed without Commit(), as on an error path
+  EXPECT_EQ(*ReadFile(dir.File("f")), "old");
+  EXPECT_EQ(ListDir(dir.path()), std::vector<std::string>{"f"});
+}
+
+TEST(AtomicFileWriter, WriteAndCommitBeforeOpenAreErrors) {
+  AtomicFileWriter writer;
+  EXPECT_EQ(writer.Write("x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(writer.Commit().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(AtomicFile, WritesEmptyFile) {
   TempDir dir;
   ASSERT_TRUE(WriteFileAtomically(dir.File("e"), "").ok());
