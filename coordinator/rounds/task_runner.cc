@@ -375,14 +375,13 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
   lock.unlock();
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published =
-      absl::InternalError("candidate manifest unreadable");
-  if (m.ok()) {
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published;
+  if (!m.ok()) {
+    published = m.status();
+  } else {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
     published = MakeSnapshot(*std::move(m), candidate->tensors, /*publish=*/true);
-  } else {
-    published = m.status();
   }
   lock.lock();
   if (!published.ok()) {

@@ -322,9 +322,14 @@ TEST(AtomicFile, ReplacingKeepsTheNewMode) {
   EXPECT_EQ(ModeOf(dir.File("k")), 0600);
 }
 
-TEST(AtomicFileWriter, StreamsPiecesAndShowsNothingBeforeCommit) {
+// Each test replaces an existing file "f" holding "old".
+class AtomicFileWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(WriteFileAtomically(dir.File("f"), "old").ok()); }
   TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("f"), "old").ok());
+};
+
+TEST_F(AtomicFileWriterTest, StreamsPiecesAndShowsNothingBeforeCommit) {
   AtomicFileWriter writer;
   ASSERT_TRUE(writer.Open(dir.File("f")).ok());
   ASSERT_TRUE(writer.Write("new ").ok());
@@ -335,9 +340,7 @@ TEST(AtomicFileWriter, StreamsPiecesAndShowsNothingBeforeCommit) {
   EXPECT_EQ(ListDir(dir.path()), std::vector<std::string>{"f"});
 }
 
-TEST(AtomicFileWriter, AbandonedWriteLeavesTheOldFileAndNoTemporary) {
-  TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("f"), "old").ok());
+TEST_F(AtomicFileWriterTest, AbandonedWriteLeavesTheOldFileAndNoTemporary) {
   {
     AtomicFileWriter writer;
     ASSERT_TRUE(writer.Open(dir.File("f")).ok());
