@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(v1::Coordinator
     options.config = task;
     options.schema = *std::move(schema);
     options.spool_dir = spool_dir;
+    options.models_dir = cfg.state_dir() + "/models/" + task.name();
     options.mode = "plain";
     auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
                                      c->signer_.get());

@@ -197,7 +197,10 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   if (!result.ok()) {
     return absl::InternalError(absl::StrCat("local training failed: ", result.status().message()));
   }
+  // Δ overwrites the trained weights in place and the global copy goes: the
+  // upload holds about one model in memory.
   tensor::NamedTensors update = task::UpdateFrom(tensor::StateOf(*model), *global);
+  global->clear();
   tensor::TensorEncoder encoder(update);
   v1::UpdateHeader header;
   header.set_task(a.task());

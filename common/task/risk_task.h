@@ -41,8 +41,10 @@ absl::Status CheckSameLayout(const tensor::NamedTensors& expected,
 absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path);
 
 // Δ = local − global for every aggregatable (floating point) tensor, as
-// float32; integer buffers are not part of an update.
-tensor::NamedTensors UpdateFrom(const tensor::NamedTensors& local,
-                                const tensor::NamedTensors& global);
+// float32; integer buffers are not part of an update. `local` is consumed:
+// where a tensor is already contiguous float32, Δ is computed in its memory,
+// so a trained model (whose state `local` may alias) is overwritten and an
+// update costs no second model in memory.
+tensor::NamedTensors UpdateFrom(tensor::NamedTensors local, const tensor::NamedTensors& global);
 
 }  // namespace fedcustoms::task

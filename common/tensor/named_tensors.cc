@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -125,7 +128,11 @@ absl::Status LoadState(torch::nn::Module& module, const NamedTensors& state) {
 }
 
 absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem::path& path) {
-  std::vector<char> bytes;
+  // What torch::pickle_save does, but the zip container streams straight into
+  // the file instead of into a vector: no second copy of the model in memory.
+  crypto::AtomicFileWriter file;
+  if (absl::Status s = file.Open(path.string()); !s.ok()) return s;
+  absl::Status write_status;
   try {
     c10::Dict<std::string, at::Tensor> dict;
     for (const auto& [name, t] : tensors) {
@@ -137,13 +144,30 @@ absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem
       }
       dict.insert(name, t.detach().contiguous());
     }
-    bytes = torch::pickle_save(c10::IValue(std::move(dict)));
+    std::string pickle;
+    torch::jit::Pickler pickler(
+        [&](const char* bytes, size_t size) { pickle.append(bytes, size); });
+    pickler.protocol();
+    pickler.pushIValue(c10::IValue(std::move(dict)));
+    pickler.stop();
+    // A failed write is remembered and reported after the writer is done, never
+    // signalled to it: LibTorch 1.13's writer may throw from its destructor.
+    caffe2::serialize::PyTorchStreamWriter zip([&](const void* bytes, size_t size) -> size_t {
+      if (write_status.ok()) {
+        write_status = file.Write(std::string_view(static_cast<const char*>(bytes), size));
+      }
+      return size;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(),
+                                       pickler.tensorData(), zip);
+    zip.writeEndOfFile();
   } catch (const c10::Error& e) {
+    if (!write_status.ok()) return write_status;
     return absl::InternalError(
         absl::StrCat("cannot pickle state for ", path.string(), ": ", e.what_without_backtrace()));
   }
-
-  return crypto::WriteFileAtomically(path.string(), std::string_view(bytes.data(), bytes.size()));
+  if (!write_status.ok()) return write_status;
+  return file.Commit();
 }
 
 absl::StatusOr<NamedTensors> LoadPickledState(const std::filesystem::path& path) {

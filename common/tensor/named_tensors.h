@@ -64,8 +64,8 @@ absl::Status LoadState(torch::nn::Module& module, const NamedTensors& state);
 // given order, so Python's `torch.load(path)` returns a dict of tensors (a
 // PyTorch state dict). Atomic: written to a temporary file in the same
 // directory, fsync'ed, renamed over `path`, directory fsync'ed; on error `path`
-// is untouched and the temporary file removed. Peak memory is about twice the
-// tensor bytes (pickle_save serializes into memory).
+// is untouched and the temporary file removed. Streams into the file: no
+// copy of the tensor bytes is held in memory.
 absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem::path& path);
 
 // Reads a file written by SavePickledState() or by Python's

@@ -2,26 +2,25 @@
 
 #include <torch/torch.h>
 
-#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 
 namespace fedcustoms::coordinator {
 
-FedAvg::FedAvg(UpdateSpec spec) : spec_(std::move(spec)) {}
-
-absl::Status FedAvg::Add(const UpdateSource& update, uint64_t sample_count) {
-  if (sample_count == 0) return absl::InvalidArgumentError("sample count must be > 0");
-  if (sum_.empty()) {
-    sum_.reserve(spec_.entries.size());
-    for (const UpdateSpec::Entry& e : spec_.entries) {
-      sum_.push_back(torch::zeros(e.shape, torch::kFloat32));
-    }
+FedAvg::FedAvg(UpdateSpec spec) : spec_(std::move(spec)) {
+  sum_.reserve(spec_.entries.size());
+  for (const UpdateSpec::Entry& e : spec_.entries) {
+    sum_.push_back(torch::zeros(e.shape, torch::kFloat32));
   }
+}
+
+absl::Status FedAvg::Add(const TensorSource& update, uint64_t sample_count) {
+  if (sample_count == 0) return absl::InvalidArgumentError("sample count must be > 0");
+  if (spent_) return absl::FailedPreconditionError("the running sum was already applied");
   const float weight = static_cast<float>(sample_count);
   size_t index = 0;
   bool touched = false;
-  absl::Status status = update.ForEach([&](const UpdateSlice& slice) -> absl::Status {
+  absl::Status status = update.ForEach([&](const TensorSlice& slice) -> absl::Status {
     if (index >= sum_.size() || slice.name != spec_.entries[index].name) {
       return absl::InternalError(absl::StrCat("unvalidated update tensor \"", slice.name, "\""));
     }
@@ -41,31 +40,59 @@ absl::Status FedAvg::Add(const UpdateSource& update, uint64_t sample_count) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const tensor::NamedTensors& global) const {
+absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global) {
   if (poisoned_) {
     return absl::DataLossError("an update failed to read midway; the running sum is unusable");
   }
+  if (spent_) return absl::FailedPreconditionError("the running sum was already applied");
   if (samples_ == 0) return absl::FailedPreconditionError("no update was aggregated");
-  std::unordered_map<std::string, size_t> position;
-  for (size_t i = 0; i < spec_.entries.size(); ++i) position[spec_.entries[i].name] = i;
+  spent_ = true;
   const double inverse = 1.0 / static_cast<double>(samples_);
   tensor::NamedTensors out;
-  out.reserve(global.size());
-  for (const auto& [name, w] : global) {
-    auto it = position.find(name);
-    if (it == position.end() || sum_.empty()) {
-      out.emplace_back(name, w.clone());
-      continue;
+  size_t entry = 0;       // next spec entry expected in `global`
+  torch::Tensor current;  // flat result of the tensor being read
+  bool aggregated = false;
+  bool in_place = false;  // float32 results overwrite the running sum
+  absl::Status status = global.ForEach([&](const TensorSlice& slice) -> absl::Status {
+    if (slice.first()) {
+      aggregated = entry < spec_.entries.size() && slice.name == spec_.entries[entry].name;
+      if (aggregated && slice.shape != spec_.entries[entry].shape) {
+        return absl::InternalError(absl::StrCat("global tensor \"", slice.name,
+                                                "\" does not have the shape of the updates"));
+      }
+      in_place = aggregated && slice.dtype == torch::kFloat32;
+      current = in_place ? sum_[entry].view(-1)
+                    : torch::empty({slice.total_numel}, torch::TensorOptions(slice.dtype));
     }
-    torch::Tensor mean = sum_[it->second] * inverse;
-    torch::Tensor next = (w + mean.to(w.scalar_type())).contiguous();
-    // Each update was finite, but a weighted sum of huge finite values can
-    // overflow: such an aggregate is refused, never published.
-    if (!tensor::AllFinite(next)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the aggregate of tensor \"", name, "\" overflows to Inf or NaN (updates too large)"));
+    const int64_t n = slice.data.numel();
+    torch::Tensor target = current.narrow(0, slice.offset, n);
+    if (!aggregated) {
+      target.copy_(slice.data);
+    } else {
+      if (in_place) {
+        target.mul_(inverse).add_(slice.data);
+      } else {
+        torch::Tensor partial = sum_[entry].view(-1).narrow(0, slice.offset, n);
+        target.copy_(slice.data + (partial * inverse).to(slice.dtype));
+      }
+      // Each update was finite, but a weighted sum of huge finite values can
+      // overflow: such an aggregate is refused, never published.
+      if (!tensor::AllFinite(target)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the aggregate of tensor \"", slice.name, "\" overflows to Inf or NaN (updates too large)"));
+      }
     }
-    out.emplace_back(name, std::move(next));
+    if (slice.last()) {
+      out.emplace_back(slice.name, current.view(slice.shape));
+      current = torch::Tensor();
+      if (aggregated) sum_[entry++] = torch::Tensor();
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (entry != spec_.entries.size()) {
+    return absl::InternalError(absl::StrCat("the global model lacks tensor \"",
+                                            spec_.entries[entry].name, "\""));
   }
   return out;
 }

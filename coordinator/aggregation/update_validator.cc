@@ -16,9 +16,9 @@ UpdateSpec UpdateSpec::Of(const tensor::NamedTensors& global) {
   return spec;
 }
 
-absl::Status ValidateUpdate(const UpdateSource& update, const UpdateSpec& spec) {
+absl::Status ValidateUpdate(const TensorSource& update, const UpdateSpec& spec) {
   size_t index = 0;  // of the tensor being visited
-  absl::Status status = update.ForEach([&](const UpdateSlice& slice) -> absl::Status {
+  absl::Status status = update.ForEach([&](const TensorSlice& slice) -> absl::Status {
     const std::string& name = slice.name;
     if (slice.first()) {
       if (index >= spec.entries.size()) {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "coordinator/aggregation/update_source.h"
+#include "coordinator/aggregation/tensor_source.h"
 
 namespace fedcustoms::coordinator {
 
@@ -26,6 +26,6 @@ struct UpdateSpec {
 // Checks an update before anything of it is summed: names, order, shapes,
 // dtype float32, every value finite, nothing missing or extra. The error says
 // which tensor and what was expected. Reads the source once.
-absl::Status ValidateUpdate(const UpdateSource& update, const UpdateSpec& spec);
+absl::Status ValidateUpdate(const TensorSource& update, const UpdateSpec& spec);
 
 }  // namespace fedcustoms::coordinator

@@ -2,20 +2,34 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
 #include "common/tensor/tensor_codec.h"
 
 namespace fedcustoms::coordinator {
+namespace {
 
-WireDigest DigestWireEncoding(const tensor::NamedTensors& tensors) {
+constexpr size_t kBufferBytes = size_t{4} << 20;
+
+}  // namespace
+
+absl::StatusOr<WireDigest> WriteWireFile(const tensor::NamedTensors& tensors,
+                                         const std::string& path) {
   tensor::TensorEncoder encoder(tensors);
+  if (!encoder.status().ok()) return encoder.status();
+  crypto::AtomicFileWriter file;
+  if (absl::Status s = file.Open(path); !s.ok()) return s;
   crypto::Sha256 hasher;
-  std::vector<char> buffer(1 << 20);
+  std::vector<char> buffer(kBufferBytes);
   WireDigest digest;
   while (size_t n = encoder.Read(buffer.data(), buffer.size())) {
     hasher.Update(buffer.data(), n);
+    if (absl::Status s = file.Write(std::string_view(buffer.data(), n)); !s.ok()) return s;
     digest.bytes += n;
   }
+  if (!encoder.status().ok()) return encoder.status();
+  if (absl::Status s = file.Commit(); !s.ok()) return s;
   digest.sha256_hex = crypto::ToHex(hasher.Final());
   return digest;
 }

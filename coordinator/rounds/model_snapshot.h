@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -10,23 +9,29 @@
 
 namespace fedcustoms::coordinator {
 
-// An immutable model that nodes download: its tensors, its signed manifest,
-// and the SHA-256 and size of its tensor-codec encoding (what goes on the
-// wire, hashed once here). Shared read-only between the round and in-flight
-// downloads, so a download never blocks the round.
+// An immutable model that nodes download: its signed manifest and the file
+// holding its tensor-codec encoding (what goes on the wire), with that
+// encoding's SHA-256 and size computed once when the file was written. The
+// tensors themselves are not kept in memory: downloads stream the file and
+// aggregation reads it slice by slice. Shared read-only between the round and
+// in-flight downloads, so a download never blocks the round.
 struct ModelSnapshot {
   uint64_t version = 0;
-  tensor::NamedTensors tensors;
   manifest::SignedManifest manifest;
-  std::string wire_sha256;
+  std::string wire_path;
+  std::string wire_sha256;  // hex
   uint64_t wire_bytes = 0;
 };
 
-// Hashes the wire encoding of `tensors` (one streaming pass, no copy).
+// SHA-256 (hex) and size of a wire encoding.
 struct WireDigest {
   std::string sha256_hex;
   uint64_t bytes = 0;
 };
-WireDigest DigestWireEncoding(const tensor::NamedTensors& tensors);
+
+// Writes the wire encoding of `tensors` to `path` atomically (temp file, fsync,
+// rename), hashing it on the way: one streaming pass, no copy of the model.
+absl::StatusOr<WireDigest> WriteWireFile(const tensor::NamedTensors& tensors,
+                                         const std::string& path);
 
 }  // namespace fedcustoms::coordinator

@@ -7,12 +7,16 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
 #include "common/metrics/binary_metrics.h"
 #include "common/task/risk_task.h"
+#include "common/tensor/tensor_codec.h"
+#include "coordinator/aggregation/tensor_source.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -81,58 +85,35 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   if (!fresh.ok()) return fresh.status();
   UpdateSpec spec = UpdateSpec::Of(*fresh);
   // An upload is the update's encoding; anything much larger is hostile.
-  const uint64_t max_upload_bytes = DigestWireEncoding(*fresh).bytes * 2 + (1 << 20);
+  const uint64_t max_upload_bytes = tensor::TensorEncoder(*fresh).TotalBytes() * 2 + (1 << 20);
 
+  std::error_code ec;
+  std::filesystem::create_directories(options.models_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", options.models_dir, ": ", ec.message()));
+  }
   std::unique_ptr<TaskRunner> runner(new TaskRunner(std::move(options), registry, ledger, signer,
                                                     std::move(spec), max_upload_bytes));
-  const std::string& schema_hash = runner->feature_schema_hash();
 
   std::vector<uint64_t> versions = registry->Versions(task);
-  std::shared_ptr<const ModelSnapshot> global;
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> global;
   if (versions.empty()) {
     manifest::ModelManifest m = runner->ManifestTemplate(0);
     m.has_parent = false;
-    absl::StatusOr<std::shared_ptr<const ModelSnapshot>> v0 =
-        runner->MakeSnapshot(std::move(m), *std::move(fresh), /*publish=*/true);
-    if (!v0.ok()) return v0.status();
-    global = *v0;
-    spdlog::info("task {}: published initial model version 0", task);
+    global = runner->MakeSnapshot(std::move(m), *fresh, /*publish=*/true);
+    if (global.ok()) spdlog::info("task {}: published initial model version 0", task);
   } else {
-    const uint64_t latest = versions.back();
-    absl::StatusOr<manifest::SignedManifest> signed_manifest =
-        registry->ReadManifest(task, latest);
-    if (!signed_manifest.ok()) return signed_manifest.status();
-    absl::StatusOr<manifest::ModelManifest> m =
-        manifest::ParseManifest(signed_manifest->json, absl::StrCat(task, " v", latest));
-    if (!m.ok()) return m.status();
-    if (m->feature_schema_hash != schema_hash) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "task ", task, ": the registry's version ", latest, " was trained on feature schema ",
-          m->feature_schema_hash, " but the configured schema hashes to ", schema_hash,
-          "; use a new registry directory or the original schema"));
-    }
-    absl::StatusOr<tensor::NamedTensors> weights = registry->LoadWeights(task, latest);
-    if (!weights.ok()) return weights.status();
-    if (absl::Status s = task::CheckSameLayout(*fresh, *weights); !s.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("task ", task, ": registry version ", latest,
-                       " does not fit the configured model: ", s.message()));
-    }
-    auto snapshot = std::make_shared<ModelSnapshot>();
-    WireDigest digest = DigestWireEncoding(*weights);
-    snapshot->version = latest;
-    snapshot->tensors = *std::move(weights);
-    snapshot->manifest = *std::move(signed_manifest);
-    snapshot->wire_sha256 = digest.sha256_hex;
-    snapshot->wire_bytes = digest.bytes;
-    global = snapshot;
-    spdlog::info("task {}: resuming from registry version {}", task, latest);
+    global = runner->ResumeSnapshot(versions.back(), *fresh);
+    if (global.ok()) spdlog::info("task {}: resuming from registry version {}", task, versions.back());
   }
+  if (!global.ok()) return global.status();
+  runner->RemoveStaleWireFiles((*global)->version);
 
   absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
   if (!history.ok()) return history.status();
   std::lock_guard lock(runner->mu_);
-  runner->global_ = std::move(global);
+  runner->global_ = *std::move(global);
   for (const RoundRecord& r : *history) {
     runner->round_id_ = std::max(runner->round_id_, r.round_id);
     (r.status == "completed" ? runner->rounds_completed_ : runner->rounds_aborted_)++;
@@ -181,14 +162,30 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   return m;
 }
 
+std::string TaskRunner::WirePath(uint64_t version) const {
+  return absl::StrCat(options_.models_dir, "/v", version, ".fct");
+}
+
+void TaskRunner::RemoveStaleWireFiles(uint64_t keep) const {
+  const std::filesystem::path kept = WirePath(keep);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.models_dir, ec)) {
+    if (entry.path() == kept) continue;
+    std::error_code remove_ec;
+    std::filesystem::remove(entry.path(), remove_ec);
+  }
+}
+
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
-    manifest::ModelManifest m, tensor::NamedTensors tensors, bool publish) {
+    manifest::ModelManifest m, const tensor::NamedTensors& tensors, bool publish) {
   auto snapshot = std::make_shared<ModelSnapshot>();
-  WireDigest digest = DigestWireEncoding(tensors);
-  m.wire_sha256 = digest.sha256_hex;
   snapshot->version = m.version;
-  snapshot->wire_sha256 = digest.sha256_hex;
-  snapshot->wire_bytes = digest.bytes;
+  snapshot->wire_path = WirePath(m.version);
+  absl::StatusOr<WireDigest> digest = WriteWireFile(tensors, snapshot->wire_path);
+  if (!digest.ok()) return digest.status();
+  m.wire_sha256 = digest->sha256_hex;
+  snapshot->wire_sha256 = digest->sha256_hex;
+  snapshot->wire_bytes = digest->bytes;
   if (publish) {
     absl::StatusOr<manifest::SignedManifest> published = registry_->Publish(m, tensors);
     if (!published.ok()) return published.status();
@@ -196,7 +193,52 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
   } else {
     snapshot->manifest = manifest::SignManifest(m, *signer_);
   }
-  snapshot->tensors = std::move(tensors);
+  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
+    uint64_t version, const tensor::NamedTensors& fresh) {
+  const std::string& task = name();
+  absl::StatusOr<manifest::SignedManifest> signed_manifest = registry_->ReadManifest(task, version);
+  if (!signed_manifest.ok()) return signed_manifest.status();
+  absl::StatusOr<manifest::ModelManifest> m =
+      manifest::ParseManifest(signed_manifest->json, absl::StrCat(task, " v", version));
+  if (!m.ok()) return m.status();
+  if (m->feature_schema_hash != feature_schema_hash_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", task, ": the registry's version ", version, " was trained on feature schema ",
+        m->feature_schema_hash, " but the configured schema hashes to ", feature_schema_hash_,
+        "; use a new registry directory or the original schema"));
+  }
+  auto snapshot = std::make_shared<ModelSnapshot>();
+  snapshot->version = version;
+  snapshot->manifest = *std::move(signed_manifest);
+  snapshot->wire_path = WirePath(version);
+  // The wire file survives a restart; it is trusted only if it still hashes to
+  // what the signed manifest says, and rebuilt from the registry otherwise.
+  absl::StatusOr<std::string> sha = crypto::Sha256File(snapshot->wire_path);
+  if (!sha.ok() || *sha != m->wire_sha256) {
+    spdlog::info("task {}: {} is {}; rebuilding it from registry version {}", task,
+                 snapshot->wire_path, sha.ok() ? "damaged" : "missing", version);
+    absl::StatusOr<tensor::NamedTensors> weights = registry_->LoadWeights(task, version);
+    if (!weights.ok()) return weights.status();
+    absl::StatusOr<WireDigest> digest = WriteWireFile(*weights, snapshot->wire_path);
+    if (!digest.ok()) return digest.status();
+    if (digest->sha256_hex != m->wire_sha256) {
+      return absl::DataLossError(absl::StrCat(
+          "task ", task, ": registry version ", version, " encodes to SHA-256 ",
+          digest->sha256_hex, ", not the ", m->wire_sha256, " its signed manifest states"));
+    }
+    sha = digest->sha256_hex;
+  }
+  snapshot->wire_sha256 = *sha;
+  snapshot->wire_bytes = std::filesystem::file_size(snapshot->wire_path);
+  if (absl::Status s = CheckLayout(fresh, TensorFile(snapshot->wire_path)); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("task ", task, ": registry version ",
+                                                      version,
+                                                      " does not fit the configured model: ",
+                                                      s.message()));
+  }
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
@@ -336,10 +378,14 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   m.contributing_nodes = record_.participants;
   m.total_samples = record_.samples;
   lock.unlock();
-  absl::StatusOr<tensor::NamedTensors> next = fed_avg->Apply(base->tensors);
+  // The new model is computed in the running sum's memory, reading the base
+  // model from its wire file: one model in memory, not three.
+  absl::StatusOr<tensor::NamedTensors> next = fed_avg->Apply(TensorFile(base->wire_path));
+  fed_avg.reset();
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
-      next.ok() ? MakeSnapshot(std::move(m), *std::move(next), /*publish=*/false)
+      next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
                 : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
+  if (candidate.ok()) candidate_tensors_ = *std::move(next);
   lock.lock();
   record_.aggregate_seconds =
       std::chrono::duration<double>(Clock::now() - aggregate_start).count();
@@ -375,23 +421,29 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
   lock.unlock();
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published;
+  // The candidate's wire file and hash stay; only the manifest gains the
+  // metrics, and the weights go to the registry.
+  absl::StatusOr<manifest::SignedManifest> published;
   if (!m.ok()) {
     published = m.status();
   } else {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
-    published = MakeSnapshot(*std::move(m), candidate->tensors, /*publish=*/true);
+    published = registry_->Publish(*std::move(m), candidate_tensors_);
   }
+  candidate_tensors_.clear();
   lock.lock();
   if (!published.ok()) {
     AbortRound(absl::StrCat("cannot publish version ", candidate->version, ": ",
                             published.status().message()));
     return;
   }
-  global_ = *std::move(published);
+  auto next_global = std::make_shared<ModelSnapshot>(*candidate);
+  next_global->manifest = *std::move(published);
+  global_ = std::move(next_global);
   latest_metrics_ = std::move(mean_metrics);
   candidate_.reset();
+  RemoveStaleWireFiles(global_->version);
   record_.result_version = global_->version;
   record_.status = "completed";
   if (absl::Status s = ledger_->Record(record_); !s.ok()) {
@@ -408,6 +460,8 @@ void TaskRunner::AbortRound(const std::string& reason) {
   spdlog::warn("task {}: round {} aborted: {}; model stays at version {}", name(), round_id_,
                reason, global_->version);
   candidate_.reset();
+  candidate_tensors_.clear();
+  RemoveStaleWireFiles(global_->version);
   record_.status = "aborted";
   record_.reason = reason;
   if (absl::Status s = ledger_->Record(record_); !s.ok()) {
@@ -551,7 +605,7 @@ void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& he
 
 absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateHeader& header,
                                       const std::string& spool_path) {
-  SpooledUpdate update(spool_path);
+  TensorFile update(spool_path);
   const auto validate_start = Clock::now();
   absl::Status valid = ValidateUpdate(update, spec_);
   const double validate_seconds =

@@ -43,6 +43,10 @@ class TaskRunner {
     v1::TaskConfig config;  // Defaults already applied.
     v1::DeclarationSchema schema;
     std::string spool_dir;
+    // Holds the wire encodings of the global and the candidate model
+    // (<models_dir>/v<N>.fct), which downloads stream and aggregation reads.
+    // Derived from the registry: rebuilt from it when missing.
+    std::string models_dir;
     std::string mode = "plain";
   };
 
@@ -114,8 +118,19 @@ class TaskRunner {
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the wire file of `tensors` as version manifest.version, then
+  // publishes the version to the registry (publish) or only signs the manifest
+  // (a candidate).
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeSnapshot(
-      manifest::ModelManifest manifest, tensor::NamedTensors tensors, bool publish);
+      manifest::ModelManifest manifest, const tensor::NamedTensors& tensors, bool publish);
+  // The snapshot of registry version `version` (the latest), its wire file
+  // reused when it still matches the signed manifest and rebuilt otherwise.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ResumeSnapshot(
+      uint64_t version, const tensor::NamedTensors& fresh);
+  std::string WirePath(uint64_t version) const;
+  // Deletes every wire file but version `keep`'s (candidates of aborted
+  // rounds, superseded globals, leftovers of a crash).
+  void RemoveStaleWireFiles(uint64_t keep) const;
   manifest::ModelManifest ManifestTemplate(uint64_t version) const;
 
   // Constant after construction.
@@ -145,6 +160,11 @@ class TaskRunner {
   uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
   Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
+
+  // The candidate's tensors from aggregation until they are published or the
+  // round aborts (driver thread only): the only full model the coordinator
+  // holds in memory.
+  tensor::NamedTensors candidate_tensors_;
 
   // Serializes folding into the sum; taken before mu_ when both are needed.
   std::mutex fold_mu_;

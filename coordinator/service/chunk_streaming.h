@@ -4,7 +4,7 @@
 #include <grpcpp/support/sync_stream.h>
 
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -12,14 +12,13 @@
 
 namespace fedcustoms::coordinator {
 
-// Streams a payload produced by `read` (fills up to max bytes, returns 0 at the
-// end) as DataChunks of at most 1 MiB, the last one carrying the SHA-256 and
-// total size. Memory is one chunk whatever the payload size. Fails if the
-// client goes away or the byte count differs from `expected_bytes`.
-absl::Status StreamChunks(const std::function<size_t(char*, size_t)>& read,
-                          uint64_t expected_bytes, grpc::ServerWriter<v1::DataChunk>* writer);
-
-// Streams a file the same way.
-absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChunk>* writer);
+// Streams the file at `path` as DataChunks of at most 1 MiB, the last one
+// carrying the SHA-256 and total size. Memory is one chunk whatever the file
+// size. When the file's SHA-256 is already known (`known_sha256`, 32 raw
+// bytes, e.g. computed when the file was written) it is sent as is instead of
+// hashing the file again; the receiver checks it either way. Fails if the
+// client goes away or the file changes size while it is sent.
+absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChunk>* writer,
+                        const std::optional<std::string>& known_sha256 = std::nullopt);
 
 }  // namespace fedcustoms::coordinator

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto/sha256.h"
 #include "common/tensor/chunker.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/service/authorization.h"
@@ -112,10 +113,11 @@ grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
     spdlog::warn("download refused for {}: {}", peer->common_name, snapshot.status().message());
     return ToGrpc(snapshot.status());
   }
-  tensor::TensorEncoder encoder((*snapshot)->tensors);
-  absl::Status sent = StreamChunks(
-      [&](char* dst, size_t max) { return encoder.Read(dst, max); }, (*snapshot)->wire_bytes,
-      writer);
+  // The wire file was hashed when it was written: sending is reading and
+  // encrypting, nothing more. The node checks the hash against the manifest.
+  absl::StatusOr<std::string> sha = crypto::FromHex((*snapshot)->wire_sha256);
+  if (!sha.ok()) return ToGrpc(sha.status());
+  absl::Status sent = StreamFile((*snapshot)->wire_path, writer, *sha);
   if (!sent.ok()) {
     spdlog::warn("download of {} v{} by {} failed: {}", request->task(), request->model_version(),
                  peer->common_name, sent.message());

@@ -54,7 +54,8 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
   auto credentials = tls::MakeChannelCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
   auto stub = v1::AnalystService::NewStub(
-      grpc::CreateChannel(options.coordinator_address, *credentials));
+      grpc::CreateCustomChannel(options.coordinator_address, *credentials,
+                                tls::DefaultChannelArguments()));
 
   v1::GetManifestRequest request;
   request.set_task(options.task);

@@ -33,9 +33,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Create(
   if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
   auto credentials = tls::MakeChannelCredentials(config.tls());
   if (!credentials.ok()) return credentials.status();
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(4 << 20);
-  args.SetMaxSendMessageSize(4 << 20);
+  // Large HTTP/2 frames and receive window for model downloads (the defaults,
+  // 16 KiB frames, cost a TLS record and a frame header per 16 KiB).
+  grpc::ChannelArguments args = tls::DefaultChannelArguments();
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   auto channel = grpc::CreateCustomChannel(config.coordinator_address(), *credentials, args);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/task/risk_task.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_spec.h"
 
@@ -196,6 +197,28 @@ TEST(RiskMlp, LoadStateCopiesAnotherModelsState) {
 // One Python run (importing torch takes seconds): it loads our pickled state
 // into the same architecture written in PyTorch, checks the logits, and writes
 // a state dict of its own for LoadPickledState.
+// The update is local − global for float tensors only, computed in the local
+// tensors' own memory (no second model), as float32 also for other floats.
+TEST(RiskTask, UpdateIsLocalMinusGlobalInTheLocalMemory) {
+  tensor::NamedTensors global = {{"a", torch::tensor({1.0f, 2.0f, 3.0f})},
+                                 {"b", torch::tensor({0.5}, torch::kFloat64)},
+                                 {"n", torch::tensor(4, torch::kInt64)}};
+  tensor::NamedTensors local = {{"a", torch::tensor({1.5f, 1.0f, 3.0f})},
+                                {"b", torch::tensor({0.75}, torch::kFloat64)},
+                                {"n", torch::tensor(9, torch::kInt64)}};
+  const void* local_a = local[0].second.data_ptr();
+  tensor::NamedTensors update = task::UpdateFrom(local, global);
+  ASSERT_EQ(update.size(), 2u);
+  EXPECT_EQ(update[0].first, "a");
+  EXPECT_TRUE(torch::equal(update[0].second, torch::tensor({0.5f, -1.0f, 0.0f})));
+  EXPECT_EQ(update[0].second.data_ptr(), local_a);
+  EXPECT_EQ(update[1].first, "b");
+  EXPECT_EQ(update[1].second.scalar_type(), torch::kFloat32);
+  EXPECT_FLOAT_EQ(update[1].second.item<float>(), 0.25f);
+  // The global is untouched.
+  EXPECT_TRUE(torch::equal(global[0].second, torch::tensor({1.0f, 2.0f, 3.0f})));
+}
+
 TEST(RiskMlp, PickledStateRoundTripsThroughPythonTorch) {
   const std::filesystem::path dir = MakeTempDir();
   RiskMlp model = SmallModel(3);

@@ -31,12 +31,12 @@ TEST(FedAvg, WeightsUpdatesBySampleCount) {
   tensor::NamedTensors global = Global();
   FedAvg fed_avg(UpdateSpec::Of(global));
   tensor::NamedTensors u1 = Update(1.0f), u2 = Update(2.0f), u3 = Update(0.5f);
-  ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(u1), 100).ok());
-  ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(u2), 300).ok());
-  ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(u3), 600).ok());
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(u1), 100).ok());
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(u2), 300).ok());
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(u3), 600).ok());
   EXPECT_EQ(fed_avg.updates(), 3u);
   EXPECT_EQ(fed_avg.samples(), 1000u);
-  auto next = fed_avg.Apply(global);
+  auto next = fed_avg.Apply(InMemoryTensors(global));
   ASSERT_TRUE(next.ok()) << next.status();
   ASSERT_EQ(next->size(), 3u);
   for (int i = 0; i < 2; ++i) {
@@ -52,8 +52,8 @@ TEST(FedAvg, WeightsUpdatesBySampleCount) {
 TEST(FedAvg, MemoryIsOneModelWhateverTheNodeCount) {
   tensor::NamedTensors global = Global();
   FedAvg fed_avg(UpdateSpec::Of(global));
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(Update(1.0f)), 1).ok());
-  auto next = fed_avg.Apply(global);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(fed_avg.Add(InMemoryTensors(Update(1.0f)), 1).ok());
+  auto next = fed_avg.Apply(InMemoryTensors(global));
   ASSERT_TRUE(next.ok());
   // 50 identical updates with equal weight average to the update itself.
   EXPECT_TRUE(torch::allclose((*next)[0].second, global[0].second + Update(1.0f)[0].second,
@@ -62,7 +62,7 @@ TEST(FedAvg, MemoryIsOneModelWhateverTheNodeCount) {
 
 // A spooled update decoded in slices much smaller than its tensors folds to
 // the same sum as the update in memory, and a NaN in a later slice is found.
-class SpooledUpdateTest : public ::testing::Test {
+class TensorFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
@@ -79,42 +79,65 @@ class SpooledUpdateTest : public ::testing::Test {
   std::filesystem::path dir_;
 };
 
-TEST_F(SpooledUpdateTest, SlicedFoldEqualsInMemoryFold) {
+TEST_F(TensorFileTest, SlicedFoldEqualsInMemoryFold) {
   tensor::NamedTensors global = Global();
   tensor::NamedTensors u = Update(1.5f);
   // 20-byte slices of 5 floats: "a.weight" (12 floats) arrives in 3 slices, "b.bias" in 1.
-  const SpooledUpdate spooled(Spool(u), /*slice_bytes=*/20);
+  const TensorFile spooled(Spool(u), /*slice_bytes=*/20);
   int slices = 0;
-  ASSERT_TRUE(spooled.ForEach([&](const UpdateSlice&) { ++slices; return absl::OkStatus(); }).ok());
+  ASSERT_TRUE(spooled.ForEach([&](const TensorSlice&) { ++slices; return absl::OkStatus(); }).ok());
   EXPECT_EQ(slices, 4);
   ASSERT_TRUE(ValidateUpdate(spooled, UpdateSpec::Of(global)).ok());
   FedAvg sliced(UpdateSpec::Of(global));
   FedAvg whole(UpdateSpec::Of(global));
   ASSERT_TRUE(sliced.Add(spooled, 7).ok());
-  ASSERT_TRUE(whole.Add(InMemoryUpdate(u), 7).ok());
-  auto a = sliced.Apply(global);
-  auto b = whole.Apply(global);
+  ASSERT_TRUE(whole.Add(InMemoryTensors(u), 7).ok());
+  auto a = sliced.Apply(InMemoryTensors(global));
+  auto b = whole.Apply(InMemoryTensors(global));
   ASSERT_TRUE(a.ok() && b.ok());
   for (size_t i = 0; i < a->size(); ++i) EXPECT_TRUE(torch::equal((*a)[i].second, (*b)[i].second));
 }
 
-TEST_F(SpooledUpdateTest, NanInALaterSliceIsRejected) {
+// The global model read from its wire file in small slices gives the same
+// result as the global in memory; the aggregator is spent afterwards.
+TEST_F(TensorFileTest, ApplyReadsTheGlobalFromItsFileInSlices) {
+  tensor::NamedTensors global = Global();
+  tensor::NamedTensors u = Update(0.7f);
+  FedAvg from_file(UpdateSpec::Of(global));
+  FedAvg from_memory(UpdateSpec::Of(global));
+  ASSERT_TRUE(from_file.Add(InMemoryTensors(u), 3).ok());
+  ASSERT_TRUE(from_memory.Add(InMemoryTensors(u), 3).ok());
+  auto a = from_file.Apply(TensorFile(Spool(global), /*slice_bytes=*/8));
+  auto b = from_memory.Apply(InMemoryTensors(global));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(a->size(), 3u);
+  for (size_t i = 0; i < a->size(); ++i) {
+    EXPECT_EQ((*a)[i].first, (*b)[i].first);
+    EXPECT_EQ((*a)[i].second.sizes(), global[i].second.sizes());
+    EXPECT_TRUE(torch::equal((*a)[i].second, (*b)[i].second)) << (*a)[i].first;
+  }
+  EXPECT_TRUE(absl::IsFailedPrecondition(from_file.Apply(InMemoryTensors(global)).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(from_file.Add(InMemoryTensors(u), 1)));
+}
+
+TEST_F(TensorFileTest, NanInALaterSliceIsRejected) {
   tensor::NamedTensors global = Global();
   tensor::NamedTensors u = Update(1.0f);
   u[0].second.view(-1)[11] = std::nanf("");  // last element: the third slice
-  const SpooledUpdate spooled(Spool(u), /*slice_bytes=*/20);
+  const TensorFile spooled(Spool(u), /*slice_bytes=*/20);
   absl::Status s = ValidateUpdate(spooled, UpdateSpec::Of(global));
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_EQ(std::string(s.message()), "update tensor \"a.weight\" contains NaN or Inf");
 }
 
-TEST_F(SpooledUpdateTest, TruncatedSpoolIsAnError) {
+TEST_F(TensorFileTest, TruncatedSpoolIsAnError) {
   tensor::NamedTensors global = Global();
   std::string bytes = *tensor::EncodeToString(Update(1.0f));
   bytes.resize(bytes.size() - 8);
   const std::string path = (dir_ / "cut.fct").string();
   ASSERT_TRUE(crypto::WriteFileAtomically(path, bytes).ok());
-  absl::Status s = ValidateUpdate(SpooledUpdate(path, 20), UpdateSpec::Of(global));
+  absl::Status s = ValidateUpdate(TensorFile(path, 20), UpdateSpec::Of(global));
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_NE(std::string(s.message()).find("truncated stream"), std::string::npos) << s;
 }
@@ -125,10 +148,10 @@ TEST(FedAvg, AnAggregateThatOverflowsIsRefused) {
   tensor::NamedTensors global = Global();
   tensor::NamedTensors huge = Update(1.0f);
   huge[1].second.fill_(3e38f);  // finite, so it passes validation
-  ASSERT_TRUE(ValidateUpdate(InMemoryUpdate(huge), UpdateSpec::Of(global)).ok());
+  ASSERT_TRUE(ValidateUpdate(InMemoryTensors(huge), UpdateSpec::Of(global)).ok());
   FedAvg fed_avg(UpdateSpec::Of(global));
-  ASSERT_TRUE(fed_avg.Add(InMemoryUpdate(huge), 10).ok());
-  auto next = fed_avg.Apply(global);
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(huge), 10).ok());
+  auto next = fed_avg.Apply(InMemoryTensors(global));
   ASSERT_FALSE(next.ok());
   EXPECT_EQ(std::string(next.status().message()),
             "the aggregate of tensor \"b.bias\" overflows to Inf or NaN (updates too large)");
@@ -137,37 +160,37 @@ TEST(FedAvg, AnAggregateThatOverflowsIsRefused) {
 TEST(FedAvg, ApplyWithoutUpdatesFails) {
   tensor::NamedTensors global = Global();
   FedAvg fed_avg(UpdateSpec::Of(global));
-  EXPECT_TRUE(absl::IsFailedPrecondition(fed_avg.Apply(global).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(fed_avg.Apply(InMemoryTensors(global)).status()));
 }
 
 TEST(FedAvg, ZeroSampleCountIsRefused) {
   tensor::NamedTensors global = Global();
   FedAvg fed_avg(UpdateSpec::Of(global));
-  EXPECT_TRUE(absl::IsInvalidArgument(fed_avg.Add(InMemoryUpdate(Update(1)), 0)));
+  EXPECT_TRUE(absl::IsInvalidArgument(fed_avg.Add(InMemoryTensors(Update(1)), 0)));
 }
 
 TEST(ValidateUpdate, AcceptsAMatchingUpdate) {
-  EXPECT_TRUE(ValidateUpdate(InMemoryUpdate(Update(1)), UpdateSpec::Of(Global())).ok());
+  EXPECT_TRUE(ValidateUpdate(InMemoryTensors(Update(1)), UpdateSpec::Of(Global())).ok());
 }
 
 TEST(ValidateUpdate, RejectsWrongShape) {
   tensor::NamedTensors u = Update(1);
   u[1].second = torch::zeros({6});
-  absl::Status s = ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global()));
+  absl::Status s = ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global()));
   EXPECT_EQ(s.message(), "update tensor \"b.bias\" has shape [6], expected [5]");
 }
 
 TEST(ValidateUpdate, RejectsWrongDtype) {
   tensor::NamedTensors u = Update(1);
   u[0].second = u[0].second.to(torch::kFloat64);
-  absl::Status s = ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global()));
+  absl::Status s = ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global()));
   EXPECT_EQ(s.message(), "update tensor \"a.weight\" has dtype Double, expected Float");
 }
 
 TEST(ValidateUpdate, RejectsWrongName) {
   tensor::NamedTensors u = Update(1);
   u[0].first = "evil.weight";
-  absl::Status s = ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global()));
+  absl::Status s = ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global()));
   EXPECT_EQ(s.message(), "update tensor 0 is \"evil.weight\", expected \"a.weight\"");
 }
 
@@ -175,7 +198,7 @@ TEST(ValidateUpdate, RejectsNanAndInf) {
   for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
     tensor::NamedTensors u = Update(1);
     u[1].second[2] = bad;
-    absl::Status s = ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global()));
+    absl::Status s = ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global()));
     EXPECT_EQ(s.message(), "update tensor \"b.bias\" contains NaN or Inf");
   }
 }
@@ -183,11 +206,11 @@ TEST(ValidateUpdate, RejectsNanAndInf) {
 TEST(ValidateUpdate, RejectsMissingAndExtraTensors) {
   tensor::NamedTensors u = Update(1);
   u.pop_back();
-  EXPECT_EQ(ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global())).message(),
+  EXPECT_EQ(ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global())).message(),
             "update has 1 tensors, expected 2 (missing \"b.bias\")");
   u = Update(1);
   u.emplace_back("z.extra", torch::zeros({1}));
-  EXPECT_EQ(ValidateUpdate(InMemoryUpdate(u), UpdateSpec::Of(Global())).message(),
+  EXPECT_EQ(ValidateUpdate(InMemoryTensors(u), UpdateSpec::Of(Global())).message(),
             "update has an extra tensor \"z.extra\" after the 2 expected");
 }
 

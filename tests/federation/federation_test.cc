@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/manifest/model_manifest.h"
 #include "common/pki/dev_pki.h"
 #include "common/synth/declarations_synth.h"
 #include "common/task/risk_task.h"
@@ -211,6 +212,37 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     for (int64_t i = 0; i < t.dim(); ++i) want += (i ? "x" : "") + std::to_string(t.size(i));
   }
   EXPECT_EQ(output.substr(0, output.find_last_not_of('\n') + 1), want);
+}
+
+// The wire file nodes download survives a restart only while it still matches
+// the signed manifest: a damaged or missing one is rebuilt from the registry,
+// and leftovers (an aborted candidate, a crashed write) are removed.
+TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
+  const std::string models = *root_ + "/restart/state/models/risk";
+  const std::string wire = models + "/v0.fct";
+  std::string signed_sha;
+  {
+    auto coordinator = StartCoordinator("restart", 1, 1);
+    auto m = manifest::ParseManifest(coordinator->registry().ReadManifest("risk", 0)->json, "v0");
+    ASSERT_TRUE(m.ok());
+    signed_sha = m->wire_sha256;
+  }
+  ASSERT_EQ(*crypto::Sha256File(wire), signed_sha);
+  {
+    std::fstream damage(wire, std::ios::in | std::ios::out | std::ios::binary);
+    damage.seekp(100);
+    damage.put('\x7f');
+  }
+  ASSERT_TRUE(crypto::WriteFileAtomically(models + "/v1.fct", "aborted candidate").ok());
+  ASSERT_TRUE(crypto::WriteFileAtomically(models + "/v0.fct.tmp.1.2", "crashed write").ok());
+  ASSERT_NE(*crypto::Sha256File(wire), signed_sha);
+  StartCoordinator("restart", 1, 1).reset();
+  EXPECT_EQ(*crypto::Sha256File(wire), signed_sha);
+  EXPECT_FALSE(fs::exists(models + "/v1.fct"));
+  EXPECT_FALSE(fs::exists(models + "/v0.fct.tmp.1.2"));
+  fs::remove(wire);
+  StartCoordinator("restart", 1, 1).reset();
+  EXPECT_EQ(*crypto::Sha256File(wire), signed_sha);
 }
 
 TEST_F(FederationTest, TamperedPulledModelIsRefused) {

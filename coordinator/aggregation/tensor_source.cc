@@ -1,4 +1,4 @@
-#include "coordinator/aggregation/update_source.h"
+#include "coordinator/aggregation/tensor_source.h"
 
 #include <torch/torch.h>
 
@@ -6,21 +6,22 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/tensor/tensor_codec.h"
 
 namespace fedcustoms::coordinator {
 
-absl::Status InMemoryUpdate::ForEach(const Visitor& visit) const {
+absl::Status InMemoryTensors::ForEach(const Visitor& visit) const {
   for (const auto& [name, t] : tensors_) {
     const at::Tensor flat = t.detach().contiguous().view(-1);
     const std::vector<int64_t> shape = t.sizes().vec();
-    const UpdateSlice slice{name, t.scalar_type(), shape, 0, flat, flat.numel()};
+    const TensorSlice slice{name, t.scalar_type(), shape, 0, flat, flat.numel()};
     if (absl::Status s = visit(slice); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status SpooledUpdate::ForEach(const Visitor& visit) const {
+absl::Status TensorFile::ForEach(const Visitor& visit) const {
   std::ifstream in(path_, std::ios::binary);
   if (!in) return absl::InternalError(absl::StrCat("cannot open spooled update ", path_));
   tensor::TensorDecoder decoder(in);
@@ -49,11 +50,38 @@ absl::Status SpooledUpdate::ForEach(const Visitor& visit) const {
           !s.ok()) {
         return s;
       }
-      const UpdateSlice slice{h.name, h.dtype, h.shape, offset, data, total};
+      const TensorSlice slice{h.name, h.dtype, h.shape, offset, data, total};
       if (absl::Status s = visit(slice); !s.ok()) return s;
       offset += n;
     } while (offset < total);
   }
+}
+
+absl::Status CheckLayout(const tensor::NamedTensors& expected, const TensorSource& actual) {
+  size_t index = 0;
+  absl::Status status = actual.ForEach([&](const TensorSlice& slice) -> absl::Status {
+    if (!slice.first()) return absl::OkStatus();
+    if (index >= expected.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("has more than the expected ", expected.size(), " tensors"));
+    }
+    const auto& [name, want] = expected[index];
+    if (slice.name != name || slice.dtype != want.scalar_type() ||
+        c10::IntArrayRef(slice.shape) != want.sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor ", index, " is \"", slice.name, "\" ", c10::toString(slice.dtype), " [",
+          absl::StrJoin(slice.shape, ","), "], expected \"", name, "\" ",
+          c10::toString(want.scalar_type()), " [", absl::StrJoin(want.sizes(), ","), "]"));
+    }
+    ++index;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (index != expected.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("has ", index, " tensors, expected ", expected.size()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fedcustoms::coordinator
