@@ -116,7 +116,7 @@ absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path) {
   }
 }
 
-tensor::NamedTensors UpdateFrom(tensor::NamedTensors local, const tensor::NamedTensors& global) {
+tensor::NamedTensors UpdateFrom(tensor::NamedTensors&& local, const tensor::NamedTensors& global) {
   torch::NoGradGuard no_grad;
   tensor::NamedTensors update;
   for (size_t i = 0; i < local.size() && i < global.size(); ++i) {

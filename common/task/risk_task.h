@@ -43,8 +43,9 @@ absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path);
 // Δ = local − global for every aggregatable (floating point) tensor, as
 // float32; integer buffers are not part of an update. `local` is consumed:
 // where a tensor is already contiguous float32, Δ is computed in its memory,
-// so a trained model (whose state `local` may alias) is overwritten and an
-// update costs no second model in memory.
-tensor::NamedTensors UpdateFrom(tensor::NamedTensors local, const tensor::NamedTensors& global);
+// so a trained model whose state `local` aliases (tensor::StateOf) is
+// overwritten and an update costs no second model in memory. `local` must not
+// share storage with `global` (Δ would be zero).
+tensor::NamedTensors UpdateFrom(tensor::NamedTensors&& local, const tensor::NamedTensors& global);
 
 }  // namespace fedcustoms::task

@@ -23,7 +23,7 @@ absl::Status InMemoryTensors::ForEach(const Visitor& visit) const {
 
 absl::Status TensorFile::ForEach(const Visitor& visit) const {
   std::ifstream in(path_, std::ios::binary);
-  if (!in) return absl::InternalError(absl::StrCat("cannot open spooled update ", path_));
+  if (!in) return absl::InternalError(absl::StrCat("cannot open tensor file ", path_));
   tensor::TensorDecoder decoder(in);
   // One buffer for every slice of every tensor of a dtype: after the first
   // tensor no memory is allocated or first touched.

@@ -167,13 +167,20 @@ std::string TaskRunner::WirePath(uint64_t version) const {
 }
 
 void TaskRunner::RemoveStaleWireFiles(uint64_t keep) const {
+  // Never throws (it runs on abort paths): every error is only logged.
   const std::filesystem::path kept = WirePath(keep);
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.models_dir, ec)) {
-    if (entry.path() == kept) continue;
+  std::filesystem::directory_iterator it(options_.models_dir, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path() == kept) continue;
     std::error_code remove_ec;
-    std::filesystem::remove(entry.path(), remove_ec);
+    std::filesystem::remove(it->path(), remove_ec);
+    if (remove_ec) {
+      spdlog::warn("task {}: cannot remove {}: {}", name(), it->path().string(),
+                   remove_ec.message());
+    }
   }
+  if (ec) spdlog::warn("task {}: cannot list {}: {}", name(), options_.models_dir, ec.message());
 }
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
@@ -232,7 +239,12 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
     sha = digest->sha256_hex;
   }
   snapshot->wire_sha256 = *sha;
-  snapshot->wire_bytes = std::filesystem::file_size(snapshot->wire_path);
+  std::error_code ec;
+  snapshot->wire_bytes = std::filesystem::file_size(snapshot->wire_path, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot read the size of ", snapshot->wire_path, ": ", ec.message()));
+  }
   if (absl::Status s = CheckLayout(fresh, TensorFile(snapshot->wire_path)); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("task ", task, ": registry version ",
                                                       version,
@@ -311,14 +323,6 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
     break;
   }
   if (stopping_) return;
-  // No fold can run outside the training phase, so resetting the sum here
-  // races with nothing; fold_mu_ is still taken in its documented order.
-  lock.unlock();
-  {
-    std::lock_guard fold_lock(fold_mu_);
-    fed_avg_ = std::make_unique<FedAvg>(spec_);
-  }
-  lock.lock();
   ++round_id_;
   submitted_.clear();
   uploading_.clear();
@@ -335,6 +339,17 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
 }
 
 void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
+  // The running sum (one model of float32) is allocated before the round
+  // opens, here where a failure aborts the round. No fold can run outside the
+  // training phase, so replacing it races with nothing; fold_mu_ is still
+  // taken in its documented order.
+  lock.unlock();
+  {
+    std::lock_guard fold_lock(fold_mu_);
+    fed_avg_.reset();
+    fed_avg_ = std::make_unique<FedAvg>(spec_);
+  }
+  lock.lock();
   const auto opened = Clock::now();
   phase_ = Phase::kTraining;
   phase_deadline_ = opened + seconds(options_.config.round_deadline_seconds());
@@ -379,8 +394,16 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   m.total_samples = record_.samples;
   lock.unlock();
   // The new model is computed in the running sum's memory, reading the base
-  // model from its wire file: one model in memory, not three.
-  absl::StatusOr<tensor::NamedTensors> next = fed_avg->Apply(TensorFile(base->wire_path));
+  // model from its wire file: one model in memory, not three. The file is
+  // checked against its hash first, so a file damaged on disk never becomes
+  // the base of a freshly signed version.
+  absl::StatusOr<std::string> base_sha = crypto::Sha256File(base->wire_path);
+  absl::StatusOr<tensor::NamedTensors> next =
+      !base_sha.ok() ? absl::StatusOr<tensor::NamedTensors>(base_sha.status())
+      : *base_sha != base->wire_sha256
+          ? absl::DataLossError(absl::StrCat(base->wire_path, " no longer hashes to version ",
+                                             base->version, "'s ", base->wire_sha256))
+          : fed_avg->Apply(TensorFile(base->wire_path));
   fed_avg.reset();
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
       next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
@@ -423,6 +446,9 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   // The candidate's wire file and hash stay; only the manifest gains the
   // metrics, and the weights go to the registry.
+  // Everything that can fail is done before Publish, so a published version
+  // always becomes the global one.
+  auto next_global = std::make_shared<ModelSnapshot>(*candidate);
   absl::StatusOr<manifest::SignedManifest> published;
   if (!m.ok()) {
     published = m.status();
@@ -438,7 +464,6 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
                             published.status().message()));
     return;
   }
-  auto next_global = std::make_shared<ModelSnapshot>(*candidate);
   next_global->manifest = *std::move(published);
   global_ = std::move(next_global);
   latest_metrics_ = std::move(mean_metrics);

@@ -207,7 +207,7 @@ TEST(RiskTask, UpdateIsLocalMinusGlobalInTheLocalMemory) {
                                 {"b", torch::tensor({0.75}, torch::kFloat64)},
                                 {"n", torch::tensor(9, torch::kInt64)}};
   const void* local_a = local[0].second.data_ptr();
-  tensor::NamedTensors update = task::UpdateFrom(local, global);
+  tensor::NamedTensors update = task::UpdateFrom(std::move(local), global);
   ASSERT_EQ(update.size(), 2u);
   EXPECT_EQ(update[0].first, "a");
   EXPECT_TRUE(torch::equal(update[0].second, torch::tensor({0.5f, -1.0f, 0.0f})));
