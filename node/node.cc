@@ -102,6 +102,12 @@ absl::Status Node::Run() {
     } else {
       auto assignment = client_->GetTask(config_.task(), kPoll);
       status = assignment.status();
+      if (absl::IsFailedPrecondition(status)) {
+        // The coordinator does not know this node (it restarted): join again.
+        spdlog::info("{}; joining again", status.message());
+        joined = false;
+        continue;
+      }
       if (status.ok()) {
         switch (assignment->kind()) {
           case v1::TaskAssignment::TRAIN:

@@ -254,12 +254,18 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
 
-void TaskRunner::Touch(const std::string& node) {
+void TaskRunner::Join(const std::string& node, uint64_t train_rows) {
   {
     std::lock_guard lock(mu_);
     last_seen_[node] = Clock::now();
+    declared_train_rows_[node] = train_rows;
   }
   changed_.notify_all();
+}
+
+bool TaskRunner::HasJoined(const std::string& node) const {
+  std::lock_guard lock(mu_);
+  return declared_train_rows_.contains(node);
 }
 
 std::set<std::string> TaskRunner::AvailableLocked() const {
@@ -611,6 +617,17 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
     return absl::InvalidArgumentError(absl::StrCat("sample_count ", header.sample_count(),
                                                    " is outside 1..",
                                                    options_.config.max_sample_count()));
+  }
+  auto declared = declared_train_rows_.find(node);
+  if (declared == declared_train_rows_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " has not joined task ", name(), " since the coordinator started"));
+  }
+  if (header.sample_count() > declared->second) {
+    ++rejected_updates_;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sample_count ", header.sample_count(), " exceeds the ", declared->second,
+        " training rows node ", node, " declared when it joined"));
   }
   if (!std::isfinite(header.train_loss())) {
     ++rejected_updates_;

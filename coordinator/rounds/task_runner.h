@@ -66,8 +66,12 @@ class TaskRunner {
   // Hex SHA-256 of the task's feature schema; joining nodes must match it.
   const std::string& feature_schema_hash() const { return feature_schema_hash_; }
 
-  // A node said hello (Join or any call): it counts as available for a while.
-  void Touch(const std::string& node);
+  // A node joined (its feature schema already checked): it counts as
+  // available for a while, and the training rows it declared bound the sample
+  // count of its updates. Nodes join again after a coordinator restart.
+  void Join(const std::string& node, uint64_t train_rows);
+  // Whether `node` joined since this coordinator started.
+  bool HasJoined(const std::string& node) const;
 
   // Long-poll: the node's next assignment, waiting up to `wait` for one.
   v1::TaskAssignment NextAssignment(const std::string& node, std::chrono::milliseconds wait);
@@ -150,6 +154,7 @@ class TaskRunner {
   std::shared_ptr<const ModelSnapshot> candidate_ ABSL_GUARDED_BY(mu_);
   uint64_t round_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, Clock::time_point> last_seen_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> declared_train_rows_ ABSL_GUARDED_BY(mu_);  // by Join
   std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> uploading_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> submitted_ ABSL_GUARDED_BY(mu_);

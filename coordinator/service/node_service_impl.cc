@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
@@ -39,8 +40,14 @@ class SpoolFile {
 std::string SpoolName(const std::string& dir, const std::string& task, uint64_t round,
                       const std::string& node) {
   static std::atomic<uint64_t> counter{0};
-  return absl::StrCat(dir, "/", task, "-r", round, "-", node, "-", ::getpid(), "-", counter++,
-                      ".upload");
+  // The CN comes from a certificate our CA signed, but it is still not a safe
+  // file name ("../x", "a/b"): keep letters, digits, '-' and '_' only.
+  std::string safe_node = node;
+  for (char& c : safe_node) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+  }
+  return absl::StrCat(dir, "/", task, "-r", round, "-", safe_node, "-", ::getpid(), "-",
+                      counter++, ".upload");
 }
 
 }  // namespace
@@ -72,7 +79,7 @@ grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinR
                                        " differs from task ", task, "'s ", expected,
                                        ": the node's schema file does not match the federation's"));
     }
-    (*runner)->Touch(peer->common_name);
+    (*runner)->Join(peer->common_name, request->data().train_rows());
   }
   spdlog::info("node {} joined (tasks: {}; {} train rows, {} hold-out rows)", peer->common_name,
                absl::StrJoin(request->tasks(), ","), request->data().train_rows(),
@@ -89,6 +96,13 @@ grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = Runner(request->task());
   if (!runner.ok()) return ToGrpc(runner.status());
+  // Only a node whose schema was checked at Join gets work; after a
+  // coordinator restart this tells the node to join again.
+  if (!(*runner)->HasJoined(peer->common_name)) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("node ", peer->common_name, " has not joined task ",
+                                     request->task(), " since the coordinator started; join first"));
+  }
   uint32_t wait_seconds = request->wait_seconds();
   if (wait_seconds == 0 || wait_seconds > kMaxPollSeconds) wait_seconds = kMaxPollSeconds;
   auto wait = std::chrono::milliseconds(wait_seconds * 1000);

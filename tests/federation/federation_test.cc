@@ -328,6 +328,7 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
     v1::JoinRequest join;
     join.add_tasks("risk");
     join.set_feature_schema_hash(schema_hash);
+    join.mutable_data()->set_train_rows(1000);
     v1::JoinResponse response;
     ASSERT_TRUE(stub->Join(&context, join, &response).ok());
     EXPECT_EQ(response.node_id(), "FI");
@@ -382,6 +383,10 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
   s = upload(good, task.round_id(), 0);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "sample_count 0 is outside 1..100000000");
+  s = upload(good, task.round_id(), 1001);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(),
+            "sample_count 1001 exceeds the 1000 training rows node FI declared when it joined");
   s = upload(good, task.round_id(), 10, /*corrupt_sha=*/true);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
   tensor::NamedTensors nan = good;
@@ -441,7 +446,7 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
   ASSERT_TRUE(rounds.ok());
   ASSERT_EQ(rounds->size(), 1u);
   EXPECT_EQ((*rounds)[0].participants, 1u);
-  EXPECT_EQ((*rounds)[0].rejected_updates, 3u);  // sample count, NaN, shape
+  EXPECT_EQ((*rounds)[0].rejected_updates, 4u);  // sample count 0 and > declared, NaN, shape
   EXPECT_EQ((*rounds)[0].samples, 10u);
 
   // A message for the closed round is refused, not applied.
@@ -452,6 +457,25 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
 TEST_F(FederationTest, RoundAbortsWhenTooFewUpdatesArriveByTheDeadline) {
   auto coordinator = StartCoordinator("abort", 1, 1, /*deadline_seconds=*/2);
   auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
+  {
+    // Work only goes to nodes whose schema was checked at Join.
+    grpc::ClientContext context;
+    v1::GetTaskRequest request;
+    request.set_task("risk");
+    v1::TaskAssignment unjoined;
+    grpc::Status s = stub->GetTask(&context, request, &unjoined);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(s.error_message(),
+              "node LV has not joined task risk since the coordinator started; join first");
+  }
+  {
+    grpc::ClientContext context;
+    v1::JoinRequest join;
+    join.add_tasks("risk");
+    join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+    v1::JoinResponse response;
+    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
+  }
   v1::TaskAssignment task;
   for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::TRAIN; ++i) {
     grpc::ClientContext context;
