@@ -31,6 +31,9 @@ constexpr std::chrono::seconds kPoll(10);
 // A model larger than this is refused outright (the risk model is a few MB).
 constexpr uint64_t kMaxModelBytes = 4ull << 30;
 
+// Attempts to send one update before the round is given up for this node.
+constexpr int kUploadAttempts = 3;
+
 bool Retryable(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
          absl::IsAborted(s) || absl::IsInternal(s) || absl::IsUnknown(s);
@@ -214,7 +217,25 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   header.set_model_version(a.model_version());
   header.set_sample_count(data_.split.train.size());
   header.set_train_loss(result->mean_loss);
-  auto response = client_->UploadUpdate(header, encoder);
+  // A transfer that breaks is sent again from the first byte (the update is
+  // still in memory), not retrained. If only the answer was lost, the
+  // coordinator already has the update and says so.
+  absl::StatusOr<v1::UploadUpdateResponse> response;
+  for (int attempt = 1;; ++attempt) {
+    response = client_->UploadUpdate(header, encoder);
+    if (attempt > 1 && absl::IsAlreadyExists(response.status())) {
+      spdlog::info("round {}: the coordinator already had this update ({})", a.round_id(),
+                   response.status().message());
+      return absl::OkStatus();
+    }
+    if (response.ok() || !Retryable(response.status()) || attempt == kUploadAttempts || stop_) {
+      break;
+    }
+    spdlog::warn("round {}: upload attempt {} of {} failed: {}; sending again", a.round_id(),
+                 attempt, kUploadAttempts, response.status().message());
+    SleepUnlessStopped(std::chrono::seconds(attempt));
+    encoder.Rewind();
+  }
   if (!response.ok()) return response.status();
   spdlog::info("round {}: sent update for {} v{} ({} bytes, {} samples, train loss {:.4f})",
                a.round_id(), a.task(), a.model_version(), response->bytes_received(),

@@ -63,6 +63,21 @@ absl::Status WriteAll(int fd, std::string_view contents, const std::string& path
   return absl::OkStatus();
 }
 
+// Renames a synced `temp` over `path` and fsyncs the directory so the rename
+// itself survives a crash; removes `temp` if the rename fails.
+absl::Status RenameDurably(const std::string& temp, const std::string& path) {
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    absl::Status s = ErrnoError(errno, absl::StrCat("cannot rename ", temp, " to it"), path);
+    ::unlink(temp.c_str());
+    return s;
+  }
+  const std::string dir = DirectoryOf(path);
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return ErrnoError(errno, "cannot open directory to fsync", dir);
+  if (::fsync(dir_fd.get()) != 0) return ErrnoError(errno, "fsync directory", dir);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 AtomicFileWriter::~AtomicFileWriter() { Abandon(); }
@@ -95,25 +110,32 @@ absl::Status AtomicFileWriter::Commit() {
   if (::fsync(fd_) != 0) s = ErrnoError(errno, "fsync", temp_);
   const int fd = std::exchange(fd_, -1);
   if (::close(fd) != 0 && s.ok()) s = ErrnoError(errno, "close", temp_);
-  if (s.ok() && ::rename(temp_.c_str(), path_.c_str()) != 0) {
-    s = ErrnoError(errno, absl::StrCat("cannot rename ", temp_, " to it"), path_);
-  }
   if (!s.ok()) {
     ::unlink(temp_.c_str());
     return s;
   }
-  // Make the rename itself durable.
-  const std::string dir = DirectoryOf(path_);
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0) return ErrnoError(errno, "cannot open directory to fsync", dir);
-  if (::fsync(dir_fd.get()) != 0) return ErrnoError(errno, "fsync directory", dir);
-  return absl::OkStatus();
+  return RenameDurably(temp_, path_);
 }
 
 void AtomicFileWriter::Abandon() {
   if (fd_ < 0) return;
   ::close(std::exchange(fd_, -1));
   ::unlink(temp_.c_str());
+}
+
+absl::Status PublishFile(const std::string& temp, const std::string& path) {
+  Fd fd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
+  absl::Status s;
+  if (fd.get() < 0) {
+    s = ErrnoError(errno, "cannot open", temp);
+  } else if (::fsync(fd.get()) != 0) {
+    s = ErrnoError(errno, "fsync", temp);
+  }
+  if (!s.ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  return RenameDurably(temp, path);
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {

@@ -37,6 +37,12 @@ class AtomicFileWriter {
   int fd_ = -1;
 };
 
+// Makes a complete file written by other means (e.g. received from a stream)
+// visible at `path` as AtomicFileWriter::Commit() does: fsyncs `temp`, renames
+// it over `path`, fsyncs the directory. On failure `temp` is removed and
+// `path` keeps its old content.
+absl::Status PublishFile(const std::string& temp, const std::string& path);
+
 // Replaces the file at `path` with `contents` so that a reader (or a crash)
 // sees either the old file or the complete new one, never a partial write.
 //

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
 #include "common/tensor/chunker.h"
 
@@ -46,9 +47,8 @@ absl::StatusOr<std::string> ReceiveToFile(grpc::ClientReaderInterface<v1::DataCh
   out.flush();
   out.close();
   if (!out) return fail(absl::InternalError(absl::StrCat("cannot write ", temp, " (disk full?)")));
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return fail(absl::InternalError(absl::StrCat("cannot rename ", temp, ": ", ec.message())));
+  // Durable before it is visible: a crash never leaves a torn file at `path`.
+  if (absl::Status s = crypto::PublishFile(temp, path); !s.ok()) return fail(s);
   return sha_hex;
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -348,6 +349,21 @@ TEST_F(AtomicFileWriterTest, AbandonedWriteLeavesTheOldFileAndNoTemporary) {
   }  // destroyed without Commit(), as on an error path
   EXPECT_EQ(*ReadFile(dir.File("f")), "old");
   EXPECT_EQ(ListDir(dir.path()), std::vector<std::string>{"f"});
+}
+
+TEST_F(AtomicFileWriterTest, PublishFileReplacesTheFileWithACompleteOne) {
+  {
+    std::ofstream received(dir.File("f.part"), std::ios::binary);
+    received << "received";
+  }
+  ASSERT_TRUE(PublishFile(dir.File("f.part"), dir.File("f")).ok());
+  EXPECT_EQ(*ReadFile(dir.File("f")), "received");
+  EXPECT_EQ(ListDir(dir.path()), std::vector<std::string>{"f"});
+  // A temporary that is not there: an error naming it, the file unchanged.
+  absl::Status s = PublishFile(dir.File("gone.part"), dir.File("f"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("gone.part"), std::string::npos) << s;
+  EXPECT_EQ(*ReadFile(dir.File("f")), "received");
 }
 
 TEST(AtomicFileWriter, WriteAndCommitBeforeOpenAreErrors) {
