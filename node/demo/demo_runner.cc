@@ -143,6 +143,10 @@ absl::Status RunDemo(const DemoOptions& o) {
   }
   if (port.empty()) return absl::DeadlineExceededError("the coordinator did not start in 60 s");
   const std::string address = "localhost:" + port;
+  // Keep the port in the config, so the coordinator restarted by hand from it
+  // listens where the nodes' configs point.
+  coordinator["listen_address"] = "127.0.0.1:" + port;
+  if (absl::Status s = WriteJson(root + "/coordinator.json", coordinator); !s.ok()) return s;
 
   std::vector<std::unique_ptr<ChildProcess>> nodes;
   std::vector<v1::NodeConfig> node_configs;
