@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -74,9 +75,12 @@ void Node::SleepUnlessStopped(std::chrono::milliseconds duration) {
 }
 
 absl::Status Node::Run() {
+  // Jitter from the OS, not from the config: administrations with the same
+  // file layout must not retry in lockstep after a coordinator restart.
+  std::random_device entropy;
   Backoff backoff(std::chrono::milliseconds(500),
                   std::chrono::seconds(config_.max_backoff_seconds()),
-                  std::hash<std::string>{}(config_.tls().cert()));
+                  (uint64_t{entropy()} << 32) ^ entropy());
   bool joined = false;
   spdlog::info("node ready: task {}, {} training rows, {} hold-out rows{}", config_.task(),
                data_.split.train.size(), data_.split.holdout.size(),

@@ -118,6 +118,19 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
     runner->round_id_ = std::max(runner->round_id_, r.round_id);
     (r.status == "completed" ? runner->rounds_completed_ : runner->rounds_aborted_)++;
   }
+  // A crash between publishing a version and recording its round leaves the
+  // ledger behind the registry: the published round's id is never reused and
+  // its round counts as done.
+  absl::StatusOr<manifest::ModelManifest> latest =
+      manifest::ParseManifest(runner->global_->manifest.json, absl::StrCat(task, " latest"));
+  if (latest.ok() && latest->round_id > runner->round_id_) {
+    spdlog::warn("task {}: the ledger ends at round {} but version {} was published by round {}; "
+                 "continuing after it",
+                 task, runner->round_id_, latest->version, latest->round_id);
+    runner->round_id_ = latest->round_id;
+  }
+  runner->rounds_completed_ =
+      std::max<uint32_t>(runner->rounds_completed_, static_cast<uint32_t>(runner->global_->version));
   return runner;
 }
 

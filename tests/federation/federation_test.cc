@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
+#include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
 #include "common/manifest/model_manifest.h"
 #include "common/pki/dev_pki.h"
@@ -24,6 +25,7 @@
 #include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/registry/model_registry.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
@@ -243,6 +245,32 @@ TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
   fs::remove(wire);
   StartCoordinator("restart", 1, 1).reset();
   EXPECT_EQ(*crypto::Sha256File(wire), signed_sha);
+
+  // A version published by round 7 that the ledger never recorded (a crash
+  // between the two): the restarted coordinator does not reuse round ids up
+  // to 7 and counts the round as done.
+  {
+    auto signer = crypto::Ed25519Signer::Create(Pki("coordinator-signing.key"));
+    auto verifier = crypto::Ed25519Verifier::Create(Pki("coordinator-signing.pub"));
+    ASSERT_TRUE(signer.ok() && verifier.ok());
+    auto registry = coordinator::ModelRegistry::Open(*root_ + "/restart/registry", signer->get(),
+                                                     verifier->get());
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    auto m = manifest::ParseManifest((*registry)->ReadManifest("risk", 0)->json, "v0");
+    ASSERT_TRUE(m.ok());
+    m->version = 1;
+    m->has_parent = true;
+    m->parent = 0;
+    m->round_id = 7;
+    auto weights = (*registry)->LoadWeights("risk", 0);
+    ASSERT_TRUE(weights.ok());
+    ASSERT_TRUE((*registry)->Publish(*m, *weights).ok());
+  }
+  auto restarted = StartCoordinator("restart", 1, 3);
+  const v1::TaskStatus status = restarted->runner("risk")->Status();
+  EXPECT_EQ(status.latest_version(), 1u);
+  EXPECT_EQ(status.round_id(), 7u);
+  EXPECT_EQ(status.rounds_completed(), 1u);
 }
 
 TEST_F(FederationTest, TamperedPulledModelIsRefused) {
