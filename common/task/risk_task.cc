@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/tensor/tensor_codec.h"
 #include "common/training/risk_trainer.h"
 
@@ -79,26 +78,6 @@ std::string FeatureSchemaSummaryJson(const v1::DeclarationSchema& schema) {
   }
   return nlohmann::json{{"numeric", numeric}, {"categorical", categorical}, {"label", label}}
       .dump();
-}
-
-absl::Status CheckSameLayout(const tensor::NamedTensors& expected,
-                             const tensor::NamedTensors& actual) {
-  if (expected.size() != actual.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("has ", actual.size(), " tensors, expected ", expected.size()));
-  }
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const auto& [name, want] = expected[i];
-    const auto& [got_name, got] = actual[i];
-    if (name != got_name || want.scalar_type() != got.scalar_type() ||
-        want.sizes() != got.sizes()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", i, " is \"", got_name, "\" ", c10::toString(got.scalar_type()), " [",
-          absl::StrJoin(got.sizes(), ","), "], expected \"", name, "\" ",
-          c10::toString(want.scalar_type()), " [", absl::StrJoin(want.sizes(), ","), "]"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path) {

@@ -33,10 +33,6 @@ absl::StatusOr<tensor::NamedTensors> InitialRiskState(const v1::DeclarationSchem
 // buckets — what an analyst needs to build inputs).
 std::string FeatureSchemaSummaryJson(const v1::DeclarationSchema& schema);
 
-// OK when both have the same tensor names, shapes and dtypes, in order.
-absl::Status CheckSameLayout(const tensor::NamedTensors& expected,
-                             const tensor::NamedTensors& actual);
-
 // Reads a tensor-codec file (a downloaded model) whole.
 absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path);
 

@@ -24,32 +24,40 @@ NamedTensors AggregatableOf(const NamedTensors& tensors) {
   return out;
 }
 
-absl::Status CheckMatchesSpec(std::string_view name, const at::Tensor& tensor,
-                              const TensorSpec& expected, int64_t index) {
-  // Debian's abseil has its own string_view type.
-  const absl::string_view name_view(name.data(), name.size());
-  if (name != expected.name) {
+absl::Status CheckSpec(const TensorSpec& actual, const TensorSpec& expected, int64_t index) {
+  if (actual.name != expected.name) {
     if (index >= 0) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", index, " is \"", name_view,
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", index, " is \"", actual.name,
                                                      "\", expected \"", expected.name, "\""));
     }
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor \"", name_view, "\", expected \"", expected.name, "\""));
+        absl::StrCat("tensor \"", actual.name, "\", expected \"", expected.name, "\""));
   }
-  if (!tensor.defined()) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name_view, "\" is undefined"));
-  }
-  if (tensor.scalar_type() != expected.dtype) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name_view, "\": dtype ",
+  if (actual.dtype != expected.dtype) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", actual.name, "\": dtype ",
                                                    DtypeName(expected.dtype), " expected, got ",
-                                                   DtypeName(tensor.scalar_type())));
+                                                   DtypeName(actual.dtype)));
   }
-  if (tensor.sizes() != at::IntArrayRef(expected.shape)) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name_view, "\": shape ",
+  if (actual.shape != expected.shape) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", actual.name, "\": shape ",
                                                    ShapeString(expected.shape), " expected, got ",
-                                                   ShapeString(tensor.sizes())));
+                                                   ShapeString(actual.shape)));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckMatchesSpec(std::string_view name, const at::Tensor& tensor,
+                              const TensorSpec& expected, int64_t index) {
+  if (tensor.defined()) {
+    return CheckSpec(TensorSpec{std::string(name), tensor.scalar_type(), tensor.sizes().vec()},
+                     expected, index);
+  }
+  // An undefined tensor under a wrong name is reported by its name first.
+  if (name != expected.name) {
+    return CheckSpec(TensorSpec{std::string(name), expected.dtype, expected.shape}, expected,
+                     index);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("tensor \"", expected.name, "\" is undefined"));
 }
 
 absl::Status CheckMatchesSpec(const NamedTensors& tensors, std::span<const TensorSpec> expected) {

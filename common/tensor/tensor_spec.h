@@ -41,6 +41,10 @@ NamedTensors AggregatableOf(const NamedTensors& tensors);
 absl::Status CheckMatchesSpec(std::string_view name, const at::Tensor& tensor,
                               const TensorSpec& expected, int64_t index = -1);
 
+// As CheckMatchesSpec() for a tensor known only by its spec (e.g. from a file's
+// tensor headers): the same checks and messages, without the tensor.
+absl::Status CheckSpec(const TensorSpec& actual, const TensorSpec& expected, int64_t index = -1);
+
 // Checks a whole set in order: same count, then CheckMatchesSpec() per tensor.
 absl::Status CheckMatchesSpec(const NamedTensors& tensors, std::span<const TensorSpec> expected);
 

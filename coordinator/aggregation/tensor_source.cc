@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/tensor/tensor_codec.h"
+#include "common/tensor/tensor_spec.h"
 
 namespace fedcustoms::coordinator {
 
@@ -58,28 +58,26 @@ absl::Status TensorFile::ForEach(const Visitor& visit) const {
 }
 
 absl::Status CheckLayout(const tensor::NamedTensors& expected, const TensorSource& actual) {
+  const std::vector<tensor::TensorSpec> specs = tensor::SpecOf(expected);
   size_t index = 0;
   absl::Status status = actual.ForEach([&](const TensorSlice& slice) -> absl::Status {
     if (!slice.first()) return absl::OkStatus();
-    if (index >= expected.size()) {
+    if (index >= specs.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("has more than the expected ", expected.size(), " tensors"));
+          absl::StrCat("has more than the expected ", specs.size(), " tensors"));
     }
-    const auto& [name, want] = expected[index];
-    if (slice.name != name || slice.dtype != want.scalar_type() ||
-        c10::IntArrayRef(slice.shape) != want.sizes()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", index, " is \"", slice.name, "\" ", c10::toString(slice.dtype), " [",
-          absl::StrJoin(slice.shape, ","), "], expected \"", name, "\" ",
-          c10::toString(want.scalar_type()), " [", absl::StrJoin(want.sizes(), ","), "]"));
+    const tensor::TensorSpec got{slice.name, slice.dtype, slice.shape};
+    if (absl::Status s = tensor::CheckSpec(got, specs[index], static_cast<int64_t>(index));
+        !s.ok()) {
+      return s;
     }
     ++index;
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  if (index != expected.size()) {
+  if (index != specs.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("has ", index, " tensors, expected ", expected.size()));
+        absl::StrCat("has ", index, " tensors, expected ", specs.size()));
   }
   return absl::OkStatus();
 }

@@ -121,6 +121,20 @@ TEST_F(TensorFileTest, ApplyReadsTheGlobalFromItsFileInSlices) {
   EXPECT_TRUE(absl::IsFailedPrecondition(from_file.Add(InMemoryTensors(u), 1)));
 }
 
+// A wire file is checked against the configured model's layout by its tensor
+// headers, with the messages of tensor::CheckMatchesSpec.
+TEST_F(TensorFileTest, CheckLayoutNamesTheFirstDifference) {
+  tensor::NamedTensors global = Global();
+  EXPECT_TRUE(CheckLayout(global, TensorFile(Spool(global), 8)).ok());
+  tensor::NamedTensors wider = Global();
+  wider[1].second = torch::zeros({6});
+  EXPECT_EQ(std::string(CheckLayout(global, TensorFile(Spool(wider), 8)).message()),
+            "tensor \"b.bias\": shape [5] expected, got [6]");
+  tensor::NamedTensors fewer = {global[0], global[1]};
+  EXPECT_EQ(std::string(CheckLayout(global, TensorFile(Spool(fewer))).message()),
+            "has 2 tensors, expected 3");
+}
+
 TEST_F(TensorFileTest, NanInALaterSliceIsRejected) {
   tensor::NamedTensors global = Global();
   tensor::NamedTensors u = Update(1.0f);
