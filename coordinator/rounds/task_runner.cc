@@ -41,6 +41,20 @@ std::string ToJsonText(const google::protobuf::Message& message) {
   return out;
 }
 
+// The new model: `fed_avg`'s mean update on top of `base`, computed in the
+// running sum's memory while the base is read from its wire file (one model in
+// memory, not three). The file is checked against its hash first, so a file
+// damaged on disk never becomes the base of a freshly signed version.
+absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSnapshot& base) {
+  absl::StatusOr<std::string> sha = crypto::Sha256File(base.wire_path);
+  if (!sha.ok()) return sha.status();
+  if (*sha != base.wire_sha256) {
+    return absl::DataLossError(absl::StrCat(base.wire_path, " no longer hashes to version ",
+                                            base.version, "'s ", base.wire_sha256));
+  }
+  return fed_avg.Apply(TensorFile(base.wire_path));
+}
+
 bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
 
 absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
@@ -365,7 +379,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   {
     std::lock_guard fold_lock(fold_mu_);
-    fed_avg_.reset();
+    fed_avg_.reset();  // the old sum goes first: never two in memory
     fed_avg_ = std::make_unique<FedAvg>(spec_);
   }
   lock.lock();
@@ -412,17 +426,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   m.contributing_nodes = record_.participants;
   m.total_samples = record_.samples;
   lock.unlock();
-  // The new model is computed in the running sum's memory, reading the base
-  // model from its wire file: one model in memory, not three. The file is
-  // checked against its hash first, so a file damaged on disk never becomes
-  // the base of a freshly signed version.
-  absl::StatusOr<std::string> base_sha = crypto::Sha256File(base->wire_path);
-  absl::StatusOr<tensor::NamedTensors> next =
-      !base_sha.ok() ? absl::StatusOr<tensor::NamedTensors>(base_sha.status())
-      : *base_sha != base->wire_sha256
-          ? absl::DataLossError(absl::StrCat(base->wire_path, " no longer hashes to version ",
-                                             base->version, "'s ", base->wire_sha256))
-          : fed_avg->Apply(TensorFile(base->wire_path));
+  absl::StatusOr<tensor::NamedTensors> next = ApplyToBase(*fed_avg, *base);
   fed_avg.reset();
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
       next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
@@ -463,10 +467,9 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
   lock.unlock();
-  // The candidate's wire file and hash stay; only the manifest gains the
-  // metrics, and the weights go to the registry.
-  // Everything that can fail is done before Publish, so a published version
-  // always becomes the global one.
+  // The candidate's wire file and hash stay; the manifest gains the metrics and
+  // the weights go to the registry. Everything that can fail is done before
+  // Publish, so a published version always becomes the global one.
   auto next_global = std::make_shared<ModelSnapshot>(*candidate);
   absl::StatusOr<manifest::SignedManifest> published;
   if (!m.ok()) {
