@@ -11,13 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "common/crypto/openssl_ptr.h"
+
 namespace fedcustoms::bench {
 namespace {
 
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+using crypto::SslCtxPtr;
 
 SslCtxPtr MakeContext(bool server, const std::string& pki_dir) {
   SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
