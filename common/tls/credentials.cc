@@ -18,6 +18,7 @@
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
+#include "common/pki/certificate_chain.h"
 
 namespace fedcustoms::tls {
 namespace {
@@ -32,11 +33,6 @@ struct TlsPem {
   TlsPem& operator=(const TlsPem&) = delete;
   ~TlsPem() { crypto::WipeString(key); }
 };
-
-std::string SubjectOf(X509* cert) {
-  crypto::OpenSslMallocPtr<char> line(X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0));
-  return line != nullptr ? std::string(line.get()) : "(no subject)";
-}
 
 absl::StatusOr<std::string> ReadField(const std::string& path, const char* field) {
   if (path.empty()) {
@@ -72,42 +68,6 @@ void WarnIfKeyExposed(const std::string& path) {
   }
 }
 
-// Verifies `chain` (leaf first) against the CA certificates for `purpose`.
-absl::Status VerifyAgainstCa(const std::vector<crypto::X509Ptr>& cas,
-                             const std::vector<crypto::X509Ptr>& chain, int purpose,
-                             const v1::TlsFiles& files) {
-  crypto::X509StorePtr store(X509_STORE_new());
-  crypto::X509StackPtr intermediates(sk_X509_new_null());
-  crypto::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (store == nullptr || intermediates == nullptr || ctx == nullptr) {
-    return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate store");
-  }
-  for (const crypto::X509Ptr& ca : cas) {
-    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
-      return crypto::OpenSslError(absl::StatusCode::kInvalidArgument, files.ca_cert());
-    }
-  }
-  for (size_t i = 1; i < chain.size(); ++i) {
-    // The stack takes its own reference (freed by sk_X509_pop_free).
-    if (X509_up_ref(chain[i].get()) != 1 ||
-        sk_X509_push(intermediates.get(), chain[i].get()) <= 0) {
-      return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate chain");
-    }
-  }
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), intermediates.get()) != 1 ||
-      X509_STORE_CTX_set_purpose(ctx.get(), purpose) != 1) {
-    return crypto::OpenSslError(absl::StatusCode::kInternal, "certificate verification setup");
-  }
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(ctx.get());
-    ERR_clear_error();
-    return absl::FailedPreconditionError(absl::StrCat(
-        files.cert(), ": certificate ", SubjectOf(chain.front().get()), " does not verify against ",
-        files.ca_cert(), ": ", X509_verify_cert_error_string(error)));
-  }
-  return absl::OkStatus();
-}
-
 // Reads and checks the files for a server (`purpose` X509_PURPOSE_SSL_SERVER)
 // or a client (X509_PURPOSE_SSL_CLIENT).
 absl::Status LoadAndCheck(const v1::TlsFiles& files, int purpose, TlsPem& out) {
@@ -127,7 +87,7 @@ absl::Status LoadAndCheck(const v1::TlsFiles& files, int purpose, TlsPem& out) {
   for (const crypto::X509Ptr& c : *cas) {
     if (X509_check_ca(c.get()) < 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat(files.ca_cert(), ": certificate ", SubjectOf(c.get()), " is not a CA"));
+          absl::StrCat(files.ca_cert(), ": certificate ", pki::SubjectOf(c.get()), " is not a CA"));
     }
   }
   absl::StatusOr<std::vector<crypto::X509Ptr>> chain =
@@ -140,10 +100,14 @@ absl::Status LoadAndCheck(const v1::TlsFiles& files, int purpose, TlsPem& out) {
     ERR_clear_error();
     return absl::InvalidArgumentError(
         absl::StrCat(files.key(), ": private key does not match the certificate ",
-                     SubjectOf(chain->front().get()), " in ", files.cert()));
+                     pki::SubjectOf(chain->front().get()), " in ", files.cert()));
   }
   WarnIfKeyExposed(files.key());
-  return VerifyAgainstCa(*cas, *chain, purpose, files);
+  if (absl::Status s = pki::VerifyCertificateChain(*cas, *chain, purpose, files.ca_cert());
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(files.cert(), ": ", s.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
