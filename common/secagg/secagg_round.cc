@@ -1,0 +1,344 @@
+#include "common/secagg/secagg_round.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/openssl_error.h"
+#include "common/secagg/share_cipher.h"
+
+namespace fedcustoms::secagg {
+namespace {
+
+constexpr size_t kSecretBytes = 32;
+
+std::string ShareKeyContext(const std::string& task, uint64_t round_id, const std::string& a,
+                            const std::string& b) {
+  const auto& [low, high] = std::minmax(a, b);
+  return absl::StrCat("fedcustoms/v1 share-key|", task, "|", round_id, "|", low.size(), ":", low,
+                      "|", high.size(), ":", high);
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// x, limb count, limbs (little-endian), for each of the two shares.
+std::string SerializePair(const ShamirShare& seed, const ShamirShare& key) {
+  std::string out;
+  for (const ShamirShare* s : {&seed, &key}) {
+    PutU32(out, s->x);
+    PutU32(out, static_cast<uint32_t>(s->y.size()));
+    for (uint64_t y : s->y) PutU64(out, y);
+  }
+  return out;
+}
+
+absl::StatusOr<std::pair<ShamirShare, ShamirShare>> ParsePair(std::string_view bytes) {
+  size_t pos = 0;
+  auto take = [&](size_t n) -> std::optional<uint64_t> {
+    if (bytes.size() - pos < n) return std::nullopt;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(bytes[pos + i])} << (8 * i);
+    pos += n;
+    return v;
+  };
+  std::pair<ShamirShare, ShamirShare> out;
+  for (ShamirShare* s : {&out.first, &out.second}) {
+    std::optional<uint64_t> x = take(4), count = take(4);
+    if (!x || !count || *count != LimbCount(kSecretBytes)) {
+      return absl::InvalidArgumentError("share message is not a pair of 32-byte secret shares");
+    }
+    s->x = static_cast<uint32_t>(*x);
+    for (uint64_t i = 0; i < *count; ++i) {
+      std::optional<uint64_t> y = take(8);
+      if (!y) return absl::InvalidArgumentError("share message is truncated");
+      s->y.push_back(*y);
+    }
+  }
+  if (pos != bytes.size()) return absl::InvalidArgumentError("share message has trailing bytes");
+  return out;
+}
+
+// Shamir x coordinate of `node`: its 1-based position among the sorted U1.
+uint32_t XOf(const std::map<std::string, AdvertisedKeys>& u1, const std::string& node) {
+  return static_cast<uint32_t>(std::distance(u1.begin(), u1.find(node))) + 1;
+}
+
+}  // namespace
+
+std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,
+                            const std::string& b) {
+  const auto& [low, high] = std::minmax(a, b);
+  return absl::StrCat("fedcustoms/v1 mask|", task, "|", round_id, "|", low.size(), ":", low, "|",
+                      high.size(), ":", high);
+}
+
+absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
+    Params params, const KeyAdvertisementSigner& signer, const KeyAdvertisementVerifier& verifier,
+    std::string own_cert_pem) {
+  absl::StatusOr<X25519KeyPair> mask = X25519KeyPair::Generate();
+  if (!mask.ok()) return mask.status();
+  absl::StatusOr<X25519KeyPair> cipher = X25519KeyPair::Generate();
+  if (!cipher.ok()) return cipher.status();
+  MaskSeed seed{};
+  if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1) {
+    return crypto::OpenSslError(absl::StatusCode::kInternal, "self-mask seed");
+  }
+  std::unique_ptr<SecAggNodeRound> round(new SecAggNodeRound(
+      std::move(params), verifier, *std::move(mask), *std::move(cipher), seed));
+  OPENSSL_cleanse(seed.data(), seed.size());
+  AdvertisedKeys& keys = round->advertisement_.keys;
+  keys.task = round->params_.task;
+  keys.round_id = round->params_.round_id;
+  keys.node = round->params_.self;
+  keys.mask_key = round->mask_.public_key();
+  keys.cipher_key = round->cipher_.public_key();
+  absl::StatusOr<std::string> signature = signer.Sign(keys);
+  if (!signature.ok()) return signature.status();
+  round->advertisement_.signature = *std::move(signature);
+  round->advertisement_.cert_pem = std::move(own_cert_pem);
+  return round;
+}
+
+absl::Status SecAggNodeRound::Refuse(absl::Status status) {
+  refused_ = true;
+  phase_ = Phase::kDone;
+  held_.clear();
+  return status;
+}
+
+absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
+    std::span<const SignedAdvertisement> u1) {
+  if (phase_ != Phase::kAdvertised) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", params_.round_id, ": keys can be shared once, after advertising them"));
+  }
+  for (const SignedAdvertisement& ad : u1) {
+    if (ad.keys.task != params_.task || ad.keys.round_id != params_.round_id) {
+      return Refuse(absl::PermissionDeniedError(absl::StrCat(
+          "keys advertised for ", ad.keys.node, " belong to task ", ad.keys.task, " round ",
+          ad.keys.round_id, ", not ", params_.task, " round ", params_.round_id)));
+    }
+    if (absl::Status s = verifier_.Verify(ad.keys, ad.cert_pem, ad.signature); !s.ok()) {
+      return Refuse(s);
+    }
+    if (!u1_.emplace(ad.keys.node, ad.keys).second) {
+      return Refuse(absl::PermissionDeniedError(
+          absl::StrCat("node ", ad.keys.node, " is advertised twice")));
+    }
+  }
+  auto own = u1_.find(params_.self);
+  if (own == u1_.end() || own->second.mask_key != advertisement_.keys.mask_key ||
+      own->second.cipher_key != advertisement_.keys.cipher_key) {
+    return Refuse(absl::PermissionDeniedError(
+        absl::StrCat("the relayed keys do not include ", params_.self, "'s own, unaltered")));
+  }
+  const uint32_t n = static_cast<uint32_t>(u1_.size());
+  if (absl::Status s = CheckThreshold(params_.threshold, n); !s.ok()) {
+    return Refuse(absl::FailedPreconditionError(
+        absl::StrCat("round ", params_.round_id, " with ", n, " nodes: ", s.message())));
+  }
+  absl::StatusOr<std::array<uint8_t, kX25519KeyBytes>> secret_key = mask_.PrivateBytes();
+  if (!secret_key.ok()) return Refuse(secret_key.status());
+  absl::StatusOr<std::vector<ShamirShare>> seed_shares =
+      SplitSecret(self_seed_, params_.threshold, n);
+  absl::StatusOr<std::vector<ShamirShare>> key_shares =
+      SplitSecret(*secret_key, params_.threshold, n);
+  OPENSSL_cleanse(secret_key->data(), secret_key->size());
+  if (!seed_shares.ok()) return Refuse(seed_shares.status());
+  if (!key_shares.ok()) return Refuse(key_shares.status());
+
+  std::vector<SealedShares> out;
+  for (const auto& [node, keys] : u1_) {
+    const uint32_t index = XOf(u1_, node) - 1;
+    if (node == params_.self) {
+      held_[node] = {(*seed_shares)[index], (*key_shares)[index]};
+      continue;
+    }
+    absl::StatusOr<SharedKey> key = cipher_.Agree(
+        keys.cipher_key, ShareKeyContext(params_.task, params_.round_id, params_.self, node));
+    if (!key.ok()) return Refuse(key.status());
+    std::string plaintext = SerializePair((*seed_shares)[index], (*key_shares)[index]);
+    absl::StatusOr<std::string> sealed = SealShare(
+        *key, plaintext, ShareAssociatedData(params_.task, params_.round_id, params_.self, node));
+    OPENSSL_cleanse(plaintext.data(), plaintext.size());
+    OPENSSL_cleanse(key->data(), key->size());
+    if (!sealed.ok()) return Refuse(sealed.status());
+    out.push_back(SealedShares{params_.self, node, *std::move(sealed)});
+  }
+  phase_ = Phase::kShared;
+  return out;
+}
+
+absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
+    std::span<const SealedShares> received, std::span<const uint32_t> encoded_update) {
+  if (phase_ != Phase::kShared) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", params_.round_id, ": the masked input is sent once, after sharing keys"));
+  }
+  u2_ = {params_.self};
+  for (const SealedShares& message : received) {
+    auto sender = u1_.find(message.from);
+    if (message.to != params_.self || sender == u1_.end() || message.from == params_.self) {
+      return Refuse(absl::PermissionDeniedError(absl::StrCat(
+          "a share message from ", message.from, " to ", message.to, " is not for ",
+          params_.self, " from a node of round ", params_.round_id)));
+    }
+    if (!u2_.insert(message.from).second) {
+      return Refuse(absl::PermissionDeniedError(
+          absl::StrCat("two share messages from ", message.from)));
+    }
+    absl::StatusOr<SharedKey> key = cipher_.Agree(
+        sender->second.cipher_key,
+        ShareKeyContext(params_.task, params_.round_id, params_.self, message.from));
+    if (!key.ok()) return Refuse(key.status());
+    absl::StatusOr<std::string> plaintext = OpenShare(
+        *key, message.sealed,
+        ShareAssociatedData(params_.task, params_.round_id, message.from, params_.self));
+    OPENSSL_cleanse(key->data(), key->size());
+    if (!plaintext.ok()) {
+      return Refuse(absl::Status(plaintext.status().code(),
+                                 absl::StrCat("shares from ", message.from, ": ",
+                                              plaintext.status().message())));
+    }
+    absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
+    OPENSSL_cleanse(plaintext->data(), plaintext->size());
+    const uint32_t x = XOf(u1_, params_.self);
+    if (!pair.ok() || pair->first.x != x || pair->second.x != x) {
+      return Refuse(absl::InvalidArgumentError(
+          absl::StrCat("shares from ", message.from, " are not ", params_.self, "'s")));
+    }
+    held_[message.from] = *std::move(pair);
+  }
+  if (u2_.size() < params_.threshold) {
+    return Refuse(absl::FailedPreconditionError(
+        absl::StrCat("only ", u2_.size(), " nodes shared keys in round ", params_.round_id,
+                     "; the threshold is ", params_.threshold)));
+  }
+  std::vector<uint32_t> masked(encoded_update.begin(), encoded_update.end());
+  if (absl::Status s = ApplyMask(self_seed_, MaskSign::kAdd, masked); !s.ok()) return Refuse(s);
+  for (const std::string& peer : u2_) {
+    if (peer == params_.self) continue;
+    absl::StatusOr<SharedKey> seed = mask_.Agree(
+        u1_.at(peer).mask_key, PairMaskContext(params_.task, params_.round_id, params_.self, peer));
+    if (!seed.ok()) return Refuse(seed.status());
+    const MaskSign sign = params_.self < peer ? MaskSign::kAdd : MaskSign::kSubtract;
+    absl::Status s = ApplyMask(*seed, sign, masked);
+    OPENSSL_cleanse(seed->data(), seed->size());
+    if (!s.ok()) return Refuse(s);
+  }
+  OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
+  phase_ = Phase::kMasked;
+  return masked;
+}
+
+absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(const std::set<std::string>& u3) {
+  if (phase_ != Phase::kMasked) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", params_.round_id,
+        ": shares are revealed once, after the masked input (never both secrets of a node)"));
+  }
+  for (const std::string& node : u3) {
+    if (!u2_.contains(node)) {
+      return Refuse(absl::PermissionDeniedError(absl::StrCat(
+          "the survivor list names ", node, ", which did not share keys with ", params_.self)));
+    }
+  }
+  if (!u3.contains(params_.self)) {
+    return Refuse(absl::PermissionDeniedError(
+        absl::StrCat("the survivor list leaves out ", params_.self, ", who is being asked")));
+  }
+  if (u3.size() < params_.threshold) {
+    return Refuse(absl::FailedPreconditionError(
+        absl::StrCat("only ", u3.size(), " nodes sent masked input in round ", params_.round_id,
+                     "; the threshold is ", params_.threshold)));
+  }
+  UnmaskShares out;
+  for (const std::string& node : u2_) {
+    const auto& [seed_share, key_share] = held_.at(node);
+    if (u3.contains(node)) {
+      out.self_mask_seeds[node] = seed_share;
+    } else {
+      out.mask_keys[node] = key_share;
+    }
+  }
+  held_.clear();
+  phase_ = Phase::kDone;
+  return out;
+}
+
+absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
+    const std::string& task, uint64_t round_id, uint32_t threshold,
+    const std::map<std::string, AdvertisedKeys>& u1, const std::set<std::string>& u2,
+    const std::set<std::string>& u3, std::vector<uint32_t> masked_sum,
+    const std::map<std::string, UnmaskShares>& responses) {
+  if (responses.size() < threshold) {
+    return absl::FailedPreconditionError(absl::StrCat("only ", responses.size(),
+                                                      " nodes answered the unmasking of round ",
+                                                      round_id, "; the threshold is ", threshold));
+  }
+  for (const std::string& node : u3) {
+    if (!u2.contains(node) || !u1.contains(node)) {
+      return absl::InvalidArgumentError(absl::StrCat("survivor ", node, " did not share keys"));
+    }
+  }
+  // The shares of one node's secret, from every response that holds one.
+  auto shares_of = [&](const std::string& node, bool seed) {
+    std::vector<ShamirShare> shares;
+    for (const auto& [responder, response] : responses) {
+      const auto& from = seed ? response.self_mask_seeds : response.mask_keys;
+      if (auto it = from.find(node); it != from.end()) shares.push_back(it->second);
+    }
+    return shares;
+  };
+  for (const std::string& node : u3) {
+    absl::StatusOr<std::vector<uint8_t>> seed =
+        ReconstructSecret(shares_of(node, true), threshold, kSecretBytes);
+    if (!seed.ok()) {
+      return absl::Status(seed.status().code(),
+                          absl::StrCat("self-mask seed of ", node, ": ", seed.status().message()));
+    }
+    MaskSeed mask_seed{};
+    std::memcpy(mask_seed.data(), seed->data(), mask_seed.size());
+    absl::Status s = ApplyMask(mask_seed, MaskSign::kSubtract, masked_sum);
+    OPENSSL_cleanse(mask_seed.data(), mask_seed.size());
+    OPENSSL_cleanse(seed->data(), seed->size());
+    if (!s.ok()) return s;
+  }
+  for (const std::string& dropped : u2) {
+    if (u3.contains(dropped)) continue;
+    absl::StatusOr<std::vector<uint8_t>> secret =
+        ReconstructSecret(shares_of(dropped, false), threshold, kSecretBytes);
+    if (!secret.ok()) {
+      return absl::Status(secret.status().code(), absl::StrCat("mask key of dropped node ", dropped,
+                                                               ": ", secret.status().message()));
+    }
+    absl::StatusOr<X25519KeyPair> key = X25519KeyPair::FromPrivate(*secret);
+    OPENSSL_cleanse(secret->data(), secret->size());
+    if (!key.ok()) return key.status();
+    if (key->public_key() != u1.at(dropped).mask_key) {
+      return absl::DataLossError(absl::StrCat("the mask key reconstructed for ", dropped,
+                                              " does not match its advertised key (bad shares)"));
+    }
+    for (const std::string& survivor : u3) {
+      absl::StatusOr<SharedKey> seed =
+          key->Agree(u1.at(survivor).mask_key, PairMaskContext(task, round_id, survivor, dropped));
+      if (!seed.ok()) return seed.status();
+      // The survivor added its pair mask if its name sorts first: take it out.
+      const MaskSign sign = survivor < dropped ? MaskSign::kSubtract : MaskSign::kAdd;
+      absl::Status s = ApplyMask(*seed, sign, masked_sum);
+      OPENSSL_cleanse(seed->data(), seed->size());
+      if (!s.ok()) return s;
+    }
+  }
+  return masked_sum;
+}
+
+}  // namespace fedcustoms::secagg

@@ -1,0 +1,134 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/secagg/key_advertisement.h"
+#include "common/secagg/key_agreement.h"
+#include "common/secagg/mask_generator.h"
+#include "common/secagg/shamir.h"
+
+namespace fedcustoms::secagg {
+
+// One round of Practical Secure Aggregation (Bonawitz et al., CCS 2017,
+// semi-honest server, signed keys) as plain library code: what a node
+// computes in each phase and how the coordinator removes the masks. The gRPC
+// round protocol carries these values; nothing here does I/O.
+//
+//   1 advertise keys   each node u: two X25519 key pairs (mask c_u, cipher e_u),
+//                      signed with its certificate key        -> U1
+//   2 share keys       u checks every advertisement, Shamir-shares its self-mask
+//                      seed b_u and its mask private key c_u^SK (t of |U1|),
+//                      seals one share pair per peer           -> U2 (senders)
+//   3 masked input     u opens the shares sent to it and sends
+//                      y_u = x_u + PRG(b_u) + Σ_{v∈U2, v≠u} ±PRG(s_uv)  (mod 2^32)
+//                      with s_uv = HKDF(X25519(c_u, c_v)), + if u < v else −
+//                                                              -> U3 (senders)
+//   4 unmasking        u reveals, for each v in U2, v's share of b_v if v is in
+//                      U3, or of c_v^SK if not — never both for one node; the
+//                      coordinator reconstructs, removes the self masks of U3
+//                      and the pairwise masks between U3 and the dropped nodes.
+// Every phase needs at least t nodes; t > |U1|/2 (CheckThreshold).
+
+// A node's advertisement as relayed by the coordinator.
+struct SignedAdvertisement {
+  AdvertisedKeys keys;
+  std::string cert_pem;   // the node's certificate, checked against the CA
+  std::string signature;  // over AdvertisementPayload(keys)
+};
+
+// Sealed shares of one node's two secrets, for one receiver.
+struct SealedShares {
+  std::string from;
+  std::string to;
+  std::string sealed;  // SealShare under the pair's cipher key
+};
+
+// What a node reveals in the unmasking phase.
+struct UnmaskShares {
+  std::map<std::string, ShamirShare> self_mask_seeds;  // for nodes in U3
+  std::map<std::string, ShamirShare> mask_keys;        // for nodes in U2 \ U3
+};
+
+// The node side of one round. Each phase method may be called once, in order;
+// a call out of order, a second call, or input that breaks the protocol's
+// rules is refused with FailedPrecondition or PermissionDenied and a message
+// naming the rule, and the node reveals nothing more for this round.
+class SecAggNodeRound {
+ public:
+  struct Params {
+    std::string task;
+    uint64_t round_id = 0;
+    std::string self;        // this node's certificate CN
+    uint32_t threshold = 0;  // t; checked against |U1| in ShareKeys
+  };
+
+  // Phase 1: fresh key pairs, signed. `signer` and `verifier` must outlive
+  // the round.
+  static absl::StatusOr<std::unique_ptr<SecAggNodeRound>> Create(
+      Params params, const KeyAdvertisementSigner& signer, const KeyAdvertisementVerifier& verifier,
+      std::string own_cert_pem);
+
+  const SignedAdvertisement& advertisement() const { return advertisement_; }
+
+  // Phase 2: every advertisement the coordinator relays (U1, this node's
+  // included, unaltered). Each is verified; returns one sealed share pair per
+  // other node.
+  absl::StatusOr<std::vector<SealedShares>> ShareKeys(std::span<const SignedAdvertisement> u1);
+
+  // Phase 3: the sealed shares addressed to this node (their senders and this
+  // node form U2) and the encoded update (already weighted and quantized).
+  // Returns the masked input.
+  absl::StatusOr<std::vector<uint32_t>> MaskedInput(std::span<const SealedShares> received,
+                                                    std::span<const uint32_t> encoded_update);
+
+  // Phase 4: the nodes whose masked input reached the coordinator (U3).
+  absl::StatusOr<UnmaskShares> Unmask(const std::set<std::string>& u3);
+
+ private:
+  enum class Phase { kAdvertised, kShared, kMasked, kDone };
+  SecAggNodeRound(Params params, const KeyAdvertisementVerifier& verifier, X25519KeyPair mask,
+                  X25519KeyPair cipher, MaskSeed self_seed)
+      : params_(std::move(params)),
+        verifier_(verifier),
+        mask_(std::move(mask)),
+        cipher_(std::move(cipher)),
+        self_seed_(self_seed) {}
+  absl::Status Refuse(absl::Status status);
+
+  const Params params_;
+  const KeyAdvertisementVerifier& verifier_;
+  X25519KeyPair mask_;
+  X25519KeyPair cipher_;
+  MaskSeed self_seed_;
+  SignedAdvertisement advertisement_;
+  Phase phase_ = Phase::kAdvertised;
+  bool refused_ = false;
+  std::map<std::string, AdvertisedKeys> u1_;               // verified, by node
+  std::set<std::string> u2_;                               // incl. self
+  std::map<std::string, std::pair<ShamirShare, ShamirShare>> held_;  // from v: (b_v, c_v^SK)
+};
+
+// The context string from which a pair's mask seed is derived.
+std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,
+                            const std::string& b);
+
+// The coordinator side of unmasking: from the sum of the masked inputs of U3
+// (mod 2^32) and at least t nodes' UnmaskShares, reconstructs the self-mask
+// seeds of U3 and the mask keys of U2 \ U3, checks each reconstructed key
+// against its advertised public key, and returns Σ_{u∈U3} x_u. `u1` are the
+// advertisements of the round (public keys only are used).
+absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
+    const std::string& task, uint64_t round_id, uint32_t threshold,
+    const std::map<std::string, AdvertisedKeys>& u1, const std::set<std::string>& u2,
+    const std::set<std::string>& u3, std::vector<uint32_t> masked_sum,
+    const std::map<std::string, UnmaskShares>& responses);
+
+}  // namespace fedcustoms::secagg
