@@ -44,11 +44,13 @@ absl::StatusOr<uint64_t> FixedPointCodec::Encode(std::span<const float> values, 
     return absl::InvalidArgumentError(absl::StrCat("weight ", weight, " is outside (0, ",
                                                    options_.max_total_weight, "]"));
   }
-  const float clip = static_cast<float>(options_.clip);
+  // Clamped in double against the exact clip: a float clip could round up
+  // past the bound Create checked.
+  const double clip = options_.clip;
   const double factor = options_.scale * weight;
   uint64_t clipped = 0;
   for (size_t i = 0; i < values.size(); ++i) {
-    float v = values[i];
+    double v = values[i];
     if (!std::isfinite(v)) {
       return absl::InvalidArgumentError(absl::StrCat("value ", i, " is NaN or Inf"));
     }
@@ -58,7 +60,7 @@ absl::StatusOr<uint64_t> FixedPointCodec::Encode(std::span<const float> values, 
     }
     // |factor * v| < 2^31 by Create's bound, so the int64 conversion is exact
     // and the cast to uint32 is the two's-complement residue mod 2^32.
-    const int64_t q = std::llrint(factor * static_cast<double>(v));
+    const int64_t q = std::llrint(factor * v);
     out[i] = static_cast<uint32_t>(q);
   }
   return clipped;

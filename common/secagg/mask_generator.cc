@@ -1,5 +1,6 @@
 #include "common/secagg/mask_generator.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -51,6 +52,8 @@ absl::Status ApplyMask(const MaskSeed& seed, MaskSign sign, std::span<uint32_t> 
     }
     done += n;
   }
+  // The keystream is the mask itself (e.g. a node's self mask): not left behind.
+  OPENSSL_cleanse(stream.data(), stream.size() * sizeof(uint32_t));
   return absl::OkStatus();
 }
 

@@ -18,8 +18,8 @@ constexpr size_t kSecretBytes = 32;
 std::string ShareKeyContext(const std::string& task, uint64_t round_id, const std::string& a,
                             const std::string& b) {
   const auto& [low, high] = std::minmax(a, b);
-  return absl::StrCat("fedcustoms/v1 share-key|", task, "|", round_id, "|", low.size(), ":", low,
-                      "|", high.size(), ":", high);
+  return absl::StrCat("fedcustoms/v1 share-key|", task.size(), ":", task, "|", round_id, "|",
+                      low.size(), ":", low, "|", high.size(), ":", high);
 }
 
 void PutU32(std::string& out, uint32_t v) {
@@ -32,6 +32,8 @@ void PutU64(std::string& out, uint64_t v) {
 // x, limb count, limbs (little-endian), for each of the two shares.
 std::string SerializePair(const ShamirShare& seed, const ShamirShare& key) {
   std::string out;
+  // Sized up front: a growing buffer would leave copies of the shares behind.
+  out.reserve(2 * (8 + 8 * seed.y.size()));
   for (const ShamirShare* s : {&seed, &key}) {
     PutU32(out, s->x);
     PutU32(out, static_cast<uint32_t>(s->y.size()));
@@ -66,6 +68,13 @@ absl::StatusOr<std::pair<ShamirShare, ShamirShare>> ParsePair(std::string_view b
   return out;
 }
 
+void Wipe(ShamirShare& share) {
+  if (!share.y.empty()) OPENSSL_cleanse(share.y.data(), share.y.size() * sizeof(uint64_t));
+}
+void Wipe(std::vector<ShamirShare>& shares) {
+  for (ShamirShare& share : shares) Wipe(share);
+}
+
 // Shamir x coordinate of `node`: its 1-based position among the sorted U1.
 uint32_t XOf(const std::map<std::string, AdvertisedKeys>& u1, const std::string& node) {
   return static_cast<uint32_t>(std::distance(u1.begin(), u1.find(node))) + 1;
@@ -76,8 +85,8 @@ uint32_t XOf(const std::map<std::string, AdvertisedKeys>& u1, const std::string&
 std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,
                             const std::string& b) {
   const auto& [low, high] = std::minmax(a, b);
-  return absl::StrCat("fedcustoms/v1 mask|", task, "|", round_id, "|", low.size(), ":", low, "|",
-                      high.size(), ":", high);
+  return absl::StrCat("fedcustoms/v1 mask|", task.size(), ":", task, "|", round_id, "|",
+                      low.size(), ":", low, "|", high.size(), ":", high);
 }
 
 absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
@@ -107,10 +116,24 @@ absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
   return round;
 }
 
+SecAggNodeRound::~SecAggNodeRound() {
+  OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
+  ForgetHeldShares();
+}
+
+void SecAggNodeRound::ForgetHeldShares() {
+  for (auto& [node, pair] : held_) {
+    Wipe(pair.first);
+    Wipe(pair.second);
+  }
+  held_.clear();
+}
+
 absl::Status SecAggNodeRound::Refuse(absl::Status status) {
   refused_ = true;
   phase_ = Phase::kDone;
-  held_.clear();
+  ForgetHeldShares();
+  OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
   return status;
 }
 
@@ -154,10 +177,20 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
   OPENSSL_cleanse(secret_key->data(), secret_key->size());
   if (!seed_shares.ok()) return Refuse(seed_shares.status());
   if (!key_shares.ok()) return Refuse(key_shares.status());
+  // All n shares of both secrets are in memory here: wiped however this ends.
+  struct WipeOnExit {
+    std::vector<ShamirShare>& a;
+    std::vector<ShamirShare>& b;
+    ~WipeOnExit() {
+      Wipe(a);
+      Wipe(b);
+    }
+  } wipe{*seed_shares, *key_shares};
 
   std::vector<SealedShares> out;
-  for (const auto& [node, keys] : u1_) {
-    const uint32_t index = XOf(u1_, node) - 1;
+  uint32_t index = 0;  // position in the sorted U1, the share's x - 1
+  for (auto it = u1_.begin(); it != u1_.end(); ++it, ++index) {
+    const auto& [node, keys] = *it;
     if (node == params_.self) {
       held_[node] = {(*seed_shares)[index], (*key_shares)[index]};
       continue;
@@ -184,6 +217,7 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
         "round ", params_.round_id, ": the masked input is sent once, after sharing keys"));
   }
   u2_ = {params_.self};
+  const uint32_t x = XOf(u1_, params_.self);
   for (const SealedShares& message : received) {
     auto sender = u1_.find(message.from);
     if (message.to != params_.self || sender == u1_.end() || message.from == params_.self) {
@@ -210,7 +244,6 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
     }
     absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
     OPENSSL_cleanse(plaintext->data(), plaintext->size());
-    const uint32_t x = XOf(u1_, params_.self);
     if (!pair.ok() || pair->first.x != x || pair->second.x != x) {
       return Refuse(absl::InvalidArgumentError(
           absl::StrCat("shares from ", message.from, " are not ", params_.self, "'s")));
@@ -269,7 +302,7 @@ absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(const std::set<std::string>
       out.mask_keys[node] = key_share;
     }
   }
-  held_.clear();
+  ForgetHeldShares();
   phase_ = Phase::kDone;
   return out;
 }
@@ -284,8 +317,16 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
                                                       " nodes answered the unmasking of round ",
                                                       round_id, "; the threshold is ", threshold));
   }
+  if (absl::Status s = CheckThreshold(threshold, static_cast<uint32_t>(u1.size())); !s.ok()) {
+    return s;
+  }
+  for (const std::string& node : u2) {
+    if (!u1.contains(node)) {
+      return absl::InvalidArgumentError(absl::StrCat("node ", node, " shared keys but never advertised any"));
+    }
+  }
   for (const std::string& node : u3) {
-    if (!u2.contains(node) || !u1.contains(node)) {
+    if (!u2.contains(node)) {
       return absl::InvalidArgumentError(absl::StrCat("survivor ", node, " did not share keys"));
     }
   }
@@ -299,8 +340,9 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     return shares;
   };
   for (const std::string& node : u3) {
-    absl::StatusOr<std::vector<uint8_t>> seed =
-        ReconstructSecret(shares_of(node, true), threshold, kSecretBytes);
+    std::vector<ShamirShare> shares = shares_of(node, true);
+    absl::StatusOr<std::vector<uint8_t>> seed = ReconstructSecret(shares, threshold, kSecretBytes);
+    Wipe(shares);
     if (!seed.ok()) {
       return absl::Status(seed.status().code(),
                           absl::StrCat("self-mask seed of ", node, ": ", seed.status().message()));
@@ -314,8 +356,10 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
   }
   for (const std::string& dropped : u2) {
     if (u3.contains(dropped)) continue;
+    std::vector<ShamirShare> shares = shares_of(dropped, false);
     absl::StatusOr<std::vector<uint8_t>> secret =
-        ReconstructSecret(shares_of(dropped, false), threshold, kSecretBytes);
+        ReconstructSecret(shares, threshold, kSecretBytes);
+    Wipe(shares);
     if (!secret.ok()) {
       return absl::Status(secret.status().code(), absl::StrCat("mask key of dropped node ", dropped,
                                                                ": ", secret.status().message()));

@@ -92,6 +92,11 @@ class SecAggNodeRound {
   // Phase 4: the nodes whose masked input reached the coordinator (U3).
   absl::StatusOr<UnmaskShares> Unmask(const std::set<std::string>& u3);
 
+  // Wipes the self-mask seed and the shares held for others.
+  ~SecAggNodeRound();
+  SecAggNodeRound(const SecAggNodeRound&) = delete;
+  SecAggNodeRound& operator=(const SecAggNodeRound&) = delete;
+
  private:
   enum class Phase { kAdvertised, kShared, kMasked, kDone };
   SecAggNodeRound(Params params, const KeyAdvertisementVerifier& verifier, X25519KeyPair mask,
@@ -102,6 +107,7 @@ class SecAggNodeRound {
         cipher_(std::move(cipher)),
         self_seed_(self_seed) {}
   absl::Status Refuse(absl::Status status);
+  void ForgetHeldShares();
 
   const Params params_;
   const KeyAdvertisementVerifier& verifier_;

@@ -85,6 +85,23 @@ TEST(FixedPointCodec, ExtremeSumsDoNotOverflow) {
   }
 }
 
+// 0.1 is not exact in float: rounded up, a float clip would push the largest
+// accepted scale past 2^31. The clamp uses the exact clip.
+TEST(FixedPointCodec, AFloatValueAtTheClipDoesNotWrap) {
+  FixedPointCodec::Options options;
+  options.clip = 0.1;
+  options.max_nodes = 1;
+  options.scale = (2147483648.0 - 1.5) / 0.1;
+  const FixedPointCodec codec = Codec(options);
+  const std::vector<float> values = {0.1f, -0.1f};
+  std::vector<uint32_t> words(2);
+  ASSERT_TRUE(codec.Encode(values, 1.0, words).ok());
+  std::vector<float> back(2);
+  ASSERT_TRUE(codec.DecodeMean(words, 1.0, back).ok());
+  EXPECT_NEAR(back[0], 0.1, 1e-6);
+  EXPECT_NEAR(back[1], -0.1, 1e-6);
+}
+
 TEST(FixedPointCodec, RefusesAConfigurationThatCouldOverflow) {
   FixedPointCodec::Options options;
   options.scale = double(1u << 31);

@@ -164,6 +164,17 @@ TEST_F(SecAggRoundTest, AMaskedInputLooksUniformEvenForAZeroUpdate) {
   EXPECT_LT(chi2, 15 + 6 * std::sqrt(30.0)) << chi2;
 }
 
+TEST(UnmaskSum, RefusesInconsistentNodeSetsWithoutThrowing) {
+  std::map<std::string, AdvertisedKeys> u1 = {{"DK", {}}, {"EE", {}}, {"FI", {}}};
+  absl::StatusOr<std::vector<uint32_t>> sum =
+      UnmaskSum("risk", 7, 2, u1, {"DK", "EE", "XX"}, {"DK", "EE"}, {0}, {{"DK", {}}, {"EE", {}}});
+  EXPECT_EQ(std::string(sum.status().message()), "node XX shared keys but never advertised any");
+  sum = UnmaskSum("risk", 7, 2, u1, {"DK", "EE"}, {"DK", "FI"}, {0}, {{"DK", {}}, {"EE", {}}});
+  EXPECT_EQ(std::string(sum.status().message()), "survivor FI did not share keys");
+  sum = UnmaskSum("risk", 7, 1, u1, {"DK", "EE"}, {"DK"}, {0}, {{"DK", {}}, {"EE", {}}});
+  EXPECT_TRUE(absl::IsInvalidArgument(sum.status())) << sum.status();  // t <= n/2
+}
+
 TEST_F(SecAggRoundTest, ASwappedKeyStopsTheRound) {
   std::vector<SignedAdvertisement> u1;
   for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
