@@ -239,5 +239,61 @@ TEST_F(SecAggRoundTest, ASurvivorListWithAStrangerIsRefused) {
   EXPECT_THAT(std::string(response.status().message()), HasSubstr("names XX"));
 }
 
+// The node's own refusals, each with the rule it names.
+TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
+  std::vector<SignedAdvertisement> u1;
+  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
+
+  // Out of order: masked input before sharing keys.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      rounds_["SE"]->MaskedInput({}, updates_["SE"]).status()));
+
+  // A node advertised twice.
+  std::vector<SignedAdvertisement> doubled = u1;
+  doubled.push_back(u1[0]);
+  EXPECT_THAT(std::string(rounds_["LV"]->ShareKeys(doubled).status().message()),
+              HasSubstr("node DK is advertised twice"));
+
+  // The node's own keys left out of the relayed set.
+  std::vector<SignedAdvertisement> without_fi;
+  for (const SignedAdvertisement& ad : u1) {
+    if (ad.keys.node != "FI") without_fi.push_back(ad);
+  }
+  EXPECT_THAT(std::string(rounds_["FI"]->ShareKeys(without_fi).status().message()),
+              HasSubstr("do not include FI's own, unaltered"));
+
+  // Shares: one addressed to another node, then too few senders.
+  std::map<std::string, std::vector<SealedShares>> to;
+  for (const std::string& node : {"DK", "EE"}) {
+    auto shares = rounds_[node]->ShareKeys(u1);
+    ASSERT_TRUE(shares.ok()) << shares.status();
+    for (const SealedShares& share : *shares) to[share.to].push_back(share);
+  }
+  auto misaddressed = rounds_["EE"]->MaskedInput(to["FI"], updates_["EE"]);
+  EXPECT_TRUE(absl::IsPermissionDenied(misaddressed.status()));
+  EXPECT_THAT(std::string(misaddressed.status().message()), HasSubstr("is not for EE"));
+  auto too_few = rounds_["DK"]->MaskedInput(to["DK"], updates_["DK"]);  // U2 = {DK, EE}
+  EXPECT_THAT(std::string(too_few.status().message()),
+              HasSubstr("only 2 nodes shared keys in round 7; the threshold is 3"));
+}
+
+TEST_F(SecAggRoundTest, ANodeLeftOutOfTheSurvivorsRevealsNothing) {
+  std::vector<SignedAdvertisement> u1;
+  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
+  std::vector<SealedShares> to_ee;
+  for (const std::string& node : kNodes) {
+    auto shares = rounds_[node]->ShareKeys(u1);
+    ASSERT_TRUE(shares.ok());
+    for (const SealedShares& share : *shares) {
+      if (share.to == "EE") to_ee.push_back(share);
+    }
+  }
+  ASSERT_TRUE(rounds_["EE"]->MaskedInput(to_ee, updates_["EE"]).ok());
+  // Asked to reveal while listed as dropped: its own mask key share would go.
+  auto response = rounds_["EE"]->Unmask({"DK", "FI", "LV"});
+  EXPECT_TRUE(absl::IsPermissionDenied(response.status()));
+  EXPECT_THAT(std::string(response.status().message()), HasSubstr("leaves out EE"));
+}
+
 }  // namespace
 }  // namespace fedcustoms::secagg
