@@ -57,6 +57,28 @@ class SecAggRoundTest : public testing::Test {
     }
   }
 
+  // The advertisements of all nodes, as the coordinator relays them (U1).
+  std::vector<SignedAdvertisement> Advertisements() {
+    std::vector<SignedAdvertisement> u1;
+    for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
+    return u1;
+  }
+
+  // Every node shares its keys; then `node` sends its masked input from the
+  // shares addressed to it.
+  void ShareAllThenMaskedInputOf(const std::string& node) {
+    const std::vector<SignedAdvertisement> u1 = Advertisements();
+    std::vector<SealedShares> to_node;
+    for (const std::string& sender : kNodes) {
+      auto shares = rounds_[sender]->ShareKeys(u1);
+      ASSERT_TRUE(shares.ok()) << shares.status();
+      for (const SealedShares& share : *shares) {
+        if (share.to == node) to_node.push_back(share);
+      }
+    }
+    ASSERT_TRUE(rounds_[node]->MaskedInput(to_node, updates_[node]).ok());
+  }
+
   // Runs the round. Nodes in `gone_before_sharing` advertise but never share
   // keys; nodes in `gone_before_input` share keys but send no masked input.
   // Returns the unmasked sum and, in *expected, the plain sum of U3's updates.
@@ -176,8 +198,7 @@ TEST(UnmaskSum, RefusesInconsistentNodeSetsWithoutThrowing) {
 }
 
 TEST_F(SecAggRoundTest, ASwappedKeyStopsTheRound) {
-  std::vector<SignedAdvertisement> u1;
-  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
+  std::vector<SignedAdvertisement> u1 = Advertisements();
   u1[2].keys.mask_key = rounds_["EE"]->advertisement().keys.mask_key;  // FI's key swapped
   auto shares = rounds_["DK"]->ShareKeys(u1);
   EXPECT_TRUE(absl::IsPermissionDenied(shares.status()));
@@ -221,19 +242,7 @@ TEST_F(SecAggRoundTest, ANodeRevealsOnceAndOnlyForSurvivorsItKnows) {
 }
 
 TEST_F(SecAggRoundTest, ASurvivorListWithAStrangerIsRefused) {
-  std::vector<SignedAdvertisement> u1;
-  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
-  std::vector<SealedShares> all;
-  for (const std::string& node : kNodes) {
-    auto shares = rounds_[node]->ShareKeys(u1);
-    ASSERT_TRUE(shares.ok());
-    all.insert(all.end(), shares->begin(), shares->end());
-  }
-  std::vector<SealedShares> to_ee;
-  for (const SealedShares& s : all) {
-    if (s.to == "EE") to_ee.push_back(s);
-  }
-  ASSERT_TRUE(rounds_["EE"]->MaskedInput(to_ee, updates_["EE"]).ok());
+  ASSERT_NO_FATAL_FAILURE(ShareAllThenMaskedInputOf("EE"));
   auto response = rounds_["EE"]->Unmask({"DK", "EE", "FI", "XX"});
   EXPECT_TRUE(absl::IsPermissionDenied(response.status()));
   EXPECT_THAT(std::string(response.status().message()), HasSubstr("names XX"));
@@ -241,8 +250,7 @@ TEST_F(SecAggRoundTest, ASurvivorListWithAStrangerIsRefused) {
 
 // The node's own refusals, each with the rule it names.
 TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
-  std::vector<SignedAdvertisement> u1;
-  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
+  std::vector<SignedAdvertisement> u1 = Advertisements();
 
   // Out of order: masked input before sharing keys.
   EXPECT_TRUE(absl::IsFailedPrecondition(
@@ -278,17 +286,7 @@ TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
 }
 
 TEST_F(SecAggRoundTest, ANodeLeftOutOfTheSurvivorsRevealsNothing) {
-  std::vector<SignedAdvertisement> u1;
-  for (const std::string& node : kNodes) u1.push_back(rounds_[node]->advertisement());
-  std::vector<SealedShares> to_ee;
-  for (const std::string& node : kNodes) {
-    auto shares = rounds_[node]->ShareKeys(u1);
-    ASSERT_TRUE(shares.ok());
-    for (const SealedShares& share : *shares) {
-      if (share.to == "EE") to_ee.push_back(share);
-    }
-  }
-  ASSERT_TRUE(rounds_["EE"]->MaskedInput(to_ee, updates_["EE"]).ok());
+  ASSERT_NO_FATAL_FAILURE(ShareAllThenMaskedInputOf("EE"));
   // Asked to reveal while listed as dropped: its own mask key share would go.
   auto response = rounds_["EE"]->Unmask({"DK", "FI", "LV"});
   EXPECT_TRUE(absl::IsPermissionDenied(response.status()));
