@@ -25,7 +25,9 @@ Coordinator::Coordinator(v1::CoordinatorConfig config) : config_(std::move(confi
 
 Coordinator::~Coordinator() { Shutdown(); }
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(v1::CoordinatorConfig config) {
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    v1::CoordinatorConfig config,
+    std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap) {
   if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(config)));
   const v1::CoordinatorConfig& cfg = c->config_;
@@ -58,6 +60,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(v1::Coordinator
   if (!registry.ok()) return registry.status();
   c->registry_ = *std::move(registry);
 
+  auto key_verifier = secagg::KeyAdvertisementVerifier::Create(cfg.tls().ca_cert());
+  if (!key_verifier.ok()) return key_verifier.status();
+  c->key_verifier_ = *std::move(key_verifier);
+
   std::map<std::string, TaskRunner*> runners;
   for (const v1::TaskConfig& task : cfg.tasks()) {
     auto schema = data::LoadDeclarationSchema(task.schema_file());
@@ -67,7 +73,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(v1::Coordinator
     options.schema = *std::move(schema);
     options.spool_dir = spool_dir;
     options.models_dir = cfg.state_dir() + "/models/" + task.name();
-    options.mode = "plain";
+    options.mode = cfg.aggregation_mode();
+    options.key_verifier = c->key_verifier_.get();
+    options.aggregator_input_tap = aggregator_input_tap;
     auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
                                      c->signer_.get());
     if (!runner.ok()) return runner.status();
@@ -104,8 +112,9 @@ absl::Status Coordinator::Start() {
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
   for (const auto& r : runners_) r->Start();
-  spdlog::info("coordinator listening on {} (port {}), mutual TLS 1.3, {} task(s), mode plain",
-               config_.listen_address(), port_, runners_.size());
+  spdlog::info("coordinator listening on {} (port {}), mutual TLS 1.3, {} task(s), mode {}",
+               config_.listen_address(), port_, runners_.size(),
+               config_.aggregation_mode() == v1::SECURE ? "secure" : "trusted");
   if (!config_.port_file().empty()) {
     if (absl::Status s = crypto::WriteFileAtomically(config_.port_file(), std::to_string(port_));
         !s.ok()) {

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,8 +28,12 @@ class AdminServiceImpl;
 class Coordinator {
  public:
   // Loads credentials, keys, registry, ledger and schemas from a finalized
-  // config (see LoadCoordinatorConfig). Nothing listens yet.
-  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(v1::CoordinatorConfig config);
+  // config (see LoadCoordinatorConfig). Nothing listens yet. Tests may pass
+  // a tap that sees every input handed to an aggregator (TaskRunner::Options).
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
+      v1::CoordinatorConfig config,
+      std::function<void(const std::string& node, const TensorSource& input)>
+          aggregator_input_tap = {});
   ~Coordinator();
 
   // Binds the listen address and starts the rounds.
@@ -50,6 +55,8 @@ class Coordinator {
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::unique_ptr<crypto::Ed25519Signer> signer_;
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
+  // Checks nodes' secure-aggregation keys against the federation CA.
+  std::unique_ptr<secagg::KeyAdvertisementVerifier> key_verifier_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<RoundLedger> ledger_;
   std::vector<std::unique_ptr<TaskRunner>> runners_;

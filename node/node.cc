@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <span>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -43,11 +44,13 @@ bool Retryable(const absl::Status& s) {
 }  // namespace
 
 Node::Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
-           std::unique_ptr<crypto::Ed25519Verifier> verifier)
+           std::unique_ptr<crypto::Ed25519Verifier> verifier,
+           std::unique_ptr<SecureAggregationSession> secure)
     : config_(std::move(config)),
       data_(std::move(data)),
       client_(std::move(client)),
-      verifier_(std::move(verifier)) {}
+      verifier_(std::move(verifier)),
+      secure_(std::move(secure)) {}
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   std::error_code ec;
@@ -60,11 +63,13 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   if (!verifier.ok()) return verifier.status();
   auto client = CoordinatorClient::Create(config);
   if (!client.ok()) return client.status();
+  auto secure = SecureAggregationSession::Create(config.tls());
+  if (!secure.ok()) return secure.status();
   auto data = LoadLocalData(config);
   if (!data.ok()) return data.status();
   torch::set_num_threads(static_cast<int>(config.threads()));
   return std::unique_ptr<Node>(new Node(std::move(config), *std::move(data), *std::move(client),
-                                        *std::move(verifier)));
+                                        *std::move(verifier), *std::move(secure)));
 }
 
 void Node::SleepUnlessStopped(std::chrono::milliseconds duration) {
@@ -124,9 +129,32 @@ absl::Status Node::Run() {
             }
             status = Train(*assignment);
             if (!status.ok() && !Retryable(status)) refused_round = assignment->round_id();
+            if (!status.ok() && assignment->has_secure() && !Retryable(status)) {
+              spdlog::warn("round {}: secure update refused: {}; sitting the round out",
+                           assignment->round_id(), status.message());
+              status = absl::OkStatus();
+            }
             break;
           case v1::TaskAssignment::EVALUATE:
             status = Evaluate(*assignment);
+            break;
+          case v1::TaskAssignment::ADVERTISE_KEYS:
+          case v1::TaskAssignment::SHARE_KEYS:
+          case v1::TaskAssignment::UNMASK:
+            if (refused_round == assignment->round_id()) {
+              SleepUnlessStopped(kPoll);
+              break;
+            }
+            status = SecureStep(*assignment);
+            if (!status.ok() && !Retryable(status)) {
+              // Refused by this node or by the coordinator: the node drops
+              // out of this round (the others recover its masks) and waits
+              // for the next one.
+              refused_round = assignment->round_id();
+              spdlog::warn("round {}: secure aggregation step refused: {}; sitting the round out",
+                           assignment->round_id(), status.message());
+              status = absl::OkStatus();
+            }
             break;
           case v1::TaskAssignment::FINISHED:
             if (config_.exit_when_finished()) {
@@ -214,13 +242,37 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   // upload holds about one model in memory.
   tensor::NamedTensors update = task::UpdateFrom(tensor::StateOf(*model), *global);
   global->clear();
-  tensor::TensorEncoder encoder(update);
   v1::UpdateHeader header;
   header.set_task(a.task());
   header.set_round_id(a.round_id());
   header.set_model_version(a.model_version());
-  header.set_sample_count(data_.split.train.size());
-  header.set_train_loss(result->mean_loss);
+  const uint64_t samples = data_.split.train.size();
+  // Mode secure: the update and its sample count leave the node only masked;
+  // the clear header carries neither count nor loss.
+  std::vector<uint32_t> masked_words;
+  if (a.has_secure()) {
+    std::vector<std::span<const float>> pieces;
+    for (const auto& [name, t] : update) {
+      pieces.emplace_back(t.data_ptr<float>(), static_cast<size_t>(t.numel()));
+    }
+    absl::StatusOr<SecureAggregationSession::MaskedUpdate> masked =
+        secure_->MaskUpdate(a, pieces, samples);
+    if (!masked.ok()) return masked.status();
+    masked_words = std::move(masked->words);
+    if (masked->clipped > 0) {
+      spdlog::info("round {}: {} update coordinates were clipped to +/-{} before masking",
+                   a.round_id(), masked->clipped, a.secure().clip());
+    }
+    update.clear();
+    update.emplace_back("masked_input",
+                        torch::from_blob(masked_words.data(),
+                                         {static_cast<int64_t>(masked_words.size())},
+                                         torch::kInt32));
+  } else {
+    header.set_sample_count(samples);
+    header.set_train_loss(result->mean_loss);
+  }
+  tensor::TensorEncoder encoder(update);
   // A transfer that breaks is sent again from the first byte (the update is
   // still in memory), not retrained. If only the answer was lost, the
   // coordinator already has the update and says so.
@@ -241,10 +293,35 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
     encoder.Rewind();
   }
   if (!response.ok()) return response.status();
-  spdlog::info("round {}: sent update for {} v{} ({} bytes, {} samples, train loss {:.4f})",
-               a.round_id(), a.task(), a.model_version(), response->bytes_received(),
-               header.sample_count(), result->mean_loss);
+  spdlog::info("round {}: sent {}update for {} v{} ({} bytes, {} samples, train loss {:.4f})",
+               a.round_id(), a.has_secure() ? "masked " : "", a.task(), a.model_version(),
+               response->bytes_received(), samples, result->mean_loss);
   return absl::OkStatus();
+}
+
+absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
+  const char* step = "";
+  absl::Status sent;
+  if (a.kind() == v1::TaskAssignment::ADVERTISE_KEYS) {
+    step = "advertised keys";
+    auto request = secure_->AdvertiseKeys(a);
+    if (!request.ok()) return absl::FailedPreconditionError(request.status().message());
+    sent = client_->AdvertiseKeys(*request);
+  } else if (a.kind() == v1::TaskAssignment::SHARE_KEYS) {
+    step = "checked the keys of the other nodes and sent them encrypted shares";
+    auto request = secure_->ShareKeys(a);
+    if (!request.ok()) return absl::FailedPreconditionError(request.status().message());
+    sent = client_->ShareKeys(*request);
+  } else {
+    step = "revealed the shares for unmasking";
+    auto request = secure_->Unmask(a);
+    if (!request.ok()) return absl::FailedPreconditionError(request.status().message());
+    sent = client_->Unmask(*request);
+  }
+  // A retried call whose first attempt got through.
+  if (absl::IsAlreadyExists(sent)) sent = absl::OkStatus();
+  if (sent.ok()) spdlog::info("round {}: {}", a.round_id(), step);
+  return sent;
 }
 
 absl::Status Node::Evaluate(const v1::TaskAssignment& a) {

@@ -11,14 +11,16 @@
 #include "fedcustoms/v1/node_service.pb.h"
 #include "node/client/coordinator_client.h"
 #include "node/local_data.h"
+#include "node/secure/secure_aggregation_session.h"
 
 namespace fedcustoms::node {
 
 // A customs administration's node: loads its declarations once, dials out to
 // the coordinator, and loops — join, long-poll, train or evaluate, upload —
 // reconnecting with exponential backoff and jitter whenever the coordinator is
-// away. Sends only the weight update, its sample count and hold-out metrics;
-// logs sizes, rounds and versions, never rows or weights.
+// away. Sends only the weight update (masked, with its sample count, in mode
+// secure; see SecureAggregationSession) and hold-out metrics; logs sizes,
+// rounds and versions, never rows or weights.
 class Node {
  public:
   // Loads data and credentials named in a finalized config (LoadNodeConfig).
@@ -34,11 +36,15 @@ class Node {
 
  private:
   Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
-       std::unique_ptr<crypto::Ed25519Verifier> verifier);
+       std::unique_ptr<crypto::Ed25519Verifier> verifier,
+       std::unique_ptr<SecureAggregationSession> secure);
 
   // One assignment; the error's code says whether to back off (UNAVAILABLE).
   absl::Status Train(const v1::TaskAssignment& assignment);
   absl::Status Evaluate(const v1::TaskAssignment& assignment);
+  // ADVERTISE_KEYS, SHARE_KEYS or UNMASK. A refusal by this node's own
+  // checks comes back as FailedPrecondition: the node sits the round out.
+  absl::Status SecureStep(const v1::TaskAssignment& assignment);
   // Verifies the assignment's manifest and downloads its model; returns the
   // path of the downloaded, hash-checked tensor file.
   absl::StatusOr<std::string> FetchModel(const v1::TaskAssignment& assignment);
@@ -50,6 +56,7 @@ class Node {
   const LocalData data_;
   std::unique_ptr<CoordinatorClient> client_;
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
+  std::unique_ptr<SecureAggregationSession> secure_;
   std::atomic<bool> stop_{false};
 };
 

@@ -34,6 +34,15 @@ absl::StatusOr<FixedPointCodec> FixedPointCodec::Create(const Options& o) {
   return FixedPointCodec(o);
 }
 
+double FixedPointCodec::LargestSafeScale(const Options& o) {
+  Options candidate = o;
+  for (int exponent = 62; exponent >= 0; --exponent) {
+    candidate.scale = std::ldexp(1.0, exponent);
+    if (Create(candidate).ok()) return candidate.scale;
+  }
+  return 0;
+}
+
 absl::StatusOr<uint64_t> FixedPointCodec::Encode(std::span<const float> values, double weight,
                                                  std::span<uint32_t> out) const {
   if (out.size() != values.size()) {

@@ -39,6 +39,10 @@ class FixedPointCodec {
   // InvalidArgument naming the option and the bound it breaks.
   static absl::StatusOr<FixedPointCodec> Create(const Options& options);
 
+  // The largest power-of-two scale Create accepts with the other options;
+  // 0 if even scale 1 could overflow.
+  static double LargestSafeScale(const Options& options);
+
   // out[i] = round(scale * weight * clamp(values[i])) mod 2^32. `weight` must
   // lie in (0, max_total_weight]; `out` must be as long as `values`. Returns
   // how many values were clipped.

@@ -40,6 +40,30 @@ absl::Status FedAvg::Add(const TensorSource& update, uint64_t sample_count) {
   return absl::OkStatus();
 }
 
+absl::Status FedAvg::AddFlat(std::span<const float> update, uint64_t sample_count) {
+  if (sample_count == 0) return absl::InvalidArgumentError("sample count must be > 0");
+  if (spent_) return absl::FailedPreconditionError("the running sum was already applied");
+  int64_t total = 0;
+  for (const at::Tensor& t : sum_) total += t.numel();
+  if (static_cast<int64_t>(update.size()) != total) {
+    return absl::InvalidArgumentError(absl::StrCat("a flat update has ", update.size(),
+                                                   " values, the model ", total));
+  }
+  const float weight = static_cast<float>(sample_count);
+  size_t offset = 0;
+  for (at::Tensor& t : sum_) {
+    const int64_t n = t.numel();
+    // from_blob does not copy; the view lives only within this statement.
+    t.view(-1).add_(torch::from_blob(const_cast<float*>(update.data() + offset), {n},
+                                     torch::kFloat32),
+                    weight);
+    offset += n;
+  }
+  ++updates_;
+  samples_ += sample_count;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global) {
   if (poisoned_) {
     return absl::DataLossError("an update failed to read midway; the running sum is unusable");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,6 +26,11 @@ class FedAvg {
   // midway, the running sum holds part of an update: the aggregator is then
   // poisoned and Apply fails, so the round aborts and the model is unchanged.
   absl::Status Add(const TensorSource& update, uint64_t sample_count);
+
+  // Folds an update given as one flat vector: the spec's tensors
+  // concatenated in order (mode SECURE decodes the unmasked sum's weighted
+  // mean this way, with the decoded total sample count).
+  absl::Status AddFlat(std::span<const float> update, uint64_t sample_count);
 
   // Number of updates and samples folded so far.
   uint32_t updates() const { return updates_; }

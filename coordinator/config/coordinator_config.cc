@@ -1,5 +1,6 @@
 #include "coordinator/config/coordinator_config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -35,7 +36,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
   }
   if (!c.port_file().empty()) c.set_port_file(Resolve(base_dir, c.port_file()));
   if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
-    c.set_aggregation_mode(v1::PLAIN);
+    c.set_aggregation_mode(v1::SECURE);
   }
   if (c.tasks().empty()) return bad("tasks", "at least one task is required");
   std::set<std::string> names;
@@ -61,6 +62,26 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     }
     if (t->gather_seconds() > 3600) return bad(prefix + ".gather_seconds", "must be 0..3600");
     if (t->max_sample_count() == 0) t->set_max_sample_count(100000000);
+    v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
+    if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);
+    if (!(sa->threshold_fraction() >= 0.5 && sa->threshold_fraction() < 1)) {
+      return bad(prefix + ".secure_aggregation.threshold_fraction",
+                 absl::StrCat(sa->threshold_fraction(),
+                              " is unsafe or impossible: it must be in [0.5, 1) so that the "
+                              "threshold t = floor(fraction * n) + 1 exceeds n/2 and is at most n"));
+    }
+    if (sa->clip() == 0) sa->set_clip(4.0);
+    if (!(std::isfinite(sa->clip()) && sa->clip() > 0 && sa->clip() <= 1e6)) {
+      return bad(prefix + ".secure_aggregation.clip", "must be in (0, 1e6]");
+    }
+    if (sa->phase_deadline_seconds() == 0) sa->set_phase_deadline_seconds(30);
+    if (sa->phase_deadline_seconds() > 86400) {
+      return bad(prefix + ".secure_aggregation.phase_deadline_seconds", "must be 1..86400");
+    }
+    if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 2) {
+      return bad(prefix + ".min_nodes",
+                 "must be at least 2 in mode SECURE (a sum of one update is that update)");
+    }
     if (t->schema_file().empty()) return bad(prefix + ".schema_file", "required");
     t->set_schema_file(Resolve(base_dir, t->schema_file()));
     if (absl::Status s = task::FinalizeTrainingConfig(t->mutable_training()); !s.ok()) {

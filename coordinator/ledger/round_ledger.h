@@ -26,7 +26,7 @@ struct RoundRecord {
   std::string status;
   // Why the round aborted (empty when completed).
   std::string reason;
-  // "plain" (secure aggregation comes next).
+  // "secure" or "trusted".
   std::string mode;
   // "fedavg".
   std::string strategy;

@@ -14,6 +14,9 @@
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/secagg/fixed_point.h"
+#include "common/secagg/secagg_messages.h"
+#include "common/secagg/shamir.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/tensor_source.h"
@@ -55,6 +58,21 @@ absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSna
   return fed_avg.Apply(TensorFile(base.wire_path));
 }
 
+// How the ledger and the manifests name a mode.
+const char* ModeName(v1::AggregationMode mode) {
+  return mode == v1::SECURE ? "secure" : "trusted";
+}
+
+uint64_t ParameterCount(const UpdateSpec& spec) {
+  uint64_t count = 0;
+  for (const UpdateSpec::Entry& e : spec.entries) {
+    uint64_t n = 1;
+    for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
+    count += n;
+  }
+  return count;
+}
+
 bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
 
 absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
@@ -82,6 +100,9 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
 const char* TaskRunner::PhaseName(Phase phase) {
   switch (phase) {
     case Phase::kGathering: return "gathering";
+    case Phase::kAdvertising: return "advertising keys";
+    case Phase::kSharing: return "sharing keys";
+    case Phase::kUnmasking: return "unmasking";
     case Phase::kTraining: return "training";
     case Phase::kAggregating: return "aggregating";
     case Phase::kEvaluating: return "evaluating";
@@ -183,7 +204,7 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   m.training_json = ToJsonText(options_.config.training());
   m.feature_schema_json = task::FeatureSchemaSummaryJson(options_.schema);
   m.feature_schema_hash = feature_schema_hash_;
-  m.aggregation_mode = options_.mode;
+  m.aggregation_mode = ModeName(options_.mode);
   m.strategy = "fedavg";
   m.created_at = manifest::NowRfc3339();
   return m;
@@ -328,6 +349,7 @@ void TaskRunner::DriverLoop() {
     // An exception in a round (allocation failure, a torch error) aborts the
     // round, never the coordinator; the global model stays as it was.
     try {
+      if (secure() && !ExchangeKeys(lock)) continue;
       Train(lock);
       if (stopping_ || phase_ != Phase::kEvaluating) continue;
       Evaluate(lock);
@@ -365,7 +387,7 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   record_.task = name();
   record_.round_id = round_id_;
   record_.base_version = global_->version;
-  record_.mode = options_.mode;
+  record_.mode = ModeName(options_.mode);
   record_.strategy = "fedavg";
   record_.selected_nodes = static_cast<uint32_t>(selected_.size());
   record_.opened_at = UnixNow();
@@ -380,7 +402,12 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   {
     std::lock_guard fold_lock(fold_mu_);
     fed_avg_.reset();  // the old sum goes first: never two in memory
-    fed_avg_ = std::make_unique<FedAvg>(spec_);
+    masked_sum_.reset();
+    if (secure()) {
+      masked_sum_ = std::make_unique<MaskedSum>(ParameterCount(spec_) + 1);
+    } else {
+      fed_avg_ = std::make_unique<FedAvg>(spec_);
+    }
   }
   lock.lock();
   const auto opened = Clock::now();
@@ -401,23 +428,36 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   // Wait for a fold that began before the close; it still counts.
   lock.unlock();
   std::unique_ptr<FedAvg> fed_avg;
+  std::unique_ptr<MaskedSum> masked_sum;
   {
     std::lock_guard fold_lock(fold_mu_);
     fed_avg = std::move(fed_avg_);
+    masked_sum = std::move(masked_sum_);
   }
   lock.lock();
   uploading_.clear();
   const uint32_t min_nodes = options_.config.min_nodes();
   record_.participants = static_cast<uint32_t>(submitted_.size());
-  record_.dropped = static_cast<uint32_t>(selected_.size() - submitted_.size());
+  record_.dropped = record_.selected_nodes - record_.participants;
   record_.rejected_updates = rejected_updates_;
-  record_.samples = fed_avg ? fed_avg->samples() : 0;
   if (submitted_.size() < min_nodes) {
     AbortRound(absl::StrCat("only ", submitted_.size(), " of ", selected_.size(),
                             " selected nodes sent a valid update by the deadline; min_nodes is ",
                             min_nodes));
     return;
   }
+  if (secure()) {
+    absl::StatusOr<std::unique_ptr<FedAvg>> decoded =
+        UnmaskAndDecode(lock, std::move(masked_sum));
+    if (stopping_) return;
+    if (!decoded.ok()) {
+      AbortRound(std::string(decoded.status().message()));
+      return;
+    }
+    fed_avg = *std::move(decoded);
+    secure_round_.reset();  // the revealed shares go with it
+  }
+  record_.samples = fed_avg ? fed_avg->samples() : 0;
 
   const auto aggregate_start = Clock::now();
   std::shared_ptr<const ModelSnapshot> base = global_;
@@ -508,6 +548,7 @@ void TaskRunner::AbortRound(const std::string& reason) {
                reason, global_->version);
   candidate_.reset();
   candidate_tensors_.clear();
+  secure_round_.reset();
   RemoveStaleWireFiles(global_->version);
   record_.status = "aborted";
   record_.reason = reason;
@@ -541,6 +582,35 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
       a.set_manifest_json(global_->manifest.json);
       a.set_manifest_signature(global_->manifest.signature);
       a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
+      if (secure()) {
+        *a.mutable_secure() = secure_params_;
+        for (const secagg::SealedShares& shares : secure_round_->SharesFor(node)) {
+          *a.mutable_secure()->add_shares() = secagg::ToProto(shares);
+        }
+      }
+    } else if (secure_round_ && (phase_ == Phase::kAdvertising || phase_ == Phase::kSharing ||
+                                 phase_ == Phase::kUnmasking)) {
+      const SecureRound& round = *secure_round_;
+      if (phase_ == Phase::kAdvertising && selected_.count(node) && !round.Advertised(node)) {
+        a.set_kind(v1::TaskAssignment::ADVERTISE_KEYS);
+      } else if (phase_ == Phase::kSharing && round.InU1(node) && !round.Shared(node)) {
+        a.set_kind(v1::TaskAssignment::SHARE_KEYS);
+      } else if (phase_ == Phase::kUnmasking && round.InU3(node) && !round.Revealed(node)) {
+        a.set_kind(v1::TaskAssignment::UNMASK);
+      }
+      if (a.kind() != v1::TaskAssignment::WAIT) {
+        a.set_round_id(round_id_);
+        a.set_model_version(global_->version);
+        a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
+        *a.mutable_secure() = secure_params_;
+      }
+      if (a.kind() == v1::TaskAssignment::SHARE_KEYS) {
+        for (const secagg::SignedAdvertisement& ad : round.advertisements()) {
+          *a.mutable_secure()->add_advertisements() = secagg::ToProto(ad);
+        }
+      } else if (a.kind() == v1::TaskAssignment::UNMASK) {
+        for (const std::string& u : round.u3()) a.mutable_secure()->add_masked_input_from(u);
+      }
     } else if (phase_ == Phase::kEvaluating && submitted_.count(node) && !reported_.count(node)) {
       a.set_kind(v1::TaskAssignment::EVALUATE);
       a.set_round_id(round_id_);
@@ -560,6 +630,18 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
 }
 
 absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase phase) const {
+  if (absl::Status s = CheckPhase(round_id, phase); !s.ok()) return s;
+  const uint64_t expected =
+      phase == Phase::kEvaluating ? candidate_->version : global_->version;
+  if (version != expected) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
+                                                      " uses model version ", expected, ", not ",
+                                                      version));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TaskRunner::CheckPhase(uint64_t round_id, Phase phase) const {
   if (round_id == 0 || round_id > round_id_) {
     return absl::FailedPreconditionError(absl::StrCat("unknown round ", round_id, " of task ",
                                                       name(), " (current round ", round_id_,
@@ -574,13 +656,6 @@ absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase p
     return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
                                                       " is ", PhaseName(phase_), ", not ",
                                                       PhaseName(phase)));
-  }
-  const uint64_t expected =
-      phase == Phase::kEvaluating ? candidate_->version : global_->version;
-  if (version != expected) {
-    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
-                                                      " uses model version ", expected, ", not ",
-                                                      version));
   }
   return absl::OkStatus();
 }
@@ -628,6 +703,17 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
     return absl::AlreadyExistsError(absl::StrCat(
         "an upload from node ", node, " for round ", header.round_id(), " is already in progress"));
   }
+  if (secure()) {
+    // The sample count travels masked inside the update; a clear one would
+    // tell the coordinator something about this node alone.
+    if (header.sample_count() != 0 || header.train_loss() != 0) {
+      ++rejected_updates_;
+      return absl::InvalidArgumentError(
+          "in mode secure the header carries no sample_count or train_loss (they are masked)");
+    }
+    uploading_.insert(node);
+    return absl::OkStatus();
+  }
   if (header.sample_count() == 0 || header.sample_count() > options_.config.max_sample_count()) {
     ++rejected_updates_;
     return absl::InvalidArgumentError(absl::StrCat("sample_count ", header.sample_count(),
@@ -665,7 +751,8 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
                                       const std::string& spool_path) {
   TensorFile update(spool_path);
   const auto validate_start = Clock::now();
-  absl::Status valid = ValidateUpdate(update, spec_);
+  absl::Status valid = secure() ? MaskedSum::Validate(update, ParameterCount(spec_) + 1)
+                                : ValidateUpdate(update, spec_);
   const double validate_seconds =
       std::chrono::duration<double>(Clock::now() - validate_start).count();
   if (absl::Status s = valid; !s.ok()) {
@@ -685,7 +772,7 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
     std::lock_guard lock(mu_);
     if (absl::Status s =
             CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
-        !s.ok() || !fed_avg_) {
+        !s.ok() || !(secure() ? static_cast<bool>(masked_sum_) : static_cast<bool>(fed_avg_))) {
       if (header.round_id() == round_id_) uploading_.erase(node);
       return absl::FailedPreconditionError(absl::StrCat(
           "round ", header.round_id(), " closed before the update from ", node,
@@ -693,7 +780,9 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
     }
   }
   const auto fold_start = Clock::now();
-  absl::Status folded = fed_avg_->Add(update, header.sample_count());
+  if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
+  absl::Status folded =
+      secure() ? masked_sum_->Add(update) : fed_avg_->Add(update, header.sample_count());
   spdlog::info("task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
                 validate_seconds,
                 std::chrono::duration<double>(Clock::now() - fold_start).count());
@@ -726,6 +815,178 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
     }
     if (absl::Status s = CheckMetrics(metrics); !s.ok()) return s;
     reported_[node] = metrics;
+  }
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds_left,
+                          const std::function<bool()>& done) {
+  phase_ = phase;
+  phase_deadline_ = Clock::now() + seconds(seconds_left);
+  changed_.notify_all();
+  changed_.wait_until(lock, phase_deadline_, [&] { return stopping_ || done(); });
+}
+
+bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
+  const v1::SecureAggregationConfig& config = options_.config.secure_aggregation();
+  const auto n = static_cast<uint32_t>(selected_.size());
+  const uint32_t threshold = std::min<uint32_t>(
+      n, static_cast<uint32_t>(std::floor(config.threshold_fraction() * n)) + 1);
+  if (absl::Status s = secagg::CheckThreshold(threshold, n); !s.ok()) {
+    AbortRound(absl::StrCat("secure aggregation needs at least 2 nodes with threshold > n/2: ",
+                            s.message()));
+    return false;
+  }
+  // W, the weight every node divides its sample count by, from the training
+  // rows declared at Join (selected nodes have all joined).
+  uint64_t total_weight = 0;
+  for (const std::string& node : selected_) total_weight += declared_train_rows_[node];
+  if (total_weight == 0 || total_weight > UINT32_MAX) {
+    AbortRound(absl::StrCat("the selected nodes declared ", total_weight,
+                            " training rows; secure aggregation needs 1..2^32-1"));
+    return false;
+  }
+  secagg::FixedPointCodec::Options codec{config.clip(), 0, 1.0, n};
+  codec.scale = secagg::FixedPointCodec::LargestSafeScale(codec);
+  if (codec.scale == 0) {
+    AbortRound(absl::StrCat("no fixed-point scale fits clip ", config.clip(), " and ", n,
+                            " nodes in 32 bits"));
+    return false;
+  }
+  secure_params_.Clear();
+  secure_params_.set_threshold(threshold);
+  secure_params_.set_clip(codec.clip);
+  secure_params_.set_scale(codec.scale);
+  secure_params_.set_max_nodes(n);
+  secure_params_.set_total_weight(total_weight);
+  secure_round_ = std::make_unique<SecureRound>(
+      SecureRound::Params{name(), round_id_, selected_, threshold}, *options_.key_verifier);
+  spdlog::info("task {}: round {} secure aggregation with {} nodes, threshold {}", name(),
+               round_id_, n, threshold);
+
+  const uint32_t deadline = config.phase_deadline_seconds();
+  RunPhase(lock, Phase::kAdvertising, deadline,
+           [&] { return secure_round_->advertised_count() == selected_.size(); });
+  if (stopping_) return false;
+  absl::Status closed = secure_round_->CloseAdvertising();
+  const size_t u1 = secure_round_->advertisements().size();
+  if (closed.ok() && u1 < options_.config.min_nodes()) {
+    closed = absl::FailedPreconditionError(absl::StrCat(
+        "only ", u1, " selected nodes advertised keys; min_nodes is ", options_.config.min_nodes()));
+  }
+  if (!closed.ok()) {
+    AbortRound(std::string(closed.message()));
+    return false;
+  }
+  RunPhase(lock, Phase::kSharing, deadline,
+           [&] { return secure_round_->shared_count() == u1; });
+  if (stopping_) return false;
+  if (absl::Status s = secure_round_->CloseSharing(); !s.ok()) {
+    AbortRound(std::string(s.message()));
+    return false;
+  }
+  // Only nodes whose shares went out can contribute a masked input.
+  std::set<std::string> u2;
+  for (const std::string& node : selected_) {
+    if (secure_round_->InU2(node)) u2.insert(node);
+  }
+  selected_ = std::move(u2);
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
+    std::unique_lock<std::mutex>& lock, std::unique_ptr<MaskedSum> masked) {
+  std::set<std::string> u3;
+  for (const auto& [node, samples] : submitted_) u3.insert(node);
+  if (absl::Status s = secure_round_->CloseMasking(u3); !s.ok()) return s;
+  RunPhase(lock, Phase::kUnmasking, options_.config.secure_aggregation().phase_deadline_seconds(),
+           [&] { return secure_round_->revealed_count() == u3.size(); });
+  if (stopping_) return absl::CancelledError("stopping");
+  phase_ = Phase::kAggregating;
+  changed_.notify_all();
+  const uint32_t threshold = secure_params_.threshold();
+  if (secure_round_->revealed_count() < threshold) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only ", secure_round_->revealed_count(), " of ", u3.size(),
+        " nodes sent their unmasking shares by the deadline; the threshold is ", threshold));
+  }
+  if (!masked) return absl::InternalError("the masked sum is missing");
+  // No reveal can arrive any more (the phase moved on) and only this thread
+  // replaces the round: the heavy part runs without the lock.
+  const SecureRound* round = secure_round_.get();
+  const v1::SecureRound params = secure_params_;
+  lock.unlock();
+  absl::StatusOr<std::unique_ptr<FedAvg>> result = [&]() -> absl::StatusOr<std::unique_ptr<FedAvg>> {
+    absl::StatusOr<std::vector<uint32_t>> sum = masked->Take();
+    masked.reset();
+    if (!sum.ok()) return sum.status();
+    absl::StatusOr<std::vector<uint32_t>> unmasked = round->Unmask(*std::move(sum));
+    if (!unmasked.ok()) return unmasked.status();
+    // The last word is Σ n_i, exact (honest counts sum to at most W < 2^32).
+    const uint64_t samples = unmasked->back();
+    unmasked->pop_back();
+    if (samples == 0 || samples > params.total_weight()) {
+      return absl::DataLossError(absl::StrCat("the unmasked sample count ", samples,
+                                              " is outside 1..", params.total_weight(),
+                                              " (the declared training rows)"));
+    }
+    absl::StatusOr<secagg::FixedPointCodec> codec = secagg::FixedPointCodec::Create(
+        {params.clip(), params.scale(), 1.0, params.max_nodes()});
+    if (!codec.ok()) return codec.status();
+    std::vector<float> mean(unmasked->size());
+    const double total_weight =
+        static_cast<double>(samples) / static_cast<double>(params.total_weight());
+    if (absl::Status s = codec->DecodeMean(*unmasked, total_weight, mean); !s.ok()) return s;
+    unmasked->clear();
+    unmasked->shrink_to_fit();
+    auto fed_avg = std::make_unique<FedAvg>(spec_);
+    if (absl::Status s = fed_avg->AddFlat(mean, samples); !s.ok()) return s;
+    return fed_avg;
+  }();
+  lock.lock();
+  return result;
+}
+
+absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
+                                       const v1::AdvertiseKeysRequest& request) {
+  {
+    std::lock_guard lock(mu_);
+    last_seen_[node] = Clock::now();
+    if (absl::Status s = CheckPhase(request.round_id(), Phase::kAdvertising); !s.ok()) return s;
+    absl::StatusOr<secagg::SignedAdvertisement> advertisement =
+        secagg::FromProto(request.keys(), name(), request.round_id());
+    if (!advertisement.ok()) return advertisement.status();
+    if (absl::Status s = secure_round_->Advertise(node, *std::move(advertisement)); !s.ok()) {
+      return s;
+    }
+  }
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
+  {
+    std::lock_guard lock(mu_);
+    last_seen_[node] = Clock::now();
+    if (absl::Status s = CheckPhase(request.round_id(), Phase::kSharing); !s.ok()) return s;
+    std::vector<secagg::SealedShares> shares;
+    shares.reserve(request.shares_size());
+    for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
+    if (absl::Status s = secure_round_->ShareKeys(node, std::move(shares)); !s.ok()) return s;
+  }
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status TaskRunner::Unmask(const std::string& node, const v1::UnmaskRequest& request) {
+  {
+    std::lock_guard lock(mu_);
+    last_seen_[node] = Clock::now();
+    if (absl::Status s = CheckPhase(request.round_id(), Phase::kUnmasking); !s.ok()) return s;
+    absl::StatusOr<secagg::UnmaskShares> shares = secagg::FromProto(request);
+    if (!shares.ok()) return shares.status();
+    if (absl::Status s = secure_round_->Reveal(node, *std::move(shares)); !s.ok()) return s;
   }
   changed_.notify_all();
   return absl::OkStatus();

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,9 +15,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "coordinator/aggregation/fed_avg.h"
+#include "coordinator/aggregation/masked_sum.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/rounds/model_snapshot.h"
+#include "coordinator/rounds/secure_round.h"
 #include "fedcustoms/v1/admin_service.pb.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/metrics.pb.h"
@@ -27,8 +30,11 @@ namespace fedcustoms::coordinator {
 
 // Runs the rounds of one task (see DESIGN.md "The round"):
 //   gathering  → wait until min_nodes nodes are polling, select them
+//   (mode SECURE: advertising keys → sharing keys, see SecureRound)
 //   training   → selected nodes download model v, train, upload Δ; each valid
-//                update is folded into FedAvg as it arrives
+//                update is folded into FedAvg as it arrives (mode SECURE: the
+//                masked input is added to a MaskedSum, then unmasking reveals
+//                only the sum, which is decoded into FedAvg)
 //   evaluating → participants evaluate the candidate v+1 on their hold-out
 //   publish    → v+1 goes to the registry with its signed manifest and metrics
 // If fewer than min_nodes valid updates arrive by the deadline the round aborts
@@ -47,7 +53,12 @@ class TaskRunner {
     // (<models_dir>/v<N>.fct), which downloads stream and aggregation reads.
     // Derived from the registry: rebuilt from it when missing.
     std::string models_dir;
-    std::string mode = "plain";
+    v1::AggregationMode mode = v1::SECURE;
+    // Checks the nodes' signed secure-aggregation keys (mode SECURE).
+    const secagg::KeyAdvertisementVerifier* key_verifier = nullptr;
+    // Tests only: sees every input handed to the aggregator, just before it
+    // is folded (a masked vector in mode SECURE).
+    std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap;
   };
 
   // Loads the latest published version of the task from `registry` (or
@@ -94,6 +105,13 @@ class TaskRunner {
                             const std::string& spool_path);
   void AbortUpload(const std::string& node, const v1::UpdateHeader& header);
 
+  // Secure aggregation steps of the open round (mode SECURE): a selected
+  // node's signed keys, its sealed shares for the other nodes, and its
+  // unmasking shares. FAILED_PRECONDITION outside the step's phase.
+  absl::Status AdvertiseKeys(const std::string& node, const v1::AdvertiseKeysRequest& request);
+  absl::Status ShareKeys(const std::string& node, const v1::ShareKeysRequest& request);
+  absl::Status Unmask(const std::string& node, const v1::UnmaskRequest& request);
+
   // Metrics of the candidate on a participant's hold-out.
   absl::Status ReportMetrics(const std::string& node, uint64_t round_id, uint64_t version,
                              const v1::EvaluationMetrics& metrics);
@@ -105,7 +123,16 @@ class TaskRunner {
   uint64_t MaxUploadBytes() const { return max_upload_bytes_; }
 
  private:
-  enum class Phase { kGathering, kTraining, kAggregating, kEvaluating, kFinished };
+  enum class Phase {
+    kGathering,
+    kAdvertising,
+    kSharing,
+    kTraining,
+    kUnmasking,
+    kAggregating,
+    kEvaluating,
+    kFinished
+  };
   static const char* PhaseName(Phase phase);
   using Clock = std::chrono::steady_clock;
 
@@ -115,13 +142,27 @@ class TaskRunner {
   void DriverLoop();
   // Each returns with mu_ held, after the phase it drives is over.
   void Gather(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Mode SECURE, before training: the two key phases. False if the round
+  // aborted (or the runner is stopping).
+  bool ExchangeKeys(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Train(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Mode SECURE, after training: collects the unmasking shares, removes the
+  // masks and decodes the weighted mean into a FedAvg.
+  absl::StatusOr<std::unique_ptr<FedAvg>> UnmaskAndDecode(std::unique_lock<std::mutex>& lock,
+                                                          std::unique_ptr<MaskedSum> masked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool secure() const { return options_.mode == v1::SECURE; }
+  // Waits for `done` until a deadline `seconds` from now, in `phase`.
+  void RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds,
+                const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evaluate(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The round and phase part of CheckRound (secure steps carry no version).
+  absl::Status CheckPhase(uint64_t round_id, Phase phase) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the wire file of `tensors` as version manifest.version, then
   // publishes the version to the registry (publish) or only signs the manifest
   // (a candidate).
@@ -165,6 +206,10 @@ class TaskRunner {
   uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
   Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
+  // Mode SECURE: the open round's protocol state and the parameters sent to
+  // the nodes with every secure assignment.
+  std::unique_ptr<SecureRound> secure_round_ ABSL_GUARDED_BY(mu_);
+  v1::SecureRound secure_params_ ABSL_GUARDED_BY(mu_);
 
   // The candidate's tensors from aggregation until they are published or the
   // round aborts (driver thread only): the only full model the coordinator
@@ -173,7 +218,8 @@ class TaskRunner {
 
   // Serializes folding into the sum; taken before mu_ when both are needed.
   std::mutex fold_mu_;
-  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);
+  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);      // mode TRUSTED
+  std::unique_ptr<MaskedSum> masked_sum_ ABSL_GUARDED_BY(fold_mu_);  // mode SECURE
 
   std::thread driver_;
 };

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -222,9 +223,11 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
     spdlog::warn("{}", s.message());
     return ToGrpc(s);
   }
-  spdlog::info("node {} sent its update for {} round {} ({} bytes, {} samples)", node,
-               header.task(), header.round_id(), response->bytes_received(),
-               header.sample_count());
+  // In secure mode the header carries no sample count: it travels masked.
+  spdlog::info("node {} sent its update for {} round {} ({} bytes, {})", node, header.task(),
+               header.round_id(), response->bytes_received(),
+               header.sample_count() == 0 ? std::string("masked")
+                                          : absl::StrCat(header.sample_count(), " samples"));
   response->set_accepted(true);
   return grpc::Status::OK;
 }
@@ -242,6 +245,57 @@ grpc::Status NodeServiceImpl::ReportMetrics(grpc::ServerContext* context,
     spdlog::warn("metrics from {} refused: {}", peer->common_name, s.message());
   }
   return ToGrpc(s);
+}
+
+namespace {
+
+// The three secure-aggregation steps share their shape: authorize, find the
+// task, hand over, log a refusal (never the keys or shares themselves).
+template <typename Request, typename Step>
+grpc::Status SecureStep(grpc::ServerContext& context, const char* rpc, const Request& request,
+                        const std::function<absl::StatusOr<TaskRunner*>(const std::string&)>& runner_of,
+                        Step step) {
+  auto peer = Authorize(context, {pki::Role::kNode}, rpc);
+  if (!peer.ok()) return ToGrpc(peer.status());
+  auto runner = runner_of(request.task());
+  if (!runner.ok()) return ToGrpc(runner.status());
+  absl::Status s = step(**runner, peer->common_name);
+  if (!s.ok()) {
+    spdlog::warn("{} from {} for {} round {} refused: {}", rpc, peer->common_name, request.task(),
+                 request.round_id(), s.message());
+  }
+  return ToGrpc(s);
+}
+
+}  // namespace
+
+grpc::Status NodeServiceImpl::AdvertiseKeys(grpc::ServerContext* context,
+                                            const v1::AdvertiseKeysRequest* request,
+                                            v1::AdvertiseKeysResponse*) {
+  return SecureStep(*context, "NodeService.AdvertiseKeys", *request,
+                    [this](const std::string& task) { return Runner(task); },
+                    [&](TaskRunner& runner, const std::string& node) {
+                      return runner.AdvertiseKeys(node, *request);
+                    });
+}
+
+grpc::Status NodeServiceImpl::ShareKeys(grpc::ServerContext* context,
+                                        const v1::ShareKeysRequest* request,
+                                        v1::ShareKeysResponse*) {
+  return SecureStep(*context, "NodeService.ShareKeys", *request,
+                    [this](const std::string& task) { return Runner(task); },
+                    [&](TaskRunner& runner, const std::string& node) {
+                      return runner.ShareKeys(node, *request);
+                    });
+}
+
+grpc::Status NodeServiceImpl::Unmask(grpc::ServerContext* context,
+                                     const v1::UnmaskRequest* request, v1::UnmaskResponse*) {
+  return SecureStep(*context, "NodeService.Unmask", *request,
+                    [this](const std::string& task) { return Runner(task); },
+                    [&](TaskRunner& runner, const std::string& node) {
+                      return runner.Unmask(node, *request);
+                    });
 }
 
 }  // namespace fedcustoms::coordinator

@@ -31,6 +31,13 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   grpc::Status ReportMetrics(grpc::ServerContext* context,
                              const v1::ReportMetricsRequest* request,
                              v1::ReportMetricsResponse* response) override;
+  grpc::Status AdvertiseKeys(grpc::ServerContext* context,
+                             const v1::AdvertiseKeysRequest* request,
+                             v1::AdvertiseKeysResponse* response) override;
+  grpc::Status ShareKeys(grpc::ServerContext* context, const v1::ShareKeysRequest* request,
+                         v1::ShareKeysResponse* response) override;
+  grpc::Status Unmask(grpc::ServerContext* context, const v1::UnmaskRequest* request,
+                      v1::UnmaskResponse* response) override;
 
   // Longest long-poll the coordinator grants.
   static constexpr uint32_t kMaxPollSeconds = 10;

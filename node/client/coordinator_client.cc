@@ -133,4 +133,25 @@ absl::Status CoordinatorClient::ReportMetrics(const v1::ReportMetricsRequest& re
   return FromGrpc(stub_->ReportMetrics(&context, request, &response), "report metrics");
 }
 
+absl::Status CoordinatorClient::AdvertiseKeys(const v1::AdvertiseKeysRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  v1::AdvertiseKeysResponse response;
+  return FromGrpc(stub_->AdvertiseKeys(&context, request, &response), "advertise keys");
+}
+
+absl::Status CoordinatorClient::ShareKeys(const v1::ShareKeysRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  v1::ShareKeysResponse response;
+  return FromGrpc(stub_->ShareKeys(&context, request, &response), "share keys");
+}
+
+absl::Status CoordinatorClient::Unmask(const v1::UnmaskRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  v1::UnmaskResponse response;
+  return FromGrpc(stub_->Unmask(&context, request, &response), "unmask");
+}
+
 }  // namespace fedcustoms::node

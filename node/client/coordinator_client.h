@@ -33,6 +33,10 @@ class CoordinatorClient {
   absl::StatusOr<v1::UploadUpdateResponse> UploadUpdate(const v1::UpdateHeader& header,
                                                         tensor::TensorEncoder& update);
   absl::Status ReportMetrics(const v1::ReportMetricsRequest& request);
+  // Secure aggregation steps (see NodeService).
+  absl::Status AdvertiseKeys(const v1::AdvertiseKeysRequest& request);
+  absl::Status ShareKeys(const v1::ShareKeysRequest& request);
+  absl::Status Unmask(const v1::UnmaskRequest& request);
 
  private:
   explicit CoordinatorClient(std::unique_ptr<v1::NodeService::Stub> stub)

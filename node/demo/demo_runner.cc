@@ -116,7 +116,7 @@ absl::Status RunDemo(const DemoOptions& o) {
       {"registry_dir", root + "/registry"},
       {"state_dir", root + "/state"},
       {"port_file", root + "/state/port"},
-      {"aggregation_mode", "PLAIN"},
+      {"aggregation_mode", "SECURE"},
       {"tasks",
        {{{"name", "risk"}, {"min_nodes", o.nodes}, {"rounds", o.rounds},
          {"round_deadline_seconds", 120}, {"eval_deadline_seconds", 60}, {"gather_seconds", 1},
@@ -261,7 +261,7 @@ absl::Status RunDemo(const DemoOptions& o) {
   if (absl::Status s = task::FinalizeTrainingConfig(&training_config); !s.ok()) return s;
   if (absl::Status s = task::FinalizeRiskModelConfig(&model_config); !s.ok()) return s;
   torch::set_num_threads(2);
-  json summary{{"task", "risk"}, {"rounds", o.rounds}, {"mode", "plain"},
+  json summary{{"task", "risk"}, {"rounds", o.rounds}, {"mode", "secure"},
                {"global_version", final_version}, {"nodes", json::object()}};
   std::vector<std::string> losers;
   std::printf("      %-4s %12s %12s %12s %12s\n", "node", "local PR-AUC", "fed PR-AUC",

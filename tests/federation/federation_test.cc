@@ -70,15 +70,17 @@ class FederationTest : public ::testing::Test {
   }
 
   // A coordinator on 127.0.0.1:0 with its own registry and state directories.
-  std::unique_ptr<coordinator::Coordinator> StartCoordinator(const std::string& name,
-                                                             uint32_t min_nodes, uint32_t rounds,
-                                                             uint32_t deadline_seconds = 60) {
+  // Tests of single-node behaviour use mode TRUSTED (a secure sum needs two).
+  std::unique_ptr<coordinator::Coordinator> StartCoordinator(
+      const std::string& name, uint32_t min_nodes, uint32_t rounds, uint32_t deadline_seconds = 60,
+      v1::AggregationMode mode = v1::TRUSTED) {
     v1::CoordinatorConfig c;
     c.set_listen_address("127.0.0.1:0");
     *c.mutable_tls() = Identity("coordinator");
     c.set_signing_key(Pki("coordinator-signing.key"));
     c.set_registry_dir(*root_ + "/" + name + "/registry");
     c.set_state_dir(*root_ + "/" + name + "/state");
+    c.set_aggregation_mode(mode);
     v1::TaskConfig* t = c.add_tasks();
     t->set_name("risk");
     t->set_min_nodes(min_nodes);
@@ -126,7 +128,7 @@ class FederationTest : public ::testing::Test {
 std::string* FederationTest::root_ = nullptr;
 
 TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
-  auto coordinator = StartCoordinator("two-rounds", 3, 2);
+  auto coordinator = StartCoordinator("two-rounds", 3, 2, 60, v1::SECURE);
   const int port = coordinator->Port();
   ASSERT_GT(port, 0);
   std::vector<std::unique_ptr<node::Node>> nodes;
@@ -156,17 +158,19 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     EXPECT_EQ(m->parent, v - 1);
     EXPECT_EQ(m->contributing_nodes, 3u);
     EXPECT_EQ(m->total_samples, total_train_rows);
-    EXPECT_EQ(m->aggregation_mode, "plain");
+    EXPECT_EQ(m->aggregation_mode, "secure");
     auto metrics = nlohmann::json::parse(m->metrics_json);
     EXPECT_GT(metrics.value("pr_auc", 0.0), 0.0);
     EXPECT_TRUE(coordinator->registry().LoadWeights("risk", v).ok());
   }
-  // Ledger: two completed rounds with counts only.
+  // Ledger: two completed rounds with counts only. In mode secure the sample
+  // total is the unmasked sum of the masked counts.
   auto rounds = coordinator->ledger().List("risk");
   ASSERT_TRUE(rounds.ok());
   ASSERT_EQ(rounds->size(), 2u);
   for (const coordinator::RoundRecord& r : *rounds) {
     EXPECT_EQ(r.status, "completed");
+    EXPECT_EQ(r.mode, "secure");
     EXPECT_EQ(r.participants, 3u);
     EXPECT_EQ(r.dropped, 0u);
     EXPECT_EQ(r.samples, total_train_rows);

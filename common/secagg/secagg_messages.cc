@@ -1,0 +1,120 @@
+#include "common/secagg/secagg_messages.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::secagg {
+namespace {
+
+absl::StatusOr<X25519PublicKey> PublicKeyFrom(const std::string& bytes, const std::string& field,
+                                              const std::string& node) {
+  X25519PublicKey key{};
+  if (bytes.size() != key.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("keys of ", node, ": ", field, " has ",
+                                                   bytes.size(), " bytes, expected ", key.size()));
+  }
+  std::copy(bytes.begin(), bytes.end(), key.begin());
+  return key;
+}
+
+std::string BytesOf(const X25519PublicKey& key) { return std::string(key.begin(), key.end()); }
+
+void AddShares(const std::map<std::string, ShamirShare>& shares,
+               google::protobuf::RepeatedPtrField<v1::RevealedShare>* out) {
+  for (const auto& [owner, share] : shares) {
+    v1::RevealedShare* r = out->Add();
+    r->set_owner(owner);
+    r->set_x(share.x);
+    r->mutable_y()->Assign(share.y.begin(), share.y.end());
+  }
+}
+
+absl::Status ReadShares(const google::protobuf::RepeatedPtrField<v1::RevealedShare>& in,
+                        const char* field, std::map<std::string, ShamirShare>* out) {
+  for (const v1::RevealedShare& r : in) {
+    if (r.owner().empty() || r.x() == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": every share needs an owner and x > 0"));
+    }
+    for (uint64_t y : r.y()) {
+      if (y >= field::kPrime) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ": the share of ", r.owner(), " has a y value outside GF(2^61 - 1)"));
+      }
+    }
+    ShamirShare share{r.x(), std::vector<uint64_t>(r.y().begin(), r.y().end())};
+    if (!out->emplace(r.owner(), std::move(share)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": two shares of ", r.owner()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+v1::SignedKeys ToProto(const SignedAdvertisement& advertisement) {
+  v1::SignedKeys out;
+  out.set_node(advertisement.keys.node);
+  out.set_mask_public_key(BytesOf(advertisement.keys.mask_key));
+  out.set_cipher_public_key(BytesOf(advertisement.keys.cipher_key));
+  out.set_certificate_pem(advertisement.cert_pem);
+  out.set_signature(advertisement.signature);
+  return out;
+}
+
+absl::StatusOr<SignedAdvertisement> FromProto(const v1::SignedKeys& keys, const std::string& task,
+                                              uint64_t round_id) {
+  if (keys.node().empty() || keys.certificate_pem().empty() || keys.signature().empty()) {
+    return absl::InvalidArgumentError(
+        "signed keys need node, certificate_pem and signature");
+  }
+  SignedAdvertisement out;
+  out.keys.task = task;
+  out.keys.round_id = round_id;
+  out.keys.node = keys.node();
+  absl::StatusOr<X25519PublicKey> mask =
+      PublicKeyFrom(keys.mask_public_key(), "mask_public_key", keys.node());
+  if (!mask.ok()) return mask.status();
+  absl::StatusOr<X25519PublicKey> cipher =
+      PublicKeyFrom(keys.cipher_public_key(), "cipher_public_key", keys.node());
+  if (!cipher.ok()) return cipher.status();
+  out.keys.mask_key = *mask;
+  out.keys.cipher_key = *cipher;
+  out.cert_pem = keys.certificate_pem();
+  out.signature = keys.signature();
+  return out;
+}
+
+v1::SealedShare ToProto(const SealedShares& shares) {
+  v1::SealedShare out;
+  out.set_from_node(shares.from);
+  out.set_to_node(shares.to);
+  out.set_sealed(shares.sealed);
+  return out;
+}
+
+SealedShares FromProto(const v1::SealedShare& shares) {
+  return SealedShares{shares.from_node(), shares.to_node(), shares.sealed()};
+}
+
+void ToProto(const UnmaskShares& shares, v1::UnmaskRequest* request) {
+  AddShares(shares.self_mask_seeds, request->mutable_self_mask_seeds());
+  AddShares(shares.mask_keys, request->mutable_mask_keys());
+}
+
+absl::StatusOr<UnmaskShares> FromProto(const v1::UnmaskRequest& request) {
+  UnmaskShares out;
+  if (absl::Status s = ReadShares(request.self_mask_seeds(), "self_mask_seeds",
+                                  &out.self_mask_seeds);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReadShares(request.mask_keys(), "mask_keys", &out.mask_keys); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+}  // namespace fedcustoms::secagg

@@ -1,0 +1,175 @@
+#include "coordinator/rounds/secure_round.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+const char* StageName(int stage) {
+  static const char* const kNames[] = {"advertising keys", "sharing keys", "collecting masked input",
+                                       "unmasking"};
+  return kNames[stage];
+}
+
+}  // namespace
+
+absl::Status SecureRound::Expect(Stage stage, const std::string& node, const char* what) const {
+  if (stage_ != stage) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " from ", node, " refused: round ", params_.round_id, " of task ", params_.task,
+        " is ", StageName(static_cast<int>(stage_)), ", not ", StageName(static_cast<int>(stage))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::Advertise(const std::string& node,
+                                    secagg::SignedAdvertisement advertisement) {
+  if (absl::Status s = Expect(Stage::kAdvertising, node, "keys"); !s.ok()) return s;
+  if (!params_.selected.contains(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " is not selected for round ", params_.round_id));
+  }
+  if (advertised_.contains(node)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("node ", node, " already advertised keys for round ", params_.round_id));
+  }
+  if (advertisement.keys.node != node || advertisement.keys.task != params_.task ||
+      advertisement.keys.round_id != params_.round_id) {
+    return absl::PermissionDeniedError(absl::StrCat("node ", node, " sent keys labelled for ",
+                                                    advertisement.keys.node));
+  }
+  if (absl::Status s = verifier_.Verify(advertisement.keys, advertisement.cert_pem,
+                                        advertisement.signature);
+      !s.ok()) {
+    return s;
+  }
+  advertised_.emplace(node, std::move(advertisement));
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::CloseAdvertising() {
+  stage_ = Stage::kSharing;
+  for (auto& [node, advertisement] : advertised_) {
+    u1_nodes_.insert(node);
+    u1_.push_back(std::move(advertisement));
+  }
+  advertised_.clear();
+  if (u1_.size() < params_.threshold) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only ", u1_.size(), " of ", params_.selected.size(),
+        " selected nodes advertised keys by the deadline; the threshold is ", params_.threshold));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::ShareKeys(const std::string& node,
+                                    std::vector<secagg::SealedShares> shares) {
+  if (absl::Status s = Expect(Stage::kSharing, node, "shares"); !s.ok()) return s;
+  if (!u1_nodes_.contains(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " did not advertise keys for round ", params_.round_id));
+  }
+  if (shared_.contains(node)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("node ", node, " already sent its shares for round ", params_.round_id));
+  }
+  std::set<std::string> receivers;
+  for (const secagg::SealedShares& s : shares) {
+    if (s.from != node) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("node ", node, " sent shares labelled as from ", s.from));
+    }
+    if (s.to == node || !u1_nodes_.contains(s.to) || !receivers.insert(s.to).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node ", node, " sent shares for ", s.to,
+          ", which is itself, not in the round or addressed twice"));
+    }
+  }
+  if (receivers.size() + 1 != u1_nodes_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent shares for ",
+                                                   receivers.size(), " nodes; expected ",
+                                                   u1_nodes_.size() - 1));
+  }
+  shared_.emplace(node, std::move(shares));
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::CloseSharing() {
+  stage_ = Stage::kMasking;
+  for (const auto& [node, shares] : shared_) u2_.insert(node);
+  if (u2_.size() < params_.threshold) {
+    return absl::FailedPreconditionError(absl::StrCat("only ", u2_.size(), " of ", u1_.size(),
+                                                      " nodes sent their shares by the deadline; "
+                                                      "the threshold is ",
+                                                      params_.threshold));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<secagg::SealedShares> SecureRound::SharesFor(const std::string& node) const {
+  std::vector<secagg::SealedShares> out;
+  for (const auto& [sender, shares] : shared_) {
+    for (const secagg::SealedShares& s : shares) {
+      if (s.to == node) out.push_back(s);
+    }
+  }
+  return out;
+}
+
+absl::Status SecureRound::CloseMasking(const std::set<std::string>& u3) {
+  stage_ = Stage::kUnmasking;
+  shared_.clear();  // relayed; no longer needed
+  for (const std::string& node : u3) {
+    if (!u2_.contains(node)) {
+      return absl::InternalError(absl::StrCat("masked input from ", node, ", which is not in U2"));
+    }
+  }
+  u3_ = u3;
+  if (u3_.size() < params_.threshold) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only ", u3_.size(), " of ", u2_.size(),
+        " nodes sent their masked input by the deadline; the threshold is ", params_.threshold));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::Reveal(const std::string& node, secagg::UnmaskShares shares) {
+  if (absl::Status s = Expect(Stage::kUnmasking, node, "unmasking shares"); !s.ok()) return s;
+  if (!u3_.contains(node)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node ", node, " sent no masked input in round ", params_.round_id, " and cannot unmask"));
+  }
+  if (reveals_.contains(node)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("node ", node, " already revealed its shares for round ", params_.round_id));
+  }
+  // Exactly the secrets the protocol asks for: self-mask seeds of U3, mask
+  // keys of U2 \ U3. UnmaskSum checks again; refusing here keeps a bad
+  // response from spoiling the set used for reconstruction.
+  for (const auto& [owner, share] : shares.self_mask_seeds) {
+    if (!u3_.contains(owner)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node ", node, " revealed a self-mask share of ", owner, ", which is not in U3"));
+    }
+  }
+  for (const auto& [owner, share] : shares.mask_keys) {
+    if (!u2_.contains(owner) || u3_.contains(owner)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node ", node, " revealed a mask-key share of ", owner, ", which did not drop out"));
+    }
+  }
+  reveals_.emplace(node, std::move(shares));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint32_t>> SecureRound::Unmask(std::vector<uint32_t> masked_sum) const {
+  if (stage_ != Stage::kUnmasking) {
+    return absl::FailedPreconditionError("unmasking before the masked input phase closed");
+  }
+  std::map<std::string, secagg::AdvertisedKeys> keys;
+  for (const secagg::SignedAdvertisement& a : u1_) keys.emplace(a.keys.node, a.keys);
+  return secagg::UnmaskSum(params_.task, params_.round_id, params_.threshold, keys, u2_, u3_,
+                           std::move(masked_sum), reveals_);
+}
+
+}  // namespace fedcustoms::coordinator

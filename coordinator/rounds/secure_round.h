@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/secagg/key_advertisement.h"
+#include "common/secagg/secagg_round.h"
+
+namespace fedcustoms::coordinator {
+
+// The coordinator's part of one secure-aggregation round (see
+// common/secagg/secagg_round.h for the protocol): it collects and relays
+// signed keys and sealed shares, records who reached each phase (U1 ⊇ U2 ⊇
+// U3), collects the unmasking reveals and finally removes the masks from the
+// masked sum. It holds public keys, sealed shares it cannot open, and shares
+// of secrets it may reconstruct — never a node's update. Every refusal names
+// the node and the rule. Not thread-safe: TaskRunner serializes the calls.
+class SecureRound {
+ public:
+  struct Params {
+    std::string task;
+    uint64_t round_id = 0;
+    std::set<std::string> selected;
+    uint32_t threshold = 0;  // t, already checked against |selected|
+  };
+
+  // `verifier` must outlive the round.
+  SecureRound(Params params, const secagg::KeyAdvertisementVerifier& verifier)
+      : params_(std::move(params)), verifier_(verifier) {}
+
+  const Params& params() const { return params_; }
+
+  // Phase 1. The advertisement is verified here too (nodes verify again), so
+  // one node's bad signature is refused at once instead of making every
+  // honest node refuse the whole round.
+  absl::Status Advertise(const std::string& node, secagg::SignedAdvertisement advertisement);
+  // Ends phase 1; FailedPrecondition if fewer than t nodes advertised.
+  absl::Status CloseAdvertising();
+  const std::vector<secagg::SignedAdvertisement>& advertisements() const { return u1_; }
+
+  // Phase 2: exactly one sealed share pair from `node` to each other node of
+  // U1.
+  absl::Status ShareKeys(const std::string& node, std::vector<secagg::SealedShares> shares);
+  // Ends phase 2; FailedPrecondition if fewer than t nodes shared.
+  absl::Status CloseSharing();
+  // The shares addressed to `node` (all from U2).
+  std::vector<secagg::SealedShares> SharesFor(const std::string& node) const;
+
+  // Ends phase 3 with the nodes whose masked input was added to the sum;
+  // FailedPrecondition if fewer than t or a node outside U2.
+  absl::Status CloseMasking(const std::set<std::string>& u3);
+  const std::set<std::string>& u3() const { return u3_; }
+
+  // Phase 4: a node of U3 reveals its shares, once.
+  absl::Status Reveal(const std::string& node, secagg::UnmaskShares shares);
+
+  // Who has done what so far (for assignments and phase ends).
+  bool Advertised(const std::string& node) const { return advertised_.contains(node); }
+  bool InU1(const std::string& node) const { return u1_nodes_.contains(node); }
+  bool Shared(const std::string& node) const { return shared_.contains(node); }
+  bool InU2(const std::string& node) const { return u2_.contains(node); }
+  bool InU3(const std::string& node) const { return u3_.contains(node); }
+  bool Revealed(const std::string& node) const { return reveals_.contains(node); }
+  size_t advertised_count() const { return advertised_.size(); }
+  size_t shared_count() const { return shared_.size(); }
+  size_t revealed_count() const { return reveals_.size(); }
+
+  // Σ_{u∈U3} x_u from the masked sum, once at least t nodes revealed.
+  absl::StatusOr<std::vector<uint32_t>> Unmask(std::vector<uint32_t> masked_sum) const;
+
+ private:
+  enum class Stage { kAdvertising, kSharing, kMasking, kUnmasking };
+  absl::Status Expect(Stage stage, const std::string& node, const char* what) const;
+
+  const Params params_;
+  const secagg::KeyAdvertisementVerifier& verifier_;
+  Stage stage_ = Stage::kAdvertising;
+  std::map<std::string, secagg::SignedAdvertisement> advertised_;
+  std::vector<secagg::SignedAdvertisement> u1_;
+  std::set<std::string> u1_nodes_;
+  std::map<std::string, std::vector<secagg::SealedShares>> shared_;  // by sender
+  std::set<std::string> u2_;
+  std::set<std::string> u3_;
+  std::map<std::string, secagg::UnmaskShares> reveals_;
+};
+
+}  // namespace fedcustoms::coordinator

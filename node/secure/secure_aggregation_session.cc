@@ -1,0 +1,156 @@
+#include "node/secure/secure_aggregation_session.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
+#include "common/pki/peer_identity.h"
+#include "common/secagg/fixed_point.h"
+#include "common/secagg/secagg_messages.h"
+
+namespace fedcustoms::node {
+
+absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSession::Create(
+    const v1::TlsFiles& tls) {
+  absl::StatusOr<std::string> cert_pem = crypto::ReadFile(tls.cert());
+  if (!cert_pem.ok()) return cert_pem.status();
+  absl::StatusOr<pki::PeerIdentity> identity = pki::PeerIdentityFromPem(*cert_pem, tls.cert());
+  if (!identity.ok()) return identity.status();
+  auto signer = secagg::KeyAdvertisementSigner::Create(tls.key());
+  if (!signer.ok()) return signer.status();
+  auto verifier = secagg::KeyAdvertisementVerifier::Create(tls.ca_cert());
+  if (!verifier.ok()) return verifier.status();
+  return std::unique_ptr<SecureAggregationSession>(
+      new SecureAggregationSession(identity->common_name, *std::move(cert_pem),
+                                   *std::move(signer), *std::move(verifier)));
+}
+
+void SecureAggregationSession::Forget() {
+  round_.reset();  // wipes the round's secrets
+  advertised_.reset();
+  shared_.reset();
+  revealed_.reset();
+}
+
+absl::StatusOr<secagg::SecAggNodeRound*> SecureAggregationSession::RoundOf(
+    const v1::TaskAssignment& a) {
+  if (!round_ || task_ != a.task() || round_id_ != a.round_id()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no secure-aggregation keys for ", a.task(), " round ", a.round_id(),
+        " (this node did not advertise keys for it, or restarted since)"));
+  }
+  return round_.get();
+}
+
+absl::StatusOr<v1::AdvertiseKeysRequest> SecureAggregationSession::AdvertiseKeys(
+    const v1::TaskAssignment& a) {
+  if (round_ && task_ == a.task() && round_id_ == a.round_id() && advertised_) {
+    return *advertised_;
+  }
+  Forget();
+  auto round = secagg::SecAggNodeRound::Create(
+      {a.task(), a.round_id(), self_, a.secure().threshold()}, *signer_, *verifier_, cert_pem_);
+  if (!round.ok()) return round.status();
+  task_ = a.task();
+  round_id_ = a.round_id();
+  round_ = *std::move(round);
+  v1::AdvertiseKeysRequest request;
+  request.set_task(a.task());
+  request.set_round_id(a.round_id());
+  *request.mutable_keys() = secagg::ToProto(round_->advertisement());
+  advertised_ = request;
+  return request;
+}
+
+absl::StatusOr<v1::ShareKeysRequest> SecureAggregationSession::ShareKeys(
+    const v1::TaskAssignment& a) {
+  absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
+  if (!round.ok()) return round.status();
+  if (shared_) return *shared_;
+  std::vector<secagg::SignedAdvertisement> u1;
+  for (const v1::SignedKeys& keys : a.secure().advertisements()) {
+    absl::StatusOr<secagg::SignedAdvertisement> ad = secagg::FromProto(keys, a.task(), a.round_id());
+    if (!ad.ok()) {
+      Forget();
+      return ad.status();
+    }
+    u1.push_back(*std::move(ad));
+  }
+  absl::StatusOr<std::vector<secagg::SealedShares>> shares = (*round)->ShareKeys(u1);
+  if (!shares.ok()) {
+    Forget();
+    return shares.status();
+  }
+  v1::ShareKeysRequest request;
+  request.set_task(a.task());
+  request.set_round_id(a.round_id());
+  for (const secagg::SealedShares& s : *shares) *request.add_shares() = secagg::ToProto(s);
+  shared_ = request;
+  return request;
+}
+
+absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession::MaskUpdate(
+    const v1::TaskAssignment& a, std::span<const std::span<const float>> update,
+    uint64_t samples) {
+  absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
+  if (!round.ok()) return round.status();
+  const v1::SecureRound& params = a.secure();
+  if (samples == 0 || samples > params.total_weight()) {
+    Forget();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this node's ", samples, " training samples are outside 1..", params.total_weight(),
+        ", the round's announced total; the coordinator's weights do not fit"));
+  }
+  absl::StatusOr<secagg::FixedPointCodec> codec = secagg::FixedPointCodec::Create(
+      {params.clip(), params.scale(), 1.0, params.max_nodes()});
+  if (!codec.ok()) {
+    Forget();
+    return absl::FailedPreconditionError(
+        absl::StrCat("the round's fixed-point parameters are unsafe: ", codec.status().message()));
+  }
+  size_t total = 0;
+  for (std::span<const float> piece : update) total += piece.size();
+  std::vector<uint32_t> encoded(total + 1);
+  const double weight = static_cast<double>(samples) / static_cast<double>(params.total_weight());
+  size_t offset = 0;
+  uint64_t clipped = 0;
+  for (std::span<const float> piece : update) {
+    absl::StatusOr<uint64_t> n =
+        codec->Encode(piece, weight, std::span<uint32_t>(encoded).subspan(offset, piece.size()));
+    if (!n.ok()) return n.status();
+    clipped += *n;
+    offset += piece.size();
+  }
+  encoded.back() = static_cast<uint32_t>(samples);
+  std::vector<secagg::SealedShares> received;
+  for (const v1::SealedShare& s : params.shares()) received.push_back(secagg::FromProto(s));
+  absl::StatusOr<std::vector<uint32_t>> masked = (*round)->MaskedInput(received, encoded);
+  std::fill(encoded.begin(), encoded.end(), 0u);
+  if (!masked.ok()) {
+    Forget();
+    return masked.status();
+  }
+  return MaskedUpdate{*std::move(masked), clipped};
+}
+
+absl::StatusOr<v1::UnmaskRequest> SecureAggregationSession::Unmask(const v1::TaskAssignment& a) {
+  absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
+  if (!round.ok()) return round.status();
+  if (revealed_) return *revealed_;
+  std::set<std::string> u3(a.secure().masked_input_from().begin(),
+                           a.secure().masked_input_from().end());
+  absl::StatusOr<secagg::UnmaskShares> shares = (*round)->Unmask(u3);
+  if (!shares.ok()) {
+    Forget();
+    return shares.status();
+  }
+  v1::UnmaskRequest request;
+  request.set_task(a.task());
+  request.set_round_id(a.round_id());
+  secagg::ToProto(*shares, &request);
+  revealed_ = request;
+  return request;
+}
+
+}  // namespace fedcustoms::node
