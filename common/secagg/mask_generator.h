@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -22,5 +23,21 @@ enum class MaskSign { kAdd, kSubtract };
 // exactly the mask it made. AES-NI through OpenSSL EVP; the keystream is made
 // in blocks that stay in cache. Fails only if OpenSSL does.
 absl::Status ApplyMask(const MaskSeed& seed, MaskSign sign, std::span<uint32_t> data);
+
+// One mask of several applied to the same vector.
+struct SignedMask {
+  MaskSeed seed;
+  MaskSign sign;
+};
+
+// Applies every mask in `masks` to `data`, with the same result as calling
+// ApplyMask for each in turn, but in one pass over `data`: each block of data
+// stays in L1 while all keystreams are added to it, so memory is read and
+// written once instead of once per mask (a node applies n masks, the
+// coordinator one per survivor and more per dropout).
+absl::Status ApplyMasks(std::span<const SignedMask> masks, std::span<uint32_t> data);
+
+// Wipes the seeds (they are secrets) and empties the vector.
+void WipeMasks(std::vector<SignedMask>& masks);
 
 }  // namespace fedcustoms::secagg

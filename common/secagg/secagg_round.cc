@@ -255,18 +255,26 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
         absl::StrCat("only ", u2_.size(), " nodes shared keys in round ", params_.round_id,
                      "; the threshold is ", params_.threshold)));
   }
-  std::vector<uint32_t> masked(encoded_update.begin(), encoded_update.end());
-  if (absl::Status s = ApplyMask(self_seed_, MaskSign::kAdd, masked); !s.ok()) return Refuse(s);
+  // The self mask and one pairwise mask per peer that shared keys, applied in
+  // one pass over the update.
+  std::vector<SignedMask> masks;
+  masks.reserve(u2_.size());
+  masks.push_back({self_seed_, MaskSign::kAdd});
   for (const std::string& peer : u2_) {
     if (peer == params_.self) continue;
     absl::StatusOr<SharedKey> seed = mask_.Agree(
         u1_.at(peer).mask_key, PairMaskContext(params_.task, params_.round_id, params_.self, peer));
-    if (!seed.ok()) return Refuse(seed.status());
-    const MaskSign sign = params_.self < peer ? MaskSign::kAdd : MaskSign::kSubtract;
-    absl::Status s = ApplyMask(*seed, sign, masked);
+    if (!seed.ok()) {
+      WipeMasks(masks);
+      return Refuse(seed.status());
+    }
+    masks.push_back({*seed, params_.self < peer ? MaskSign::kAdd : MaskSign::kSubtract});
     OPENSSL_cleanse(seed->data(), seed->size());
-    if (!s.ok()) return Refuse(s);
   }
+  std::vector<uint32_t> masked(encoded_update.begin(), encoded_update.end());
+  absl::Status applied = ApplyMasks(masks, masked);
+  WipeMasks(masks);
+  if (!applied.ok()) return Refuse(applied);
   OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
   phase_ = Phase::kMasked;
   return masked;
@@ -339,6 +347,14 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     }
     return shares;
   };
+  // Every mask to remove, gathered first and applied in one pass over the sum:
+  // each survivor's self mask, and the pairwise masks survivors added with
+  // nodes that dropped after sharing keys. Wiped on every way out.
+  std::vector<SignedMask> masks;
+  struct Wiper {
+    std::vector<SignedMask>& masks;
+    ~Wiper() { WipeMasks(masks); }
+  } wiper{masks};
   for (const std::string& node : u3) {
     std::vector<ShamirShare> shares = shares_of(node, true);
     absl::StatusOr<std::vector<uint8_t>> seed = ReconstructSecret(shares, threshold, kSecretBytes);
@@ -347,12 +363,9 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
       return absl::Status(seed.status().code(),
                           absl::StrCat("self-mask seed of ", node, ": ", seed.status().message()));
     }
-    MaskSeed mask_seed{};
-    std::memcpy(mask_seed.data(), seed->data(), mask_seed.size());
-    absl::Status s = ApplyMask(mask_seed, MaskSign::kSubtract, masked_sum);
-    OPENSSL_cleanse(mask_seed.data(), mask_seed.size());
+    SignedMask& mask = masks.emplace_back(SignedMask{{}, MaskSign::kSubtract});
+    std::memcpy(mask.seed.data(), seed->data(), mask.seed.size());
     OPENSSL_cleanse(seed->data(), seed->size());
-    if (!s.ok()) return s;
   }
   for (const std::string& dropped : u2) {
     if (u3.contains(dropped)) continue;
@@ -376,12 +389,11 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
           key->Agree(u1.at(survivor).mask_key, PairMaskContext(task, round_id, survivor, dropped));
       if (!seed.ok()) return seed.status();
       // The survivor added its pair mask if its name sorts first: take it out.
-      const MaskSign sign = survivor < dropped ? MaskSign::kSubtract : MaskSign::kAdd;
-      absl::Status s = ApplyMask(*seed, sign, masked_sum);
+      masks.push_back({*seed, survivor < dropped ? MaskSign::kSubtract : MaskSign::kAdd});
       OPENSSL_cleanse(seed->data(), seed->size());
-      if (!s.ok()) return s;
     }
   }
+  if (absl::Status s = ApplyMasks(masks, masked_sum); !s.ok()) return s;
   return masked_sum;
 }
 

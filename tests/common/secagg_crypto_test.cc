@@ -53,6 +53,26 @@ TEST(ApplyMask, SubtractingTheSameSeedRestoresTheData) {
   EXPECT_EQ(data, original);
 }
 
+// One pass with several masks (contexts interleaved block by block) must be
+// the same as applying each mask over the whole vector in turn; the length is
+// not a multiple of the block so the tail is covered.
+TEST(ApplyMasks, OnePassEqualsEachMaskInTurn) {
+  std::vector<uint32_t> data(3 * 2048 + 77);
+  std::iota(data.begin(), data.end(), 11u);
+  std::vector<SignedMask> masks;
+  for (int m = 0; m < 5; ++m) {
+    masks.push_back({RandomSeed(), m % 2 ? MaskSign::kSubtract : MaskSign::kAdd});
+  }
+  std::vector<uint32_t> in_turn = data;
+  for (const SignedMask& mask : masks) {
+    ASSERT_TRUE(ApplyMask(mask.seed, mask.sign, in_turn).ok());
+  }
+  ASSERT_TRUE(ApplyMasks(masks, data).ok());
+  EXPECT_EQ(data, in_turn);
+  WipeMasks(masks);
+  EXPECT_TRUE(masks.empty());
+}
+
 // Three nodes with pairwise seeds: the lower-named node adds, the other
 // subtracts, so the masks cancel in the sum modulo 2^32 and only the sum of
 // the inputs is left.
