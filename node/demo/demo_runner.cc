@@ -248,9 +248,10 @@ absl::Status RunDemo(const DemoOptions& o) {
   coord->Signal(SIGTERM);
   coord->Wait();
   if (!pulled.ok()) return pulled.status();
-  std::printf("      %s/model.pt: risk v%llu from %u nodes, %llu samples\n", pull.out_dir.c_str(),
-              static_cast<unsigned long long>(pulled->version), pulled->contributing_nodes,
-              static_cast<unsigned long long>(pulled->total_samples));
+  std::printf("      %s/model.pt: risk v%llu from %u nodes, %llu samples, aggregated in mode %s\n",
+              pull.out_dir.c_str(), static_cast<unsigned long long>(pulled->version),
+              pulled->contributing_nodes, static_cast<unsigned long long>(pulled->total_samples),
+              pulled->aggregation_mode.c_str());
 
   std::printf("[6/6] local-only baselines (each administration alone, same epochs)\n");
   v1::CoordinatorConfig parsed;
@@ -261,7 +262,9 @@ absl::Status RunDemo(const DemoOptions& o) {
   if (absl::Status s = task::FinalizeTrainingConfig(&training_config); !s.ok()) return s;
   if (absl::Status s = task::FinalizeRiskModelConfig(&model_config); !s.ok()) return s;
   torch::set_num_threads(2);
-  json summary{{"task", "risk"}, {"rounds", o.rounds}, {"mode", "secure"},
+  // The mode comes from the pulled model's signed manifest, so the summary
+  // says how the model was really aggregated.
+  json summary{{"task", "risk"}, {"rounds", o.rounds}, {"mode", pulled->aggregation_mode},
                {"global_version", final_version}, {"nodes", json::object()}};
   std::vector<std::string> losers;
   std::printf("      %-4s %12s %12s %12s %12s\n", "node", "local PR-AUC", "fed PR-AUC",
