@@ -26,6 +26,18 @@ void SetDeadline(grpc::ClientContext& context, std::chrono::seconds after) {
   context.set_deadline(std::chrono::system_clock::now() + after);
 }
 
+// A unary call whose response carries nothing the node needs.
+template <typename Request, typename Response>
+absl::Status Call(v1::NodeService::Stub& stub,
+                  grpc::Status (v1::NodeService::Stub::*method)(grpc::ClientContext*,
+                                                                 const Request&, Response*),
+                  const Request& request, const std::string& what) {
+  grpc::ClientContext context;
+  SetDeadline(context, kCallDeadline);
+  Response response;
+  return FromGrpc((stub.*method)(&context, request, &response), what);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Create(
@@ -127,31 +139,19 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
 }
 
 absl::Status CoordinatorClient::ReportMetrics(const v1::ReportMetricsRequest& request) {
-  grpc::ClientContext context;
-  SetDeadline(context, kCallDeadline);
-  v1::ReportMetricsResponse response;
-  return FromGrpc(stub_->ReportMetrics(&context, request, &response), "report metrics");
+  return Call(*stub_, &v1::NodeService::Stub::ReportMetrics, request, "report metrics");
 }
 
 absl::Status CoordinatorClient::AdvertiseKeys(const v1::AdvertiseKeysRequest& request) {
-  grpc::ClientContext context;
-  SetDeadline(context, kCallDeadline);
-  v1::AdvertiseKeysResponse response;
-  return FromGrpc(stub_->AdvertiseKeys(&context, request, &response), "advertise keys");
+  return Call(*stub_, &v1::NodeService::Stub::AdvertiseKeys, request, "advertise keys");
 }
 
 absl::Status CoordinatorClient::ShareKeys(const v1::ShareKeysRequest& request) {
-  grpc::ClientContext context;
-  SetDeadline(context, kCallDeadline);
-  v1::ShareKeysResponse response;
-  return FromGrpc(stub_->ShareKeys(&context, request, &response), "share keys");
+  return Call(*stub_, &v1::NodeService::Stub::ShareKeys, request, "share keys");
 }
 
 absl::Status CoordinatorClient::Unmask(const v1::UnmaskRequest& request) {
-  grpc::ClientContext context;
-  SetDeadline(context, kCallDeadline);
-  v1::UnmaskResponse response;
-  return FromGrpc(stub_->Unmask(&context, request, &response), "unmask");
+  return Call(*stub_, &v1::NodeService::Stub::Unmask, request, "unmask");
 }
 
 }  // namespace fedcustoms::node
