@@ -33,6 +33,7 @@ std::string ToJson(const ModelManifest& m) {
   j["weights_file"] = m.weights_file;
   j["weights_sha256"] = m.weights_sha256;
   j["wire_sha256"] = m.wire_sha256;
+  j["server_state_sha256"] = m.server_state_sha256;
   j["created_at"] = m.created_at;
   return j.dump();
 }
@@ -69,6 +70,8 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
     m.weights_file = j.at("weights_file").get<std::string>();
     m.weights_sha256 = j.at("weights_sha256").get<std::string>();
     m.wire_sha256 = j.at("wire_sha256").get<std::string>();
+    // Absent in manifests written before server strategies kept state.
+    m.server_state_sha256 = j.value("server_state_sha256", "");
     m.created_at = j.at("created_at").get<std::string>();
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": bad manifest: ", e.what()));

@@ -35,6 +35,9 @@ struct ModelManifest {
   std::string weights_file = "model.pt";
   std::string weights_sha256;
   std::string wire_sha256;
+  // SHA-256 (hex) of server_state.pt, the server strategy's state (e.g.
+  // FedAdam's moments) saved with this version; empty when it keeps none.
+  std::string server_state_sha256;
   // RFC 3339 UTC.
   std::string created_at;
 };

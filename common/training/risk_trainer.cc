@@ -44,6 +44,9 @@ absl::Status CheckTrainingConfig(const v1::TrainingConfig& config) {
   if (!std::isfinite(c.positive_weight()) || c.positive_weight() < 0 || c.positive_weight() > 1e6) {
     return bad("positive_weight ", c.positive_weight(), " is not 0 or in (0, 1e6]");
   }
+  if (!std::isfinite(c.proximal_mu()) || c.proximal_mu() < 0 || c.proximal_mu() > 1000) {
+    return bad("proximal_mu ", c.proximal_mu(), " is not in [0, 1000]");
+  }
   if (!std::isfinite(c.max_positive_weight()) || c.max_positive_weight() < 1 ||
       c.max_positive_weight() > 1e6) {
     return bad("max_positive_weight ", c.max_positive_weight(), " is not in [1, 1e6]");
@@ -108,6 +111,14 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
                                                       torch::optim::SGDOptions(c.learning_rate()));
     }
     at::Generator shuffle = at::make_generator<at::CPUGeneratorImpl>(c.seed());
+    // FedProx: the parameters the round started from. The proximal term
+    // (mu/2)||w - w_global||^2 enters through its gradient mu (w - w_global),
+    // added after backward(); the reported loss stays the data loss.
+    const double mu = c.proximal_mu();
+    std::vector<at::Tensor> start_parameters;
+    if (mu > 0) {
+      for (const at::Tensor& p : model->parameters()) start_parameters.push_back(p.detach().clone());
+    }
 
     for (uint32_t epoch = 0; epoch < c.local_epochs(); ++epoch) {
       const at::Tensor order = torch::randperm(n, shuffle, torch::dtype(torch::kInt64));
@@ -129,6 +140,14 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
                                                   result.steps + 1));
         }
         loss.backward();
+        if (mu > 0) {
+          torch::NoGradGuard no_grad;
+          const std::vector<at::Tensor> parameters = model->parameters();
+          for (size_t i = 0; i < parameters.size(); ++i) {
+            at::Tensor grad = parameters[i].mutable_grad();
+            if (grad.defined()) grad.add_(parameters[i] - start_parameters[i], mu);
+          }
+        }
         optimizer->step();
         ++result.steps;
         loss_sum += value * static_cast<double>(end - start);

@@ -64,7 +64,8 @@ absl::Status FedAvg::AddFlat(std::span<const float> update, uint64_t sample_coun
   return absl::OkStatus();
 }
 
-absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global) {
+absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global,
+                                                   ServerOptimizer* optimizer) {
   if (poisoned_) {
     return absl::DataLossError("an update failed to read midway; the running sum is unusable");
   }
@@ -94,10 +95,13 @@ absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global) {
       target.copy_(slice.data);
     } else {
       if (in_place) {
-        target.mul_(inverse).add_(slice.data);
+        target.mul_(inverse);
+        if (optimizer != nullptr) optimizer->Step(entry, slice.offset, target);
+        target.add_(slice.data);
       } else {
-        torch::Tensor partial = sum_[entry].view(-1).narrow(0, slice.offset, n);
-        target.copy_(slice.data + (partial * inverse).to(slice.dtype));
+        torch::Tensor step = sum_[entry].view(-1).narrow(0, slice.offset, n) * inverse;
+        if (optimizer != nullptr) optimizer->Step(entry, slice.offset, step);
+        target.copy_(slice.data + step.to(slice.dtype));
       }
       // Each update was finite, but a weighted sum of huge finite values can
       // overflow: such an aggregate is refused, never published.

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/aggregation/tensor_source.h"
 #include "coordinator/aggregation/update_validator.h"
 
@@ -43,7 +44,10 @@ class FedAvg {
   // is spent afterwards and a second call fails. Fails when nothing was folded,
   // the aggregator is poisoned, `global` does not match the spec, or a result
   // overflows to Inf/NaN.
-  absl::StatusOr<tensor::NamedTensors> Apply(const TensorSource& global);
+  // With `optimizer`, the mean update is first turned into the optimizer's
+  // step (ServerOptimizer::Step, slice by slice), advancing its state.
+  absl::StatusOr<tensor::NamedTensors> Apply(const TensorSource& global,
+                                             ServerOptimizer* optimizer = nullptr);
 
  private:
   const UpdateSpec spec_;

@@ -16,6 +16,33 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
+// Fills in the strategy's defaults and checks its ranges; the error names the
+// field.
+absl::Status FinalizeStrategy(v1::ServerStrategyConfig* s) {
+  using Kind = v1::ServerStrategyConfig;
+  if (s->kind() == Kind::KIND_UNSPECIFIED) s->set_kind(Kind::FEDAVG);
+  const bool adaptive = s->kind() != Kind::FEDAVG && s->kind() != Kind::FEDAVGM;
+  if (!s->has_server_learning_rate()) s->set_server_learning_rate(adaptive ? 0.01 : 1.0);
+  if (!s->has_momentum()) s->set_momentum(0.9);
+  if (!s->has_beta1()) s->set_beta1(0.9);
+  if (!s->has_beta2()) s->set_beta2(0.99);
+  if (!s->has_tau()) s->set_tau(1e-3);
+  auto in = [](double v, double lo, double hi, bool lo_open, bool hi_open) {
+    return std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+  };
+  auto out_of_range = [](const char* field, double v, const char* range) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", v, " is outside ", range));
+  };
+  if (!in(s->server_learning_rate(), 0, 100, true, false)) {
+    return out_of_range("server_learning_rate", s->server_learning_rate(), "(0, 100]");
+  }
+  if (!in(s->momentum(), 0, 1, false, true)) return out_of_range("momentum", s->momentum(), "[0, 1)");
+  if (!in(s->beta1(), 0, 1, false, true)) return out_of_range("beta1", s->beta1(), "[0, 1)");
+  if (!in(s->beta2(), 0, 1, false, true)) return out_of_range("beta2", s->beta2(), "[0, 1)");
+  if (!in(s->tau(), 0, 1, true, false)) return out_of_range("tau", s->tau(), "(0, 1]");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorConfig c,
@@ -77,6 +104,9 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     if (sa->phase_deadline_seconds() == 0) sa->set_phase_deadline_seconds(30);
     if (sa->phase_deadline_seconds() > 86400) {
       return bad(prefix + ".secure_aggregation.phase_deadline_seconds", "must be 1..86400");
+    }
+    if (absl::Status s = FinalizeStrategy(t->mutable_strategy()); !s.ok()) {
+      return bad(prefix + ".strategy", std::string(s.message()));
     }
     if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 2) {
       return bad(prefix + ".min_nodes",

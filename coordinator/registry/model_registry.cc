@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kStagingPrefix[] = ".staging-";
+constexpr char kServerStateFile[] = "server_state.pt";
 
 absl::Status FsyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -86,7 +87,8 @@ std::string ModelRegistry::WeightsPath(const std::string& task, uint64_t version
 }
 
 absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
-    manifest::ModelManifest m, const tensor::NamedTensors& weights) {
+    manifest::ModelManifest m, const tensor::NamedTensors& weights,
+    const tensor::NamedTensors& server_state) {
   if (signer_ == nullptr) {
     return absl::FailedPreconditionError("model registry opened without a signing key");
   }
@@ -118,6 +120,16 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
   absl::StatusOr<std::string> sha = crypto::Sha256File(weights_path);
   if (!sha.ok()) return fail(sha.status());
   m.weights_sha256 = *sha;
+  m.server_state_sha256.clear();
+  if (!server_state.empty()) {
+    const std::string state_path = staging + "/" + kServerStateFile;
+    if (absl::Status s = tensor::SavePickledState(server_state, state_path); !s.ok()) {
+      return fail(s);
+    }
+    absl::StatusOr<std::string> state_sha = crypto::Sha256File(state_path);
+    if (!state_sha.ok()) return fail(state_sha.status());
+    m.server_state_sha256 = *state_sha;
+  }
   manifest::SignedManifest signed_manifest = manifest::SignManifest(m, *signer_);
   if (absl::Status s = crypto::WriteFileAtomically(staging + "/manifest.json",
                                                    signed_manifest.json);
@@ -197,18 +209,32 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::ReadManifest(
 
 absl::StatusOr<tensor::NamedTensors> ModelRegistry::LoadWeights(const std::string& task,
                                                                 uint64_t version) const {
+  return LoadChecked(task, version, /*server_state=*/false);
+}
+
+absl::StatusOr<tensor::NamedTensors> ModelRegistry::LoadServerState(const std::string& task,
+                                                                    uint64_t version) const {
+  return LoadChecked(task, version, /*server_state=*/true);
+}
+
+absl::StatusOr<tensor::NamedTensors> ModelRegistry::LoadChecked(const std::string& task,
+                                                                uint64_t version,
+                                                                bool server_state) const {
   absl::StatusOr<manifest::SignedManifest> signed_manifest = ReadManifest(task, version);
   if (!signed_manifest.ok()) return signed_manifest.status();
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(signed_manifest->json, VersionDir(task, version) + "/manifest.json");
   if (!m.ok()) return m.status();
-  const std::string path = WeightsPath(task, version);
+  const std::string& expected = server_state ? m->server_state_sha256 : m->weights_sha256;
+  if (server_state && expected.empty()) return tensor::NamedTensors{};
+  const std::string path = server_state ? VersionDir(task, version) + "/" + kServerStateFile
+                                        : WeightsPath(task, version);
   absl::StatusOr<std::string> sha = crypto::Sha256File(path);
   if (!sha.ok()) return sha.status();
-  if (*sha != m->weights_sha256) {
+  if (*sha != expected) {
     return absl::DataLossError(absl::StrCat(path, ": SHA-256 ", *sha,
-                                            " does not match the signed manifest (",
-                                            m->weights_sha256, ")"));
+                                            " does not match the signed manifest (", expected,
+                                            ")"));
   }
   return tensor::LoadPickledState(path);
 }

@@ -19,6 +19,7 @@ namespace fedcustoms::coordinator {
 //   <root>/<task>/v00000003/model.pt        torch.load-able dict name -> tensor
 //   <root>/<task>/v00000003/manifest.json   ModelManifest, exact signed bytes
 //   <root>/<task>/v00000003/manifest.sig    Ed25519 signature (64 raw bytes)
+//   <root>/<task>/v00000003/server_state.pt server strategy state (optional)
 // A version is written into a staging directory, each file fsynced, and then
 // renamed into place, so a version is visible only when all three files are
 // complete; leftovers of an interrupted write are removed on Open. Versions are
@@ -34,9 +35,14 @@ class ModelRegistry {
 
   // Writes `weights` as version manifest.version of manifest.task, filling in
   // weights_sha256, signing the manifest, and returns the signed manifest.
-  // Fails (writing nothing visible) if that version exists or on I/O error.
+  // A non-empty `server_state` (the server strategy's state after this
+  // version) goes into server_state.pt in the same version directory, its
+  // hash into server_state_sha256, so the two are published together or not
+  // at all. Fails (writing nothing visible) if that version exists or on I/O
+  // error.
   absl::StatusOr<manifest::SignedManifest> Publish(manifest::ModelManifest manifest,
-                                                   const tensor::NamedTensors& weights);
+                                                   const tensor::NamedTensors& weights,
+                                                   const tensor::NamedTensors& server_state = {});
 
   // Published versions of `task`, ascending (empty when none).
   std::vector<uint64_t> Versions(const std::string& task) const;
@@ -55,11 +61,19 @@ class ModelRegistry {
   // SHA-256 against it.
   absl::StatusOr<tensor::NamedTensors> LoadWeights(const std::string& task, uint64_t version) const;
 
+  // Loads a version's server strategy state after checking its hash against
+  // the signed manifest; an empty list when the version has none.
+  absl::StatusOr<tensor::NamedTensors> LoadServerState(const std::string& task,
+                                                       uint64_t version) const;
+
  private:
   ModelRegistry(std::string root, const crypto::Ed25519Signer* signer,
                 const crypto::Ed25519Verifier* verifier)
       : root_(std::move(root)), signer_(signer), verifier_(verifier) {}
   std::string VersionDir(const std::string& task, uint64_t version) const;
+  // A version's weights or server state, checked against its signed manifest.
+  absl::StatusOr<tensor::NamedTensors> LoadChecked(const std::string& task, uint64_t version,
+                                                   bool server_state) const;
 
   // Constant after construction.
   const std::string root_;

@@ -48,14 +48,15 @@ std::string ToJsonText(const google::protobuf::Message& message) {
 // running sum's memory while the base is read from its wire file (one model in
 // memory, not three). The file is checked against its hash first, so a file
 // damaged on disk never becomes the base of a freshly signed version.
-absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSnapshot& base) {
+absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSnapshot& base,
+                                                 ServerOptimizer& optimizer) {
   absl::StatusOr<std::string> sha = crypto::Sha256File(base.wire_path);
   if (!sha.ok()) return sha.status();
   if (*sha != base.wire_sha256) {
     return absl::DataLossError(absl::StrCat(base.wire_path, " no longer hashes to version ",
                                             base.version, "'s ", base.wire_sha256));
   }
-  return fed_avg.Apply(TensorFile(base.wire_path));
+  return fed_avg.Apply(TensorFile(base.wire_path), &optimizer);
 }
 
 // How the ledger and the manifests name a mode.
@@ -143,6 +144,9 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
     if (global.ok()) spdlog::info("task {}: resuming from registry version {}", task, versions.back());
   }
   if (!global.ok()) return global.status();
+  if (!versions.empty()) {
+    if (absl::Status s = runner->RestoreServerState(versions.back()); !s.ok()) return s;
+  }
   runner->RemoveStaleWireFiles((*global)->version);
 
   absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
@@ -178,7 +182,8 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
       signer_(signer),
       spec_(std::move(spec)),
       max_upload_bytes_(max_upload_bytes),
-      feature_schema_hash_(data::FeatureSchemaHash(options_.schema)) {}
+      feature_schema_hash_(data::FeatureSchemaHash(options_.schema)),
+      optimizer_(std::make_unique<ServerOptimizer>(options_.config.strategy(), spec_)) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
 
@@ -193,6 +198,34 @@ void TaskRunner::Stop() {
   if (driver_.joinable()) driver_.join();
 }
 
+absl::Status TaskRunner::RestoreServerState(uint64_t version) {
+  absl::StatusOr<manifest::SignedManifest> signed_manifest =
+      registry_->ReadManifest(name(), version);
+  if (!signed_manifest.ok()) return signed_manifest.status();
+  absl::StatusOr<manifest::ModelManifest> m =
+      manifest::ParseManifest(signed_manifest->json, absl::StrCat(name(), " version ", version));
+  if (!m.ok()) return m.status();
+  optimizer_->Reset();
+  if (m->strategy != optimizer_->name()) {
+    spdlog::warn("task {}: version {} was made with strategy {}, the config says {}: {} starts "
+                 "from its initial state",
+                 name(), version, m->strategy, optimizer_->name(), optimizer_->name());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<tensor::NamedTensors> state = registry_->LoadServerState(name(), version);
+  if (!state.ok()) {
+    return absl::Status(state.status().code(),
+                        absl::StrCat("cannot restore the ", optimizer_->name(), " state of ",
+                                     name(), " version ", version, ": ", state.status().message()));
+  }
+  if (state->empty()) return absl::OkStatus();  // a stateless rule, or none saved
+  if (absl::Status s = optimizer_->Restore(*state); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot restore the server state of ", name(),
+                                                   " version ", version, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   manifest::ModelManifest m;
   m.task = options_.config.name();
@@ -205,7 +238,7 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   m.feature_schema_json = task::FeatureSchemaSummaryJson(options_.schema);
   m.feature_schema_hash = feature_schema_hash_;
   m.aggregation_mode = ModeName(options_.mode);
-  m.strategy = "fedavg";
+  m.strategy = optimizer_->name();
   m.created_at = manifest::NowRfc3339();
   return m;
 }
@@ -242,7 +275,8 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
   snapshot->wire_sha256 = digest->sha256_hex;
   snapshot->wire_bytes = digest->bytes;
   if (publish) {
-    absl::StatusOr<manifest::SignedManifest> published = registry_->Publish(m, tensors);
+    absl::StatusOr<manifest::SignedManifest> published =
+        registry_->Publish(m, tensors, optimizer_->State());
     if (!published.ok()) return published.status();
     snapshot->manifest = *std::move(published);
   } else {
@@ -388,7 +422,7 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   record_.round_id = round_id_;
   record_.base_version = global_->version;
   record_.mode = ModeName(options_.mode);
-  record_.strategy = "fedavg";
+  record_.strategy = optimizer_->name();
   record_.selected_nodes = static_cast<uint32_t>(selected_.size());
   record_.opened_at = UnixNow();
 }
@@ -466,7 +500,8 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   m.contributing_nodes = record_.participants;
   m.total_samples = record_.samples;
   lock.unlock();
-  absl::StatusOr<tensor::NamedTensors> next = ApplyToBase(*fed_avg, *base);
+  optimizer_stepped_ = true;  // from here an abort must restore the saved state
+  absl::StatusOr<tensor::NamedTensors> next = ApplyToBase(*fed_avg, *base, *optimizer_);
   fed_avg.reset();
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
       next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
@@ -517,7 +552,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   } else {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
-    published = registry_->Publish(*std::move(m), candidate_tensors_);
+    published = registry_->Publish(*std::move(m), candidate_tensors_, optimizer_->State());
   }
   candidate_tensors_.clear();
   lock.lock();
@@ -528,6 +563,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   }
   next_global->manifest = *std::move(published);
   global_ = std::move(next_global);
+  optimizer_stepped_ = false;  // its state is now the published version's
   latest_metrics_ = std::move(mean_metrics);
   candidate_.reset();
   RemoveStaleWireFiles(global_->version);
@@ -549,6 +585,16 @@ void TaskRunner::AbortRound(const std::string& reason) {
   candidate_.reset();
   candidate_tensors_.clear();
   secure_round_.reset();
+  if (optimizer_stepped_) {
+    // The strategy stepped for a model that will not be published: back to
+    // the state saved with the global version.
+    if (absl::Status s = RestoreServerState(global_->version); !s.ok()) {
+      spdlog::error("task {}: {}; the server strategy starts again from its initial state",
+                    name(), s.message());
+      optimizer_->Reset();
+    }
+    optimizer_stepped_ = false;
+  }
   RemoveStaleWireFiles(global_->version);
   record_.status = "aborted";
   record_.reason = reason;

@@ -177,6 +177,10 @@ class TaskRunner {
   // rounds, superseded globals, leftovers of a crash).
   void RemoveStaleWireFiles(uint64_t keep) const;
   manifest::ModelManifest ManifestTemplate(uint64_t version) const;
+  // Puts the server strategy into the state saved with registry `version`
+  // (its initial state when that version was made by another strategy or
+  // saved none). Fails when the saved state is damaged or does not fit.
+  absl::Status RestoreServerState(uint64_t version);
 
   // Constant after construction.
   const Options options_;
@@ -215,6 +219,11 @@ class TaskRunner {
   // round aborts (driver thread only): the only full model the coordinator
   // holds in memory.
   tensor::NamedTensors candidate_tensors_;
+
+  // The server strategy (driver thread only; Create before the driver
+  // starts). optimizer_stepped_: it stepped for a candidate not yet published.
+  std::unique_ptr<ServerOptimizer> optimizer_;
+  bool optimizer_stepped_ = false;
 
   // Serializes folding into the sum; taken before mu_ when both are needed.
   std::mutex fold_mu_;

@@ -157,6 +157,53 @@ TEST(RiskTrainer, DoesNotUseTheGlobalRng) {
   EXPECT_TRUE(AllEqual(tensor::StateOf(*a), tensor::StateOf(*b)));
 }
 
+// Squared distance of the trained parameters from where they started.
+double DriftOf(const models::RiskMlp& trained, const std::vector<at::Tensor>& start) {
+  const std::vector<at::Tensor> now = trained->parameters();
+  double drift = 0;
+  for (size_t i = 0; i < now.size(); ++i) drift += (now[i] - start[i]).pow(2).sum().item<double>();
+  return drift;
+}
+
+// FedProx: the proximal term pulls the local model towards the global one it
+// started from, more strongly as mu grows; mu = 0 is plain training exactly.
+TEST(RiskTrainer, ProximalTermKeepsTheModelNearItsStart) {
+  const data::DeclarationTable table = SyntheticTable(800);
+  const std::vector<int64_t> rows = Range(0, 800);
+  std::vector<double> drift;
+  for (double mu : {0.0, 1.0, 100.0}) {
+    models::RiskMlp model = ModelFor(table);
+    std::vector<at::Tensor> start;
+    for (const at::Tensor& p : model->parameters()) start.push_back(p.detach().clone());
+    v1::TrainingConfig config = FastConfig(3);
+    config.set_optimizer("sgd");
+    config.set_learning_rate(0.005);
+    config.set_proximal_mu(mu);
+    absl::StatusOr<TrainResult> result = TrainRiskModel(model, table, rows, config);
+    ASSERT_TRUE(result.ok()) << result.status();
+    drift.push_back(DriftOf(model, start));
+  }
+  EXPECT_LT(drift[1], drift[0]);
+  EXPECT_LT(drift[2], 0.5 * drift[1]);
+
+  models::RiskMlp plain = ModelFor(table);
+  models::RiskMlp zero_mu = ModelFor(table);
+  v1::TrainingConfig config = FastConfig(1);
+  ASSERT_TRUE(TrainRiskModel(plain, table, rows, config).ok());
+  config.set_proximal_mu(0);
+  ASSERT_TRUE(TrainRiskModel(zero_mu, table, rows, config).ok());
+  EXPECT_TRUE(AllEqual(tensor::StateOf(*plain), tensor::StateOf(*zero_mu)));
+}
+
+TEST(RiskTrainer, ProximalMuOutOfRangeIsRefused) {
+  v1::TrainingConfig config = FastConfig(1);
+  config.set_proximal_mu(-1);
+  absl::Status s = CheckTrainingConfig(config);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.message()).find("proximal_mu -1 is not in [0, 1000]"), std::string::npos)
+      << s;
+}
+
 TEST(RiskTrainer, StandardizationBecomesTheLocalColumnStatistics) {
   const data::DeclarationTable table = SyntheticTable(640);
   const std::vector<int64_t> rows = Range(0, 640);
