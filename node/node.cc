@@ -129,7 +129,10 @@ absl::Status Node::Run() {
             }
             status = Train(*assignment);
             if (!status.ok() && !Retryable(status)) refused_round = assignment->round_id();
-            if (!status.ok() && assignment->has_secure() && !Retryable(status)) {
+            // A secure round this node cannot take part in is sat out, but
+            // credentials or a forged manifest still stop the node.
+            if (!status.ok() && assignment->has_secure() && !Retryable(status) &&
+                !absl::IsPermissionDenied(status) && !absl::IsUnauthenticated(status)) {
               spdlog::warn("round {}: secure update refused: {}; sitting the round out",
                            assignment->round_id(), status.message());
               status = absl::OkStatus();
@@ -224,6 +227,15 @@ absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
 }
 
 absl::Status Node::Train(const v1::TaskAssignment& a) {
+  // The node, not the coordinator, decides whether its update may leave in
+  // the clear: checked before any training.
+  if (!a.has_secure() && config_.aggregation_mode() != v1::TRUSTED) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "round ", a.round_id(), ": the coordinator asks for this node's update in the clear "
+        "(its mode is trusted), but this node's config allows only aggregation_mode SECURE; "
+        "nothing was sent. Set \"aggregation_mode\": \"TRUSTED\" in the node config only if "
+        "the administration consents to the coordinator seeing its update"));
+  }
   auto path = FetchModel(a);
   if (!path.ok()) return path.status();
   auto global = task::ReadTensorFile(*path);

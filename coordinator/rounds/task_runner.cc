@@ -353,8 +353,10 @@ bool TaskRunner::HasJoined(const std::string& node) const {
 std::set<std::string> TaskRunner::AvailableLocked() const {
   std::set<std::string> out;
   const Clock::time_point now = Clock::now();
+  // Only nodes that joined (and declared their data) can be selected: a node
+  // seen through another call after a coordinator restart joins again first.
   for (const auto& [node, seen] : last_seen_) {
-    if (now - seen <= kAvailableWindow) out.insert(node);
+    if (now - seen <= kAvailableWindow && declared_train_rows_.contains(node)) out.insert(node);
   }
   return out;
 }
@@ -887,7 +889,10 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   // W, the weight every node divides its sample count by, from the training
   // rows declared at Join (selected nodes have all joined).
   uint64_t total_weight = 0;
-  for (const std::string& node : selected_) total_weight += declared_train_rows_[node];
+  for (const std::string& node : selected_) {
+    auto declared = declared_train_rows_.find(node);
+    if (declared != declared_train_rows_.end()) total_weight += declared->second;
+  }
   if (total_weight == 0 || total_weight > UINT32_MAX) {
     AbortRound(absl::StrCat("the selected nodes declared ", total_weight,
                             " training rows; secure aggregation needs 1..2^32-1"));

@@ -40,6 +40,9 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
     return bad("task", absl::StrCat("\"", c.task(), "\" is not a task this node trains; expected \"risk\""));
   }
   if (c.bad_row_policy() == v1::BAD_ROW_POLICY_UNSPECIFIED) c.set_bad_row_policy(v1::FAIL);
+  if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
+    c.set_aggregation_mode(v1::SECURE);
+  }
   if (c.holdout_fraction() == 0) c.set_holdout_fraction(0.2);
   if (!std::isfinite(c.holdout_fraction()) || c.holdout_fraction() <= 0 ||
       c.holdout_fraction() >= 1) {

@@ -73,7 +73,8 @@ class FederationTest : public ::testing::Test {
   // Tests of single-node behaviour use mode TRUSTED (a secure sum needs two).
   std::unique_ptr<coordinator::Coordinator> StartCoordinator(
       const std::string& name, uint32_t min_nodes, uint32_t rounds, uint32_t deadline_seconds = 60,
-      v1::AggregationMode mode = v1::TRUSTED) {
+      v1::AggregationMode mode = v1::TRUSTED,
+      v1::ServerStrategyConfig::Kind strategy = v1::ServerStrategyConfig::FEDAVG) {
     v1::CoordinatorConfig c;
     c.set_listen_address("127.0.0.1:0");
     *c.mutable_tls() = Identity("coordinator");
@@ -91,6 +92,7 @@ class FederationTest : public ::testing::Test {
     t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
     t->mutable_training()->set_local_epochs(1);
     t->mutable_training()->set_batch_size(128);
+    t->mutable_strategy()->set_kind(strategy);
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     auto coordinator = coordinator::Coordinator::Create(*config);
@@ -223,6 +225,72 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
 // The wire file nodes download survives a restart only while it still matches
 // the signed manifest: a damaged or missing one is rebuilt from the registry,
 // and leftovers (an aborted candidate, a crashed write) are removed.
+// The node decides whether its update may leave in the clear: against a
+// coordinator in mode TRUSTED, a node left at the default (SECURE) stops
+// before training and sends nothing; one whose administration consented
+// (aggregation_mode TRUSTED) takes part. The rounds run FedAdam, whose state
+// is published with each version and restored when the coordinator restarts.
+TEST_F(FederationTest, ClearUpdatesNeedTheNodesConsentAndFedAdamStateSurvivesRestart) {
+  {
+    auto coordinator = StartCoordinator("consent", 1, 2, 5, v1::TRUSTED,
+                                        v1::ServerStrategyConfig::FEDADAM);
+    auto refusing = node::Node::Create(NodeConfigFor("EE", coordinator->Port(), "consent"));
+    ASSERT_TRUE(refusing.ok()) << refusing.status();
+    absl::Status refused = (*refusing)->Run();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+    EXPECT_NE(std::string(refused.message()).find("allows only aggregation_mode SECURE"),
+              std::string::npos)
+        << refused;
+    EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0}));
+
+    v1::NodeConfig consenting = NodeConfigFor("FI", coordinator->Port(), "consent");
+    consenting.set_aggregation_mode(v1::TRUSTED);
+    auto node = node::Node::Create(consenting);
+    ASSERT_TRUE(node.ok()) << node.status();
+    EXPECT_TRUE((*node)->Run().ok());
+    EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
+    for (uint64_t v : {0, 1, 2}) {
+      auto m = manifest::ParseManifest(coordinator->registry().ReadManifest("risk", v)->json, "t");
+      ASSERT_TRUE(m.ok());
+      EXPECT_EQ(m->strategy, "fedadam");
+      EXPECT_EQ(m->server_state_sha256.size(), 64u) << "version " << v;
+    }
+    auto rounds = coordinator->ledger().List("risk");
+    ASSERT_TRUE(rounds.ok());
+    ASSERT_FALSE(rounds->empty());
+    EXPECT_EQ(rounds->back().strategy, "fedadam");
+    EXPECT_EQ(rounds->back().mode, "trusted");
+  }
+  // A restart restores the FedAdam moments of version 2; a damaged state file
+  // stops the restart with a message instead of silently starting over.
+  StartCoordinator("consent", 1, 3, 60, v1::TRUSTED, v1::ServerStrategyConfig::FEDADAM);
+  {
+    std::fstream f(*root_ + "/consent/registry/risk/v00000002/server_state.pt",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x33');
+  }
+  v1::CoordinatorConfig c;
+  c.set_listen_address("127.0.0.1:0");
+  *c.mutable_tls() = Identity("coordinator");
+  c.set_signing_key(Pki("coordinator-signing.key"));
+  c.set_registry_dir(*root_ + "/consent/registry");
+  c.set_state_dir(*root_ + "/consent/state");
+  c.set_aggregation_mode(v1::TRUSTED);
+  v1::TaskConfig* t = c.add_tasks();
+  t->set_name("risk");
+  t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
+  t->mutable_training()->set_batch_size(128);
+  t->mutable_strategy()->set_kind(v1::ServerStrategyConfig::FEDADAM);
+  auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto damaged = coordinator::Coordinator::Create(*config);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(std::string(damaged.status().message()).find("cannot restore the fedadam state"),
+            std::string::npos)
+      << damaged.status();
+}
+
 TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
   const std::string models = *root_ + "/restart/state/models/risk";
   const std::string wire = models + "/v0.fct";
