@@ -7,6 +7,12 @@
 namespace fedcustoms::secagg {
 namespace {
 
+// Bounds on what one node may make the coordinator store and relay to every
+// other node: one certificate, one signature, and shares of 32-byte secrets.
+constexpr size_t kMaxCertificatePemBytes = 16 * 1024;
+constexpr size_t kMaxSignatureBytes = 512;
+constexpr size_t kSecretBytes = 32;
+
 absl::StatusOr<X25519PublicKey> PublicKeyFrom(const std::string& bytes, const std::string& field,
                                               const std::string& node) {
   X25519PublicKey key{};
@@ -36,6 +42,11 @@ absl::Status ReadShares(const google::protobuf::RepeatedPtrField<v1::RevealedSha
     if (r.owner().empty() || r.x() == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": every share needs an owner and x > 0"));
+    }
+    if (static_cast<size_t>(r.y_size()) != LimbCount(kSecretBytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": the share of ", r.owner(), " has ",
+                                                     r.y_size(), " y values, expected ",
+                                                     LimbCount(kSecretBytes)));
     }
     for (uint64_t y : r.y()) {
       if (y >= field::kPrime) {
@@ -69,6 +80,16 @@ absl::StatusOr<SignedAdvertisement> FromProto(const v1::SignedKeys& keys, const 
   if (keys.node().empty() || keys.certificate_pem().empty() || keys.signature().empty()) {
     return absl::InvalidArgumentError(
         "signed keys need node, certificate_pem and signature");
+  }
+  if (keys.certificate_pem().size() > kMaxCertificatePemBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keys of ", keys.node(), ": certificate_pem has ", keys.certificate_pem().size(),
+        " bytes, at most ", kMaxCertificatePemBytes));
+  }
+  if (keys.signature().size() > kMaxSignatureBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("keys of ", keys.node(), ": signature has ",
+                                                   keys.signature().size(), " bytes, at most ",
+                                                   kMaxSignatureBytes));
   }
   SignedAdvertisement out;
   out.keys.task = task;

@@ -1,9 +1,15 @@
 #include "coordinator/rounds/secure_round.h"
 
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
 
 namespace fedcustoms::coordinator {
 namespace {
+
+// A sealed share message is 124 bytes (nonce, two shares of 32-byte secrets,
+// tag); anything past this bound is refused.
+constexpr size_t kMaxSealedBytes = 1024;
 
 const char* StageName(int stage) {
   static const char* const kNames[] = {"advertising keys", "sharing keys", "collecting masked input",
@@ -78,6 +84,13 @@ absl::Status SecureRound::ShareKeys(const std::string& node,
     if (s.from != node) {
       return absl::PermissionDeniedError(
           absl::StrCat("node ", node, " sent shares labelled as from ", s.from));
+    }
+    // Two shares of 32-byte secrets sealed with AES-GCM are 124 bytes: a
+    // larger blob would only make the coordinator store and relay junk.
+    if (s.sealed.size() > kMaxSealedBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent a sealed share for ",
+                                                     s.to, " of ", s.sealed.size(),
+                                                     " bytes; at most ", kMaxSealedBytes));
     }
     if (s.to == node || !u1_nodes_.contains(s.to) || !receivers.insert(s.to).second) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -156,6 +169,27 @@ absl::Status SecureRound::Reveal(const std::string& node, secagg::UnmaskShares s
     if (!u2_.contains(owner) || u3_.contains(owner)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "node ", node, " revealed a mask-key share of ", owner, ", which did not drop out"));
+    }
+  }
+  // Complete, and all at the revealer's own x (its 1-based position in the
+  // sorted U1): a share at another x would break the reconstruction of the
+  // honest nodes' shares, and a missing one would leave a mask in the sum.
+  if (shares.self_mask_seeds.size() != u3_.size() ||
+      shares.mask_keys.size() != u2_.size() - u3_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "node ", node, " revealed ", shares.self_mask_seeds.size(), " self-mask and ",
+        shares.mask_keys.size(), " mask-key shares; expected ", u3_.size(), " and ",
+        u2_.size() - u3_.size()));
+  }
+  const uint32_t x =
+      static_cast<uint32_t>(std::distance(u1_nodes_.begin(), u1_nodes_.find(node))) + 1;
+  for (const auto* revealed : {&shares.self_mask_seeds, &shares.mask_keys}) {
+    for (const auto& [owner, share] : *revealed) {
+      if (share.x != x) {
+        return absl::InvalidArgumentError(absl::StrCat("node ", node, " revealed a share of ",
+                                                       owner, " at x = ", share.x,
+                                                       "; its own shares are at x = ", x));
+      }
     }
   }
   reveals_.emplace(node, std::move(shares));
