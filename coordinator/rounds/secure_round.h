@@ -52,7 +52,8 @@ class SecureRound {
   std::vector<secagg::SealedShares> SharesFor(const std::string& node) const;
 
   // Ends phase 3 with the nodes whose masked input was added to the sum;
-  // FailedPrecondition if fewer than t or a node outside U2.
+  // FailedPrecondition if fewer than t; Internal for a node outside U2 (the
+  // caller only accepts masked input from U2, so that is a bug).
   absl::Status CloseMasking(const std::set<std::string>& u3);
   const std::set<std::string>& u3() const { return u3_; }
 
