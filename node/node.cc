@@ -185,9 +185,13 @@ absl::Status Node::Run() {
       spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
       SleepUnlessStopped(wait);
     } else {
-      // The coordinator refused this step (closed round, rejected update):
-      // log it and wait for the next round's assignment.
-      spdlog::warn("{}; waiting for the next round", status.message());
+      // The coordinator refused this step (closed round, rejected update, a
+      // reply too large): log it and wait for the next round's assignment,
+      // backing off so that a refusal that repeats is not a busy loop.
+      const auto wait = backoff.Next();
+      spdlog::warn("{}; waiting for the next round (next try in {} ms)", status.message(),
+                   wait.count());
+      SleepUnlessStopped(wait);
     }
   }
   return absl::OkStatus();
