@@ -28,6 +28,7 @@ std::string ToJson(const ModelManifest& m) {
   j["privacy"] = json::parse(m.privacy_json);
   j["aggregation_mode"] = m.aggregation_mode;
   j["strategy"] = m.strategy;
+  j["aggregator"] = m.aggregator;
   j["contributing_nodes"] = m.contributing_nodes;
   j["total_samples"] = m.total_samples;
   j["weights_file"] = m.weights_file;
@@ -65,6 +66,8 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
     m.privacy_json = j.at("privacy").dump();
     m.aggregation_mode = j.at("aggregation_mode").get<std::string>();
     m.strategy = j.at("strategy").get<std::string>();
+    // Absent in manifests written before robust aggregation.
+    m.aggregator = j.value("aggregator", "mean");
     m.contributing_nodes = j.at("contributing_nodes").get<uint32_t>();
     m.total_samples = j.at("total_samples").get<uint64_t>();
     m.weights_file = j.at("weights_file").get<std::string>();

@@ -29,6 +29,9 @@ struct ModelManifest {
   std::string feature_schema_hash;
   std::string aggregation_mode;
   std::string strategy;
+  // How updates were combined before the strategy: "mean", "median",
+  // "trimmed_mean", "krum" or "multi_krum", with "+norm_bound" when bounded.
+  std::string aggregator;
   uint32_t contributing_nodes = 0;
   uint64_t total_samples = 0;
   // SHA-256 (hex) of model.pt, and of the tensor-codec bytes that nodes download.

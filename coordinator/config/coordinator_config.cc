@@ -43,6 +43,36 @@ absl::Status FinalizeStrategy(v1::ServerStrategyConfig* s) {
   return absl::OkStatus();
 }
 
+// Fills in the robust aggregation defaults and refuses what mode SECURE
+// cannot do.
+absl::Status FinalizeRobustAggregation(v1::RobustAggregationConfig* r,
+                                       v1::AggregationMode mode) {
+  using Kind = v1::RobustAggregationConfig;
+  if (r->kind() == Kind::KIND_UNSPECIFIED) r->set_kind(Kind::MEAN);
+  if (mode == v1::SECURE && (r->kind() != Kind::MEAN || r->norm_bound() != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Kind::Kind_Name(r->kind()), r->norm_bound() != 0 ? " with norm_bound" : "",
+        " needs each node's update, which the coordinator never sees in aggregation_mode "
+        "SECURE (it learns only the sum); choose aggregation_mode TRUSTED explicitly to use it"));
+  }
+  if (r->trim_fraction() == 0) r->set_trim_fraction(0.1);
+  if (!(r->trim_fraction() > 0 && r->trim_fraction() < 0.5)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trim_fraction: ", r->trim_fraction(), " is outside (0, 0.5)"));
+  }
+  if (r->byzantine_nodes() == 0) r->set_byzantine_nodes(1);
+  if (r->byzantine_nodes() > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("byzantine_nodes: ", r->byzantine_nodes(), " is outside 1..100"));
+  }
+  if (!(std::isfinite(r->norm_bound()) && r->norm_bound() >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("norm_bound: ", r->norm_bound(), " must be 0 (off) or positive"));
+  }
+  if (r->max_memory_mib() == 0) r->set_max_memory_mib(4096);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorConfig c,
@@ -107,6 +137,21 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     }
     if (absl::Status s = FinalizeStrategy(t->mutable_strategy()); !s.ok()) {
       return bad(prefix + ".strategy", std::string(s.message()));
+    }
+    if (absl::Status s = FinalizeRobustAggregation(t->mutable_robust_aggregation(),
+                                                   c.aggregation_mode());
+        !s.ok()) {
+      return bad(prefix + ".robust_aggregation", std::string(s.message()));
+    }
+    if (const v1::RobustAggregationConfig& r = t->robust_aggregation();
+        (r.kind() == v1::RobustAggregationConfig::KRUM ||
+         r.kind() == v1::RobustAggregationConfig::MULTI_KRUM) &&
+        t->min_nodes() <= 2 * r.byzantine_nodes() + 2) {
+      return bad(prefix + ".min_nodes",
+                 absl::StrCat(t->min_nodes(), " is too few for ",
+                              v1::RobustAggregationConfig::Kind_Name(r.kind()), " with byzantine_nodes ",
+                              r.byzantine_nodes(), ": it needs more than ",
+                              2 * r.byzantine_nodes() + 2, " updates"));
     }
     if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 2) {
       return bad(prefix + ".min_nodes",

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
@@ -57,6 +58,13 @@ absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSna
                                             base.version, "'s ", base.wire_sha256));
   }
   return fed_avg.Apply(TensorFile(base.wire_path), &optimizer);
+}
+
+// How manifests name the rule that combined the updates.
+std::string AggregatorName(const v1::RobustAggregationConfig& r) {
+  std::string name = absl::AsciiStrToLower(v1::RobustAggregationConfig::Kind_Name(r.kind()));
+  if (r.norm_bound() > 0) name += "+norm_bound";
+  return name;
 }
 
 // How the ledger and the manifests name a mode.
@@ -239,6 +247,7 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   m.feature_schema_hash = feature_schema_hash_;
   m.aggregation_mode = ModeName(options_.mode);
   m.strategy = optimizer_->name();
+  m.aggregator = AggregatorName(options_.config.robust_aggregation());
   m.created_at = manifest::NowRfc3339();
   return m;
 }
@@ -430,17 +439,36 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
 }
 
 void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
-  // The running sum (one model of float32) is allocated before the round
-  // opens, here where a failure aborts the round. No fold can run outside the
-  // training phase, so replacing it races with nothing; fold_mu_ is still
-  // taken in its documented order.
+  // A rule that keeps every update must fit in its memory cap, or the round
+  // does not open.
+  const uint32_t capacity = static_cast<uint32_t>(selected_.size());
+  if (robust()) {
+    const uint64_t need = RobustAggregator::MemoryBytes(spec_, capacity);
+    const uint64_t cap = uint64_t{options_.config.robust_aggregation().max_memory_mib()} << 20;
+    if (need > cap) {
+      AbortRound(absl::StrCat(
+          v1::RobustAggregationConfig::Kind_Name(options_.config.robust_aggregation().kind()),
+          " would keep ", capacity, " updates of ", ParameterCount(spec_), " parameters (",
+          need >> 20, " MiB); robust_aggregation.max_memory_mib is ",
+          options_.config.robust_aggregation().max_memory_mib()));
+      return;
+    }
+  }
+  // The running sum (one model of float32; all updates for a robust rule) is
+  // allocated before the round opens, here where a failure aborts the round.
+  // No fold can run outside the training phase, so replacing it races with
+  // nothing; fold_mu_ is still taken in its documented order.
   lock.unlock();
   {
     std::lock_guard fold_lock(fold_mu_);
     fed_avg_.reset();  // the old sum goes first: never two in memory
     masked_sum_.reset();
+    robust_.reset();
     if (secure()) {
       masked_sum_ = std::make_unique<MaskedSum>(ParameterCount(spec_) + 1);
+    } else if (robust()) {
+      robust_ = std::make_unique<RobustAggregator>(options_.config.robust_aggregation(), spec_,
+                                                   capacity);
     } else {
       fed_avg_ = std::make_unique<FedAvg>(spec_);
     }
@@ -465,10 +493,12 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   std::unique_ptr<FedAvg> fed_avg;
   std::unique_ptr<MaskedSum> masked_sum;
+  std::unique_ptr<RobustAggregator> robust;
   {
     std::lock_guard fold_lock(fold_mu_);
     fed_avg = std::move(fed_avg_);
     masked_sum = std::move(masked_sum_);
+    robust = std::move(robust_);
   }
   lock.lock();
   uploading_.clear();
@@ -493,7 +523,26 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     fed_avg = *std::move(decoded);
     secure_round_.reset();  // the revealed shares go with it
   }
-  record_.samples = fed_avg ? fed_avg->samples() : 0;
+  if (robust) {
+    // The robust rule's combined update goes through the same Apply path
+    // (server strategy included) as a single flat update.
+    record_.samples = robust->samples();
+    absl::StatusOr<at::Tensor> combined = robust->Aggregate();
+    robust.reset();
+    if (!combined.ok()) {
+      AbortRound(absl::StrCat("robust aggregation failed: ", combined.status().message()));
+      return;
+    }
+    fed_avg = std::make_unique<FedAvg>(spec_);
+    if (absl::Status s = fed_avg->AddFlat(
+            std::span<const float>(combined->data_ptr<float>(), combined->numel()), 1);
+        !s.ok()) {
+      AbortRound(absl::StrCat("robust aggregation failed: ", s.message()));
+      return;
+    }
+  } else {
+    record_.samples = fed_avg ? fed_avg->samples() : 0;
+  }
 
   const auto aggregate_start = Clock::now();
   std::shared_ptr<const ModelSnapshot> base = global_;
@@ -820,7 +869,7 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
     std::lock_guard lock(mu_);
     if (absl::Status s =
             CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
-        !s.ok() || !(secure() ? static_cast<bool>(masked_sum_) : static_cast<bool>(fed_avg_))) {
+        !s.ok() || !(masked_sum_ || fed_avg_ || robust_)) {
       if (header.round_id() == round_id_) uploading_.erase(node);
       return absl::FailedPreconditionError(absl::StrCat(
           "round ", header.round_id(), " closed before the update from ", node,
@@ -830,7 +879,9 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   const auto fold_start = Clock::now();
   if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
   absl::Status folded =
-      secure() ? masked_sum_->Add(update) : fed_avg_->Add(update, header.sample_count());
+      masked_sum_ ? masked_sum_->Add(update)
+      : robust_   ? robust_->Add(update, header.sample_count())
+                  : fed_avg_->Add(update, header.sample_count());
   spdlog::info("task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
                 validate_seconds,
                 std::chrono::duration<double>(Clock::now() - fold_start).count());

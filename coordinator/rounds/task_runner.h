@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "coordinator/aggregation/fed_avg.h"
+#include "coordinator/aggregation/robust_aggregator.h"
 #include "coordinator/aggregation/masked_sum.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
@@ -152,6 +153,12 @@ class TaskRunner {
                                                           std::unique_ptr<MaskedSum> masked)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool secure() const { return options_.mode == v1::SECURE; }
+  // A rule that looks at each update (mode TRUSTED only; the config refuses
+  // it in mode SECURE).
+  bool robust() const {
+    const v1::RobustAggregationConfig& r = options_.config.robust_aggregation();
+    return !secure() && (r.kind() != v1::RobustAggregationConfig::MEAN || r.norm_bound() > 0);
+  }
   // Waits for `done` until a deadline `seconds` from now, in `phase`.
   void RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds,
                 const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -227,7 +234,8 @@ class TaskRunner {
 
   // Serializes folding into the sum; taken before mu_ when both are needed.
   std::mutex fold_mu_;
-  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);      // mode TRUSTED
+  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);      // mode TRUSTED, MEAN
+  std::unique_ptr<RobustAggregator> robust_ ABSL_GUARDED_BY(fold_mu_);  // mode TRUSTED, robust
   std::unique_ptr<MaskedSum> masked_sum_ ABSL_GUARDED_BY(fold_mu_);  // mode SECURE
 
   std::thread driver_;

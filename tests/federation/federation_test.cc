@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -74,7 +75,8 @@ class FederationTest : public ::testing::Test {
   std::unique_ptr<coordinator::Coordinator> StartCoordinator(
       const std::string& name, uint32_t min_nodes, uint32_t rounds, uint32_t deadline_seconds = 60,
       v1::AggregationMode mode = v1::TRUSTED,
-      v1::ServerStrategyConfig::Kind strategy = v1::ServerStrategyConfig::FEDAVG) {
+      v1::ServerStrategyConfig::Kind strategy = v1::ServerStrategyConfig::FEDAVG,
+      const std::function<void(v1::TaskConfig&)>& tweak = nullptr) {
     v1::CoordinatorConfig c;
     c.set_listen_address("127.0.0.1:0");
     *c.mutable_tls() = Identity("coordinator");
@@ -93,6 +95,7 @@ class FederationTest : public ::testing::Test {
     t->mutable_training()->set_local_epochs(1);
     t->mutable_training()->set_batch_size(128);
     t->mutable_strategy()->set_kind(strategy);
+    if (tweak) tweak(*t);
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     auto coordinator = coordinator::Coordinator::Create(*config);
@@ -599,6 +602,79 @@ TEST_F(FederationTest, RoundAbortsWhenTooFewUpdatesArriveByTheDeadline) {
   EXPECT_EQ((*rounds)[0].reason,
             "only 0 of 1 selected nodes sent a valid update by the deadline; min_nodes is 1");
   EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0}));
+}
+
+// Mode TRUSTED with a robust rule: three consenting nodes, the coordinate-wise
+// median, recorded in the manifest; and a round whose updates would not fit
+// in robust_aggregation.max_memory_mib is not opened.
+TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
+  auto median = [](v1::TaskConfig& t) {
+    t.mutable_robust_aggregation()->set_kind(v1::RobustAggregationConfig::MEDIAN);
+  };
+  {
+    auto coordinator = StartCoordinator("median", 3, 1, 60, v1::TRUSTED,
+                                        v1::ServerStrategyConfig::FEDAVG, median);
+    std::vector<std::unique_ptr<node::Node>> nodes;
+    uint64_t total_train_rows = 0;
+    for (const std::string admin : {"EE", "FI", "LV"}) {
+      v1::NodeConfig config = NodeConfigFor(admin, coordinator->Port(), "median");
+      config.set_aggregation_mode(v1::TRUSTED);
+      auto n = node::Node::Create(config);
+      ASSERT_TRUE(n.ok()) << n.status();
+      total_train_rows += (*n)->data().split.train.size();
+      nodes.push_back(*std::move(n));
+    }
+    std::vector<std::future<absl::Status>> runs;
+    for (auto& n : nodes) runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
+    for (auto& run : runs) {
+      ASSERT_EQ(run.wait_for(std::chrono::minutes(5)), std::future_status::ready);
+      EXPECT_TRUE(run.get().ok());
+    }
+    auto m = manifest::ParseManifest(coordinator->registry().ReadManifest("risk", 1)->json, "t");
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->aggregator, "median");
+    EXPECT_EQ(m->aggregation_mode, "trusted");
+    EXPECT_EQ(m->contributing_nodes, 3u);
+    EXPECT_EQ(m->total_samples, total_train_rows);
+  }
+  // About 290 k parameters x 1 node > 1 MiB.
+  auto coordinator = StartCoordinator(
+      "median-cap", 1, 1, 60, v1::TRUSTED, v1::ServerStrategyConfig::FEDAVG,
+      [&](v1::TaskConfig& t) {
+        median(t);
+        t.mutable_robust_aggregation()->set_max_memory_mib(1);
+        t.mutable_model()->clear_hidden_units();
+        t.mutable_model()->add_hidden_units(1024);
+        t.mutable_model()->add_hidden_units(256);
+      });
+  auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
+  {
+    grpc::ClientContext context;
+    v1::JoinRequest join;
+    join.add_tasks("risk");
+    join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+    join.mutable_data()->set_train_rows(100);
+    v1::JoinResponse response;
+    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
+  }
+  absl::StatusOr<std::vector<coordinator::RoundRecord>> rounds;
+  for (int i = 0; i < 100; ++i) {
+    grpc::ClientContext context;  // keeps the node available
+    v1::GetTaskRequest request;
+    request.set_task("risk");
+    v1::TaskAssignment task;
+    (void)stub->GetTask(&context, request, &task);
+    rounds = coordinator->ledger().List("risk");
+    if (rounds.ok() && !rounds->empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_FALSE(rounds->empty());
+  EXPECT_EQ((*rounds)[0].status, "aborted");
+  EXPECT_NE((*rounds)[0].reason.find("MEDIAN would keep 1 updates of "), std::string::npos)
+      << (*rounds)[0].reason;
+  EXPECT_NE((*rounds)[0].reason.find("robust_aggregation.max_memory_mib is 1"), std::string::npos)
+      << (*rounds)[0].reason;
 }
 
 }  // namespace

@@ -1,0 +1,164 @@
+#include "coordinator/aggregation/robust_aggregator.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+using Kind = v1::RobustAggregationConfig;
+
+// Columns sorted or multiplied at a time: a block of all n updates stays a
+// few MiB, so the sort's copy never approaches the size of the updates.
+constexpr int64_t kBlockColumns = 1 << 15;
+
+int64_t ParametersOf(const UpdateSpec& spec) {
+  int64_t total = 0;
+  for (const UpdateSpec::Entry& e : spec.entries) {
+    int64_t n = 1;
+    for (int64_t d : e.shape) n *= d;
+    total += n;
+  }
+  return total;
+}
+
+}  // namespace
+
+RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, UpdateSpec spec,
+                                   uint32_t capacity)
+    : config_(config), spec_(std::move(spec)) {
+  for (const UpdateSpec::Entry& e : spec_.entries) {
+    offsets_.push_back(parameters_);
+    int64_t n = 1;
+    for (int64_t d : e.shape) n *= d;
+    parameters_ += n;
+  }
+  rows_ = torch::empty({static_cast<int64_t>(capacity), parameters_}, torch::kFloat32);
+}
+
+uint64_t RobustAggregator::MemoryBytes(const UpdateSpec& spec, uint32_t capacity) {
+  return static_cast<uint64_t>(capacity) * static_cast<uint64_t>(ParametersOf(spec)) *
+         sizeof(float);
+}
+
+absl::Status RobustAggregator::Add(const TensorSource& update, uint64_t sample_count) {
+  if (sample_count == 0) return absl::InvalidArgumentError("sample count must be > 0");
+  if (count_ >= rows_.size(0)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("room for ", rows_.size(0), " updates (the selected nodes) is full"));
+  }
+  at::Tensor row = rows_[count_];
+  size_t index = 0;
+  absl::Status status = update.ForEach([&](const TensorSlice& slice) -> absl::Status {
+    if (index >= spec_.entries.size() || slice.name != spec_.entries[index].name) {
+      return absl::InternalError(absl::StrCat("unvalidated update tensor \"", slice.name, "\""));
+    }
+    row.narrow(0, offsets_[index] + slice.offset, slice.data.numel())
+        .copy_(slice.data.reshape({-1}));
+    if (slice.last()) ++index;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;  // the row is overwritten by the next Add
+  sample_counts_.push_back(sample_count);
+  samples_ += sample_count;
+  ++count_;
+  return absl::OkStatus();
+}
+
+std::vector<double> RobustAggregator::KrumScores(const at::Tensor& x) const {
+  const int64_t n = x.size(0);
+  // Gram matrix in double, block by block, then d_ij = G_ii + G_jj - 2 G_ij.
+  at::Tensor gram = torch::zeros({n, n}, torch::kFloat64);
+  for (int64_t c = 0; c < parameters_; c += kBlockColumns) {
+    const at::Tensor block = x.narrow(1, c, std::min(kBlockColumns, parameters_ - c))
+                                 .to(torch::kFloat64);
+    gram.add_(block.matmul(block.t()));
+  }
+  const at::Tensor diagonal = gram.diagonal();
+  const at::Tensor distances =
+      (diagonal.unsqueeze(0) + diagonal.unsqueeze(1) - 2 * gram).clamp_min(0).contiguous();
+  const double* d = distances.data_ptr<double>();
+  const int64_t neighbours = n - static_cast<int64_t>(config_.byzantine_nodes()) - 2;
+  std::vector<double> scores(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> others;
+    for (int64_t j = 0; j < n; ++j) {
+      if (j != i) others.push_back(d[i * n + j]);
+    }
+    std::partial_sort(others.begin(), others.begin() + neighbours, others.end());
+    scores[i] = std::accumulate(others.begin(), others.begin() + neighbours, 0.0);
+  }
+  return scores;
+}
+
+absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
+  torch::NoGradGuard no_grad;
+  chosen_.clear();
+  if (count_ == 0) return absl::FailedPreconditionError("no update was aggregated");
+  const int64_t n = count_;
+  at::Tensor x = rows_.narrow(0, 0, n);
+  if (config_.norm_bound() > 0) {
+    // Each update scaled to at most the bound: x_i *= min(1, B / ||x_i||).
+    const at::Tensor norms = x.to(torch::kFloat64).norm(2, 1);
+    const at::Tensor scale = (config_.norm_bound() / norms.clamp_min(1e-300)).clamp_max(1.0);
+    x.mul_(scale.to(torch::kFloat32).unsqueeze(1));
+  }
+  switch (config_.kind()) {
+    case Kind::MEDIAN:
+    case Kind::TRIMMED_MEAN: {
+      const int64_t trim =
+          config_.kind() == Kind::MEDIAN
+              ? 0
+              : static_cast<int64_t>(std::floor(config_.trim_fraction() * static_cast<double>(n)));
+      at::Tensor out = torch::empty({parameters_}, torch::kFloat32);
+      for (int64_t c = 0; c < parameters_; c += kBlockColumns) {
+        const int64_t width = std::min(kBlockColumns, parameters_ - c);
+        const at::Tensor sorted = std::get<0>(x.narrow(1, c, width).sort(0));
+        at::Tensor target = out.narrow(0, c, width);
+        if (config_.kind() == Kind::MEDIAN) {
+          target.copy_(n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) * 0.5f);
+        } else {
+          target.copy_(sorted.narrow(0, trim, n - 2 * trim).mean(0));
+        }
+      }
+      return out;
+    }
+    case Kind::KRUM:
+    case Kind::MULTI_KRUM: {
+      const int64_t f = config_.byzantine_nodes();
+      if (n <= 2 * f + 2) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            Kind::Kind_Name(config_.kind()), " with byzantine_nodes ", f, " needs more than ",
+            2 * f + 2, " updates; the round has ", n));
+      }
+      const std::vector<double> scores = KrumScores(x);
+      std::vector<uint32_t> order(n);
+      std::iota(order.begin(), order.end(), 0u);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](uint32_t a, uint32_t b) { return scores[a] < scores[b]; });
+      int64_t m = 1;
+      if (config_.kind() == Kind::MULTI_KRUM) {
+        m = config_.multi_krum_m() == 0 ? n - f : config_.multi_krum_m();
+        if (m > n) m = n;
+      }
+      chosen_.assign(order.begin(), order.begin() + m);
+      std::sort(chosen_.begin(), chosen_.end());
+      at::Tensor out = torch::zeros({parameters_}, torch::kFloat32);
+      for (uint32_t i : chosen_) out.add_(x[i]);
+      return out.div_(static_cast<double>(m));
+    }
+    default: {  // MEAN (with a norm bound): sample-weighted
+      at::Tensor out = torch::zeros({parameters_}, torch::kFloat32);
+      for (int64_t i = 0; i < n; ++i) {
+        out.add_(x[i], static_cast<double>(sample_counts_[i]) / static_cast<double>(samples_));
+      }
+      return out;
+    }
+  }
+}
+
+}  // namespace fedcustoms::coordinator

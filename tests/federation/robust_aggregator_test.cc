@@ -1,0 +1,241 @@
+// Robust aggregation rules (median, trimmed mean, Krum, Multi-Krum, norm
+// bounding) against direct per-coordinate computations in double.
+#include "coordinator/aggregation/robust_aggregator.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "coordinator/config/coordinator_config.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+using Kind = v1::RobustAggregationConfig;
+
+tensor::NamedTensors Shapes() {
+  return {{"a.weight", torch::zeros({6, 5})}, {"b.bias", torch::zeros({7})}};
+}
+
+// Update i: honest ones scatter around a common direction; `outlier` ones are
+// far away (scaled by 50 and sign-flipped).
+tensor::NamedTensors UpdateOf(int i, bool outlier = false) {
+  torch::manual_seed(1000 + i);
+  const float s = outlier ? -50.0f : 1.0f;
+  return {{"a.weight", (torch::ones({6, 5}) * 0.3f + torch::randn({6, 5}) * 0.05f) * s},
+          {"b.bias", (torch::ones({7}) * -0.1f + torch::randn({7}) * 0.05f) * s}};
+}
+
+std::vector<double> Flat(const tensor::NamedTensors& t) {
+  std::vector<double> out;
+  for (const auto& [name, x] : t) {
+    at::Tensor d = x.to(torch::kFloat64).contiguous().view(-1);
+    out.insert(out.end(), d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  }
+  return out;
+}
+
+v1::RobustAggregationConfig Config(Kind::Kind kind) {
+  v1::RobustAggregationConfig c;
+  c.set_kind(kind);
+  c.set_trim_fraction(0.2);
+  c.set_byzantine_nodes(2);
+  return c;
+}
+
+struct Round {
+  std::vector<std::vector<double>> updates;
+  std::vector<uint64_t> samples;
+};
+
+absl::StatusOr<std::vector<double>> Combine(const v1::RobustAggregationConfig& config,
+                                            const std::vector<tensor::NamedTensors>& updates,
+                                        Round* round = nullptr,
+                                        std::vector<uint32_t>* chosen = nullptr) {
+  RobustAggregator aggregator(config, UpdateSpec::Of(Shapes()),
+                              static_cast<uint32_t>(updates.size()));
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const uint64_t samples = 100 * (i + 1);
+    EXPECT_TRUE(aggregator.Add(InMemoryTensors(updates[i]), samples).ok());
+    if (round != nullptr) {
+      round->updates.push_back(Flat(updates[i]));
+      round->samples.push_back(samples);
+    }
+  }
+  absl::StatusOr<at::Tensor> out = aggregator.Aggregate();
+  if (!out.ok()) return out.status();
+  if (chosen != nullptr) *chosen = aggregator.chosen();
+  at::Tensor d = out->to(torch::kFloat64);
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+std::vector<double> Column(const Round& r, size_t j) {
+  std::vector<double> c;
+  for (const auto& u : r.updates) c.push_back(u[j]);
+  std::sort(c.begin(), c.end());
+  return c;
+}
+
+TEST(RobustAggregator, MedianOfOddAndEvenCountsIsThePerCoordinateMedian) {
+  for (int n : {5, 6}) {
+    std::vector<tensor::NamedTensors> updates;
+    for (int i = 0; i < n; ++i) updates.push_back(UpdateOf(i, i == 0));
+    Round round;
+    auto got = Combine(Config(Kind::MEDIAN), updates, &round);
+    ASSERT_TRUE(got.ok()) << got.status();
+    for (size_t j = 0; j < got->size(); ++j) {
+      const std::vector<double> c = Column(round, j);
+      const double median = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+      ASSERT_NEAR((*got)[j], median, 1e-6) << "n=" << n << " j=" << j;
+    }
+  }
+}
+
+TEST(RobustAggregator, TrimmedMeanDropsTheExtremesOfEachCoordinate) {
+  std::vector<tensor::NamedTensors> updates;
+  for (int i = 0; i < 10; ++i) updates.push_back(UpdateOf(i, i < 2));
+  Round round;
+  auto got = Combine(Config(Kind::TRIMMED_MEAN), updates, &round);  // trims 2 at each end
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (size_t j = 0; j < got->size(); ++j) {
+    const std::vector<double> c = Column(round, j);
+    const double mean = std::accumulate(c.begin() + 2, c.end() - 2, 0.0) / 6;
+    ASSERT_NEAR((*got)[j], mean, 1e-6) << j;
+  }
+}
+
+// Krum written out: scores from pairwise squared distances.
+std::vector<double> ReferenceKrumScores(const Round& r, int f) {
+  const size_t n = r.updates.size();
+  std::vector<double> scores;
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<double> d;
+    for (size_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      double s = 0;
+      for (size_t k = 0; k < r.updates[i].size(); ++k) {
+        s += (r.updates[i][k] - r.updates[j][k]) * (r.updates[i][k] - r.updates[j][k]);
+      }
+      d.push_back(s);
+    }
+    std::sort(d.begin(), d.end());
+    scores.push_back(std::accumulate(d.begin(), d.begin() + (n - f - 2), 0.0));
+  }
+  return scores;
+}
+
+TEST(RobustAggregator, KrumAndMultiKrumChooseTheUpdatesWithTheBestScores) {
+  std::vector<tensor::NamedTensors> updates;
+  for (int i = 0; i < 9; ++i) updates.push_back(UpdateOf(i, i == 3 || i == 7));
+  Round round;
+  std::vector<uint32_t> chosen;
+  auto krum = Combine(Config(Kind::KRUM), updates, &round, &chosen);
+  ASSERT_TRUE(krum.ok()) << krum.status();
+  const std::vector<double> scores = ReferenceKrumScores(round, 2);
+  const size_t best = std::min_element(scores.begin(), scores.end()) - scores.begin();
+  ASSERT_EQ(chosen, std::vector<uint32_t>{static_cast<uint32_t>(best)});
+  for (size_t j = 0; j < krum->size(); ++j) ASSERT_NEAR((*krum)[j], round.updates[best][j], 1e-6);
+
+  v1::RobustAggregationConfig multi = Config(Kind::MULTI_KRUM);
+  multi.set_multi_krum_m(4);
+  auto mk = Combine(multi, updates, nullptr, &chosen);
+  ASSERT_TRUE(mk.ok()) << mk.status();
+  std::vector<uint32_t> order(9);
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return scores[a] < scores[b]; });
+  std::vector<uint32_t> expected(order.begin(), order.begin() + 4);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(chosen, expected);
+  for (uint32_t outlier : {3u, 7u}) {
+    EXPECT_EQ(std::count(chosen.begin(), chosen.end(), outlier), 0) << outlier;
+  }
+  for (size_t j = 0; j < mk->size(); ++j) {
+    double mean = 0;
+    for (uint32_t i : expected) mean += round.updates[i][j] / 4;
+    ASSERT_NEAR((*mk)[j], mean, 1e-6);
+  }
+}
+
+TEST(RobustAggregator, KrumRefusesTooFewUpdatesForItsF) {
+  std::vector<tensor::NamedTensors> updates;
+  for (int i = 0; i < 6; ++i) updates.push_back(UpdateOf(i));
+  auto got = Combine(Config(Kind::KRUM), updates);  // f = 2 needs n > 6
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().message(), "KRUM with byzantine_nodes 2 needs more than 6 updates; "
+                                    "the round has 6");
+}
+
+TEST(RobustAggregator, NormBoundScalesLargeUpdatesBeforeTheWeightedMean) {
+  std::vector<tensor::NamedTensors> updates = {UpdateOf(0), UpdateOf(1, true), UpdateOf(2)};
+  v1::RobustAggregationConfig config = Config(Kind::MEAN);
+  config.set_norm_bound(1.0);
+  Round round;
+  auto got = Combine(config, updates, &round);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const double total = 100 + 200 + 300;
+  for (size_t j = 0; j < got->size(); ++j) {
+    double expected = 0;
+    for (size_t i = 0; i < 3; ++i) {
+      double norm = 0;
+      for (double v : round.updates[i]) norm += v * v;
+      norm = std::sqrt(norm);
+      expected += round.updates[i][j] * std::min(1.0, 1.0 / norm) * round.samples[i] / total;
+    }
+    ASSERT_NEAR((*got)[j], expected, 1e-6) << j;
+  }
+}
+
+TEST(RobustAggregator, MoreUpdatesThanSelectedNodesAreRefused) {
+  RobustAggregator aggregator(Config(Kind::MEDIAN), UpdateSpec::Of(Shapes()), 1);
+  ASSERT_TRUE(aggregator.Add(InMemoryTensors(UpdateOf(0)), 10).ok());
+  EXPECT_EQ(aggregator.Add(InMemoryTensors(UpdateOf(1)), 10).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RobustAggregator::MemoryBytes(UpdateSpec::Of(Shapes()), 10), 10u * 37 * 4);
+}
+
+v1::CoordinatorConfig MinimalConfig(v1::AggregationMode mode) {
+  v1::CoordinatorConfig c;
+  c.set_listen_address("127.0.0.1:0");
+  c.mutable_tls()->set_ca_cert("ca.pem");
+  c.mutable_tls()->set_cert("c.pem");
+  c.mutable_tls()->set_key("c.key");
+  c.set_signing_key("s.key");
+  c.set_registry_dir("r");
+  c.set_state_dir("s");
+  c.set_aggregation_mode(mode);
+  v1::TaskConfig* t = c.add_tasks();
+  t->set_name("risk");
+  t->set_schema_file("schema.json");
+  return c;
+}
+
+TEST(RobustAggregator, ConfigRefusesRulesThatNeedIndividualUpdatesInSecureMode) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
+  c.mutable_tasks(0)->mutable_robust_aggregation()->set_kind(Kind::MEDIAN);
+  auto bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: tasks[0].robust_aggregation: MEDIAN needs each node's update, "
+            "which the coordinator never sees in aggregation_mode SECURE (it learns only the "
+            "sum); choose aggregation_mode TRUSTED explicitly to use it");
+
+  c = MinimalConfig(v1::TRUSTED);
+  c.mutable_tasks(0)->set_min_nodes(4);
+  c.mutable_tasks(0)->mutable_robust_aggregation()->set_kind(Kind::KRUM);
+  bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: tasks[0].min_nodes: 4 is too few for KRUM with byzantine_nodes 1: "
+            "it needs more than 4 updates");
+  c.mutable_tasks(0)->set_min_nodes(5);
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->tasks(0).robust_aggregation().max_memory_mib(), 4096u);
+}
+
+}  // namespace
+}  // namespace fedcustoms::coordinator
