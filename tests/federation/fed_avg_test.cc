@@ -49,6 +49,44 @@ TEST(FedAvg, WeightsUpdatesBySampleCount) {
   EXPECT_EQ((*next)[2].second.item<int64_t>(), 7);
 }
 
+// What happens to each kind of tensor: float32 weights and float buffers
+// (e.g. batch-norm running statistics) get the weighted mean update; a float64
+// tensor gets it too, computed in float32 and added in float64; a
+// non-contiguous tensor (a transposed view) is read in its logical order and
+// comes back in its shape; integer and bool buffers (counters, masks) are not
+// aggregated and keep the coordinator's value. Updates themselves are always
+// float32 (ValidateUpdate).
+TEST(FedAvg, MixedDtypesNonContiguousTensorsAndBuffers) {
+  torch::manual_seed(11);
+  const torch::Tensor base = torch::randn({3, 4});
+  tensor::NamedTensors global = {{"w.transposed", base.t()},  // [4, 3], non-contiguous
+                                 {"bn.running_mean", torch::randn({4})},
+                                 {"head.double", torch::randn({2}, torch::kFloat64)},
+                                 {"bn.num_batches_tracked", torch::tensor(9, torch::kInt64)},
+                                 {"mask", torch::tensor({true, false})}};
+  ASSERT_FALSE(global[0].second.is_contiguous());
+  const UpdateSpec spec = UpdateSpec::Of(global);
+  ASSERT_EQ(spec.entries.size(), 3u);  // the three floating point tensors
+  auto update = [](float s) {
+    return tensor::NamedTensors{{"w.transposed", torch::full({4, 3}, s)},
+                                {"bn.running_mean", torch::full({4}, 2 * s)},
+                                {"head.double", torch::full({2}, 3 * s)}};
+  };
+  FedAvg fed_avg(spec);
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(update(1.0f)), 1).ok());
+  ASSERT_TRUE(fed_avg.Add(InMemoryTensors(update(4.0f)), 2).ok());  // mean: 3
+  auto next = fed_avg.Apply(InMemoryTensors(global));
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_EQ(next->size(), 5u);
+  EXPECT_TRUE(torch::allclose((*next)[0].second, base.t() + 3.0f, 1e-6, 1e-6));
+  EXPECT_EQ((*next)[0].second.sizes(), (std::vector<int64_t>{4, 3}));
+  EXPECT_TRUE(torch::allclose((*next)[1].second, global[1].second + 6.0f, 1e-6, 1e-6));
+  EXPECT_EQ((*next)[2].second.scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::allclose((*next)[2].second, global[2].second + 9.0, 1e-6, 1e-6));
+  EXPECT_EQ((*next)[3].second.item<int64_t>(), 9);
+  EXPECT_TRUE(torch::equal((*next)[4].second, global[4].second));
+}
+
 TEST(FedAvg, MemoryIsOneModelWhateverTheNodeCount) {
   tensor::NamedTensors global = Global();
   FedAvg fed_avg(UpdateSpec::Of(global));
