@@ -6,7 +6,11 @@
 
 #include "common/log/logging.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
@@ -31,6 +35,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(config)));
   const v1::CoordinatorConfig& cfg = c->config_;
+  at::set_num_threads(cfg.threads() > 0
+                          ? static_cast<int>(cfg.threads())
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
   auto credentials = tls::MakeServerCredentials(cfg.tls());
   if (!credentials.ok()) return credentials.status();

@@ -538,7 +538,7 @@ struct Options {
   int repeats = 3;
   int big_repeats = 1;  // 0: as --repeats
   double max_memory_gib = 8;
-  int torch_threads = 0;  // 0: torch's default
+  int torch_threads = 0;  // 0: every core, as the coordinator (CoordinatorConfig.threads)
 };
 
 // Everything for one (n, P): memory plan, NumPy, the plain loops, our
@@ -936,7 +936,7 @@ int Run(int argc, char** argv) {
                  "skip what would hold more data than this")
       ->check(CLI::PositiveNumber);
   app.add_option("--torch-threads", options.torch_threads,
-                 "at::set_num_threads before the run (0: torch's default, as the coordinator)")
+                 "at::set_num_threads before the run (0: every core, as the coordinator)")
       ->check(CLI::Range(0, 256));
   app.add_flag("--quick", quick, "n = 10 and P = 1e6 unless given");
   CLI11_PARSE(app, argc, argv);
@@ -944,7 +944,9 @@ int Run(int argc, char** argv) {
   if (quick && app.count("--params") == 0) options.params = {1000000};
 
   torch::NoGradGuard no_grad;
-  if (options.torch_threads > 0) at::set_num_threads(options.torch_threads);
+  at::set_num_threads(options.torch_threads > 0
+                          ? options.torch_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const auto run_start = Clock::now();
   std::printf(
       "bench_aggregation: %u hardware threads; torch intra-op threads "

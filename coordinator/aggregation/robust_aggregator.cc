@@ -1,5 +1,6 @@
 #include "coordinator/aggregation/robust_aggregator.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -37,7 +38,9 @@ RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, Up
     for (int64_t d : e.shape) n *= d;
     parameters_ += n;
   }
-  rows_ = torch::empty({static_cast<int64_t>(capacity), parameters_}, torch::kFloat32);
+  // Zeroed (first touched) here, when the round opens, so that copying an
+  // update in does not pay the page faults.
+  rows_ = torch::zeros({static_cast<int64_t>(capacity), parameters_}, torch::kFloat32);
 }
 
 uint64_t RobustAggregator::MemoryBytes(const UpdateSpec& spec, uint32_t capacity) {
@@ -103,9 +106,11 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
   at::Tensor x = rows_.narrow(0, 0, n);
   if (config_.norm_bound() > 0) {
     // Each update scaled to at most the bound: x_i *= min(1, B / ||x_i||).
-    const at::Tensor norms = x.to(torch::kFloat64).norm(2, 1);
-    const at::Tensor scale = (config_.norm_bound() / norms.clamp_min(1e-300)).clamp_max(1.0);
-    x.mul_(scale.to(torch::kFloat32).unsqueeze(1));
+    // Row by row, in double: one row copied at a time, never all n updates.
+    for (int64_t i = 0; i < n; ++i) {
+      const double norm = x[i].to(torch::kFloat64).norm().item<double>();
+      if (norm > config_.norm_bound()) x[i].mul_(config_.norm_bound() / norm);
+    }
   }
   switch (config_.kind()) {
     case Kind::MEDIAN:
@@ -114,17 +119,37 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
           config_.kind() == Kind::MEDIAN
               ? 0
               : static_cast<int64_t>(std::floor(config_.trim_fraction() * static_cast<double>(n)));
+      // Per block of columns: transposed so that each coordinate's n values
+      // are contiguous, then a selection (median) or sort (trimmed mean) per
+      // coordinate, the blocks spread over the intra-op threads.
       at::Tensor out = torch::empty({parameters_}, torch::kFloat32);
-      for (int64_t c = 0; c < parameters_; c += kBlockColumns) {
-        const int64_t width = std::min(kBlockColumns, parameters_ - c);
-        const at::Tensor sorted = std::get<0>(x.narrow(1, c, width).sort(0));
-        at::Tensor target = out.narrow(0, c, width);
-        if (config_.kind() == Kind::MEDIAN) {
-          target.copy_(n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) * 0.5f);
-        } else {
-          target.copy_(sorted.narrow(0, trim, n - 2 * trim).mean(0));
+      float* result = out.data_ptr<float>();
+      const bool median = config_.kind() == Kind::MEDIAN;
+      at::parallel_for(0, (parameters_ + kBlockColumns - 1) / kBlockColumns, 1,
+                       [&](int64_t first, int64_t last) {
+        std::vector<float> values(n);
+        for (int64_t b = first; b < last; ++b) {
+          const int64_t c = b * kBlockColumns;
+          const int64_t width = std::min(kBlockColumns, parameters_ - c);
+          const at::Tensor block = x.narrow(1, c, width).t().contiguous();  // [width, n]
+          const float* rows = block.data_ptr<float>();
+          for (int64_t j = 0; j < width; ++j) {
+            std::copy(rows + j * n, rows + (j + 1) * n, values.begin());
+            if (median) {
+              auto middle = values.begin() + n / 2;
+              std::nth_element(values.begin(), middle, values.end());
+              float m = *middle;
+              if (n % 2 == 0) m = (m + *std::max_element(values.begin(), middle)) * 0.5f;
+              result[c + j] = m;
+            } else {
+              std::sort(values.begin(), values.end());
+              double sum = 0;
+              for (int64_t k = trim; k < n - trim; ++k) sum += values[k];
+              result[c + j] = static_cast<float>(sum / static_cast<double>(n - 2 * trim));
+            }
+          }
         }
-      }
+      });
       return out;
     }
     case Kind::KRUM:

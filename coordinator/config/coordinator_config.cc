@@ -95,6 +95,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
   if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
     c.set_aggregation_mode(v1::SECURE);
   }
+  if (c.threads() > 256) return bad("threads", "must be 0 (every core) or 1..256");
   if (c.tasks().empty()) return bad("tasks", "at least one task is required");
   std::set<std::string> names;
   for (int i = 0; i < c.tasks_size(); ++i) {
