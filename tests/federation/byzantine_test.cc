@@ -24,6 +24,7 @@
 #include "node/client/coordinator_client.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
+#include "tests/federation/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -58,11 +59,7 @@ class ByzantineTest : public ::testing::Test {
   }
 
   static v1::TlsFiles Identity(const std::string& name) {
-    v1::TlsFiles tls;
-    tls.set_ca_cert(*root_ + "/pki/ca.pem");
-    tls.set_cert(*root_ + "/pki/" + name + ".pem");
-    tls.set_key(*root_ + "/pki/" + name + ".key");
-    return tls;
+    return testing_support::DevIdentity(*root_ + "/pki", name);
   }
 
   // An attacker: joins claiming kAttackerRows rows, and in every round sends
@@ -120,20 +117,14 @@ class ByzantineTest : public ::testing::Test {
   // hold-out PR-AUC of the last round.
   double Federate(const std::string& name, v1::RobustAggregationConfig::Kind rule,
                   bool with_attackers) {
-    v1::CoordinatorConfig c;
-    c.set_listen_address("127.0.0.1:0");
-    *c.mutable_tls() = Identity("coordinator");
-    c.set_signing_key(*root_ + "/pki/coordinator-signing.key");
-    c.set_registry_dir(*root_ + "/" + name + "/registry");
-    c.set_state_dir(*root_ + "/" + name + "/state");
-    c.set_aggregation_mode(v1::TRUSTED);
-    v1::TaskConfig* t = c.add_tasks();
-    t->set_name("risk");
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json",
+        v1::TRUSTED);
+    v1::TaskConfig* t = c.mutable_tasks(0);
     t->set_min_nodes(static_cast<uint32_t>(kHonest.size() + (with_attackers ? kAttackers.size() : 0)));
     t->set_rounds(kRounds);
     t->set_gather_seconds(0);
     t->set_eval_deadline_seconds(60);
-    t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
     t->mutable_training()->set_local_epochs(2);
     t->mutable_training()->set_batch_size(128);
     t->mutable_training()->set_learning_rate(0.01);

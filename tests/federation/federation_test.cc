@@ -25,6 +25,7 @@
 #include "common/tensor/named_tensors.h"
 #include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
+#include "tests/federation/loopback_federation.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry/model_registry.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
@@ -63,11 +64,7 @@ class FederationTest : public ::testing::Test {
   std::string Pki(const std::string& file) const { return *root_ + "/pki/" + file; }
 
   v1::TlsFiles Identity(const std::string& name) const {
-    v1::TlsFiles tls;
-    tls.set_ca_cert(Pki("ca.pem"));
-    tls.set_cert(Pki(name + ".pem"));
-    tls.set_key(Pki(name + ".key"));
-    return tls;
+    return testing_support::DevIdentity(*root_ + "/pki", name);
   }
 
   // A coordinator on 127.0.0.1:0 with its own registry and state directories.
@@ -77,21 +74,14 @@ class FederationTest : public ::testing::Test {
       v1::AggregationMode mode = v1::TRUSTED,
       v1::ServerStrategyConfig::Kind strategy = v1::ServerStrategyConfig::FEDAVG,
       const std::function<void(v1::TaskConfig&)>& tweak = nullptr) {
-    v1::CoordinatorConfig c;
-    c.set_listen_address("127.0.0.1:0");
-    *c.mutable_tls() = Identity("coordinator");
-    c.set_signing_key(Pki("coordinator-signing.key"));
-    c.set_registry_dir(*root_ + "/" + name + "/registry");
-    c.set_state_dir(*root_ + "/" + name + "/state");
-    c.set_aggregation_mode(mode);
-    v1::TaskConfig* t = c.add_tasks();
-    t->set_name("risk");
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json", mode);
+    v1::TaskConfig* t = c.mutable_tasks(0);
     t->set_min_nodes(min_nodes);
     t->set_rounds(rounds);
     t->set_round_deadline_seconds(deadline_seconds);
     t->set_eval_deadline_seconds(30);
     t->set_gather_seconds(0);
-    t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
     t->mutable_training()->set_local_epochs(1);
     t->mutable_training()->set_batch_size(128);
     t->mutable_strategy()->set_kind(strategy);
@@ -273,16 +263,10 @@ TEST_F(FederationTest, ClearUpdatesNeedTheNodesConsentAndFedAdamStateSurvivesRes
     f.seekp(200);
     f.put('\x33');
   }
-  v1::CoordinatorConfig c;
-  c.set_listen_address("127.0.0.1:0");
-  *c.mutable_tls() = Identity("coordinator");
-  c.set_signing_key(Pki("coordinator-signing.key"));
-  c.set_registry_dir(*root_ + "/consent/registry");
-  c.set_state_dir(*root_ + "/consent/state");
-  c.set_aggregation_mode(v1::TRUSTED);
-  v1::TaskConfig* t = c.add_tasks();
-  t->set_name("risk");
-  t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
+  v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+      *root_ + "/pki", *root_ + "/consent", *root_ + "/data/EE/declarations.schema.json",
+      v1::TRUSTED);
+  v1::TaskConfig* t = c.mutable_tasks(0);
   t->mutable_training()->set_batch_size(128);
   t->mutable_strategy()->set_kind(v1::ServerStrategyConfig::FEDADAM);
   auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "coordinator/config/coordinator_config.h"
+#include "tests/federation/loopback_federation.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -197,20 +198,9 @@ TEST(RobustAggregator, MoreUpdatesThanSelectedNodesAreRefused) {
   EXPECT_EQ(RobustAggregator::MemoryBytes(UpdateSpec::Of(Shapes()), 10), 10u * 37 * 4);
 }
 
+// Finalizing checks fields only; none of these files needs to exist.
 v1::CoordinatorConfig MinimalConfig(v1::AggregationMode mode) {
-  v1::CoordinatorConfig c;
-  c.set_listen_address("127.0.0.1:0");
-  c.mutable_tls()->set_ca_cert("ca.pem");
-  c.mutable_tls()->set_cert("c.pem");
-  c.mutable_tls()->set_key("c.key");
-  c.set_signing_key("s.key");
-  c.set_registry_dir("r");
-  c.set_state_dir("s");
-  c.set_aggregation_mode(mode);
-  v1::TaskConfig* t = c.add_tasks();
-  t->set_name("risk");
-  t->set_schema_file("schema.json");
-  return c;
+  return testing_support::LoopbackCoordinatorConfig("pki", "dir", "schema.json", mode);
 }
 
 TEST(RobustAggregator, ConfigRefusesRulesThatNeedIndividualUpdatesInSecureMode) {

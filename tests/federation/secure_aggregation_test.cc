@@ -26,6 +26,7 @@
 #include "coordinator/coordinator.h"
 #include "node/client/coordinator_client.h"
 #include "node/secure/secure_aggregation_session.h"
+#include "tests/federation/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -67,31 +68,22 @@ class SecureAggregationTest : public ::testing::Test {
   }
 
   static v1::TlsFiles Identity(const std::string& name) {
-    v1::TlsFiles tls;
-    tls.set_ca_cert(*root_ + "/pki/ca.pem");
-    tls.set_cert(*root_ + "/pki/" + name + ".pem");
-    tls.set_key(*root_ + "/pki/" + name + ".key");
-    return tls;
+    return testing_support::DevIdentity(*root_ + "/pki", name);
   }
 
   // A SECURE coordinator with min_nodes 2 that gathers for 3 s (every
   // scripted node is polling by then, so all are selected), with short phase
   // deadlines so dropouts cost seconds.
   std::unique_ptr<coordinator::Coordinator> Start(const std::string& name) {
-    v1::CoordinatorConfig c;
-    c.set_listen_address("127.0.0.1:0");
-    *c.mutable_tls() = Identity("coordinator");
-    c.set_signing_key(*root_ + "/pki/coordinator-signing.key");
-    c.set_registry_dir(*root_ + "/" + name + "/registry");
-    c.set_state_dir(*root_ + "/" + name + "/state");
-    v1::TaskConfig* t = c.add_tasks();
-    t->set_name("risk");
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json",
+        v1::AGGREGATION_MODE_UNSPECIFIED);  // the default must be SECURE
+    v1::TaskConfig* t = c.mutable_tasks(0);
     t->set_min_nodes(2);
     t->set_rounds(1);
     t->set_round_deadline_seconds(8);
     t->set_eval_deadline_seconds(5);
     t->set_gather_seconds(3);
-    t->set_schema_file(*root_ + "/data/EE/declarations.schema.json");
     t->mutable_secure_aggregation()->set_phase_deadline_seconds(3);
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();

@@ -16,6 +16,7 @@
 #include "coordinator/aggregation/fed_avg.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/registry/model_registry.h"
+#include "tests/federation/loopback_federation.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -177,17 +178,10 @@ TEST(ServerOptimizer, RestoreRefusesStateThatDoesNotFit) {
 }
 
 TEST(ServerOptimizer, ConfigDefaultsAndRangesNameTheField) {
-  v1::CoordinatorConfig c;
-  c.set_listen_address("127.0.0.1:0");
-  c.mutable_tls()->set_ca_cert("ca.pem");
-  c.mutable_tls()->set_cert("c.pem");
-  c.mutable_tls()->set_key("c.key");
-  c.set_signing_key("s.key");
-  c.set_registry_dir("r");
-  c.set_state_dir("s");
-  v1::TaskConfig* t = c.add_tasks();
-  t->set_name("risk");
-  t->set_schema_file("schema.json");
+  // Finalizing checks fields only; none of these files needs to exist.
+  v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+      "pki", "dir", "schema.json", v1::AGGREGATION_MODE_UNSPECIFIED);
+  v1::TaskConfig* t = c.mutable_tasks(0);
   t->mutable_strategy()->set_kind(Kind::FEDADAM);
   auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
   ASSERT_TRUE(ok.ok()) << ok.status();
