@@ -17,6 +17,13 @@ using Kind = v1::RobustAggregationConfig;
 // few MiB, so the sort's copy never approaches the size of the updates.
 constexpr int64_t kBlockColumns = 1 << 15;
 
+// Up to this many updates, the sorting rules run a sorting network across
+// columns (n^2/2 vectorized compare-exchanges per column); above it a
+// per-coordinate selection is cheaper.
+constexpr int64_t kNetworkMaxUpdates = 32;
+// Columns per network block: n rows of them stay in L2.
+constexpr int64_t kNetworkColumns = 4096;
+
 int64_t ParametersOf(const UpdateSpec& spec) {
   int64_t total = 0;
   for (const UpdateSpec::Entry& e : spec.entries) {
@@ -98,6 +105,52 @@ std::vector<double> RobustAggregator::KrumScores(const at::Tensor& x) const {
   return scores;
 }
 
+void RobustAggregator::SortedColumnsByNetwork(const at::Tensor& x, bool median, int64_t trim,
+                                              float* result) const {
+  const int64_t n = x.size(0);
+  const float* base = x.data_ptr<float>();
+  const int64_t stride = x.stride(0);
+  at::parallel_for(0, (parameters_ + kNetworkColumns - 1) / kNetworkColumns, 1,
+                   [&](int64_t first, int64_t last) {
+    std::vector<float> rows(static_cast<size_t>(n * kNetworkColumns));
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t c = b * kNetworkColumns;
+      const int64_t width = std::min(kNetworkColumns, parameters_ - c);
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy(base + i * stride + c, base + i * stride + c + width,
+                  rows.data() + i * kNetworkColumns);
+      }
+      // Odd-even transposition sort: n passes of compare-exchanges between
+      // neighbouring rows, each a min/max over `width` columns at once.
+      for (int64_t pass = 0; pass < n; ++pass) {
+        for (int64_t i = pass % 2; i + 1 < n; i += 2) {
+          float* __restrict lo = rows.data() + i * kNetworkColumns;
+          float* __restrict hi = rows.data() + (i + 1) * kNetworkColumns;
+          for (int64_t k = 0; k < width; ++k) {
+            const float a = lo[k], z = hi[k];
+            lo[k] = std::min(a, z);
+            hi[k] = std::max(a, z);
+          }
+        }
+      }
+      float* __restrict target = result + c;
+      if (median) {
+        const float* upper = rows.data() + (n / 2) * kNetworkColumns;
+        const float* lower = rows.data() + ((n - 1) / 2) * kNetworkColumns;
+        for (int64_t k = 0; k < width; ++k) target[k] = (lower[k] + upper[k]) * 0.5f;
+      } else {
+        std::fill(target, target + width, 0.0f);
+        for (int64_t i = trim; i < n - trim; ++i) {
+          const float* row = rows.data() + i * kNetworkColumns;
+          for (int64_t k = 0; k < width; ++k) target[k] += row[k];
+        }
+        const float scale = 1.0f / static_cast<float>(n - 2 * trim);
+        for (int64_t k = 0; k < width; ++k) target[k] *= scale;
+      }
+    }
+  });
+}
+
 absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
   torch::NoGradGuard no_grad;
   chosen_.clear();
@@ -119,12 +172,16 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
           config_.kind() == Kind::MEDIAN
               ? 0
               : static_cast<int64_t>(std::floor(config_.trim_fraction() * static_cast<double>(n)));
-      // Per block of columns: transposed so that each coordinate's n values
-      // are contiguous, then a selection (median) or sort (trimmed mean) per
-      // coordinate, the blocks spread over the intra-op threads.
       at::Tensor out = torch::empty({parameters_}, torch::kFloat32);
       float* result = out.data_ptr<float>();
       const bool median = config_.kind() == Kind::MEDIAN;
+      if (n <= kNetworkMaxUpdates) {
+        SortedColumnsByNetwork(x, median, trim, result);
+        return out;
+      }
+      // Many updates: per block of columns, transposed so that each
+      // coordinate's n values are contiguous, then a selection (median) or
+      // sort (trimmed mean) per coordinate, blocks spread over the threads.
       at::parallel_for(0, (parameters_ + kBlockColumns - 1) / kBlockColumns, 1,
                        [&](int64_t first, int64_t last) {
         std::vector<float> values(n);

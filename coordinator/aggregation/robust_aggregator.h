@@ -48,6 +48,12 @@ class RobustAggregator {
   // n - f - 2 nearest others.
   std::vector<double> KrumScores(const at::Tensor& updates) const;
 
+  // Median (median = true) or trimmed mean of every coordinate of the n
+  // updates in `x` ([n, parameters], row-contiguous) into `result`, by a
+  // sorting network over blocks of columns; for small n.
+  void SortedColumnsByNetwork(const at::Tensor& x, bool median, int64_t trim,
+                              float* result) const;
+
   const v1::RobustAggregationConfig config_;
   const UpdateSpec spec_;
   std::vector<int64_t> offsets_;  // flat offset of each spec entry
