@@ -81,7 +81,7 @@ std::vector<double> Column(const Round& r, size_t j) {
 }
 
 TEST(RobustAggregator, MedianOfOddAndEvenCountsIsThePerCoordinateMedian) {
-  for (int n : {5, 6, 40, 41}) {  // sorting network, and selection above 32
+  for (int n : {5, 6, 17, 32, 40, 41}) {  // sorting network up to 32, selection above
     std::vector<tensor::NamedTensors> updates;
     for (int i = 0; i < n; ++i) updates.push_back(UpdateOf(i, i == 0));
     Round round;
