@@ -14,6 +14,7 @@
 
 #include "common/crypto/atomic_file.h"
 #include "common/pki/dev_pki.h"
+#include "tests/support/federation_dir.h"
 
 namespace fedcustoms::secagg {
 namespace {
@@ -28,13 +29,9 @@ constexpr size_t kDim = 5000;
 class SecAggRoundTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string(fs::temp_directory_path() /
-                            ("fedcustoms-secagg-" + std::to_string(::getpid())));
-    fs::remove_all(*root_);
-    pki::DevPkiOptions options;
-    options.dir = *root_;
-    options.admins = kNodes;
-    ASSERT_TRUE(pki::InitDevPki(options).ok());
+    auto dir = testing_support::MakeFederationDir("secagg-round", kNodes, /*pki_subdir=*/"");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    root_ = new std::string(*dir);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);
@@ -272,7 +269,7 @@ TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
 
   // Shares: one addressed to another node, then too few senders.
   std::map<std::string, std::vector<SealedShares>> to;
-  for (const std::string& node : {"DK", "EE"}) {
+  for (const std::string node : {"DK", "EE"}) {
     auto shares = rounds_[node]->ShareKeys(u1);
     ASSERT_TRUE(shares.ok()) << shares.status();
     for (const SealedShares& share : *shares) to[share.to].push_back(share);

@@ -25,6 +25,7 @@
 #include "node/config/node_config.h"
 #include "node/node.h"
 #include "tests/federation/loopback_federation.h"
+#include "tests/support/federation_dir.h"
 
 namespace fedcustoms {
 namespace {
@@ -38,20 +39,16 @@ constexpr uint64_t kAttackerRows = 5000;
 class ByzantineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string(fs::temp_directory_path() /
-                            absl::StrCat("fedcustoms-byzantine-", ::getpid()));
-    fs::remove_all(*root_);
-    pki::DevPkiOptions pki;
-    pki.dir = *root_ + "/pki";
-    pki.admins = kHonest;
-    pki.admins.insert(pki.admins.end(), kAttackers.begin(), kAttackers.end());
-    ASSERT_TRUE(pki::InitDevPki(pki).ok());
+    std::vector<std::string> admins = kHonest;
+    admins.insert(admins.end(), kAttackers.begin(), kAttackers.end());
+    auto dir = testing_support::MakeFederationDir("byzantine", admins);
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    root_ = new std::string(*dir);
     synth::SynthOptions synth;
     synth.admins = kHonest;
     synth.rows = 3000;
     synth.seed = 11;
-    synth.out_dir = *root_ + "/data";
-    ASSERT_TRUE(synth::SynthesizeDeclarations(synth).ok());
+    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

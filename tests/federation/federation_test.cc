@@ -26,6 +26,7 @@
 #include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
 #include "tests/federation/loopback_federation.h"
+#include "tests/support/federation_dir.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry/model_registry.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
@@ -42,19 +43,14 @@ namespace fs = std::filesystem;
 class FederationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string(fs::temp_directory_path() /
-                            absl::StrCat("fedcustoms-federation-", ::getpid()));
-    fs::remove_all(*root_);
-    pki::DevPkiOptions pki;
-    pki.dir = *root_ + "/pki";
-    pki.admins = {"EE", "FI", "LV"};
-    ASSERT_TRUE(pki::InitDevPki(pki).ok());
+    auto dir = testing_support::MakeFederationDir("federation", {"EE", "FI", "LV"});
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    root_ = new std::string(*dir);
     synth::SynthOptions synth;
     synth.admins = {"EE", "FI", "LV"};
     synth.rows = 4000;
     synth.seed = 5;
-    synth.out_dir = *root_ + "/data";
-    ASSERT_TRUE(synth::SynthesizeDeclarations(synth).ok());
+    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

@@ -27,6 +27,7 @@
 #include "node/client/coordinator_client.h"
 #include "node/secure/secure_aggregation_session.h"
 #include "tests/federation/loopback_federation.h"
+#include "tests/support/federation_dir.h"
 
 namespace fedcustoms {
 namespace {
@@ -49,18 +50,13 @@ enum class DropAt {
 class SecureAggregationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string(fs::temp_directory_path() /
-                            absl::StrCat("fedcustoms-secagg-", ::getpid()));
-    fs::remove_all(*root_);
-    pki::DevPkiOptions pki;
-    pki.dir = *root_ + "/pki";
-    pki.admins = kAdmins;
-    ASSERT_TRUE(pki::InitDevPki(pki).ok());
+    auto dir = testing_support::MakeFederationDir("secagg", kAdmins);
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    root_ = new std::string(*dir);
     synth::SynthOptions synth;  // only for the schema file
     synth.admins = {"EE"};
     synth.rows = 200;
-    synth.out_dir = *root_ + "/data";
-    ASSERT_TRUE(synth::SynthesizeDeclarations(synth).ok());
+    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

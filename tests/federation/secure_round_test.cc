@@ -23,6 +23,7 @@
 #include "common/pki/dev_pki.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/secagg_round.h"
+#include "tests/support/federation_dir.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -46,13 +47,9 @@ std::string Message(const absl::Status& status) { return std::string(status.mess
 class SecureRoundTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string(fs::temp_directory_path() /
-                            absl::StrCat("fedcustoms-secround-", ::getpid()));
-    fs::remove_all(*root_);
-    pki::DevPkiOptions options;
-    options.dir = *root_;
-    options.admins = kNodes;
-    ASSERT_TRUE(pki::InitDevPki(options).ok());
+    auto dir = testing_support::MakeFederationDir("secround", kNodes, /*pki_subdir=*/"");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    root_ = new std::string(*dir);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);
