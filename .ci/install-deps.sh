@@ -11,4 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libtorch-dev python3-torch python3-numpy python3-pycryptodome \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libssl-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev \
-  libsqlite3-dev sqlite3 nlohmann-json3-dev libbenchmark-dev
+  libsqlite3-dev sqlite3 nlohmann-json3-dev libbenchmark-dev \
+  libopencv-imgcodecs-dev libopencv-imgproc-dev zlib1g-dev dataset-fashion-mnist

@@ -1,12 +1,9 @@
 #include "coordinator/coordinator.h"
 
+#include <ATen/Parallel.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
-
-#include "common/log/logging.h"
-
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -15,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
+#include "common/log/logging.h"
 #include "common/tensor/chunker.h"
 #include "common/tls/credentials.h"
 #include "common/tls/require_tls13.h"
@@ -73,11 +71,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
 
   std::map<std::string, TaskRunner*> runners;
   for (const v1::TaskConfig& task : cfg.tasks()) {
-    auto schema = data::LoadDeclarationSchema(task.schema_file());
-    if (!schema.ok()) return schema.status();
     TaskRunner::Options options;
     options.config = task;
-    options.schema = *std::move(schema);
+    if (task.kind() != v1::TASK_XRAY) {
+      auto schema = data::LoadDeclarationSchema(task.schema_file());
+      if (!schema.ok()) return schema.status();
+      options.schema = *std::move(schema);
+    }
     options.spool_dir = spool_dir;
     options.models_dir = cfg.state_dir() + "/models/" + task.name();
     options.mode = cfg.aggregation_mode();

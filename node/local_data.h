@@ -19,7 +19,9 @@ struct LocalData {
 };
 
 // Loads the schema and CSV named in the node config and splits them; errors
-// name the file, line and column.
-absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config);
+// name the file, line and column. `need_labels`: the schema must have a LABEL
+// column (the risk task learns from control results; the anomaly task uses
+// labels only to evaluate).
+absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config, bool need_labels);
 
 }  // namespace fedcustoms::node

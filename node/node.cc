@@ -2,8 +2,6 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
-
-#include "common/log/logging.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -16,14 +14,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
+#include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
-#include "common/training/risk_evaluator.h"
-#include "common/training/risk_trainer.h"
 #include "node/backoff/backoff.h"
-#include "node/demo/local_baseline.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -43,11 +39,12 @@ bool Retryable(const absl::Status& s) {
 
 }  // namespace
 
-Node::Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
+Node::Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
+           std::unique_ptr<CoordinatorClient> client,
            std::unique_ptr<crypto::Ed25519Verifier> verifier,
            std::unique_ptr<SecureAggregationSession> secure)
     : config_(std::move(config)),
-      data_(std::move(data)),
+      learner_(std::move(learner)),
       client_(std::move(client)),
       verifier_(std::move(verifier)),
       secure_(std::move(secure)) {}
@@ -65,10 +62,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   if (!client.ok()) return client.status();
   auto secure = SecureAggregationSession::Create(config.tls());
   if (!secure.ok()) return secure.status();
-  auto data = LoadLocalData(config);
-  if (!data.ok()) return data.status();
+  auto learner = CreateLocalLearner(config);
+  if (!learner.ok()) return learner.status();
   torch::set_num_threads(static_cast<int>(config.threads()));
-  return std::unique_ptr<Node>(new Node(std::move(config), *std::move(data), *std::move(client),
+  return std::unique_ptr<Node>(new Node(std::move(config), *std::move(learner), *std::move(client),
                                         *std::move(verifier), *std::move(secure)));
 }
 
@@ -87,11 +84,12 @@ absl::Status Node::Run() {
                   std::chrono::seconds(config_.max_backoff_seconds()),
                   (uint64_t{entropy()} << 32) ^ entropy());
   bool joined = false;
-  spdlog::info("node ready: task {}, {} training rows, {} hold-out rows{}", config_.task(),
-               data_.split.train.size(), data_.split.holdout.size(),
-               data_.table.skipped_rows ? absl::StrCat(", ", data_.table.skipped_rows,
-                                                       " bad rows skipped")
-                                        : std::string());
+  const v1::DataSummary summary = learner_->data_summary();
+  spdlog::info("node ready: task {} ({}), {} training rows, {} hold-out rows{}", config_.task(),
+               task::KindName(learner_->kind()), summary.train_rows(), summary.holdout_rows(),
+               summary.skipped_rows()
+                   ? absl::StrCat(", ", summary.skipped_rows(), " bad rows skipped")
+                   : std::string());
   // A round whose training the coordinator refused for a reason retrying
   // cannot fix (schema, hash mismatch, rejected update): not retrained.
   std::optional<uint64_t> refused_round;
@@ -100,10 +98,8 @@ absl::Status Node::Run() {
     if (!joined) {
       v1::JoinRequest join;
       join.add_tasks(config_.task());
-      join.set_feature_schema_hash(data_.feature_schema_hash);
-      join.mutable_data()->set_train_rows(data_.split.train.size());
-      join.mutable_data()->set_holdout_rows(data_.split.holdout.size());
-      join.mutable_data()->set_skipped_rows(data_.table.skipped_rows);
+      join.set_feature_schema_hash(learner_->input_hash());
+      *join.mutable_data() = summary;
       join.set_node_version(kNodeVersion);
       auto response = client_->Join(join);
       status = response.status();
@@ -119,6 +115,12 @@ absl::Status Node::Run() {
         spdlog::info("{}; joining again", status.message());
         joined = false;
         continue;
+      }
+      if (status.ok() &&
+          (assignment->kind() == v1::TaskAssignment::TRAIN ||
+           assignment->kind() == v1::TaskAssignment::EVALUATE) &&
+          task::ResolveKind(assignment->task_kind(), assignment->task()) != learner_->kind()) {
+        return KindMismatch(*assignment);  // a config error: retrying will not help
       }
       if (status.ok()) {
         switch (assignment->kind()) {
@@ -199,18 +201,18 @@ absl::Status Node::Run() {
 
 absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
   manifest::SignedManifest signed_manifest{a.manifest_json(), a.manifest_signature()};
-  auto m = manifest::VerifyManifest(signed_manifest, *verifier_,
-                                    absl::StrCat("manifest of ", a.task(), " v", a.model_version()));
+  auto m = manifest::VerifyManifest(
+      signed_manifest, *verifier_, absl::StrCat("manifest of ", a.task(), " v", a.model_version()));
   if (!m.ok()) return m.status();
   if (m->task != a.task() || m->version != a.model_version()) {
     return absl::PermissionDeniedError(absl::StrCat("signed manifest is for ", m->task, " v",
                                                     m->version, ", not ", a.task(), " v",
                                                     a.model_version()));
   }
-  if (m->feature_schema_hash != data_.feature_schema_hash) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model ", a.task(), " v", a.model_version(), " uses feature schema ",
-        m->feature_schema_hash, " but this node's is ", data_.feature_schema_hash));
+  if (m->feature_schema_hash != learner_->input_hash()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", a.task(), " v", a.model_version(), " uses feature schema ",
+                     m->feature_schema_hash, " but this node's is ", learner_->input_hash()));
   }
   const std::string path =
       absl::StrCat(config_.work_dir(), "/models/", a.task(), "-v", a.model_version(), ".fct");
@@ -225,8 +227,8 @@ absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
                                             " hashes to ", *sha, ", not the signed ",
                                             m->wire_sha256));
   }
-  spdlog::info("round {}: received {} v{} (signature and SHA-256 verified)", a.round_id(),
-               a.task(), a.model_version());
+  spdlog::info("round {}: received {} v{} (signature and SHA-256 verified)", a.round_id(), a.task(),
+               a.model_version());
   return path;
 }
 
@@ -235,34 +237,31 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   // the clear: checked before any training.
   if (!a.has_secure() && config_.aggregation_mode() != v1::TRUSTED) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "round ", a.round_id(), ": the coordinator asks for this node's update in the clear "
+        "round ", a.round_id(),
+        ": the coordinator asks for this node's update in the clear "
         "(its mode is trusted), but this node's config allows only aggregation_mode SECURE; "
         "nothing was sent. Set \"aggregation_mode\": \"TRUSTED\" in the node config only if "
         "the administration consents to the coordinator seeing its update"));
   }
+  const task::ModelSpec spec = learner_->SpecOf(a);
   auto path = FetchModel(a);
   if (!path.ok()) return path.status();
   auto global = task::ReadTensorFile(*path);
   if (!global.ok()) return global.status();
-  models::RiskMlp model = task::BuildRiskModel(data_.schema, a.model(), a.training().seed());
-  if (absl::Status s = tensor::LoadState(*model, *global); !s.ok()) return s;
   // Each round reseeds from the round id, so nodes' local randomness differs
   // round to round but a rerun is reproducible.
   v1::TrainingConfig training = a.training();
   training.set_seed(training.seed() * 1000003 + a.round_id());
-  auto result = training::TrainRiskModel(model, data_.table, data_.split.train, training);
+  auto result = learner_->Train(spec, *std::move(global), training);
   if (!result.ok()) {
     return absl::InternalError(absl::StrCat("local training failed: ", result.status().message()));
   }
-  // Δ overwrites the trained weights in place and the global copy goes: the
-  // upload holds about one model in memory.
-  tensor::NamedTensors update = task::UpdateFrom(tensor::StateOf(*model), *global);
-  global->clear();
+  tensor::NamedTensors update = std::move(result->update);
   v1::UpdateHeader header;
   header.set_task(a.task());
   header.set_round_id(a.round_id());
   header.set_model_version(a.model_version());
-  const uint64_t samples = data_.split.train.size();
+  const uint64_t samples = result->samples;
   // Mode secure: the update and its sample count leave the node only masked;
   // the clear header carries neither count nor loss.
   std::vector<uint32_t> masked_words;
@@ -280,10 +279,10 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
                    a.round_id(), masked->clipped, a.secure().clip());
     }
     update.clear();
-    update.emplace_back("masked_input",
-                        torch::from_blob(masked_words.data(),
-                                         {static_cast<int64_t>(masked_words.size())},
-                                         torch::kInt32));
+    update.emplace_back(
+        "masked_input",
+        torch::from_blob(masked_words.data(), {static_cast<int64_t>(masked_words.size())},
+                         torch::kInt32));
   } else {
     header.set_sample_count(samples);
     header.set_train_loss(result->mean_loss);
@@ -345,9 +344,9 @@ absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
   if (!path.ok()) return path.status();
   auto candidate = task::ReadTensorFile(*path);
   if (!candidate.ok()) return candidate.status();
-  models::RiskMlp model = task::BuildRiskModel(data_.schema, a.model(), 1);
-  if (absl::Status s = tensor::LoadState(*model, *candidate); !s.ok()) return s;
-  v1::EvaluationMetrics metrics = EvaluateOnHoldout(data_, model);
+  auto evaluated = learner_->Evaluate(learner_->SpecOf(a), *candidate);
+  if (!evaluated.ok()) return evaluated.status();
+  const v1::EvaluationMetrics& metrics = *evaluated;
   v1::ReportMetricsRequest report;
   report.set_task(a.task());
   report.set_round_id(a.round_id());
@@ -355,9 +354,23 @@ absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
   *report.mutable_metrics() = metrics;
   if (absl::Status s = RecordMetrics(a, metrics); !s.ok()) return s;
   if (absl::Status s = client_->ReportMetrics(report); !s.ok()) return s;
-  spdlog::info("round {}: {} v{} on the local hold-out: PR-AUC {:.4f}, ROC-AUC {:.4f}",
-               a.round_id(), a.task(), a.model_version(), metrics.pr_auc(), metrics.roc_auc());
+  std::string extra;
+  if (learner_->kind() == v1::TASK_XRAY) extra = absl::StrCat(", accuracy ", metrics.accuracy());
+  if (learner_->kind() == v1::TASK_ANOMALY) {
+    extra = absl::StrCat(", flagged ", metrics.flagged(), " of ", metrics.examples());
+  }
+  spdlog::info("round {}: {} v{} on the local hold-out: PR-AUC {:.4f}, ROC-AUC {:.4f}{}",
+               a.round_id(), a.task(), a.model_version(), metrics.pr_auc(), metrics.roc_auc(),
+               extra);
   return absl::OkStatus();
+}
+
+absl::Status Node::KindMismatch(const v1::TaskAssignment& a) const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "task ", a.task(), " on the coordinator has kind ",
+      std::string(task::KindName(task::ResolveKind(a.task_kind(), a.task()))),
+      ", but this node's config gives it kind ", std::string(task::KindName(learner_->kind())),
+      " (task_kind in the node config); nothing was trained"));
 }
 
 absl::Status Node::RecordMetrics(const v1::TaskAssignment& a,
@@ -371,8 +384,9 @@ absl::Status Node::RecordMetrics(const v1::TaskAssignment& a,
   out << "{\"task\":\"" << a.task() << "\",\"round\":" << a.round_id()
       << ",\"version\":" << a.model_version() << ",\"metrics\":" << json << "}\n";
   out.flush();
-  if (!out) return absl::InternalError(absl::StrCat("cannot append to ", config_.work_dir(),
-                                                    "/metrics.jsonl"));
+  if (!out)
+    return absl::InternalError(
+        absl::StrCat("cannot append to ", config_.work_dir(), "/metrics.jsonl"));
   return absl::OkStatus();
 }
 

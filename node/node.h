@@ -10,7 +10,7 @@
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
 #include "node/client/coordinator_client.h"
-#include "node/local_data.h"
+#include "node/learner/local_learner.h"
 #include "node/secure/secure_aggregation_session.h"
 
 namespace fedcustoms::node {
@@ -26,17 +26,19 @@ class Node {
   // Loads data and credentials named in a finalized config (LoadNodeConfig).
   static absl::StatusOr<std::unique_ptr<Node>> Create(v1::NodeConfig config);
 
-  // Runs until Stop(), a fatal error (bad credentials, schema mismatch), or —
+  // Runs until Stop(), a fatal error (bad credentials, schema mismatch, a task
+  // of another kind than the node's config says), or —
   // with exit_when_finished — the task's last round.
   absl::Status Run();
   // Asks Run() to return at its next step. Thread-safe.
   void Stop() { stop_ = true; }
 
-  const LocalData& data() const { return data_; }
+  // The task's local learner (data, training, evaluation).
+  const LocalLearner& learner() const { return *learner_; }
 
  private:
-  Node(v1::NodeConfig config, LocalData data, std::unique_ptr<CoordinatorClient> client,
-       std::unique_ptr<crypto::Ed25519Verifier> verifier,
+  Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
+       std::unique_ptr<CoordinatorClient> client, std::unique_ptr<crypto::Ed25519Verifier> verifier,
        std::unique_ptr<SecureAggregationSession> secure);
 
   // One assignment; the error's code says whether to back off (UNAVAILABLE).
@@ -48,12 +50,14 @@ class Node {
   // Verifies the assignment's manifest and downloads its model; returns the
   // path of the downloaded, hash-checked tensor file.
   absl::StatusOr<std::string> FetchModel(const v1::TaskAssignment& assignment);
+  // The error for an assignment of another task kind than this node's.
+  absl::Status KindMismatch(const v1::TaskAssignment& assignment) const;
   absl::Status RecordMetrics(const v1::TaskAssignment& assignment,
                              const v1::EvaluationMetrics& metrics);
   void SleepUnlessStopped(std::chrono::milliseconds duration);
 
   const v1::NodeConfig config_;
-  const LocalData data_;
+  const std::unique_ptr<LocalLearner> learner_;
   std::unique_ptr<CoordinatorClient> client_;
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
   std::unique_ptr<SecureAggregationSession> secure_;

@@ -22,9 +22,8 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
     if (labels[i] > 0.5f) ++positives;
   }
   // Highest score first; the lower index first among equals.
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return key[a] > key[b] || (key[a] == key[b] && a < b);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return key[a] > key[b] || (key[a] == key[b] && a < b); });
   const uint64_t negatives = n - positives;
 
   v1::EvaluationMetrics m;
@@ -40,8 +39,10 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
     size_t end = begin;
     uint64_t group_tp = 0, group_fp = 0;
     while (end < n && key[order[end]] == key[order[begin]]) {
-      if (labels[order[end]] > 0.5f) ++group_tp;
-      else ++group_fp;
+      if (labels[order[end]] > 0.5f)
+        ++group_tp;
+      else
+        ++group_fp;
       ++end;
     }
     const uint64_t negatives_below = negatives - fp - group_fp;
@@ -81,15 +82,16 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
 v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetrics>& reports) {
   v1::EvaluationMetrics mean;
   if (reports.empty()) return mean;
-  uint64_t examples = 0, positives = 0;
+  uint64_t examples = 0, positives = 0, flagged = 0;
   for (const v1::EvaluationMetrics& r : reports) {
     examples += r.examples();
     positives += r.positives();
+    flagged += r.flagged();
   }
   auto weight = [&](const v1::EvaluationMetrics& r) {
     return examples == 0 ? 1.0 : static_cast<double>(r.examples());
   };
-  double total = 0, roc = 0, pr = 0, loss = 0;
+  double total = 0, roc = 0, pr = 0, loss = 0, accuracy = 0;
   struct Budget {
     double weight = 0, precision = 0, recall = 0;
   };
@@ -100,6 +102,7 @@ v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetric
     roc += w * r.roc_auc();
     pr += w * r.pr_auc();
     loss += w * r.loss();
+    accuracy += w * r.accuracy();
     for (const v1::AtBudget& b : r.at_budget()) {
       Budget& sum = budgets[b.percent()];
       sum.weight += w;
@@ -109,7 +112,9 @@ v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetric
   }
   mean.set_examples(examples);
   mean.set_positives(positives);
+  mean.set_flagged(flagged);
   if (total > 0) {
+    mean.set_accuracy(accuracy / total);
     mean.set_roc_auc(roc / total);
     mean.set_pr_auc(pr / total);
     mean.set_loss(loss / total);

@@ -35,9 +35,9 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
                                            std::span<const float> labels, double loss = 0);
 
 // Mean of several nodes' metrics weighted by their `examples`: roc_auc,
-// pr_auc, loss and each budget's precision and recall (budgets matched by
-// percent; a budget missing from a report is averaged over the reports that
-// have it). examples and positives are summed. If every report has 0
+// pr_auc, loss, accuracy and each budget's precision and recall (budgets
+// matched by percent; a budget missing from a report is averaged over the
+// reports that have it). examples, positives and flagged are summed. If every report has 0
 // examples the reports weigh equally; no reports gives a default message.
 // Note this is the mean of per-node AUCs, not the AUC of the pooled scores.
 v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetrics>& reports);

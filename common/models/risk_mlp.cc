@@ -7,20 +7,9 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/models/declaration_features.h"
 
 namespace fedcustoms::models {
-namespace {
-
-constexpr int64_t kMaxNumeric = 4096;
-constexpr size_t kMaxCategorical = 256;
-constexpr uint32_t kMaxBuckets = uint32_t{1} << 24;
-constexpr uint64_t kMaxEmbeddingWeights = uint64_t{1} << 28;
-constexpr int kMaxHiddenLayers = 8;
-constexpr uint32_t kMaxHiddenUnits = 8192;
-constexpr uint32_t kMaxEmbeddingDim = 512;
-
-}  // namespace
-
 v1::RiskModelConfig WithDefaults(const v1::RiskModelConfig& config) {
   v1::RiskModelConfig c = config;
   if (c.hidden_units().empty()) {
@@ -36,35 +25,14 @@ absl::Status CheckRiskMlpArgs(int64_t numeric_width, const std::vector<uint32_t>
                               const v1::RiskModelConfig& config) {
   const v1::RiskModelConfig c = WithDefaults(config);
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-  if (numeric_width < 0 || numeric_width > kMaxNumeric) {
-    return bad("numeric width ", numeric_width, " is not in 0..", kMaxNumeric);
+  if (absl::Status s = CheckDeclarationFeatures(numeric_width, buckets, c.embedding_dim());
+      !s.ok()) {
+    return s;
   }
-  if (buckets.size() > kMaxCategorical) {
-    return bad(buckets.size(), " categorical features, at most ", kMaxCategorical);
-  }
-  if (numeric_width == 0 && buckets.empty()) return bad("the model needs at least one feature");
-  if (c.embedding_dim() > kMaxEmbeddingDim) {
-    return bad("embedding_dim ", c.embedding_dim(), " is not in 1..", kMaxEmbeddingDim);
-  }
-  uint64_t embedding_weights = 0;
-  for (size_t j = 0; j < buckets.size(); ++j) {
-    if (buckets[j] == 0 || buckets[j] > kMaxBuckets) {
-      return bad("buckets[", j, "] = ", buckets[j], " is not in 1..", kMaxBuckets);
-    }
-    embedding_weights += uint64_t{buckets[j]} * c.embedding_dim();
-  }
-  if (embedding_weights > kMaxEmbeddingWeights) {
-    return bad("embeddings would hold ", embedding_weights, " weights, at most ",
-               kMaxEmbeddingWeights);
-  }
-  if (c.hidden_units_size() > kMaxHiddenLayers) {
-    return bad("hidden_units has ", c.hidden_units_size(), " layers, at most ", kMaxHiddenLayers);
-  }
-  for (int i = 0; i < c.hidden_units_size(); ++i) {
-    if (c.hidden_units(i) == 0 || c.hidden_units(i) > kMaxHiddenUnits) {
-      return bad("hidden_units[", i, "] = ", c.hidden_units(i), " is not in 1..", kMaxHiddenUnits);
-    }
-  }
+  if (absl::Status s =
+          CheckHiddenUnits({c.hidden_units().data(), static_cast<size_t>(c.hidden_units_size())});
+      !s.ok())
+    return s;
   if (!std::isfinite(c.dropout()) || c.dropout() < 0 || c.dropout() >= 1) {
     return bad("dropout ", c.dropout(), " is not in [0, 1)");
   }
@@ -81,10 +49,7 @@ RiskMlpImpl::RiskMlpImpl(int64_t numeric_width, std::vector<uint32_t> buckets,
   TORCH_CHECK(valid.ok(), "RiskMlp: ", std::string(valid.message()));
   const int64_t embedding_dim = config_.embedding_dim();
   if (numeric_width_ > 0) {
-    standardize_ = register_module(
-        "standardize",
-        torch::nn::BatchNorm1d(
-            torch::nn::BatchNorm1dOptions(numeric_width_).affine(false).momentum(c10::nullopt)));
+    standardize_ = register_module("standardize", MakeStandardization(numeric_width_));
   }
   embeddings_ = register_module("embeddings", torch::nn::ModuleList());
   for (uint32_t b : buckets_) embeddings_->push_back(torch::nn::Embedding(b, embedding_dim));
@@ -106,31 +71,19 @@ void RiskMlpImpl::ResetParameters(uint64_t seed) {
   for (size_t j = 0; j < embeddings_->size(); ++j) {
     embeddings_->at<torch::nn::EmbeddingImpl>(j).weight.normal_(0.0, 1.0, generator);
   }
-  auto init_linear = [&](torch::nn::LinearImpl& linear) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(linear.weight.size(1)));
-    linear.weight.uniform_(-bound, bound, generator);
-    linear.bias.uniform_(-bound, bound, generator);
-  };
-  for (size_t i = 0; i < hidden_->size(); ++i) init_linear(hidden_->at<torch::nn::LinearImpl>(i));
-  init_linear(*output_);
+  for (size_t i = 0; i < hidden_->size(); ++i) {
+    InitLinear(hidden_->at<torch::nn::LinearImpl>(i), generator);
+  }
+  InitLinear(*output_, generator);
   if (standardize_) standardize_->reset_running_stats();
 }
 
 bool RiskMlpImpl::HasStandardization() const {
-  if (!standardize_) return true;
-  torch::NoGradGuard no_grad;
-  return !(torch::all(standardize_->running_mean == 0).item<bool>() &&
-           torch::all(standardize_->running_var == 1).item<bool>());
+  return !standardize_ || models::HasStandardization(*standardize_);
 }
 
 void RiskMlpImpl::SetStandardization(const torch::Tensor& mean, const torch::Tensor& variance) {
-  if (!standardize_) return;
-  TORCH_CHECK(mean.sizes() == standardize_->running_mean.sizes() &&
-                  variance.sizes() == standardize_->running_var.sizes(),
-              "RiskMlp: standardization statistics must have ", numeric_width_, " values");
-  torch::NoGradGuard no_grad;
-  standardize_->running_mean.copy_(mean);
-  standardize_->running_var.copy_(variance);
+  if (standardize_) models::SetStandardization(*standardize_, mean, variance);
 }
 
 void RiskMlpImpl::SeedDropout(uint64_t seed) {
@@ -140,29 +93,11 @@ void RiskMlpImpl::SeedDropout(uint64_t seed) {
 
 torch::Tensor RiskMlpImpl::forward(const torch::Tensor& numeric, const torch::Tensor& categorical) {
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
-  TORCH_CHECK(numeric.dim() == 2 && numeric.size(1) == numeric_width_,
-              "RiskMlp: numeric input must be [B, ", numeric_width_, "], got ", numeric.sizes());
-  TORCH_CHECK(categorical.dim() == 2 && categorical.size(1) == categorical_width,
-              "RiskMlp: categorical input must be [B, ", categorical_width, "], got ",
-              categorical.sizes());
-  TORCH_CHECK(numeric.size(0) == categorical.size(0),
-              "RiskMlp: batch sizes differ: ", numeric.size(0), " numeric rows, ",
-              categorical.size(0), " categorical rows");
-  TORCH_CHECK(numeric.scalar_type() == torch::kFloat32, "RiskMlp: numeric input must be float32");
-  TORCH_CHECK(categorical.scalar_type() == torch::kInt64,
-              "RiskMlp: categorical input must be int64");
+  CheckDeclarationInputs("RiskMlp", numeric, categorical, numeric_width_, categorical_width);
 
   std::vector<torch::Tensor> parts;
   parts.reserve(1 + buckets_.size());
-  if (numeric_width_ > 0) {
-    // Always the stored statistics, in training too (unlike BatchNorm's
-    // training mode): a node trains with exactly the standardization it is
-    // evaluated with, the global one. Equal to BatchNorm1d(affine=False) in
-    // eval mode, so PyTorch loads and runs the state as such.
-    const double eps = standardize_->options.eps();
-    parts.push_back((numeric - standardize_->running_mean) /
-                    torch::sqrt(standardize_->running_var + eps));
-  }
+  if (numeric_width_ > 0) parts.push_back(Standardize(*standardize_, numeric));
   for (int64_t j = 0; j < categorical_width; ++j) {
     parts.push_back(embeddings_->at<torch::nn::EmbeddingImpl>(j).forward(categorical.select(1, j)));
   }

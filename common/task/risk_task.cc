@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -25,8 +24,6 @@ absl::Status FinalizeRiskModelConfig(v1::RiskModelConfig* config) {
   return models::CheckRiskMlpArgs(1, {2}, *config);
 }
 
-namespace {
-
 void FeatureWidths(const v1::DeclarationSchema& schema, int64_t* numeric,
                    std::vector<uint32_t>* buckets) {
   *numeric = 0;
@@ -35,8 +32,6 @@ void FeatureWidths(const v1::DeclarationSchema& schema, int64_t* numeric,
     if (c.role() == v1::CATEGORICAL) buckets->push_back(c.hash_buckets());
   }
 }
-
-}  // namespace
 
 models::RiskMlp BuildRiskModel(const v1::DeclarationSchema& schema,
                                const v1::RiskModelConfig& config, uint64_t seed) {
@@ -54,8 +49,8 @@ absl::StatusOr<tensor::NamedTensors> InitialRiskState(const v1::DeclarationSchem
   FeatureWidths(schema, &numeric, &buckets);
   if (absl::Status s = models::CheckRiskMlpArgs(numeric, buckets, models::WithDefaults(config));
       !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot build the risk model for this schema: ",
-                                                   s.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot build the risk model for this schema: ", s.message()));
   }
   models::RiskMlp model(numeric, buckets, config, seed);
   return tensor::StateOf(*model);

@@ -21,6 +21,12 @@ absl::Status FinalizeTrainingConfig(v1::TrainingConfig* config);
 // Defaults hidden [64, 32], embedding 8, dropout 0.1; checks ranges.
 absl::Status FinalizeRiskModelConfig(v1::RiskModelConfig* config);
 
+// The model input widths of a schema: the number of NUMERIC columns and the
+// hash_buckets of each CATEGORICAL column, in schema order (appended to
+// `buckets`).
+void FeatureWidths(const v1::DeclarationSchema& schema, int64_t* numeric,
+                   std::vector<uint32_t>* buckets);
+
 // The risk MLP for a schema's features, initialized from `seed`.
 models::RiskMlp BuildRiskModel(const v1::DeclarationSchema& schema,
                                const v1::RiskModelConfig& config, uint64_t seed);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/training/local_training_loop.h"
 #include "common/training/table_tensors.h"
 
 namespace fedcustoms::training {
@@ -83,8 +84,6 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
   TrainResult result;
   result.samples = n;
   result.positive_weight = PositiveWeight(positives, n - positives, c);
-  // BatchNorm cannot train on a single row.
-  const int64_t batch_size = std::max<int64_t>(c.batch_size(), 2);
 
   try {
     const at::Tensor numeric = NumericTensor(table, rows);
@@ -102,60 +101,16 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
     if (!model->HasStandardization()) model->SetStandardization(local_mean, local_variance);
     model->train();
     model->SeedDropout(c.seed() ^ kDropoutSeedMix);
-    std::unique_ptr<torch::optim::Optimizer> optimizer;
-    if (c.optimizer() == "adam") {
-      optimizer = std::make_unique<torch::optim::Adam>(
-          model->parameters(), torch::optim::AdamOptions(c.learning_rate()));
-    } else {
-      optimizer = std::make_unique<torch::optim::SGD>(model->parameters(),
-                                                      torch::optim::SGDOptions(c.learning_rate()));
-    }
-    at::Generator shuffle = at::make_generator<at::CPUGeneratorImpl>(c.seed());
-    // FedProx: the parameters the round started from. The proximal term
-    // (mu/2)||w - w_global||^2 enters through its gradient mu (w - w_global),
-    // added after backward(); the reported loss stays the data loss.
-    const double mu = c.proximal_mu();
-    std::vector<at::Tensor> start_parameters;
-    if (mu > 0) {
-      for (const at::Tensor& p : model->parameters()) start_parameters.push_back(p.detach().clone());
-    }
-
-    for (uint32_t epoch = 0; epoch < c.local_epochs(); ++epoch) {
-      const at::Tensor order = torch::randperm(n, shuffle, torch::dtype(torch::kInt64));
-      double loss_sum = 0;
-      for (int64_t start = 0; start < n;) {
-        int64_t end = std::min(start + batch_size, n);
-        if (n - end == 1) end = n;  // no single-row last batch
-        const at::Tensor index = order.slice(0, start, end);
-        optimizer->zero_grad();
-        const at::Tensor logits =
-            model->forward(numeric.index_select(0, index), categorical.index_select(0, index));
-        const at::Tensor loss = F::binary_cross_entropy_with_logits(
-            logits, labels.index_select(0, index), loss_options);
-        const double value = loss.item<double>();
-        if (!std::isfinite(value)) {
-          model->eval();
-          return absl::InternalError(absl::StrCat("training diverged: loss is ", value,
-                                                  " at epoch ", epoch + 1, ", step ",
-                                                  result.steps + 1));
-        }
-        loss.backward();
-        if (mu > 0) {
-          torch::NoGradGuard no_grad;
-          const std::vector<at::Tensor> parameters = model->parameters();
-          for (size_t i = 0; i < parameters.size(); ++i) {
-            at::Tensor grad = parameters[i].mutable_grad();
-            if (grad.defined()) grad.add_(parameters[i] - start_parameters[i], mu);
-          }
-        }
-        optimizer->step();
-        ++result.steps;
-        loss_sum += value * static_cast<double>(end - start);
-        start = end;
-      }
-      result.mean_loss = loss_sum / static_cast<double>(n);
-      result.samples_seen += n;
-    }
+    const absl::Status trained = RunLocalEpochs(
+        *model, n, c, /*min_batch=*/2,  // BatchNorm cannot train on a single row
+        [&](const at::Tensor& index) {
+          return F::binary_cross_entropy_with_logits(
+              model->forward(numeric.index_select(0, index), categorical.index_select(0, index)),
+              labels.index_select(0, index), loss_options);
+        },
+        &result);
+    model->eval();
+    if (!trained.ok()) return trained;
     model->SetStandardization(local_mean, local_variance);
   } catch (const c10::Error& e) {
     model->eval();

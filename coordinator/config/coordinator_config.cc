@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
+#include "common/config/task_name.h"
 #include "common/task/risk_task.h"
+#include "common/task/task_model.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -36,7 +38,8 @@ absl::Status FinalizeStrategy(v1::ServerStrategyConfig* s) {
   if (!in(s->server_learning_rate(), 0, 100, true, false)) {
     return out_of_range("server_learning_rate", s->server_learning_rate(), "(0, 100]");
   }
-  if (!in(s->momentum(), 0, 1, false, true)) return out_of_range("momentum", s->momentum(), "[0, 1)");
+  if (!in(s->momentum(), 0, 1, false, true))
+    return out_of_range("momentum", s->momentum(), "[0, 1)");
   if (!in(s->beta1(), 0, 1, false, true)) return out_of_range("beta1", s->beta1(), "[0, 1)");
   if (!in(s->beta2(), 0, 1, false, true)) return out_of_range("beta2", s->beta2(), "[0, 1)");
   if (!in(s->tau(), 0, 1, true, false)) return out_of_range("tau", s->tau(), "(0, 1]");
@@ -45,8 +48,7 @@ absl::Status FinalizeStrategy(v1::ServerStrategyConfig* s) {
 
 // Fills in the robust aggregation defaults and refuses what mode SECURE
 // cannot do.
-absl::Status FinalizeRobustAggregation(v1::RobustAggregationConfig* r,
-                                       v1::AggregationMode mode) {
+absl::Status FinalizeRobustAggregation(v1::RobustAggregationConfig* r, v1::AggregationMode mode) {
   using Kind = v1::RobustAggregationConfig;
   if (r->kind() == Kind::KIND_UNSPECIFIED) r->set_kind(Kind::MEAN);
   if (mode == v1::SECURE && (r->kind() != Kind::MEAN || r->norm_bound() != 0)) {
@@ -76,8 +78,8 @@ absl::Status FinalizeRobustAggregation(v1::RobustAggregationConfig* r,
 }  // namespace
 
 absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorConfig c,
-                                                               const std::string& source,
-                                                               const std::string& base_dir) {
+                                                                const std::string& source,
+                                                                const std::string& base_dir) {
   auto bad = [&](const std::string& field, const std::string& what) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", field, ": ", what));
   };
@@ -101,10 +103,8 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
   for (int i = 0; i < c.tasks_size(); ++i) {
     v1::TaskConfig* t = c.mutable_tasks(i);
     const std::string prefix = absl::StrCat("tasks[", i, "]");
-    if (t->name() != "risk") {
-      return bad(prefix + ".name", absl::StrCat("\"", t->name(),
-                                                "\" is not a task this coordinator runs; "
-                                                "expected \"risk\""));
+    if (absl::Status s = config::CheckTaskName(t->name()); !s.ok()) {
+      return bad(prefix + ".name", std::string(s.message()));
     }
     if (!names.insert(t->name()).second) return bad(prefix + ".name", "duplicate task");
     if (t->min_nodes() == 0) t->set_min_nodes(2);
@@ -123,10 +123,11 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
     if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);
     if (!(sa->threshold_fraction() >= 0.5 && sa->threshold_fraction() < 1)) {
-      return bad(prefix + ".secure_aggregation.threshold_fraction",
-                 absl::StrCat(sa->threshold_fraction(),
-                              " is unsafe or impossible: it must be in [0.5, 1) so that the "
-                              "threshold t = floor(fraction * n) + 1 exceeds n/2 and is at most n"));
+      return bad(
+          prefix + ".secure_aggregation.threshold_fraction",
+          absl::StrCat(sa->threshold_fraction(),
+                       " is unsafe or impossible: it must be in [0.5, 1) so that the "
+                       "threshold t = floor(fraction * n) + 1 exceeds n/2 and is at most n"));
     }
     if (sa->clip() == 0) sa->set_clip(4.0);
     if (!(std::isfinite(sa->clip()) && sa->clip() > 0 && sa->clip() <= 1e6)) {
@@ -139,8 +140,8 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     if (absl::Status s = FinalizeStrategy(t->mutable_strategy()); !s.ok()) {
       return bad(prefix + ".strategy", std::string(s.message()));
     }
-    if (absl::Status s = FinalizeRobustAggregation(t->mutable_robust_aggregation(),
-                                                   c.aggregation_mode());
+    if (absl::Status s =
+            FinalizeRobustAggregation(t->mutable_robust_aggregation(), c.aggregation_mode());
         !s.ok()) {
       return bad(prefix + ".robust_aggregation", std::string(s.message()));
     }
@@ -150,21 +151,24 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
         t->min_nodes() <= 2 * r.byzantine_nodes() + 2) {
       return bad(prefix + ".min_nodes",
                  absl::StrCat(t->min_nodes(), " is too few for ",
-                              v1::RobustAggregationConfig::Kind_Name(r.kind()), " with byzantine_nodes ",
-                              r.byzantine_nodes(), ": it needs more than ",
-                              2 * r.byzantine_nodes() + 2, " updates"));
+                              v1::RobustAggregationConfig::Kind_Name(r.kind()),
+                              " with byzantine_nodes ", r.byzantine_nodes(),
+                              ": it needs more than ", 2 * r.byzantine_nodes() + 2, " updates"));
     }
     if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 2) {
       return bad(prefix + ".min_nodes",
                  "must be at least 2 in mode SECURE (a sum of one update is that update)");
     }
-    if (t->schema_file().empty()) return bad(prefix + ".schema_file", "required");
-    t->set_schema_file(Resolve(base_dir, t->schema_file()));
+    if (absl::Status s = task::FinalizeTaskModel(t); !s.ok()) {
+      // The message starts with the model config's field name.
+      return absl::Status(s.code(), absl::StrCat(source, ": ", prefix, ".", s.message()));
+    }
+    if (t->kind() != v1::TASK_XRAY) {
+      if (t->schema_file().empty()) return bad(prefix + ".schema_file", "required");
+      t->set_schema_file(Resolve(base_dir, t->schema_file()));
+    }
     if (absl::Status s = task::FinalizeTrainingConfig(t->mutable_training()); !s.ok()) {
       return bad(prefix + ".training", std::string(s.message()));
-    }
-    if (absl::Status s = task::FinalizeRiskModelConfig(t->mutable_model()); !s.ok()) {
-      return bad(prefix + ".model", std::string(s.message()));
     }
   }
   return c;

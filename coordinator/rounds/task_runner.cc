@@ -2,8 +2,6 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
-
-#include "common/log/logging.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
+#include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
 #include "common/secagg/fixed_point.h"
 #include "common/secagg/secagg_messages.h"
@@ -32,8 +31,7 @@ using std::chrono::seconds;
 constexpr seconds kAvailableWindow(25);
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string ToJsonText(const google::protobuf::Message& message) {
@@ -68,9 +66,7 @@ std::string AggregatorName(const v1::RobustAggregationConfig& r) {
 }
 
 // How the ledger and the manifests name a mode.
-const char* ModeName(v1::AggregationMode mode) {
-  return mode == v1::SECURE ? "secure" : "trusted";
-}
+const char* ModeName(v1::AggregationMode mode) { return mode == v1::SECURE ? "secure" : "trusted"; }
 
 uint64_t ParameterCount(const UpdateSpec& spec) {
   uint64_t count = 0;
@@ -108,14 +104,22 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
 
 const char* TaskRunner::PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kGathering: return "gathering";
-    case Phase::kAdvertising: return "advertising keys";
-    case Phase::kSharing: return "sharing keys";
-    case Phase::kUnmasking: return "unmasking";
-    case Phase::kTraining: return "training";
-    case Phase::kAggregating: return "aggregating";
-    case Phase::kEvaluating: return "evaluating";
-    case Phase::kFinished: return "finished";
+    case Phase::kGathering:
+      return "gathering";
+    case Phase::kAdvertising:
+      return "advertising keys";
+    case Phase::kSharing:
+      return "sharing keys";
+    case Phase::kUnmasking:
+      return "unmasking";
+    case Phase::kTraining:
+      return "training";
+    case Phase::kAggregating:
+      return "aggregating";
+    case Phase::kEvaluating:
+      return "evaluating";
+    case Phase::kFinished:
+      return "finished";
   }
   return "unknown";
 }
@@ -124,8 +128,8 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
     Options options, ModelRegistry* registry, RoundLedger* ledger,
     const crypto::Ed25519Signer* signer) {
   const std::string& task = options.config.name();
-  absl::StatusOr<tensor::NamedTensors> fresh = task::InitialRiskState(
-      options.schema, options.config.model(), options.config.training().seed());
+  absl::StatusOr<tensor::NamedTensors> fresh = task::InitialState(
+      task::SpecOf(options.config, options.schema), options.config.training().seed());
   if (!fresh.ok()) return fresh.status();
   UpdateSpec spec = UpdateSpec::Of(*fresh);
   // An upload is the update's encoding; anything much larger is hostile.
@@ -149,7 +153,8 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
     if (global.ok()) spdlog::info("task {}: published initial model version 0", task);
   } else {
     global = runner->ResumeSnapshot(versions.back(), *fresh);
-    if (global.ok()) spdlog::info("task {}: resuming from registry version {}", task, versions.back());
+    if (global.ok())
+      spdlog::info("task {}: resuming from registry version {}", task, versions.back());
   }
   if (!global.ok()) return global.status();
   if (!versions.empty()) {
@@ -171,13 +176,14 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   absl::StatusOr<manifest::ModelManifest> latest =
       manifest::ParseManifest(runner->global_->manifest.json, absl::StrCat(task, " latest"));
   if (latest.ok() && latest->round_id > runner->round_id_) {
-    spdlog::warn("task {}: the ledger ends at round {} but version {} was published by round {}; "
-                 "continuing after it",
-                 task, runner->round_id_, latest->version, latest->round_id);
+    spdlog::warn(
+        "task {}: the ledger ends at round {} but version {} was published by round {}; "
+        "continuing after it",
+        task, runner->round_id_, latest->version, latest->round_id);
     runner->round_id_ = latest->round_id;
   }
-  runner->rounds_completed_ =
-      std::max<uint32_t>(runner->rounds_completed_, static_cast<uint32_t>(runner->global_->version));
+  runner->rounds_completed_ = std::max<uint32_t>(runner->rounds_completed_,
+                                                 static_cast<uint32_t>(runner->global_->version));
   return runner;
 }
 
@@ -190,12 +196,15 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
       signer_(signer),
       spec_(std::move(spec)),
       max_upload_bytes_(max_upload_bytes),
-      feature_schema_hash_(data::FeatureSchemaHash(options_.schema)),
+      model_spec_(task::SpecOf(options_.config, options_.schema)),
+      feature_schema_hash_(task::InputHash(model_spec_)),
       optimizer_(std::make_unique<ServerOptimizer>(options_.config.strategy(), spec_)) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
 
-void TaskRunner::Start() { driver_ = std::thread([this] { DriverLoop(); }); }
+void TaskRunner::Start() {
+  driver_ = std::thread([this] { DriverLoop(); });
+}
 
 void TaskRunner::Stop() {
   {
@@ -215,9 +224,10 @@ absl::Status TaskRunner::RestoreServerState(uint64_t version) {
   if (!m.ok()) return m.status();
   optimizer_->Reset();
   if (m->strategy != optimizer_->name()) {
-    spdlog::warn("task {}: version {} was made with strategy {}, the config says {}: {} starts "
-                 "from its initial state",
-                 name(), version, m->strategy, optimizer_->name(), optimizer_->name());
+    spdlog::warn(
+        "task {}: version {} was made with strategy {}, the config says {}: {} starts "
+        "from its initial state",
+        name(), version, m->strategy, optimizer_->name(), optimizer_->name());
     return absl::OkStatus();
   }
   absl::StatusOr<tensor::NamedTensors> state = registry_->LoadServerState(name(), version);
@@ -240,10 +250,10 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   m.version = version;
   m.has_parent = version > 0;
   m.parent = version > 0 ? version - 1 : 0;
-  m.architecture = "risk_mlp";
-  m.hyperparameters_json = ToJsonText(options_.config.model());
+  m.architecture = std::string(task::ArchitectureName(model_spec_.kind));
+  m.hyperparameters_json = task::HyperparametersJson(model_spec_);
   m.training_json = ToJsonText(options_.config.training());
-  m.feature_schema_json = task::FeatureSchemaSummaryJson(options_.schema);
+  m.feature_schema_json = task::InputSummaryJson(model_spec_);
   m.feature_schema_hash = feature_schema_hash_;
   m.aggregation_mode = ModeName(options_.mode);
   m.strategy = optimizer_->name();
@@ -324,8 +334,8 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
     if (!digest.ok()) return digest.status();
     if (digest->sha256_hex != m->wire_sha256) {
       return absl::DataLossError(absl::StrCat(
-          "task ", task, ": registry version ", version, " encodes to SHA-256 ",
-          digest->sha256_hex, ", not the ", m->wire_sha256, " its signed manifest states"));
+          "task ", task, ": registry version ", version, " encodes to SHA-256 ", digest->sha256_hex,
+          ", not the ", m->wire_sha256, " its signed manifest states"));
     }
     sha = digest->sha256_hex;
   }
@@ -337,10 +347,9 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
         absl::StrCat("cannot read the size of ", snapshot->wire_path, ": ", ec.message()));
   }
   if (absl::Status s = CheckLayout(fresh, TensorFile(snapshot->wire_path)); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("task ", task, ": registry version ",
-                                                      version,
-                                                      " does not fit the configured model: ",
-                                                      s.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task, ": registry version ", version,
+                     " does not fit the configured model: ", s.message()));
   }
   return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
 }
@@ -410,9 +419,8 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   changed_.notify_all();
   const uint32_t min_nodes = options_.config.min_nodes();
   while (!stopping_) {
-    changed_.wait_for(lock, milliseconds(250), [&] {
-      return stopping_ || AvailableLocked().size() >= min_nodes;
-    });
+    changed_.wait_for(lock, milliseconds(250),
+                      [&] { return stopping_ || AvailableLocked().size() >= min_nodes; });
     if (stopping_ || AvailableLocked().size() < min_nodes) continue;
     // Give nodes that are about to poll a moment to be counted too.
     changed_.wait_for(lock, seconds(options_.config.gather_seconds()), [&] { return stopping_; });
@@ -467,8 +475,8 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     if (secure()) {
       masked_sum_ = std::make_unique<MaskedSum>(ParameterCount(spec_) + 1);
     } else if (robust()) {
-      robust_ = std::make_unique<RobustAggregator>(options_.config.robust_aggregation(), spec_,
-                                                   capacity);
+      robust_ =
+          std::make_unique<RobustAggregator>(options_.config.robust_aggregation(), spec_, capacity);
     } else {
       fed_avg_ = std::make_unique<FedAvg>(spec_);
     }
@@ -513,8 +521,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     return;
   }
   if (secure()) {
-    absl::StatusOr<std::unique_ptr<FedAvg>> decoded =
-        UnmaskAndDecode(lock, std::move(masked_sum));
+    absl::StatusOr<std::unique_ptr<FedAvg>> decoded = UnmaskAndDecode(lock, std::move(masked_sum));
     if (stopping_) return;
     if (!decoded.ok()) {
       AbortRound(std::string(decoded.status().message()));
@@ -559,8 +566,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
                 : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
   if (candidate.ok()) candidate_tensors_ = *std::move(next);
   lock.lock();
-  record_.aggregate_seconds =
-      std::chrono::duration<double>(Clock::now() - aggregate_start).count();
+  record_.aggregate_seconds = std::chrono::duration<double>(Clock::now() - aggregate_start).count();
   if (!candidate.ok()) {
     AbortRound(absl::StrCat("aggregation failed: ", candidate.status().message()));
     return;
@@ -640,8 +646,8 @@ void TaskRunner::AbortRound(const std::string& reason) {
     // The strategy stepped for a model that will not be published: back to
     // the state saved with the global version.
     if (absl::Status s = RestoreServerState(global_->version); !s.ok()) {
-      spdlog::error("task {}: {}; the server strategy starts again from its initial state",
-                    name(), s.message());
+      spdlog::error("task {}: {}; the server strategy starts again from its initial state", name(),
+                    s.message());
       optimizer_->Reset();
     }
     optimizer_stepped_ = false;
@@ -675,7 +681,7 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
       a.set_round_id(round_id_);
       a.set_model_version(global_->version);
       *a.mutable_training() = options_.config.training();
-      *a.mutable_model() = options_.config.model();
+      task::CopyModelConfig(model_spec_, &a);
       a.set_manifest_json(global_->manifest.json);
       a.set_manifest_signature(global_->manifest.signature);
       a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
@@ -712,7 +718,7 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
       a.set_kind(v1::TaskAssignment::EVALUATE);
       a.set_round_id(round_id_);
       a.set_model_version(candidate_->version);
-      *a.mutable_model() = options_.config.model();
+      task::CopyModelConfig(model_spec_, &a);
       a.set_manifest_json(candidate_->manifest.json);
       a.set_manifest_signature(candidate_->manifest.signature);
       a.set_deadline_seconds(static_cast<uint32_t>(std::max<int64_t>(left.count(), 0)));
@@ -728,8 +734,7 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
 
 absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase phase) const {
   if (absl::Status s = CheckPhase(round_id, phase); !s.ok()) return s;
-  const uint64_t expected =
-      phase == Phase::kEvaluating ? candidate_->version : global_->version;
+  const uint64_t expected = phase == Phase::kEvaluating ? candidate_->version : global_->version;
   if (version != expected) {
     return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
                                                       " uses model version ", expected, ", not ",
@@ -741,13 +746,11 @@ absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase p
 absl::Status TaskRunner::CheckPhase(uint64_t round_id, Phase phase) const {
   if (round_id == 0 || round_id > round_id_) {
     return absl::FailedPreconditionError(absl::StrCat("unknown round ", round_id, " of task ",
-                                                      name(), " (current round ", round_id_,
-                                                      ")"));
+                                                      name(), " (current round ", round_id_, ")"));
   }
   if (round_id < round_id_) {
-    return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
-                                                      " is closed (current round ", round_id_,
-                                                      ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", round_id, " of task ", name(), " is closed (current round ", round_id_, ")"));
   }
   if (phase_ != phase) {
     return absl::FailedPreconditionError(absl::StrCat("round ", round_id, " of task ", name(),
@@ -782,11 +785,11 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
   last_seen_[node] = Clock::now();
   // A duplicate is named as such even after the round has moved on to
   // aggregation or evaluation, so the node's log says what really happened.
-  const bool round_open = phase_ == Phase::kTraining || phase_ == Phase::kAggregating ||
-                          phase_ == Phase::kEvaluating;
+  const bool round_open =
+      phase_ == Phase::kTraining || phase_ == Phase::kAggregating || phase_ == Phase::kEvaluating;
   if (round_open && header.round_id() == round_id_ && submitted_.count(node)) {
-    return absl::AlreadyExistsError(absl::StrCat("node ", node, " already sent its update for round ",
-                                                 header.round_id()));
+    return absl::AlreadyExistsError(
+        absl::StrCat("node ", node, " already sent its update for round ", header.round_id()));
   }
   if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
       !s.ok()) {
@@ -797,8 +800,8 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
         absl::StrCat("node ", node, " is not selected for round ", header.round_id()));
   }
   if (uploading_.count(node)) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "an upload from node ", node, " for round ", header.round_id(), " is already in progress"));
+    return absl::AlreadyExistsError(absl::StrCat("an upload from node ", node, " for round ",
+                                                 header.round_id(), " is already in progress"));
   }
   if (secure()) {
     // The sample count travels masked inside the update; a clear one would
@@ -819,14 +822,14 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
   }
   auto declared = declared_train_rows_.find(node);
   if (declared == declared_train_rows_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("node ", node, " has not joined task ", name(), " since the coordinator started"));
+    return absl::FailedPreconditionError(absl::StrCat("node ", node, " has not joined task ",
+                                                      name(), " since the coordinator started"));
   }
   if (header.sample_count() > declared->second) {
     ++rejected_updates_;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sample_count ", header.sample_count(), " exceeds the ", declared->second,
-        " training rows node ", node, " declared when it joined"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sample_count ", header.sample_count(), " exceeds the ", declared->second,
+                     " training rows node ", node, " declared when it joined"));
   }
   if (!std::isfinite(header.train_loss())) {
     ++rejected_updates_;
@@ -867,24 +870,21 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   std::lock_guard fold_lock(fold_mu_);
   {
     std::lock_guard lock(mu_);
-    if (absl::Status s =
-            CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
+    if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
         !s.ok() || !(masked_sum_ || fed_avg_ || robust_)) {
       if (header.round_id() == round_id_) uploading_.erase(node);
-      return absl::FailedPreconditionError(absl::StrCat(
-          "round ", header.round_id(), " closed before the update from ", node,
-          " could be aggregated"));
+      return absl::FailedPreconditionError(absl::StrCat("round ", header.round_id(),
+                                                        " closed before the update from ", node,
+                                                        " could be aggregated"));
     }
   }
   const auto fold_start = Clock::now();
   if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
-  absl::Status folded =
-      masked_sum_ ? masked_sum_->Add(update)
-      : robust_   ? robust_->Add(update, header.sample_count())
-                  : fed_avg_->Add(update, header.sample_count());
+  absl::Status folded = masked_sum_ ? masked_sum_->Add(update)
+                        : robust_   ? robust_->Add(update, header.sample_count())
+                                    : fed_avg_->Add(update, header.sample_count());
   spdlog::info("task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
-                validate_seconds,
-                std::chrono::duration<double>(Clock::now() - fold_start).count());
+               validate_seconds, std::chrono::duration<double>(Clock::now() - fold_start).count());
   {
     std::lock_guard lock(mu_);
     uploading_.erase(node);
@@ -898,8 +898,8 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   return folded;
 }
 
-absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_id,
-                                       uint64_t version, const v1::EvaluationMetrics& metrics) {
+absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_id, uint64_t version,
+                                       const v1::EvaluationMetrics& metrics) {
   {
     std::lock_guard lock(mu_);
     last_seen_[node] = Clock::now();
@@ -930,8 +930,8 @@ void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint3
 bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   const v1::SecureAggregationConfig& config = options_.config.secure_aggregation();
   const auto n = static_cast<uint32_t>(selected_.size());
-  const uint32_t threshold = std::min<uint32_t>(
-      n, static_cast<uint32_t>(std::floor(config.threshold_fraction() * n)) + 1);
+  const uint32_t threshold =
+      std::min<uint32_t>(n, static_cast<uint32_t>(std::floor(config.threshold_fraction() * n)) + 1);
   if (absl::Status s = secagg::CheckThreshold(threshold, n); !s.ok()) {
     AbortRound(absl::StrCat("secure aggregation needs at least 2 nodes with threshold > n/2: ",
                             s.message()));
@@ -974,15 +974,15 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   absl::Status closed = secure_round_->CloseAdvertising();
   const size_t u1 = secure_round_->advertisements().size();
   if (closed.ok() && u1 < options_.config.min_nodes()) {
-    closed = absl::FailedPreconditionError(absl::StrCat(
-        "only ", u1, " selected nodes advertised keys; min_nodes is ", options_.config.min_nodes()));
+    closed = absl::FailedPreconditionError(
+        absl::StrCat("only ", u1, " selected nodes advertised keys; min_nodes is ",
+                     options_.config.min_nodes()));
   }
   if (!closed.ok()) {
     AbortRound(std::string(closed.message()));
     return false;
   }
-  RunPhase(lock, Phase::kSharing, deadline,
-           [&] { return secure_round_->shared_count() == u1; });
+  RunPhase(lock, Phase::kSharing, deadline, [&] { return secure_round_->shared_count() == u1; });
   if (stopping_) return false;
   if (absl::Status s = secure_round_->CloseSharing(); !s.ok()) {
     AbortRound(std::string(s.message()));
@@ -1019,7 +1019,8 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
   const SecureRound* round = secure_round_.get();
   const v1::SecureRound params = secure_params_;
   lock.unlock();
-  absl::StatusOr<std::unique_ptr<FedAvg>> result = [&]() -> absl::StatusOr<std::unique_ptr<FedAvg>> {
+  absl::StatusOr<std::unique_ptr<FedAvg>> result =
+      [&]() -> absl::StatusOr<std::unique_ptr<FedAvg>> {
     absl::StatusOr<std::vector<uint32_t>> sum = masked->Take();
     masked.reset();
     if (!sum.ok()) return sum.status();
@@ -1033,8 +1034,8 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
                                               " is outside 1..", params.total_weight(),
                                               " (the declared training rows)"));
     }
-    absl::StatusOr<secagg::FixedPointCodec> codec = secagg::FixedPointCodec::Create(
-        {params.clip(), params.scale(), 1.0, params.max_nodes()});
+    absl::StatusOr<secagg::FixedPointCodec> codec =
+        secagg::FixedPointCodec::Create({params.clip(), params.scale(), 1.0, params.max_nodes()});
     if (!codec.ok()) return codec.status();
     std::vector<float> mean(unmasked->size());
     const double total_weight =
@@ -1074,7 +1075,8 @@ absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysR
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kSharing); !s.ok()) return s;
     std::vector<secagg::SealedShares> shares;
     shares.reserve(request.shares_size());
-    for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
+    for (const v1::SealedShare& share : request.shares())
+      shares.push_back(secagg::FromProto(share));
     if (absl::Status s = secure_round_->ShareKeys(node, std::move(shares)); !s.ok()) return s;
   }
   changed_.notify_all();

@@ -14,9 +14,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/task/task_model.h"
 #include "coordinator/aggregation/fed_avg.h"
-#include "coordinator/aggregation/robust_aggregator.h"
 #include "coordinator/aggregation/masked_sum.h"
+#include "coordinator/aggregation/robust_aggregator.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/rounds/model_snapshot.h"
@@ -48,6 +49,7 @@ class TaskRunner {
  public:
   struct Options {
     v1::TaskConfig config;  // Defaults already applied.
+    // The federation's declaration schema (risk and anomaly tasks).
     v1::DeclarationSchema schema;
     std::string spool_dir;
     // Holds the wire encodings of the global and the candidate model
@@ -65,9 +67,10 @@ class TaskRunner {
   // Loads the latest published version of the task from `registry` (or
   // publishes a freshly initialized v0) and the last round id from `ledger`.
   // registry, ledger and signer must outlive the runner.
-  static absl::StatusOr<std::unique_ptr<TaskRunner>> Create(
-      Options options, ModelRegistry* registry, RoundLedger* ledger,
-      const crypto::Ed25519Signer* signer);
+  static absl::StatusOr<std::unique_ptr<TaskRunner>> Create(Options options,
+                                                            ModelRegistry* registry,
+                                                            RoundLedger* ledger,
+                                                            const crypto::Ed25519Signer* signer);
   ~TaskRunner();
 
   // Starts / stops the driver thread. Stop wakes every waiting long-poll.
@@ -75,7 +78,8 @@ class TaskRunner {
   void Stop();
 
   const std::string& name() const { return options_.config.name(); }
-  // Hex SHA-256 of the task's feature schema; joining nodes must match it.
+  // Hex SHA-256 of the task's input (feature schema, or X-ray image format);
+  // joining nodes must match it.
   const std::string& feature_schema_hash() const { return feature_schema_hash_; }
 
   // A node joined (its feature schema already checked): it counts as
@@ -93,8 +97,8 @@ class TaskRunner {
   // for any other round, version or phase, PERMISSION_DENIED if the node was
   // not selected.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelForDownload(const std::string& node,
-                                                                       uint64_t round_id,
-                                                                       uint64_t version);
+                                                                        uint64_t round_id,
+                                                                        uint64_t version);
 
   // Upload of one update, in three steps so nothing reaches the sum before it
   // is complete and valid: BeginUpload checks the header and reserves the
@@ -196,6 +200,9 @@ class TaskRunner {
   const crypto::Ed25519Signer* const signer_;
   const UpdateSpec spec_;
   const uint64_t max_upload_bytes_;
+  // The task's kind and model config, with the schema for declaration tasks.
+  const task::ModelSpec model_spec_;
+  // Hash of the model's input (task::InputHash); nodes must match it.
   const std::string feature_schema_hash_;
 
   mutable std::mutex mu_;
@@ -234,9 +241,9 @@ class TaskRunner {
 
   // Serializes folding into the sum; taken before mu_ when both are needed.
   std::mutex fold_mu_;
-  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);      // mode TRUSTED, MEAN
+  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);           // mode TRUSTED, MEAN
   std::unique_ptr<RobustAggregator> robust_ ABSL_GUARDED_BY(fold_mu_);  // mode TRUSTED, robust
-  std::unique_ptr<MaskedSum> masked_sum_ ABSL_GUARDED_BY(fold_mu_);  // mode SECURE
+  std::unique_ptr<MaskedSum> masked_sum_ ABSL_GUARDED_BY(fold_mu_);     // mode SECURE
 
   std::thread driver_;
 };

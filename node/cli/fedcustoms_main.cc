@@ -1,19 +1,21 @@
 // fedcustoms: the operator and analyst command line.
 //   fedcustoms certs init --dir DIR --admins EE,FI,LV
 //   fedcustoms synth declarations --admins EE,FI,LV --rows N --seed S --out DIR
+//   fedcustoms synth xray --admins EE,FI,LV --images N --seed S --out DIR [--size 64]
+//                         [--dual-energy] [--positive-rate R]
 //   fedcustoms pull --task risk --version latest --out DIR
-//   fedcustoms demo --workdir DIR --nodes 3 --rounds 5
+//   fedcustoms demo [--task risk|anomaly|xray] --workdir DIR --nodes 3 --rounds 5
 #include <signal.h>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <optional>
 
 #include "absl/strings/str_split.h"
 #include "common/log/logging.h"
 #include "common/pki/dev_pki.h"
 #include "common/synth/declarations_synth.h"
+#include "common/xray/xray_synth.h"
 #include "node/analyst/model_puller.h"
 #include "node/demo/demo_runner.h"
 
@@ -57,6 +59,24 @@ int main(int argc, char** argv) {
   synth_decl->add_option("--seed", synth_seed, "random seed")->capture_default_str();
   synth_decl->add_option("--out", synth_out, "output directory")->capture_default_str();
 
+  auto* synth_xray = synth->add_subcommand(
+      "xray", "cargo X-ray images (16-bit PNG) with a labels CSV per administration");
+  fedcustoms::xray::XraySynthOptions xray_options;
+  std::string xray_admins = "EE,FI,LV";
+  double xray_positive_rate = 0;
+  synth_xray->add_option("--admins", xray_admins, "administration codes")->capture_default_str();
+  synth_xray->add_option("--images", xray_options.images, "images per administration")
+      ->capture_default_str();
+  synth_xray->add_option("--seed", xray_options.seed, "random seed")->capture_default_str();
+  synth_xray->add_option("--out", xray_options.out_dir, "output directory")->capture_default_str();
+  synth_xray->add_option("--size", xray_options.size, "image width and height in pixels")
+      ->capture_default_str();
+  synth_xray->add_flag("--dual-energy", xray_options.dual_energy,
+                       "a high- and a low-energy image per item");
+  auto* xray_rate_option = synth_xray->add_option(
+      "--positive-rate", xray_positive_rate,
+      "share of threat images, for every administration (default: each its own, 5-15 %)");
+
   auto* pull = app.add_subcommand("pull", "fetch a signed global model (analyst certificate)");
   std::string pull_task = "risk", pull_version = "latest", pull_out = "model",
               pull_coordinator = "localhost:7443", pull_pki = "pki", pull_identity = "analyst";
@@ -64,8 +84,7 @@ int main(int argc, char** argv) {
   pull->add_option("--version", pull_version, "a version number or \"latest\"")
       ->capture_default_str();
   pull->add_option("--out", pull_out, "output directory")->capture_default_str();
-  pull->add_option("--coordinator", pull_coordinator, "coordinator address")
-      ->capture_default_str();
+  pull->add_option("--coordinator", pull_coordinator, "coordinator address")->capture_default_str();
   pull->add_option("--pki", pull_pki,
                    "directory with ca.pem, <identity>.pem/.key and coordinator-signing.pub")
       ->capture_default_str();
@@ -74,12 +93,17 @@ int main(int argc, char** argv) {
 
   auto* demo = app.add_subcommand("demo", "run a whole federation on this machine");
   fedcustoms::node::DemoOptions demo_options;
+  demo->add_option("--task", demo_options.task, "risk, anomaly or xray")
+      ->check(CLI::IsMember({"risk", "anomaly", "xray"}))
+      ->capture_default_str();
   demo->add_option("--workdir", demo_options.workdir)->capture_default_str();
   demo->add_option("--nodes", demo_options.nodes)->capture_default_str();
   demo->add_option("--rounds", demo_options.rounds)->capture_default_str();
   demo->add_option("--rows", demo_options.rows, "rows of the largest administration")
       ->capture_default_str();
   demo->add_option("--seed", demo_options.seed)->capture_default_str();
+  demo->add_option("--images", demo_options.images, "X-ray images per administration (xray)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -101,6 +125,13 @@ int main(int argc, char** argv) {
       options.out_dir = synth_out;
       if (int rc = Report(fedcustoms::synth::SynthesizeDeclarations(options))) return rc;
       spdlog::info("synthetic declarations written to {}", synth_out);
+      return 0;
+    }
+    if (synth_xray->parsed()) {
+      xray_options.admins = SplitCodes(xray_admins);
+      if (xray_rate_option->count() > 0) xray_options.positive_rate = xray_positive_rate;
+      if (int rc = Report(fedcustoms::xray::SynthesizeXrays(xray_options))) return rc;
+      spdlog::info("synthetic X-rays written to {}", xray_options.out_dir);
       return 0;
     }
     if (pull->parsed()) {

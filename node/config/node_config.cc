@@ -2,9 +2,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
+#include "common/config/task_name.h"
+#include "common/task/task_model.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -24,20 +28,35 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
   if (c.coordinator_address().empty()) {
     return bad("coordinator_address", "required, e.g. \"localhost:7443\"");
   }
-  for (auto [field, value] :
-       {std::pair{"tls.ca_cert", c.mutable_tls()->mutable_ca_cert()},
-        std::pair{"tls.cert", c.mutable_tls()->mutable_cert()},
-        std::pair{"tls.key", c.mutable_tls()->mutable_key()},
-        std::pair{"coordinator_public_key", c.mutable_coordinator_public_key()},
-        std::pair{"data_file", c.mutable_data_file()},
-        std::pair{"schema_file", c.mutable_schema_file()},
-        std::pair{"work_dir", c.mutable_work_dir()}}) {
+  if (c.task().empty()) c.set_task("risk");
+  if (absl::Status s = config::CheckTaskName(c.task()); !s.ok()) {
+    return bad("task", std::string(s.message()));
+  }
+  c.set_task_kind(task::ResolveKind(c.task_kind(), c.task()));
+  std::vector<std::pair<const char*, std::string*>> paths = {
+      {"tls.ca_cert", c.mutable_tls()->mutable_ca_cert()},
+      {"tls.cert", c.mutable_tls()->mutable_cert()},
+      {"tls.key", c.mutable_tls()->mutable_key()},
+      {"coordinator_public_key", c.mutable_coordinator_public_key()},
+      {"work_dir", c.mutable_work_dir()}};
+  if (c.task_kind() == v1::TASK_XRAY) {
+    v1::XrayDataConfig* x = c.mutable_xray();
+    if (x->labels_csv().empty() == (x->idx_images().empty() && x->idx_labels().empty())) {
+      return bad("xray", "an X-ray task needs either labels_csv or idx_images and idx_labels");
+    }
+    if (x->labels_csv().empty()) {
+      paths.emplace_back("xray.idx_images", x->mutable_idx_images());
+      paths.emplace_back("xray.idx_labels", x->mutable_idx_labels());
+    } else {
+      paths.emplace_back("xray.labels_csv", x->mutable_labels_csv());
+    }
+  } else {
+    paths.emplace_back("data_file", c.mutable_data_file());
+    paths.emplace_back("schema_file", c.mutable_schema_file());
+  }
+  for (auto [field, value] : paths) {
     if (value->empty()) return bad(field, "required");
     *value = Resolve(base_dir, *value);
-  }
-  if (c.task().empty()) c.set_task("risk");
-  if (c.task() != "risk") {
-    return bad("task", absl::StrCat("\"", c.task(), "\" is not a task this node trains; expected \"risk\""));
   }
   if (c.bad_row_policy() == v1::BAD_ROW_POLICY_UNSPECIFIED) c.set_bad_row_policy(v1::FAIL);
   if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {

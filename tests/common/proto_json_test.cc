@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/config/task_name.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::config {
@@ -57,8 +58,7 @@ TEST(ProtoJson, LoadsAFile) {
 
 TEST(ProtoJson, UnknownTopLevelFieldIsNamed) {
   v1::TrainingConfig config;
-  absl::Status s = ParseProtoJson(R"({"local_epochs": 1, "learnig_rate": 0.1})", "t.json",
-                                  &config);
+  absl::Status s = ParseProtoJson(R"({"local_epochs": 1, "learnig_rate": 0.1})", "t.json", &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
             "t.json: unknown field \"learnig_rate\" (not a field of fedcustoms.v1.TrainingConfig)");
@@ -107,6 +107,19 @@ TEST(ProtoJson, DirectoryIsRefused) {
   absl::Status s = LoadProtoJson(::testing::TempDir(), &config);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("is a directory"));
+}
+
+TEST(TaskName, AcceptsPathSafeNamesOnly) {
+  for (const char* good : {"risk", "anomaly", "xray", "risk-2027", "x_ray2"}) {
+    EXPECT_TRUE(CheckTaskName(good).ok()) << good;
+  }
+  for (const char* bad : {"", "Risk", "1risk", "../risk", "risk/x", "risk x", "-risk"}) {
+    const absl::Status s = CheckTaskName(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("is not a task name")) << bad;
+  }
+  EXPECT_FALSE(CheckTaskName(std::string(65, 'a')).ok());
+  EXPECT_TRUE(CheckTaskName(std::string(64, 'a')).ok());
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // The whole federation in one test process: a real coordinator and three real
 // nodes over mutual TLS on loopback, real LibTorch training, a real SQLite
 // ledger and registry on disk, then an analyst pull.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -10,9 +10,8 @@
 #include <fstream>
 #include <functional>
 #include <future>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
@@ -25,8 +24,6 @@
 #include "common/tensor/named_tensors.h"
 #include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
-#include "tests/federation/loopback_federation.h"
-#include "tests/support/federation_dir.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry/model_registry.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
@@ -35,6 +32,8 @@
 #include "node/analyst/model_puller.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
+#include "tests/federation/loopback_federation.h"
+#include "tests/support/federation_dir.h"
 
 namespace fedcustoms {
 namespace {
@@ -127,7 +126,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   for (const std::string admin : {"EE", "FI", "LV"}) {
     auto n = node::Node::Create(NodeConfigFor(admin, port, "two-rounds"));
     ASSERT_TRUE(n.ok()) << n.status();
-    total_train_rows += (*n)->data().split.train.size();
+    total_train_rows += (*n)->learner().data_summary().train_rows();
     nodes.push_back(*std::move(n));
   }
   std::vector<std::future<absl::Status>> runs;
@@ -221,8 +220,8 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
 // is published with each version and restored when the coordinator restarts.
 TEST_F(FederationTest, ClearUpdatesNeedTheNodesConsentAndFedAdamStateSurvivesRestart) {
   {
-    auto coordinator = StartCoordinator("consent", 1, 2, 5, v1::TRUSTED,
-                                        v1::ServerStrategyConfig::FEDADAM);
+    auto coordinator =
+        StartCoordinator("consent", 1, 2, 5, v1::TRUSTED, v1::ServerStrategyConfig::FEDADAM);
     auto refusing = node::Node::Create(NodeConfigFor("EE", coordinator->Port(), "consent"));
     ASSERT_TRUE(refusing.ok()) << refusing.status();
     absl::Status refused = (*refusing)->Run();
@@ -341,7 +340,8 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
     f.seekp(100);
     f.put('\x5a');
   }
-  absl::Status weights = node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+  absl::Status weights =
+      node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsDataLoss(weights)) << weights;
   EXPECT_NE(weights.message().find("does not match the signed manifest"), std::string::npos);
 
@@ -351,7 +351,8 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
   std::string forged = *json;
   forged.replace(forged.find("\"total_samples\":0"), 17, "\"total_samples\":9");
   ASSERT_TRUE(crypto::WriteFileAtomically(pull.out_dir + "/manifest.json", forged).ok());
-  absl::Status manifest = node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+  absl::Status manifest =
+      node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsPermissionDenied(manifest)) << manifest;
 }
 
@@ -592,8 +593,8 @@ TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
     t.mutable_robust_aggregation()->set_kind(v1::RobustAggregationConfig::MEDIAN);
   };
   {
-    auto coordinator = StartCoordinator("median", 3, 1, 60, v1::TRUSTED,
-                                        v1::ServerStrategyConfig::FEDAVG, median);
+    auto coordinator =
+        StartCoordinator("median", 3, 1, 60, v1::TRUSTED, v1::ServerStrategyConfig::FEDAVG, median);
     std::vector<std::unique_ptr<node::Node>> nodes;
     uint64_t total_train_rows = 0;
     for (const std::string admin : {"EE", "FI", "LV"}) {
@@ -601,7 +602,7 @@ TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
       config.set_aggregation_mode(v1::TRUSTED);
       auto n = node::Node::Create(config);
       ASSERT_TRUE(n.ok()) << n.status();
-      total_train_rows += (*n)->data().split.train.size();
+      total_train_rows += (*n)->learner().data_summary().train_rows();
       nodes.push_back(*std::move(n));
     }
     std::vector<std::future<absl::Status>> runs;
@@ -618,15 +619,14 @@ TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
     EXPECT_EQ(m->total_samples, total_train_rows);
   }
   // About 290 k parameters x 1 node > 1 MiB.
-  auto coordinator = StartCoordinator(
-      "median-cap", 1, 1, 60, v1::TRUSTED, v1::ServerStrategyConfig::FEDAVG,
-      [&](v1::TaskConfig& t) {
-        median(t);
-        t.mutable_robust_aggregation()->set_max_memory_mib(1);
-        t.mutable_model()->clear_hidden_units();
-        t.mutable_model()->add_hidden_units(1024);
-        t.mutable_model()->add_hidden_units(256);
-      });
+  auto coordinator = StartCoordinator("median-cap", 1, 1, 60, v1::TRUSTED,
+                                      v1::ServerStrategyConfig::FEDAVG, [&](v1::TaskConfig& t) {
+                                        median(t);
+                                        t.mutable_robust_aggregation()->set_max_memory_mib(1);
+                                        t.mutable_model()->clear_hidden_units();
+                                        t.mutable_model()->add_hidden_units(1024);
+                                        t.mutable_model()->add_hidden_units(256);
+                                      });
   auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
   {
     grpc::ClientContext context;

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/linear.h>
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace fedcustoms::models {
+
+// The input stage the declaration models (RiskMlp, AnomalyAutoencoder) share:
+// numeric features standardized with federation-wide statistics kept in a
+// BatchNorm1d's buffers, categorical features as hash-bucket ids.
+
+// OK when the feature widths are usable: 0..4096 numeric features, 0..256
+// categorical ones, at least one feature in all, buckets in 1..2^24,
+// embedding_dim 1..512 and at most 2^28 embedding weights. The error names
+// the argument.
+absl::Status CheckDeclarationFeatures(int64_t numeric_width, const std::vector<uint32_t>& buckets,
+                                      uint32_t embedding_dim);
+
+// OK when `hidden_units` has 1..8 layers of 1..8192 units (an empty list is
+// refused: callers apply their defaults first). The error names the field.
+absl::Status CheckHiddenUnits(std::span<const uint32_t> hidden_units);
+
+// BatchNorm1d(width, affine=false, momentum=None): only its running_mean and
+// running_var are used, as the standardization statistics.
+torch::nn::BatchNorm1d MakeStandardization(int64_t width);
+
+// (x - running_mean) / sqrt(running_var + eps): the stored statistics in
+// training too, so a node trains with exactly the standardization it is
+// evaluated with. Equal to the BatchNorm1d in eval mode, so PyTorch runs the
+// state as such.
+torch::Tensor Standardize(torch::nn::BatchNorm1dImpl& standardize, const torch::Tensor& numeric);
+
+// False while the statistics are still the reset values (mean 0, variance 1).
+bool HasStandardization(const torch::nn::BatchNorm1dImpl& standardize);
+
+// Copies the per-column mean and variance in; throws c10::Error when their
+// sizes differ from the module's width.
+void SetStandardization(torch::nn::BatchNorm1dImpl& standardize, const torch::Tensor& mean,
+                        const torch::Tensor& variance);
+
+// Throws c10::Error, prefixed with `model`, unless numeric is [B, numeric_width]
+// float32 and categorical [B, categorical_width] int64 with the same B.
+void CheckDeclarationInputs(std::string_view model, const torch::Tensor& numeric,
+                            const torch::Tensor& categorical, int64_t numeric_width,
+                            int64_t categorical_width);
+
+// PyTorch's default Linear initialization, U(±1/sqrt(fan_in)) for weight and
+// bias, drawn from `generator`.
+void InitLinear(torch::nn::LinearImpl& linear, at::Generator& generator);
+
+}  // namespace fedcustoms::models

@@ -1,0 +1,125 @@
+#include "node/learner/declaration_learner.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/metrics/binary_metrics.h"
+#include "common/models/anomaly_autoencoder.h"
+#include "common/task/risk_task.h"
+#include "common/training/anomaly_trainer.h"
+#include "common/training/risk_evaluator.h"
+#include "common/training/risk_trainer.h"
+
+namespace fedcustoms::node {
+namespace {
+
+absl::StatusOr<models::AnomalyAutoencoder> BuildAnomalyModel(const task::ModelSpec& spec) {
+  int64_t numeric = 0;
+  std::vector<uint32_t> buckets;
+  task::FeatureWidths(spec.schema, &numeric, &buckets);
+  if (absl::Status s = models::CheckAnomalyAutoencoderArgs(numeric, buckets, spec.anomaly);
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot build the anomaly model for this schema: ", s.message()));
+  }
+  return models::AnomalyAutoencoder(numeric, buckets, spec.anomaly, 1);
+}
+
+absl::StatusOr<models::RiskMlp> BuildRiskModel(const task::ModelSpec& spec) {
+  int64_t numeric = 0;
+  std::vector<uint32_t> buckets;
+  task::FeatureWidths(spec.schema, &numeric, &buckets);
+  if (absl::Status s = models::CheckRiskMlpArgs(numeric, buckets, spec.risk); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot build the risk model for this schema: ", s.message()));
+  }
+  return models::RiskMlp(numeric, buckets, spec.risk, 1);
+}
+
+// Metrics of the risk model on the hold-out, loss being the unweighted BCE.
+v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model) {
+  const std::vector<int64_t>& rows = data.split.holdout;
+  std::vector<float> scores = training::PredictRisk(model, data.table, rows);
+  std::vector<float> labels;
+  labels.reserve(rows.size());
+  double loss = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const float y = data.table.labels[rows[i]];
+    labels.push_back(y);
+    const double q = std::clamp<double>(scores[i], 1e-7, 1 - 1e-7);
+    loss -= y > 0.5f ? std::log(q) : std::log(1 - q);
+  }
+  if (!rows.empty()) loss /= static_cast<double>(rows.size());
+  return metrics::ComputeBinaryMetrics(scores, labels, loss);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeclarationLearner>> DeclarationLearner::Create(
+    const v1::NodeConfig& config) {
+  const v1::TaskKind kind = task::ResolveKind(config.task_kind(), config.task());
+  auto data = LoadLocalData(config, /*need_labels=*/kind == v1::TASK_RISK);
+  if (!data.ok()) return data.status();
+  return std::unique_ptr<DeclarationLearner>(new DeclarationLearner(kind, *std::move(data)));
+}
+
+task::ModelSpec DeclarationLearner::SpecOf(const v1::TaskAssignment& assignment) const {
+  return task::SpecOf(assignment, data_.schema);
+}
+
+v1::DataSummary DeclarationLearner::data_summary() const {
+  v1::DataSummary summary;
+  summary.set_train_rows(data_.split.train.size());
+  summary.set_holdout_rows(data_.split.holdout.size());
+  summary.set_skipped_rows(data_.table.skipped_rows);
+  return summary;
+}
+
+absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
+    const task::ModelSpec& spec, tensor::NamedTensors global, const v1::TrainingConfig& training) {
+  Trained out;
+  out.samples = data_.split.train.size();
+  tensor::NamedTensors trained;
+  if (spec.kind == v1::TASK_ANOMALY) {
+    auto model = BuildAnomalyModel(spec);
+    if (!model.ok()) return model.status();
+    if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
+    auto result = training::TrainAnomalyModel(*model, data_.table, data_.split.train, training);
+    if (!result.ok()) return result.status();
+    out.mean_loss = result->mean_loss;
+    trained = tensor::StateOf(**model);
+  } else {
+    auto model = BuildRiskModel(spec);
+    if (!model.ok()) return model.status();
+    if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
+    auto result = training::TrainRiskModel(*model, data_.table, data_.split.train, training);
+    if (!result.ok()) return result.status();
+    out.mean_loss = result->mean_loss;
+    trained = tensor::StateOf(**model);
+  }
+  // Δ overwrites the trained weights in place and the global copy goes: the
+  // upload holds about one model in memory.
+  out.update = task::UpdateFrom(std::move(trained), global);
+  return out;
+}
+
+absl::StatusOr<v1::EvaluationMetrics> DeclarationLearner::Evaluate(
+    const task::ModelSpec& spec, const tensor::NamedTensors& state) {
+  if (spec.kind == v1::TASK_ANOMALY) {
+    auto model = BuildAnomalyModel(spec);
+    if (!model.ok()) return model.status();
+    if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
+    return training::EvaluateAnomalyModel(*model, data_.table, data_.split.train,
+                                          data_.split.holdout);
+  }
+  auto model = BuildRiskModel(spec);
+  if (!model.ok()) return model.status();
+  if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
+  return EvaluateRisk(data_, *model);
+}
+
+}  // namespace fedcustoms::node

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/task/task_model.h"
+#include "common/tensor/named_tensors.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/metrics.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
+
+namespace fedcustoms::node {
+
+// What a node does with its own data for one kind of task: train a global
+// model into an update, evaluate a model on the hold-out. The data is loaded
+// once, when the learner is made, and never leaves it; only updates and
+// metrics come out.
+class LocalLearner {
+ public:
+  struct Trained {
+    // Δ = trained − global for every aggregatable tensor (task::UpdateFrom).
+    tensor::NamedTensors update;
+    // Training examples: the update's weight.
+    uint64_t samples = 0;
+    // Mean training loss of the last local epoch.
+    double mean_loss = 0;
+  };
+
+  virtual ~LocalLearner() = default;
+
+  virtual v1::TaskKind kind() const = 0;
+  // The spec of the model an assignment asks for, with this node's schema
+  // where the task uses declarations.
+  virtual task::ModelSpec SpecOf(const v1::TaskAssignment& assignment) const = 0;
+  // Hash of this node's model input (task::InputHash); the coordinator's
+  // task must have the same.
+  virtual std::string input_hash() const = 0;
+  // Row counts reported at join.
+  virtual v1::DataSummary data_summary() const = 0;
+
+  // Trains `spec`'s model, starting from `global`, on the local training
+  // split; `global` is consumed. Errors name what failed (a model that does
+  // not fit, a diverging training).
+  virtual absl::StatusOr<Trained> Train(const task::ModelSpec& spec, tensor::NamedTensors global,
+                                        const v1::TrainingConfig& training) = 0;
+  // Metrics of a model state on the local hold-out.
+  virtual absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
+                                                         const tensor::NamedTensors& state) = 0;
+
+  // The local-only baseline: a fresh model (task::InitialState with
+  // training.seed) trained by this node alone for `epochs` epochs without a
+  // proximal term, evaluated on its hold-out.
+  absl::StatusOr<v1::EvaluationMetrics> TrainLocalOnly(const task::ModelSpec& spec,
+                                                       v1::TrainingConfig training,
+                                                       uint32_t epochs);
+};
+
+// The learner of the node config's task kind, with its data loaded (errors
+// name the file, line and field).
+absl::StatusOr<std::unique_ptr<LocalLearner>> CreateLocalLearner(const v1::NodeConfig& config);
+
+}  // namespace fedcustoms::node
