@@ -61,7 +61,9 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
     m.set_pr_auc(n == 0 ? 0.0 : static_cast<double>(positives) / static_cast<double>(n));
   } else {
     m.set_roc_auc(auc_pairs / (static_cast<double>(positives) * static_cast<double>(negatives)));
-    m.set_pr_auc(average_precision);
+    // A sum of P terms of 1/P each can round above 1 (a perfect ranking); the
+    // coordinator refuses metrics outside [0, 1].
+    m.set_pr_auc(std::min(1.0, average_precision));
   }
 
   for (uint32_t percent : kBudgetPercents) {

@@ -25,6 +25,7 @@
 #include "node/analyst/model_puller.h"
 #include "node/config/node_config.h"
 #include "node/demo/child_process.h"
+#include "node/demo/dev_federation.h"
 #include "node/learner/local_learner.h"
 
 namespace fedcustoms::node {
@@ -152,40 +153,16 @@ absl::Status RunDemo(const DemoOptions& o) {
                  {"training", training},
                  {model_field, model}};
   if (kind != v1::TASK_XRAY) task_json["schema_file"] = schema;
-  json coordinator{{"listen_address", "127.0.0.1:0"},
-                   {"tls",
-                    {{"ca_cert", pki + "/ca.pem"},
-                     {"cert", pki + "/coordinator.pem"},
-                     {"key", pki + "/coordinator.key"}}},
-                   {"signing_key", pki + "/coordinator-signing.key"},
-                   {"registry_dir", root + "/registry"},
-                   {"state_dir", root + "/state"},
-                   {"port_file", root + "/state/port"},
-                   {"aggregation_mode", "SECURE"},
-                   {"tasks", json::array({task_json})}};
+  json coordinator = DevCoordinatorConfig(pki, root, json::array({task_json}));
   if (absl::Status s = WriteJson(root + "/coordinator.json", coordinator); !s.ok()) return s;
 
   std::printf("[3/6] coordinator and %u nodes over mutual TLS 1.3 on 127.0.0.1\n", o.nodes);
   const std::string bin = ExecutableDir();
-  fs::remove(root + "/state/port", ec);
-  auto coordinator_process =
-      ChildProcess::Spawn({bin + "/fedcustoms-coordinator", "--config", root + "/coordinator.json"},
-                          root + "/logs/coordinator.log");
-  if (!coordinator_process.ok()) return coordinator_process.status();
-  auto& coord = *coordinator_process;
-  std::string port;
-  for (int i = 0; i < 600 && port.empty(); ++i) {
-    if (auto code = coord->Poll()) {
-      return absl::InternalError(absl::StrCat("the coordinator exited with code ", *code,
-                                              " during start-up; see ", coord->log_path()));
-    }
-    auto text = crypto::ReadFile(root + "/state/port");
-    if (text.ok())
-      port = *text;
-    else
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (port.empty()) return absl::DeadlineExceededError("the coordinator did not start in 60 s");
+  auto running = StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
+                                         root + "/logs/coordinator.log");
+  if (!running.ok()) return running.status();
+  std::unique_ptr<ChildProcess>& coord = running->process;
+  const std::string& port = running->port;
   const std::string address = "localhost:" + port;
   // Keep the port in the config, so the coordinator restarted by hand from it
   // listens where the nodes' configs point.
@@ -197,16 +174,7 @@ absl::Status RunDemo(const DemoOptions& o) {
   for (const std::string& admin : admins) {
     const std::string dir = absl::StrCat(root, "/nodes/", admin);
     fs::create_directories(dir, ec);
-    json node{{"coordinator_address", address},
-              {"tls",
-               {{"ca_cert", pki + "/ca.pem"},
-                {"cert", absl::StrCat(pki, "/", admin, ".pem")},
-                {"key", absl::StrCat(pki, "/", admin, ".key")}}},
-              {"coordinator_public_key", pki + "/coordinator-signing.pub"},
-              {"task", o.task},
-              {"work_dir", dir},
-              {"exit_when_finished", true},
-              {"threads", 1}};
+    json node = DevNodeConfig(pki, admin, address, o.task, dir);
     if (kind == v1::TASK_XRAY) {
       node["xray"] = {{"labels_csv", absl::StrCat(root, "/data/", admin, "/labels.csv")}};
     } else {

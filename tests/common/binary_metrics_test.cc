@@ -168,5 +168,29 @@ TEST(BinaryMetrics, EmptySetGivesZeros) {
   EXPECT_DOUBLE_EQ(m.at_budget(3).precision(), 0.0);
 }
 
+TEST(BinaryMetrics, PerfectRankingsNeverRoundAboveOne) {
+  // The average precision of a perfect ranking is a sum of P terms of 1/P,
+  // which rounds above 1 for some P (it did for a node's 97-item hold-out,
+  // and the coordinator refused the report).
+  int above_before_clamp = 0;
+  for (int positives = 1; positives <= 200; ++positives) {
+    std::vector<float> scores, labels;
+    double unclamped = 0;
+    for (int i = 0; i < positives; ++i) {
+      scores.push_back(1000.0f - static_cast<float>(i));
+      labels.push_back(1);
+      unclamped += (1.0 / positives) * 1.0;
+    }
+    scores.push_back(0);
+    labels.push_back(0);
+    above_before_clamp += unclamped > 1.0 ? 1 : 0;
+    const v1::EvaluationMetrics m = ComputeBinaryMetrics(scores, labels);
+    EXPECT_LE(m.pr_auc(), 1.0) << positives;
+    EXPECT_NEAR(m.pr_auc(), 1.0, 1e-12) << positives;
+    EXPECT_EQ(m.roc_auc(), 1.0) << positives;
+  }
+  EXPECT_GT(above_before_clamp, 0) << "the case this guards against exists";
+}
+
 }  // namespace
 }  // namespace fedcustoms::metrics

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "node/demo/child_process.h"
+
+namespace fedcustoms::node {
+
+// Building blocks of a federation on one machine with a development PKI
+// (pki::InitDevPki in `pki_dir`), shared by the demo and the benchmarks that
+// run real coordinator and node processes.
+
+// A coordinator config (JSON, every path absolute) listening on
+// 127.0.0.1:0 in mode SECURE, with registry, state and port file under
+// `root`, serving `tasks` (a JSON array of TaskConfig).
+nlohmann::json DevCoordinatorConfig(const std::string& pki_dir, const std::string& root,
+                                    nlohmann::json tasks);
+
+// A node config (JSON) for administration `admin` of task `task` dialing
+// `coordinator_address`, with its work_dir, one training thread, exiting when
+// the task has finished. The caller adds the data fields.
+nlohmann::json DevNodeConfig(const std::string& pki_dir, const std::string& admin,
+                             const std::string& coordinator_address, const std::string& task,
+                             const std::string& work_dir);
+
+struct RunningCoordinator {
+  std::unique_ptr<ChildProcess> process;
+  // The port it listens on (read from its port file).
+  std::string port;
+};
+
+// Starts fedcustoms-coordinator (next to this executable) with `config_path`
+// (whose port_file is `port_file`, removed first), logging to `log_path`, and
+// waits up to 60 s for the port. Errors say where the log is.
+absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
+                                                           const std::string& port_file,
+                                                           const std::string& log_path);
+
+}  // namespace fedcustoms::node
