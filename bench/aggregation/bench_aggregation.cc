@@ -457,7 +457,7 @@ struct MemoryNeed {
                             // FedAdam's m and v and its expected result: (pool + 7) B
   double robust = 0;        // pool, global, n rows, result, NumPy's median: (pool + n + 3) B
                             // + sort blocks
-  double norm_mean = 0;     // robust + the float64 copy of the rows that norm bounding makes
+  double norm_mean = 0;     // robust + the float64 copy of one row that norm bounding makes
   double numpy_fedavg = 0;  // pool, global, acc, tmp, `w * u`, result copy: (pool + 5) B
   double numpy_median = 0;  // + the stack (if the pool is smaller) + np.median's copy + result
 
@@ -465,7 +465,7 @@ struct MemoryNeed {
     const double b = 4.0 * static_cast<double>(params), k = pool, n = nodes;
     fedavg = (k + 7) * b;
     robust = (k + n + 3) * b + n * kSortBlockBytesPerNode;
-    norm_mean = robust + 2 * n * b;
+    norm_mean = robust + 2 * b;
     numpy_fedavg = (k + 5) * b;
     numpy_median = numpy_fedavg + (pool < nodes ? n * b : 0) + n * b + b;
   }
@@ -598,8 +598,8 @@ absl::StatusOr<ConfigResult> RunConfig(const Options& options, const TempDir& di
   const bool norm_mean = robust && need.norm_mean <= budget;
   if (robust && !norm_mean) {
     std::printf(
-        "  MEAN with norm bound SKIPPED: needs %s (RobustAggregator::Aggregate converts "
-        "all n x P stored updates to float64 to take their norms)\n",
+        "  MEAN with norm bound SKIPPED: needs %s (the n stored updates, and one row at a "
+        "time in float64 for its norm)\n",
         Gib(need.norm_mean).c_str());
   }
   const bool numpy_median = need.numpy_median <= budget;
