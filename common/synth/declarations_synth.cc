@@ -22,51 +22,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/crypto/atomic_file.h"
+#include "common/synth/synth_rng.h"
 
 namespace fedcustoms::synth {
 namespace {
 
 namespace fs = std::filesystem;
-
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t Fnv1a(absl::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// Hand-written distributions over mt19937_64, so the bytes do not depend on
-// the standard library's distribution algorithms.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : engine_(seed) {}
-  // [0, 1)
-  double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-  double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
-  bool Bernoulli(double p) { return Uniform() < p; }
-  // [0, n), n > 0
-  size_t Index(size_t n) { return std::min(n - 1, static_cast<size_t>(Uniform() * n)); }
-  // Box-Muller, one value per call.
-  double Normal() {
-    const double u1 = 1.0 - Uniform();  // (0, 1]
-    const double u2 = Uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-  }
-  double LogNormal(double median, double sigma) { return median * std::exp(sigma * Normal()); }
-
- private:
-  std::mt19937_64 engine_;
-};
 
 // Weighted choice among indices 0 .. n-1.
 class Discrete {
@@ -96,7 +57,6 @@ std::vector<double> ZipfWeights(size_t n, double s) {
   for (size_t i = 0; i < n; ++i) w[i] = 1.0 / std::pow(static_cast<double>(i + 1), s);
   return w;
 }
-
 
 struct Chapter {
   int code;
@@ -156,14 +116,14 @@ struct Origin {
 };
 
 constexpr std::array<Origin, 39> kOrigins = {{
-    {"CN", 30, 0.8},  {"US", 6, 1.3},   {"DE", 8, 1.25},  {"TR", 5, 0.9},   {"IN", 5, 0.85},
-    {"VN", 4, 0.8},   {"BD", 2, 0.75},  {"PK", 1.5, 0.8}, {"KR", 3, 1.15},  {"JP", 3, 1.3},
-    {"TW", 2.5, 1.1}, {"TH", 2, 0.9},   {"MY", 2, 0.9},   {"ID", 1.5, 0.85}, {"GB", 4, 1.2},
-    {"NO", 3, 1.2},   {"CH", 2, 1.4},   {"BR", 1.5, 0.9}, {"AR", 0.8, 0.9}, {"CL", 0.8, 0.95},
-    {"ZA", 0.8, 0.95}, {"EG", 0.8, 0.8}, {"MA", 0.8, 0.85}, {"AE", 2, 0.95}, {"SG", 1.5, 1.1},
-    {"HK", 2, 0.85},  {"UA", 2, 0.85},  {"KZ", 1.5, 0.8}, {"UZ", 0.8, 0.75}, {"GE", 0.6, 0.8},
-    {"AM", 0.5, 0.8}, {"BY", 1, 0.8},   {"RS", 0.8, 0.9}, {"MX", 1, 0.9},   {"CA", 1.5, 1.2},
-    {"AU", 0.8, 1.2}, {"IL", 1, 1.2},   {"LK", 0.6, 0.85}, {"IS", 0.4, 1.2},
+    {"CN", 30, 0.8},   {"US", 6, 1.3},   {"DE", 8, 1.25},   {"TR", 5, 0.9},    {"IN", 5, 0.85},
+    {"VN", 4, 0.8},    {"BD", 2, 0.75},  {"PK", 1.5, 0.8},  {"KR", 3, 1.15},   {"JP", 3, 1.3},
+    {"TW", 2.5, 1.1},  {"TH", 2, 0.9},   {"MY", 2, 0.9},    {"ID", 1.5, 0.85}, {"GB", 4, 1.2},
+    {"NO", 3, 1.2},    {"CH", 2, 1.4},   {"BR", 1.5, 0.9},  {"AR", 0.8, 0.9},  {"CL", 0.8, 0.95},
+    {"ZA", 0.8, 0.95}, {"EG", 0.8, 0.8}, {"MA", 0.8, 0.85}, {"AE", 2, 0.95},   {"SG", 1.5, 1.1},
+    {"HK", 2, 0.85},   {"UA", 2, 0.85},  {"KZ", 1.5, 0.8},  {"UZ", 0.8, 0.75}, {"GE", 0.6, 0.8},
+    {"AM", 0.5, 0.8},  {"BY", 1, 0.8},   {"RS", 0.8, 0.9},  {"MX", 1, 0.9},    {"CA", 1.5, 1.2},
+    {"AU", 0.8, 1.2},  {"IL", 1, 1.2},   {"LK", 0.6, 0.85}, {"IS", 0.4, 1.2},
 }};
 
 size_t OriginIndex(absl::string_view code) {
@@ -300,7 +260,6 @@ double HeadingPriceFactor(int heading) {
   return 0.6 + static_cast<double>(SplitMix64(static_cast<uint64_t>(heading)) % 1000) / 1000.0;
 }
 
-
 struct Office {
   std::string code;
   Discrete modes;
@@ -387,8 +346,7 @@ Profile BuildProfile(const std::string& code, std::optional<size_t> hub, size_t 
   for (size_t i = 0; i < office_count; ++i) {
     static constexpr OfficeKind kFirst[] = {OfficeKind::kSeaPort, OfficeKind::kRoadBorder,
                                             OfficeKind::kAirport, OfficeKind::kPostal};
-    const OfficeKind kind =
-        i < 4 ? kFirst[i] : static_cast<OfficeKind>(1 + rng.Index(6));
+    const OfficeKind kind = i < 4 ? kFirst[i] : static_cast<OfficeKind>(1 + rng.Index(6));
     Office office;
     char serial[24];
     std::snprintf(serial, sizeof serial, "%03zu", i + 1);
@@ -460,14 +418,13 @@ Profile BuildProfile(const std::string& code, std::optional<size_t> hub, size_t 
     p.route_chapter = by_weight[rng.Index(8)];
     const std::vector<int>& headings = chapters[p.route_chapter].headings;
     p.route_heading = headings[rng.Index(headings.size())];
-    if (!IsComboHeading(p.route_heading) &&
-        !IsUndervaluedChapter(chapters[p.route_chapter].code)) {
+    if (!IsComboHeading(p.route_heading) && !IsUndervaluedChapter(chapters[p.route_chapter].code)) {
       break;
     }
   }
-  const double natural_route_share =
-      p.office_mix.Share(p.route_office) * p.chapter_mix.Share(p.route_chapter) /
-      static_cast<double>(chapters[p.route_chapter].headings.size());
+  const double natural_route_share = p.office_mix.Share(p.route_office) *
+                                     p.chapter_mix.Share(p.route_chapter) /
+                                     static_cast<double>(chapters[p.route_chapter].headings.size());
   p.route_fraud = std::min(0.3, kRouteFraudRows / (kRouteRowShare + natural_route_share));
   // A declarant of middling size, wrong often enough to explain about 0.1 %
   // of the rows whatever its share.
@@ -477,7 +434,6 @@ Profile BuildProfile(const std::string& code, std::optional<size_t> hub, size_t 
   p.fraud_scale = hub ? 1.0 : kSmallCompliance;
   return p;
 }
-
 
 // Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant).
 void CivilFromDays(int32_t z, int* y, unsigned* m, unsigned* d) {
@@ -526,10 +482,9 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
 
   for (size_t r = 0; r < p.rows; ++r) {
     const Importer& importer = p.importers[p.importer_mix.Sample(rng)];
-    const size_t declarant =
-        rng.Bernoulli(0.8) ? importer.declarant : p.declarant_mix.Sample(rng);
-    size_t chapter = rng.Bernoulli(0.7) ? importer.chapters[rng.Index(2)]
-                                        : p.chapter_mix.Sample(rng);
+    const size_t declarant = rng.Bernoulli(0.8) ? importer.declarant : p.declarant_mix.Sample(rng);
+    size_t chapter =
+        rng.Bernoulli(0.7) ? importer.chapters[rng.Index(2)] : p.chapter_mix.Sample(rng);
     int heading = chapters[chapter].headings[rng.Index(chapters[chapter].headings.size())];
     size_t origin = rng.Bernoulli(0.4) ? importer.origin : p.origin_mix.Sample(rng);
     size_t office = p.office_mix.Sample(rng);
@@ -585,8 +540,7 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
       fraud = Fraud::kMisdescription;
     } else if (declarant == p.risky_declarant && rng.Bernoulli(scale * p.risky_declarant_fraud)) {
       fraud = Fraud::kOther;
-    } else if (IsMisdescribedChapter(ch.code) &&
-               rng.Bernoulli(scale * kAnyMisdescriptionFraud)) {
+    } else if (IsMisdescribedChapter(ch.code) && rng.Bernoulli(scale * kAnyMisdescriptionFraud)) {
       fraud = Fraud::kMisdescription;
     } else if (rng.Bernoulli(scale * kUnexplainedFraud)) {
       fraud = Fraud::kOther;
@@ -735,7 +689,8 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     if (absl::Status s = csv.Open(dir + "/declarations.csv"); !s.ok()) return s;
     if (absl::Status s = GenerateCsv(profile, row_rng, &csv, &positives); !s.ok()) return s;
     if (absl::Status s = csv.Commit(); !s.ok()) return s;
-    if (absl::Status s = crypto::WriteFileAtomically(dir + "/declarations.schema.json", schema_json);
+    if (absl::Status s =
+            crypto::WriteFileAtomically(dir + "/declarations.schema.json", schema_json);
         !s.ok()) {
       return s;
     }

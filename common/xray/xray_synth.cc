@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
+#include "common/synth/synth_rng.h"
 
 namespace fedcustoms::xray {
 namespace {
@@ -33,52 +34,9 @@ constexpr uint32_t kMaxSize = 512;
 // these small noisy images hardly compress better at higher levels.
 constexpr int kPngCompression = 1;
 
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// Hand-written distributions over mt19937_64, so the bytes do not depend on
-// the standard library's distribution algorithms.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : engine_(seed) {}
-  // [0, 1)
-  double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-  double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
-  bool Bernoulli(double p) { return Uniform() < p; }
-  // [0, n), n > 0
-  size_t Index(size_t n) { return std::min(n - 1, static_cast<size_t>(Uniform() * n)); }
-  // Box-Muller; the pair's second value is kept for the next call.
-  double Normal() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    const double u1 = 1.0 - Uniform();  // (0, 1]
-    const double u2 = Uniform();
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    spare_ = r * std::sin(2.0 * std::numbers::pi * u2);
-    has_spare_ = true;
-    return r * std::cos(2.0 * std::numbers::pi * u2);
-  }
-
- private:
-  std::mt19937_64 engine_;
-  double spare_ = 0;
-  bool has_spare_ = false;
-};
+using synth::Fnv1a;
+using synth::Rng;
+using synth::SplitMix64;
 
 // Materials by how their attenuation grows at low energy (photoelectric
 // absorption rises steeply with atomic number): thickness is measured in
@@ -466,7 +424,7 @@ void Expose(const std::vector<float>& mu, int n, const Scanner& scanner, double 
   const double e2 = scanner.electronic * scanner.electronic;
   for (size_t i = 0; i < cells; ++i) {
     const double v = (*clean)[i];
-    const double noisy = v + std::sqrt(v * gain + e2) * rng.Normal() + scanner.dark;
+    const double noisy = v + std::sqrt(v * gain + e2) * rng.PairedNormal() + scanner.dark;
     (*out)[i] = static_cast<uint16_t>(std::clamp(std::lround(noisy), 0L, 65535L));
   }
 }
