@@ -63,14 +63,9 @@ AnomalyAutoencoderImpl::AnomalyAutoencoderImpl(int64_t numeric_width, std::vecto
     : numeric_width_(numeric_width), buckets_(std::move(buckets)), config_(WithDefaults(config)) {
   const absl::Status valid = CheckAnomalyAutoencoderArgs(numeric_width_, buckets_, config_);
   TORCH_CHECK(valid.ok(), "AnomalyAutoencoder: ", std::string(valid.message()));
-  const int64_t embedding_dim = config_.embedding_dim();
-  if (numeric_width_ > 0) {
-    standardize_ = register_module("standardize", MakeStandardization(numeric_width_));
-  }
-  embeddings_ = register_module("embeddings", torch::nn::ModuleList());
-  for (uint32_t b : buckets_) embeddings_->push_back(torch::nn::Embedding(b, embedding_dim));
+  int64_t width = RegisterDeclarationInputs(*this, numeric_width_, buckets_,
+                                            config_.embedding_dim(), &standardize_, &embeddings_);
   encoder_ = register_module("encoder", torch::nn::ModuleList());
-  int64_t width = numeric_width_ + static_cast<int64_t>(buckets_.size()) * embedding_dim;
   for (uint32_t units : config_.hidden_units()) {
     encoder_->push_back(torch::nn::Linear(width, units));
     width = units;
@@ -123,17 +118,8 @@ torch::Tensor AnomalyAutoencoderImpl::forward(const torch::Tensor& numeric,
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
   CheckDeclarationInputs("AnomalyAutoencoder", numeric, categorical, numeric_width_,
                          categorical_width);
-  std::vector<torch::Tensor> parts;
-  parts.reserve(1 + buckets_.size());
-  torch::Tensor z;
-  if (numeric_width_ > 0) {
-    z = Standardize(*standardize_, numeric);
-    parts.push_back(z);
-  }
-  for (int64_t j = 0; j < categorical_width; ++j) {
-    parts.push_back(embeddings_->at<torch::nn::EmbeddingImpl>(j).forward(categorical.select(1, j)));
-  }
-  torch::Tensor x = torch::cat(parts, /*dim=*/1);
+  torch::Tensor z;  // standardized numerics: the numeric reconstruction target
+  torch::Tensor x = EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical, &z);
   for (size_t i = 0; i < encoder_->size(); ++i) {
     x = encoder_->at<torch::nn::LinearImpl>(i).forward(x);
     if (i + 1 < encoder_->size()) x = torch::relu(x);  // the bottleneck stays linear

@@ -102,6 +102,36 @@ void CheckDeclarationInputs(std::string_view model, const torch::Tensor& numeric
               ": categorical input must be int64");
 }
 
+int64_t RegisterDeclarationInputs(torch::nn::Module& module, int64_t numeric_width,
+                                  const std::vector<uint32_t>& buckets, int64_t embedding_dim,
+                                  torch::nn::BatchNorm1d* standardize,
+                                  torch::nn::ModuleList* embeddings) {
+  if (numeric_width > 0) {
+    *standardize = module.register_module("standardize", MakeStandardization(numeric_width));
+  }
+  *embeddings = module.register_module("embeddings", torch::nn::ModuleList());
+  for (uint32_t b : buckets) (*embeddings)->push_back(torch::nn::Embedding(b, embedding_dim));
+  return numeric_width + static_cast<int64_t>(buckets.size()) * embedding_dim;
+}
+
+torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
+                                      torch::nn::ModuleList& embeddings,
+                                      const torch::Tensor& numeric,
+                                      const torch::Tensor& categorical,
+                                      torch::Tensor* standardized) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(1 + embeddings->size());
+  if (standardize) {
+    parts.push_back(Standardize(*standardize, numeric));
+    if (standardized) *standardized = parts.back();
+  }
+  for (size_t j = 0; j < embeddings->size(); ++j) {
+    parts.push_back(embeddings->at<torch::nn::EmbeddingImpl>(j).forward(
+        categorical.select(1, static_cast<int64_t>(j))));
+  }
+  return torch::cat(parts, /*dim=*/1);
+}
+
 void InitLinear(torch::nn::LinearImpl& linear, at::Generator& generator) {
   torch::NoGradGuard no_grad;
   const double bound = 1.0 / std::sqrt(static_cast<double>(linear.weight.size(1)));

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <ATen/core/Generator.h>
+#include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 
 #include <cstdint>
@@ -51,6 +53,25 @@ void SetStandardization(torch::nn::BatchNorm1dImpl& standardize, const torch::Te
 void CheckDeclarationInputs(std::string_view model, const torch::Tensor& numeric,
                             const torch::Tensor& categorical, int64_t numeric_width,
                             int64_t categorical_width);
+
+// Registers on `module` the input stage's submodules under the names the
+// states use: "standardize" (only when numeric_width > 0) and "embeddings"
+// (one Embedding(buckets[j], embedding_dim) per categorical feature). Returns
+// the width of the encoded input.
+int64_t RegisterDeclarationInputs(torch::nn::Module& module, int64_t numeric_width,
+                                  const std::vector<uint32_t>& buckets, int64_t embedding_dim,
+                                  torch::nn::BatchNorm1d* standardize,
+                                  torch::nn::ModuleList* embeddings);
+
+// The encoded input [B, width]: standardized numerics (when `standardize` is
+// set) then each categorical column's embedding. When `standardized` is given
+// it receives the standardized numerics (undefined without numerics).
+// Preconditions: CheckDeclarationInputs passed.
+torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
+                                      torch::nn::ModuleList& embeddings,
+                                      const torch::Tensor& numeric,
+                                      const torch::Tensor& categorical,
+                                      torch::Tensor* standardized = nullptr);
 
 // PyTorch's default Linear initialization, U(±1/sqrt(fan_in)) for weight and
 // bias, drawn from `generator`.

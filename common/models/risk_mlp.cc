@@ -47,14 +47,9 @@ RiskMlpImpl::RiskMlpImpl(int64_t numeric_width, std::vector<uint32_t> buckets,
       dropout_generator_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
   const absl::Status valid = CheckRiskMlpArgs(numeric_width_, buckets_, config_);
   TORCH_CHECK(valid.ok(), "RiskMlp: ", std::string(valid.message()));
-  const int64_t embedding_dim = config_.embedding_dim();
-  if (numeric_width_ > 0) {
-    standardize_ = register_module("standardize", MakeStandardization(numeric_width_));
-  }
-  embeddings_ = register_module("embeddings", torch::nn::ModuleList());
-  for (uint32_t b : buckets_) embeddings_->push_back(torch::nn::Embedding(b, embedding_dim));
+  int64_t width = RegisterDeclarationInputs(*this, numeric_width_, buckets_,
+                                            config_.embedding_dim(), &standardize_, &embeddings_);
   hidden_ = register_module("hidden", torch::nn::ModuleList());
-  int64_t width = numeric_width_ + static_cast<int64_t>(buckets_.size()) * embedding_dim;
   for (uint32_t units : config_.hidden_units()) {
     hidden_->push_back(torch::nn::Linear(width, units));
     width = units;
@@ -95,13 +90,7 @@ torch::Tensor RiskMlpImpl::forward(const torch::Tensor& numeric, const torch::Te
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
   CheckDeclarationInputs("RiskMlp", numeric, categorical, numeric_width_, categorical_width);
 
-  std::vector<torch::Tensor> parts;
-  parts.reserve(1 + buckets_.size());
-  if (numeric_width_ > 0) parts.push_back(Standardize(*standardize_, numeric));
-  for (int64_t j = 0; j < categorical_width; ++j) {
-    parts.push_back(embeddings_->at<torch::nn::EmbeddingImpl>(j).forward(categorical.select(1, j)));
-  }
-  torch::Tensor x = torch::cat(parts, /*dim=*/1);
+  torch::Tensor x = EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical);
   const double p = config_.dropout();
   for (size_t i = 0; i < hidden_->size(); ++i) {
     x = torch::relu(hidden_->at<torch::nn::LinearImpl>(i).forward(x));
