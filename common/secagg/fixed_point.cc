@@ -98,4 +98,8 @@ double FixedPointCodec::ErrorBound(double total_weight) const {
   return options_.max_nodes / (2.0 * options_.scale * total_weight);
 }
 
+bool IsStandardizationStatistic(std::string_view tensor_name) {
+  return tensor_name.ends_with("running_mean") || tensor_name.ends_with("running_var");
+}
+
 }  // namespace fedcustoms::secagg

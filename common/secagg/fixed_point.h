@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,6 +28,21 @@ namespace fedcustoms::secagg {
 // 1/2, so the decoded mean differs from the exact mean of the clipped updates
 // by at most max_nodes / (2 * scale * Σ w_i) per parameter. Clipping changes
 // only coordinates beyond ±clip (counted by Encode for the node's log).
+// Standardization statistics (a BatchNorm's running_mean and running_var:
+// the numeric columns' mean and variance) move by their full size in a
+// model's first round, from 0 and 1 to e.g. 9 for the log1p of a declared
+// value, far beyond a clip that suits weight updates; clipped, they would take
+// several rounds to arrive, and the model would train on mis-standardized
+// inputs meanwhile. So a node divides these tensors' updates by
+// kStatisticsDivisor before encoding, and the coordinator multiplies their
+// decoded mean back: they pass the clip up to clip x 1024, with the
+// quantization error 1024 times larger (still about 1e-6 of a unit). A power
+// of two, so the scaling itself is exact.
+inline constexpr double kStatisticsDivisor = 1024;
+
+// True for tensors named "...running_mean" or "...running_var".
+bool IsStandardizationStatistic(std::string_view tensor_name);
+
 class FixedPointCodec {
  public:
   struct Options {

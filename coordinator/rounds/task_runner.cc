@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
+#include <numeric>
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
@@ -1041,6 +1043,19 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
     const double total_weight =
         static_cast<double>(samples) / static_cast<double>(params.total_weight());
     if (absl::Status s = codec->DecodeMean(*unmasked, total_weight, mean); !s.ok()) return s;
+    // The nodes sent standardization statistics scaled down (see
+    // kStatisticsDivisor).
+    size_t offset = 0;
+    for (const UpdateSpec::Entry& entry : spec_.entries) {
+      const size_t size = static_cast<size_t>(std::accumulate(
+          entry.shape.begin(), entry.shape.end(), int64_t{1}, std::multiplies<int64_t>()));
+      if (secagg::IsStandardizationStatistic(entry.name)) {
+        for (size_t i = offset; i < offset + size; ++i) {
+          mean[i] = static_cast<float>(mean[i] * secagg::kStatisticsDivisor);
+        }
+      }
+      offset += size;
+    }
     unmasked->clear();
     unmasked->shrink_to_fit();
     auto fed_avg = std::make_unique<FedAvg>(spec_);
