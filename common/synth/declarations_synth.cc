@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numbers>
 #include <optional>
@@ -20,6 +21,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/crypto/atomic_file.h"
 #include "common/synth/synth_rng.h"
@@ -213,6 +215,15 @@ const std::vector<RiskCombo>& RiskCombos() {
   return *combos;
 }
 
+// The emerging scheme (trade-based money laundering by over-invoicing): from
+// kEmergingFirstDay on, this share of rows are low-value bulk goods from a
+// trade hub, declared by a new company at many times their value, to move
+// money abroad under cover of payment. It starts after the training period
+// of a 20 % date hold-out, so no control result before it shows it.
+constexpr double kEmergingRowShare = 0.006;
+constexpr std::array<int, 6> kOverInvoicedChapters = {27, 44, 48, 69, 70, 72};
+constexpr std::array<absl::string_view, 3> kOverInvoicingOrigins = {"AE", "HK", "SG"};
+
 // Transport mode codes (EU): 1 sea, 2 rail, 3 road, 4 air, 5 postal.
 enum class OfficeKind { kSeaPort = 1, kRoadBorder, kRailBorder, kAirport, kPostal, kInland };
 
@@ -297,6 +308,7 @@ struct Profile {
   double risky_declarant_fraud;
   // Multiplies every fraud probability.
   double fraud_scale;
+  bool emerging_scheme = false;
 };
 
 bool IsUndervaluedChapter(int chapter) {
@@ -457,11 +469,55 @@ void AppendFixed(std::string* out, double v, int decimals) {
 // 2023-01-01
 constexpr int32_t kFirstDay = 19358;
 constexpr int32_t kDaysInYear = 365;
+// 2023-10-28: the emerging scheme's first day.
+constexpr int32_t kEmergingFirstDay = kFirstDay + 300;
 
-// Streams the administration's declarations into `writer`; counts the
-// positives into `*positives`.
+enum class Fraud {
+  kNone,
+  kCombo,
+  kRoute,
+  kUndervaluation,
+  kMisdescription,
+  kRiskyDeclarant,
+  kUnexplained,
+  kOverInvoicing
+};
+
+// The pattern's name in the ground-truth file.
+absl::string_view FraudName(Fraud fraud) {
+  switch (fraud) {
+    case Fraud::kCombo:
+      return "risk_combination";
+    case Fraud::kRoute:
+      return "local_route";
+    case Fraud::kUndervaluation:
+      return "undervaluation";
+    case Fraud::kMisdescription:
+      return "misdescription";
+    case Fraud::kRiskyDeclarant:
+      return "risky_declarant";
+    case Fraud::kUnexplained:
+      return "unexplained";
+    case Fraud::kOverInvoicing:
+      return "over_invoicing";
+    case Fraud::kNone:
+      break;
+  }
+  return "none";
+}
+
+size_t ChapterIndex(int code) {
+  const std::vector<Chapter>& chapters = Chapters();
+  for (size_t c = 0; c < chapters.size(); ++c) {
+    if (chapters[c].code == code) return c;
+  }
+  return 0;  // only called with codes from the table
+}
+
+// Streams the administration's declarations into `writer` and the ground
+// truth of its frauds into `truth`; counts the positives into `*positives`.
 absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* writer,
-                         uint64_t* positives) {
+                         crypto::AtomicFileWriter* truth, uint64_t* positives) {
   constexpr size_t kFlushBytes = 1 << 20;
   const std::vector<Chapter>& chapters = Chapters();
   std::string out;
@@ -469,6 +525,7 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
   out +=
       "declaration_id,date,hs_code,origin_country,office,importer,declarant,transport_mode,"
       "declared_value,gross_mass_kg,quantity,selection,control_result\n";
+  std::string truth_out = "declaration_id,pattern,found\n";
 
   // Dates first, in order; weekends are quiet.
   std::vector<int32_t> days(p.rows);
@@ -488,16 +545,24 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
     int heading = chapters[chapter].headings[rng.Index(chapters[chapter].headings.size())];
     size_t origin = rng.Bernoulli(0.4) ? importer.origin : p.origin_mix.Sample(rng);
     size_t office = p.office_mix.Sample(rng);
+    std::string importer_id = importer.id;
 
-    // Routes that the shared and local patterns need.
+    // Routes that the shared and local patterns need. Draws for the emerging
+    // scheme only from its first day, so the rows before it stay as they were.
+    const bool emerging = p.emerging_scheme && days[r] >= kEmergingFirstDay &&
+                          rng.Bernoulli(kEmergingRowShare);
     const double u = rng.Uniform();
-    if (u < kComboRowShare) {
+    if (emerging) {
+      chapter = ChapterIndex(kOverInvoicedChapters[rng.Index(kOverInvoicedChapters.size())]);
+      heading = chapters[chapter].headings[rng.Index(chapters[chapter].headings.size())];
+      origin = OriginIndex(kOverInvoicingOrigins[rng.Index(kOverInvoicingOrigins.size())]);
+      // A company not seen before (collisions with real ones are negligible).
+      importer_id = absl::StrCat(p.code, 100000000 + rng.Index(900000000));
+    } else if (u < kComboRowShare) {
       const RiskCombo& combo = RiskCombos()[p.combo_pick.Sample(rng)];
       heading = combo.heading;
       origin = OriginIndex(combo.origin);
-      for (size_t c = 0; c < chapters.size(); ++c) {
-        if (chapters[c].code == heading / 100) chapter = c;
-      }
+      chapter = ChapterIndex(heading / 100);
     } else if (u < kComboRowShare + kRouteRowShare) {
       office = p.route_office;
       chapter = p.route_chapter;
@@ -518,14 +583,15 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
                    kOrigins[origin].price_factor * rng.LogNormal(1, 0.5);
 
     // Fraud: the first pattern that fires.
-    enum class Fraud { kNone, kCombo, kRoute, kUndervaluation, kMisdescription, kOther };
     Fraud fraud = Fraud::kNone;
     bool combo_match = false;
     for (const RiskCombo& c : RiskCombos()) {
       if (c.heading == heading && c.origin == kOrigins[origin].code) combo_match = true;
     }
     const double scale = p.fraud_scale;
-    if (combo_match && rng.Bernoulli(scale * kComboFraud)) {
+    if (emerging) {
+      fraud = Fraud::kOverInvoicing;
+    } else if (combo_match && rng.Bernoulli(scale * kComboFraud)) {
       fraud = Fraud::kCombo;
     } else if (office == p.route_office && heading == p.route_heading &&
                rng.Bernoulli(scale * p.route_fraud)) {
@@ -539,13 +605,14 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
                rng.Bernoulli(scale * kRiskyTraderFraud)) {
       fraud = Fraud::kMisdescription;
     } else if (declarant == p.risky_declarant && rng.Bernoulli(scale * p.risky_declarant_fraud)) {
-      fraud = Fraud::kOther;
+      fraud = Fraud::kRiskyDeclarant;
     } else if (IsMisdescribedChapter(ch.code) && rng.Bernoulli(scale * kAnyMisdescriptionFraud)) {
       fraud = Fraud::kMisdescription;
     } else if (rng.Bernoulli(scale * kUnexplainedFraud)) {
-      fraud = Fraud::kOther;
+      fraud = Fraud::kUnexplained;
     }
     if (fraud == Fraud::kUndervaluation) value *= rng.Uniform(0.03, 0.12);
+    if (fraud == Fraud::kOverInvoicing) value *= rng.Uniform(15, 60);
     if (fraud == Fraud::kMisdescription) quantity = std::round(quantity * rng.Uniform(8, 25));
     if (fraud == Fraud::kNone) {
       if (rng.Bernoulli(kLowValueLookalike)) value *= rng.Uniform(0.10, 0.35);
@@ -563,9 +630,10 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
     std::snprintf(date, sizeof date, "%04d-%02u-%02u", year, month, day);
     char sequence[32];
     std::snprintf(sequence, sizeof sequence, "%010zu", r + 1);
-    absl::StrAppend(&out, year % 100, p.code, sequence, ",", date, ",", heading / 1000,
+    const std::string id = absl::StrCat(year % 100, p.code, sequence);
+    absl::StrAppend(&out, id, ",", date, ",", heading / 1000,
                     heading / 100 % 10, heading % 100 / 10, heading % 10, subheading, ",",
-                    kOrigins[origin].code, ",", off.code, ",", importer.id, ",",
+                    kOrigins[origin].code, ",", off.code, ",", importer_id, ",",
                     p.declarants[declarant], ",", mode, ",");
     AppendFixed(&out, value, 2);
     out += ',';
@@ -574,11 +642,19 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
     AppendFixed(&out, quantity, 0);
     absl::StrAppend(&out, ",", by_risk ? "risk" : "random", ",", found ? 1 : 0, "\n");
     if (found) ++*positives;
+    if (fraud != Fraud::kNone) {
+      absl::StrAppend(&truth_out, id, ",", FraudName(fraud), ",", found ? 1 : 0, "\n");
+    }
     if (out.size() >= kFlushBytes) {
       if (absl::Status s = writer->Write(out); !s.ok()) return s;
       out.clear();
     }
+    if (truth_out.size() >= kFlushBytes) {
+      if (absl::Status s = truth->Write(truth_out); !s.ok()) return s;
+      truth_out.clear();
+    }
   }
+  if (absl::Status s = truth->Write(truth_out); !s.ok()) return s;
   return writer->Write(out);
 }
 
@@ -682,13 +758,19 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     const uint64_t stream = SplitMix64(options.seed ^ SplitMix64(Fnv1a(code)));
     Rng profile_rng(stream);
     Rng row_rng(SplitMix64(stream + 1));
-    const Profile profile =
+    Profile profile =
         BuildProfile(code, hub, hub_count, AdministrationRows(options.rows, i), profile_rng);
+    profile.emerging_scheme = options.emerging_scheme;
     crypto::AtomicFileWriter csv;
+    crypto::AtomicFileWriter truth;
     uint64_t positives = 0;
     if (absl::Status s = csv.Open(dir + "/declarations.csv"); !s.ok()) return s;
-    if (absl::Status s = GenerateCsv(profile, row_rng, &csv, &positives); !s.ok()) return s;
+    if (absl::Status s = truth.Open(dir + "/" + std::string(kTruthFileName)); !s.ok()) return s;
+    if (absl::Status s = GenerateCsv(profile, row_rng, &csv, &truth, &positives); !s.ok()) {
+      return s;
+    }
     if (absl::Status s = csv.Commit(); !s.ok()) return s;
+    if (absl::Status s = truth.Commit(); !s.ok()) return s;
     if (absl::Status s =
             crypto::WriteFileAtomically(dir + "/declarations.schema.json", schema_json);
         !s.ok()) {
@@ -698,6 +780,31 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
                  positives, 100.0 * static_cast<double>(positives) / profile.rows);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unordered_map<std::string, FraudTruth>> ReadFraudTruth(
+    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the ground truth"));
+  std::unordered_map<std::string, FraudTruth> truth;
+  std::string line;
+  if (!std::getline(in, line) || line != "declaration_id,pattern,found") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":1: expected the header \"declaration_id,pattern,found\""));
+  }
+  for (size_t number = 2; std::getline(in, line); ++number) {
+    const std::vector<std::string> fields = absl::StrSplit(line, ',');
+    if (fields.size() != 3 || fields[0].empty() || fields[1].empty() ||
+        (fields[2] != "0" && fields[2] != "1")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", number, ": expected declaration_id,pattern,found with found 0 or 1"));
+    }
+    if (!truth.emplace(fields[0], FraudTruth{fields[1], fields[2] == "1"}).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": declaration ", fields[0], " twice"));
+    }
+  }
+  return truth;
 }
 
 }  // namespace fedcustoms::synth

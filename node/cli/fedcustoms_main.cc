@@ -1,6 +1,7 @@
 // fedcustoms: the operator and analyst command line.
 //   fedcustoms certs init --dir DIR --admins EE,FI,LV
 //   fedcustoms synth declarations --admins EE,FI,LV --rows N --seed S --out DIR
+//                                 [--emerging-scheme]
 //   fedcustoms synth xray --admins EE,FI,LV --images N --seed S --out DIR [--size 64]
 //                         [--dual-energy] [--positive-rate R]
 //   fedcustoms pull --task risk --version latest --out DIR
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   synth_decl->add_option("--seed", synth_seed, "random seed")->capture_default_str();
   synth_decl->add_option("--out", synth_out, "output directory")->capture_default_str();
+  bool synth_emerging = false;
+  synth_decl->add_flag("--emerging-scheme", synth_emerging,
+                       "add over-invoicing frauds from 2023-10-28 on (a scheme absent from the "
+                       "training period; ground truth in declarations.truth.csv)");
 
   auto* synth_xray = synth->add_subcommand(
       "xray", "cargo X-ray images (16-bit PNG) with a labels CSV per administration");
@@ -123,6 +128,7 @@ int main(int argc, char** argv) {
       options.rows = synth_rows;
       options.seed = synth_seed;
       options.out_dir = synth_out;
+      options.emerging_scheme = synth_emerging;
       if (int rc = Report(fedcustoms::synth::SynthesizeDeclarations(options))) return rc;
       spdlog::info("synthetic declarations written to {}", synth_out);
       return 0;

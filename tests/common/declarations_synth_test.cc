@@ -149,6 +149,71 @@ TEST_F(DeclarationsSynthTest, VocabulariesBelongToTheirAdministration) {
   }
 }
 
+// The ground truth lists exactly the frauds: found ones are the rows labelled
+// 1. The emerging scheme leaves every row before its first day as it was and
+// appears only from that day on, as new importers.
+TEST_F(DeclarationsSynthTest, TruthAndEmergingScheme) {
+  SynthOptions plain = Options("plain", 20000, 5);
+  SynthOptions emerging = Options("emerging", 20000, 5);
+  emerging.emerging_scheme = true;
+  ASSERT_TRUE(SynthesizeDeclarations(plain).ok());
+  ASSERT_TRUE(SynthesizeDeclarations(emerging).ok());
+  const std::string admin = "EE";
+  auto lines_of = [&](const SynthOptions& o) {
+    std::vector<std::string> lines =
+        absl::StrSplit(ReadAll(o.out_dir + "/" + admin + "/declarations.csv"), '\n',
+                       absl::SkipEmpty());
+    return lines;
+  };
+  const std::vector<std::string> before = lines_of(plain), after = lines_of(emerging);
+  auto plain_truth = ReadFraudTruth(plain.out_dir + "/" + admin + "/" + std::string(kTruthFileName));
+  auto truth = ReadFraudTruth(emerging.out_dir + "/" + admin + "/" + std::string(kTruthFileName));
+  ASSERT_TRUE(plain_truth.ok()) << plain_truth.status();
+  ASSERT_TRUE(truth.ok()) << truth.status();
+
+  std::set<std::string> old_importers;
+  size_t emerging_rows = 0, found = 0, labelled = 0;
+  for (size_t l = 1; l < after.size(); ++l) {
+    const std::vector<std::string> f = absl::StrSplit(after[l], ',');
+    ASSERT_EQ(f.size(), 13u);
+    const bool early = f[1] < "2023-10-28";
+    if (early) {
+      ASSERT_EQ(after[l], before[l]) << "line " << l << " changed before the scheme's first day";
+      old_importers.insert(f[5]);
+    }
+    labelled += f[12] == "1";
+    auto it = truth->find(f[0]);
+    if (it == truth->end()) {
+      EXPECT_EQ(f[12], "0") << after[l];
+      continue;
+    }
+    EXPECT_EQ(f[12], it->second.found ? "1" : "0") << after[l];
+    found += it->second.found;
+    if (it->second.pattern != "over_invoicing") continue;
+    ++emerging_rows;
+    EXPECT_FALSE(early) << after[l];
+    EXPECT_EQ(old_importers.count(f[5]), 0u) << after[l];
+    EXPECT_TRUE(f[3] == "AE" || f[3] == "HK" || f[3] == "SG") << after[l];
+  }
+  EXPECT_EQ(found, labelled);
+  // 0.6 % of the rows of the last 65 days (about 18 % of the year).
+  EXPECT_GT(emerging_rows, 10u);
+  EXPECT_LT(emerging_rows, 40u);
+  for (const auto& [id, t] : *plain_truth) EXPECT_NE(t.pattern, "over_invoicing") << id;
+}
+
+TEST_F(DeclarationsSynthTest, ReadFraudTruthNamesTheBadLine) {
+  const std::string path = dir_ + "/truth.csv";
+  std::ofstream(path) << "declaration_id,pattern,found\n23EE1,undervaluation,1\n23EE2,x,2\n";
+  EXPECT_EQ(ReadFraudTruth(path).status().message(),
+            path + ":3: expected declaration_id,pattern,found with found 0 or 1");
+  std::ofstream(path) << "id,pattern,found\n";
+  EXPECT_THAT(ReadFraudTruth(path).status().message(), HasSubstr(":1: expected the header"));
+  std::ofstream(path) << "declaration_id,pattern,found\n23EE1,a,1\n23EE1,b,0\n";
+  EXPECT_EQ(ReadFraudTruth(path).status().message(), path + ":3: declaration 23EE1 twice");
+  EXPECT_EQ(ReadFraudTruth(dir_ + "/none.csv").status().code(), absl::StatusCode::kNotFound);
+}
+
 // Tests of all the error paths follow.
 
 TEST_F(DeclarationsSynthTest, RefusesBadOptions) {
