@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/metrics/binary_metrics.h"
 #include "common/models/anomaly_autoencoder.h"
+#include "common/task/declaration_models.h"
 #include "common/task/risk_task.h"
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_evaluator.h"
@@ -16,29 +17,6 @@
 
 namespace fedcustoms::node {
 namespace {
-
-absl::StatusOr<models::AnomalyAutoencoder> BuildAnomalyModel(const task::ModelSpec& spec) {
-  int64_t numeric = 0;
-  std::vector<uint32_t> buckets;
-  task::FeatureWidths(spec.schema, &numeric, &buckets);
-  if (absl::Status s = models::CheckAnomalyAutoencoderArgs(numeric, buckets, spec.anomaly);
-      !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot build the anomaly model for this schema: ", s.message()));
-  }
-  return models::AnomalyAutoencoder(numeric, buckets, spec.anomaly, 1);
-}
-
-absl::StatusOr<models::RiskMlp> BuildRiskModel(const task::ModelSpec& spec) {
-  int64_t numeric = 0;
-  std::vector<uint32_t> buckets;
-  task::FeatureWidths(spec.schema, &numeric, &buckets);
-  if (absl::Status s = models::CheckRiskMlpArgs(numeric, buckets, spec.risk); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot build the risk model for this schema: ", s.message()));
-  }
-  return models::RiskMlp(numeric, buckets, spec.risk, 1);
-}
 
 // Metrics of the risk model on the hold-out, loss being the unweighted BCE.
 v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model) {
@@ -85,7 +63,7 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
   out.samples = data_.split.train.size();
   tensor::NamedTensors trained;
   if (spec.kind == v1::TASK_ANOMALY) {
-    auto model = BuildAnomalyModel(spec);
+    auto model = task::MakeAnomalyModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
     auto result = training::TrainAnomalyModel(*model, data_.table, data_.split.train, training);
@@ -93,7 +71,7 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
     out.mean_loss = result->mean_loss;
     trained = tensor::StateOf(**model);
   } else {
-    auto model = BuildRiskModel(spec);
+    auto model = task::MakeRiskModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
     auto result = training::TrainRiskModel(*model, data_.table, data_.split.train, training);
@@ -110,13 +88,13 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
 absl::StatusOr<v1::EvaluationMetrics> DeclarationLearner::Evaluate(
     const task::ModelSpec& spec, const tensor::NamedTensors& state) {
   if (spec.kind == v1::TASK_ANOMALY) {
-    auto model = BuildAnomalyModel(spec);
+    auto model = task::MakeAnomalyModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
     return training::EvaluateAnomalyModel(*model, data_.table, data_.split.train,
                                           data_.split.holdout);
   }
-  auto model = BuildRiskModel(spec);
+  auto model = task::MakeRiskModel(spec);
   if (!model.ok()) return model.status();
   if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
   return EvaluateRisk(data_, *model);

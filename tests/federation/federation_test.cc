@@ -20,6 +20,8 @@
 #include "common/manifest/model_manifest.h"
 #include "common/pki/dev_pki.h"
 #include "common/synth/declarations_synth.h"
+#include "common/data/declaration_schema.h"
+#include "common/training/risk_evaluator.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tls/credentials.h"
@@ -29,8 +31,11 @@
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
+#include "node/analyst/declaration_scorer.h"
 #include "node/analyst/model_puller.h"
+#include "node/analyst/pulled_model.h"
 #include "node/config/node_config.h"
+#include "node/local_data.h"
 #include "node/node.h"
 #include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
@@ -153,6 +158,47 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     EXPECT_GT(metrics.value("pr_auc", 0.0), 0.0);
     EXPECT_TRUE(coordinator->registry().LoadWeights("risk", v).ok());
   }
+  // The standardization statistics arrive whole in the first round although
+  // they move far beyond the clip (the mean of log1p(declared_value) is about
+  // 9): v1 holds the sample-weighted mean of the nodes' own column means and
+  // variances, up to the fixed-point error.
+  {
+    auto v0 = coordinator->registry().LoadWeights("risk", 0);
+    auto v1 = coordinator->registry().LoadWeights("risk", 1);
+    ASSERT_TRUE(v0.ok() && v1.ok());
+    at::Tensor mean_sum, var_sum;
+    double rows = 0;
+    for (const std::string admin : {"EE", "FI", "LV"}) {
+      auto data = node::LoadLocalData(NodeConfigFor(admin, port, "two-rounds"), true);
+      ASSERT_TRUE(data.ok()) << data.status();
+      const auto& train = data->split.train;
+      const int64_t width = static_cast<int64_t>(data->table.numeric_width());
+      const at::Tensor numeric =
+          torch::from_blob(const_cast<float*>(data->table.numeric.data()),
+                           {static_cast<int64_t>(data->table.rows), width})
+              .index_select(0, torch::tensor(train));
+      const double n = static_cast<double>(train.size());
+      const at::Tensor m = numeric.mean(0).to(torch::kFloat64) * n;
+      const at::Tensor v = numeric.var(0, /*unbiased=*/true).to(torch::kFloat64) * n;
+      mean_sum = mean_sum.defined() ? mean_sum + m : m;
+      var_sum = var_sum.defined() ? var_sum + v : v;
+      rows += n;
+    }
+    auto find = [](const tensor::NamedTensors& state, const std::string& name) {
+      for (const auto& [n, t] : state) {
+        if (n == name) return t.to(torch::kFloat64);
+      }
+      return at::Tensor();
+    };
+    const at::Tensor mean = find(*v1, "standardize.running_mean");
+    const at::Tensor var = find(*v1, "standardize.running_var");
+    ASSERT_TRUE(mean.defined() && var.defined());
+    EXPECT_GT(mean.max().item<double>(), 6.0) << "a column mean far beyond the clip";
+    EXPECT_TRUE(torch::allclose(mean, mean_sum / rows, 0, 1e-3)) << mean << mean_sum / rows;
+    EXPECT_TRUE(torch::allclose(var, var_sum / rows, 0, 1e-3)) << var << var_sum / rows;
+    EXPECT_TRUE(torch::equal(find(*v0, "standardize.running_mean"), torch::zeros_like(mean)));
+  }
+
   // Ledger: two completed rounds with counts only. In mode secure the sample
   // total is the unmasked sum of the masked counts.
   auto rounds = coordinator->ledger().List("risk");
@@ -185,6 +231,40 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(pulled->version, 2u);
   ASSERT_TRUE(node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).ok());
+
+  // The pulled model, rebuilt from its manifest, scores declarations as the
+  // registry's weights do; a schema with other features is refused.
+  {
+    auto data = node::LoadLocalData(NodeConfigFor("EE", port, "two-rounds"), true);
+    ASSERT_TRUE(data.ok()) << data.status();
+    auto model = node::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, data->schema);
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ(model->spec.kind, v1::TASK_RISK);
+    auto scorer = node::DeclarationScorer::Create(*model);
+    ASSERT_TRUE(scorer.ok()) << scorer.status();
+    auto scores = scorer->Score(data->table, data->split.holdout);
+    ASSERT_TRUE(scores.ok()) << scores.status();
+    auto weights = coordinator->registry().LoadWeights("risk", 2);
+    ASSERT_TRUE(weights.ok());
+    v1::RiskModelConfig risk_config;  // the defaults this test's task runs with
+    ASSERT_TRUE(task::FinalizeRiskModelConfig(&risk_config).ok());
+    models::RiskMlp reference = task::BuildRiskModel(data->schema, risk_config, 1);
+    ASSERT_TRUE(tensor::LoadState(*reference, *weights).ok());
+    const std::vector<float> expected =
+        training::PredictRisk(reference, data->table, data->split.holdout);
+    ASSERT_EQ(scores->size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ((*scores)[i], expected[i]) << i;
+
+    v1::DeclarationSchema other = data->schema;
+    for (v1::ColumnSpec& c : *other.mutable_columns()) {
+      if (c.name() == "office") c.set_hash_buckets(128);
+    }
+    auto refused = node::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, other);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(refused.status().message().find("trained on features hashing to"),
+              std::string::npos)
+        << refused.status();
+  }
 
   auto expected = coordinator->registry().LoadWeights("risk", 2);
   ASSERT_TRUE(expected.ok());

@@ -135,7 +135,9 @@ TEST_F(TaskKindsTest, AnomalyTaskRunsSecureRoundsAndFlagsOnTheHoldout) {
     // the score finds broken patterns without labels is tested on data built
     // for it (AnomalyTrainer.TrainingWithoutLabelsRanksBrokenPatternsHigh).
     if (v == 1) first_loss = metrics.value("loss", 0.0);
-    if (v == 2) EXPECT_LT(metrics.value("loss", 0.0), first_loss) << "reconstruction improves";
+    if (v == 2) {
+      EXPECT_LT(metrics.value("loss", 0.0), first_loss) << "reconstruction improves";
+    }
   }
 }
 
