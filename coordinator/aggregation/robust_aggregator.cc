@@ -20,7 +20,7 @@ constexpr int64_t kBlockColumns = 1 << 15;
 // Up to this many updates, the sorting rules run a sorting network across
 // columns (vectorized compare-exchanges between rows); above it a
 // per-coordinate selection is cheaper.
-constexpr int64_t kNetworkMaxUpdates = 32;
+constexpr int64_t kNetworkMaxUpdates = 128;
 // Columns per network block: n rows of them stay in L1 (about 24 KiB), so
 // the compare-exchange passes over a block never wait on L2.
 int64_t NetworkColumns(int64_t n) {

@@ -81,7 +81,7 @@ std::vector<double> Column(const Round& r, size_t j) {
 }
 
 TEST(RobustAggregator, MedianOfOddAndEvenCountsIsThePerCoordinateMedian) {
-  for (int n : {5, 6, 17, 32, 40, 41}) {  // sorting network up to 32, selection above
+  for (int n : {5, 6, 17, 32, 40, 100, 128, 129, 130}) {  // network up to 128, selection above
     std::vector<tensor::NamedTensors> updates;
     for (int i = 0; i < n; ++i) updates.push_back(UpdateOf(i, i == 0));
     Round round;
@@ -96,15 +96,21 @@ TEST(RobustAggregator, MedianOfOddAndEvenCountsIsThePerCoordinateMedian) {
 }
 
 TEST(RobustAggregator, TrimmedMeanDropsTheExtremesOfEachCoordinate) {
-  std::vector<tensor::NamedTensors> updates;
-  for (int i = 0; i < 10; ++i) updates.push_back(UpdateOf(i, i < 2));
-  Round round;
-  auto got = Combine(Config(Kind::TRIMMED_MEAN), updates, &round);  // trims 2 at each end
-  ASSERT_TRUE(got.ok()) << got.status();
-  for (size_t j = 0; j < got->size(); ++j) {
-    const std::vector<double> c = Column(round, j);
-    const double mean = std::accumulate(c.begin() + 2, c.end() - 2, 0.0) / 6;
-    ASSERT_NEAR((*got)[j], mean, 1e-6) << j;
+  // Sorting network (10, 128) and per-coordinate sort (129): trim 0.2 drops
+  // floor(0.2 n) values at each end.
+  for (int n : {10, 128, 129}) {
+    std::vector<tensor::NamedTensors> updates;
+    for (int i = 0; i < n; ++i) updates.push_back(UpdateOf(i, i < 2));
+    Round round;
+    auto got = Combine(Config(Kind::TRIMMED_MEAN), updates, &round);
+    ASSERT_TRUE(got.ok()) << got.status();
+    const int trim = n / 5;
+    for (size_t j = 0; j < got->size(); ++j) {
+      const std::vector<double> c = Column(round, j);
+      const double mean =
+          std::accumulate(c.begin() + trim, c.end() - trim, 0.0) / (n - 2 * trim);
+      ASSERT_NEAR((*got)[j], mean, 1e-5) << "n=" << n << " j=" << j;
+    }
   }
 }
 
