@@ -29,6 +29,13 @@ struct DemoOptions {
 // workdir/summary.json. Fails with a clear message if any step fails or, for
 // the risk task, if the federated model does not beat local-only training on
 // every hold-out (for anomaly and xray the comparison is reported only).
+//
+// Task anomaly federates the risk task beside it (a second node process per
+// administration, in nodes/<CODE>-risk, its model pulled into pulled-risk)
+// and adds a step: on each hold-out, the share of the emerging scheme's
+// frauds (synthetic over-invoicing that begins after the training period)
+// and of the known patterns' frauds that each model, and half the budget
+// each, puts in the top 1 % and 5 % (summary.json "emerging_scheme").
 absl::Status RunDemo(const DemoOptions& options);
 
 }  // namespace fedcustoms::node
