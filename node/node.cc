@@ -16,7 +16,6 @@
 #include "common/crypto/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
-#include "common/secagg/fixed_point.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
@@ -267,12 +266,9 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   // the clear header carries neither count nor loss.
   std::vector<uint32_t> masked_words;
   if (a.has_secure()) {
-    std::vector<std::span<const float>> pieces;
-    for (auto& [name, t] : update) {
-      // Scaled down to pass the clip (see kStatisticsDivisor); the
-      // coordinator scales the decoded mean back.
-      if (secagg::IsStandardizationStatistic(name)) t.div_(secagg::kStatisticsDivisor);
-      pieces.emplace_back(t.data_ptr<float>(), static_cast<size_t>(t.numel()));
+    std::vector<SecureAggregationSession::UpdatePiece> pieces;
+    for (const auto& [name, t] : update) {
+      pieces.push_back({name, {t.data_ptr<float>(), static_cast<size_t>(t.numel())}});
     }
     absl::StatusOr<SecureAggregationSession::MaskedUpdate> masked =
         secure_->MaskUpdate(a, pieces, samples);

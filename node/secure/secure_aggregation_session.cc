@@ -91,8 +91,7 @@ absl::StatusOr<v1::ShareKeysRequest> SecureAggregationSession::ShareKeys(
 }
 
 absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession::MaskUpdate(
-    const v1::TaskAssignment& a, std::span<const std::span<const float>> update,
-    uint64_t samples) {
+    const v1::TaskAssignment& a, std::span<const UpdatePiece> update, uint64_t samples) {
   absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
   if (!round.ok()) return round.status();
   const v1::SecureRound& params = a.secure();
@@ -110,17 +109,24 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
         absl::StrCat("the round's fixed-point parameters are unsafe: ", codec.status().message()));
   }
   size_t total = 0;
-  for (std::span<const float> piece : update) total += piece.size();
+  for (const UpdatePiece& piece : update) total += piece.values.size();
   std::vector<uint32_t> encoded(total + 1);
   const double weight = static_cast<double>(samples) / static_cast<double>(params.total_weight());
   size_t offset = 0;
   uint64_t clipped = 0;
-  for (std::span<const float> piece : update) {
-    absl::StatusOr<uint64_t> n =
-        codec->Encode(piece, weight, std::span<uint32_t>(encoded).subspan(offset, piece.size()));
+  std::vector<float> scaled;
+  for (const UpdatePiece& piece : update) {
+    std::span<const float> values = piece.values;
+    if (secagg::IsStandardizationStatistic(piece.name)) {
+      scaled.assign(values.begin(), values.end());
+      for (float& v : scaled) v = static_cast<float>(v / secagg::kStatisticsDivisor);
+      values = scaled;
+    }
+    absl::StatusOr<uint64_t> n = codec->Encode(
+        values, weight, std::span<uint32_t>(encoded).subspan(offset, values.size()));
     if (!n.ok()) return n.status();
     clipped += *n;
-    offset += piece.size();
+    offset += values.size();
   }
   encoded.back() = static_cast<uint32_t>(samples);
   std::vector<secagg::SealedShares> received;

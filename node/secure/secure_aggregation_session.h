@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,14 +38,19 @@ class SecureAggregationSession {
   absl::StatusOr<v1::ShareKeysRequest> ShareKeys(const v1::TaskAssignment& assignment);
   // TRAIN: the update (the model's aggregatable tensors, flattened, in model
   // order) weighted by samples / W, encoded in fixed point, followed by the
-  // sample count, and masked: P + 1 words.
+  // sample count, and masked: P + 1 words. Standardization statistics are
+  // divided by secagg::kStatisticsDivisor first (by name), as the coordinator
+  // expects.
+  struct UpdatePiece {
+    std::string_view name;
+    std::span<const float> values;
+  };
   struct MaskedUpdate {
     std::vector<uint32_t> words;
     uint64_t clipped = 0;  // coordinates that were clipped to ±clip
   };
   absl::StatusOr<MaskedUpdate> MaskUpdate(const v1::TaskAssignment& assignment,
-                                                   std::span<const std::span<const float>> update,
-                                                   uint64_t samples);
+                                          std::span<const UpdatePiece> update, uint64_t samples);
   // UNMASK: the shares that remove the masks of the announced survivors.
   absl::StatusOr<v1::UnmaskRequest> Unmask(const v1::TaskAssignment& assignment);
 
