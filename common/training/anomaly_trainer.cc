@@ -23,17 +23,11 @@ absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
                                               const data::DeclarationTable& table,
                                               std::span<const int64_t> rows,
                                               const v1::TrainingConfig& config) {
-  const v1::TrainingConfig c = WithDefaults(config);
-  if (absl::Status s = CheckTrainingConfig(c); !s.ok()) return s;
-  if (absl::Status s = CheckRows(table, model->numeric_width(), model->buckets(), rows,
-                                 /*need_labels=*/false);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<v1::TrainingConfig> checked = CheckDeclarationTraining(
+      config, table, model->numeric_width(), model->buckets(), rows, /*need_labels=*/false);
+  if (!checked.ok()) return checked.status();
+  const v1::TrainingConfig& c = *checked;
   const auto n = static_cast<int64_t>(rows.size());
-  if (n < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("training needs at least 2 rows, got ", n));
-  }
   TrainResult result;
   result.samples = n;
   try {

@@ -63,20 +63,30 @@ double PositiveWeight(int64_t positives, int64_t negatives, const v1::TrainingCo
                   c.max_positive_weight());
 }
 
+absl::StatusOr<v1::TrainingConfig> CheckDeclarationTraining(
+    const v1::TrainingConfig& config, const data::DeclarationTable& table, int64_t numeric_width,
+    const std::vector<uint32_t>& buckets, std::span<const int64_t> rows, bool need_labels) {
+  v1::TrainingConfig c = WithDefaults(config);
+  if (absl::Status s = CheckTrainingConfig(c); !s.ok()) return s;
+  if (absl::Status s = CheckRows(table, numeric_width, buckets, rows, need_labels); !s.ok()) {
+    return s;
+  }
+  if (rows.size() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("training needs at least 2 rows, got ", rows.size()));
+  }
+  return c;
+}
+
 absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
                                            const data::DeclarationTable& table,
                                            std::span<const int64_t> rows,
                                            const v1::TrainingConfig& config) {
-  const v1::TrainingConfig c = WithDefaults(config);
-  if (absl::Status s = CheckTrainingConfig(c); !s.ok()) return s;
-  if (absl::Status s = CheckRows(table, model->numeric_width(), model->buckets(), rows,
-                                 /*need_labels=*/true);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<v1::TrainingConfig> checked = CheckDeclarationTraining(
+      config, table, model->numeric_width(), model->buckets(), rows, /*need_labels=*/true);
+  if (!checked.ok()) return checked.status();
+  const v1::TrainingConfig& c = *checked;
   const auto n = static_cast<int64_t>(rows.size());
-  if (n < 2)
-    return absl::InvalidArgumentError(absl::StrCat("training needs at least 2 rows, got ", n));
 
   int64_t positives = 0;
   for (int64_t r : rows) positives += table.labels[r] == 1.0f ? 1 : 0;

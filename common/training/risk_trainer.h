@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,6 +23,15 @@ v1::TrainingConfig WithDefaults(const v1::TrainingConfig& config);
 // positive_weight 0 or in (0, 1e6], max_positive_weight in [1, 1e6]. The error
 // names the field.
 absl::Status CheckTrainingConfig(const v1::TrainingConfig& config);
+
+// What every declaration trainer checks first: `config` with its defaults
+// (WithDefaults), usable (CheckTrainingConfig); `rows` fitting a model of
+// `numeric_width` and `buckets` (CheckRows, with labels when `need_labels`);
+// and at least 2 of them (BatchNorm cannot train on one). Returns the config
+// with defaults.
+absl::StatusOr<v1::TrainingConfig> CheckDeclarationTraining(
+    const v1::TrainingConfig& config, const data::DeclarationTable& table, int64_t numeric_width,
+    const std::vector<uint32_t>& buckets, std::span<const int64_t> rows, bool need_labels);
 
 // The weight of the positive class in the loss: config.positive_weight() when
 // set, else sqrt(negatives / positives) capped at max_positive_weight; 1 when
