@@ -181,39 +181,43 @@ absl::StatusOr<NamedTensors> LoadPickledState(const std::filesystem::path& path)
   if (!in) {
     return absl::NotFoundError(absl::StrCat("cannot open ", path.string(), ": ", ErrnoText()));
   }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) {
     return absl::DataLossError(absl::StrCat("cannot read ", path.string()));
   }
+  return ParsePickledState(bytes, path.string());
+}
+
+absl::StatusOr<NamedTensors> ParsePickledState(std::string_view bytes, const std::string& source) {
   NamedTensors state;
   try {
-    c10::IValue value = torch::pickle_load(bytes);
+    c10::IValue value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
     if (!value.isGenericDict()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path.string(), ": not a dict of tensors (found ", value.tagKind(), ")"));
+          absl::StrCat(source, ": not a dict of tensors (found ", value.tagKind(), ")"));
     }
     for (const auto& entry : value.toGenericDict()) {
       if (!entry.key().isString()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(path.string(), ": a key is a ", entry.key().tagKind(), ", not a string"));
+            absl::StrCat(source, ": a key is a ", entry.key().tagKind(), ", not a string"));
       }
       std::string name = entry.key().toStringRef();
       if (!entry.value().isTensor()) {
-        return absl::InvalidArgumentError(absl::StrCat(path.string(), ": \"", name, "\" is a ",
+        return absl::InvalidArgumentError(absl::StrCat(source, ": \"", name, "\" is a ",
                                                        entry.value().tagKind(), ", not a tensor"));
       }
       state.emplace_back(std::move(name), entry.value().toTensor().detach());
     }
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": not a pickled state dict: ", e.what_without_backtrace()));
+        absl::StrCat(source, ": not a pickled state dict: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": not a pickled state dict: ", e.what()));
+        absl::StrCat(source, ": not a pickled state dict: ", e.what()));
   }
   SortByName(state);
   if (absl::Status s = IsCanonical(state); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", s.message()));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }
   return state;
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -73,5 +74,7 @@ absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem
 // file: NotFound when it cannot be opened, InvalidArgument when it is not a
 // pickled dict of string -> tensor.
 absl::StatusOr<NamedTensors> LoadPickledState(const std::filesystem::path& path);
+// The same from bytes already read; errors start with `source` (a file name).
+absl::StatusOr<NamedTensors> ParsePickledState(std::string_view bytes, const std::string& source);
 
 }  // namespace fedcustoms::tensor

@@ -28,7 +28,8 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& call) {
 }  // namespace
 
 absl::StatusOr<manifest::ModelManifest> VerifyPulledModel(const std::string& dir,
-                                                          const std::string& public_key_path) {
+                                                          const std::string& public_key_path,
+                                                          std::string* weights) {
   auto verifier = crypto::Ed25519Verifier::Create(public_key_path);
   if (!verifier.ok()) return verifier.status();
   auto json = crypto::ReadFile(dir + "/manifest.json");
@@ -37,10 +38,20 @@ absl::StatusOr<manifest::ModelManifest> VerifyPulledModel(const std::string& dir
   if (!signature.ok()) return signature.status();
   auto m = manifest::VerifyManifest({*json, *signature}, **verifier, dir + "/manifest.json");
   if (!m.ok()) return m.status();
-  auto sha = crypto::Sha256File(dir + "/" + m->weights_file);
+  const std::string path = dir + "/" + m->weights_file;
+  absl::StatusOr<std::string> sha;
+  if (weights != nullptr) {
+    auto bytes = crypto::ReadFile(path);
+    if (!bytes.ok()) return bytes.status();
+    sha = crypto::Sha256Hex(*bytes);
+    *weights = *std::move(bytes);
+  } else {
+    sha = crypto::Sha256File(path);  // streams: no copy of the weights in memory
+  }
   if (!sha.ok()) return sha.status();
   if (*sha != m->weights_sha256) {
-    return absl::DataLossError(absl::StrCat(dir, "/", m->weights_file, ": SHA-256 ", *sha,
+    if (weights != nullptr) weights->clear();
+    return absl::DataLossError(absl::StrCat(path, ": SHA-256 ", *sha,
                                             " does not match the signed manifest (",
                                             m->weights_sha256, "); refusing the model"));
   }

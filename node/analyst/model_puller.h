@@ -30,7 +30,10 @@ struct PullOptions {
 absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options);
 
 // Checks an already pulled directory (signature and SHA-256) again.
+// With `weights`, hands over the bytes of the weights file it verified, so
+// the caller loads exactly what was checked rather than reading the file again.
 absl::StatusOr<manifest::ModelManifest> VerifyPulledModel(const std::string& dir,
-                                                          const std::string& public_key_path);
+                                                          const std::string& public_key_path,
+                                                          std::string* weights = nullptr);
 
 }  // namespace fedcustoms::node

@@ -24,7 +24,8 @@ absl::Status ParseHyperparameters(const std::string& json, const std::string& di
 absl::StatusOr<PulledModel> LoadPulledModel(const std::string& dir,
                                             const std::string& public_key_path,
                                             const v1::DeclarationSchema& schema) {
-  auto manifest = VerifyPulledModel(dir, public_key_path);
+  std::string weights;
+  auto manifest = VerifyPulledModel(dir, public_key_path, &weights);
   if (!manifest.ok()) return manifest.status();
   PulledModel pulled;
   pulled.manifest = *std::move(manifest);
@@ -53,7 +54,8 @@ absl::StatusOr<PulledModel> LoadPulledModel(const std::string& dir,
                                  : ", but its own X-ray input hashes to ",
         hash));
   }
-  auto state = tensor::LoadPickledState(dir + "/" + pulled.manifest.weights_file);
+  // The bytes whose SHA-256 was verified, not the file read a second time.
+  auto state = tensor::ParsePickledState(weights, dir + "/" + pulled.manifest.weights_file);
   if (!state.ok()) return state.status();
   pulled.state = *std::move(state);
   return pulled;
