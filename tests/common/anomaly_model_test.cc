@@ -106,11 +106,15 @@ TEST(AnomalyAutoencoder, StateNamesAreCanonical) {
   // heads read the 16 units.
   const tensor::NamedTensors state = tensor::StateOf(*model);
   for (const auto& [name, t] : state) {
-    if (name == "decoder.0.weight") EXPECT_EQ(t.sizes(), (std::vector<int64_t>{16, 4}));
+    if (name == "decoder.0.weight") {
+      EXPECT_EQ(t.sizes(), (std::vector<int64_t>{16, 4}));
+    }
     if (name == "categorical_heads.1.weight") {
       EXPECT_EQ(t.sizes(), (std::vector<int64_t>{16, 16}));
     }
-    if (name == "numeric_head.weight") EXPECT_EQ(t.sizes(), (std::vector<int64_t>{2, 16}));
+    if (name == "numeric_head.weight") {
+      EXPECT_EQ(t.sizes(), (std::vector<int64_t>{2, 16}));
+    }
   }
 }
 
