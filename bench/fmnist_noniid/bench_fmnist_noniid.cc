@@ -210,7 +210,8 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
   fs::remove_all(root, ec);
   fs::create_directories(root + "/logs", ec);
   json model_json{{"channels", o.channels}, {"image_size", 28}, {"hidden_units", o.hidden},
-                  {"classes", kClasses},     {"no_augmentation", true}};
+                  {"classes", kClasses},     {"no_augmentation", true},
+                  {"pixel_encoding", "INTENSITY"}};
   json training{{"local_epochs", o.local_epochs}, {"batch_size", o.batch},
                 {"learning_rate", o.lr},         {"optimizer", "adam"},
                 {"seed", o.seed},                {"proximal_mu", mu}};
@@ -292,6 +293,8 @@ absl::Status Run(const Options& o) {
   model.set_hidden_units(o.hidden);
   for (const std::string& c : kClasses) model.add_classes(c);
   model.set_no_augmentation(true);
+  // Clothes on black, not transmission X-rays: the pixels go in as they are.
+  model.set_pixel_encoding(v1::XrayModelConfig::INTENSITY);
   model = xray::WithXrayDefaults(model);
   if (absl::Status s = models::CheckXrayCnnConfig(model); !s.ok()) return s;
 

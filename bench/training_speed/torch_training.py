@@ -10,7 +10,8 @@ C++ side:
          as (x - running_mean) / sqrt(running_var + eps) with stored
          statistics, one Embedding per categorical column, Linear + ReLU +
          Dropout per hidden layer, Linear(1); BCE-with-logits with pos_weight.
-  xray   XrayCnn (common/models/xray_cnn.h): conv 3x3 pad 1 + ReLU + max-pool 2
+  xray   XrayCnn (common/models/xray_cnn.h): standardized attenuation
+         (-ln I - 0.75) / 0.3, conv 3x3 pad 1 + ReLU + max-pool 2
          per block, flatten, Linear hidden, ReLU, Dropout, Linear classes;
          weighted cross-entropy summed then divided by the batch size.
          Images are held as int16 (uint16 bits) and become float32 in [0, 1]
@@ -33,6 +34,7 @@ Prints one JSON object on stdout.
 """
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -75,8 +77,9 @@ class RiskMlp(nn.Module):
 class XrayCnn(nn.Module):
     """As documented in common/models/xray_cnn.h."""
 
-    def __init__(self, channels, input_channels, image_size, hidden, classes, p):
+    def __init__(self, channels, input_channels, image_size, hidden, classes, p, center, scale):
         super().__init__()
+        self.center, self.scale = center, scale
         widths = [input_channels] + channels
         self.conv = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths, widths[1:]))
         side = image_size >> len(channels)
@@ -85,6 +88,7 @@ class XrayCnn(nn.Module):
         self.output = nn.Linear(hidden, classes)
 
     def forward(self, x):
+        x = (-x.clamp_min(math.exp(-8)).log() - self.center) / self.scale
         for conv in self.conv:
             x = F.max_pool2d(F.relu(conv(x)), 2)
         x = F.relu(self.hidden(x.flatten(1)))
@@ -178,7 +182,7 @@ class XrayTask:
 
     def model(self, n):
         torch.manual_seed(1)
-        model = XrayCnn([16, 32, 64], 1, 64, 128, XRAY_CLASSES, 0.0)
+        model = XrayCnn([16, 32, 64], 1, 64, 128, XRAY_CLASSES, 0.0, 0.75, 0.3)
         counts = torch.bincount(self.labels[:n], minlength=XRAY_CLASSES).to(torch.float64)
         most = counts.max()
         weights = torch.where(counts > 0, (most / counts.clamp(min=1)).sqrt().clamp(max=30.0), 1.0)

@@ -91,6 +91,16 @@ void XrayCnnImpl::SeedDropout(uint64_t seed) {
   dropout_generator_.set_current_seed(seed);
 }
 
+torch::Tensor XrayCnnImpl::EncodePixels(const torch::Tensor& images) const {
+  if (config_.pixel_encoding() == v1::XrayModelConfig::INTENSITY) return images;
+  // clamp_min before the log: a pixel of 0 counts has attenuation 8, not inf.
+  return images.clamp_min(std::exp(-xray::kMaxAttenuation))
+      .log_()
+      .neg_()
+      .sub_(config_.attenuation_center())
+      .div_(config_.attenuation_scale());
+}
+
 torch::Tensor XrayCnnImpl::forward(const torch::Tensor& images) {
   const int64_t size = config_.image_size();
   TORCH_CHECK(images.dim() == 4 && images.size(1) == config_.input_channels() &&
@@ -99,7 +109,7 @@ torch::Tensor XrayCnnImpl::forward(const torch::Tensor& images) {
               "], got ", images.sizes());
   TORCH_CHECK(images.scalar_type() == torch::kFloat32, "XrayCnn: images must be float32, got ",
               images.scalar_type());
-  torch::Tensor x = images;
+  torch::Tensor x = EncodePixels(images);
   for (size_t i = 0; i < conv_->size(); ++i) {
     x = torch::max_pool2d(torch::relu(conv_->at<torch::nn::Conv2dImpl>(i).forward(x)), 2);
   }

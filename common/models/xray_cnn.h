@@ -28,13 +28,21 @@ absl::Status CheckXrayCnnConfig(const v1::XrayModelConfig& config,
 // The X-ray model: threat class logits of an image.
 //
 //   images [B, C, S, S] float32 in [0, 1]
+//     -> EncodePixels (default: standardized attenuation, see below)
 //     -> (Conv2d 3x3 pad 1 -> ReLU -> MaxPool 2x2) per entry of `channels`
 //     -> flatten (C_last * (S >> depth)^2) -> Linear(hidden_units) -> ReLU
 //     -> Dropout -> Linear(classes) -> logits [B, classes]
 //
 // Pixels come in already scaled to [0, 1] (training::UnitImages divides 8-bit
 // values by 255 and 16-bit ones by 65535): a fixed range every node shares, so
-// no per-node input statistics are needed. There is deliberately no BatchNorm:
+// no per-node input statistics are needed. The model itself then encodes
+// them (pixel_encoding in config.proto): by default the attenuation
+// a = -ln(max(I, e^-8)), in which objects stacked in the beam add up
+// (Beer-Lambert), standardized with the config's fixed center and scale. On
+// the synthetic cargo images, pooled training with this input reached PR-AUC
+// 0.50 after one epoch where raw intensity in [0, 1] stayed at 0.11 (and
+// reached 0.54 only after six). Augmentation (gain jitter) works on I, before
+// the encoding. There is deliberately no BatchNorm:
 // its running statistics and its batch-statistics training mode behave badly
 // when nodes hold non-IID data (each node normalizes with statistics that are
 // wrong for the others, and averaging them does not give the federation's), a
@@ -48,8 +56,10 @@ absl::Status CheckXrayCnnConfig(const v1::XrayModelConfig& config,
 //   hidden.weight, output.bias, output.weight      (no buffers)
 //
 //   class XrayCnn(nn.Module):
-//       def __init__(self, channels, input_channels, image_size, hidden, classes, p):
+//       def __init__(self, channels, input_channels, image_size, hidden, classes, p,
+//                    center, scale):
 //           super().__init__()
+//           self.center, self.scale = center, scale
 //           widths = [input_channels] + channels
 //           self.conv = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
 //                                     for a, b in zip(widths, widths[1:]))
@@ -57,7 +67,8 @@ absl::Status CheckXrayCnnConfig(const v1::XrayModelConfig& config,
 //           self.hidden = nn.Linear(channels[-1] * side * side, hidden)
 //           self.dropout = nn.Dropout(p)
 //           self.output = nn.Linear(hidden, classes)
-//       def forward(self, x):
+//       def forward(self, x):  # encoding ATTENUATION; INTENSITY skips the line
+//           x = (-x.clamp_min(math.exp(-8)).log() - self.center) / self.scale
 //           for conv in self.conv:
 //               x = F.max_pool2d(F.relu(conv(x)), 2)
 //           x = F.relu(self.hidden(x.flatten(1)))
@@ -84,6 +95,10 @@ class XrayCnnImpl : public torch::nn::Module {
   // trainer and evaluator do). Throws c10::Error on a wrong shape or dtype.
   // Training mode applies dropout.
   torch::Tensor forward(const torch::Tensor& images);
+
+  // What the first convolution reads of images in [0, 1]: the images
+  // themselves (INTENSITY) or their standardized attenuation (ATTENUATION).
+  torch::Tensor EncodePixels(const torch::Tensor& images) const;
 
   // Re-initializes every parameter deterministically from `seed`; the order
   // of the draws (conv blocks in order, weight then bias; hidden; output) is

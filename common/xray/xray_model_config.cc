@@ -27,6 +27,11 @@ v1::XrayModelConfig WithXrayDefaults(const v1::XrayModelConfig& config) {
     for (const char* name : {"clear", "firearm", "knife", "drugs"}) c.add_classes(name);
   }
   if (c.hidden_units() == 0) c.set_hidden_units(128);
+  if (c.pixel_encoding() == v1::XrayModelConfig::PIXEL_ENCODING_UNSPECIFIED) {
+    c.set_pixel_encoding(v1::XrayModelConfig::ATTENUATION);
+  }
+  if (!c.has_attenuation_center()) c.set_attenuation_center(kDefaultAttenuationCenter);
+  if (!c.has_attenuation_scale()) c.set_attenuation_scale(kDefaultAttenuationScale);
   return c;
 }
 
@@ -92,6 +97,20 @@ absl::Status CheckXrayModelConfig(const v1::XrayModelConfig& config, std::string
   }
   if (!std::isfinite(config.dropout()) || config.dropout() < 0 || config.dropout() >= 1) {
     return Bad(where, "dropout", absl::StrCat("must be in [0, 1), found ", config.dropout()));
+  }
+  if (!v1::XrayModelConfig::PixelEncoding_IsValid(config.pixel_encoding())) {
+    return Bad(where, "pixel_encoding",
+               absl::StrCat("must be ATTENUATION or INTENSITY, found ", config.pixel_encoding()));
+  }
+  const double center = config.attenuation_center();
+  if (!std::isfinite(center) || center < 0 || center > kMaxAttenuation) {
+    return Bad(where, "attenuation_center",
+               absl::StrCat("must be in [0, ", kMaxAttenuation, "], found ", center));
+  }
+  const double scale = config.attenuation_scale();
+  if (!std::isfinite(scale) || scale <= 0 || scale > kMaxAttenuation) {
+    return Bad(where, "attenuation_scale",
+               absl::StrCat("must be in (0, ", kMaxAttenuation, "], found ", scale));
   }
   return absl::OkStatus();
 }

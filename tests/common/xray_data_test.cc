@@ -94,15 +94,23 @@ TEST(XrayModelConfig, DefaultsFillUnsetFieldsAndPass) {
   EXPECT_THAT(c.classes(), ::testing::ElementsAre("clear", "firearm", "knife", "drugs"));
   EXPECT_EQ(c.hidden_units(), 128u);
   EXPECT_EQ(c.dropout(), 0.0);
+  EXPECT_EQ(c.pixel_encoding(), v1::XrayModelConfig::ATTENUATION);
+  EXPECT_EQ(c.attenuation_center(), 0.75);
+  EXPECT_EQ(c.attenuation_scale(), 0.3);
   EXPECT_TRUE(CheckXrayModelConfig(c).ok());
 
   v1::XrayModelConfig set;
   set.set_image_size(32);
   set.add_classes("none");
   set.add_classes("weapon");
+  set.set_pixel_encoding(v1::XrayModelConfig::INTENSITY);
+  set.set_attenuation_center(0.0);  // explicitly 0: kept, not replaced by the default
   const v1::XrayModelConfig kept = WithXrayDefaults(set);
   EXPECT_EQ(kept.image_size(), 32u);
   EXPECT_THAT(kept.classes(), ::testing::ElementsAre("none", "weapon"));
+  EXPECT_EQ(kept.pixel_encoding(), v1::XrayModelConfig::INTENSITY);
+  EXPECT_EQ(kept.attenuation_center(), 0.0);
+  EXPECT_TRUE(CheckXrayModelConfig(kept).ok());
 }
 
 TEST(XrayModelConfig, SynthClassesAreTheDefaults) {
@@ -143,6 +151,16 @@ TEST(XrayModelConfig, ErrorsNameTheField) {
       {[](auto* c) { c->set_dropout(1.0); }, "xray_model.dropout: must be in [0, 1), found 1"},
       {[](auto* c) { c->set_dropout(-0.1); }, "xray_model.dropout: must be in [0, 1)"},
       {[](auto* c) { c->set_dropout(std::nan("")); }, "xray_model.dropout: must be in [0, 1)"},
+      {[](auto* c) { c->set_pixel_encoding(static_cast<v1::XrayModelConfig::PixelEncoding>(7)); },
+       "xray_model.pixel_encoding: must be ATTENUATION or INTENSITY, found 7"},
+      {[](auto* c) { c->set_attenuation_center(-0.5); },
+       "xray_model.attenuation_center: must be in [0, 8], found -0.5"},
+      {[](auto* c) { c->set_attenuation_center(std::nan("")); },
+       "xray_model.attenuation_center: must be in [0, 8]"},
+      {[](auto* c) { c->set_attenuation_scale(0.0); },
+       "xray_model.attenuation_scale: must be in (0, 8], found 0"},
+      {[](auto* c) { c->set_attenuation_scale(9.0); },
+       "xray_model.attenuation_scale: must be in (0, 8], found 9"},
   };
   for (const Case& test : cases) {
     v1::XrayModelConfig c = WithXrayDefaults(v1::XrayModelConfig());

@@ -181,6 +181,27 @@ TEST(XrayCnn, UnsetConfigFieldsTakeTheDocumentedDefaults) {
   EXPECT_EQ(model->num_classes(), 4);
 }
 
+// The first convolution reads standardized attenuation by default: a pixel at
+// the center's transmission is 0, one a scale darker is 1, a pixel of 0
+// counts is capped at attenuation 8; INTENSITY passes the pixels through.
+TEST(XrayCnn, EncodesPixelsAsStandardizedAttenuationUnlessToldIntensity) {
+  v1::XrayModelConfig c = TinyConfig();
+  models::XrayCnn attenuation(c);
+  const at::Tensor pixels = torch::tensor(
+      {std::exp(-0.75f), std::exp(-1.05f), 1.0f, 0.0f, std::exp(-9.0f)}, torch::kFloat32);
+  const at::Tensor expected =
+      torch::tensor({0.0f, 1.0f, -2.5f, (8 - 0.75f) / 0.3f, (8 - 0.75f) / 0.3f}, torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(attenuation->EncodePixels(pixels), expected, 1e-5, 1e-4))
+      << attenuation->EncodePixels(pixels);
+
+  c.set_pixel_encoding(v1::XrayModelConfig::INTENSITY);
+  models::XrayCnn intensity(c);
+  EXPECT_TRUE(torch::equal(intensity->EncodePixels(pixels), pixels));
+  // Same weights, different inputs to the first convolution: other logits.
+  const at::Tensor images = SomeImages(3, c);
+  EXPECT_FALSE(torch::allclose(attenuation->forward(images), intensity->forward(images)));
+}
+
 TEST(XrayCnn, SameSeedSameWeightsDifferentSeedDifferentWeights) {
   const v1::XrayModelConfig c = TinyConfig(3, 2);
   EXPECT_TRUE(
@@ -246,16 +267,21 @@ TEST(XrayCnn, PickledStateGivesTheSameLogitsInPyTorch) {
   const std::filesystem::path dir = pattern;
   v1::XrayModelConfig c = TinyConfig(3, 2, 20);
   c.set_dropout(0.3);
+  c.set_attenuation_center(1.25);
+  c.set_attenuation_scale(0.5);
   models::XrayCnn model(c, 5);
   model->eval();
   ASSERT_TRUE(tensor::SavePickledState(tensor::StateOf(*model), dir / "model.pt").ok());
-  const at::Tensor images = torch::rand({5, 2, 20, 20}, torch::kFloat32);
+  // Some pixels at 0, where the attenuation is capped at 8.
+  const at::Tensor images =
+      torch::rand({5, 2, 20, 20}, torch::kFloat32).sub_(0.05).clamp_min_(0.0);
   tensor::NamedTensors io;
   io.emplace_back("images", images);
   io.emplace_back("logits", model->forward(images).detach());
   ASSERT_TRUE(tensor::SavePickledState(io, dir / "io.pt").ok());
 
   const std::string script = R"PY(
+import math
 import sys
 try:
     import torch
@@ -265,8 +291,9 @@ except ImportError:
     sys.exit(77)
 
 class XrayCnn(nn.Module):
-    def __init__(self, channels, input_channels, image_size, hidden, classes, p):
+    def __init__(self, channels, input_channels, image_size, hidden, classes, p, center, scale):
         super().__init__()
+        self.center, self.scale = center, scale
         widths = [input_channels] + channels
         self.conv = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
                                   for a, b in zip(widths, widths[1:]))
@@ -275,12 +302,13 @@ class XrayCnn(nn.Module):
         self.dropout = nn.Dropout(p)
         self.output = nn.Linear(hidden, classes)
     def forward(self, x):
+        x = (-x.clamp_min(math.exp(-8)).log() - self.center) / self.scale
         for conv in self.conv:
             x = F.max_pool2d(F.relu(conv(x)), 2)
         x = F.relu(self.hidden(x.flatten(1)))
         return self.output(self.dropout(x))
 
-m = XrayCnn([4, 6, 8], 2, 20, 5, 3, 0.3)
+m = XrayCnn([4, 6, 8], 2, 20, 5, 3, 0.3, 1.25, 0.5)
 m.load_state_dict(torch.load(sys.argv[1]), strict=True)
 m.eval()
 io = torch.load(sys.argv[2])
