@@ -28,6 +28,7 @@
 #include "node/analyst/pulled_model.h"
 #include "node/config/node_config.h"
 #include "node/demo/child_process.h"
+#include "node/demo/cross_evaluation.h"
 #include "node/demo/dev_federation.h"
 #include "node/demo/emerging_scheme_report.h"
 #include "node/learner/local_learner.h"
@@ -264,7 +265,9 @@ absl::Status RunDemo(const DemoOptions& o) {
   std::vector<DemoTask> tasks = {main};
   if (main.kind == v1::TASK_ANOMALY) tasks.push_back(MakeDemoTask("risk"));
   const bool compare = tasks.size() > 1;
-  const int steps = compare ? 7 : 6;
+  // The X-ray demo's 7th step judges every model on every hold-out.
+  const bool cross = main.kind == v1::TASK_XRAY;
+  const int steps = compare || cross ? 7 : 6;
   if (o.nodes < 2 || o.nodes > kAdministrations.size()) {
     return absl::InvalidArgumentError(absl::StrCat("--nodes must be 2..", kAdministrations.size()));
   }
@@ -442,13 +445,22 @@ absl::Status RunDemo(const DemoOptions& o) {
   };
   std::printf("      %-4s %12s %12s %12s %12s\n", "node", "local PR-AUC", "fed PR-AUC",
               xray_task ? "local acc" : "local ROC", xray_task ? "fed acc" : "fed ROC");
+  std::vector<std::unique_ptr<LocalLearner>> learners;
+  std::vector<HoldOut> hold_outs;
+  std::vector<NamedModel> local_models;
   for (const DemoNode& n : nodes) {
     if (n.task != main.name) continue;
     auto learner = CreateLocalLearner(n.config);
     if (!learner.ok()) return learner.status();
-    auto local = (*learner)->TrainLocalOnly((*learner)->SpecOf(assignment), training_config,
-                                            o.rounds * training_config.local_epochs());
+    const task::ModelSpec spec = (*learner)->SpecOf(assignment);
+    auto local_state =
+        (*learner)->TrainFromScratch(spec, training_config, o.rounds * training_config.local_epochs());
+    if (!local_state.ok()) return local_state.status();
+    auto local = (*learner)->Evaluate(spec, *local_state);
     if (!local.ok()) return local.status();
+    learners.push_back(*std::move(learner));
+    hold_outs.push_back({n.admin, learners.back().get()});
+    local_models.push_back({n.admin + " local-only", *std::move(local_state)});
     auto federated =
         FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", *final_version);
     if (!federated.ok()) return federated.status();
@@ -459,6 +471,26 @@ absl::Status RunDemo(const DemoOptions& o) {
     if (!(federated->pr_auc() > local->pr_auc())) losers.push_back(n.admin);
   }
   summary["federated_beats_local_only"] = losers.empty();
+
+  if (cross) {
+    std::printf(
+        "[7/%d] what the federation adds: each model on every administration's hold-out "
+        "(threat PR-AUC; the administrations' threat mixes differ)\n",
+        steps);
+    std::string weights;
+    if (auto verified = VerifyPulledModel(root + "/pulled", pki + "/coordinator-signing.pub",
+                                          &weights);
+        !verified.ok()) {
+      return verified.status();
+    }
+    auto federated_state = tensor::ParsePickledState(weights, root + "/pulled/model.pt");
+    if (!federated_state.ok()) return federated_state.status();
+    std::vector<NamedModel> models = std::move(local_models);
+    models.push_back({"federated", *std::move(federated_state)});
+    auto table = CrossEvaluate(learners.front()->SpecOf(assignment), models, hold_outs);
+    if (!table.ok()) return table.status();
+    summary["cross_evaluation"] = *table;
+  }
 
   if (compare) {
     std::printf(

@@ -10,9 +10,9 @@
 
 namespace fedcustoms::node {
 
-absl::StatusOr<v1::EvaluationMetrics> LocalLearner::TrainLocalOnly(const task::ModelSpec& spec,
-                                                                   v1::TrainingConfig training,
-                                                                   uint32_t epochs) {
+absl::StatusOr<tensor::NamedTensors> LocalLearner::TrainFromScratch(const task::ModelSpec& spec,
+                                                                    v1::TrainingConfig training,
+                                                                    uint32_t epochs) {
   auto state = task::InitialState(spec, training.seed());
   if (!state.ok()) return state.status();
   tensor::NamedTensors start;
@@ -28,6 +28,13 @@ absl::StatusOr<v1::EvaluationMetrics> LocalLearner::TrainLocalOnly(const task::M
   for (auto& [name, t] : *state) {
     if (auto it = delta.find(name); it != delta.end()) t.add_(it->second->to(t.scalar_type()));
   }
+  return state;
+}
+
+absl::StatusOr<v1::EvaluationMetrics> LocalLearner::TrainLocalOnly(
+    const task::ModelSpec& spec, const v1::TrainingConfig& training, uint32_t epochs) {
+  auto state = TrainFromScratch(spec, training, epochs);
+  if (!state.ok()) return state.status();
   return Evaluate(spec, *state);
 }
 

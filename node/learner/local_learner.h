@@ -51,9 +51,13 @@ class LocalLearner {
 
   // The local-only baseline: a fresh model (task::InitialState with
   // training.seed) trained by this node alone for `epochs` epochs without a
-  // proximal term, evaluated on its hold-out.
+  // proximal term. Returns the trained state.
+  absl::StatusOr<tensor::NamedTensors> TrainFromScratch(const task::ModelSpec& spec,
+                                                        v1::TrainingConfig training,
+                                                        uint32_t epochs);
+  // TrainFromScratch, evaluated on this node's hold-out.
   absl::StatusOr<v1::EvaluationMetrics> TrainLocalOnly(const task::ModelSpec& spec,
-                                                       v1::TrainingConfig training,
+                                                       const v1::TrainingConfig& training,
                                                        uint32_t epochs);
 };
 
