@@ -16,7 +16,7 @@
 #include "common/crypto/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
-#include "common/task/risk_task.h"
+#include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
 #include "node/backoff/backoff.h"
@@ -246,7 +246,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   const task::ModelSpec spec = learner_->SpecOf(a);
   auto path = FetchModel(a);
   if (!path.ok()) return path.status();
-  auto global = task::ReadTensorFile(*path);
+  auto global = tensor::DecodeFile(*path);
   if (!global.ok()) return global.status();
   // Each round reseeds from the round id, so nodes' local randomness differs
   // round to round but a rerun is reproducible.
@@ -342,7 +342,7 @@ absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
 absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
   auto path = FetchModel(a);
   if (!path.ok()) return path.status();
-  auto candidate = task::ReadTensorFile(*path);
+  auto candidate = tensor::DecodeFile(*path);
   if (!candidate.ok()) return candidate.status();
   auto evaluated = learner_->Evaluate(learner_->SpecOf(a), *candidate);
   if (!evaluated.ok()) return evaluated.status();

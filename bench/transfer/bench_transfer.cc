@@ -28,7 +28,6 @@
 #include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
 #include "common/pki/dev_pki.h"
-#include "common/task/risk_task.h"
 #include "common/tensor/tensor_codec.h"
 #include "common/tls/credentials.h"
 #include "node/client/coordinator_client.h"
@@ -226,7 +225,7 @@ int main(int argc, char** argv) {
       // An update with exactly the model's layout (Δ = 0: the same bytes on
       // the wire as any update), written in the downloaded model's memory as a
       // node writes Δ in its trained model's.
-      auto global = fedcustoms::task::ReadTensorFile(dir + "/model.fct");
+      auto global = fedcustoms::tensor::DecodeFile(dir + "/model.fct");
       fs::remove(dir + "/model.fct");
       if (!global.ok()) return 1;
       fedcustoms::tensor::NamedTensors update;

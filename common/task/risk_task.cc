@@ -3,11 +3,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/tensor/tensor_codec.h"
 #include "common/training/risk_trainer.h"
 
 namespace fedcustoms::task {
@@ -73,38 +71,6 @@ std::string FeatureSchemaSummaryJson(const v1::DeclarationSchema& schema) {
   }
   return nlohmann::json{{"numeric", numeric}, {"categorical", categorical}, {"label", label}}
       .dump();
-}
-
-absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  tensor::TensorDecoder decoder(in);
-  tensor::NamedTensors out;
-  while (true) {
-    auto next = decoder.Next();
-    if (!next.ok()) {
-      return absl::Status(next.status().code(), absl::StrCat(path, ": ", next.status().message()));
-    }
-    if (!next->has_value()) return out;
-    out.push_back(*std::move(*next));
-  }
-}
-
-tensor::NamedTensors UpdateFrom(tensor::NamedTensors&& local, const tensor::NamedTensors& global) {
-  torch::NoGradGuard no_grad;
-  tensor::NamedTensors update;
-  for (size_t i = 0; i < local.size() && i < global.size(); ++i) {
-    if (!tensor::IsAggregatable(global[i].second)) continue;
-    torch::Tensor w = local[i].second.detach();
-    if (w.scalar_type() == torch::kFloat32 && w.is_contiguous()) {
-      w.sub_(global[i].second);  // in the local tensor's own memory
-    } else {
-      w = (w.to(torch::kFloat32) - global[i].second.to(torch::kFloat32)).contiguous();
-    }
-    update.emplace_back(std::move(local[i].first), std::move(w));
-    local[i].second = torch::Tensor();
-  }
-  return update;
 }
 
 }  // namespace fedcustoms::task

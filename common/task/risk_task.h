@@ -12,8 +12,7 @@
 namespace fedcustoms::task {
 
 // Glue of the "risk" task shared by coordinator, node and CLI: config
-// defaults, the model built from the federation's feature schema, and how an
-// update is formed from local and global weights.
+// defaults and the model built from the federation's feature schema.
 
 // Fills documented defaults (epochs 1, batch 256, lr 1e-3, adam, cap 30, seed
 // 1) and checks ranges; the error names the field.
@@ -38,16 +37,5 @@ absl::StatusOr<tensor::NamedTensors> InitialRiskState(const v1::DeclarationSchem
 // The feature part of a schema as JSON, for manifests (names, transforms,
 // buckets — what an analyst needs to build inputs).
 std::string FeatureSchemaSummaryJson(const v1::DeclarationSchema& schema);
-
-// Reads a tensor-codec file (a downloaded model) whole.
-absl::StatusOr<tensor::NamedTensors> ReadTensorFile(const std::string& path);
-
-// Δ = local − global for every aggregatable (floating point) tensor, as
-// float32; integer buffers are not part of an update. `local` is consumed:
-// where a tensor is already contiguous float32, Δ is computed in its memory,
-// so a trained model whose state `local` aliases (tensor::StateOf) is
-// overwritten and an update costs no second model in memory. `local` must not
-// share storage with `global` (Δ would be zero).
-tensor::NamedTensors UpdateFrom(tensor::NamedTensors&& local, const tensor::NamedTensors& global);
 
 }  // namespace fedcustoms::task

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <streambuf>
 
@@ -492,9 +493,9 @@ absl::StatusOr<std::string> EncodeToString(const NamedTensors& tensors) {
   return out;
 }
 
-absl::StatusOr<NamedTensors> DecodeFromString(std::string_view bytes) {
-  ViewBuf buffer(bytes);
-  std::istream in(&buffer);
+namespace {
+
+absl::StatusOr<NamedTensors> DecodeAll(std::istream& in) {
   TensorDecoder decoder(in);
   NamedTensors tensors;
   while (true) {
@@ -503,6 +504,25 @@ absl::StatusOr<NamedTensors> DecodeFromString(std::string_view bytes) {
     if (!next->has_value()) return tensors;
     tensors.push_back(*std::move(*next));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<NamedTensors> DecodeFromString(std::string_view bytes) {
+  ViewBuf buffer(bytes);
+  std::istream in(&buffer);
+  return DecodeAll(in);
+}
+
+absl::StatusOr<NamedTensors> DecodeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  auto tensors = DecodeAll(in);
+  if (!tensors.ok()) {
+    return absl::Status(tensors.status().code(),
+                        absl::StrCat(path, ": ", tensors.status().message()));
+  }
+  return tensors;
 }
 
 }  // namespace fedcustoms::tensor

@@ -206,4 +206,8 @@ absl::StatusOr<std::string> EncodeToString(const NamedTensors& tensors);
 // Decodes a whole encoding held in memory (no copy of `bytes` is made).
 absl::StatusOr<NamedTensors> DecodeFromString(std::string_view bytes);
 
+// Decodes a whole tensor-codec file (a downloaded model); errors start with
+// the path.
+absl::StatusOr<NamedTensors> DecodeFile(const std::string& path);
+
 }  // namespace fedcustoms::tensor

@@ -10,6 +10,7 @@
 #include "common/metrics/binary_metrics.h"
 #include "common/models/anomaly_autoencoder.h"
 #include "common/task/declaration_models.h"
+#include "common/task/model_update.h"
 #include "common/task/risk_task.h"
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_evaluator.h"

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
 #include "common/models/xray_cnn.h"
-#include "common/task/risk_task.h"
+#include "common/task/model_update.h"
 #include "common/training/xray_trainer.h"
 #include "common/xray/idx_reader.h"
 #include "common/xray/xray_labels_csv.h"

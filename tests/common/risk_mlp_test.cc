@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/task/model_update.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_spec.h"

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -200,6 +202,24 @@ TEST(TensorCodec, EmptySetRoundTrips) {
   const std::string bytes = *EncodeToString({});
   EXPECT_EQ(bytes, Payload().Header(0).str());
   EXPECT_TRUE(DecodeFromString(bytes)->empty());
+}
+
+TEST(TensorCodec, DecodesAWholeFileAndNamesItInErrors) {
+  const std::string path = testing::TempDir() + "/tensor_codec_decode_file.fct";
+  const NamedTensors tensors = SampleTensors();
+  const std::string bytes = *EncodeToString(tensors);
+  std::ofstream(path, std::ios::binary) << bytes;
+  ExpectSameTensors(tensors, *DecodeFile(path));
+
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 3);
+  const absl::Status truncated = DecodeFile(path).status();
+  EXPECT_EQ(truncated.code(), absl::StatusCode::kInvalidArgument) << truncated;
+  EXPECT_THAT(std::string(truncated.message()), ::testing::StartsWith(path + ": "));
+  std::remove(path.c_str());
+
+  const absl::Status missing = DecodeFile(path).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.message(), "cannot open " + path);
 }
 
 TEST(TensorCodec, DtypeCodesAreStable) {
