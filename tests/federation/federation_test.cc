@@ -95,16 +95,7 @@ class FederationTest : public ::testing::Test {
   }
 
   v1::NodeConfig NodeConfigFor(const std::string& admin, int port, const std::string& name) {
-    v1::NodeConfig n;
-    n.set_coordinator_address(absl::StrCat("localhost:", port));
-    *n.mutable_tls() = Identity(admin);
-    n.set_coordinator_public_key(Pki("coordinator-signing.pub"));
-    n.set_task("risk");
-    n.set_data_file(absl::StrCat(*root_, "/data/", admin, "/declarations.csv"));
-    n.set_schema_file(absl::StrCat(*root_, "/data/", admin, "/declarations.schema.json"));
-    n.set_work_dir(absl::StrCat(*root_, "/", name, "/node-", admin));
-    n.set_exit_when_finished(true);
-    n.set_max_backoff_seconds(2);
+    const v1::NodeConfig n = testing_support::LoopbackNodeConfig(*root_, admin, port, name, "risk");
     auto config = node::FinalizeNodeConfig(n, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     return *config;

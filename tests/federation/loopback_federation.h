@@ -1,8 +1,9 @@
 #pragma once
 // Helpers shared by the federation tests: the TLS identities of a development
-// PKI (pki::InitDevPki) and a coordinator config on loopback.
+// PKI (pki::InitDevPki), and coordinator and node configs on loopback.
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::testing_support {
@@ -35,6 +36,27 @@ inline v1::CoordinatorConfig LoopbackCoordinatorConfig(const std::string& pki_di
   t->set_name("risk");
   t->set_schema_file(schema_file);
   return c;
+}
+
+// A node of administration `admin` in a federation directory `root` (PKI in
+// root/pki, synthetic declarations in root/data/<admin>, see
+// federation_dir.h) for `task` of the coordinator on localhost:`port`, its
+// work directory root/<run>/node-<admin>; it exits when the task is finished
+// and retries at most every 2 s. Not finalized, so callers adjust it first.
+inline v1::NodeConfig LoopbackNodeConfig(const std::string& root, const std::string& admin,
+                                         int port, const std::string& run,
+                                         const std::string& task) {
+  v1::NodeConfig n;
+  n.set_coordinator_address(absl::StrCat("localhost:", port));
+  *n.mutable_tls() = DevIdentity(root + "/pki", admin);
+  n.set_coordinator_public_key(root + "/pki/coordinator-signing.pub");
+  n.set_task(task);
+  n.set_data_file(absl::StrCat(root, "/data/", admin, "/declarations.csv"));
+  n.set_schema_file(absl::StrCat(root, "/data/", admin, "/declarations.schema.json"));
+  n.set_work_dir(absl::StrCat(root, "/", run, "/node-", admin));
+  n.set_exit_when_finished(true);
+  n.set_max_backoff_seconds(2);
+  return n;
 }
 
 }  // namespace fedcustoms::testing_support

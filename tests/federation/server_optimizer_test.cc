@@ -52,7 +52,7 @@ v1::ServerStrategyConfig Config(Kind::Kind kind) {
 // The rules of ServerStrategyConfig written out per element, in double.
 struct Reference {
   v1::ServerStrategyConfig c;
-  std::vector<double> m, v;
+  std::vector<double> m = {}, v = {};
   void Step(std::vector<double>& w, const std::vector<double>& d) {
     if (m.empty()) {
       m.assign(w.size(), 0);

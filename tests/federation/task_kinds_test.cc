@@ -69,16 +69,7 @@ class TaskKindsTest : public ::testing::Test {
 
   v1::NodeConfig NodeConfigFor(const std::string& admin, int port, const std::string& name,
                                const std::string& task) {
-    v1::NodeConfig n;
-    n.set_coordinator_address(absl::StrCat("localhost:", port));
-    *n.mutable_tls() = testing_support::DevIdentity(*root_ + "/pki", admin);
-    n.set_coordinator_public_key(*root_ + "/pki/coordinator-signing.pub");
-    n.set_task(task);
-    n.set_data_file(absl::StrCat(*root_, "/data/", admin, "/declarations.csv"));
-    n.set_schema_file(absl::StrCat(*root_, "/data/", admin, "/declarations.schema.json"));
-    n.set_work_dir(absl::StrCat(*root_, "/", name, "/node-", admin));
-    n.set_exit_when_finished(true);
-    n.set_max_backoff_seconds(2);
+    const v1::NodeConfig n = testing_support::LoopbackNodeConfig(*root_, admin, port, name, task);
     auto config = node::FinalizeNodeConfig(n, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     return *config;
