@@ -85,12 +85,18 @@ absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
   nlohmann::json document;
   try {
     document = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     // what() reads "[json.exception.parse_error.101] parse error at line L,
-    // column C: …"; keep the part from "line".
+    // column C: …" (keep the part from "line"), or for a number too large for
+    // a double (found by fuzz/fuzz_config_parser) "[json.exception.
+    // out_of_range.406] number overflow parsing '1e400'" (keep what follows
+    // the bracket).
     absl::string_view what = e.what();
-    const size_t at = what.find("at line ");
-    if (at != absl::string_view::npos) what.remove_prefix(at + 3);
+    if (const size_t at = what.find("at line "); at != absl::string_view::npos) {
+      what.remove_prefix(at + 3);
+    } else if (const size_t bracket = what.find("] "); bracket != absl::string_view::npos) {
+      what.remove_prefix(bracket + 2);
+    }
     return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON: ", what));
   }
   if (!document.is_object()) {

@@ -81,6 +81,15 @@ TEST(ProtoJson, SyntaxErrorNamesLineAndColumn) {
   EXPECT_THAT(std::string(s.message()), StartsWith("t.json: invalid JSON: line 3, column 1:"));
 }
 
+// Found by fuzz/fuzz_config_parser: the JSON parser threw out_of_range for a
+// number beyond a double, which escaped ParseProtoJson and ended the process.
+TEST(ProtoJson, NumberBeyondADoubleIsAnErrorNotACrash) {
+  v1::TrainingConfig config;
+  absl::Status s = ParseProtoJson("{\"learning_rate\": 1e400}", "t.json", &config);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "t.json: invalid JSON: number overflow parsing '1e400'");
+}
+
 TEST(ProtoJson, TopLevelMustBeAnObject) {
   v1::TrainingConfig config;
   EXPECT_EQ(ParseProtoJson("[1]", "t.json", &config).message(),
