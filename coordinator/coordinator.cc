@@ -40,6 +40,18 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   auto credentials = tls::MakeServerCredentials(cfg.tls());
   if (!credentials.ok()) return credentials.status();
   c->credentials_ = *credentials;
+  // Read before anything is created, so a bad list stops the start at once.
+  std::shared_ptr<const pki::RevocationList> revoked;
+  if (!cfg.tls().crl().empty()) {
+    auto loaded = pki::RevocationList::Load(cfg.tls().crl(), cfg.tls().ca_cert());
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("tls.crl: ", loaded.status().message()));
+    }
+    revoked = *std::move(loaded);
+    spdlog::info("tls.crl {}: {} revoked certificate(s) will be refused", cfg.tls().crl(),
+                 revoked->size());
+  }
   auto signer = crypto::Ed25519Signer::Create(cfg.signing_key());
   if (!signer.ok()) return signer.status();
   c->signer_ = *std::move(signer);
@@ -89,9 +101,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     runners[task.name()] = runner->get();
     c->runners_.push_back(*std::move(runner));
   }
-  c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir);
-  c->analyst_service_ = std::make_unique<AnalystServiceImpl>(c->registry_.get());
-  c->admin_service_ = std::make_unique<AdminServiceImpl>(runners);
+  c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked));
+  c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_);
+  c->analyst_service_ =
+      std::make_unique<AnalystServiceImpl>(c->registry_.get(), *c->authorizer_);
+  c->admin_service_ = std::make_unique<AdminServiceImpl>(runners, *c->authorizer_);
   return c;
 }
 

@@ -17,6 +17,7 @@
 
 namespace fedcustoms::coordinator {
 
+class Authorizer;
 class NodeServiceImpl;
 class AnalystServiceImpl;
 class AdminServiceImpl;
@@ -60,6 +61,8 @@ class Coordinator {
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<RoundLedger> ledger_;
   std::vector<std::unique_ptr<TaskRunner>> runners_;
+  // Before the services, which hold a reference to it.
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;

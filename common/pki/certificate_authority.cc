@@ -1,6 +1,7 @@
 #include "common/pki/certificate_authority.h"
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
@@ -195,6 +196,32 @@ absl::Status WritePemFiles(const KeyAndCertificate& pair, const std::string& cer
   crypto::WipeString(key_pem);
   if (!written.ok()) return written;
   return crypto::WriteFileAtomically(cert_path, crypto::CertificateToPem(pair.cert.get()), 0644);
+}
+
+absl::StatusOr<KeyAndCertificate> ReadPemFiles(const std::string& cert_path,
+                                               const std::string& key_path) {
+  auto cert_pem = crypto::ReadFile(cert_path);
+  if (!cert_pem.ok()) return cert_pem.status();
+  auto certs = crypto::CertificatesFromPem(*cert_pem, cert_path);
+  if (!certs.ok()) return certs.status();
+  std::string key_pem;
+  {
+    auto read = crypto::ReadFile(key_path);
+    if (!read.ok()) return read.status();
+    key_pem = *std::move(read);
+  }
+  auto key = crypto::PrivateKeyFromPem(key_pem, key_path);
+  crypto::WipeString(key_pem);
+  if (!key.ok()) return key.status();
+  if (X509_check_private_key(certs->front().get(), key->get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat(key_path, ": not the private key of the certificate in ", cert_path));
+  }
+  KeyAndCertificate pair;
+  pair.key = *std::move(key);
+  pair.cert = std::move(certs->front());
+  return pair;
 }
 
 }  // namespace fedcustoms::pki

@@ -75,4 +75,10 @@ absl::StatusOr<KeyAndCertificate> IssueCertificate(const KeyAndCertificate& ca,
 absl::Status WritePemFiles(const KeyAndCertificate& pair, const std::string& cert_path,
                            const std::string& key_path);
 
+// The inverse: reads a PEM certificate (the first of the file) and its
+// unencrypted PEM private key. Errors name the path; InvalidArgument when
+// the key does not belong to the certificate.
+absl::StatusOr<KeyAndCertificate> ReadPemFiles(const std::string& cert_path,
+                                               const std::string& key_path);
+
 }  // namespace fedcustoms::pki

@@ -6,7 +6,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
+#include "common/crypto/pem.h"
+#include "common/pki/revocation_list.h"
 
 namespace fedcustoms::pki {
 namespace {
@@ -125,6 +128,39 @@ absl::Status InitDevPki(const DevPkiOptions& options) {
     return s;
   }
   return WritePemFiles(*ca, dir + "/ca.pem", dir + "/ca.key");
+}
+
+absl::Status RevokeDevCertificates(const RevokeOptions& options) {
+  if (options.names.empty()) {
+    return absl::InvalidArgumentError("revoke: name at least one certificate (e.g. EE)");
+  }
+  if (options.valid_days < 1 || options.valid_days > 3650) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("revoke: valid days must be 1..3650, found ", options.valid_days));
+  }
+  auto ca = ReadPemFiles(options.dir + "/ca.pem", options.dir + "/ca.key");
+  if (!ca.ok()) return ca.status();
+  std::vector<crypto::X509Ptr> certs;
+  for (const std::string& name : options.names) {
+    const std::string path = absl::StrCat(options.dir, "/", name, ".pem");
+    auto pem = crypto::ReadFile(path);
+    if (!pem.ok()) return pem.status();
+    auto parsed = crypto::CertificatesFromPem(*pem, path);
+    if (!parsed.ok()) return parsed.status();
+    X509* cert = parsed->front().get();
+    if (X509_check_issued(ca->cert.get(), cert) != X509_V_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not issued by the CA in ", options.dir, "/ca.pem"));
+    }
+    certs.push_back(std::move(parsed->front()));
+  }
+  std::vector<X509*> revoked;
+  for (const crypto::X509Ptr& c : certs) revoked.push_back(c.get());
+  auto crl = MakeRevocationListPem(*ca, revoked,
+                                   std::chrono::hours(24) * options.valid_days);
+  if (!crl.ok()) return crl.status();
+  const std::string out = options.out.empty() ? options.dir + "/crl.pem" : options.out;
+  return crypto::WriteFileAtomically(out, *crl, 0644);
 }
 
 }  // namespace fedcustoms::pki

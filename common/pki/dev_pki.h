@@ -47,4 +47,22 @@ absl::Status ValidateAdministrationCodes(const std::vector<std::string>& codes);
 // path. Files of administrations from an earlier run are left in place.
 absl::Status InitDevPki(const DevPkiOptions& options);
 
+// `fedcustoms certs revoke`: a CRL signed by the CA in `dir` (ca.pem,
+// ca.key) listing the certificates <dir>/<name>.pem, for the coordinator's
+// tls.crl.
+struct RevokeOptions {
+  std::string dir;
+  // Certificate names in `dir`, e.g. {"EE"} or {"analyst"}.
+  std::vector<std::string> names;
+  // Where the PEM CRL goes (atomically); default <dir>/crl.pem.
+  std::string out;
+  // The coordinator refuses the list once this many days have passed.
+  int valid_days = 30;
+};
+
+// Writes the CRL. It replaces any earlier list: name every certificate that
+// is still revoked. Errors name the file (a missing certificate or CA key, a
+// certificate the CA did not issue) or the option.
+absl::Status RevokeDevCertificates(const RevokeOptions& options);
+
 }  // namespace fedcustoms::pki

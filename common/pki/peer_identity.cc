@@ -92,7 +92,7 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromPem(std::string_view cert_pem,
   return PeerIdentityFromCertificate(certs->front().get(), source);
 }
 
-absl::StatusOr<PeerIdentity> PeerIdentityFromContext(const grpc::ServerContextBase& context) {
+absl::StatusOr<std::string> PeerCertificatePem(const grpc::ServerContextBase& context) {
   const std::string peer = context.peer();
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) {
@@ -111,8 +111,13 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromContext(const grpc::ServerContextBa
   if (pems.size() > 1) {
     return absl::UnauthenticatedError(absl::StrCat(peer, ": more than one client certificate"));
   }
-  return PeerIdentityFromPem(std::string_view(pems[0].data(), pems[0].size()),
-                             absl::StrCat("client certificate of ", peer));
+  return std::string(pems[0].data(), pems[0].size());
+}
+
+absl::StatusOr<PeerIdentity> PeerIdentityFromContext(const grpc::ServerContextBase& context) {
+  absl::StatusOr<std::string> pem = PeerCertificatePem(context);
+  if (!pem.ok()) return pem.status();
+  return PeerIdentityFromPem(*pem, absl::StrCat("client certificate of ", context.peer()));
 }
 
 }  // namespace fedcustoms::pki

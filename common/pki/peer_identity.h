@@ -53,4 +53,8 @@ absl::StatusOr<PeerIdentity> PeerIdentityFromPem(std::string_view cert_pem,
 // synchronous grpc::ServerContext and the callback API's contexts.
 absl::StatusOr<PeerIdentity> PeerIdentityFromContext(const grpc::ServerContextBase& context);
 
+// The PEM client certificate that PeerIdentityFromContext() reads, with the
+// same checks (TLS, exactly one certificate).
+absl::StatusOr<std::string> PeerCertificatePem(const grpc::ServerContextBase& context);
+
 }  // namespace fedcustoms::pki

@@ -94,6 +94,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     *value = Resolve(base_dir, *value);
   }
   if (!c.port_file().empty()) c.set_port_file(Resolve(base_dir, c.port_file()));
+  if (!c.tls().crl().empty()) c.mutable_tls()->set_crl(Resolve(base_dir, c.tls().crl()));
   if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
     c.set_aggregation_mode(v1::SECURE);
   }

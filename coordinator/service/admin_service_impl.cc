@@ -9,7 +9,7 @@ namespace fedcustoms::coordinator {
 grpc::Status AdminServiceImpl::GetStatus(grpc::ServerContext* context,
                                          const v1::GetStatusRequest* request,
                                          v1::GetStatusResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kAdmin}, "AdminService.GetStatus");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kAdmin}, "AdminService.GetStatus");
   if (!peer.ok()) return ToGrpc(peer.status());
   std::set<std::string> nodes;
   for (const auto& [name, runner] : runners_) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "coordinator/rounds/task_runner.h"
+#include "coordinator/service/authorization.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -11,15 +12,16 @@ namespace fedcustoms::coordinator {
 // gRPC adapter of the admin service (role "admin"): state of every task.
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  // `runners` must outlive the service.
-  explicit AdminServiceImpl(std::map<std::string, TaskRunner*> runners)
-      : runners_(std::move(runners)) {}
+  // `runners` and `authorizer` must outlive the service.
+  AdminServiceImpl(std::map<std::string, TaskRunner*> runners, const Authorizer& authorizer)
+      : runners_(std::move(runners)), authorizer_(authorizer) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                          v1::GetStatusResponse* response) override;
 
  private:
   const std::map<std::string, TaskRunner*> runners_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace fedcustoms::coordinator

@@ -21,7 +21,7 @@ std::optional<uint64_t> RequestedVersion(const v1::GetManifestRequest& request) 
 grpc::Status AnalystServiceImpl::ListModels(grpc::ServerContext* context,
                                             const v1::ListModelsRequest* request,
                                             v1::ListModelsResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
                         "AnalystService.ListModels");
   if (!peer.ok()) return ToGrpc(peer.status());
   for (const std::string& task : registry_->Tasks()) {
@@ -36,7 +36,7 @@ grpc::Status AnalystServiceImpl::ListModels(grpc::ServerContext* context,
 grpc::Status AnalystServiceImpl::GetManifest(grpc::ServerContext* context,
                                              const v1::GetManifestRequest* request,
                                              v1::GetManifestResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
                         "AnalystService.GetManifest");
   if (!peer.ok()) return ToGrpc(peer.status());
   auto signed_manifest = registry_->ReadManifest(request->task(), RequestedVersion(*request));
@@ -52,7 +52,7 @@ grpc::Status AnalystServiceImpl::GetManifest(grpc::ServerContext* context,
 grpc::Status AnalystServiceImpl::DownloadWeights(grpc::ServerContext* context,
                                                  const v1::GetManifestRequest* request,
                                                  grpc::ServerWriter<v1::DataChunk>* writer) {
-  auto peer = Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
                         "AnalystService.DownloadWeights");
   if (!peer.ok()) return ToGrpc(peer.status());
   std::vector<uint64_t> versions = registry_->Versions(request->task());

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "coordinator/registry/model_registry.h"
+#include "coordinator/service/authorization.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -10,7 +11,8 @@ namespace fedcustoms::coordinator {
 class AnalystServiceImpl final : public v1::AnalystService::Service {
  public:
   // `registry` must outlive the service.
-  explicit AnalystServiceImpl(const ModelRegistry* registry) : registry_(registry) {}
+  AnalystServiceImpl(const ModelRegistry* registry, const Authorizer& authorizer)
+      : registry_(registry), authorizer_(authorizer) {}
 
   grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                           v1::ListModelsResponse* response) override;
@@ -22,6 +24,7 @@ class AnalystServiceImpl final : public v1::AnalystService::Service {
 
  private:
   const ModelRegistry* const registry_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace fedcustoms::coordinator

@@ -10,17 +10,27 @@
 
 namespace fedcustoms::coordinator {
 
-absl::StatusOr<pki::PeerIdentity> Authorize(const grpc::ServerContext& context,
-                                            std::initializer_list<pki::Role> allowed,
-                                            std::string_view rpc) {
+absl::StatusOr<pki::PeerIdentity> Authorizer::Authorize(const grpc::ServerContext& context,
+                                                        std::initializer_list<pki::Role> allowed,
+                                                        std::string_view rpc) const {
   // Debian's abseil has its own string_view: convert explicitly.
   const std::string rpc_name(rpc);
-  absl::StatusOr<pki::PeerIdentity> peer = pki::PeerIdentityFromContext(context);
+  absl::StatusOr<std::string> pem = pki::PeerCertificatePem(context);
+  absl::StatusOr<pki::PeerIdentity> peer =
+      pem.ok() ? pki::PeerIdentityFromPem(*pem, absl::StrCat("client certificate of ",
+                                                              context.peer()))
+               : absl::StatusOr<pki::PeerIdentity>(pem.status());
   if (!peer.ok()) {
     spdlog::warn("{} refused: no usable client certificate from {}: {}", rpc, context.peer(),
                  peer.status().message());
     return absl::UnauthenticatedError(
         absl::StrCat(rpc_name, ": no usable client certificate: ", peer.status().message()));
+  }
+  if (revoked_ != nullptr) {
+    if (absl::Status s = revoked_->Check(*pem); !s.ok()) {
+      spdlog::warn("{} refused: {}", rpc, s.message());
+      return absl::Status(s.code(), absl::StrCat(rpc_name, ": ", s.message()));
+    }
   }
   if (std::find(allowed.begin(), allowed.end(), peer->role) == allowed.end()) {
     spdlog::warn("{} refused: {} has role {}", rpc, peer->common_name, pki::RoleName(peer->role));

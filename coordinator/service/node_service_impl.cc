@@ -63,7 +63,7 @@ absl::StatusOr<TaskRunner*> NodeServiceImpl::Runner(const std::string& task) con
 
 grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinRequest* request,
                                    v1::JoinResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.Join");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kNode}, "NodeService.Join");
   if (!peer.ok()) return ToGrpc(peer.status());
   if (request->tasks().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "join: no task named");
@@ -93,7 +93,7 @@ grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinR
 grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
                                       const v1::GetTaskRequest* request,
                                       v1::TaskAssignment* response) {
-  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.GetTask");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kNode}, "NodeService.GetTask");
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = Runner(request->task());
   if (!runner.ok()) return ToGrpc(runner.status());
@@ -118,7 +118,7 @@ grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
                                             const v1::DownloadModelRequest* request,
                                             grpc::ServerWriter<v1::DataChunk>* writer) {
-  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.DownloadModel");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kNode}, "NodeService.DownloadModel");
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = Runner(request->task());
   if (!runner.ok()) return ToGrpc(runner.status());
@@ -147,7 +147,7 @@ grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
                                            grpc::ServerReader<v1::UploadUpdateRequest>* reader,
                                            v1::UploadUpdateResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.UploadUpdate");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kNode}, "NodeService.UploadUpdate");
   if (!peer.ok()) return ToGrpc(peer.status());
   const std::string& node = peer->common_name;
   v1::UploadUpdateRequest message;
@@ -235,7 +235,7 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::ReportMetrics(grpc::ServerContext* context,
                                             const v1::ReportMetricsRequest* request,
                                             v1::ReportMetricsResponse* response) {
-  auto peer = Authorize(*context, {pki::Role::kNode}, "NodeService.ReportMetrics");
+  auto peer = authorizer_.Authorize(*context, {pki::Role::kNode}, "NodeService.ReportMetrics");
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = Runner(request->task());
   if (!runner.ok()) return ToGrpc(runner.status());
@@ -252,10 +252,11 @@ namespace {
 // The three secure-aggregation steps share their shape: authorize, find the
 // task, hand over, log a refusal (never the keys or shares themselves).
 template <typename Request, typename Step>
-grpc::Status SecureStep(grpc::ServerContext& context, const char* rpc, const Request& request,
+grpc::Status SecureStep(const Authorizer& authorizer, grpc::ServerContext& context,
+                        const char* rpc, const Request& request,
                         const std::function<absl::StatusOr<TaskRunner*>(const std::string&)>& runner_of,
                         Step step) {
-  auto peer = Authorize(context, {pki::Role::kNode}, rpc);
+  auto peer = authorizer.Authorize(context, {pki::Role::kNode}, rpc);
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = runner_of(request.task());
   if (!runner.ok()) return ToGrpc(runner.status());
@@ -272,7 +273,7 @@ grpc::Status SecureStep(grpc::ServerContext& context, const char* rpc, const Req
 grpc::Status NodeServiceImpl::AdvertiseKeys(grpc::ServerContext* context,
                                             const v1::AdvertiseKeysRequest* request,
                                             v1::AdvertiseKeysResponse*) {
-  return SecureStep(*context, "NodeService.AdvertiseKeys", *request,
+  return SecureStep(authorizer_, *context, "NodeService.AdvertiseKeys", *request,
                     [this](const std::string& task) { return Runner(task); },
                     [&](TaskRunner& runner, const std::string& node) {
                       return runner.AdvertiseKeys(node, *request);
@@ -282,7 +283,7 @@ grpc::Status NodeServiceImpl::AdvertiseKeys(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::ShareKeys(grpc::ServerContext* context,
                                         const v1::ShareKeysRequest* request,
                                         v1::ShareKeysResponse*) {
-  return SecureStep(*context, "NodeService.ShareKeys", *request,
+  return SecureStep(authorizer_, *context, "NodeService.ShareKeys", *request,
                     [this](const std::string& task) { return Runner(task); },
                     [&](TaskRunner& runner, const std::string& node) {
                       return runner.ShareKeys(node, *request);
@@ -291,7 +292,7 @@ grpc::Status NodeServiceImpl::ShareKeys(grpc::ServerContext* context,
 
 grpc::Status NodeServiceImpl::Unmask(grpc::ServerContext* context,
                                      const v1::UnmaskRequest* request, v1::UnmaskResponse*) {
-  return SecureStep(*context, "NodeService.Unmask", *request,
+  return SecureStep(authorizer_, *context, "NodeService.Unmask", *request,
                     [this](const std::string& task) { return Runner(task); },
                     [&](TaskRunner& runner, const std::string& node) {
                       return runner.Unmask(node, *request);

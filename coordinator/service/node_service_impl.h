@@ -4,6 +4,7 @@
 #include <string>
 
 #include "coordinator/rounds/task_runner.h"
+#include "coordinator/service/authorization.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -13,10 +14,11 @@ namespace fedcustoms::coordinator {
 // TaskRunner. Every handler returns a status with a message; none throws.
 class NodeServiceImpl final : public v1::NodeService::Service {
  public:
-  // `runners` (task name → runner) must outlive the service. Uploads are
+  // `runners` (task name → runner) and `authorizer` must outlive the service. Uploads are
   // spooled in `spool_dir` and deleted after use.
-  NodeServiceImpl(std::map<std::string, TaskRunner*> runners, std::string spool_dir)
-      : runners_(std::move(runners)), spool_dir_(std::move(spool_dir)) {}
+  NodeServiceImpl(std::map<std::string, TaskRunner*> runners, std::string spool_dir,
+                  const Authorizer& authorizer)
+      : runners_(std::move(runners)), spool_dir_(std::move(spool_dir)), authorizer_(authorizer) {}
 
   grpc::Status Join(grpc::ServerContext* context, const v1::JoinRequest* request,
                     v1::JoinResponse* response) override;
@@ -54,6 +56,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   // Constant after construction.
   const std::map<std::string, TaskRunner*> runners_;
   const std::string spool_dir_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace fedcustoms::coordinator

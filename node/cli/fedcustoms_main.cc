@@ -48,6 +48,19 @@ int main(int argc, char** argv) {
   certs_init->add_option("--admins", certs_admins, "administration codes, comma-separated")
       ->capture_default_str();
   certs_init->add_flag("--force", certs_force, "replace an existing CA");
+  auto* certs_revoke = certs->add_subcommand(
+      "revoke", "write a CRL listing certificates the coordinator must refuse (tls.crl)");
+  std::string revoke_names, revoke_out;
+  int revoke_days = 30;
+  certs_revoke->add_option("--dir", certs_dir, "PKI directory (ca.pem, ca.key, <name>.pem)")
+      ->capture_default_str();
+  certs_revoke->add_option("--names", revoke_names,
+                           "certificates to revoke, comma-separated (e.g. EE); the list "
+                           "replaces any earlier one")
+      ->required();
+  certs_revoke->add_option("--out", revoke_out, "CRL file (default <dir>/crl.pem)");
+  certs_revoke->add_option("--days", revoke_days, "days until the list must be renewed")
+      ->capture_default_str();
 
   auto* synth = app.add_subcommand("synth", "synthetic data");
   auto* synth_decl = synth->add_subcommand("declarations", "declarations with control results");
@@ -120,6 +133,17 @@ int main(int argc, char** argv) {
       if (int rc = Report(fedcustoms::pki::InitDevPki(options))) return rc;
       spdlog::info("development PKI written to {} (private keys mode 0600; never commit them)",
                    certs_dir);
+      return 0;
+    }
+    if (certs_revoke->parsed()) {
+      fedcustoms::pki::RevokeOptions options;
+      options.dir = certs_dir;
+      options.names = SplitCodes(revoke_names);
+      options.out = revoke_out;
+      options.valid_days = revoke_days;
+      if (int rc = Report(fedcustoms::pki::RevokeDevCertificates(options))) return rc;
+      spdlog::info("CRL written to {}: set it as tls.crl of the coordinator and restart it",
+                   revoke_out.empty() ? certs_dir + "/crl.pem" : revoke_out);
       return 0;
     }
     if (synth_decl->parsed()) {

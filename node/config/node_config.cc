@@ -33,6 +33,9 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
     return bad("task", std::string(s.message()));
   }
   c.set_task_kind(task::ResolveKind(c.task_kind(), c.task()));
+  if (!c.tls().crl().empty()) {
+    return bad("tls.crl", "only the coordinator checks revocation; remove it from a node's config");
+  }
   std::vector<std::pair<const char*, std::string*>> paths = {
       {"tls.ca_cert", c.mutable_tls()->mutable_ca_cert()},
       {"tls.cert", c.mutable_tls()->mutable_cert()},

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "common/pki/certificate_authority.h"
 #include "common/pki/dev_pki.h"
 #include "common/pki/peer_identity.h"
+#include "common/pki/revocation_list.h"
 
 namespace fedcustoms::pki {
 namespace {
@@ -180,6 +182,95 @@ TEST_F(PkiDevPkiTest, ForceReplacesCa) {
   options.force = true;
   ASSERT_TRUE(InitDevPki(options).ok());
   EXPECT_NE(*crypto::ReadFile(File("ca.pem")), ca_before);
+}
+
+// Revocation: `fedcustoms certs revoke` writes a CRL the coordinator loads.
+TEST_F(PkiDevPkiTest, RevokedCertificatesAreListedAndOthersPass) {
+  RevokeOptions revoke;
+  revoke.dir = Dir();
+  revoke.names = {"EE"};
+  ASSERT_TRUE(RevokeDevCertificates(revoke).ok());
+  auto list = RevocationList::Load(File("crl.pem"), File("ca.pem"));
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ((*list)->size(), 1u);
+  const absl::Status ee = (*list)->Check(*crypto::ReadFile(File("EE.pem")));
+  ExpectErrorContains(ee, absl::StatusCode::kUnauthenticated, "CN=EE");
+  EXPECT_TRUE(absl::StartsWith(ee.message(), "certificate serial ")) << ee;
+  EXPECT_TRUE(absl::StrContains(ee.message(), ") was revoked on ")) << ee;
+  EXPECT_TRUE(absl::EndsWith(ee.message(), "(" + File("crl.pem") + ")")) << ee;
+  EXPECT_TRUE((*list)->Check(*crypto::ReadFile(File("FI.pem"))).ok());
+  EXPECT_TRUE((*list)->Check(*crypto::ReadFile(File("analyst.pem"))).ok());
+  ExpectErrorContains((*list)->Check("no certificate"), absl::StatusCode::kInvalidArgument,
+                      "peer certificate");
+
+  // A new list replaces the old one.
+  revoke.names = {"FI", "analyst"};
+  revoke.out = File("crl2.pem");
+  ASSERT_TRUE(RevokeDevCertificates(revoke).ok());
+  auto second = RevocationList::Load(File("crl2.pem"), File("ca.pem"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)->size(), 2u);
+  EXPECT_TRUE((*second)->Check(*crypto::ReadFile(File("EE.pem"))).ok());
+  EXPECT_FALSE((*second)->Check(*crypto::ReadFile(File("analyst.pem"))).ok());
+}
+
+TEST_F(PkiDevPkiTest, RevocationListErrorsNameTheFile) {
+  auto write_crl = [&](const KeyAndCertificate& ca, std::chrono::seconds next_update) {
+    auto pem = MakeRevocationListPem(ca, {}, next_update);
+    EXPECT_TRUE(pem.ok()) << pem.status();
+    EXPECT_TRUE(crypto::WriteFileAtomically(File("bad-crl.pem"), *pem).ok());
+    return RevocationList::Load(File("bad-crl.pem"), File("ca.pem")).status();
+  };
+  auto other_ca = GenerateCa("another CA", std::chrono::hours(24));
+  ASSERT_TRUE(other_ca.ok());
+  ExpectErrorContains(write_crl(*other_ca, std::chrono::hours(1)),
+                      absl::StatusCode::kInvalidArgument,
+                      File("bad-crl.pem") + ": issued by a CA that is not in " + File("ca.pem"));
+  // Same name as the federation's CA, another key: the signature gives it away.
+  auto impostor = GenerateCa("fedcustoms development CA", std::chrono::hours(24));
+  ASSERT_TRUE(impostor.ok());
+  ExpectErrorContains(write_crl(*impostor, std::chrono::hours(1)),
+                      absl::StatusCode::kInvalidArgument,
+                      ": signature does not verify with the CA in " + File("ca.pem"));
+  auto ca = ReadPemFiles(File("ca.pem"), File("ca.key"));
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  ExpectErrorContains(write_crl(*ca, std::chrono::seconds(-60)),
+                      absl::StatusCode::kInvalidArgument, ": stale: its next update was due ");
+  EXPECT_TRUE(write_crl(*ca, std::chrono::hours(1)).ok());
+  ExpectErrorContains(RevocationList::Load(File("ca.pem"), File("ca.pem")).status(),
+                      absl::StatusCode::kInvalidArgument,
+                      File("ca.pem") + ": not a PEM X.509 CRL");
+  EXPECT_EQ(RevocationList::Load(File("none.pem"), File("ca.pem")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PkiDevPkiTest, RevokeRefusesWhatItCannotList) {
+  RevokeOptions revoke;
+  revoke.dir = Dir();
+  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kInvalidArgument,
+                      "name at least one certificate");
+  revoke.names = {"XX"};
+  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kNotFound,
+                      File("XX.pem"));
+  auto other_ca = GenerateCa("another CA", std::chrono::hours(24));
+  ASSERT_TRUE(other_ca.ok());
+  IssueOptions leaf;
+  leaf.common_name = "EE";
+  auto foreign = IssueCertificate(*other_ca, leaf);
+  ASSERT_TRUE(foreign.ok());
+  ASSERT_TRUE(WritePemFiles(*foreign, File("foreign.pem"), File("foreign.key")).ok());
+  revoke.names = {"foreign"};
+  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kInvalidArgument,
+                      File("foreign.pem") + ": not issued by the CA in " + Dir() + "/ca.pem");
+  revoke.names = {"EE"};
+  revoke.valid_days = 0;
+  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kInvalidArgument,
+                      "valid days must be 1..3650, found 0");
+  EXPECT_FALSE(fs::exists(File("crl.pem")));
+  ExpectErrorContains(ReadPemFiles(File("ca.pem"), File("EE.key")).status(),
+                      absl::StatusCode::kInvalidArgument,
+                      File("EE.key") + ": not the private key of the certificate in " +
+                          File("ca.pem"));
 }
 
 TEST(PkiDevPki, RefusesWhenOnlyCaKeyExists) {

@@ -2,6 +2,7 @@
 // nodes over mutual TLS on loopback, real LibTorch training, a real SQLite
 // ledger and registry on disk, then an analyst pull.
 #include <grpcpp/grpcpp.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -18,7 +19,9 @@
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
 #include "common/manifest/model_manifest.h"
+#include "common/pki/certificate_authority.h"
 #include "common/pki/dev_pki.h"
+#include "common/pki/revocation_list.h"
 #include "common/synth/declarations_synth.h"
 #include "common/data/declaration_schema.h"
 #include "common/training/risk_evaluator.h"
@@ -86,6 +89,10 @@ class FederationTest : public ::testing::Test {
     t->mutable_training()->set_batch_size(128);
     t->mutable_strategy()->set_kind(strategy);
     if (tweak) tweak(*t);
+    return StartFrom(c);
+  }
+
+  static std::unique_ptr<coordinator::Coordinator> StartFrom(const v1::CoordinatorConfig& c) {
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     auto coordinator = coordinator::Coordinator::Create(*config);
@@ -428,6 +435,70 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
 }
 
 // Error paths: roles, rounds and hostile updates over the real services.
+
+// A CRL from `fedcustoms certs revoke` in tls.crl: the revoked node is
+// refused on every call with its serial named, the others work; a stale or
+// foreign list stops the coordinator's start.
+TEST_F(FederationTest, RevokedCertificatesAreRefused) {
+  pki::RevokeOptions revoke;
+  revoke.dir = *root_ + "/pki";
+  revoke.names = {"EE", "analyst"};
+  revoke.out = *root_ + "/revoked-crl.pem";
+  ASSERT_TRUE(pki::RevokeDevCertificates(revoke).ok());
+  v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+      *root_ + "/pki", *root_ + "/revoked", *root_ + "/data/EE/declarations.schema.json",
+      v1::TRUSTED);
+  c.mutable_tasks(0)->set_min_nodes(1);
+  c.mutable_tls()->set_crl(revoke.out);
+  auto coordinator = StartFrom(c);
+  const int port = coordinator->Port();
+  {
+    auto stub = StubAs<v1::NodeService>("EE", port);
+    grpc::ClientContext context;
+    v1::JoinRequest request;
+    request.add_tasks("risk");
+    v1::JoinResponse response;
+    grpc::Status s = stub->Join(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_THAT(s.error_message(), ::testing::StartsWith("NodeService.Join: certificate serial "));
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("CN=EE"));
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("was revoked on "));
+  }
+  {
+    auto stub = StubAs<v1::AnalystService>("analyst", port);
+    grpc::ClientContext context;
+    v1::ListModelsResponse response;
+    EXPECT_EQ(stub->ListModels(&context, v1::ListModelsRequest(), &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    auto stub = StubAs<v1::AnalystService>("admin", port);
+    grpc::ClientContext context;
+    v1::ListModelsResponse response;
+    EXPECT_TRUE(stub->ListModels(&context, v1::ListModelsRequest(), &response).ok());
+  }
+  coordinator->Shutdown();
+
+  // A list that is past its renewal date is refused at start.
+  auto ca = pki::ReadPemFiles(*root_ + "/pki/ca.pem", *root_ + "/pki/ca.key");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto stale = pki::MakeRevocationListPem(*ca, {}, std::chrono::seconds(-60));
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  ASSERT_TRUE(crypto::WriteFileAtomically(revoke.out, *stale).ok());
+  auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto refused = coordinator::Coordinator::Create(*config);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::StartsWith("tls.crl: " + revoke.out + ": stale: its next update was due "));
+
+  // Only the coordinator checks revocation: a node's config may not name a CRL.
+  v1::NodeConfig node = testing_support::LoopbackNodeConfig(*root_, "FI", 1, "revoked", "risk");
+  node.mutable_tls()->set_crl(revoke.out);
+  EXPECT_EQ(node::FinalizeNodeConfig(node, "node.json", "").status().message(),
+            "node.json: tls.crl: only the coordinator checks revocation; remove it from a "
+            "node's config");
+}
 
 TEST_F(FederationTest, RolesAreCheckedFromTheCertificate) {
   auto coordinator = StartCoordinator("roles", 1, 0);

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <openssl/x509.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/pki/certificate_authority.h"
+
+namespace fedcustoms::pki {
+
+// Certificates the federation's CA has revoked (a node's stolen laptop, an
+// analyst who left), from a PEM X.509 CRL that CA signed. The coordinator
+// loads it from tls.crl and refuses every call made with a listed
+// certificate.
+class RevocationList {
+ public:
+  // Reads the PEM CRL at `crl_path` and checks it against the CA
+  // certificate(s) in `ca_cert_path`: issued by one of them, signature
+  // valid, and not stale (its nextUpdate, when present, still ahead: an old
+  // list could miss recent revocations, so it is refused rather than
+  // trusted). InvalidArgument naming the file otherwise; NotFound when a file
+  // is missing.
+  static absl::StatusOr<std::shared_ptr<const RevocationList>> Load(
+      const std::string& crl_path, const std::string& ca_cert_path);
+
+  ~RevocationList();
+
+  // OK unless the first certificate in `cert_pem` is listed; then
+  // Unauthenticated "certificate serial <hex> (<subject>) was revoked on
+  // <date> (<crl path>)". A PEM without a certificate is InvalidArgument.
+  absl::Status Check(std::string_view cert_pem) const;
+
+  // Number of revoked certificates listed.
+  size_t size() const;
+
+ private:
+  RevocationList(X509_CRL* crl, std::string path) : crl_(crl), path_(std::move(path)) {}
+
+  X509_CRL* crl_;  // owned
+  std::string path_;
+};
+
+// A PEM CRL signed by `ca` that lists `revoked` (revocation time now) and
+// asks to be renewed within `next_update`: what `fedcustoms pki revoke`
+// writes, and what tests revoke with. `ca` and `revoked` are only read.
+absl::StatusOr<std::string> MakeRevocationListPem(const KeyAndCertificate& ca,
+                                                  const std::vector<X509*>& revoked,
+                                                  std::chrono::seconds next_update);
+
+}  // namespace fedcustoms::pki
