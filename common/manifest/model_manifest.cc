@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,24 @@ std::string ToJson(const ModelManifest& m) {
   return j.dump();
 }
 
+namespace {
+
+// A non-negative integer field up to `max`. nlohmann's get<uint64_t>() would
+// cast a float or a negative number instead, undefined for 1e20 (found by
+// fuzz/fuzz_manifest_verifier).
+absl::StatusOr<uint64_t> CountField(const json& j, const char* field, uint64_t max,
+                                    const std::string& source) {
+  const json& value = j.at(field);
+  if (!value.is_number_unsigned() || value.get<uint64_t>() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": field \"", field,
+                                                   "\": expected an integer in 0..", max,
+                                                   ", found ", value.dump()));
+  }
+  return value.get<uint64_t>();
+}
+
+}  // namespace
+
 absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::string& source) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
@@ -50,13 +69,20 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": field \"format\": expected \"fedcustoms.manifest.v1\""));
     }
+    constexpr uint64_t kAny = std::numeric_limits<uint64_t>::max();
     m.task = j.at("task").get<std::string>();
-    m.version = j.at("version").get<uint64_t>();
+    auto version = CountField(j, "version", kAny, source);
+    if (!version.ok()) return version.status();
+    m.version = *version;
     if (!j.at("parent").is_null()) {
-      m.parent = j.at("parent").get<uint64_t>();
+      auto parent = CountField(j, "parent", kAny, source);
+      if (!parent.ok()) return parent.status();
+      m.parent = *parent;
       m.has_parent = true;
     }
-    m.round_id = j.at("round").get<uint64_t>();
+    auto round = CountField(j, "round", kAny, source);
+    if (!round.ok()) return round.status();
+    m.round_id = *round;
     m.architecture = j.at("architecture").get<std::string>();
     m.hyperparameters_json = j.at("hyperparameters").dump();
     m.training_json = j.at("training").dump();
@@ -68,8 +94,12 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
     m.strategy = j.at("strategy").get<std::string>();
     // Absent in manifests written before robust aggregation.
     m.aggregator = j.value("aggregator", "mean");
-    m.contributing_nodes = j.at("contributing_nodes").get<uint32_t>();
-    m.total_samples = j.at("total_samples").get<uint64_t>();
+    auto nodes = CountField(j, "contributing_nodes", std::numeric_limits<uint32_t>::max(), source);
+    if (!nodes.ok()) return nodes.status();
+    m.contributing_nodes = static_cast<uint32_t>(*nodes);
+    auto samples = CountField(j, "total_samples", kAny, source);
+    if (!samples.ok()) return samples.status();
+    m.total_samples = *samples;
     m.weights_file = j.at("weights_file").get<std::string>();
     m.weights_sha256 = j.at("weights_sha256").get<std::string>();
     m.wire_sha256 = j.at("wire_sha256").get<std::string>();
