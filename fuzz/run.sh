@@ -27,7 +27,8 @@ for target in "${targets[@]}"; do
       "build-fuzz/bin/$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
       -timeout=10 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target-" \
       "build-fuzz/corpus/$target" "fuzz/corpus/$target" > "build-fuzz/$target.log" 2>&1; then
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$target.log" | grep -o '[0-9]*$')
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$target.log" |
+      grep -o '[0-9]*$' || true)
     echo "$target: ${runs:-?} executions in ${seconds} s, clean"
   else
     echo "$target: FAILED (build-fuzz/$target.log):"

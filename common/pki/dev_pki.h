@@ -56,7 +56,8 @@ struct RevokeOptions {
   std::vector<std::string> names;
   // Where the PEM CRL goes (atomically); default <dir>/crl.pem.
   std::string out;
-  // The coordinator refuses the list once this many days have passed.
+  // A coordinator will not start with the list once this many days have
+  // passed (one already running keeps enforcing it).
   int valid_days = 30;
 };
 

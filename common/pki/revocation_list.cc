@@ -74,6 +74,12 @@ absl::StatusOr<std::shared_ptr<const RevocationList>> RevocationList::Load(
     return bad("stale: its next update was due ", TimeText(next),
                " (ask the CA for a current list)");
   }
+  // OpenSSL sorts the entries on the first lookup; do it now, before the
+  // list is shared between the server's threads.
+  X509_REVOKED* ignored = nullptr;
+  crypto::Asn1IntegerPtr zero(ASN1_INTEGER_new());
+  if (zero != nullptr) X509_CRL_get0_by_serial(crl.get(), &ignored, zero.get());
+  ERR_clear_error();
   return std::shared_ptr<const RevocationList>(new RevocationList(crl.release(), crl_path));
 }
 

@@ -24,12 +24,15 @@ class RevocationList {
   // certificate(s) in `ca_cert_path`: issued by one of them, signature
   // valid, and not stale (its nextUpdate, when present, still ahead: an old
   // list could miss recent revocations, so it is refused rather than
-  // trusted). InvalidArgument naming the file otherwise; NotFound when a file
-  // is missing.
+  // trusted; a list that goes stale while the coordinator runs stays in
+  // force until the restart that applies its renewal). InvalidArgument naming
+  // the file otherwise; NotFound when a file is missing.
   static absl::StatusOr<std::shared_ptr<const RevocationList>> Load(
       const std::string& crl_path, const std::string& ca_cert_path);
 
   ~RevocationList();
+  RevocationList(const RevocationList&) = delete;
+  RevocationList& operator=(const RevocationList&) = delete;
 
   // OK unless the first certificate in `cert_pem` is listed; then
   // Unauthenticated "certificate serial <hex> (<subject>) was revoked on
@@ -47,7 +50,7 @@ class RevocationList {
 };
 
 // A PEM CRL signed by `ca` that lists `revoked` (revocation time now) and
-// asks to be renewed within `next_update`: what `fedcustoms pki revoke`
+// asks to be renewed within `next_update`: what `fedcustoms certs revoke`
 // writes, and what tests revoke with. `ca` and `revoked` are only read.
 absl::StatusOr<std::string> MakeRevocationListPem(const KeyAndCertificate& ca,
                                                   const std::vector<X509*>& revoked,
