@@ -4,6 +4,9 @@
 # New inputs the fuzzer finds go to build-fuzz/corpus/<target>, not into the
 # repo; a crash leaves its input in build-fuzz/crashes/ and fails the script.
 #   fuzz/run.sh [SECONDS] [TARGET...]
+# FUZZ_ARGS adds libFuzzer flags, e.g. FUZZ_ARGS="-seed=1 -runs=200000": CI
+# uses that, so its smoke run replays (a prefix of) a sequence checked
+# before the commit instead of a fresh random one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
@@ -26,6 +29,7 @@ for target in "${targets[@]}"; do
   if ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
       "build-fuzz/bin/$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
       -timeout=10 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target-" \
+      ${FUZZ_ARGS:-} \
       "build-fuzz/corpus/$target" "fuzz/corpus/$target" > "build-fuzz/$target.log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$target.log" |
       grep -o '[0-9]*$' || true)
