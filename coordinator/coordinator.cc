@@ -102,9 +102,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     c->runners_.push_back(*std::move(runner));
   }
   c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked));
-  c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_);
-  c->analyst_service_ =
-      std::make_unique<AnalystServiceImpl>(c->registry_.get(), *c->authorizer_);
+  c->stream_watchdog_ =
+      std::make_unique<StreamWatchdog>(std::chrono::seconds(cfg.stream_idle_seconds()));
+  c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_,
+                                                       c->stream_watchdog_.get());
+  c->analyst_service_ = std::make_unique<AnalystServiceImpl>(
+      c->registry_.get(), *c->authorizer_, c->stream_watchdog_.get());
   c->admin_service_ = std::make_unique<AdminServiceImpl>(runners, *c->authorizer_);
   return c;
 }
@@ -126,6 +129,10 @@ absl::Status Coordinator::Start() {
   builder.RegisterService(admin_service_.get());
   // Chunks are at most 1 MiB; nothing legitimate comes near 4 MiB.
   tls::ApplyServerArguments(builder);
+  // A node whose machine or network died without closing its connection is
+  // found by HTTP/2 pings within about a minute, not by the TCP timeout.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen_address(),

@@ -13,6 +13,7 @@
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/rounds/task_runner.h"
+#include "coordinator/service/stream_watchdog.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -63,6 +64,8 @@ class Coordinator {
   std::vector<std::unique_ptr<TaskRunner>> runners_;
   // Before the services, which hold a reference to it.
   std::unique_ptr<Authorizer> authorizer_;
+  // Declared before the services that hold leases on it.
+  std::unique_ptr<StreamWatchdog> stream_watchdog_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;

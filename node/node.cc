@@ -16,6 +16,7 @@
 #include "common/crypto/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
+#include "common/process/crash_point.h"
 #include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
@@ -186,6 +187,8 @@ absl::Status Node::Run() {
       const auto wait = backoff.Next();
       spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
       SleepUnlessStopped(wait);
+      // Unreachable: the next try dials afresh (see CoordinatorClient::Reconnect).
+      if (absl::IsUnavailable(status)) client_->Reconnect();
     } else {
       // The coordinator refused this step (closed round, rejected update, a
       // reply too large): log it and wait for the next round's assignment,
@@ -252,6 +255,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   // round to round but a rerun is reproducible.
   v1::TrainingConfig training = a.training();
   training.set_seed(training.seed() * 1000003 + a.round_id());
+  process::CrashPoint("node.training");
   auto result = learner_->Train(spec, *std::move(global), training);
   if (!result.ok()) {
     return absl::InternalError(absl::StrCat("local training failed: ", result.status().message()));

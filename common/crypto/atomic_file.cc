@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -168,6 +169,47 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   // The file may be a private key; leave no copy on the stack.
   OPENSSL_cleanse(buffer, sizeof(buffer));
   return out;
+}
+
+absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes) {
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " cannot be inspected (statvfs): ", std::strerror(errno)));
+  }
+  const uint64_t available = uint64_t{fs.f_bavail} * fs.f_frsize;
+  if (available < bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(dir, " has ", available >> 10,
+                                                     " KiB free, ", bytes >> 10, " KiB needed"));
+  }
+  // statvfs says nothing of a read-only mount as seen by root, so a small
+  // file really goes through create, write, fsync and unlink.
+  static std::atomic<uint64_t> counter{0};
+  const std::string probe =
+      absl::StrCat(dir, "/.write-probe.", ::getpid(), ".", counter.fetch_add(1));
+  auto fail = [&](const char* call) {
+    const int error = errno;
+    ::unlink(probe.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not writable (", call, "): ", std::strerror(error)));
+  };
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail("open");
+  static const char kBlock[4096] = {};
+  errno = 0;
+  const bool written = ::write(fd, kBlock, sizeof kBlock) == static_cast<ssize_t>(sizeof kBlock);
+  if (!written) {
+    if (errno == 0) errno = ENOSPC;  // a short write means the disk is full
+    ::close(fd);
+    return fail("write");
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return fail("fsync");
+  }
+  if (::close(fd) != 0) return fail("close");
+  if (::unlink(probe.c_str()) != 0) return fail("unlink");
+  return absl::OkStatus();
 }
 
 }  // namespace fedcustoms::crypto

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -60,5 +61,12 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // path: NotFound if it does not exist, PermissionDenied if it cannot be read,
 // FailedPrecondition if it is not a regular file.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Whether `dir` can take `bytes` more: ResourceExhausted when its file system
+// has fewer bytes available (statvfs), FailedPrecondition when a probe file
+// cannot be created, written, fsynced and removed there (a read-only mount,
+// missing permission, a full disk that statvfs did not see). Errors name the
+// directory and what was found.
+absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes);
 
 }  // namespace fedcustoms::crypto

@@ -60,6 +60,12 @@ absl::Status ChunkAssembler::Add(uint64_t index, std::string_view bytes) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("chunk ", index, " has ", bytes.size(),
                                                         " bytes, more than ", kMaxChunkBytes)));
   }
+  // Only the final chunk may be empty: a stream of empty chunks would never
+  // reach the payload cap and never end.
+  if (bytes.empty() && ++empty_chunks_ > 1) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("chunk ", index, " is empty; only the final chunk may be")));
+  }
   if (bytes.size() > max_total_bytes_ - total_) {
     return Fail(
         absl::ResourceExhaustedError(absl::StrCat("payload exceeds ", max_total_bytes_, " bytes")));

@@ -43,7 +43,8 @@ struct EvpMdCtxDeleter {
 // status):
 //   InvalidArgument  "chunk 5 out of order: expected 4" (gaps, duplicates,
 //                    restarts), "chunk 3 has 2000000 bytes, more than 1048576",
-//                    "expected SHA-256 has 31 bytes, not 32"
+//                    "expected SHA-256 has 31 bytes, not 32", "chunk 7 is empty;
+//                    only the final chunk may be"
 //   ResourceExhausted  "payload exceeds 1000 bytes"
 //   DataLoss         "SHA-256 mismatch: ...", "payload size mismatch: received
 //                    N bytes, sender says M", "cannot write payload to sink"
@@ -90,6 +91,7 @@ class ChunkAssembler {
   std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx_;
   absl::Status error_;
   uint64_t next_index_ = 0;
+  uint32_t empty_chunks_ = 0;  // at most one: the final chunk
   uint64_t total_ = 0;
   bool finished_ = false;
   std::string digest_;

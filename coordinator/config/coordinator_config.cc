@@ -99,6 +99,11 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     c.set_aggregation_mode(v1::SECURE);
   }
   if (c.threads() > 256) return bad("threads", "must be 0 (every core) or 1..256");
+  if (c.stream_idle_seconds() == 0) c.set_stream_idle_seconds(30);
+  if (c.stream_idle_seconds() > 3600) {
+    return bad("stream_idle_seconds", absl::StrCat("must be in 1..3600, found ",
+                                                   c.stream_idle_seconds()));
+  }
   if (c.tasks().empty()) return bad("tasks", "at least one task is required");
   std::set<std::string> names;
   for (int i = 0; i < c.tasks_size(); ++i) {
@@ -121,6 +126,13 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     }
     if (t->gather_seconds() > 3600) return bad(prefix + ".gather_seconds", "must be 0..3600");
     if (t->max_sample_count() == 0) t->set_max_sample_count(100000000);
+    // Sample counts weight float32 sums and add up across nodes: beyond 2^53
+    // they would no longer be exact (or could overflow).
+    if (t->max_sample_count() > (uint64_t{1} << 53)) {
+      return bad(prefix + ".max_sample_count",
+                 absl::StrCat("must be at most 2^53 (9007199254740992), found ",
+                              t->max_sample_count()));
+    }
     v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
     if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);
     if (!(sa->threshold_fraction() >= 0.5 && sa->threshold_fraction() < 1)) {

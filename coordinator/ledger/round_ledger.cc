@@ -26,6 +26,17 @@ CREATE TABLE IF NOT EXISTS rounds (
   eval_seconds REAL NOT NULL,
   metrics_json TEXT NOT NULL,
   PRIMARY KEY (task, round_id)
+);
+CREATE TABLE IF NOT EXISTS open_rounds (
+  task TEXT NOT NULL,
+  round_id INTEGER NOT NULL,
+  base_version INTEGER NOT NULL,
+  mode TEXT NOT NULL,
+  strategy TEXT NOT NULL,
+  selected_nodes INTEGER NOT NULL,
+  opened_at REAL NOT NULL,
+  phase TEXT NOT NULL,
+  PRIMARY KEY (task, round_id)
 );)sql";
 
 // Finalizes a statement when it goes out of scope.
@@ -65,8 +76,95 @@ absl::Status RoundLedger::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+absl::Status RoundLedger::Fail(const std::string& what) const {
+  return absl::InternalError(
+      absl::StrCat("round ledger ", path_, ": ", what, ": ", sqlite3_errmsg(db_)));
+}
+
+absl::Status RoundLedger::OpenRecord(const RoundRecord& r, const std::string& phase) {
+  std::lock_guard lock(mu_);
+  const std::string what = absl::StrCat("cannot open round ", r.round_id, " of task ", r.task);
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT INTO open_rounds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         -1, &raw, nullptr) != SQLITE_OK) {
+    return Fail(what);
+  }
+  Statement stmt(raw);
+  sqlite3_bind_text(raw, 1, r.task.c_str(), static_cast<int>(r.task.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(raw, 2, static_cast<sqlite3_int64>(r.round_id));
+  sqlite3_bind_int64(raw, 3, static_cast<sqlite3_int64>(r.base_version));
+  sqlite3_bind_text(raw, 4, r.mode.c_str(), static_cast<int>(r.mode.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(raw, 5, r.strategy.c_str(), static_cast<int>(r.strategy.size()),
+                    SQLITE_TRANSIENT);
+  sqlite3_bind_int64(raw, 6, r.selected_nodes);
+  sqlite3_bind_double(raw, 7, r.opened_at);
+  sqlite3_bind_text(raw, 8, phase.c_str(), static_cast<int>(phase.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(raw) != SQLITE_DONE) return Fail(what);
+  return absl::OkStatus();
+}
+
+absl::Status RoundLedger::SetPhase(const std::string& task, uint64_t round_id,
+                                   const std::string& phase) {
+  std::lock_guard lock(mu_);
+  const std::string what = absl::StrCat("cannot record phase ", phase, " of round ", round_id,
+                                        " of task ", task);
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_, "UPDATE open_rounds SET phase = ?3 WHERE task = ?1 AND round_id = ?2",
+                         -1, &raw, nullptr) != SQLITE_OK) {
+    return Fail(what);
+  }
+  Statement stmt(raw);
+  sqlite3_bind_text(raw, 1, task.c_str(), static_cast<int>(task.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(raw, 2, static_cast<sqlite3_int64>(round_id));
+  sqlite3_bind_text(raw, 3, phase.c_str(), static_cast<int>(phase.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(raw) != SQLITE_DONE) return Fail(what);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<OpenRound>> RoundLedger::OpenRounds(const std::string& task) const {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* raw = nullptr;
+  const char* sql =
+      "SELECT task, round_id, base_version, mode, strategy, selected_nodes, opened_at, phase "
+      "FROM open_rounds WHERE (?1 = '' OR task = ?1) ORDER BY task, round_id";
+  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
+    return Fail("cannot list open rounds");
+  }
+  Statement stmt(raw);
+  sqlite3_bind_text(raw, 1, task.c_str(), static_cast<int>(task.size()), SQLITE_TRANSIENT);
+  auto text = [&](int i) {
+    const unsigned char* v = sqlite3_column_text(raw, i);
+    return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
+  };
+  std::vector<OpenRound> out;
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    OpenRound open;
+    open.record.task = text(0);
+    open.record.round_id = sqlite3_column_int64(raw, 1);
+    open.record.base_version = sqlite3_column_int64(raw, 2);
+    open.record.mode = text(3);
+    open.record.strategy = text(4);
+    open.record.selected_nodes = static_cast<uint32_t>(sqlite3_column_int64(raw, 5));
+    open.record.opened_at = sqlite3_column_double(raw, 6);
+    open.phase = text(7);
+    out.push_back(std::move(open));
+  }
+  if (rc != SQLITE_DONE) return Fail("cannot list open rounds");
+  return out;
+}
+
 absl::Status RoundLedger::Record(const RoundRecord& r) {
   std::lock_guard lock(mu_);
+  // The finished row and the removal of the open one commit together.
+  if (absl::Status s = Exec("BEGIN IMMEDIATE;"); !s.ok()) return s;
+  absl::Status status = InsertFinished(r);
+  if (status.ok()) status = Exec("COMMIT;");
+  if (!status.ok()) (void)Exec("ROLLBACK;");
+  return status;
+}
+
+absl::Status RoundLedger::InsertFinished(const RoundRecord& r) {
   sqlite3_stmt* raw = nullptr;
   const char* sql =
       "INSERT INTO rounds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
@@ -96,11 +194,18 @@ absl::Status RoundLedger::Record(const RoundRecord& r) {
   sqlite3_bind_double(raw, 16, r.aggregate_seconds);
   sqlite3_bind_double(raw, 17, r.eval_seconds);
   text(18, r.metrics_json);
-  if (sqlite3_step(raw) != SQLITE_DONE) {
-    return absl::InternalError(absl::StrCat("round ledger ", path_, ": cannot record round ",
-                                            r.round_id, " of task ", r.task, ": ",
-                                            sqlite3_errmsg(db_)));
+  const std::string what = absl::StrCat("cannot record round ", r.round_id, " of task ", r.task);
+  if (sqlite3_step(raw) != SQLITE_DONE) return Fail(what);
+  sqlite3_stmt* raw_delete = nullptr;
+  if (sqlite3_prepare_v2(db_, "DELETE FROM open_rounds WHERE task = ?1 AND round_id = ?2", -1,
+                         &raw_delete, nullptr) != SQLITE_OK) {
+    return Fail(what);
   }
+  Statement remove(raw_delete);
+  sqlite3_bind_text(raw_delete, 1, r.task.c_str(), static_cast<int>(r.task.size()),
+                    SQLITE_TRANSIENT);
+  sqlite3_bind_int64(raw_delete, 2, static_cast<sqlite3_int64>(r.round_id));
+  if (sqlite3_step(raw_delete) != SQLITE_DONE) return Fail(what);
   return absl::OkStatus();
 }
 

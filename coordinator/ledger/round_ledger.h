@@ -24,7 +24,8 @@ struct RoundRecord {
   uint64_t result_version = 0;
   // "completed" or "aborted".
   std::string status;
-  // Why the round aborted (empty when completed).
+  // Why the round aborted; for a completed round empty, or how it came to be
+  // recorded (after a restart).
   std::string reason;
   // "secure" or "trusted".
   std::string mode;
@@ -44,8 +45,19 @@ struct RoundRecord {
   std::string metrics_json = "{}";
 };
 
-// The coordinator's round ledger: one SQLite row per finished round, written
-// with full durability (WAL, synchronous=FULL). Thread-safe.
+// A round that was opened and never finished: the coordinator stopped (or was
+// killed) in `phase`.
+struct OpenRound {
+  RoundRecord record;  // status empty; counts as known when it opened
+  std::string phase;
+};
+
+// The coordinator's round ledger, written with full durability (WAL,
+// synchronous=FULL). Thread-safe. A round is in it from the moment it opens:
+// OpenRecord writes it to the table of open rounds with its phase, SetPhase
+// follows it, and Record moves it, finished, to the table of rounds in one
+// transaction. After a crash, OpenRounds says which rounds were interrupted
+// and in which phase, so the restart can record what became of them.
 class RoundLedger {
  public:
   // Opens or creates the ledger at `path`; the error names the path.
@@ -54,8 +66,17 @@ class RoundLedger {
   RoundLedger(const RoundLedger&) = delete;
   RoundLedger& operator=(const RoundLedger&) = delete;
 
-  // Appends a record; (task, round_id) must be new.
+  // A round opens in `phase`; (task, round_id) must not be recorded yet.
+  // The coordinator does not open a round this fails for.
+  absl::Status OpenRecord(const RoundRecord& record, const std::string& phase);
+  // The open round moved to `phase`.
+  absl::Status SetPhase(const std::string& task, uint64_t round_id, const std::string& phase);
+  // Appends a finished round (status "completed" or "aborted") and removes it
+  // from the open rounds; (task, round_id) must not be recorded yet.
   absl::Status Record(const RoundRecord& record);
+  // Rounds of `task` (all tasks when empty) that were opened and never
+  // recorded, by task then round.
+  absl::StatusOr<std::vector<OpenRound>> OpenRounds(const std::string& task) const;
 
   // All records of `task` (all tasks when empty), by task then round.
   absl::StatusOr<std::vector<RoundRecord>> List(const std::string& task) const;
@@ -66,6 +87,11 @@ class RoundLedger {
  private:
   RoundLedger(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Exec(const char* sql);
+  // Inserts into rounds and deletes from open_rounds (mu_ held, in a
+  // transaction).
+  absl::Status InsertFinished(const RoundRecord& record);
+  // An error naming the ledger, `what` failed and SQLite's message.
+  absl::Status Fail(const std::string& what) const;
 
   mutable std::mutex mu_;
   sqlite3* db_;  // Owned; guarded by mu_.

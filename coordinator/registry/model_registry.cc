@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/process/crash_point.h"
 
 namespace fedcustoms::coordinator {
 namespace fs = std::filesystem;
@@ -142,6 +143,7 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
     return fail(s);
   }
   if (absl::Status s = FsyncPath(staging); !s.ok()) return fail(s);
+  process::CrashPoint("registry.staged");
   fs::rename(staging, final_dir, ec);
   if (ec) {
     return fail(absl::UnavailableError(

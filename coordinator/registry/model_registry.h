@@ -44,6 +44,8 @@ class ModelRegistry {
                                                    const tensor::NamedTensors& weights,
                                                    const tensor::NamedTensors& server_state = {});
 
+  const std::string& root() const { return root_; }
+
   // Published versions of `task`, ascending (empty when none).
   std::vector<uint64_t> Versions(const std::string& task) const;
   // Task names that have at least one version.

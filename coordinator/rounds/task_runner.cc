@@ -12,10 +12,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/process/crash_point.h"
 #include "common/secagg/fixed_point.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/shamir.h"
@@ -31,6 +33,8 @@ using std::chrono::seconds;
 
 // A node that has not called for this long is no longer counted as available.
 constexpr seconds kAvailableWindow(25);
+// How often a round that storage could not record is tried again.
+constexpr seconds kStorageRetry(10);
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -89,8 +93,17 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
   if (!std::isfinite(m.loss()) || m.loss() < 0) {
     return absl::InvalidArgumentError("metrics: loss must be finite and >= 0");
   }
-  if (m.examples() == 0 || m.positives() > m.examples()) {
-    return absl::InvalidArgumentError("metrics: need examples > 0 and positives <= examples");
+  if (m.examples() == 0 || m.positives() > m.examples() || m.flagged() > m.examples()) {
+    return absl::InvalidArgumentError(
+        "metrics: need examples > 0, positives <= examples and flagged <= examples");
+  }
+  // Examples weight the mean across nodes; a hold-out beyond a billion rows
+  // is not a customs administration's.
+  if (m.examples() > 1'000'000'000) {
+    return absl::InvalidArgumentError("metrics: examples must be at most 1000000000");
+  }
+  if (!InUnitInterval(m.accuracy())) {
+    return absl::InvalidArgumentError("metrics: accuracy must be within [0, 1]");
   }
   for (const v1::AtBudget& b : m.at_budget()) {
     if (!InUnitInterval(b.precision()) || !InUnitInterval(b.recall()) || b.percent() == 0 ||
@@ -134,8 +147,9 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
       task::SpecOf(options.config, options.schema), options.config.training().seed());
   if (!fresh.ok()) return fresh.status();
   UpdateSpec spec = UpdateSpec::Of(*fresh);
+  const uint64_t model_bytes = tensor::TensorEncoder(*fresh).TotalBytes();
   // An upload is the update's encoding; anything much larger is hostile.
-  const uint64_t max_upload_bytes = tensor::TensorEncoder(*fresh).TotalBytes() * 2 + (1 << 20);
+  const uint64_t max_upload_bytes = model_bytes * 2 + (1 << 20);
 
   std::error_code ec;
   std::filesystem::create_directories(options.models_dir, ec);
@@ -144,7 +158,8 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
         absl::StrCat("cannot create ", options.models_dir, ": ", ec.message()));
   }
   std::unique_ptr<TaskRunner> runner(new TaskRunner(std::move(options), registry, ledger, signer,
-                                                    std::move(spec), max_upload_bytes));
+                                                    std::move(spec), model_bytes,
+                                                    max_upload_bytes));
 
   std::vector<uint64_t> versions = registry->Versions(task);
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> global;
@@ -164,10 +179,11 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   }
   runner->RemoveStaleWireFiles((*global)->version);
 
-  absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
-  if (!history.ok()) return history.status();
   std::lock_guard lock(runner->mu_);
   runner->global_ = *std::move(global);
+  if (absl::Status s = runner->RecordInterruptedRounds(); !s.ok()) return s;
+  absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
+  if (!history.ok()) return history.status();
   for (const RoundRecord& r : *history) {
     runner->round_id_ = std::max(runner->round_id_, r.round_id);
     (r.status == "completed" ? runner->rounds_completed_ : runner->rounds_aborted_)++;
@@ -189,14 +205,50 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   return runner;
 }
 
+absl::Status TaskRunner::RecordInterruptedRounds() {
+  absl::StatusOr<std::vector<OpenRound>> open = ledger_->OpenRounds(name());
+  if (!open.ok()) return open.status();
+  absl::StatusOr<manifest::ModelManifest> latest =
+      manifest::ParseManifest(global_->manifest.json, absl::StrCat(name(), " latest"));
+  for (OpenRound& interrupted : *open) {
+    RoundRecord r = std::move(interrupted.record);
+    if (latest.ok() && latest->round_id == r.round_id && latest->version > r.base_version) {
+      // Published, then stopped before the ledger said so: the version is
+      // complete and signed (the registry shows only whole versions).
+      r.status = "completed";
+      r.result_version = latest->version;
+      r.participants = static_cast<uint32_t>(latest->contributing_nodes);
+      r.dropped = r.selected_nodes > r.participants ? r.selected_nodes - r.participants : 0;
+      r.samples = latest->total_samples;
+      r.metrics_json = latest->metrics_json.empty() ? "{}" : latest->metrics_json;
+      r.reason = absl::StrCat("recorded at restart: the coordinator stopped after publishing ",
+                              "version ", latest->version);
+      spdlog::warn("task {}: round {} published version {} before the coordinator stopped; "
+                   "recorded as completed",
+                   name(), r.round_id, latest->version);
+    } else {
+      r.status = "aborted";
+      r.reason = absl::StrCat("the coordinator stopped during ", interrupted.phase,
+                              "; abandoned at restart, the model stays at version ",
+                              global_->version);
+      spdlog::warn("task {}: round {} was interrupted during {} by a coordinator stop; recorded "
+                   "as aborted, the model stays at version {}",
+                   name(), r.round_id, interrupted.phase, global_->version);
+    }
+    if (absl::Status s = ledger_->Record(r); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
                        const crypto::Ed25519Signer* signer, UpdateSpec spec,
-                       uint64_t max_upload_bytes)
+                       uint64_t model_bytes, uint64_t max_upload_bytes)
     : options_(std::move(options)),
       registry_(registry),
       ledger_(ledger),
       signer_(signer),
       spec_(std::move(spec)),
+      model_bytes_(model_bytes),
       max_upload_bytes_(max_upload_bytes),
       model_spec_(task::SpecOf(options_.config, options_.schema)),
       feature_schema_hash_(task::InputHash(model_spec_)),
@@ -429,7 +481,39 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
     if (stopping_) return;
     std::set<std::string> available = AvailableLocked();
     if (available.size() < min_nodes) continue;
+    RoundRecord record;
+    record.task = name();
+    record.round_id = round_id_ + 1;
+    record.base_version = global_->version;
+    record.mode = ModeName(options_.mode);
+    record.strategy = optimizer_->name();
+    record.selected_nodes = static_cast<uint32_t>(available.size());
+    record.opened_at = UnixNow();
+    // A round opens only where it can be recorded: space for its version in
+    // the registry, its uploads and candidate in the state directory, and
+    // its row in the ledger. Otherwise nothing changes and it is tried again.
+    absl::Status recordable = CheckStorage(available.size());
+    if (recordable.ok()) {
+      recordable = ledger_->OpenRecord(
+          record, PhaseName(secure() ? Phase::kAdvertising : Phase::kTraining));
+    }
+    if (!recordable.ok()) {
+      if (blocked_reason_ != recordable.message()) {
+        spdlog::error("task {}: round {} not opened, the model stays at version {}: {}; trying "
+                      "again every {} s",
+                      name(), record.round_id, global_->version, recordable.message(),
+                      kStorageRetry.count());
+      }
+      blocked_reason_ = std::string(recordable.message());
+      changed_.wait_for(lock, kStorageRetry, [&] { return stopping_; });
+      continue;
+    }
+    if (!blocked_reason_.empty()) {
+      spdlog::info("task {}: storage can record rounds again", name());
+      blocked_reason_.clear();
+    }
     selected_ = std::move(available);
+    record_ = std::move(record);
     break;
   }
   if (stopping_) return;
@@ -438,14 +522,33 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   uploading_.clear();
   reported_.clear();
   rejected_updates_ = 0;
-  record_ = RoundRecord{};
-  record_.task = name();
-  record_.round_id = round_id_;
-  record_.base_version = global_->version;
-  record_.mode = ModeName(options_.mode);
-  record_.strategy = optimizer_->name();
-  record_.selected_nodes = static_cast<uint32_t>(selected_.size());
-  record_.opened_at = UnixNow();
+}
+
+absl::Status TaskRunner::CheckStorage(size_t nodes) const {
+  constexpr uint64_t kMargin = 1 << 20;
+  // A version: the weights and a server state of up to two model-sized
+  // tensors per parameter (Adam's moments).
+  if (absl::Status s = crypto::CheckWritableSpace(registry_->root(), 3 * model_bytes_ + kMargin);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("model registry: ", s.message()));
+  }
+  if (absl::Status s = crypto::CheckWritableSpace(options_.models_dir, model_bytes_ + kMargin);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("model directory: ", s.message()));
+  }
+  if (absl::Status s = crypto::CheckWritableSpace(options_.spool_dir, nodes * model_bytes_ + kMargin);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("upload spool: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+void TaskRunner::EnterPhase(Phase phase) {
+  phase_ = phase;
+  changed_.notify_all();
+  if (absl::Status s = ledger_->SetPhase(name(), round_id_, PhaseName(phase)); !s.ok()) {
+    spdlog::error("task {}: {}", name(), s.message());
+  }
 }
 
 void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
@@ -485,7 +588,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   }
   lock.lock();
   const auto opened = Clock::now();
-  phase_ = Phase::kTraining;
+  EnterPhase(Phase::kTraining);
   phase_deadline_ = opened + seconds(options_.config.round_deadline_seconds());
   spdlog::info("task {}: round {} open with {} nodes on model version {}, deadline {} s", name(),
                round_id_, selected_.size(), global_->version,
@@ -495,7 +598,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     return stopping_ || (submitted_.size() == selected_.size() && uploading_.empty());
   });
   if (stopping_) return;
-  phase_ = Phase::kAggregating;
+  EnterPhase(Phase::kAggregating);
   changed_.notify_all();
   record_.train_seconds = std::chrono::duration<double>(Clock::now() - opened).count();
 
@@ -567,6 +670,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
       next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
                 : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
   if (candidate.ok()) candidate_tensors_ = *std::move(next);
+  if (candidate.ok()) process::CrashPoint("coordinator.aggregate");
   lock.lock();
   record_.aggregate_seconds = std::chrono::duration<double>(Clock::now() - aggregate_start).count();
   if (!candidate.ok()) {
@@ -574,7 +678,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     return;
   }
   candidate_ = *std::move(candidate);
-  phase_ = Phase::kEvaluating;
+  EnterPhase(Phase::kEvaluating);
   phase_deadline_ = Clock::now() + seconds(options_.config.eval_deadline_seconds());
   spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
                name(), round_id_, record_.participants, record_.samples, candidate_->version);
@@ -611,7 +715,12 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   } else {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
+    if (absl::Status s = ledger_->SetPhase(name(), m->round_id, "publishing");
+        !s.ok()) {
+      spdlog::error("task {}: {}", name(), s.message());
+    }
     published = registry_->Publish(*std::move(m), candidate_tensors_, optimizer_->State());
+    if (published.ok()) process::CrashPoint("coordinator.published");
   }
   candidate_tensors_.clear();
   lock.lock();
@@ -923,7 +1032,7 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
 
 void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds_left,
                           const std::function<bool()>& done) {
-  phase_ = phase;
+  EnterPhase(phase);
   phase_deadline_ = Clock::now() + seconds(seconds_left);
   changed_.notify_all();
   changed_.wait_until(lock, phase_deadline_, [&] { return stopping_ || done(); });
@@ -1007,7 +1116,7 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
   RunPhase(lock, Phase::kUnmasking, options_.config.secure_aggregation().phase_deadline_seconds(),
            [&] { return secure_round_->revealed_count() == u3.size(); });
   if (stopping_) return absl::CancelledError("stopping");
-  phase_ = Phase::kAggregating;
+  EnterPhase(Phase::kAggregating);
   changed_.notify_all();
   const uint32_t threshold = secure_params_.threshold();
   if (secure_round_->revealed_count() < threshold) {
@@ -1120,6 +1229,7 @@ v1::TaskStatus TaskRunner::Status() const {
   status.set_phase(PhaseName(phase_));
   status.set_rounds_completed(rounds_completed_);
   status.set_rounds_aborted(rounds_aborted_);
+  status.set_blocked_reason(blocked_reason_);
   if (latest_metrics_) *status.mutable_latest_metrics() = *latest_metrics_;
   return status;
 }

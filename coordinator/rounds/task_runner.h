@@ -94,7 +94,7 @@ class TaskRunner {
 
   // The model `node` may download for (round, version): the round's global
   // model while training, the candidate while evaluating. FAILED_PRECONDITION
-  // for any other round, version or phase, PERMISSION_DENIED if the node was
+  // for any other round, version or phase, or when the node was
   // not selected.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelForDownload(const std::string& node,
                                                                         uint64_t round_id,
@@ -142,7 +142,8 @@ class TaskRunner {
   using Clock = std::chrono::steady_clock;
 
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
-             const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t max_upload_bytes);
+             const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes,
+             uint64_t max_upload_bytes);
 
   void DriverLoop();
   // Each returns with mu_ held, after the phase it drives is over.
@@ -168,6 +169,16 @@ class TaskRunner {
                 const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evaluate(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the phase of the open round, wakes the waiters and follows it in
+  // the ledger (so a restart knows where the round was interrupted).
+  void EnterPhase(Phase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the registry, the model directory and the upload spool can take
+  // a round of `nodes` nodes (crypto::CheckWritableSpace).
+  absl::Status CheckStorage(size_t nodes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records in the ledger what became of rounds a previous run opened and
+  // never finished: completed when their version reached the registry,
+  // aborted otherwise. Called by Create.
+  absl::Status RecordInterruptedRounds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
@@ -199,6 +210,7 @@ class TaskRunner {
   RoundLedger* const ledger_;
   const crypto::Ed25519Signer* const signer_;
   const UpdateSpec spec_;
+  const uint64_t model_bytes_;  // the model's wire encoding
   const uint64_t max_upload_bytes_;
   // The task's kind and model config, with the schema for declaration tasks.
   const task::ModelSpec model_spec_;
@@ -222,6 +234,8 @@ class TaskRunner {
   RoundRecord record_ ABSL_GUARDED_BY(mu_);
   uint32_t rounds_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why no round opens (storage cannot record one); empty otherwise.
+  std::string blocked_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
   Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
   // Mode SECURE: the open round's protocol state and the parameters sent to

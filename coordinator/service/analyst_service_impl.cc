@@ -65,7 +65,9 @@ grpc::Status AnalystServiceImpl::DownloadWeights(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("task \"", request->task(), "\" has no version ", version));
   }
-  absl::Status s = StreamFile(registry_->WeightsPath(request->task(), version), writer);
+  std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
+  absl::Status s = StreamFile(registry_->WeightsPath(request->task(), version), writer,
+                              std::nullopt, lease.get());
   if (s.ok()) {
     spdlog::info("{} ({}) downloaded {} v{}", peer->common_name, pki::RoleName(peer->role),
                  request->task(), version);

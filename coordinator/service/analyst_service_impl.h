@@ -2,6 +2,7 @@
 
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/service/authorization.h"
+#include "coordinator/service/stream_watchdog.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -11,8 +12,10 @@ namespace fedcustoms::coordinator {
 class AnalystServiceImpl final : public v1::AnalystService::Service {
  public:
   // `registry` must outlive the service.
-  AnalystServiceImpl(const ModelRegistry* registry, const Authorizer& authorizer)
-      : registry_(registry), authorizer_(authorizer) {}
+  // `watchdog` cancels downloads that stop moving; it must outlive the service.
+  AnalystServiceImpl(const ModelRegistry* registry, const Authorizer& authorizer,
+                     StreamWatchdog* watchdog)
+      : registry_(registry), authorizer_(authorizer), watchdog_(watchdog) {}
 
   grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                           v1::ListModelsResponse* response) override;
@@ -25,6 +28,7 @@ class AnalystServiceImpl final : public v1::AnalystService::Service {
  private:
   const ModelRegistry* const registry_;
   const Authorizer& authorizer_;
+  StreamWatchdog* const watchdog_;
 };
 
 }  // namespace fedcustoms::coordinator

@@ -9,12 +9,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
+#include "common/process/crash_point.h"
 #include "common/tensor/chunker.h"
 
 namespace fedcustoms::coordinator {
 
 absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChunk>* writer,
-                        const std::optional<std::string>& known_sha256) {
+                        const std::optional<std::string>& known_sha256,
+                        StreamWatchdog::Lease* lease) {
+  // A failed Write: the receiver went away, or stopped reading until the
+  // watchdog cancelled the stream.
+  auto went_away = [&] {
+    if (lease != nullptr && lease->expired()) {
+      return absl::DeadlineExceededError("the receiver stopped reading; stream cancelled");
+    }
+    return absl::CancelledError("client went away mid-stream");
+  };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
@@ -52,7 +62,9 @@ absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChun
     if (hasher) hasher->Update(data->data(), filled);
     total += filled;
     chunk.set_index(index++);
-    if (!writer->Write(chunk)) return absl::CancelledError("client went away mid-stream");
+    if (!writer->Write(chunk)) return went_away();
+    if (lease != nullptr) lease->Touch();
+    process::CrashPoint("coordinator.broadcast");
   }
   if (total != expected_bytes) {
     return absl::InternalError(
@@ -68,7 +80,7 @@ absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChun
     last.set_sha256(std::string(digest.begin(), digest.end()));
   }
   last.set_total_bytes(total);
-  if (!writer->Write(last)) return absl::CancelledError("client went away mid-stream");
+  if (!writer->Write(last)) return went_away();
   return absl::OkStatus();
 }
 

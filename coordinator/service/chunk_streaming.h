@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "coordinator/service/stream_watchdog.h"
 #include "fedcustoms/v1/transfer.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -18,7 +19,10 @@ namespace fedcustoms::coordinator {
 // bytes, e.g. computed when the file was written) it is sent as is instead of
 // hashing the file again; the receiver checks it either way. Fails if the
 // client goes away or the file changes size while it is sent.
+// `lease` (optional) is touched after every chunk the receiver took; when the
+// watchdog cancelled the stream for idling the error says so.
 absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChunk>* writer,
-                        const std::optional<std::string>& known_sha256 = std::nullopt);
+                        const std::optional<std::string>& known_sha256 = std::nullopt,
+                        StreamWatchdog::Lease* lease = nullptr);
 
 }  // namespace fedcustoms::coordinator

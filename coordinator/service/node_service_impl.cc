@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
+#include "common/process/crash_point.h"
 #include "common/tensor/chunker.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/service/authorization.h"
@@ -132,7 +133,8 @@ grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
   // encrypting, nothing more. The node checks the hash against the manifest.
   absl::StatusOr<std::string> sha = crypto::FromHex((*snapshot)->wire_sha256);
   if (!sha.ok()) return ToGrpc(sha.status());
-  absl::Status sent = StreamFile((*snapshot)->wire_path, writer, *sha);
+  std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
+  absl::Status sent = StreamFile((*snapshot)->wire_path, writer, *sha, lease.get());
   if (!sent.ok()) {
     spdlog::warn("download of {} v{} by {} failed: {}", request->task(), request->model_version(),
                  peer->common_name, sent.message());
@@ -188,7 +190,9 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
     if (!out) return absl::InternalError("coordinator cannot spool the upload");
     tensor::ChunkAssembler assembler(&out, runner->MaxUploadBytes());
     bool finished = false;
+    std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
     while (reader->Read(&message)) {
+      lease->Touch();
       if (!message.has_chunk()) {
         return absl::InvalidArgumentError("upload: a second header in the same stream");
       }
@@ -197,12 +201,18 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
       }
       const v1::DataChunk& chunk = message.chunk();
       if (absl::Status s = assembler.Add(chunk.index(), chunk.data()); !s.ok()) return s;
+      process::CrashPoint("coordinator.upload");
       if (!chunk.sha256().empty()) {
         if (absl::Status s = assembler.Finish(chunk.sha256(), chunk.total_bytes()); !s.ok()) {
           return s;
         }
         finished = true;
       }
+    }
+    if (lease->expired()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("upload: no data from the node for ", watchdog_->idle_limit().count() / 1000,
+                       " s; stream cancelled"));
     }
     if (context->IsCancelled()) return absl::CancelledError("upload: the node went away");
     if (!finished) {

@@ -5,6 +5,7 @@
 
 #include "coordinator/rounds/task_runner.h"
 #include "coordinator/service/authorization.h"
+#include "coordinator/service/stream_watchdog.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -16,9 +17,14 @@ class NodeServiceImpl final : public v1::NodeService::Service {
  public:
   // `runners` (task name → runner) and `authorizer` must outlive the service. Uploads are
   // spooled in `spool_dir` and deleted after use.
+  // `watchdog` cancels upload and download streams that stop moving; it
+  // must outlive the service.
   NodeServiceImpl(std::map<std::string, TaskRunner*> runners, std::string spool_dir,
-                  const Authorizer& authorizer)
-      : runners_(std::move(runners)), spool_dir_(std::move(spool_dir)), authorizer_(authorizer) {}
+                  const Authorizer& authorizer, StreamWatchdog* watchdog)
+      : runners_(std::move(runners)),
+        spool_dir_(std::move(spool_dir)),
+        authorizer_(authorizer),
+        watchdog_(watchdog) {}
 
   grpc::Status Join(grpc::ServerContext* context, const v1::JoinRequest* request,
                     v1::JoinResponse* response) override;
@@ -57,6 +63,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   const std::map<std::string, TaskRunner*> runners_;
   const std::string spool_dir_;
   const Authorizer& authorizer_;
+  StreamWatchdog* const watchdog_;
 };
 
 }  // namespace fedcustoms::coordinator

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
+#include "common/process/crash_point.h"
 #include "common/tensor/chunker.h"
 #include "common/tls/credentials.h"
 #include "common/tls/require_tls13.h"
@@ -45,14 +46,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Create(
   if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
   auto credentials = tls::MakeChannelCredentials(config.tls());
   if (!credentials.ok()) return credentials.status();
+  return std::unique_ptr<CoordinatorClient>(
+      new CoordinatorClient(config.coordinator_address(), *std::move(credentials)));
+}
+
+void CoordinatorClient::Reconnect() {
   // Large HTTP/2 frames and receive window for model downloads (the defaults,
   // 16 KiB frames, cost a TLS record and a frame header per 16 KiB).
   grpc::ChannelArguments args = tls::DefaultChannelArguments();
-  // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  auto channel = grpc::CreateCustomChannel(config.coordinator_address(), *credentials, args);
-  return std::unique_ptr<CoordinatorClient>(
-      new CoordinatorClient(v1::NodeService::NewStub(channel)));
+  stub_ = v1::NodeService::NewStub(grpc::CreateCustomChannel(address_, credentials_, args));
 }
 
 absl::StatusOr<v1::JoinResponse> CoordinatorClient::Join(const v1::JoinRequest& request) {
@@ -123,6 +126,7 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
       break;
     }
     open = writer->Write(message);
+    process::CrashPoint("node.upload");
   }
   if (!update.status().ok()) {
     // The update could not be encoded to the end: cancel so the coordinator

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -38,10 +40,22 @@ class CoordinatorClient {
   absl::Status ShareKeys(const v1::ShareKeysRequest& request);
   absl::Status Unmask(const v1::UnmaskRequest& request);
 
- private:
-  explicit CoordinatorClient(std::unique_ptr<v1::NodeService::Stub> stub)
-      : stub_(std::move(stub)) {}
+  // Replaces the channel with a fresh one, so the next call connects at once.
+  // For the node's retry loop while the coordinator is unreachable: a gRPC
+  // channel whose connection was refused waits out its own reconnect backoff
+  // (at least 20 s in this gRPC, and lowering that floor makes its TLS
+  // handshakes fail), so nodes found a restarted coordinator 18 s late. A new
+  // channel per retry leaves the pacing to the node's backoff with jitter.
+  void Reconnect();
 
+ private:
+  CoordinatorClient(std::string address, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : address_(std::move(address)), credentials_(std::move(credentials)) {
+    Reconnect();
+  }
+
+  const std::string address_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::unique_ptr<v1::NodeService::Stub> stub_;
 };
 

@@ -41,11 +41,18 @@ nlohmann::json DevNodeConfig(const std::string& pki_dir, const std::string& admi
 
 absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
                                                            const std::string& port_file,
-                                                           const std::string& log_path) {
+                                                           const std::string& log_path,
+                                                           const std::vector<std::string>& env) {
   std::error_code ec;
   std::filesystem::remove(port_file, ec);
-  auto process = ChildProcess::Spawn(
-      {ExecutableDir() + "/fedcustoms-coordinator", "--config", config_path}, log_path);
+  std::vector<std::string> argv;
+  if (!env.empty()) {
+    // env(1) execs the coordinator in place: the pid stays the coordinator's.
+    argv.push_back("/usr/bin/env");
+    argv.insert(argv.end(), env.begin(), env.end());
+  }
+  argv.insert(argv.end(), {ExecutableDir() + "/fedcustoms-coordinator", "--config", config_path});
+  auto process = ChildProcess::Spawn(argv, log_path);
   if (!process.ok()) return process.status();
   RunningCoordinator running{*std::move(process), ""};
   for (int i = 0; i < 600 && running.port.empty(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,9 +36,12 @@ struct RunningCoordinator {
 
 // Starts fedcustoms-coordinator (next to this executable) with `config_path`
 // (whose port_file is `port_file`, removed first), logging to `log_path`, and
-// waits up to 60 s for the port. Errors say where the log is.
+// waits up to 60 s for the port. `env` ("NAME=value") is added to its
+// environment (the crash-safety tests arm a crash point this way). Errors say
+// where the log is.
 absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
                                                            const std::string& port_file,
-                                                           const std::string& log_path);
+                                                           const std::string& log_path,
+                                                           const std::vector<std::string>& env = {});
 
 }  // namespace fedcustoms::node

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -214,6 +215,24 @@ TEST(ChunkerErrors, SinkFailure) {
   sink.setstate(std::ios::badbit);
   ChunkAssembler assembler(&sink, 1000);
   ExpectError(assembler.Add(0, "x"), absl::StatusCode::kDataLoss, "cannot write payload to sink");
+}
+
+// DataChunk.index is uint64: an int64 -1 from a hostile peer arrives as
+// 2^64 - 1, and any index far ahead is just out of order; nothing is written.
+TEST(ChunkerErrors, HugeOrNegativeIndexIsOutOfOrder) {
+  std::ostringstream sink;
+  ChunkAssembler assembler(&sink, 1000);
+  ExpectError(assembler.Add(std::numeric_limits<uint64_t>::max(), "x"),
+              absl::StatusCode::kInvalidArgument,
+              "chunk 18446744073709551615 out of order: expected 0");
+  EXPECT_EQ(sink.str(), "");
+
+  std::ostringstream sink2;
+  ChunkAssembler second(&sink2, 1000);
+  ASSERT_TRUE(second.Add(0, "ab").ok());
+  ExpectError(second.Add(uint64_t{1} << 40, "cd"), absl::StatusCode::kInvalidArgument,
+              "chunk 1099511627776 out of order: expected 1");
+  EXPECT_EQ(sink2.str(), "ab");
 }
 
 }  // namespace

@@ -2,9 +2,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "common/crypto/ed25519.h"
+#include "common/manifest/signed_manifest.h"
 
 namespace fedcustoms::manifest {
 namespace {
@@ -62,6 +67,48 @@ TEST(ModelManifest, CountsMustBeNonNegativeIntegersInRange) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.field;
     EXPECT_THAT(std::string(s.message()), HasSubstr(c.expected)) << c.field;
   }
+}
+
+// A manifest is only as good as its signature: a flipped signature byte, an
+// edited JSON under the original signature and a short signature are all
+// refused as PERMISSION_DENIED naming the source and the key.
+TEST(SignedManifest, BadSignatureIsRefusedNamingTheSourceAndTheKey) {
+  std::string dir = ::testing::TempDir() + "/signed_manifest_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  ASSERT_TRUE(crypto::GenerateEd25519KeyPair(dir + "/k", dir + "/k.pub").ok());
+  auto signer = crypto::Ed25519Signer::Create(dir + "/k");
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  auto verifier = crypto::Ed25519Verifier::Create(dir + "/k.pub");
+  ASSERT_TRUE(verifier.ok()) << verifier.status();
+
+  const SignedManifest genuine = SignManifest(Sample(), **signer);
+  ASSERT_TRUE(VerifyManifest(genuine, **verifier, "m.json").ok());
+
+  SignedManifest flipped = genuine;
+  flipped.signature[0] ^= 1;
+  absl::Status s = VerifyManifest(flipped, **verifier, "m.json").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::StartsWith("m.json: manifest signature is not valid for the "
+                                    "coordinator's key (Ed25519 signature does not match the "
+                                    "message under the key from "));
+  EXPECT_THAT(std::string(s.message()), ::testing::EndsWith("); refusing the model"));
+
+  SignedManifest edited = genuine;
+  const std::string from = "\"total_samples\":12000";
+  ASSERT_NE(edited.json.find(from), std::string::npos);
+  edited.json.replace(edited.json.find(from), from.size(), "\"total_samples\":12001");
+  s = VerifyManifest(edited, **verifier, "m.json").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("manifest signature is not valid"));
+
+  SignedManifest short_signature = genuine;
+  short_signature.signature.resize(63);
+  s = VerifyManifest(short_signature, **verifier, "m.json").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("(Ed25519 signature has 63 bytes, expected 64); refusing the model"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -6,11 +6,18 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,6 +33,7 @@
 #include "common/data/declaration_schema.h"
 #include "common/training/risk_evaluator.h"
 #include "common/task/risk_task.h"
+#include "common/tensor/chunker.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
@@ -113,6 +121,86 @@ class FederationTest : public ::testing::Test {
     auto credentials = tls::MakeChannelCredentials(Identity(identity));
     EXPECT_TRUE(credentials.ok()) << credentials.status();
     return Stub::NewStub(grpc::CreateChannel(absl::StrCat("localhost:", port), *credentials));
+  }
+
+  // Joins task risk as the stub's node, declaring `train_rows`; returns the
+  // node id the coordinator read from the certificate.
+  static std::string Join(v1::NodeService::Stub& stub, const coordinator::Coordinator& coordinator,
+                          uint64_t train_rows = 0) {
+    grpc::ClientContext context;
+    v1::JoinRequest join;
+    join.add_tasks("risk");
+    join.set_feature_schema_hash(coordinator.runner("risk")->feature_schema_hash());
+    join.mutable_data()->set_train_rows(train_rows);
+    v1::JoinResponse response;
+    grpc::Status s = stub.Join(&context, join, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.node_id();
+  }
+
+  // Polls task risk as a node would (long-polls of `wait_seconds`) until an
+  // assignment of `kind` for a round after `after_round` comes or `polls`
+  // polls passed; returns the last assignment.
+  static v1::TaskAssignment PollFor(v1::NodeService::Stub& stub, v1::TaskAssignment::Kind kind,
+                                    uint64_t after_round = 0, int polls = 20,
+                                    uint32_t wait_seconds = 2) {
+    v1::TaskAssignment a;
+    for (int i = 0; i < polls; ++i) {
+      grpc::ClientContext context;
+      v1::GetTaskRequest request;
+      request.set_task("risk");
+      request.set_wait_seconds(wait_seconds);
+      EXPECT_TRUE(stub.GetTask(&context, request, &a).ok());
+      if (a.kind() == kind && a.round_id() > after_round) break;
+    }
+    return a;
+  }
+
+  // One whole upload: `header`, then `bytes` as a single chunk sealed with
+  // their SHA-256 (one bit flipped when `corrupt_sha`).
+  static grpc::Status Upload(v1::NodeService::Stub& stub, const v1::UpdateHeader& header,
+                             const std::string& bytes, bool corrupt_sha = false,
+                             v1::UploadUpdateResponse* response = nullptr) {
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse ignored;
+    auto writer = stub.UploadUpdate(&context, response ? response : &ignored);
+    v1::UploadUpdateRequest message;
+    *message.mutable_header() = header;
+    writer->Write(message);
+    crypto::Sha256 hasher;
+    hasher.Update(bytes.data(), bytes.size());
+    const auto digest = hasher.Final();
+    std::string sha(digest.begin(), digest.end());
+    if (corrupt_sha) sha[0] ^= 1;
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    chunk.mutable_chunk()->set_data(bytes);
+    chunk.mutable_chunk()->set_sha256(sha);
+    chunk.mutable_chunk()->set_total_bytes(bytes.size());
+    writer->Write(chunk);
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  static v1::UpdateHeader Header(uint64_t round, uint64_t version, uint64_t samples) {
+    v1::UpdateHeader h;
+    h.set_task("risk");
+    h.set_round_id(round);
+    h.set_model_version(version);
+    h.set_sample_count(samples);
+    return h;
+  }
+
+  // An update of 0.25 for every aggregatable tensor of registry version 0.
+  static tensor::NamedTensors QuarterUpdate(const coordinator::Coordinator& coordinator) {
+    auto global = coordinator.registry().LoadWeights("risk", 0);
+    EXPECT_TRUE(global.ok()) << global.status();
+    tensor::NamedTensors update;
+    if (!global.ok()) return update;
+    for (const auto& [name, t] : *global) {
+      if (tensor::IsAggregatable(t)) update.emplace_back(name, torch::full_like(t, 0.25));
+    }
+    return update;
   }
 
   static std::string* root_;
@@ -548,58 +636,16 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
   auto coordinator = StartCoordinator("hostile", 1, 1);
   const int port = coordinator->Port();
   auto stub = StubAs<v1::NodeService>("FI", port);
-  auto schema_hash = coordinator->runner("risk")->feature_schema_hash();
-  {
-    grpc::ClientContext context;
-    v1::JoinRequest join;
-    join.add_tasks("risk");
-    join.set_feature_schema_hash(schema_hash);
-    join.mutable_data()->set_train_rows(1000);
-    v1::JoinResponse response;
-    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
-    EXPECT_EQ(response.node_id(), "FI");
-  }
-  v1::TaskAssignment task;
-  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::TRAIN; ++i) {
-    grpc::ClientContext context;
-    v1::GetTaskRequest request;
-    request.set_task("risk");
-    request.set_wait_seconds(2);
-    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
-  }
+  EXPECT_EQ(Join(*stub, *coordinator, 1000), "FI");
+  v1::TaskAssignment task = PollFor(*stub, v1::TaskAssignment::TRAIN);
   ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
   auto global = coordinator->registry().LoadWeights("risk", 0);
   ASSERT_TRUE(global.ok());
-
-  tensor::NamedTensors good;
-  for (const auto& [name, t] : *global) {
-    if (tensor::IsAggregatable(t)) good.emplace_back(name, torch::full_like(t, 0.25));
-  }
+  const tensor::NamedTensors good = QuarterUpdate(*coordinator);
   auto upload = [&](const tensor::NamedTensors& update, uint64_t round, uint64_t samples,
                     bool corrupt_sha = false) {
-    grpc::ClientContext context;
-    v1::UploadUpdateResponse response;
-    auto writer = stub->UploadUpdate(&context, &response);
-    v1::UploadUpdateRequest message;
-    message.mutable_header()->set_task("risk");
-    message.mutable_header()->set_round_id(round);
-    message.mutable_header()->set_model_version(task.model_version());
-    message.mutable_header()->set_sample_count(samples);
-    writer->Write(message);
-    std::string bytes = *tensor::EncodeToString(update);
-    v1::UploadUpdateRequest chunk;
-    chunk.mutable_chunk()->set_index(0);
-    chunk.mutable_chunk()->set_data(bytes);
-    crypto::Sha256 hasher;
-    hasher.Update(bytes.data(), bytes.size());
-    auto digest = hasher.Final();
-    std::string sha(digest.begin(), digest.end());
-    if (corrupt_sha) sha[0] ^= 1;
-    chunk.mutable_chunk()->set_sha256(sha);
-    chunk.mutable_chunk()->set_total_bytes(bytes.size());
-    writer->Write(chunk);
-    writer->WritesDone();
-    return writer->Finish();
+    return Upload(*stub, Header(round, task.model_version(), samples),
+                  *tensor::EncodeToString(update), corrupt_sha);
   };
 
   grpc::Status s = upload(good, task.round_id() + 5, 10);
@@ -634,13 +680,7 @@ TEST_F(FederationTest, HostileUpdatesNeverReachTheGlobalModel) {
             absl::StrCat("node FI already sent its update for round ", task.round_id()));
 
   // The round goes to evaluation; report metrics so it publishes at once.
-  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::EVALUATE; ++i) {
-    grpc::ClientContext context;
-    v1::GetTaskRequest request;
-    request.set_task("risk");
-    request.set_wait_seconds(2);
-    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
-  }
+  task = PollFor(*stub, v1::TaskAssignment::EVALUATE);
   ASSERT_EQ(task.kind(), v1::TaskAssignment::EVALUATE);
   {
     grpc::ClientContext context;
@@ -694,23 +734,8 @@ TEST_F(FederationTest, RoundAbortsWhenTooFewUpdatesArriveByTheDeadline) {
     EXPECT_EQ(s.error_message(),
               "node LV has not joined task risk since the coordinator started; join first");
   }
-  {
-    grpc::ClientContext context;
-    v1::JoinRequest join;
-    join.add_tasks("risk");
-    join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-    v1::JoinResponse response;
-    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
-  }
-  v1::TaskAssignment task;
-  for (int i = 0; i < 20 && task.kind() != v1::TaskAssignment::TRAIN; ++i) {
-    grpc::ClientContext context;
-    v1::GetTaskRequest request;
-    request.set_task("risk");
-    request.set_wait_seconds(2);
-    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok());
-  }
-  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  Join(*stub, *coordinator);
+  ASSERT_EQ(PollFor(*stub, v1::TaskAssignment::TRAIN).kind(), v1::TaskAssignment::TRAIN);
   // The node goes silent; after the deadline the round aborts.
   absl::StatusOr<std::vector<coordinator::RoundRecord>> rounds;
   for (int i = 0; i < 100; ++i) {
@@ -770,15 +795,7 @@ TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
                                         t.mutable_model()->add_hidden_units(256);
                                       });
   auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
-  {
-    grpc::ClientContext context;
-    v1::JoinRequest join;
-    join.add_tasks("risk");
-    join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-    join.mutable_data()->set_train_rows(100);
-    v1::JoinResponse response;
-    ASSERT_TRUE(stub->Join(&context, join, &response).ok());
-  }
+  Join(*stub, *coordinator, 100);
   absl::StatusOr<std::vector<coordinator::RoundRecord>> rounds;
   for (int i = 0; i < 100; ++i) {
     grpc::ClientContext context;  // keeps the node available
@@ -797,6 +814,320 @@ TEST_F(FederationTest, MedianRoundsRunInTrustedModeWithinTheirMemoryCap) {
       << (*rounds)[0].reason;
   EXPECT_NE((*rounds)[0].reason.find("robust_aggregation.max_memory_mib is 1"), std::string::npos)
       << (*rounds)[0].reason;
+}
+
+// Disk full and a read-only registry: the coordinator does not open a round
+// it could not record, says why in its status, and keeps the last good
+// version; the round opens once the storage can take it. The registry sits on
+// a small tmpfs (mount(2) needs root, as CI runs), filled up to leave less
+// than one version's room, then remounted read-only.
+TEST_F(FederationTest, RoundsDoNotOpenWhereStorageCannotRecordThem) {
+  const std::string dir = *root_ + "/storage";
+  const std::string registry = dir + "/registry";
+  fs::create_directories(registry);
+  if (::mount("fedcustoms-test", registry.c_str(), "tmpfs", 0, "size=16m") != 0) {
+    GTEST_SKIP() << "mounting a tmpfs at " << registry << " needs root: " << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{registry};
+  auto coordinator = StartCoordinator("storage", 1, 1);
+  ASSERT_NE(coordinator, nullptr);
+  coordinator::TaskRunner* runner = coordinator->runner("risk");
+  // Disk full (before any node joins): a filler leaves 64 KiB, less than a
+  // version needs.
+  struct statvfs fs_info {};
+  ASSERT_EQ(::statvfs(registry.c_str(), &fs_info), 0);
+  const uint64_t free_bytes = uint64_t{fs_info.f_bavail} * fs_info.f_frsize;
+  ASSERT_GT(free_bytes, 64u << 10);
+  {
+    std::ofstream filler(registry + "/filler", std::ios::binary);
+    const std::string block(free_bytes - (64u << 10), '\0');
+    filler.write(block.data(), static_cast<std::streamsize>(block.size()));
+  }
+  auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
+  Join(*stub, *coordinator);
+  // Polls as a node would for about `seconds`; true if `kind` came.
+  auto poll_until = [&](v1::TaskAssignment::Kind kind, int seconds) {
+    return PollFor(*stub, kind, 0, seconds, /*wait_seconds=*/1).kind() == kind;
+  };
+  auto nothing_recorded = [&] {
+    EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0}));
+    auto rounds = coordinator->ledger().List("risk");
+    ASSERT_TRUE(rounds.ok());
+    EXPECT_TRUE(rounds->empty());
+    auto open = coordinator->ledger().OpenRounds("risk");
+    ASSERT_TRUE(open.ok());
+    EXPECT_TRUE(open->empty());
+  };
+
+  EXPECT_FALSE(poll_until(v1::TaskAssignment::TRAIN, 4));
+  EXPECT_THAT(runner->Status().blocked_reason(),
+              ::testing::AllOf(::testing::HasSubstr("model registry: " + registry),
+                               ::testing::HasSubstr("KiB free")));
+  nothing_recorded();
+
+  // Read-only: room again, but the mount refuses writes.
+  fs::remove(registry + "/filler");
+  ASSERT_EQ(::mount("fedcustoms-test", registry.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY,
+                    "size=16m"),
+            0)
+      << std::strerror(errno);
+  EXPECT_FALSE(poll_until(v1::TaskAssignment::TRAIN, 12));
+  EXPECT_THAT(runner->Status().blocked_reason(),
+              ::testing::HasSubstr(" is not writable (open): Read-only file system"));
+  nothing_recorded();
+  // The last good version is still there and whole.
+  auto weights = coordinator->registry().LoadWeights("risk", 0);
+  EXPECT_TRUE(weights.ok()) << weights.status();
+
+  // Writable again: the round opens (within the 10 s retry) and is recorded
+  // as open from its first moment.
+  ASSERT_EQ(::mount("fedcustoms-test", registry.c_str(), "tmpfs", MS_REMOUNT, "size=16m"), 0)
+      << std::strerror(errno);
+  EXPECT_TRUE(poll_until(v1::TaskAssignment::TRAIN, 30));
+  EXPECT_EQ(runner->Status().blocked_reason(), "");
+  auto open = coordinator->ledger().OpenRounds("risk");
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].phase, "training");
+  coordinator.reset();  // stops before the tmpfs goes
+}
+
+// Upload streams that never finish properly, over mutual TLS — cut short,
+// endless, out of order, endless empty chunks, stalled, reset by the node —
+// each is refused (a stall is cancelled by the coordinator after
+// stream_idle_seconds) and releases the node's slot, so a valid upload still
+// goes through afterwards.
+TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
+  std::unique_ptr<coordinator::Coordinator> coordinator;
+  {
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/endless", *root_ + "/data/EE/declarations.schema.json",
+        v1::TRUSTED);
+    c.set_stream_idle_seconds(2);
+    v1::TaskConfig* t = c.mutable_tasks(0);
+    t->set_min_nodes(1);
+    t->set_rounds(1);
+    t->set_gather_seconds(0);
+    coordinator = StartFrom(c);
+  }
+  auto stub = StubAs<v1::NodeService>("EE", coordinator->Port());
+  Join(*stub, *coordinator, 1000);
+  const v1::TaskAssignment task = PollFor(*stub, v1::TaskAssignment::TRAIN);
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  const v1::UpdateHeader header = Header(task.round_id(), task.model_version(), 10);
+  // Opens an upload and sends a valid header.
+  auto open_upload = [&](grpc::ClientContext* context, v1::UploadUpdateResponse* response) {
+    auto writer = stub->UploadUpdate(context, response);
+    v1::UploadUpdateRequest message;
+    *message.mutable_header() = header;
+    writer->Write(message);
+    return writer;
+  };
+
+  {  // Stops without the final SHA-256 chunk.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    chunk.mutable_chunk()->set_data("FCT1");
+    writer->Write(chunk);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "upload: stream ended without its final SHA-256 chunk");
+  }
+  {  // Never sends the final chunk and keeps growing: capped, nothing past the cap kept.
+    const uint64_t cap = coordinator->runner("risk")->MaxUploadBytes();
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_data(std::string(tensor::kMaxChunkBytes, 'x'));
+    for (uint64_t i = 0; i <= cap / tensor::kMaxChunkBytes + 1; ++i) {
+      chunk.mutable_chunk()->set_index(i);
+      if (!writer->Write(chunk)) break;  // the coordinator has already answered
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(s.error_message(), absl::StrCat("payload exceeds ", cap, " bytes"));
+  }
+  {  // An int64 -1 index arrives as 2^64 - 1.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(std::numeric_limits<uint64_t>::max());
+    chunk.mutable_chunk()->set_data("x");
+    writer->Write(chunk);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "chunk 18446744073709551615 out of order: expected 0");
+  }
+  {  // Empty chunks forever: only the final chunk may be empty.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    for (uint64_t i = 0; i < 3; ++i) {
+      chunk.mutable_chunk()->set_index(i);
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "chunk 1 is empty; only the final chunk may be");
+  }
+  {  // Stalled: a chunk, then silence with the connection open. Without the
+     // watchdog this would hold the node's slot until the round's deadline.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    chunk.mutable_chunk()->set_data("FCT1");
+    writer->Write(chunk);
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+  }
+  {  // Reset by the node mid-stream.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = open_upload(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    chunk.mutable_chunk()->set_data("FCT1");
+    writer->Write(chunk);
+    context.TryCancel();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+  }
+  {  // Chunks without a header.
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    auto writer = stub->UploadUpdate(&context, &response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(0);
+    writer->Write(chunk);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "upload: the first message must be the update header");
+  }
+  // Every refusal released the node's slot: a valid update is accepted.
+  const std::string bytes = *tensor::EncodeToString(QuarterUpdate(*coordinator));
+  grpc::Status s;
+  v1::UploadUpdateResponse response;
+  // The reset's handler may still be releasing the slot when its node has
+  // already been told CANCELLED: "in progress" is retried briefly.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    s = Upload(*stub, header, bytes, /*corrupt_sha=*/false, &response);
+    if (s.error_code() != grpc::StatusCode::ALREADY_EXISTS ||
+        s.error_message().find("in progress") == std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(response.accepted());
+}
+
+// Round 1: a sample count of 2^63 and a NaN loss are refused, a valid update
+// is accepted; every out-of-range metrics report is refused with its rule and
+// does not count as the node's report; once round 2 is open an update for
+// round 1 is refused as closed.
+TEST_F(FederationTest, PastRoundsHugeSampleCountsAndBadMetricsAreRefused) {
+  auto coordinator = StartCoordinator("stale", 1, 2);
+  auto stub = StubAs<v1::NodeService>("LV", coordinator->Port());
+  Join(*stub, *coordinator, 1000);
+  auto next = [&](v1::TaskAssignment::Kind kind, uint64_t after_round) {
+    return PollFor(*stub, kind, after_round, 30);
+  };
+  v1::TaskAssignment task = next(v1::TaskAssignment::TRAIN, 0);
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  const uint64_t first_round = task.round_id();
+
+  const std::string bytes = *tensor::EncodeToString(QuarterUpdate(*coordinator));
+  auto upload = [&](uint64_t round, uint64_t version, uint64_t samples, double loss = 0) {
+    v1::UpdateHeader header = Header(round, version, samples);
+    header.set_train_loss(loss);
+    return Upload(*stub, header, bytes);
+  };
+
+  grpc::Status s = upload(first_round, task.model_version(), uint64_t{1} << 63);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "sample_count 9223372036854775808 is outside 1..100000000");
+  s = upload(first_round, task.model_version(), 10, std::nan(""));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "train_loss is NaN or Inf");
+  ASSERT_TRUE(upload(first_round, task.model_version(), 10).ok());
+
+  task = next(v1::TaskAssignment::EVALUATE, 0);
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::EVALUATE);
+  auto report = [&](const std::function<void(v1::EvaluationMetrics*)>& tweak) {
+    grpc::ClientContext context;
+    v1::ReportMetricsRequest request;
+    request.set_task("risk");
+    request.set_round_id(task.round_id());
+    request.set_model_version(task.model_version());
+    v1::EvaluationMetrics* m = request.mutable_metrics();
+    m->set_roc_auc(0.5);
+    m->set_pr_auc(0.5);
+    m->set_loss(0.3);
+    m->set_examples(10);
+    m->set_positives(1);
+    tweak(m);
+    v1::ReportMetricsResponse response;
+    return stub->ReportMetrics(&context, request, &response);
+  };
+  const std::string auc = "metrics: roc_auc and pr_auc must be within [0, 1]";
+  const std::string loss = "metrics: loss must be finite and >= 0";
+  const std::string counts =
+      "metrics: need examples > 0, positives <= examples and flagged <= examples";
+  const std::string budget =
+      "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]";
+  const std::vector<std::pair<std::function<void(v1::EvaluationMetrics*)>, std::string>> cases = {
+      {[](v1::EvaluationMetrics* m) { m->set_roc_auc(1.5); }, auc},
+      {[](v1::EvaluationMetrics* m) { m->set_pr_auc(std::nan("")); }, auc},
+      {[](v1::EvaluationMetrics* m) { m->set_loss(-1); }, loss},
+      {[](v1::EvaluationMetrics* m) { m->set_loss(std::numeric_limits<double>::infinity()); }, loss},
+      {[](v1::EvaluationMetrics* m) { m->set_examples(0); }, counts},
+      {[](v1::EvaluationMetrics* m) { m->set_positives(11); }, counts},
+      {[](v1::EvaluationMetrics* m) { m->set_flagged(11); }, counts},
+      {[](v1::EvaluationMetrics* m) { m->set_examples(uint64_t{1} << 62); },
+       "metrics: examples must be at most 1000000000"},
+      {[](v1::EvaluationMetrics* m) { m->set_accuracy(std::nan("")); },
+       "metrics: accuracy must be within [0, 1]"},
+      {[](v1::EvaluationMetrics* m) { m->add_at_budget()->set_percent(0); }, budget},
+      {[](v1::EvaluationMetrics* m) {
+         v1::AtBudget* b = m->add_at_budget();
+         b->set_percent(5);
+         b->set_recall(2);
+       },
+       budget},
+  };
+  for (const auto& [tweak, message] : cases) {
+    grpc::Status r = report(tweak);
+    EXPECT_EQ(r.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
+    EXPECT_EQ(r.error_message(), message);
+  }
+  // None of the refusals took the node's one report.
+  ASSERT_TRUE(report([](v1::EvaluationMetrics*) {}).ok());
+
+  // Version 1 is published and round 2 opens: round 1 is closed.
+  task = next(v1::TaskAssignment::TRAIN, first_round);
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  ASSERT_GT(task.round_id(), first_round);
+  s = upload(first_round, task.model_version(), 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), absl::StrCat("round ", first_round, " of task risk is closed (current round ",
+                                            task.round_id(), ")"));
 }
 
 }  // namespace

@@ -233,5 +233,30 @@ TEST(RobustAggregator, ConfigRefusesRulesThatNeedIndividualUpdatesInSecureMode) 
   EXPECT_EQ(ok->tasks(0).robust_aggregation().max_memory_mib(), 4096u);
 }
 
+// The limits that keep a coordinator alive under hostile peers: a stalled
+// stream is cut after stream_idle_seconds (default 30), and sample counts stay
+// where float sums are exact.
+TEST(CoordinatorConfigLimits, StreamIdleAndSampleCountBoundsNameTheField) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->stream_idle_seconds(), 30u);
+
+  c.set_stream_idle_seconds(3601);
+  auto bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: stream_idle_seconds: must be in 1..3600, found 3601");
+
+  c.set_stream_idle_seconds(5);
+  c.mutable_tasks(0)->set_max_sample_count(uint64_t{1} << 63);
+  bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: tasks[0].max_sample_count: must be at most 2^53 "
+            "(9007199254740992), found 9223372036854775808");
+}
+
 }  // namespace
 }  // namespace fedcustoms::coordinator

@@ -570,5 +570,26 @@ TEST_F(SecAggMessagesTest, UnmaskRequestRefusesMalformedShares) {
   EXPECT_THAT(Message(s), HasSubstr("mask_keys: two shares of FI"));
 }
 
+// Only a selected node may advertise, only its own keys, and only once; a
+// refusal leaves nothing recorded.
+TEST_F(SecureRoundTest, AdvertiseRefusesUnselectedMislabelledAndRepeatedKeys) {
+  SecureRound narrow(SecureRound::Params{kTask, kRound, {"DK", "EE", "FI"}, 2}, *verifier_);
+  absl::Status s = narrow.Advertise("SE", nodes_["SE"]->advertisement());
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_EQ(Message(s), "node SE is not selected for round 7");
+  EXPECT_FALSE(narrow.Advertised("SE"));
+
+  s = narrow.Advertise("DK", nodes_["EE"]->advertisement());  // EE's signed keys, sent by DK
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_EQ(Message(s), "node DK sent keys labelled for EE");
+  EXPECT_FALSE(narrow.Advertised("DK"));
+
+  ASSERT_TRUE(narrow.Advertise("DK", nodes_["DK"]->advertisement()).ok());
+  s = narrow.Advertise("DK", nodes_["DK"]->advertisement());
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_EQ(Message(s), "node DK already advertised keys for round 7");
+  EXPECT_EQ(narrow.advertised_count(), 1u);
+}
+
 }  // namespace
 }  // namespace fedcustoms::coordinator
