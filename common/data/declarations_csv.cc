@@ -89,6 +89,12 @@ class CsvRecordReader {
     std::string problem;
     blank_ = false;
     auto next_field = [&]() -> std::string* {
+      // Past the cap the record is refused anyway, so its later fields all
+      // share the last one (count >= 1 here: the cap is only crossed after a
+      // field began). A long line of delimiters must not build one string per
+      // byte (a 2 GiB line of commas took ~64 GiB); the scan still runs to
+      // the record's end.
+      if (too_long) return &(*fields)[count - 1];
       if (count == fields->size()) fields->emplace_back();
       std::string* f = &(*fields)[count++];
       f->clear();

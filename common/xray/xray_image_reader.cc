@@ -1,13 +1,16 @@
 #include "common/xray/xray_image_reader.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
 #include <string_view>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
@@ -98,6 +101,14 @@ absl::Status Invalid(const std::string& path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
 }
 
+// cv::imdecode takes the encoded bytes as a Mat with an int length.
+constexpr std::uintmax_t kMaxFileBytes = std::numeric_limits<int>::max();
+
+absl::Status TooLarge(const std::string& path, std::uintmax_t bytes) {
+  return Invalid(path, absl::StrCat(bytes, " bytes, larger than 2 GiB; not an X-ray image this "
+                                           "reader can decode"));
+}
+
 }  // namespace
 
 void ResizePlane(const uint16_t* pixels, int height, int width, int size, uint16_t* out) {
@@ -115,11 +126,16 @@ absl::StatusOr<XrayImage> ReadXrayImage(const std::string& path, int image_size)
   if (image_size < 1 || image_size > 65535) {
     return Invalid(path, absl::StrCat("image size ", image_size, " is outside 1..65535"));
   }
+  // ReadFile() reserves the whole file up front, so a huge file is refused
+  // by its size before reading. When the size cannot be read, ReadFile()
+  // reports why (missing, not a regular file...); the check after reading
+  // covers a file that grew in between.
+  std::error_code size_error;
+  const std::uintmax_t file_bytes = std::filesystem::file_size(path, size_error);
+  if (!size_error && file_bytes > kMaxFileBytes) return TooLarge(path, file_bytes);
   absl::StatusOr<std::string> bytes = crypto::ReadFile(path);
   if (!bytes.ok()) return bytes.status();
-  if (bytes->size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return Invalid(path, "larger than 2 GiB; not an X-ray image this reader can decode");
-  }
+  if (bytes->size() > kMaxFileBytes) return TooLarge(path, bytes->size());
   const std::optional<Format> format = Sniff(*bytes);
   if (!format) {
     return Invalid(path, bytes->empty() ? "empty file, not an image"

@@ -2,8 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -17,6 +19,13 @@ namespace fedcustoms::xray {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The whole file is read into memory, so its size is capped before reading
+// (a labels CSV of a million images is well under 100 MiB).
+constexpr uint64_t kMaxCsvBytes = uint64_t{256} << 20;
+// Each line is split into one string per comma, so its length is capped
+// before splitting.
+constexpr size_t kMaxLineBytes = size_t{64} << 10;
 
 constexpr size_t kBoxColumns = 4;
 constexpr const char* kBoxNames[kBoxColumns] = {"x_min", "y_min", "x_max", "y_max"};
@@ -81,8 +90,14 @@ class LabelsCsvLoader {
 
   absl::StatusOr<XrayDataset> Load() {
     if (absl::Status s = CheckXrayModelConfig(config_); !s.ok()) return s;
+    // When the size cannot be read, ReadFile() reports why (missing, not a
+    // regular file...). The check after reading covers a file that grew.
+    std::error_code size_error;
+    const std::uintmax_t file_bytes = fs::file_size(path_, size_error);
+    if (!size_error && file_bytes > kMaxCsvBytes) return TooLarge(file_bytes);
     absl::StatusOr<std::string> text = crypto::ReadFile(path_);
     if (!text.ok()) return text.status();
+    if (text->size() > kMaxCsvBytes) return TooLarge(text->size());
     std::string_view rest = *text;
     if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);
 
@@ -100,6 +115,9 @@ class LabelsCsvLoader {
       rest.remove_prefix(std::min(end + 1, rest.size()));
       ++line_number;
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.size() > kMaxLineBytes) {
+        return Fail(line_number, absl::StrCat("line longer than ", kMaxLineBytes, " bytes"));
+      }
       if (Trim(line).empty()) continue;
       if (std::string problem = SplitFields(line, &fields); !problem.empty()) {
         return Fail(line_number, problem);
@@ -121,6 +139,13 @@ class LabelsCsvLoader {
  private:
   absl::Status Fail(size_t line, absl::string_view what) const {
     return absl::InvalidArgumentError(absl::StrCat(path_, ":", line, ": ", what));
+  }
+
+  absl::Status TooLarge(std::uintmax_t bytes) const {
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": ", bytes,
+                                                   " bytes, larger than the labels CSV limit of ",
+                                                   kMaxCsvBytes, " bytes (",
+                                                   kMaxCsvBytes >> 20, " MiB)"));
   }
 
   absl::Status ReadHeader(const std::vector<std::string>& header, size_t line) {

@@ -3,11 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 #include "common/data/declaration_schema.h"
 
@@ -31,6 +34,18 @@ constexpr char kSchemaJson[] = R"({
 })";
 
 constexpr char kHeader[] = "id,date,value,mass,origin,hs,sel,label\n";
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+// The peak resident memory of this process so far (ru_maxrss is in KiB on
+// Linux). Its growth over a call bounds what the call held at once; if an
+// earlier test in the process peaked higher, the growth is smaller, so a
+// check "grew by less than N" can miss a regression but never fail wrongly.
+int64_t PeakRssBytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t{usage.ru_maxrss} * 1024;
+}
 
 class DeclarationsCsvTest : public ::testing::Test {
  protected:
@@ -318,6 +333,53 @@ TEST_F(DeclarationsCsvTest, OverlongRecordNamesTheLine) {
   EXPECT_EQ(ErrorOf(std::string(kHeader) + "A,2023-01-01,1,1,CN,6109,risk,0\n" + long_id +
                     ",2023-01-01,1,1,CN,6109,risk,0\n"),
             Path() + ":3: record longer than 1048576 bytes");
+}
+
+TEST_F(DeclarationsCsvTest, CommaFloodIsRefusedWithoutAFieldPerComma) {
+  // 8 Mi delimiters on line 3: one string each would be 8 Mi strings (over
+  // 256 MiB with the vector's growth) built before the record is refused.
+  const std::string good = "A,2023-01-01,1,1,CN,6109,risk,0\n";
+  const std::string flood(size_t{8} << 20, ',');
+  Write(std::string(kHeader) + good + flood + "\n");
+  const int64_t peak_before = PeakRssBytes();
+  auto table = ReadDeclarationsCsv(Path(), schema_, v1::FAIL);
+  const int64_t grown = PeakRssBytes() - peak_before;
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(table.status().message()),
+            Path() + ":3: record longer than 1048576 bytes");
+  // About 1 Mi fields up to the cap (~64 MiB of vector at most), then none.
+  EXPECT_LT(grown, 160 * kMiB);
+
+  // Scanning goes on to the end of the refused record: the next row is read.
+  auto skipped = Read(std::string(kHeader) + good + flood + "\n" +
+                          "E,2023-01-02,2,2,TR,6110,risk,1\n",
+                      v1::SKIP);
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(skipped->rows, 2u);
+  EXPECT_EQ(skipped->skipped_rows, 1u);
+  EXPECT_THAT(skipped->ids, ElementsAre("A", "E"));
+}
+
+TEST_F(DeclarationsCsvTest, TwoGibLineIsRefusedWithoutHoldingIt) {
+  const std::string path =
+      Write(std::string(kHeader) + "A,2023-01-01,1,1,CN,6109,risk,0\n");
+  // Line 3 is 2 GiB + 1 NUL bytes without a line break; the file is sparse,
+  // so it takes no disk.
+  std::error_code ec;
+  const std::uintmax_t rows_bytes = std::filesystem::file_size(path, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::filesystem::resize_file(path, rows_bytes + (std::uintmax_t{2} << 30) + 1, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  const int64_t peak_before = PeakRssBytes();
+  auto table = ReadDeclarationsCsv(path, schema_, v1::FAIL);
+  const int64_t grown = PeakRssBytes() - peak_before;
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(table.status().message()),
+            Path() + ":3: record longer than 1048576 bytes");
+  // One record of at most the cap is held, not the line.
+  EXPECT_LT(grown, 64 * kMiB);
 }
 
 TEST_F(DeclarationsCsvTest, UnterminatedQuoteFailsEvenWhenSkipping) {

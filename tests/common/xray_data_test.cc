@@ -4,11 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,6 +20,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "common/crypto/sha256.h"
@@ -45,6 +48,18 @@ void WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
   ASSERT_TRUE(out.good()) << path;
+}
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+// The peak resident memory of this process so far (ru_maxrss is in KiB on
+// Linux). Its growth over a call bounds what the call held at once; if an
+// earlier test in the process peaked higher, the growth is smaller, so a
+// check "grew by less than N" can miss a regression but never fail wrongly.
+int64_t PeakRssBytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t{usage.ru_maxrss} * 1024;
 }
 
 v1::XrayModelConfig Config(uint32_t image_size, uint32_t input_channels = 1) {
@@ -337,6 +352,23 @@ TEST_F(XrayDataTest, XrayImageReaderDualEnergySizeMismatch) {
                     HasSubstr("dual-energy images differ in size (10x10 and 12x10)")));
 }
 
+TEST_F(XrayDataTest, XrayImageReaderRefusesAHugeFileBeforeReadingIt) {
+  // 3 GiB, sparse (no disk): refused by its size, without reading 3 GiB.
+  const std::string path = Path("big.png");
+  WriteAll(path, "");
+  std::error_code ec;
+  fs::resize_file(path, std::uintmax_t{3} << 30, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  const int64_t peak_before = PeakRssBytes();
+  absl::StatusOr<XrayImage> image = ReadXrayImage(path, 8);
+  const int64_t grown = PeakRssBytes() - peak_before;
+  EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(image.status().message()),
+            path + ": 3221225472 bytes, larger than 2 GiB; not an X-ray image this reader can "
+                   "decode");
+  EXPECT_LT(grown, 256 * kMiB);
+}
+
 // ---------------------------------------------------------------------------
 // XrayLabelsCsv
 
@@ -471,6 +503,34 @@ TEST_F(XrayLabelsCsvErrors, EmptyFileHeaderOnlyAndQuotes) {
   bad.set_image_size(3);
   EXPECT_THAT(LoadXrayLabelsCsv(Path("l.csv"), bad).status().message(),
               HasSubstr("xray_model.image_size"));
+}
+
+TEST_F(XrayLabelsCsvErrors, OverlongLineIsRefusedBeforeSplitting) {
+  // 100 KiB of commas would be split into 100 Ki fields.
+  const absl::Status s = Load("path,label\n" + std::string(100 * 1024, ',') + "\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(s.message()), Path("l.csv") + ":2: line longer than 65536 bytes");
+  EXPECT_EQ(std::string(Load(std::string(70000, 'x') + "\na.png,clear\n").message()),
+            Path("l.csv") + ":1: line longer than 65536 bytes");
+  // A line of exactly 65536 bytes (CR aside) is split as usual.
+  EXPECT_THAT(Load("path,label\n" + std::string(65536, ',') + "\r\n").message(),
+              HasSubstr("l.csv:2: expected 2 fields, found 65537"));
+}
+
+TEST_F(XrayLabelsCsvErrors, FileOver256MibIsRefusedBeforeReading) {
+  // 300 MiB, sparse (no disk): NUL bytes after a good row.
+  WriteAll(Path("l.csv"), "path,label\na.png,clear\n");
+  std::error_code ec;
+  fs::resize_file(Path("l.csv"), std::uintmax_t{300} << 20, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  const int64_t peak_before = PeakRssBytes();
+  const absl::Status s = LoadXrayLabelsCsv(Path("l.csv"), Config(8)).status();
+  const int64_t grown = PeakRssBytes() - peak_before;
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(s.message()),
+            Path("l.csv") +
+                ": 314572800 bytes, larger than the labels CSV limit of 268435456 bytes (256 MiB)");
+  EXPECT_LT(grown, 128 * kMiB);
 }
 
 // ---------------------------------------------------------------------------
