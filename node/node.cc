@@ -94,6 +94,9 @@ absl::Status Node::Run() {
   // A round whose training the coordinator refused for a reason retrying
   // cannot fix (schema, hash mismatch, rejected update): not retrained.
   std::optional<uint64_t> refused_round;
+  // While the coordinator cannot be reached: since when.
+  bool in_outage = false;
+  std::chrono::steady_clock::time_point outage_since;
   while (!stop_) {
     absl::Status status;
     if (!joined) {
@@ -175,6 +178,13 @@ absl::Status Node::Run() {
       }
     }
     if (status.ok()) {
+      if (in_outage) {
+        spdlog::info("the coordinator is reachable again after {:.0f} s",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                   outage_since)
+                         .count());
+        in_outage = false;
+      }
       backoff.Reset();
       continue;
     }
@@ -185,7 +195,19 @@ absl::Status Node::Run() {
     if (Retryable(status)) {
       joined = joined && !absl::IsUnavailable(status);
       const auto wait = backoff.Next();
-      spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
+      // An outage (a coordinator restart, a network cut) is one warning and
+      // one line when it ends, not a line per retry.
+      if (!absl::IsUnavailable(status)) {
+        spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
+      } else if (!in_outage) {
+        in_outage = true;
+        outage_since = std::chrono::steady_clock::now();
+        spdlog::warn("{}; retrying with backoff (at most {} s between tries) until the "
+                     "coordinator is back",
+                     status.message(), config_.max_backoff_seconds());
+      } else {
+        spdlog::debug("{}; retrying in {} ms", status.message(), wait.count());
+      }
       SleepUnlessStopped(wait);
       // Unreachable: the next try dials afresh (see CoordinatorClient::Reconnect).
       if (absl::IsUnavailable(status)) client_->Reconnect();

@@ -187,8 +187,8 @@ absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes) {
   static std::atomic<uint64_t> counter{0};
   const std::string probe =
       absl::StrCat(dir, "/.write-probe.", ::getpid(), ".", counter.fetch_add(1));
-  auto fail = [&](const char* call) {
-    const int error = errno;
+  // `error`: the failing call's errno, saved before a close could change it.
+  auto fail = [&](const char* call, int error = errno) {
     ::unlink(probe.c_str());
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " is not writable (", call, "): ", std::strerror(error)));
@@ -199,13 +199,14 @@ absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes) {
   errno = 0;
   const bool written = ::write(fd, kBlock, sizeof kBlock) == static_cast<ssize_t>(sizeof kBlock);
   if (!written) {
-    if (errno == 0) errno = ENOSPC;  // a short write means the disk is full
+    const int error = errno == 0 ? ENOSPC : errno;  // a short write: the disk is full
     ::close(fd);
-    return fail("write");
+    return fail("write", error);
   }
   if (::fsync(fd) != 0) {
+    const int error = errno;
     ::close(fd);
-    return fail("fsync");
+    return fail("fsync", error);
   }
   if (::close(fd) != 0) return fail("close");
   if (::unlink(probe.c_str()) != 0) return fail("unlink");

@@ -99,7 +99,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     c.set_aggregation_mode(v1::SECURE);
   }
   if (c.threads() > 256) return bad("threads", "must be 0 (every core) or 1..256");
-  if (c.stream_idle_seconds() == 0) c.set_stream_idle_seconds(30);
+  if (c.stream_idle_seconds() == 0) c.set_stream_idle_seconds(60);
   if (c.stream_idle_seconds() > 3600) {
     return bad("stream_idle_seconds", absl::StrCat("must be in 1..3600, found ",
                                                    c.stream_idle_seconds()));

@@ -208,24 +208,27 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
 absl::Status TaskRunner::RecordInterruptedRounds() {
   absl::StatusOr<std::vector<OpenRound>> open = ledger_->OpenRounds(name());
   if (!open.ok()) return open.status();
-  absl::StatusOr<manifest::ModelManifest> latest =
-      manifest::ParseManifest(global_->manifest.json, absl::StrCat(name(), " latest"));
   for (OpenRound& interrupted : *open) {
     RoundRecord r = std::move(interrupted.record);
-    if (latest.ok() && latest->round_id == r.round_id && latest->version > r.base_version) {
-      // Published, then stopped before the ledger said so: the version is
-      // complete and signed (the registry shows only whole versions).
+    // The version a round makes is base_version + 1; it is this round's if
+    // its signed manifest says so (the registry shows only whole versions).
+    absl::StatusOr<manifest::ModelManifest> made = absl::NotFoundError("not published");
+    if (auto m = registry_->ReadManifest(name(), r.base_version + 1); m.ok()) {
+      made = manifest::ParseManifest(m->json, absl::StrCat(name(), " v", r.base_version + 1));
+    }
+    if (made.ok() && made->round_id == r.round_id) {
+      // Published, then stopped before the ledger said so.
       r.status = "completed";
-      r.result_version = latest->version;
-      r.participants = static_cast<uint32_t>(latest->contributing_nodes);
+      r.result_version = made->version;
+      r.participants = static_cast<uint32_t>(made->contributing_nodes);
       r.dropped = r.selected_nodes > r.participants ? r.selected_nodes - r.participants : 0;
-      r.samples = latest->total_samples;
-      r.metrics_json = latest->metrics_json.empty() ? "{}" : latest->metrics_json;
+      r.samples = made->total_samples;
+      r.metrics_json = made->metrics_json.empty() ? "{}" : made->metrics_json;
       r.reason = absl::StrCat("recorded at restart: the coordinator stopped after publishing ",
-                              "version ", latest->version);
+                              "version ", made->version);
       spdlog::warn("task {}: round {} published version {} before the coordinator stopped; "
                    "recorded as completed",
-                   name(), r.round_id, latest->version);
+                   name(), r.round_id, made->version);
     } else {
       r.status = "aborted";
       r.reason = absl::StrCat("the coordinator stopped during ", interrupted.phase,
@@ -911,8 +914,12 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
         absl::StrCat("node ", node, " is not selected for round ", header.round_id()));
   }
   if (uploading_.count(node)) {
-    return absl::AlreadyExistsError(absl::StrCat("an upload from node ", node, " for round ",
-                                                 header.round_id(), " is already in progress"));
+    // ABORTED, not ALREADY_EXISTS: the earlier stream may still break (its
+    // connection died unseen until the watchdog cuts it), so the node must
+    // retry rather than take its update for delivered.
+    return absl::AbortedError(absl::StrCat("an upload from node ", node, " for round ",
+                                           header.round_id(),
+                                           " is already in progress; retry later"));
   }
   if (secure()) {
     // The sample count travels masked inside the update; a clear one would

@@ -1028,7 +1028,7 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
   // already been told CANCELLED: "in progress" is retried briefly.
   for (int attempt = 0; attempt < 20; ++attempt) {
     s = Upload(*stub, header, bytes, /*corrupt_sha=*/false, &response);
-    if (s.error_code() != grpc::StatusCode::ALREADY_EXISTS ||
+    if (s.error_code() != grpc::StatusCode::ABORTED ||
         s.error_message().find("in progress") == std::string::npos) {
       break;
     }

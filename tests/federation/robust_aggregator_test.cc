@@ -234,13 +234,13 @@ TEST(RobustAggregator, ConfigRefusesRulesThatNeedIndividualUpdatesInSecureMode) 
 }
 
 // The limits that keep a coordinator alive under hostile peers: a stalled
-// stream is cut after stream_idle_seconds (default 30), and sample counts stay
+// stream is cut after stream_idle_seconds (default 60), and sample counts stay
 // where float sums are exact.
 TEST(CoordinatorConfigLimits, StreamIdleAndSampleCountBoundsNameTheField) {
   v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
   auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
   ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(ok->stream_idle_seconds(), 30u);
+  EXPECT_EQ(ok->stream_idle_seconds(), 60u);
 
   c.set_stream_idle_seconds(3601);
   auto bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");

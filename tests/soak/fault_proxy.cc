@@ -127,6 +127,7 @@ void FaultProxy::AcceptLoop() {
     ++accepted_;
     const uint64_t id = next_id++;
     std::lock_guard lock(mu_);
+    ReapFinished();
     live_[id] = c;
     all_.push_back(c);
     c->copier = std::thread([this, c, id] { Copy(c, id); });
@@ -167,6 +168,17 @@ void FaultProxy::Copy(const std::shared_ptr<Connection>& c, uint64_t id) {
     ::close(c->client);
     ::close(c->server);
   }
+  c->done = true;
+}
+
+void FaultProxy::ReapFinished() {
+  std::erase_if(all_, [](const std::shared_ptr<Connection>& c) {
+    if (!c->done) return false;
+    c->copier.join();  // at its very end: it no longer needs mu_
+    ::close(c->wake[0]);
+    ::close(c->wake[1]);
+    return true;
+  });
 }
 
 int FaultProxy::ResetRandom(int count, std::mt19937_64& rng) {

@@ -39,11 +39,15 @@ class FaultProxy {
     int server = -1;
     int wake[2] = {-1, -1};  // a byte here asks the copier to reset
     std::atomic<bool> reset{false};
+    std::atomic<bool> done{false};  // the copier has closed both sockets
     std::thread copier;
   };
   FaultProxy(int listen_fd, int port, int target_port, int stop_pipe_read, int stop_pipe_write);
   void AcceptLoop();
   void Copy(const std::shared_ptr<Connection>& c, uint64_t id);
+  // Joins the copiers that have finished and closes their wake pipes, so a
+  // long run holds fds and threads only for live connections.
+  void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int listen_fd_;
   const int port_;
@@ -55,7 +59,7 @@ class FaultProxy {
   std::atomic<uint64_t> resets_{0};
   std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Connection>> live_ ABSL_GUARDED_BY(mu_);
-  // Every connection ever accepted, so the destructor can join its copier.
+  // Every connection not yet reaped, so its copier is joined.
   std::vector<std::shared_ptr<Connection>> all_ ABSL_GUARDED_BY(mu_);
   std::thread acceptor_;
 };
