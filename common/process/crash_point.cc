@@ -26,7 +26,8 @@ Armed& ArmedPoint() {
     std::string spec(value);
     const size_t at = spec.find('@');
     a->name = spec.substr(0, at);
-    if (at != std::string::npos) a->hit = std::max(1L, std::strtol(spec.c_str() + at + 1, nullptr, 10));
+    if (at != std::string::npos)
+      a->hit = std::max(1L, std::strtol(spec.c_str() + at + 1, nullptr, 10));
     return a;
   }();
   return *armed;

@@ -49,8 +49,9 @@ using Statement = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
 
 absl::StatusOr<std::unique_ptr<RoundLedger>> RoundLedger::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                  SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -85,8 +86,8 @@ absl::Status RoundLedger::OpenRecord(const RoundRecord& r, const std::string& ph
   std::lock_guard lock(mu_);
   const std::string what = absl::StrCat("cannot open round ", r.round_id, " of task ", r.task);
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_, "INSERT INTO open_rounds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                         -1, &raw, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_, "INSERT INTO open_rounds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1,
+                         &raw, nullptr) != SQLITE_OK) {
     return Fail(what);
   }
   Statement stmt(raw);
@@ -106,8 +107,8 @@ absl::Status RoundLedger::OpenRecord(const RoundRecord& r, const std::string& ph
 absl::Status RoundLedger::SetPhase(const std::string& task, uint64_t round_id,
                                    const std::string& phase) {
   std::lock_guard lock(mu_);
-  const std::string what = absl::StrCat("cannot record phase ", phase, " of round ", round_id,
-                                        " of task ", task);
+  const std::string what =
+      absl::StrCat("cannot record phase ", phase, " of round ", round_id, " of task ", task);
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db_, "UPDATE open_rounds SET phase = ?3 WHERE task = ?1 AND round_id = ?2",
                          -1, &raw, nullptr) != SQLITE_OK) {
@@ -212,8 +213,7 @@ absl::Status RoundLedger::InsertFinished(const RoundRecord& r) {
 absl::StatusOr<std::vector<RoundRecord>> RoundLedger::List(const std::string& task) const {
   std::lock_guard lock(mu_);
   sqlite3_stmt* raw = nullptr;
-  const char* sql =
-      "SELECT * FROM rounds WHERE (?1 = '' OR task = ?1) ORDER BY task, round_id";
+  const char* sql = "SELECT * FROM rounds WHERE (?1 = '' OR task = ?1) ORDER BY task, round_id";
   if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
     return absl::InternalError(absl::StrCat("round ledger ", path_, ": ", sqlite3_errmsg(db_)));
   }

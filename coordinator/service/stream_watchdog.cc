@@ -45,8 +45,8 @@ bool StreamWatchdog::Lease::expired() const {
 
 void StreamWatchdog::Loop() {
   // Checks a few times per limit, so a stall is cut within 1.25 limits.
-  const auto period = std::max<std::chrono::milliseconds>(idle_limit_ / 4,
-                                                          std::chrono::milliseconds(50));
+  const auto period =
+      std::max<std::chrono::milliseconds>(idle_limit_ / 4, std::chrono::milliseconds(50));
   std::unique_lock lock(mu_);
   while (!stopping_) {
     wake_.wait_for(lock, period, [&] { return stopping_; });

@@ -52,7 +52,8 @@ TEST(ModelManifest, CountsMustBeNonNegativeIntegersInRange) {
     const char* expected;
   };
   const Case cases[] = {
-      {"version", 1e20, "m.json: field \"version\": expected an integer in 0..18446744073709551615, found 1e+20"},
+      {"version", 1e20,
+       "m.json: field \"version\": expected an integer in 0..18446744073709551615, found 1e+20"},
       {"parent", -1, "m.json: field \"parent\": expected an integer in 0.."},
       {"round", 2.5, "m.json: field \"round\": expected an integer in 0.."},
       {"contributing_nodes", uint64_t{1} << 32,

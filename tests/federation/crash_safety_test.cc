@@ -13,12 +13,11 @@
 #include <csignal>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -138,8 +137,7 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
                                                        const std::string& log_name) {
     std::vector<std::string> env;
     if (!crash_point.empty()) env.push_back("FEDCUSTOMS_CRASH_POINT=" + crash_point);
-    auto running = node::StartCoordinatorProcess(root_ + "/coordinator.json",
-                                                 root_ + "/state/port",
+    auto running = node::StartCoordinatorProcess(root_ + "/coordinator.json", root_ + "/state/port",
                                                  root_ + "/logs/" + log_name, env);
     EXPECT_TRUE(running.ok()) << running.status();
     if (!running.ok()) return nullptr;
@@ -166,8 +164,8 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
     if (!crash_point.empty()) argv = {"/usr/bin/env", "FEDCUSTOMS_CRASH_POINT=" + crash_point};
     argv.insert(argv.end(),
                 {node::ExecutableDir() + "/fedcustoms-node", "--config", dir + "/node.json"});
-    auto process =
-        node::ChildProcess::Spawn(argv, absl::StrCat(root_, "/logs/node-", admin, "-", run, ".log"));
+    auto process = node::ChildProcess::Spawn(
+        argv, absl::StrCat(root_, "/logs/node-", admin, "-", run, ".log"));
     EXPECT_TRUE(process.ok()) << process.status();
     return process.ok() ? *std::move(process) : nullptr;
   }
@@ -219,9 +217,9 @@ TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   ASSERT_TRUE(code.has_value()) << "the coordinator never reached " << c.point << "; see "
                                 << first->log_path();
   EXPECT_EQ(*code, 128 + SIGKILL);
-  EXPECT_TRUE(absl::StrContains(ReadLog(first->log_path()),
-                                absl::StrCat("crash point ", c.point.substr(0, c.point.find('@')),
-                                             ": SIGKILL")));
+  EXPECT_TRUE(absl::StrContains(
+      ReadLog(first->log_path()),
+      absl::StrCat("crash point ", c.point.substr(0, c.point.find('@')), ": SIGKILL")));
 
   // On disk at the crash: only whole versions are visible, each verifying.
   std::vector<uint64_t> at_crash = VerifiedVersions(root_ + "/registry", *verifier_);
@@ -244,7 +242,9 @@ TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   uint32_t completed = 0;
   uint64_t last_version = 0;
   for (const coordinator::RoundRecord& r : rounds) {
-    if (r.round_id > 1) EXPECT_EQ(r.status, "completed") << "round " << r.round_id << ": " << r.reason;
+    if (r.round_id > 1) {
+      EXPECT_EQ(r.status, "completed") << "round " << r.round_id << ": " << r.reason;
+    }
     if (r.status == "completed") {
       ++completed;
       EXPECT_EQ(r.result_version, last_version + 1) << "round " << r.round_id;
@@ -259,8 +259,7 @@ TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   ASSERT_EQ(versions.size(), kRounds + 1);
   EXPECT_EQ(versions.back(), kRounds);
   for (const fs::directory_entry& e : fs::directory_iterator(root_ + "/registry/risk")) {
-    EXPECT_EQ(e.path().filename().string().rfind(".staging-", 0), std::string::npos)
-        << e.path();
+    EXPECT_EQ(e.path().filename().string().rfind(".staging-", 0), std::string::npos) << e.path();
   }
   const std::string restart_log = ReadLog(second->log_path());
   EXPECT_TRUE(absl::StrContains(restart_log, "resuming from registry version"));
@@ -327,11 +326,11 @@ TEST_P(NodeCrashTest, KilledNodeRestartsAndRejoins) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EachCrashPoint, NodeCrashTest,
-    ::testing::Values(CrashCase{"node.training", "completed", ""},
-                      CrashCase{"node.upload", "completed", "upload from EE for risk round 1 rejected"}),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(EachCrashPoint, NodeCrashTest,
+                         ::testing::Values(CrashCase{"node.training", "completed", ""},
+                                           CrashCase{"node.upload", "completed",
+                                                     "upload from EE for risk round 1 rejected"}),
+                         CaseName);
 
 }  // namespace
 }  // namespace fedcustoms

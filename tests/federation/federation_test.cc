@@ -1,13 +1,12 @@
 // The whole federation in one test process: a real coordinator and three real
 // nodes over mutual TLS on loopback, real LibTorch training, a real SQLite
 // ledger and registry on disk, then an analyst pull.
-#include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <sys/mount.h>
 #include <sys/statvfs.h>
+#include <torch/torch.h>
 
 #include <cerrno>
 #include <cmath>
@@ -25,17 +24,17 @@
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
+#include "common/data/declaration_schema.h"
 #include "common/manifest/model_manifest.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/dev_pki.h"
 #include "common/pki/revocation_list.h"
 #include "common/synth/declarations_synth.h"
-#include "common/data/declaration_schema.h"
-#include "common/training/risk_evaluator.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/chunker.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tls/credentials.h"
+#include "common/training/risk_evaluator.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry/model_registry.h"
@@ -259,10 +258,9 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
       ASSERT_TRUE(data.ok()) << data.status();
       const auto& train = data->split.train;
       const int64_t width = static_cast<int64_t>(data->table.numeric_width());
-      const at::Tensor numeric =
-          torch::from_blob(const_cast<float*>(data->table.numeric.data()),
-                           {static_cast<int64_t>(data->table.rows), width})
-              .index_select(0, torch::tensor(train));
+      const at::Tensor numeric = torch::from_blob(const_cast<float*>(data->table.numeric.data()),
+                                                  {static_cast<int64_t>(data->table.rows), width})
+                                     .index_select(0, torch::tensor(train));
       const double n = static_cast<double>(train.size());
       const at::Tensor m = numeric.mean(0).to(torch::kFloat64) * n;
       const at::Tensor v = numeric.var(0, /*unbiased=*/true).to(torch::kFloat64) * n;
@@ -347,8 +345,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     }
     auto refused = node::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, other);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_NE(refused.status().message().find("trained on features hashing to"),
-              std::string::npos)
+    EXPECT_NE(refused.status().message().find("trained on features hashing to"), std::string::npos)
         << refused.status();
   }
 
@@ -577,8 +574,9 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
   ASSERT_TRUE(config.ok()) << config.status();
   auto refused = coordinator::Coordinator::Create(*config);
   ASSERT_FALSE(refused.ok());
-  EXPECT_THAT(std::string(refused.status().message()),
-              ::testing::StartsWith("tls.crl: " + revoke.out + ": stale: its next update was due "));
+  EXPECT_THAT(
+      std::string(refused.status().message()),
+      ::testing::StartsWith("tls.crl: " + revoke.out + ": stale: its next update was due "));
 
   // Only the coordinator checks revocation: a node's config may not name a CRL.
   v1::NodeConfig node = testing_support::LoopbackNodeConfig(*root_, "FI", 1, "revoked", "risk");
@@ -870,9 +868,8 @@ TEST_F(FederationTest, RoundsDoNotOpenWhereStorageCannotRecordThem) {
 
   // Read-only: room again, but the mount refuses writes.
   fs::remove(registry + "/filler");
-  ASSERT_EQ(::mount("fedcustoms-test", registry.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY,
-                    "size=16m"),
-            0)
+  ASSERT_EQ(
+      ::mount("fedcustoms-test", registry.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=16m"), 0)
       << std::strerror(errno);
   EXPECT_FALSE(poll_until(v1::TaskAssignment::TRAIN, 12));
   EXPECT_THAT(runner->Status().blocked_reason(),
@@ -926,15 +923,21 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
     writer->Write(message);
     return writer;
   };
+  // Opens an upload and sends one chunk of `data` at `index`.
+  auto open_with_chunk = [&](grpc::ClientContext* context, v1::UploadUpdateResponse* response,
+                             uint64_t index, const std::string& data) {
+    auto writer = open_upload(context, response);
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(index);
+    chunk.mutable_chunk()->set_data(data);
+    writer->Write(chunk);
+    return writer;
+  };
 
   {  // Stops without the final SHA-256 chunk.
     grpc::ClientContext context;
     v1::UploadUpdateResponse response;
-    auto writer = open_upload(&context, &response);
-    v1::UploadUpdateRequest chunk;
-    chunk.mutable_chunk()->set_index(0);
-    chunk.mutable_chunk()->set_data("FCT1");
-    writer->Write(chunk);
+    auto writer = open_with_chunk(&context, &response, 0, "FCT1");
     writer->WritesDone();
     grpc::Status s = writer->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -959,11 +962,7 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
   {  // An int64 -1 index arrives as 2^64 - 1.
     grpc::ClientContext context;
     v1::UploadUpdateResponse response;
-    auto writer = open_upload(&context, &response);
-    v1::UploadUpdateRequest chunk;
-    chunk.mutable_chunk()->set_index(std::numeric_limits<uint64_t>::max());
-    chunk.mutable_chunk()->set_data("x");
-    writer->Write(chunk);
+    auto writer = open_with_chunk(&context, &response, std::numeric_limits<uint64_t>::max(), "x");
     writer->WritesDone();
     grpc::Status s = writer->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -987,11 +986,7 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
      // watchdog this would hold the node's slot until the round's deadline.
     grpc::ClientContext context;
     v1::UploadUpdateResponse response;
-    auto writer = open_upload(&context, &response);
-    v1::UploadUpdateRequest chunk;
-    chunk.mutable_chunk()->set_index(0);
-    chunk.mutable_chunk()->set_data("FCT1");
-    writer->Write(chunk);
+    auto writer = open_with_chunk(&context, &response, 0, "FCT1");
     std::this_thread::sleep_for(std::chrono::seconds(4));
     grpc::Status s = writer->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
@@ -999,11 +994,7 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
   {  // Reset by the node mid-stream.
     grpc::ClientContext context;
     v1::UploadUpdateResponse response;
-    auto writer = open_upload(&context, &response);
-    v1::UploadUpdateRequest chunk;
-    chunk.mutable_chunk()->set_index(0);
-    chunk.mutable_chunk()->set_data("FCT1");
-    writer->Write(chunk);
+    auto writer = open_with_chunk(&context, &response, 0, "FCT1");
     context.TryCancel();
     grpc::Status s = writer->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
@@ -1096,7 +1087,8 @@ TEST_F(FederationTest, PastRoundsHugeSampleCountsAndBadMetricsAreRefused) {
       {[](v1::EvaluationMetrics* m) { m->set_roc_auc(1.5); }, auc},
       {[](v1::EvaluationMetrics* m) { m->set_pr_auc(std::nan("")); }, auc},
       {[](v1::EvaluationMetrics* m) { m->set_loss(-1); }, loss},
-      {[](v1::EvaluationMetrics* m) { m->set_loss(std::numeric_limits<double>::infinity()); }, loss},
+      {[](v1::EvaluationMetrics* m) { m->set_loss(std::numeric_limits<double>::infinity()); },
+       loss},
       {[](v1::EvaluationMetrics* m) { m->set_examples(0); }, counts},
       {[](v1::EvaluationMetrics* m) { m->set_positives(11); }, counts},
       {[](v1::EvaluationMetrics* m) { m->set_flagged(11); }, counts},
@@ -1126,8 +1118,9 @@ TEST_F(FederationTest, PastRoundsHugeSampleCountsAndBadMetricsAreRefused) {
   ASSERT_GT(task.round_id(), first_round);
   s = upload(first_round, task.model_version(), 10);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(s.error_message(), absl::StrCat("round ", first_round, " of task risk is closed (current round ",
-                                            task.round_id(), ")"));
+  EXPECT_EQ(s.error_message(),
+            absl::StrCat("round ", first_round, " of task risk is closed (current round ",
+                         task.round_id(), ")"));
 }
 
 }  // namespace

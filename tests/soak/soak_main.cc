@@ -277,8 +277,8 @@ class Soak {
       }
       if (absl::Status s = SettlePending(false); !s.ok()) return s;
       for (Node& n : nodes_) {
-        auto code = n.pending == Node::Pending::kNone && n.process ? n.process->Poll()
-                                                                   : std::nullopt;
+        auto code =
+            n.pending == Node::Pending::kNone && n.process ? n.process->Poll() : std::nullopt;
         if (code && *code != 0) {
           return absl::InternalError(absl::StrCat("node ", n.admin, " exited with code ", *code,
                                                   "; see ", n.process->log_path()));
@@ -300,19 +300,20 @@ class Soak {
         if (finished > seen_finished_rounds) {
           seen_finished_rounds = finished;
           samples_.push_back(Sample(coordinator_->pid()));
-          std::printf("round %llu: %u completed, %u aborted; faults so far %d kills, %d stalls, "
-                      "%d resets; coordinator %llu MiB, %u threads, %u fds\n",
-                      static_cast<unsigned long long>(t.round_id()), t.rounds_completed(),
-                      t.rounds_aborted(), kills_, stalls_, resets_,
-                      static_cast<unsigned long long>(samples_.back().rss_kib >> 10),
-                      samples_.back().threads, samples_.back().fds);
+          std::printf(
+              "round %llu: %u completed, %u aborted; faults so far %d kills, %d stalls, "
+              "%d resets; coordinator %llu MiB, %u threads, %u fds\n",
+              static_cast<unsigned long long>(t.round_id()), t.rounds_completed(),
+              t.rounds_aborted(), kills_, stalls_, resets_,
+              static_cast<unsigned long long>(samples_.back().rss_kib >> 10),
+              samples_.back().threads, samples_.back().fds);
           std::fflush(stdout);
         }
         if (t.phase() == "finished") break;
       }
       if (Clock::now() > give_up) {
-        return absl::DeadlineExceededError(absl::StrCat("the rounds did not finish; see ", Root(),
-                                                        "/logs"));
+        return absl::DeadlineExceededError(
+            absl::StrCat("the rounds did not finish; see ", Root(), "/logs"));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -325,8 +326,8 @@ class Soak {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
       if (!code || *code != 0) {
-        return absl::InternalError(absl::StrCat("node ", n.admin, " did not finish cleanly; see ",
-                                                n.process->log_path()));
+        return absl::InternalError(
+            absl::StrCat("node ", n.admin, " did not finish cleanly; see ", n.process->log_path()));
       }
     }
     seconds_ = std::chrono::duration<double>(Clock::now() - start).count();
@@ -371,8 +372,8 @@ class Soak {
     std::printf("soak: %u nodes, %u rounds in %.0f s; faults: %d kills, %d stalls, %d resets\n",
                 o_.nodes, o_.rounds, seconds_, kills_, stalls_, resets_);
     check(open->empty() && completed + aborted == rounds->size(),
-          absl::StrCat("every round is completed or aborted (", completed, " completed, ",
-                       aborted, " aborted, ", open->size(), " left open)"));
+          absl::StrCat("every round is completed or aborted (", completed, " completed, ", aborted,
+                       " aborted, ", open->size(), " left open)"));
     check(completed == o_.rounds, absl::StrCat(completed, " of ", o_.rounds, " rounds completed"));
 
     auto verifier = crypto::Ed25519Verifier::Create(root + "/pki/coordinator-signing.pub");
@@ -393,7 +394,8 @@ class Soak {
     // Memory: the second quarter of rounds (warmed up) against the last.
     auto max_rss = [&](size_t from, size_t to) {
       uint64_t m = 0;
-      for (size_t i = from; i < to && i < samples_.size(); ++i) m = std::max(m, samples_[i].rss_kib);
+      for (size_t i = from; i < to && i < samples_.size(); ++i)
+        m = std::max(m, samples_[i].rss_kib);
       return m;
     };
     const size_t q = samples_.size() / 4;
@@ -416,7 +418,8 @@ class Soak {
     };
     auto max_threads = [&](size_t from, size_t to) {
       uint32_t m = 0;
-      for (size_t i = from; i < to && i < samples_.size(); ++i) m = std::max(m, samples_[i].threads);
+      for (size_t i = from; i < to && i < samples_.size(); ++i)
+        m = std::max(m, samples_[i].threads);
       return m;
     };
     check(own(after_nodes_) == own(before_nodes_),
@@ -479,7 +482,8 @@ int main(int argc, char** argv) {
   fedcustoms::soak::Options o;
   CLI::App app{"fedcustoms_soak: many nodes, many rounds, random faults; checks nothing leaks"};
   app.add_option("--nodes", o.nodes, "node processes (default 50)")->check(CLI::Range(3, 500));
-  app.add_option("--rounds", o.rounds, "rounds to complete (default 20)")->check(CLI::Range(2, 1000));
+  app.add_option("--rounds", o.rounds, "rounds to complete (default 20)")
+      ->check(CLI::Range(2, 1000));
   app.add_option("--fault-rate", o.fault_rate, "per node and round (default 0.1)")
       ->check(CLI::Range(0.0, 0.5));
   app.add_option("--seed", o.seed, "faults and data (default 1)");
