@@ -16,21 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "tests/support/small_declaration_schema.h"
 
 namespace {
 
-constexpr char kSchemaJson[] = R"({
-  "columns": [
-    {"name": "id", "role": "ID"},
-    {"name": "date", "role": "DATE"},
-    {"name": "value", "role": "NUMERIC", "log1p": true},
-    {"name": "mass", "role": "NUMERIC"},
-    {"name": "origin", "role": "CATEGORICAL", "hash_buckets": 16},
-    {"name": "hs", "role": "CATEGORICAL", "hash_buckets": 100, "prefix_length": 4},
-    {"name": "sel", "role": "SELECTION"},
-    {"name": "label", "role": "LABEL"}
-  ]
-})";
+constexpr const char* kSchemaJson = fedcustoms::testing_support::kSmallSchemaJson;
 
 void CheckTable(const fedcustoms::data::DeclarationTable& t) {
   const size_t n = t.rows;

@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "common/data/declaration_schema.h"
+#include "tests/support/small_declaration_schema.h"
 
 namespace fedcustoms::data {
 namespace {
@@ -20,20 +21,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr char kSchemaJson[] = R"({
-  "columns": [
-    {"name": "id", "role": "ID"},
-    {"name": "date", "role": "DATE"},
-    {"name": "value", "role": "NUMERIC", "log1p": true},
-    {"name": "mass", "role": "NUMERIC"},
-    {"name": "origin", "role": "CATEGORICAL", "hash_buckets": 16},
-    {"name": "hs", "role": "CATEGORICAL", "hash_buckets": 100, "prefix_length": 4},
-    {"name": "sel", "role": "SELECTION"},
-    {"name": "label", "role": "LABEL"}
-  ]
-})";
-
-constexpr char kHeader[] = "id,date,value,mass,origin,hs,sel,label\n";
+constexpr const char* kSchemaJson = testing_support::kSmallSchemaJson;
+constexpr const char* kHeader = testing_support::kSmallSchemaHeader;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 
