@@ -148,8 +148,6 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   if (!fresh.ok()) return fresh.status();
   UpdateSpec spec = UpdateSpec::Of(*fresh);
   const uint64_t model_bytes = tensor::TensorEncoder(*fresh).TotalBytes();
-  // An upload is the update's encoding; anything much larger is hostile.
-  const uint64_t max_upload_bytes = model_bytes * 2 + (1 << 20);
 
   std::error_code ec;
   std::filesystem::create_directories(options.models_dir, ec);
@@ -158,8 +156,7 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
         absl::StrCat("cannot create ", options.models_dir, ": ", ec.message()));
   }
   std::unique_ptr<TaskRunner> runner(new TaskRunner(std::move(options), registry, ledger, signer,
-                                                    std::move(spec), model_bytes,
-                                                    max_upload_bytes));
+                                                    std::move(spec), model_bytes));
 
   std::vector<uint64_t> versions = registry->Versions(task);
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> global;
@@ -245,14 +242,13 @@ absl::Status TaskRunner::RecordInterruptedRounds() {
 
 TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
                        const crypto::Ed25519Signer* signer, UpdateSpec spec,
-                       uint64_t model_bytes, uint64_t max_upload_bytes)
+                       uint64_t model_bytes)
     : options_(std::move(options)),
       registry_(registry),
       ledger_(ledger),
       signer_(signer),
       spec_(std::move(spec)),
       model_bytes_(model_bytes),
-      max_upload_bytes_(max_upload_bytes),
       model_spec_(task::SpecOf(options_.config, options_.schema)),
       feature_schema_hash_(task::InputHash(model_spec_)),
       optimizer_(std::make_unique<ServerOptimizer>(options_.config.strategy(), spec_)) {}

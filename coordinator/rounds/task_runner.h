@@ -125,7 +125,8 @@ class TaskRunner {
   std::set<std::string> AvailableNodes() const;
 
   // Maximum bytes an upload for this task may have (derived from the model).
-  uint64_t MaxUploadBytes() const { return max_upload_bytes_; }
+  // An upload is the update's encoding; anything much larger is hostile.
+  uint64_t MaxUploadBytes() const { return model_bytes_ * 2 + (1 << 20); }
 
  private:
   enum class Phase {
@@ -142,8 +143,7 @@ class TaskRunner {
   using Clock = std::chrono::steady_clock;
 
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
-             const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes,
-             uint64_t max_upload_bytes);
+             const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes);
 
   void DriverLoop();
   // Each returns with mu_ held, after the phase it drives is over.
@@ -211,7 +211,6 @@ class TaskRunner {
   const crypto::Ed25519Signer* const signer_;
   const UpdateSpec spec_;
   const uint64_t model_bytes_;  // the model's wire encoding
-  const uint64_t max_upload_bytes_;
   // The task's kind and model config, with the schema for declaration tasks.
   const task::ModelSpec model_spec_;
   // Hash of the model's input (task::InputHash); nodes must match it.

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ class ChildProcess {
   std::optional<int> Poll();
   // Blocks until exit; returns the exit code.
   int Wait();
+  // Waits up to `timeout` for exit; the exit code, or nothing if still running.
+  std::optional<int> WaitFor(std::chrono::milliseconds timeout);
   // Sends `signal` (SIGTERM by default).
   void Signal(int signal);
   pid_t pid() const { return pid_; }

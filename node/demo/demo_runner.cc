@@ -55,10 +55,6 @@ json MetricsJson(v1::TaskKind kind, const v1::EvaluationMetrics& m) {
   return j;
 }
 
-absl::Status WriteJson(const std::string& path, const json& j) {
-  return crypto::WriteFileAtomically(path, j.dump(2) + "\n");
-}
-
 // Last line of a node's metrics log for `version`.
 absl::StatusOr<v1::EvaluationMetrics> FederatedMetrics(const std::string& path, uint64_t version) {
   std::ifstream in(path);
@@ -330,7 +326,7 @@ absl::Status RunDemo(const DemoOptions& o) {
     task_configs.push_back(task_json);
   }
   json coordinator = DevCoordinatorConfig(pki, root, task_configs);
-  if (absl::Status s = WriteJson(root + "/coordinator.json", coordinator); !s.ok()) return s;
+  if (absl::Status s = WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) return s;
 
   std::printf("[3/%d] coordinator and %zu node processes over mutual TLS 1.3 on 127.0.0.1%s\n",
               steps, admins.size() * tasks.size(),
@@ -345,7 +341,7 @@ absl::Status RunDemo(const DemoOptions& o) {
   // Keep the port in the config, so the coordinator restarted by hand from it
   // listens where the nodes' configs point.
   coordinator["listen_address"] = "127.0.0.1:" + port;
-  if (absl::Status s = WriteJson(root + "/coordinator.json", coordinator); !s.ok()) return s;
+  if (absl::Status s = WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) return s;
 
   std::vector<DemoNode> nodes;
   for (const DemoTask& t : tasks) {
@@ -357,11 +353,10 @@ absl::Status RunDemo(const DemoOptions& o) {
       if (t.kind == v1::TASK_XRAY) {
         node["xray"] = {{"labels_csv", absl::StrCat(root, "/data/", admin, "/labels.csv")}};
       } else {
-        node["data_file"] = absl::StrCat(root, "/data/", admin, "/declarations.csv");
-        node["schema_file"] = absl::StrCat(root, "/data/", admin, "/declarations.schema.json");
+        AddDeclarationFiles(node, root + "/data", admin);
       }
       const std::string config_path = dir + "/node.json";
-      if (absl::Status s = WriteJson(config_path, node); !s.ok()) return s;
+      if (absl::Status s = WriteJsonFile(config_path, node); !s.ok()) return s;
       auto config = LoadNodeConfig(config_path);
       if (!config.ok()) return config.status();
       const std::string log = companion ? absl::StrCat(root, "/logs/node-", admin, "-", t.name, ".log")
@@ -510,7 +505,7 @@ absl::Status RunDemo(const DemoOptions& o) {
     if (!comparison.ok()) return comparison.status();
     summary["emerging_scheme"] = *comparison;
   }
-  if (absl::Status s = WriteJson(root + "/summary.json", summary); !s.ok()) return s;
+  if (absl::Status s = WriteJsonFile(root + "/summary.json", summary); !s.ok()) return s;
   std::printf("summary: %s/summary.json\n", root.c_str());
   if (!losers.empty() && main.kind == v1::TASK_RISK) {
     return absl::FailedPreconditionError(

@@ -39,6 +39,16 @@ nlohmann::json DevNodeConfig(const std::string& pki_dir, const std::string& admi
           {"threads", 1}};
 }
 
+void AddDeclarationFiles(nlohmann::json& node_config, const std::string& data_dir,
+                         const std::string& admin) {
+  node_config["data_file"] = absl::StrCat(data_dir, "/", admin, "/declarations.csv");
+  node_config["schema_file"] = absl::StrCat(data_dir, "/", admin, "/declarations.schema.json");
+}
+
+absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& value) {
+  return crypto::WriteFileAtomically(path, value.dump(2) + "\n");
+}
+
 absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
                                                            const std::string& port_file,
                                                            const std::string& log_path,

@@ -28,6 +28,14 @@ nlohmann::json DevNodeConfig(const std::string& pki_dir, const std::string& admi
                              const std::string& coordinator_address, const std::string& task,
                              const std::string& work_dir);
 
+// Adds the synthetic declarations of `admin` (synth layout:
+// <data_dir>/<admin>/declarations.csv and .schema.json) to a node config.
+void AddDeclarationFiles(nlohmann::json& node_config, const std::string& data_dir,
+                         const std::string& admin);
+
+// Writes `value` as indented JSON to `path` atomically.
+absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& value);
+
 struct RunningCoordinator {
   std::unique_ptr<ChildProcess> process;
   // The port it listens on (read from its port file).

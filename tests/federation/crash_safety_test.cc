@@ -54,23 +54,9 @@ std::string CaseName(const ::testing::TestParamInfo<CrashCase>& info) {
   return name;
 }
 
-absl::Status WriteJson(const std::string& path, const json& value) {
-  return crypto::WriteFileAtomically(path, value.dump(2));
-}
-
 std::string ReadLog(const std::string& path) {
   auto text = crypto::ReadFile(path);
   return text.ok() ? *text : "";
-}
-
-// Waits up to `seconds` for `process` to exit and returns its exit code.
-std::optional<int> WaitFor(node::ChildProcess& process, int seconds) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < give_up) {
-    if (auto code = process.Poll()) return code;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return std::nullopt;
 }
 
 // Every version directory a reader can see verifies: signed manifest, weights
@@ -127,7 +113,7 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
               {"eval_deadline_seconds", 30},
               {"gather_seconds", 1}};
     coordinator_config_ = node::DevCoordinatorConfig(root_ + "/pki", root_, json::array({task}));
-    ASSERT_TRUE(WriteJson(root_ + "/coordinator.json", coordinator_config_).ok());
+    ASSERT_TRUE(node::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
   }
 
   // Starts the coordinator (with the crash point armed when `crash_point` is
@@ -144,7 +130,7 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
     if (port_.empty()) {
       port_ = running->port;
       coordinator_config_["listen_address"] = "127.0.0.1:" + port_;
-      EXPECT_TRUE(WriteJson(root_ + "/coordinator.json", coordinator_config_).ok());
+      EXPECT_TRUE(node::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
     }
     return std::move(running->process);
   }
@@ -156,10 +142,9 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
     const std::string dir = root_ + "/nodes/" + admin;
     fs::create_directories(dir);
     json config = node::DevNodeConfig(root_ + "/pki", admin, "localhost:" + port_, "risk", dir);
-    config["data_file"] = absl::StrCat(root_, "/data/", admin, "/declarations.csv");
-    config["schema_file"] = absl::StrCat(root_, "/data/", admin, "/declarations.schema.json");
+    node::AddDeclarationFiles(config, root_ + "/data", admin);
     config["max_backoff_seconds"] = 2;
-    EXPECT_TRUE(WriteJson(dir + "/node.json", config).ok());
+    EXPECT_TRUE(node::WriteJsonFile(dir + "/node.json", config).ok());
     std::vector<std::string> argv;
     if (!crash_point.empty()) argv = {"/usr/bin/env", "FEDCUSTOMS_CRASH_POINT=" + crash_point};
     argv.insert(argv.end(),
@@ -179,12 +164,13 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
   void FinishFederation(node::ChildProcess& coordinator) {
     for (auto& n : nodes_) {
       ASSERT_NE(n, nullptr);
-      std::optional<int> node_code = WaitFor(*n, 600);
+      std::optional<int> node_code = n->WaitFor(std::chrono::seconds(600));
       ASSERT_TRUE(node_code.has_value()) << "a node did not finish; see " << n->log_path();
       EXPECT_EQ(*node_code, 0) << "see " << n->log_path();
     }
     coordinator.Signal(SIGTERM);
-    EXPECT_EQ(WaitFor(coordinator, 60).value_or(-1), 0) << "see " << coordinator.log_path();
+    EXPECT_EQ(coordinator.WaitFor(std::chrono::seconds(60)).value_or(-1), 0)
+        << "see " << coordinator.log_path();
   }
 
   // The ledger's finished rounds of "risk"; fails if any round is left open.
@@ -213,7 +199,7 @@ TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   StartNodes();
 
   // The crash: SIGKILL at the point, nothing else.
-  std::optional<int> code = WaitFor(*first, 300);
+  std::optional<int> code = first->WaitFor(std::chrono::seconds(300));
   ASSERT_TRUE(code.has_value()) << "the coordinator never reached " << c.point << "; see "
                                 << first->log_path();
   EXPECT_EQ(*code, 128 + SIGKILL);
@@ -299,7 +285,7 @@ TEST_P(NodeCrashTest, KilledNodeRestartsAndRejoins) {
   nodes_.push_back(StartNode("FI", "", 1));
   nodes_.push_back(StartNode("LV", "", 1));
   ASSERT_NE(nodes_[0], nullptr);
-  std::optional<int> code = WaitFor(*nodes_[0], 300);
+  std::optional<int> code = nodes_[0]->WaitFor(std::chrono::seconds(300));
   ASSERT_TRUE(code.has_value()) << "EE never reached " << c.point << "; see "
                                 << nodes_[0]->log_path();
   EXPECT_EQ(*code, 128 + SIGKILL);

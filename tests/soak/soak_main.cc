@@ -105,10 +105,6 @@ std::vector<std::string> Codes(uint32_t n) {
   return codes;
 }
 
-absl::Status WriteJson(const std::string& path, const json& value) {
-  return crypto::WriteFileAtomically(path, value.dump(2));
-}
-
 struct Node {
   std::string admin;
   std::string config;
@@ -157,10 +153,10 @@ class Soak {
 
     // A small model, so 50 nodes train on 2 cores; enough nodes per round
     // that 10 % faults rarely abort one, and deadlines that cut stalls.
-    min_nodes_ = std::max<uint32_t>(2, o_.nodes * 6 / 10);
+    const uint32_t min_nodes = std::max<uint32_t>(2, o_.nodes * 6 / 10);
     json task{{"name", "risk"},
               {"schema_file", root + "/data/" + admins_[0] + "/declarations.schema.json"},
-              {"min_nodes", min_nodes_},
+              {"min_nodes", min_nodes},
               {"rounds", o_.rounds},
               {"round_deadline_seconds", 90},
               {"eval_deadline_seconds", 45},
@@ -170,7 +166,8 @@ class Soak {
     json coordinator = node::DevCoordinatorConfig(root + "/pki", root, json::array({task}));
     coordinator["stream_idle_seconds"] = 15;
     coordinator["threads"] = 1;
-    if (absl::Status s = WriteJson(root + "/coordinator.json", coordinator); !s.ok()) return s;
+    if (absl::Status s = node::WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok())
+      return s;
     auto running = node::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
                                                  root + "/logs/coordinator.log");
     if (!running.ok()) return running.status();
@@ -187,13 +184,12 @@ class Soak {
       fs::create_directories(dir, ec);
       json config = node::DevNodeConfig(root + "/pki", admin,
                                         absl::StrCat("localhost:", proxy_->port()), "risk", dir);
-      config["data_file"] = absl::StrCat(root, "/data/", admin, "/declarations.csv");
-      config["schema_file"] = absl::StrCat(root, "/data/", admin, "/declarations.schema.json");
+      node::AddDeclarationFiles(config, root + "/data", admin);
       config["max_backoff_seconds"] = 5;
       Node n;
       n.admin = admin;
       n.config = dir + "/node.json";
-      if (absl::Status s = WriteJson(n.config, config); !s.ok()) return s;
+      if (absl::Status s = node::WriteJsonFile(n.config, config); !s.ok()) return s;
       nodes_.push_back(std::move(n));
     }
     for (Node& n : nodes_) {
@@ -320,11 +316,7 @@ class Soak {
     // Every node comes back and exits once it sees the task finished.
     if (absl::Status s = SettlePending(true); !s.ok()) return s;
     for (Node& n : nodes_) {
-      const auto deadline = Clock::now() + std::chrono::seconds(180);
-      std::optional<int> code;
-      while (!(code = n.process->Poll()) && Clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
+      const std::optional<int> code = n.process->WaitFor(std::chrono::seconds(180));
       if (!code || *code != 0) {
         return absl::InternalError(
             absl::StrCat("node ", n.admin, " did not finish cleanly; see ", n.process->log_path()));
@@ -449,7 +441,7 @@ class Soak {
     report["coordinator_thread_names"] = {{"before_nodes", before_nodes_.thread_names},
                                           {"after_nodes", after_nodes_.thread_names}};
     report["failures"] = failures;
-    if (absl::Status s = WriteJson(root + "/soak.json", report); !s.ok()) {
+    if (absl::Status s = node::WriteJsonFile(root + "/soak.json", report); !s.ok()) {
       return Fail(s.ToString());
     }
     std::printf("soak: %s (figures in %s/soak.json)\n", failures.empty() ? "passed" : "FAILED",
@@ -460,7 +452,6 @@ class Soak {
   const Options o_;
   std::mt19937_64 rng_;
   std::vector<std::string> admins_;
-  uint32_t min_nodes_ = 0;
   std::unique_ptr<node::ChildProcess> coordinator_;
   std::string coordinator_port_;
   std::unique_ptr<FaultProxy> proxy_;
