@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 
@@ -12,9 +13,34 @@ absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config, bool need_
   if (!schema.ok()) return schema.status();
   local.schema = *std::move(schema);
   local.feature_schema_hash = data::FeatureSchemaHash(local.schema);
-  auto table = data::ReadDeclarationsCsv(config.data_file(), local.schema, config.bad_row_policy());
+  data::ReadOptions read;
+  read.policy = config.bad_row_policy();
+  const std::string selection_column = data::SelectionColumnName(local.schema);
+  if (!selection_column.empty()) read.raw_columns.push_back(selection_column);
+  auto table = data::ReadDeclarationsCsv(config.data_file(), local.schema, read);
   if (!table.ok()) return table.status();
   local.table = *std::move(table);
+  if (!selection_column.empty()) {
+    // One byte per row instead of the strings.
+    const std::string random =
+        config.random_selection_value().empty() ? "random" : config.random_selection_value();
+    const std::vector<std::string>& values = local.table.raw_columns.front().values;
+    local.selection.reserve(values.size());
+    for (const std::string& v : values) {
+      switch (report::ClassifySelection(v, random)) {
+        case report::SelectionKind::kUnknown:
+          local.selection.push_back(kSelectionUnknown);
+          break;
+        case report::SelectionKind::kRandom:
+          local.selection.push_back(kSelectionRandom);
+          break;
+        case report::SelectionKind::kRisk:
+          local.selection.push_back(kSelectionRisk);
+          break;
+      }
+    }
+    local.table.raw_columns.clear();
+  }
   if (need_labels && !local.table.has_labels()) {
     return absl::InvalidArgumentError(absl::StrCat(
         config.schema_file(), ": the risk task needs a LABEL column (the control result)"));

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/data/declaration_table.h"
@@ -16,7 +18,15 @@ struct LocalData {
   std::string feature_schema_hash;
   data::DeclarationTable table;
   data::Split split;
+  // How each row was selected for control, from the schema's SELECTION column
+  // (empty when it has none), classified with report::ClassifySelection and
+  // the node's random_selection_value.
+  std::vector<uint8_t> selection;
 };
+
+inline constexpr uint8_t kSelectionUnknown = 0;
+inline constexpr uint8_t kSelectionRandom = 1;
+inline constexpr uint8_t kSelectionRisk = 2;
 
 // Loads the schema and CSV named in the node config and splits them; errors
 // name the file, line and column. `need_labels`: the schema must have a LABEL

@@ -29,12 +29,26 @@ struct DeclarationTable {
   std::vector<int32_t> days;
   // Declaration id per row; empty when the schema has no ID column.
   std::vector<std::string> ids;
+  // Values of the columns asked for in ReadOptions::raw_columns, as written
+  // (trimmed), one per row; empty otherwise. Raw data: never sent anywhere.
+  struct RawColumn {
+    std::string name;
+    std::vector<std::string> values;
+  };
+  std::vector<RawColumn> raw_columns;
   // Rows dropped by the SKIP bad-row policy.
   size_t skipped_rows = 0;
 
   size_t numeric_width() const { return numeric_names.size(); }
   size_t categorical_width() const { return categorical_names.size(); }
   bool has_labels() const { return !labels.empty(); }
+  // The raw column named `name`, or nullptr when it was not kept.
+  const RawColumn* raw_column(const std::string& name) const {
+    for (const RawColumn& c : raw_columns) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  }
 };
 
 // Row indices of a deterministic train / hold-out split.

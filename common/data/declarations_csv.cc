@@ -277,13 +277,17 @@ struct RowBuffer {
   float label = 0;
   int32_t day = 0;
   std::string id;
+  std::vector<std::string> raw;  // one per ReadOptions::raw_columns
 };
 
 class DeclarationsCsvReader {
  public:
   DeclarationsCsvReader(const std::string& path, const v1::DeclarationSchema& schema,
-                        v1::BadRowPolicy policy)
-      : path_(path), schema_(schema), skip_bad_rows_(policy == v1::SKIP) {}
+                        const ReadOptions& options)
+      : path_(path),
+        schema_(schema),
+        skip_bad_rows_(options.policy == v1::SKIP),
+        raw_names_(options.raw_columns) {}
 
   absl::StatusOr<DeclarationTable> Read() {
     FilePtr file(std::fopen(path_.c_str(), "rb"));
@@ -309,6 +313,7 @@ class DeclarationsCsvReader {
     RowBuffer row;
     row.numeric.resize(table_.numeric_width());
     row.categorical.resize(table_.categorical_width());
+    row.raw.resize(raw_fields_.size());
     size_t data_rows = 0;
     while (true) {
       const CsvRecordReader::Result r = reader.Next(&fields, &error);
@@ -397,6 +402,15 @@ class DeclarationsCsvReader {
       if (role == v1::DATE) has_date_ = true;
       if (role == v1::ID) has_id_ = true;
     }
+    for (const std::string& name : raw_names_) {
+      const auto it = std::find(header->begin(), header->end(), name);
+      if (it == header->end()) {
+        return Fail(absl::StrCat(path_, ":", line, ": missing column \"", name,
+                                 "\" (asked for by name, e.g. a report's group column)"));
+      }
+      raw_fields_.push_back(static_cast<size_t>(it - header->begin()));
+      table_.raw_columns.push_back({name, {}});
+    }
     return absl::OkStatus();
   }
 
@@ -457,6 +471,13 @@ class DeclarationsCsvReader {
           break;
       }
     }
+    for (size_t k = 0; k < raw_fields_.size(); ++k) {
+      const std::string_view value = Trim(fields[raw_fields_[k]]);
+      if (auto bad = FindInvalidUtf8(value)) {
+        return absl::StrCat("column \"", raw_names_[k], "\": invalid UTF-8 at byte ", *bad + 1);
+      }
+      row->raw[k].assign(value);
+    }
     return "";
   }
 
@@ -467,6 +488,9 @@ class DeclarationsCsvReader {
     if (has_label_) table_.labels.push_back(row->label);
     if (has_date_) table_.days.push_back(row->day);
     if (has_id_) table_.ids.push_back(std::move(row->id));
+    for (size_t k = 0; k < row->raw.size(); ++k) {
+      table_.raw_columns[k].values.push_back(std::move(row->raw[k]));
+    }
     ++table_.rows;
   }
 
@@ -474,8 +498,10 @@ class DeclarationsCsvReader {
   const std::string& path_;
   const v1::DeclarationSchema& schema_;
   const bool skip_bad_rows_;
+  const std::vector<std::string>& raw_names_;
 
   // Set by PlanColumns()
+  std::vector<size_t> raw_fields_;  // CSV field of each raw_names_ entry
   size_t field_count_ = 0;
   std::vector<ColumnPlan> plan_;
   bool has_label_ = false;
@@ -520,7 +546,22 @@ uint32_t CategoricalBucket(std::string_view column_name, std::string_view value,
 absl::StatusOr<DeclarationTable> ReadDeclarationsCsv(const std::string& csv_path,
                                                      const v1::DeclarationSchema& schema,
                                                      v1::BadRowPolicy policy) {
-  return DeclarationsCsvReader(csv_path, schema, policy).Read();
+  ReadOptions options;
+  options.policy = policy;
+  return ReadDeclarationsCsv(csv_path, schema, options);
+}
+
+absl::StatusOr<DeclarationTable> ReadDeclarationsCsv(const std::string& csv_path,
+                                                     const v1::DeclarationSchema& schema,
+                                                     const ReadOptions& options) {
+  return DeclarationsCsvReader(csv_path, schema, options).Read();
+}
+
+std::string SelectionColumnName(const v1::DeclarationSchema& schema) {
+  for (const v1::ColumnSpec& c : schema.columns()) {
+    if (c.role() == v1::SELECTION) return c.name();
+  }
+  return "";
 }
 
 Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/data/declaration_table.h"
@@ -62,6 +63,26 @@ uint32_t CategoricalBucket(std::string_view column_name, std::string_view value,
 absl::StatusOr<DeclarationTable> ReadDeclarationsCsv(const std::string& csv_path,
                                                      const v1::DeclarationSchema& schema,
                                                      v1::BadRowPolicy policy);
+
+// Options of the ReadDeclarationsCsv() overload below.
+struct ReadOptions {
+  v1::BadRowPolicy policy = v1::FAIL;
+  // Header names of columns whose values (trimmed, UTF-8 checked) are kept as
+  // written in DeclarationTable::raw_columns, in this order: any column of the
+  // file, whatever its role (e.g. the SELECTION column, or origin_country for
+  // a report by group). A name missing from the header is an error naming it.
+  // These are raw data values: they stay at the administration.
+  std::vector<std::string> raw_columns;
+};
+
+// As above, and keeps the raw values of options.raw_columns.
+absl::StatusOr<DeclarationTable> ReadDeclarationsCsv(const std::string& csv_path,
+                                                     const v1::DeclarationSchema& schema,
+                                                     const ReadOptions& options);
+
+// Name of the schema's SELECTION column (how each declaration was chosen for
+// control), or "" when it has none.
+std::string SelectionColumnName(const v1::DeclarationSchema& schema);
 
 // A deterministic train / hold-out split of `table`'s rows. With dates the
 // latest declarations are held out (rows sorted by (day, row index); the last

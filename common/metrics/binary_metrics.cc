@@ -115,6 +115,20 @@ v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetric
   mean.set_examples(examples);
   mean.set_positives(positives);
   mean.set_flagged(flagged);
+  // Random-control counts pool across nodes (with the budget the reports share).
+  for (const v1::EvaluationMetrics& r : reports) {
+    if (!r.has_selection()) continue;
+    v1::SelectionEvaluation* pooled = mean.mutable_selection();
+    pooled->set_budget_percent(r.selection().budget_percent());
+    for (auto [from, to] :
+         {std::pair{&r.selection().random(), pooled->mutable_random()},
+          std::pair{&r.selection().risk_selected(), pooled->mutable_risk_selected()}}) {
+      to->set_rows(to->rows() + from->rows());
+      to->set_positives(to->positives() + from->positives());
+      to->set_flagged(to->flagged() + from->flagged());
+      to->set_flagged_positives(to->flagged_positives() + from->flagged_positives());
+    }
+  }
   if (total > 0) {
     mean.set_accuracy(accuracy / total);
     mean.set_roc_auc(roc / total);

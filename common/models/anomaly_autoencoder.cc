@@ -115,6 +115,11 @@ void AnomalyAutoencoderImpl::SetStandardization(const torch::Tensor& mean,
 
 torch::Tensor AnomalyAutoencoderImpl::forward(const torch::Tensor& numeric,
                                               const torch::Tensor& categorical) {
+  return FeatureErrors(numeric, categorical).sum(1);
+}
+
+torch::Tensor AnomalyAutoencoderImpl::FeatureErrors(const torch::Tensor& numeric,
+                                                    const torch::Tensor& categorical) {
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
   CheckDeclarationInputs("AnomalyAutoencoder", numeric, categorical, numeric_width_,
                          categorical_width);
@@ -127,24 +132,22 @@ torch::Tensor AnomalyAutoencoderImpl::forward(const torch::Tensor& numeric,
   for (size_t i = 0; i < decoder_->size(); ++i) {
     x = torch::relu(decoder_->at<torch::nn::LinearImpl>(i).forward(x));
   }
-  torch::Tensor score = torch::zeros({numeric.size(0)}, numeric.options());
+  std::vector<torch::Tensor> parts;
   if (numeric_width_ > 0) {
-    score = score + (numeric_head_->forward(x) - z).pow(2).mean(1);
+    parts.push_back((numeric_head_->forward(x) - z).pow(2) / static_cast<double>(numeric_width_));
   }
-  if (categorical_width > 0) {
-    namespace F = torch::nn::functional;
-    torch::Tensor categorical_error = torch::zeros_like(score);
-    for (int64_t j = 0; j < categorical_width; ++j) {
-      categorical_error =
-          categorical_error +
-          F::cross_entropy(categorical_heads_->at<torch::nn::LinearImpl>(j).forward(x),
-                           categorical.select(1, j),
-                           F::CrossEntropyFuncOptions().reduction(torch::kNone));
-    }
-    score = score + categorical_error *
-                        (config_.categorical_weight() / static_cast<double>(categorical_width));
+  namespace F = torch::nn::functional;
+  const double categorical_scale =
+      categorical_width > 0 ? config_.categorical_weight() / static_cast<double>(categorical_width)
+                            : 0;
+  for (int64_t j = 0; j < categorical_width; ++j) {
+    parts.push_back(F::cross_entropy(categorical_heads_->at<torch::nn::LinearImpl>(j).forward(x),
+                                     categorical.select(1, j),
+                                     F::CrossEntropyFuncOptions().reduction(torch::kNone))
+                        .unsqueeze(1) *
+                    categorical_scale);
   }
-  return score;
+  return torch::cat(parts, 1);
 }
 
 }  // namespace fedcustoms::models

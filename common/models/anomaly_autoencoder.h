@@ -76,6 +76,12 @@ class AnomalyAutoencoderImpl : public torch::nn::Module {
   // or ids.
   torch::Tensor forward(const torch::Tensor& numeric, const torch::Tensor& categorical);
 
+  // The score split by feature, [B, Fn + Fc]: numeric feature j's squared
+  // reconstruction error / Fn, then categorical feature j's cross-entropy x
+  // categorical_weight / Fc. The row sums are forward()'s scores, so it is an
+  // exact additive explanation of the anomaly score. Throws as forward().
+  torch::Tensor FeatureErrors(const torch::Tensor& numeric, const torch::Tensor& categorical);
+
   void ResetParameters(uint64_t seed);
   // As in RiskMlp.
   bool HasStandardization() const;

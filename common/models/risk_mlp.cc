@@ -87,10 +87,17 @@ void RiskMlpImpl::SeedDropout(uint64_t seed) {
 }
 
 torch::Tensor RiskMlpImpl::forward(const torch::Tensor& numeric, const torch::Tensor& categorical) {
+  return LogitsOfEncoded(Encode(numeric, categorical));
+}
+
+torch::Tensor RiskMlpImpl::Encode(const torch::Tensor& numeric, const torch::Tensor& categorical) {
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
   CheckDeclarationInputs("RiskMlp", numeric, categorical, numeric_width_, categorical_width);
+  return EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical);
+}
 
-  torch::Tensor x = EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical);
+torch::Tensor RiskMlpImpl::LogitsOfEncoded(const torch::Tensor& encoded) {
+  torch::Tensor x = encoded;
   const double p = config_.dropout();
   for (size_t i = 0; i < hidden_->size(); ++i) {
     x = torch::relu(hidden_->at<torch::nn::LinearImpl>(i).forward(x));

@@ -72,6 +72,18 @@ class RiskMlpImpl : public torch::nn::Module {
   // SetStandardization); training mode applies dropout.
   torch::Tensor forward(const torch::Tensor& numeric, const torch::Tensor& categorical);
 
+  // forward() in two steps, for explanations that work in the encoded space
+  // (integrated gradients): Encode() gives [B, encoded_width()] = the
+  // standardized numerics (columns 0..Fn-1) then each categorical feature's
+  // embedding (E columns each, in feature order); LogitsOfEncoded() runs the
+  // hidden layers on it. forward(n, c) == LogitsOfEncoded(Encode(n, c)).
+  // Encode() throws c10::Error as forward() does.
+  torch::Tensor Encode(const torch::Tensor& numeric, const torch::Tensor& categorical);
+  torch::Tensor LogitsOfEncoded(const torch::Tensor& encoded);
+  int64_t encoded_width() const {
+    return numeric_width_ + static_cast<int64_t>(buckets_.size()) * config_.embedding_dim();
+  }
+
   // Re-initializes every parameter and resets the standardization buffers
   // (mean 0, variance 1, count 0) deterministically from `seed`.
   void ResetParameters(uint64_t seed);

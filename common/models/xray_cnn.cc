@@ -102,6 +102,10 @@ torch::Tensor XrayCnnImpl::EncodePixels(const torch::Tensor& images) const {
 }
 
 torch::Tensor XrayCnnImpl::forward(const torch::Tensor& images) {
+  return LogitsOfLastConv(LastConvActivation(images));
+}
+
+torch::Tensor XrayCnnImpl::LastConvActivation(const torch::Tensor& images) {
   const int64_t size = config_.image_size();
   TORCH_CHECK(images.dim() == 4 && images.size(1) == config_.input_channels() &&
                   images.size(2) == size && images.size(3) == size,
@@ -110,10 +114,15 @@ torch::Tensor XrayCnnImpl::forward(const torch::Tensor& images) {
   TORCH_CHECK(images.scalar_type() == torch::kFloat32, "XrayCnn: images must be float32, got ",
               images.scalar_type());
   torch::Tensor x = EncodePixels(images);
-  for (size_t i = 0; i < conv_->size(); ++i) {
+  const size_t last = conv_->size() - 1;
+  for (size_t i = 0; i < last; ++i) {
     x = torch::max_pool2d(torch::relu(conv_->at<torch::nn::Conv2dImpl>(i).forward(x)), 2);
   }
-  x = torch::relu(hidden_->forward(x.flatten(1)));
+  return torch::relu(conv_->at<torch::nn::Conv2dImpl>(last).forward(x));
+}
+
+torch::Tensor XrayCnnImpl::LogitsOfLastConv(const torch::Tensor& activation) {
+  torch::Tensor x = torch::relu(hidden_->forward(torch::max_pool2d(activation, 2).flatten(1)));
   const double p = config_.dropout();
   if (is_training() && p > 0) {
     torch::Tensor keep = torch::empty_like(x).bernoulli_(1.0 - p, dropout_generator_);

@@ -96,6 +96,15 @@ class XrayCnnImpl : public torch::nn::Module {
   // Training mode applies dropout.
   torch::Tensor forward(const torch::Tensor& images);
 
+  // forward() in two steps, for Grad-CAM: LastConvActivation() is the last
+  // convolution block's ReLU output before its max-pool, [B, channels.back(),
+  // S >> (depth-1), S >> (depth-1)] (the finest map that still sees whole
+  // objects); LogitsOfLastConv() pools it and runs the classifier.
+  // forward(x) == LogitsOfLastConv(LastConvActivation(x)); the checks and
+  // errors are forward()'s.
+  torch::Tensor LastConvActivation(const torch::Tensor& images);
+  torch::Tensor LogitsOfLastConv(const torch::Tensor& activation);
+
   // What the first convolution reads of images in [0, 1]: the images
   // themselves (INTENSITY) or their standardized attenuation (ATTENUATION).
   torch::Tensor EncodePixels(const torch::Tensor& images) const;

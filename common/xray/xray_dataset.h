@@ -30,7 +30,11 @@ struct XrayDataset {
   // 257 so that 255 becomes 65535 and a value means the same brightness.
   std::vector<uint16_t> pixels;
   // Class index per item, 0 = no threat; < number of configured classes.
+  // All 0 when !labeled.
   std::vector<int32_t> labels;
+  // False for images to score whose source gave no labels (a labels CSV with
+  // only path columns): such a dataset cannot train or evaluate.
+  bool labeled = true;
   // Threat bounding box per item when the source gave one.
   std::vector<std::optional<Box>> boxes;
   // Where each item came from, for error messages and heatmaps: the image path

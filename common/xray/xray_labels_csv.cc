@@ -150,19 +150,23 @@ class LabelsCsvLoader {
 
   absl::Status ReadHeader(const std::vector<std::string>& header, size_t line) {
     const bool dual = !header.empty() && header[0] == "path_high";
+    // Images to score only: the paths without a label column.
+    has_label_ = header.size() != (dual ? 2u : 1u);
     std::vector<std::string> expected =
         dual ? std::vector<std::string>{"path_high", "path_low", "label"}
              : std::vector<std::string>{"path", "label"};
+    if (!has_label_) expected.pop_back();
     const size_t base = expected.size();
-    if (header.size() == base + kBoxColumns) {
+    if (has_label_ && header.size() == base + kBoxColumns) {
       for (const char* name : kBoxNames) expected.push_back(name);
     }
     if (header != expected) {
       const char* allowed =
           config_.input_channels() == 2
               ? "\"path_high,path_low,label\" or \"path_high,path_low,label,x_min,y_min,x_max,"
-                "y_max\""
-              : "\"path,label\" or \"path,label,x_min,y_min,x_max,y_max\"";
+                "y_max\" (or \"path_high,path_low\" for images to score)"
+              : "\"path,label\" or \"path,label,x_min,y_min,x_max,y_max\" (or \"path\" for "
+                "images to score)";
       return Fail(line, absl::StrCat("header must be ", allowed, ", found ",
                                      Shown(absl::StrJoin(header, ","))));
     }
@@ -173,8 +177,9 @@ class LabelsCsvLoader {
                                "(expected path_high,path_low,...)");
     }
     dual_ = dual;
-    has_box_ = header.size() == base + kBoxColumns;
+    has_box_ = has_label_ && header.size() == base + kBoxColumns;
     columns_ = header.size();
+    dataset_.labeled = has_label_;
     return absl::OkStatus();
   }
 
@@ -186,7 +191,7 @@ class LabelsCsvLoader {
     for (size_t i = 0; i < label_column; ++i) {
       if (fields[i].empty()) return Fail(line, "empty image path");
     }
-    const std::string& label = fields[label_column];
+    const std::string& label = has_label_ ? fields[label_column] : config_.classes(0);
     int32_t label_index = -1;
     for (int i = 0; i < config_.classes_size(); ++i) {
       if (config_.classes(i) == label) label_index = i;
@@ -267,6 +272,7 @@ class LabelsCsvLoader {
   // Set by ReadHeader()
   bool dual_ = false;
   bool has_box_ = false;
+  bool has_label_ = true;
   size_t columns_ = 0;
 
   XrayDataset dataset_;

@@ -17,6 +17,8 @@ namespace fedcustoms::xray {
 //   path,label,x_min,y_min,x_max,y_max
 //   path_high,path_low,label                        input_channels 2
 //   path_high,path_low,label,x_min,y_min,x_max,y_max
+//   path                                            images to score (no labels:
+//   path_high,path_low                              XrayDataset::labeled false)
 // (names exact, in this order; a UTF-8 BOM is dropped). A dual-energy header
 // with input_channels 1, or the reverse, is an error.
 //

@@ -27,6 +27,13 @@ CREATE TABLE IF NOT EXISTS rounds (
   metrics_json TEXT NOT NULL,
   PRIMARY KEY (task, round_id)
 );
+CREATE TABLE IF NOT EXISTS selection_evaluations (
+  task TEXT NOT NULL,
+  round_id INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  evaluation_json TEXT NOT NULL,
+  PRIMARY KEY (task, round_id, node)
+);
 CREATE TABLE IF NOT EXISTS open_rounds (
   task TEXT NOT NULL,
   round_id INTEGER NOT NULL,
@@ -207,7 +214,48 @@ absl::Status RoundLedger::InsertFinished(const RoundRecord& r) {
                     SQLITE_TRANSIENT);
   sqlite3_bind_int64(raw_delete, 2, static_cast<sqlite3_int64>(r.round_id));
   if (sqlite3_step(raw_delete) != SQLITE_DONE) return Fail(what);
+  for (const auto& [node, json] : r.selection_evaluations) {
+    sqlite3_stmt* raw_insert = nullptr;
+    if (sqlite3_prepare_v2(db_, "INSERT INTO selection_evaluations VALUES (?1, ?2, ?3, ?4)", -1,
+                           &raw_insert, nullptr) != SQLITE_OK) {
+      return Fail(what);
+    }
+    Statement insert(raw_insert);
+    auto bind = [&](int i, const std::string& v) {
+      sqlite3_bind_text(raw_insert, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    };
+    bind(1, r.task);
+    sqlite3_bind_int64(raw_insert, 2, static_cast<sqlite3_int64>(r.round_id));
+    bind(3, node);
+    bind(4, json);
+    if (sqlite3_step(raw_insert) != SQLITE_DONE) return Fail(what);
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RoundLedger::SelectionEvaluations(
+    const std::string& task, uint64_t round_id) const {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* raw = nullptr;
+  const char* sql =
+      "SELECT node, evaluation_json FROM selection_evaluations WHERE task = ?1 AND round_id = ?2 "
+      "ORDER BY node";
+  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("round ledger ", path_, ": ", sqlite3_errmsg(db_)));
+  }
+  Statement stmt(raw);
+  sqlite3_bind_text(raw, 1, task.c_str(), static_cast<int>(task.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(raw, 2, static_cast<sqlite3_int64>(round_id));
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(raw, 0)),
+                     reinterpret_cast<const char*>(sqlite3_column_text(raw, 1)));
+  }
+  if (rc != SQLITE_DONE) {
+    return absl::InternalError(absl::StrCat("round ledger ", path_, ": ", sqlite3_errmsg(db_)));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<RoundRecord>> RoundLedger::List(const std::string& task) const {

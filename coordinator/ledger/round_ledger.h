@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -14,7 +15,9 @@
 namespace fedcustoms::coordinator {
 
 // What one round did, as recorded in the ledger. Counts only: the ledger never
-// says which node sent what.
+// says which node sent which update. (Evaluation counts are per
+// administration: each node reports them in the clear, see
+// selection_evaluations.)
 struct RoundRecord {
   std::string task;
   uint64_t round_id = 0;
@@ -43,6 +46,10 @@ struct RoundRecord {
   double eval_seconds = 0;
   // Aggregated evaluation metrics of the result version as JSON ("{}" if none).
   std::string metrics_json = "{}";
+  // Random-control evaluation counts per administration, (node, JSON of
+  // v1::SelectionEvaluation), stored in the selection_evaluations table with
+  // the round in the same transaction.
+  std::vector<std::pair<std::string, std::string>> selection_evaluations;
 };
 
 // A round that was opened and never finished: the coordinator stopped (or was
@@ -74,6 +81,11 @@ class RoundLedger {
   // Appends a finished round (status "completed" or "aborted") and removes it
   // from the open rounds; (task, round_id) must not be recorded yet.
   absl::Status Record(const RoundRecord& record);
+
+  // The (node, evaluation JSON) pairs recorded with round `round_id` of
+  // `task`, by node; empty when there are none.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SelectionEvaluations(
+      const std::string& task, uint64_t round_id) const;
   // Rounds of `task` (all tasks when empty) that were opened and never
   // recorded, by task then round.
   absl::StatusOr<std::vector<OpenRound>> OpenRounds(const std::string& task) const;

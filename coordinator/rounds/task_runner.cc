@@ -112,6 +112,25 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
           "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]");
     }
   }
+  if (m.has_selection()) {
+    const v1::SelectionEvaluation& s = m.selection();
+    if (s.budget_percent() == 0 || s.budget_percent() > 100) {
+      return absl::InvalidArgumentError("metrics: selection.budget_percent must be in 1..100");
+    }
+    for (const auto* c : {&s.random(), &s.risk_selected()}) {
+      const char* which = c == &s.random() ? "random" : "risk_selected";
+      if (c->positives() > c->rows() || c->flagged() > c->rows() ||
+          c->flagged_positives() > std::min(c->flagged(), c->positives())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "metrics: selection.", which,
+            " needs positives <= rows, flagged <= rows and flagged_positives <= both"));
+      }
+    }
+    if (s.random().rows() + s.risk_selected().rows() > m.examples()) {
+      return absl::InvalidArgumentError(
+          "metrics: selection rows (random + risk_selected) exceed examples");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -699,6 +718,16 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
     metrics_json = ToJsonText(*mean_metrics);
   }
   record_.metrics_json = metrics_json;
+  std::vector<v1::NodeSelectionEvaluation> selection_evaluations;
+  record_.selection_evaluations.clear();
+  for (const auto& [node, metrics] : reported_) {
+    if (!metrics.has_selection()) continue;
+    v1::NodeSelectionEvaluation& e = selection_evaluations.emplace_back();
+    e.set_node(node);
+    e.set_round_id(round_id_);
+    *e.mutable_evaluation() = metrics.selection();
+    record_.selection_evaluations.emplace_back(node, ToJsonText(metrics.selection()));
+  }
 
   std::shared_ptr<const ModelSnapshot> candidate = candidate_;
   absl::StatusOr<manifest::ModelManifest> m =
@@ -732,6 +761,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   global_ = std::move(next_global);
   optimizer_stepped_ = false;  // its state is now the published version's
   latest_metrics_ = std::move(mean_metrics);
+  latest_selection_evaluations_ = std::move(selection_evaluations);
   candidate_.reset();
   RemoveStaleWireFiles(global_->version);
   record_.result_version = global_->version;
@@ -1234,6 +1264,9 @@ v1::TaskStatus TaskRunner::Status() const {
   status.set_rounds_aborted(rounds_aborted_);
   status.set_blocked_reason(blocked_reason_);
   if (latest_metrics_) *status.mutable_latest_metrics() = *latest_metrics_;
+  for (const v1::NodeSelectionEvaluation& e : latest_selection_evaluations_) {
+    *status.add_selection_evaluations() = e;
+  }
   return status;
 }
 

@@ -236,6 +236,8 @@ class TaskRunner {
   // Why no round opens (storage cannot record one); empty otherwise.
   std::string blocked_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
+  // Per administration, of the same round (reported_ is ordered by node).
+  std::vector<v1::NodeSelectionEvaluation> latest_selection_evaluations_ ABSL_GUARDED_BY(mu_);
   Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
   // Mode SECURE: the open round's protocol state and the parameters sent to
   // the nodes with every secure assignment.

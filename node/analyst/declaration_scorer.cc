@@ -49,7 +49,8 @@ absl::StatusOr<std::vector<float>> DeclarationScorer::Score(const data::Declarat
     }
     return training::ScoreAnomalies(*anomaly_, table, rows);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("scoring failed in LibTorch: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("scoring failed in LibTorch: ", e.what_without_backtrace()));
   }
 }
 

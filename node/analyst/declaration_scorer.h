@@ -22,6 +22,10 @@ class DeclarationScorer {
   static absl::StatusOr<DeclarationScorer> Create(const PulledModel& model);
 
   v1::TaskKind kind() const { return kind_; }
+  // The model itself, for explanations (nullptr for the other kind). Owned by
+  // the scorer; valid while it lives.
+  models::RiskMlp* risk_model() { return risk_ ? &*risk_ : nullptr; }
+  models::AnomalyAutoencoder* anomaly_model() { return anomaly_ ? &*anomaly_ : nullptr; }
 
   // Scores of `rows` of `table`, in that order. The table must have been read
   // with the model's schema; InvalidArgument when its rows do not fit the

@@ -64,9 +64,8 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
   if (!verifier.ok()) return verifier.status();
   auto credentials = tls::MakeChannelCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
-  auto stub = v1::AnalystService::NewStub(
-      grpc::CreateCustomChannel(options.coordinator_address, *credentials,
-                                tls::DefaultChannelArguments()));
+  auto stub = v1::AnalystService::NewStub(grpc::CreateCustomChannel(
+      options.coordinator_address, *credentials, tls::DefaultChannelArguments()));
 
   v1::GetManifestRequest request;
   request.set_task(options.task);
@@ -86,8 +85,8 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
                                     source);
   if (!m.ok()) return m.status();
   if (m->task != options.task || m->version != response.version()) {
-    return absl::PermissionDeniedError(absl::StrCat(source, ": signed for ", m->task, " v",
-                                                    m->version, "; refusing"));
+    return absl::PermissionDeniedError(
+        absl::StrCat(source, ": signed for ", m->task, " v", m->version, "; refusing"));
   }
 
   std::error_code ec;
@@ -117,13 +116,13 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
   }
   std::filesystem::rename(staging, weights, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot write ", weights, ": ", ec.message()));
-  if (absl::Status s = crypto::WriteFileAtomically(options.out_dir + "/manifest.json",
-                                                   response.manifest_json());
+  if (absl::Status s =
+          crypto::WriteFileAtomically(options.out_dir + "/manifest.json", response.manifest_json());
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = crypto::WriteFileAtomically(options.out_dir + "/manifest.sig",
-                                                   response.signature());
+  if (absl::Status s =
+          crypto::WriteFileAtomically(options.out_dir + "/manifest.sig", response.signature());
       !s.ok()) {
     return s;
   }

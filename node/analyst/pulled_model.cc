@@ -12,9 +12,8 @@ namespace {
 absl::Status ParseHyperparameters(const std::string& json, const std::string& dir,
                                   google::protobuf::Message* config) {
   if (!google::protobuf::util::JsonStringToMessage(json, config).ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(dir, "/manifest.json: hyperparameters do not parse as ",
-                     config->GetDescriptor()->name()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, "/manifest.json: hyperparameters do not parse as ", config->GetDescriptor()->name()));
   }
   return absl::OkStatus();
 }

@@ -5,20 +5,35 @@
 //   fedcustoms synth xray --admins EE,FI,LV --images N --seed S --out DIR [--size 64]
 //                         [--dual-energy] [--positive-rate R]
 //   fedcustoms pull --task risk --version latest --out DIR
+//   fedcustoms score --model DIR --data CSV --schema JSON --out scores.csv [--explain K]
+//                    [--anomaly-model DIR] [--counterfactual FEATURE] [--budget B]
+//   fedcustoms score --task xray --model DIR --data labels.csv --out scores.csv
+//                    [--gradcam OUTDIR]
+//   fedcustoms report --model DIR --data CSV --schema JSON --by origin_country,office
+//                     [--out report]
+//   fedcustoms fuse --input indicators.json [--out result.json]
+//   fedcustoms status [--coordinator HOST:PORT] [--pki DIR] [--identity admin]
 //   fedcustoms demo [--task risk|anomaly|xray] --workdir DIR --nodes 3 --rounds 5
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "absl/strings/str_split.h"
+#include "common/crypto/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/pki/dev_pki.h"
 #include "common/synth/declarations_synth.h"
 #include "common/xray/xray_synth.h"
+#include "node/analyst/coordinator_status.h"
+#include "node/analyst/declarations_report.h"
+#include "node/analyst/declarations_scoring.h"
 #include "node/analyst/model_puller.h"
+#include "node/analyst/xray_scoring.h"
 #include "node/demo/demo_runner.h"
+#include "node/fusion/indicator_fusion.h"
 
 namespace {
 
@@ -54,9 +69,10 @@ int main(int argc, char** argv) {
   int revoke_days = 30;
   certs_revoke->add_option("--dir", certs_dir, "PKI directory (ca.pem, ca.key, <name>.pem)")
       ->capture_default_str();
-  certs_revoke->add_option("--names", revoke_names,
-                           "certificates to revoke, comma-separated (e.g. EE); the list "
-                           "replaces any earlier one")
+  certs_revoke
+      ->add_option("--names", revoke_names,
+                   "certificates to revoke, comma-separated (e.g. EE); the list "
+                   "replaces any earlier one")
       ->required();
   certs_revoke->add_option("--out", revoke_out, "CRL file (default <dir>/crl.pem)");
   certs_revoke->add_option("--days", revoke_days, "days until the list must be renewed")
@@ -107,6 +123,82 @@ int main(int argc, char** argv) {
                    "directory with ca.pem, <identity>.pem/.key and coordinator-signing.pub")
       ->capture_default_str();
   pull->add_option("--identity", pull_identity, "certificate name in --pki (analyst or admin)")
+      ->capture_default_str();
+
+  auto* score = app.add_subcommand(
+      "score",
+      "score declarations (with reasons) or X-ray images (with Grad-CAM) with a pulled model");
+  fedcustoms::node::ScoreFileOptions score_options;
+  std::string score_task = "declarations", score_pki = "pki", score_gradcam;
+  double score_threshold = 0;
+  score->add_option("--task", score_task, "declarations (risk or anomaly model) or xray")
+      ->check(CLI::IsMember({"declarations", "risk", "anomaly", "xray"}))
+      ->capture_default_str();
+  score->add_option("--model", score_options.model_dir, "directory written by fedcustoms pull")
+      ->required();
+  score
+      ->add_option("--data", score_options.data_csv,
+                   "declarations CSV, or for xray a labels CSV (header path[,label...])")
+      ->required();
+  score->add_option("--schema", score_options.schema_json, "declaration schema (JSON)");
+  score->add_option("--out", score_options.out_csv, "scores CSV to write")->required();
+  score->add_option("--pki", score_pki, "directory with coordinator-signing.pub")
+      ->capture_default_str();
+  score
+      ->add_option("--explain", score_options.explain,
+                   "K reasons per declaration: the features that pushed its score most, signed")
+      ->capture_default_str();
+  score->add_option("--anomaly-model", score_options.anomaly_model_dir,
+                    "a pulled anomaly model scored alongside the risk model");
+  score
+      ->add_option("--budget", score_options.budget,
+                   "share of declarations flagged, the top by score")
+      ->capture_default_str();
+  auto* threshold_option =
+      score->add_option("--threshold", score_threshold, "flag scores >= this instead of a budget");
+  score->add_option("--counterfactual", score_options.counterfactual,
+                    "a feature (e.g. origin_country): the smallest change of it that unflags each "
+                    "flagged declaration");
+  score->add_option("--gradcam", score_gradcam, "xray: directory for Grad-CAM overlay PNGs");
+
+  auto* report = app.add_subcommand(
+      "report", "bias and random-control report of a pulled model (JSON and HTML)");
+  fedcustoms::node::DeclarationsReportOptions report_options;
+  std::string report_by, report_pki = "pki";
+  report->add_option("--model", report_options.model_dir, "directory written by fedcustoms pull")
+      ->required();
+  report->add_option("--data", report_options.data_csv, "declarations CSV with control results")
+      ->required();
+  report->add_option("--schema", report_options.schema_json, "declaration schema (JSON)")
+      ->required();
+  report->add_option("--by", report_by, "columns to break down by, comma-separated")->required();
+  report->add_option("--out", report_options.out_prefix, "writes <out>.json and <out>.html")
+      ->capture_default_str();
+  report->add_option("--pki", report_pki, "directory with coordinator-signing.pub")
+      ->capture_default_str();
+  report->add_option("--budget", report_options.report.budget, "share of declarations flagged")
+      ->capture_default_str();
+  report
+      ->add_option("--random-value", report_options.report.random_value,
+                   "SELECTION value of a randomly selected control")
+      ->capture_default_str();
+  report
+      ->add_option("--min-group-rows", report_options.report.min_group_rows,
+                   "smaller groups are marked too small to judge")
+      ->capture_default_str();
+
+  auto* fuse = app.add_subcommand(
+      "fuse", "fuse risk indicators per goods category into a global risk indicator");
+  std::string fuse_input, fuse_out;
+  fuse->add_option("--input", fuse_input, "indicators and trust scores (JSON)")->required();
+  fuse->add_option("--out", fuse_out, "also write the full result as JSON");
+
+  auto* status = app.add_subcommand("status", "the coordinator's rounds and evaluations (admin)");
+  std::string status_coordinator = "localhost:7443", status_pki = "pki", status_identity = "admin";
+  status->add_option("--coordinator", status_coordinator)->capture_default_str();
+  status->add_option("--pki", status_pki, "directory with ca.pem and <identity>.pem/.key")
+      ->capture_default_str();
+  status->add_option("--identity", status_identity, "an admin certificate in --pki")
       ->capture_default_str();
 
   auto* demo = app.add_subcommand("demo", "run a whole federation on this machine");
@@ -185,6 +277,89 @@ int main(int argc, char** argv) {
       if (!m.ok()) return Report(m.status());
       spdlog::info("pulled {} v{} into {} (signature and SHA-256 verified)", m->task, m->version,
                    pull_out);
+      return 0;
+    }
+    if (score->parsed()) {
+      const std::string public_key = score_pki + "/coordinator-signing.pub";
+      if (score_task == "xray") {
+        fedcustoms::node::XrayScoreOptions x;
+        x.model_dir = score_options.model_dir;
+        x.public_key = public_key;
+        x.data_csv = score_options.data_csv;
+        x.out_csv = score_options.out_csv;
+        x.gradcam_dir = score_gradcam;
+        auto summary = fedcustoms::node::ScoreXrayFile(x);
+        if (!summary.ok()) return Report(summary.status());
+        spdlog::info("{}: scored {} images, {} most likely hold a threat; wrote {}", summary->model,
+                     summary->images, summary->predicted_threats, x.out_csv);
+        if (summary->boxed_images > 0) {
+          spdlog::info(
+              "Grad-CAM peak inside the threat's box on {:.1f} % of {} boxed images "
+              "(a random peak: {:.1f} %)",
+              100 * summary->peak_in_box_rate, summary->boxed_images,
+              100 * summary->box_area_share);
+        }
+        return 0;
+      }
+      if (!score_gradcam.empty()) {
+        spdlog::error("--gradcam is for X-ray images: add --task xray");
+        return 2;
+      }
+      if (score_options.schema_json.empty()) {
+        spdlog::error("--schema: the declaration schema (JSON) is required to score declarations");
+        return 2;
+      }
+      score_options.public_key = public_key;
+      if (threshold_option->count() > 0) score_options.threshold = score_threshold;
+      auto summary = fedcustoms::node::ScoreDeclarationsFile(score_options);
+      if (!summary.ok()) return Report(summary.status());
+      spdlog::info("{}: scored {} declarations, flagged {} (score >= {:.4g}); wrote {}",
+                   summary->model, summary->rows, summary->flagged, summary->threshold,
+                   score_options.out_csv);
+      if (score_options.explain > 0) {
+        spdlog::info(
+            "reasons by {} from a baseline score of {:.4g}; largest completeness gap "
+            "{:.2g}",
+            summary->method, summary->baseline_score, summary->max_completeness_gap);
+      }
+      if (!score_options.counterfactual.empty()) {
+        spdlog::info("counterfactual {}: found for {} of {} flagged declarations",
+                     score_options.counterfactual, summary->counterfactuals_found,
+                     summary->flagged);
+      }
+      return 0;
+    }
+    if (report->parsed()) {
+      report_options.public_key = report_pki + "/coordinator-signing.pub";
+      report_options.by = SplitCodes(report_by);
+      auto summary = fedcustoms::node::ReportDeclarationsFile(report_options);
+      if (!summary.ok()) return Report(summary.status());
+      spdlog::info("{}: report by {} written to {} and {}", summary->model, report_by,
+                   summary->json_path, summary->html_path);
+      return 0;
+    }
+    if (fuse->parsed()) {
+      auto input = fedcustoms::fusion::LoadFusionInput(fuse_input);
+      if (!input.ok()) return Report(input.status());
+      auto result = fedcustoms::fusion::Fuse(*input);
+      if (!result.ok()) return Report(result.status());
+      std::printf("%s", fedcustoms::fusion::FusionSummary(*result).c_str());
+      if (!fuse_out.empty()) {
+        if (int rc = Report(fedcustoms::crypto::WriteFileAtomically(
+                fuse_out, fedcustoms::fusion::FusionResultToJson(*result).dump(2) + "\n"))) {
+          return rc;
+        }
+      }
+      return 0;
+    }
+    if (status->parsed()) {
+      fedcustoms::v1::TlsFiles tls;
+      tls.set_ca_cert(status_pki + "/ca.pem");
+      tls.set_cert(status_pki + "/" + status_identity + ".pem");
+      tls.set_key(status_pki + "/" + status_identity + ".key");
+      auto response = fedcustoms::node::FetchCoordinatorStatus(status_coordinator, tls);
+      if (!response.ok()) return Report(response.status());
+      std::printf("%s\n", fedcustoms::node::CoordinatorStatusToJson(*response).dump(2).c_str());
       return 0;
     }
     if (demo->parsed()) {

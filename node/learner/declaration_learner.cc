@@ -15,6 +15,7 @@
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_evaluator.h"
 #include "common/training/risk_trainer.h"
+#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -33,7 +34,26 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
     loss -= y > 0.5f ? std::log(q) : std::log(1 - q);
   }
   if (!rows.empty()) loss /= static_cast<double>(rows.size());
-  return metrics::ComputeBinaryMetrics(scores, labels, loss);
+  v1::EvaluationMetrics metrics = metrics::ComputeBinaryMetrics(scores, labels, loss);
+  if (!data.selection.empty()) {
+    // Random-control evaluation at the 5 % budget, as counts.
+    constexpr uint32_t kBudgetPercent = 5;
+    const std::vector<bool> flagged = report::FlagTopShare(scores, kBudgetPercent / 100.0);
+    v1::SelectionEvaluation* selection = metrics.mutable_selection();
+    selection->set_budget_percent(kBudgetPercent);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const uint8_t kind = data.selection[rows[i]];
+      if (kind == kSelectionUnknown) continue;
+      v1::SelectionCounts* counts = kind == kSelectionRandom ? selection->mutable_random()
+                                                             : selection->mutable_risk_selected();
+      const bool positive = labels[i] > 0.5f;
+      counts->set_rows(counts->rows() + 1);
+      counts->set_positives(counts->positives() + (positive ? 1 : 0));
+      counts->set_flagged(counts->flagged() + (flagged[i] ? 1 : 0));
+      counts->set_flagged_positives(counts->flagged_positives() + (flagged[i] && positive ? 1 : 0));
+    }
+  }
+  return metrics;
 }
 
 }  // namespace

@@ -50,6 +50,12 @@ absl::StatusOr<std::unique_ptr<XrayLearner>> XrayLearner::Create(const v1::NodeC
           ? xray::LoadIdxDataset(config.xray().idx_images(), config.xray().idx_labels(), input)
           : xray::LoadXrayLabelsCsv(config.xray().labels_csv(), input);
   if (!data.ok()) return data.status();
+  if (!data->labeled) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.xray().labels_csv(),
+                     ": has no label column (images to score); a node trains on labelled images: "
+                     "header path,label[,x_min,y_min,x_max,y_max]"));
+  }
   std::vector<int64_t> train, holdout;
   for (size_t i = 0; i < data->size(); ++i) {
     (InHoldout(data->sources[i], config.holdout_fraction()) ? holdout : train)

@@ -17,6 +17,8 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <google/protobuf/util/json_util.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -297,6 +299,40 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     EXPECT_EQ(r.result_version, r.base_version + 1);
     EXPECT_NE(r.metrics_json.find("pr_auc"), std::string::npos);
   }
+  // Random-control evaluation: each administration's counts for each round,
+  // split by the synthetic data's selection column (random / risk), in the
+  // ledger and, for the last round, in the admin status.
+  std::map<std::string, uint64_t> holdout_rows;
+  for (const std::string admin : {"EE", "FI", "LV"}) {
+    auto data = node::LoadLocalData(NodeConfigFor(admin, port, "two-rounds"), true);
+    ASSERT_TRUE(data.ok());
+    holdout_rows[admin] = data->split.holdout.size();
+  }
+  for (const coordinator::RoundRecord& r : *rounds) {
+    auto evaluations = coordinator->ledger().SelectionEvaluations("risk", r.round_id);
+    ASSERT_TRUE(evaluations.ok()) << evaluations.status();
+    ASSERT_EQ(evaluations->size(), 3u);
+    for (const auto& [admin, json] : *evaluations) {
+      v1::SelectionEvaluation e;
+      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &e).ok()) << json;
+      EXPECT_EQ(e.budget_percent(), 5u);
+      EXPECT_EQ(e.random().rows() + e.risk_selected().rows(), holdout_rows[admin]) << admin;
+      // About a third of the synthetic controls are random.
+      EXPECT_GT(e.random().rows(), holdout_rows[admin] / 5) << admin;
+      EXPECT_GT(e.risk_selected().rows(), holdout_rows[admin] / 2) << admin;
+      EXPECT_LE(e.random().flagged_positives(), e.random().flagged());
+      EXPECT_GT(e.random().positives() + e.risk_selected().positives(), 0u) << admin;
+    }
+  }
+  const v1::TaskStatus status = coordinator->runner("risk")->Status();
+  ASSERT_EQ(status.selection_evaluations_size(), 3);
+  EXPECT_EQ(status.selection_evaluations(0).node(), "EE");
+  EXPECT_EQ(status.selection_evaluations(0).round_id(), rounds->back().round_id);
+  // The pooled counts are in the published metrics.
+  EXPECT_EQ(status.latest_metrics().selection().random().rows() +
+                status.latest_metrics().selection().risk_selected().rows(),
+            holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
+
   // Each node kept its own record of the global model's hold-out metrics.
   for (const std::string admin : {"EE", "FI", "LV"}) {
     std::ifstream in(absl::StrCat(*root_, "/two-rounds/node-", admin, "/metrics.jsonl"));
@@ -1096,6 +1132,24 @@ TEST_F(FederationTest, PastRoundsHugeSampleCountsAndBadMetricsAreRefused) {
        "metrics: examples must be at most 1000000000"},
       {[](v1::EvaluationMetrics* m) { m->set_accuracy(std::nan("")); },
        "metrics: accuracy must be within [0, 1]"},
+      {[](v1::EvaluationMetrics* m) { m->mutable_selection()->set_budget_percent(0); },
+       "metrics: selection.budget_percent must be in 1..100"},
+      {[](v1::EvaluationMetrics* m) {
+         m->mutable_selection()->set_budget_percent(5);
+         v1::SelectionCounts* random = m->mutable_selection()->mutable_random();
+         random->set_rows(4);
+         random->set_positives(1);
+         random->set_flagged(2);
+         random->set_flagged_positives(2);  // more than the positives
+       },
+       "metrics: selection.random needs positives <= rows, flagged <= rows and "
+       "flagged_positives <= both"},
+      {[](v1::EvaluationMetrics* m) {
+         m->mutable_selection()->set_budget_percent(5);
+         m->mutable_selection()->mutable_random()->set_rows(6);
+         m->mutable_selection()->mutable_risk_selected()->set_rows(5);
+       },
+       "metrics: selection rows (random + risk_selected) exceed examples"},
       {[](v1::EvaluationMetrics* m) { m->add_at_budget()->set_percent(0); }, budget},
       {[](v1::EvaluationMetrics* m) {
          v1::AtBudget* b = m->add_at_budget();
