@@ -2,7 +2,8 @@
 // pulled risk model and give each score its reasons (README "Analysts").
 //   score_with_reasons MODEL_DIR COORDINATOR_SIGNING_PUB SCHEMA_JSON DECLARATIONS_CSV [N]
 // prints the first N (default 5) declarations with their risk and top three
-// reasons. Exit code 1 with the error on any failure.
+// reasons. Exit code 1 with the error on any failure, or when a declaration's
+// reasons do not add up to its score minus the baseline's.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -62,6 +63,13 @@ int main(int argc, char** argv) {
       std::printf(" %s %+.3f", features[order[k]].c_str(), e.contributions[order[k]]);
     }
     std::printf("\n");
+    // The guarantee an officer relies on: the reasons add up to the score's
+    // distance from the average declaration, up to the reported gap.
+    const double sum = std::accumulate(e.contributions.begin(), e.contributions.end(), 0.0);
+    if (std::abs(sum - (e.score - e.baseline_score)) > e.completeness_gap + 1e-5) {
+      std::fprintf(stderr, "reasons of declaration %zu do not add up\n", i + 1);
+      return 1;
+    }
   }
   return 0;
 }

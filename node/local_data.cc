@@ -17,30 +17,22 @@ absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config, bool need_
   read.policy = config.bad_row_policy();
   const std::string selection_column = data::SelectionColumnName(local.schema);
   if (!selection_column.empty()) read.raw_columns.push_back(selection_column);
+  // A node whose CSV lacks the SELECTION column still trains; it reports no
+  // random-control counts.
+  read.raw_columns_optional = true;
   auto table = data::ReadDeclarationsCsv(config.data_file(), local.schema, read);
   if (!table.ok()) return table.status();
   local.table = *std::move(table);
-  if (!selection_column.empty()) {
+  if (const auto* column = local.table.raw_column(selection_column)) {
     // One byte per row instead of the strings.
     const std::string random =
         config.random_selection_value().empty() ? "random" : config.random_selection_value();
-    const std::vector<std::string>& values = local.table.raw_columns.front().values;
-    local.selection.reserve(values.size());
-    for (const std::string& v : values) {
-      switch (report::ClassifySelection(v, random)) {
-        case report::SelectionKind::kUnknown:
-          local.selection.push_back(kSelectionUnknown);
-          break;
-        case report::SelectionKind::kRandom:
-          local.selection.push_back(kSelectionRandom);
-          break;
-        case report::SelectionKind::kRisk:
-          local.selection.push_back(kSelectionRisk);
-          break;
-      }
+    local.selection.reserve(column->values.size());
+    for (const std::string& v : column->values) {
+      local.selection.push_back(report::ClassifySelection(v, random));
     }
-    local.table.raw_columns.clear();
   }
+  local.table.raw_columns.clear();
   if (need_labels && !local.table.has_labels()) {
     return absl::InvalidArgumentError(absl::StrCat(
         config.schema_file(), ": the risk task needs a LABEL column (the control result)"));

@@ -8,6 +8,7 @@
 #include "common/data/declaration_table.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/schema.pb.h"
+#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 
@@ -18,15 +19,12 @@ struct LocalData {
   std::string feature_schema_hash;
   data::DeclarationTable table;
   data::Split split;
-  // How each row was selected for control, from the schema's SELECTION column
-  // (empty when it has none), classified with report::ClassifySelection and
-  // the node's random_selection_value.
-  std::vector<uint8_t> selection;
+  // How each row was selected for control, from the schema's SELECTION column,
+  // classified with report::ClassifySelection and the node's
+  // random_selection_value; empty when the schema has no SELECTION column or
+  // the CSV lacks it.
+  std::vector<report::SelectionKind> selection;
 };
-
-inline constexpr uint8_t kSelectionUnknown = 0;
-inline constexpr uint8_t kSelectionRandom = 1;
-inline constexpr uint8_t kSelectionRisk = 2;
 
 // Loads the schema and CSV named in the node config and splits them; errors
 // name the file, line and column. `need_labels`: the schema must have a LABEL

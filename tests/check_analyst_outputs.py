@@ -26,9 +26,10 @@ def check_scores(demo):
         assert abs(float(r["reason_1_contribution"])) >= abs(float(r["reason_3_contribution"])), r
         assert float(r["completeness_gap"]) <= 1e-3, r
     assert all(r["counterfactual_note"] for r in flagged)
+    threshold = min(float(r["risk_probability"]) for r in flagged)
     found = [r for r in flagged if r["counterfactual_to"]]
     for r in found:
-        assert r["counterfactual_to"] != r["counterfactual_from"], r
+        assert float(r["counterfactual_score"]) < threshold, r
     print(f"scores: {len(rows)} rows, {len(flagged)} flagged, counterfactual found for {len(found)}")
 
 
@@ -52,10 +53,33 @@ def check_xray(demo):
     with open(os.path.join(demo, "xray-scores.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows, "no X-ray rows"
+    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
+    boxes = {}
+    with open(os.path.join(demo, "data/FI/labels.csv"), newline="") as f:
+        for r in csv.DictReader(f):
+            if r["x_min"]:
+                boxes[os.path.basename(r["path"])] = (
+                    r["label"], *(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")))
+    hits = explained = 0
+    share = 0.0
     for r in rows:
         assert os.path.getsize(os.path.join(demo, "heatmaps", r["heatmap"])) > 0, r["heatmap"]
-        assert r["gradcam_class"] != "clear", r
-    print(f"xray: {len(rows)} images with heatmaps")
+        total = sum(float(r["p_" + c]) for c in classes)
+        assert abs(total - 1) < 1e-4, r
+        box = boxes.get(os.path.basename(r["image"]))
+        # The heatmap explains the most probable threat class; judge it where
+        # that is the image's own threat.
+        if box and r["gradcam_class"] == box[0]:
+            explained += 1
+            _, x0, y0, x1, y1 = box
+            share += (x1 - x0) * (y1 - y0) / 64 ** 2
+            if r["peak_x"] and x0 <= int(r["peak_x"]) + 0.5 < x1 and y0 <= int(r["peak_y"]) + 0.5 < y1:
+                hits += 1
+    assert explained >= 10, explained
+    rate, chance = hits / explained, share / explained
+    assert rate > 2 * chance, (rate, chance)
+    print(f"xray: {len(rows)} images with heatmaps; peak in the threat's box on {rate:.3f} of "
+          f"{explained} (chance {chance:.3f})")
 
 
 def main():

@@ -287,7 +287,8 @@ class DeclarationsCsvReader {
       : path_(path),
         schema_(schema),
         skip_bad_rows_(options.policy == v1::SKIP),
-        raw_names_(options.raw_columns) {}
+        raw_names_(options.raw_columns),
+        raw_optional_(options.raw_columns_optional) {}
 
   absl::StatusOr<DeclarationTable> Read() {
     FilePtr file(std::fopen(path_.c_str(), "rb"));
@@ -404,6 +405,7 @@ class DeclarationsCsvReader {
     }
     for (const std::string& name : raw_names_) {
       const auto it = std::find(header->begin(), header->end(), name);
+      if (it == header->end() && raw_optional_) continue;
       if (it == header->end()) {
         return Fail(absl::StrCat(path_, ":", line, ": missing column \"", name,
                                  "\" (asked for by name, e.g. a report's group column)"));
@@ -437,16 +439,15 @@ class DeclarationsCsvReader {
             return absl::StrCat("column \"", name, "\": ", Shown(value), " is not a number");
           }
           if (!std::isfinite(x) || !std::isfinite(static_cast<float>(x))) {
-            return absl::StrCat("column \"", name, "\": ", Shown(value),
-                                " is not a finite number");
+            return absl::StrCat("column \"", name, "\": ", Shown(value), " is not a finite number");
           }
           if (p.spec->log1p()) x = std::log1p(std::max(x, 0.0));
           row->numeric[p.slot] = static_cast<float>(x);
           break;
         }
         case v1::CATEGORICAL:
-          row->categorical[p.slot] = CategoricalBucket(name, value, p.spec->prefix_length(),
-                                                       p.spec->hash_buckets());
+          row->categorical[p.slot] =
+              CategoricalBucket(name, value, p.spec->prefix_length(), p.spec->hash_buckets());
           break;
         case v1::LABEL:
           if (value != "0" && value != "1") {
@@ -474,7 +475,8 @@ class DeclarationsCsvReader {
     for (size_t k = 0; k < raw_fields_.size(); ++k) {
       const std::string_view value = Trim(fields[raw_fields_[k]]);
       if (auto bad = FindInvalidUtf8(value)) {
-        return absl::StrCat("column \"", raw_names_[k], "\": invalid UTF-8 at byte ", *bad + 1);
+        return absl::StrCat("column \"", table_.raw_columns[k].name, "\": invalid UTF-8 at byte ",
+                            *bad + 1);
       }
       row->raw[k].assign(value);
     }
@@ -499,6 +501,7 @@ class DeclarationsCsvReader {
   const v1::DeclarationSchema& schema_;
   const bool skip_bad_rows_;
   const std::vector<std::string>& raw_names_;
+  const bool raw_optional_;
 
   // Set by PlanColumns()
   std::vector<size_t> raw_fields_;  // CSV field of each raw_names_ entry
@@ -576,8 +579,10 @@ Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction)
   }
   double f = std::isnan(holdout_fraction) ? 0.0 : std::clamp(holdout_fraction, 0.0, 1.0);
   size_t holdout = static_cast<size_t>(std::llround(f * static_cast<double>(n)));
-  if (n >= 2) holdout = std::clamp<size_t>(holdout, 1, n - 1);
-  else holdout = 0;
+  if (n >= 2)
+    holdout = std::clamp<size_t>(holdout, 1, n - 1);
+  else
+    holdout = 0;
   split.train.assign(order.begin(), order.end() - static_cast<ptrdiff_t>(holdout));
   split.holdout.assign(order.end() - static_cast<ptrdiff_t>(holdout), order.end());
   std::sort(split.train.begin(), split.train.end());

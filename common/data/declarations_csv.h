@@ -73,6 +73,9 @@ struct ReadOptions {
   // a report by group). A name missing from the header is an error naming it.
   // These are raw data values: they stay at the administration.
   std::vector<std::string> raw_columns;
+  // When true a raw column missing from the header is left out of
+  // DeclarationTable::raw_columns instead of being an error.
+  bool raw_columns_optional = false;
 };
 
 // As above, and keeps the raw values of options.raw_columns.

@@ -115,11 +115,13 @@ v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetric
   mean.set_examples(examples);
   mean.set_positives(positives);
   mean.set_flagged(flagged);
-  // Random-control counts pool across nodes (with the budget the reports share).
+  // Random-control counts pool across nodes; only counts taken at one budget
+  // add up, so reports at another budget than the first are left out.
   for (const v1::EvaluationMetrics& r : reports) {
     if (!r.has_selection()) continue;
     v1::SelectionEvaluation* pooled = mean.mutable_selection();
-    pooled->set_budget_percent(r.selection().budget_percent());
+    if (pooled->budget_percent() == 0) pooled->set_budget_percent(r.selection().budget_percent());
+    if (r.selection().budget_percent() != pooled->budget_percent()) continue;
     for (auto [from, to] :
          {std::pair{&r.selection().random(), pooled->mutable_random()},
           std::pair{&r.selection().risk_selected(), pooled->mutable_risk_selected()}}) {

@@ -38,7 +38,9 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
 // pr_auc, loss, accuracy and each budget's precision and recall (budgets
 // matched by percent; a budget missing from a report is averaged over the
 // reports that have it). examples, positives and flagged are summed, and so
-// are the selection (random-control) counts of the reports that have them. If every report has 0
+// are the selection (random-control) counts of the reports that have them at
+// the budget_percent of the first such report (counts at another budget do
+// not add up and are left out). If every report has 0
 // examples the reports weigh equally; no reports gives a default message.
 // Note this is the mean of per-node AUCs, not the AUC of the pooled scores.
 v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetrics>& reports);

@@ -5,9 +5,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <numeric>
-#include <filesystem>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -126,7 +126,9 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
             " needs positives <= rows, flagged <= rows and flagged_positives <= both"));
       }
     }
-    if (s.random().rows() + s.risk_selected().rows() > m.examples()) {
+    // Each part on its own first: a sum of two hostile uint64 could wrap.
+    if (s.random().rows() > m.examples() ||
+        s.risk_selected().rows() > m.examples() - s.random().rows()) {
       return absl::InvalidArgumentError(
           "metrics: selection rows (random + risk_selected) exceed examples");
     }
@@ -174,8 +176,8 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
     return absl::InternalError(
         absl::StrCat("cannot create ", options.models_dir, ": ", ec.message()));
   }
-  std::unique_ptr<TaskRunner> runner(new TaskRunner(std::move(options), registry, ledger, signer,
-                                                    std::move(spec), model_bytes));
+  std::unique_ptr<TaskRunner> runner(
+      new TaskRunner(std::move(options), registry, ledger, signer, std::move(spec), model_bytes));
 
   std::vector<uint64_t> versions = registry->Versions(task);
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> global;
@@ -218,6 +220,28 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   }
   runner->rounds_completed_ = std::max<uint32_t>(runner->rounds_completed_,
                                                  static_cast<uint32_t>(runner->global_->version));
+  // The status of the last completed round survives a restart: its metrics
+  // and the administrations' random-control counts, from the ledger.
+  for (auto r = history->rbegin(); r != history->rend(); ++r) {
+    if (r->status != "completed") continue;
+    if (r->result_version != runner->global_->version) break;
+    v1::EvaluationMetrics metrics;
+    if (r->metrics_json != "{}" &&
+        google::protobuf::util::JsonStringToMessage(r->metrics_json, &metrics).ok()) {
+      runner->latest_metrics_ = metrics;
+    }
+    auto evaluations = ledger->SelectionEvaluations(task, r->round_id);
+    if (!evaluations.ok()) return evaluations.status();
+    for (const auto& [node, json] : *evaluations) {
+      v1::NodeSelectionEvaluation e;
+      e.set_node(node);
+      e.set_round_id(r->round_id);
+      if (google::protobuf::util::JsonStringToMessage(json, e.mutable_evaluation()).ok()) {
+        runner->latest_selection_evaluations_.push_back(std::move(e));
+      }
+    }
+    break;
+  }
   return runner;
 }
 
@@ -242,17 +266,19 @@ absl::Status TaskRunner::RecordInterruptedRounds() {
       r.metrics_json = made->metrics_json.empty() ? "{}" : made->metrics_json;
       r.reason = absl::StrCat("recorded at restart: the coordinator stopped after publishing ",
                               "version ", made->version);
-      spdlog::warn("task {}: round {} published version {} before the coordinator stopped; "
-                   "recorded as completed",
-                   name(), r.round_id, made->version);
+      spdlog::warn(
+          "task {}: round {} published version {} before the coordinator stopped; "
+          "recorded as completed",
+          name(), r.round_id, made->version);
     } else {
       r.status = "aborted";
-      r.reason = absl::StrCat("the coordinator stopped during ", interrupted.phase,
-                              "; abandoned at restart, the model stays at version ",
-                              global_->version);
-      spdlog::warn("task {}: round {} was interrupted during {} by a coordinator stop; recorded "
-                   "as aborted, the model stays at version {}",
-                   name(), r.round_id, interrupted.phase, global_->version);
+      r.reason =
+          absl::StrCat("the coordinator stopped during ", interrupted.phase,
+                       "; abandoned at restart, the model stays at version ", global_->version);
+      spdlog::warn(
+          "task {}: round {} was interrupted during {} by a coordinator stop; recorded "
+          "as aborted, the model stays at version {}",
+          name(), r.round_id, interrupted.phase, global_->version);
     }
     if (absl::Status s = ledger_->Record(r); !s.ok()) return s;
   }
@@ -260,8 +286,7 @@ absl::Status TaskRunner::RecordInterruptedRounds() {
 }
 
 TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
-                       const crypto::Ed25519Signer* signer, UpdateSpec spec,
-                       uint64_t model_bytes)
+                       const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes)
     : options_(std::move(options)),
       registry_(registry),
       ledger_(ledger),
@@ -512,15 +537,15 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
     // its row in the ledger. Otherwise nothing changes and it is tried again.
     absl::Status recordable = CheckStorage(available.size());
     if (recordable.ok()) {
-      recordable = ledger_->OpenRecord(
-          record, PhaseName(secure() ? Phase::kAdvertising : Phase::kTraining));
+      recordable =
+          ledger_->OpenRecord(record, PhaseName(secure() ? Phase::kAdvertising : Phase::kTraining));
     }
     if (!recordable.ok()) {
       if (blocked_reason_ != recordable.message()) {
-        spdlog::error("task {}: round {} not opened, the model stays at version {}: {}; trying "
-                      "again every {} s",
-                      name(), record.round_id, global_->version, recordable.message(),
-                      kStorageRetry.count());
+        spdlog::error(
+            "task {}: round {} not opened, the model stays at version {}: {}; trying "
+            "again every {} s",
+            name(), record.round_id, global_->version, recordable.message(), kStorageRetry.count());
       }
       blocked_reason_ = std::string(recordable.message());
       changed_.wait_for(lock, kStorageRetry, [&] { return stopping_; });
@@ -554,7 +579,8 @@ absl::Status TaskRunner::CheckStorage(size_t nodes) const {
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("model directory: ", s.message()));
   }
-  if (absl::Status s = crypto::CheckWritableSpace(options_.spool_dir, nodes * model_bytes_ + kMargin);
+  if (absl::Status s =
+          crypto::CheckWritableSpace(options_.spool_dir, nodes * model_bytes_ + kMargin);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("upload spool: ", s.message()));
   }
@@ -743,8 +769,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   } else {
     m->metrics_json = metrics_json;
     m->created_at = manifest::NowRfc3339();
-    if (absl::Status s = ledger_->SetPhase(name(), m->round_id, "publishing");
-        !s.ok()) {
+    if (absl::Status s = ledger_->SetPhase(name(), m->round_id, "publishing"); !s.ok()) {
       spdlog::error("task {}: {}", name(), s.message());
     }
     published = registry_->Publish(*std::move(m), candidate_tensors_, optimizer_->State());
@@ -777,6 +802,8 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
 }
 
 void TaskRunner::AbortRound(const std::string& reason) {
+  // Evaluations of a model that was never published are not kept.
+  record_.selection_evaluations.clear();
   spdlog::warn("task {}: round {} aborted: {}; model stays at version {}", name(), round_id_,
                reason, global_->version);
   candidate_.reset();

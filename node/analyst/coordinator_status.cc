@@ -42,13 +42,16 @@ absl::StatusOr<v1::GetStatusResponse> FetchCoordinatorStatus(const std::string& 
                                                              int timeout_seconds) {
   auto credentials = tls::MakeChannelCredentials(tls);
   if (!credentials.ok()) return credentials.status();
-  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(address, *credentials));
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateCustomChannel(address, *credentials, tls::DefaultChannelArguments()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
   v1::GetStatusResponse response;
   const grpc::Status status = stub->GetStatus(&context, v1::GetStatusRequest(), &response);
   if (!status.ok()) {
-    return absl::UnavailableError(
+    // gRPC's codes are abseil's, number for number.
+    return absl::Status(
+        static_cast<absl::StatusCode>(status.error_code()),
         absl::StrCat("coordinator ", address, ": GetStatus failed: ", status.error_message()));
   }
   return response;

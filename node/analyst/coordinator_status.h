@@ -10,8 +10,9 @@
 namespace fedcustoms::node {
 
 // `fedcustoms status`: the coordinator's AdminService.GetStatus over mutual
-// TLS with an admin certificate (the role is in the certificate). Errors name
-// the address and gRPC's message; waits at most `timeout_seconds`.
+// TLS with an admin certificate (the role is in the certificate). Errors keep
+// gRPC's code (e.g. PERMISSION_DENIED for a node's certificate) and name the
+// address; waits at most `timeout_seconds`.
 absl::StatusOr<v1::GetStatusResponse> FetchCoordinatorStatus(const std::string& address,
                                                              const v1::TlsFiles& tls,
                                                              int timeout_seconds = 10);

@@ -41,7 +41,17 @@ absl::StatusOr<ScoreFileSummary> ScoreDeclarationsFile(const ScoreFileOptions& o
   if (!schema.ok()) return schema.status();
   auto model = LoadPulledModel(options.model_dir, options.public_key, *schema);
   if (!model.ok()) return model.status();
+  if (options.expected_kind && model->spec.kind != *options.expected_kind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--task ", options.expected_kind == v1::TASK_RISK ? "risk" : "anomaly", ": ",
+                     options.model_dir, " holds ", ModelName(*model)));
+  }
   std::optional<PulledModel> anomaly_model;
+  if (!options.anomaly_model_dir.empty() && model->spec.kind != v1::TASK_RISK) {
+    return absl::InvalidArgumentError(absl::StrCat("--anomaly-model goes beside a risk model; ",
+                                                   options.model_dir, " holds ",
+                                                   ModelName(*model)));
+  }
   if (!options.anomaly_model_dir.empty()) {
     auto loaded = LoadPulledModel(options.anomaly_model_dir, options.public_key, *schema);
     if (!loaded.ok()) return loaded.status();
@@ -57,10 +67,10 @@ absl::StatusOr<ScoreFileSummary> ScoreDeclarationsFile(const ScoreFileOptions& o
 
   data::ReadOptions read;
   if (!options.counterfactual.empty()) {
+    // An unknown feature is refused before the file is read and scored.
     const auto& names = explainer->feature_names();
     if (std::find(names.begin(), names.end(), options.counterfactual) == names.end()) {
-      // FindCounterfactual would say the same, but only after scoring.
-      return explainer->FindCounterfactual({}, 0, options.counterfactual, 0).status();
+      return explainer->GatherCandidates({}, options.counterfactual).status();
     }
     read.raw_columns.push_back(options.counterfactual);
   }
@@ -105,11 +115,11 @@ absl::StatusOr<ScoreFileSummary> ScoreDeclarationsFile(const ScoreFileOptions& o
     summary.method = explainer->method();
     summary.baseline_score = explainer->baseline_score();
   }
-  std::vector<std::pair<std::string, uint64_t>> values;
-  if (const auto* raw = table->raw_column(options.counterfactual)) {
-    std::map<std::string, uint64_t> counts;
-    for (const std::string& v : raw->values) ++counts[v];
-    values.assign(counts.begin(), counts.end());
+  std::optional<CounterfactualCandidates> candidates;
+  if (!options.counterfactual.empty()) {
+    auto gathered = explainer->GatherCandidates(*table, options.counterfactual);
+    if (!gathered.ok()) return gathered.status();
+    candidates = *std::move(gathered);
   }
 
   const bool risk = model->spec.kind == v1::TASK_RISK;
@@ -152,8 +162,8 @@ absl::StatusOr<ScoreFileSummary> ScoreDeclarationsFile(const ScoreFileOptions& o
     }
     if (!options.counterfactual.empty()) {
       if (flagged[r]) {
-        auto cf = explainer->FindCounterfactual(*table, static_cast<int64_t>(r),
-                                                options.counterfactual, summary.threshold, values);
+        auto cf = explainer->FindCounterfactual(*table, static_cast<int64_t>(r), summary.threshold,
+                                                *candidates);
         if (!cf.ok()) return cf.status();
         if (cf->found) ++summary.counterfactuals_found;
         absl::StrAppend(&out, ",", CsvField(cf->from), ",", CsvField(cf->to), ",",

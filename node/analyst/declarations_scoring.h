@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::node {
 
@@ -30,6 +31,8 @@ struct ScoreFileOptions {
   // A feature name: for each flagged declaration, the smallest change of it
   // that brings the score below the flagging threshold.
   std::string counterfactual;
+  // When set (`--task risk|anomaly`), the model must be of this kind.
+  std::optional<v1::TaskKind> expected_kind;
 };
 
 struct ScoreFileSummary {

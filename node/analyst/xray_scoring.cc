@@ -25,6 +25,7 @@ namespace {
 constexpr size_t kXrayBatch = 64;
 
 bool PeakInBox(const GradCam& cam, const xray::Box& box) {
+  if (cam.peak_x < 0) return false;
   const float x = cam.peak_x + 0.5f, y = cam.peak_y + 0.5f;
   return x >= box.x_min && x < box.x_max && y >= box.y_min && y < box.y_max;
 }
@@ -131,7 +132,8 @@ absl::StatusOr<XrayScoreSummary> ScoreXrayFile(const XrayScoreOptions& options) 
             return s;
           }
           absl::StrAppend(&out, ",", CsvField(name), ",", CsvField(config.classes(explained[i])),
-                          ",", cams[i].peak_x, ",", cams[i].peak_y);
+                          ",", cams[i].peak_x < 0 ? "" : absl::StrCat(cams[i].peak_x), ",",
+                          cams[i].peak_y < 0 ? "" : absl::StrCat(cams[i].peak_y));
         }
         out += '\n';
       }

@@ -282,6 +282,13 @@ int main(int argc, char** argv) {
     if (score->parsed()) {
       const std::string public_key = score_pki + "/coordinator-signing.pub";
       if (score_task == "xray") {
+        for (const char* flag : {"--explain", "--counterfactual", "--anomaly-model", "--schema",
+                                 "--budget", "--threshold"}) {
+          if (score->count(flag) > 0) {
+            spdlog::error("{} is for declarations; --task xray takes --gradcam", flag);
+            return 2;
+          }
+        }
         fedcustoms::node::XrayScoreOptions x;
         x.model_dir = score_options.model_dir;
         x.public_key = public_key;
@@ -310,6 +317,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       score_options.public_key = public_key;
+      if (score_task == "risk") score_options.expected_kind = fedcustoms::v1::TASK_RISK;
+      if (score_task == "anomaly") score_options.expected_kind = fedcustoms::v1::TASK_ANOMALY;
       if (threshold_option->count() > 0) score_options.threshold = score_threshold;
       auto summary = fedcustoms::node::ScoreDeclarationsFile(score_options);
       if (!summary.ok()) return Report(summary.status());

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,7 +32,14 @@ const v1::ColumnSpec* FindColumn(const v1::DeclarationSchema& schema, const std:
   return nullptr;
 }
 
-std::string FormatNumber(double x) { return absl::StrFormat("%.6g", x); }
+std::string FormatNumber(double x, int digits = 6) { return absl::StrFormat("%.*g", digits, x); }
+
+// `x` to `digits` significant digits, rounded down (direction < 0) or up.
+double RoundSignificant(double x, int digits, double direction) {
+  if (x == 0 || !std::isfinite(x)) return x;
+  const double scale = std::pow(10.0, digits - 1 - std::floor(std::log10(std::abs(x))));
+  return (direction < 0 ? std::floor(x * scale) : std::ceil(x * scale)) / scale;
+}
 
 }  // namespace
 
@@ -48,14 +56,19 @@ absl::StatusOr<DeclarationExplainer> DeclarationExplainer::Create(const PulledMo
   if (models::RiskMlp* risk = explainer.scorer_.risk_model()) {
     // The model-only baseline: mean numerics (0 after standardization) and
     // each column's mean embedding.
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> parts;
-    parts.push_back(torch::zeros({(*risk)->numeric_width()}));
-    const auto params = (*risk)->named_parameters();
-    for (size_t j = 0; j < (*risk)->buckets().size(); ++j) {
-      parts.push_back(params[absl::StrCat("embeddings.", j, ".weight")].mean(0));
+    try {
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> parts;
+      parts.push_back(torch::zeros({(*risk)->numeric_width()}));
+      const auto params = (*risk)->named_parameters();
+      for (size_t j = 0; j < (*risk)->buckets().size(); ++j) {
+        parts.push_back(params[absl::StrCat("embeddings.", j, ".weight")].mean(0));
+      }
+      explainer.baseline_ = torch::cat(parts).contiguous();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(
+          absl::StrCat("explanation baseline: ", e.what_without_backtrace()));
     }
-    explainer.baseline_ = torch::cat(parts).contiguous();
   }
   return explainer;
 }
@@ -143,7 +156,9 @@ absl::StatusOr<std::vector<Explanation>> DeclarationExplainer::Explain(
         torch::NoGradGuard no_grad;
         (*anomaly)->eval();
         per_feature = (*anomaly)->FeatureErrors(numeric, categorical);
-        scores = per_feature.sum(1);
+        // The split is exact by construction; the gap against the model's own
+        // score shows float rounding only.
+        scores = (*anomaly)->forward(numeric, categorical);
         gaps = (per_feature.sum(1) - scores).abs();
       }
       per_feature = per_feature.contiguous();
@@ -195,63 +210,115 @@ std::vector<float> DeclarationExplainer::ScoreVariants(const data::DeclarationTa
   return {scores.data_ptr<float>(), scores.data_ptr<float>() + n};
 }
 
-absl::StatusOr<Counterfactual> DeclarationExplainer::FindCounterfactual(
-    const data::DeclarationTable& table, int64_t row, const std::string& feature, double threshold,
-    const std::vector<std::pair<std::string, uint64_t>>& values) {
+absl::StatusOr<const v1::ColumnSpec*> DeclarationExplainer::FeatureColumn(
+    const std::string& feature) const {
   const v1::ColumnSpec* spec = FindColumn(schema_, feature);
   if (spec == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "counterfactual: \"", feature,
         "\" is not a feature of the model (features: ", absl::StrJoin(feature_names_, ", "), ")"));
   }
+  return spec;
+}
+
+absl::StatusOr<CounterfactualCandidates> DeclarationExplainer::GatherCandidates(
+    const data::DeclarationTable& table, const std::string& feature) const {
+  auto spec = FeatureColumn(feature);
+  if (!spec.ok()) return spec.status();
+  CounterfactualCandidates c;
+  c.feature = feature;
+  c.numeric = (*spec)->role() == v1::NUMERIC;
+  if (c.numeric) {
+    const auto& names = table.numeric_names;
+    const auto slot =
+        static_cast<size_t>(std::find(names.begin(), names.end(), feature) - names.begin());
+    if (slot == names.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("counterfactual: the table has no numeric column \"", feature, "\""));
+    }
+    std::vector<double> column(table.rows);
+    for (size_t r = 0; r < table.rows; ++r) {
+      column[r] = table.numeric[r * table.numeric_width() + slot];
+    }
+    std::sort(column.begin(), column.end());
+    column.erase(std::unique(column.begin(), column.end()), column.end());
+    if (column.size() <= kNumericCandidates) {
+      c.numeric_values = std::move(column);
+    } else {
+      for (size_t k = 0; k < kNumericCandidates; ++k) {
+        c.numeric_values.push_back(column[k * (column.size() - 1) / (kNumericCandidates - 1)]);
+      }
+    }
+    return c;
+  }
+  const data::DeclarationTable::RawColumn* raw = table.raw_column(feature);
+  if (raw == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("counterfactual: the table was read without the raw values of \"", feature,
+                     "\" (data::ReadOptions::raw_columns)"));
+  }
+  std::map<std::string, uint64_t> counts;
+  for (const std::string& v : raw->values) ++counts[v];
+  c.categorical_values.assign(counts.begin(), counts.end());
+  return c;
+}
+
+absl::StatusOr<Counterfactual> DeclarationExplainer::FindCounterfactual(
+    const data::DeclarationTable& table, int64_t row, double threshold,
+    const CounterfactualCandidates& candidates) {
+  const std::string& feature = candidates.feature;
+  auto found_spec = FeatureColumn(feature);
+  if (!found_spec.ok()) return found_spec.status();
+  const v1::ColumnSpec* spec = *found_spec;
+  const bool numeric = spec->role() == v1::NUMERIC;
+  if (numeric != candidates.numeric) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("counterfactual: candidates for \"", feature, "\" are ",
+                     candidates.numeric ? "numeric" : "categorical", " but the feature is not"));
+  }
   if (row < 0 || static_cast<size_t>(row) >= table.rows) {
     return absl::InvalidArgumentError(
         absl::StrCat("counterfactual: row ", row, " is not in the table (", table.rows, " rows)"));
+  }
+  const auto& names = numeric ? table.numeric_names : table.categorical_names;
+  const auto slot =
+      static_cast<size_t>(std::find(names.begin(), names.end(), feature) - names.begin());
+  if (slot == names.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("counterfactual: the table has no column \"", feature, "\""));
   }
   const std::array<int64_t, 1> one = {row};
   auto current = scorer_.Score(table, one);
   if (!current.ok()) return current.status();
   Counterfactual cf;
   cf.feature = feature;
-  const bool numeric = spec->role() == v1::NUMERIC;
-  const auto& names = numeric ? table.numeric_names : table.categorical_names;
-  const size_t slot =
-      static_cast<size_t>(std::find(names.begin(), names.end(), feature) - names.begin());
-  auto raw = [&](double model_value) {
+  // The CSV reader's transform (declarations_csv.h) and its inverse.
+  auto to_model = [&](double raw_value) {
+    return spec->log1p()
+               ? static_cast<double>(static_cast<float>(std::log1p(std::max(raw_value, 0.0))))
+               : static_cast<double>(static_cast<float>(raw_value));
+  };
+  auto to_raw = [&](double model_value) {
     return spec->log1p() ? std::expm1(model_value) : model_value;
   };
   try {
     if (numeric) {
       const double v0 = table.numeric[row * table.numeric_width() + slot];
-      cf.from = FormatNumber(raw(v0));
+      cf.from = FormatNumber(to_raw(v0));
       if ((*current)[0] < threshold) {
         cf.note = "already below the threshold";
         return cf;
       }
-      std::vector<double> column(table.rows);
-      for (size_t r = 0; r < table.rows; ++r)
-        column[r] = table.numeric[r * table.numeric_width() + slot];
-      std::sort(column.begin(), column.end());
-      column.erase(std::unique(column.begin(), column.end()), column.end());
-      std::vector<double> candidates;
-      if (column.size() <= kNumericCandidates) {
-        candidates = column;
-      } else {
-        for (size_t k = 0; k < kNumericCandidates; ++k) {
-          candidates.push_back(column[k * (column.size() - 1) / (kNumericCandidates - 1)]);
-        }
-      }
-      const std::vector<float> scores = ScoreVariants(table, row, true, slot, candidates);
+      const std::vector<double>& tried = candidates.numeric_values;
+      const std::vector<float> scores = ScoreVariants(table, row, true, slot, tried);
       std::optional<double> nearest;
-      for (size_t k = 0; k < candidates.size(); ++k) {
+      for (size_t k = 0; k < tried.size(); ++k) {
         if (scores[k] >= threshold) continue;
-        if (!nearest || std::abs(candidates[k] - v0) < std::abs(*nearest - v0)) {
-          nearest = candidates[k];
-        }
+        if (!nearest || std::abs(tried[k] - v0) < std::abs(*nearest - v0)) nearest = tried[k];
       }
       if (!nearest) {
-        cf.note = absl::StrCat("no value of ", feature, " seen in the data (", column.size(),
-                               " distinct) brings the score below ", FormatNumber(threshold));
+        cf.note = absl::StrCat("no value of ", feature, " seen in the data (", tried.size(),
+                               " tried) brings the score below ", FormatNumber(threshold));
         return cf;
       }
       // The first point from v0 towards the candidate that is below, then
@@ -275,11 +342,25 @@ absl::StatusOr<Counterfactual> DeclarationExplainer::FindCounterfactual(
           above = mid[0];
         }
       }
-      const std::array<double, 1> final_value = {below};
-      cf.found = true;
-      cf.to = FormatNumber(raw(below));
-      cf.score = ScoreVariants(table, row, true, slot, final_value)[0];
-      cf.note = "nearest value below the threshold";
+      // What an officer reads must itself be below: the shortest decimal,
+      // rounded away from the declared value, that still crosses once read
+      // back the way the CSV reader reads it.
+      const double target = to_raw(below);
+      const double direction = target < to_raw(v0) ? -1 : 1;
+      for (int digits = 3; digits <= 17; ++digits) {
+        const double shown = RoundSignificant(target, digits, direction);
+        const std::string text = FormatNumber(shown, digits);
+        const std::array<double, 1> value = {to_model(std::stod(text))};
+        const float score = ScoreVariants(table, row, true, slot, value)[0];
+        if (score < threshold) {
+          cf.found = true;
+          cf.to = text;
+          cf.score = score;
+          cf.note = "nearest value below the threshold";
+          return cf;
+        }
+      }
+      cf.note = "the crossing is closer than a decimal number can show";
       return cf;
     }
     const int64_t bucket0 = table.categorical[row * table.categorical_width() + slot];
@@ -289,40 +370,58 @@ absl::StatusOr<Counterfactual> DeclarationExplainer::FindCounterfactual(
       cf.note = "already below the threshold";
       return cf;
     }
-    std::vector<size_t> tried;
-    std::vector<double> buckets;
+    // Values the model cannot tell apart (same bucket, e.g. HS codes cut to
+    // their prefix) are one candidate: counts add up, the most frequent value
+    // speaks for it.
+    struct Bucket {
+      uint64_t count = 0;
+      size_t values = 0;
+      size_t best = 0;  // index in candidates.categorical_values
+    };
+    std::map<uint32_t, Bucket> buckets;
+    const auto& values = candidates.categorical_values;
     for (size_t k = 0; k < values.size(); ++k) {
       const uint32_t b = data::CategoricalBucket(feature, values[k].first, spec->prefix_length(),
                                                  spec->hash_buckets());
       if (b == bucket0) continue;
-      tried.push_back(k);
-      buckets.push_back(b);
+      Bucket& bucket = buckets[b];
+      if (bucket.values == 0 || values[k].second > values[bucket.best].second) bucket.best = k;
+      bucket.count += values[k].second;
+      ++bucket.values;
     }
-    if (tried.empty()) {
+    if (buckets.empty()) {
       cf.note = absl::StrCat("no other value of ", feature, " to try");
       return cf;
     }
-    const std::vector<float> scores = ScoreVariants(table, row, false, slot, buckets);
-    std::optional<size_t> best;
-    for (size_t k = 0; k < tried.size(); ++k) {
-      if (scores[k] >= threshold) continue;
-      ++cf.crossing_values;
-      const auto& candidate = values[tried[k]];
-      if (!best || candidate.second > values[tried[*best]].second ||
-          (candidate.second == values[tried[*best]].second &&
-           candidate.first < values[tried[*best]].first)) {
-        best = k;
+    std::vector<double> ids;
+    for (const auto& [b, bucket] : buckets) ids.push_back(b);
+    const std::vector<float> scores = ScoreVariants(table, row, false, slot, ids);
+    const Bucket* best = nullptr;
+    float best_score = 0;
+    size_t k = 0;
+    for (const auto& [b, bucket] : buckets) {
+      const float score = scores[k++];
+      if (score >= threshold) continue;
+      cf.crossing_values += bucket.values;
+      if (best == nullptr || bucket.count > best->count ||
+          (bucket.count == best->count && values[bucket.best].first < values[best->best].first)) {
+        best = &bucket;
+        best_score = score;
       }
     }
-    if (!best) {
-      cf.note = absl::StrCat("none of the ", tried.size(), " other values of ", feature,
+    if (best == nullptr) {
+      cf.note = absl::StrCat("none of the ", values.size(), " other values of ", feature,
                              " brings the score below ", FormatNumber(threshold));
       return cf;
     }
     cf.found = true;
-    cf.to = values[tried[*best]].first;
-    cf.score = scores[*best];
+    cf.to = values[best->best].first;
+    cf.score = best_score;
     cf.note = absl::StrCat("most frequent of ", cf.crossing_values, " values below the threshold");
+    if (spec->prefix_length() > 0) {
+      absl::StrAppend(&cf.note, "; the model reads only the first ", spec->prefix_length(),
+                      " characters");
+    }
     return cf;
   } catch (const c10::Error& e) {
     return absl::InternalError(

@@ -46,6 +46,17 @@ struct Counterfactual {
   std::string note;
 };
 
+// What a counterfactual may try for one feature (DeclarationExplainer::
+// GatherCandidates, or built by the caller, e.g. a list of origin countries).
+struct CounterfactualCandidates {
+  std::string feature;
+  bool numeric = false;
+  // NUMERIC: values in the model's input space (after log1p).
+  std::vector<double> numeric_values;
+  // CATEGORICAL: (value as written, how often it occurs).
+  std::vector<std::pair<std::string, uint64_t>> categorical_values;
+};
+
 // Explains a pulled declaration model's scores.
 //
 // Risk models: integrated gradients (ComputeIntegratedGradients) of the risk
@@ -86,27 +97,40 @@ class DeclarationExplainer {
   absl::StatusOr<std::vector<Explanation>> Explain(const data::DeclarationTable& table,
                                                    std::span<const int64_t> rows);
 
-  // The smallest change of feature `feature` (a feature name) that brings
-  // row `row` of `table` strictly below `threshold`.
-  //   NUMERIC: candidates are the distinct values of that column in `table`
-  //     (up to 256 quantiles); the nearest one (in the model's input space, so
-  //     log1p features move by ratio) whose score is below is found, then the
-  //     crossing point between the declaration's value and it is refined by a
-  //     scan and bisection; `to` is that point in the CSV's unit.
-  //   CATEGORICAL: candidates are `values` (value, count in the data), e.g.
-  //     every value of that column in the file; of those that bring the score
-  //     below, the most frequent is chosen (the most ordinary alternative),
-  //     ties by value. Values hashing to the declaration's own bucket are not
-  //     a change and are skipped.
-  // found = false with a note when the score is already below, or no candidate
-  // gets there. InvalidArgument for an unknown feature (listing the features)
-  // or a row out of range.
-  absl::StatusOr<Counterfactual> FindCounterfactual(
-      const data::DeclarationTable& table, int64_t row, const std::string& feature,
-      double threshold, const std::vector<std::pair<std::string, uint64_t>>& values = {});
+  // The values of `feature` a counterfactual may try, gathered once per file:
+  //   NUMERIC: the distinct values of that column in `table` (up to 256
+  //     quantiles), in the model's input space;
+  //   CATEGORICAL: every raw value of that column in `table` with its count
+  //     (the table must have been read with the column in
+  //     data::ReadOptions::raw_columns).
+  // InvalidArgument for an unknown feature (listing the model's features) or
+  // a table without the column or its raw values.
+  absl::StatusOr<CounterfactualCandidates> GatherCandidates(const data::DeclarationTable& table,
+                                                            const std::string& feature) const;
+
+  // The smallest change of candidates.feature that brings row `row` of
+  // `table` strictly below `threshold`.
+  //   NUMERIC: the candidate nearest the declaration's value (in the model's
+  //     input space, so log1p features move by ratio) whose score is below;
+  //     then the crossing between the two by a scan and bisection; `to` is
+  //     the shortest decimal, rounded away from the declared value, that is
+  //     below once read back as the CSV reader reads it, and `score` is its
+  //     score.
+  //   CATEGORICAL: values in one hash bucket are one candidate (the model
+  //     cannot tell them apart); of the buckets that bring the score below,
+  //     the one with the most declarations wins, shown as its most frequent
+  //     value (ties by value). The declaration's own bucket is not a change.
+  // found = false with a note when the score is already below, or no
+  // candidate gets there. InvalidArgument for an unknown feature, candidates
+  // of the other kind, a row out of range or a table without the column.
+  absl::StatusOr<Counterfactual> FindCounterfactual(const data::DeclarationTable& table,
+                                                    int64_t row, double threshold,
+                                                    const CounterfactualCandidates& candidates);
 
  private:
   explicit DeclarationExplainer(DeclarationScorer scorer) : scorer_(std::move(scorer)) {}
+
+  absl::StatusOr<const v1::ColumnSpec*> FeatureColumn(const std::string& feature) const;
 
   // Scores of copies of `row` with feature slot `slot` set to each value.
   std::vector<float> ScoreVariants(const data::DeclarationTable& table, int64_t row, bool numeric,

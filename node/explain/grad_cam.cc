@@ -52,9 +52,11 @@ std::vector<GradCam> ComputeGradCam(models::XrayCnn& model, const torch::Tensor&
     g.size = static_cast<int>(size);
     const float* p = cam.data_ptr<float>() + i * size * size;
     g.heatmap.assign(p, p + size * size);
-    const int64_t at = std::max_element(g.heatmap.begin(), g.heatmap.end()) - g.heatmap.begin();
-    g.peak_x = static_cast<int>(at % size);
-    g.peak_y = static_cast<int>(at / size);
+    const auto peak = std::max_element(g.heatmap.begin(), g.heatmap.end());
+    if (*peak > 0) {
+      g.peak_x = static_cast<int>((peak - g.heatmap.begin()) % size);
+      g.peak_y = static_cast<int>((peak - g.heatmap.begin()) / size);
+    }
   }
   return out;
 }
@@ -70,10 +72,12 @@ absl::Status WriteGradCamOverlay(const uint16_t* pixels, const GradCam& cam,
   heat.convertTo(heat8, CV_8U, 255.0);
   cv::applyColorMap(heat8, heat_bgr, cv::COLORMAP_JET);
   cv::addWeighted(gray_bgr, 0.55, heat_bgr, 0.45, 0, blended);
-  const int arm = std::max(2, s / 16);
-  const cv::Scalar white(255, 255, 255);
-  cv::line(blended, {cam.peak_x - arm, cam.peak_y}, {cam.peak_x + arm, cam.peak_y}, white);
-  cv::line(blended, {cam.peak_x, cam.peak_y - arm}, {cam.peak_x, cam.peak_y + arm}, white);
+  if (cam.peak_x >= 0) {
+    const int arm = std::max(2, s / 16);
+    const cv::Scalar white(255, 255, 255);
+    cv::line(blended, {cam.peak_x - arm, cam.peak_y}, {cam.peak_x + arm, cam.peak_y}, white);
+    cv::line(blended, {cam.peak_x, cam.peak_y - arm}, {cam.peak_x, cam.peak_y + arm}, white);
+  }
   std::vector<uchar> png;
   try {
     if (!cv::imencode(".png", blended, png)) {

@@ -20,9 +20,10 @@ struct GradCam {
   // raised the class).
   std::vector<float> heatmap;
   int size = 0;
-  // The hottest pixel (first in row-major order on ties).
-  int peak_x = 0;
-  int peak_y = 0;
+  // The hottest pixel (first in row-major order on ties); -1 when the
+  // heatmap is all 0 (no location raised the class).
+  int peak_x = -1;
+  int peak_y = -1;
 };
 
 // Grad-CAM (Selvaraju et al., ICCV 2017) of `images` [B, C, S, S] float32 in

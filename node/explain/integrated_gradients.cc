@@ -54,7 +54,9 @@ torch::Tensor PathGrid(models::RiskMlp& model, const torch::Tensor& rows,
   torch::Tensor t = t0 + (targets - m0) / span * (t1 - t0);
   t.select(1, 0).fill_(0);
   t.select(1, steps).fill_(1);
-  return t;
+  // The points are evaluated in float32: widths must be those of the points
+  // actually used, or the contributions stop telescoping.
+  return t.to(torch::kFloat32).to(torch::kFloat64);
 }
 
 // Integrated gradients of `rows` [R, W] on `steps` intervals of PathGrid.
@@ -103,6 +105,8 @@ IntegratedGradientsResult ComputeIntegratedGradients(models::RiskMlp& model,
                                                      const IntegratedGradientsOptions& options) {
   TORCH_CHECK(encoded.dim() == 2 && baseline.dim() == 1 && encoded.size(1) == baseline.size(0),
               "integrated gradients: encoded rows [B, W] and a baseline [W] are needed");
+  TORCH_CHECK(options.steps >= 1 && options.max_steps >= options.steps && options.tolerance >= 0,
+              "integrated gradients: need steps >= 1, max_steps >= steps and tolerance >= 0");
   model->eval();
   IntegratedGradientsResult result;
   const torch::Tensor rows = encoded.detach();
@@ -127,9 +131,14 @@ IntegratedGradientsResult ComputeIntegratedGradients(models::RiskMlp& model,
       const torch::Tensor some = coarse.narrow(0, start, std::min(chunk, coarse.numel() - start));
       const torch::Tensor again =
           Attribute(model, rows.index_select(0, some), base, steps).detach();
-      result.attributions.index_copy_(0, some, again);
-      result.completeness_gap.index_copy_(0, some,
-                                          (again.sum(1) - expected.index_select(0, some)).abs());
+      const torch::Tensor gap = (again.sum(1) - expected.index_select(0, some)).abs();
+      // Keep the finer result only where it is better.
+      const torch::Tensor better = gap < result.completeness_gap.index_select(0, some);
+      result.attributions.index_copy_(
+          0, some,
+          torch::where(better.unsqueeze(1), again, result.attributions.index_select(0, some)));
+      result.completeness_gap.index_copy_(
+          0, some, torch::where(better, gap, result.completeness_gap.index_select(0, some)));
     }
   }
   return result;

@@ -34,7 +34,8 @@ struct IntegratedGradientsOptions {
 // mean). Runs the model in eval mode and leaves it so; thread-compatible (one
 // model per thread). Memory O(B x steps x W) for the first pass (callers batch
 // B), then at most 2^18 path points at a time while refining. Throws
-// c10::Error on shape mismatches.
+// c10::Error on shape mismatches, or unless steps >= 1, max_steps >= steps and
+// tolerance >= 0.
 IntegratedGradientsResult ComputeIntegratedGradients(
     models::RiskMlp& model, const torch::Tensor& encoded, const torch::Tensor& baseline,
     const IntegratedGradientsOptions& options = {});

@@ -38,19 +38,19 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
   if (!data.selection.empty()) {
     // Random-control evaluation at the 5 % budget, as counts.
     constexpr uint32_t kBudgetPercent = 5;
-    const std::vector<bool> flagged = report::FlagTopShare(scores, kBudgetPercent / 100.0);
+    std::vector<report::SelectionKind> kinds;
+    kinds.reserve(rows.size());
+    for (int64_t row : rows) kinds.push_back(data.selection[row]);
+    const report::SelectionTally tally =
+        report::CountBySelection(scores, labels, kinds, kBudgetPercent / 100.0);
     v1::SelectionEvaluation* selection = metrics.mutable_selection();
     selection->set_budget_percent(kBudgetPercent);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const uint8_t kind = data.selection[rows[i]];
-      if (kind == kSelectionUnknown) continue;
-      v1::SelectionCounts* counts = kind == kSelectionRandom ? selection->mutable_random()
-                                                             : selection->mutable_risk_selected();
-      const bool positive = labels[i] > 0.5f;
-      counts->set_rows(counts->rows() + 1);
-      counts->set_positives(counts->positives() + (positive ? 1 : 0));
-      counts->set_flagged(counts->flagged() + (flagged[i] ? 1 : 0));
-      counts->set_flagged_positives(counts->flagged_positives() + (flagged[i] && positive ? 1 : 0));
+    for (auto [from, to] : {std::pair{&tally.random, selection->mutable_random()},
+                            std::pair{&tally.risk_selected, selection->mutable_risk_selected()}}) {
+      to->set_rows(from->rows);
+      to->set_positives(from->positives);
+      to->set_flagged(from->flagged);
+      to->set_flagged_positives(from->flagged_positives);
     }
   }
   return metrics;

@@ -188,6 +188,56 @@ SelectionEstimate EstimateFromCounts(const SelectionCounts& c) {
           WilsonInterval(c.flagged_positives, c.flagged)};
 }
 
+SelectionTally CountBySelection(std::span<const float> scores, std::span<const float> labels,
+                                std::span<const SelectionKind> kinds, double budget) {
+  SelectionTally tally;
+  const size_t n = std::min({scores.size(), labels.size(), kinds.size()});
+  std::vector<float> random_scores;
+  for (size_t i = 0; i < n; ++i) {
+    if (kinds[i] == SelectionKind::kRandom) random_scores.push_back(scores[i]);
+  }
+  const std::vector<bool> random_flags = FlagTopShare(random_scores, budget);
+  for (size_t k = 0; k < random_scores.size(); ++k) {
+    if (random_flags[k] && (!tally.threshold || random_scores[k] < *tally.threshold)) {
+      tally.threshold = random_scores[k];
+    }
+  }
+  // Without random rows the flow's threshold is unknown: the risk-selected
+  // rows then take their own top share, a figure about them alone.
+  std::vector<bool> risk_flags;
+  if (!tally.threshold) {
+    std::vector<float> risk_scores;
+    for (size_t i = 0; i < n; ++i) {
+      if (kinds[i] == SelectionKind::kRisk) risk_scores.push_back(scores[i]);
+    }
+    risk_flags = FlagTopShare(risk_scores, budget);
+  }
+  size_t random_index = 0, risk_index = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bool flagged = false;
+    SelectionCounts* c = nullptr;
+    switch (kinds[i]) {
+      case SelectionKind::kUnknown:
+        ++tally.unknown_rows;
+        continue;
+      case SelectionKind::kRandom:
+        c = &tally.random;
+        flagged = random_flags[random_index++];
+        break;
+      case SelectionKind::kRisk:
+        c = &tally.risk_selected;
+        flagged = tally.threshold ? scores[i] >= *tally.threshold : risk_flags[risk_index++];
+        break;
+    }
+    const bool positive = labels[i] > 0.5f;
+    ++c->rows;
+    if (positive) ++c->positives;
+    if (flagged) ++c->flagged;
+    if (positive && flagged) ++c->flagged_positives;
+  }
+  return tally;
+}
+
 absl::StatusOr<GroupReport> BuildGroupReport(const ScoredDeclarations& in) {
   if (absl::Status s = CheckInput(in); !s.ok()) return s;
   const size_t n = in.scores.size();
@@ -221,21 +271,16 @@ absl::StatusOr<GroupReport> BuildGroupReport(const ScoredDeclarations& in) {
   }
 
   if (!in.selection.empty()) {
-    SelectionCounts random, risk;
-    SelectionComparison comparison;
+    std::vector<SelectionKind> kinds(n);
     for (size_t i = 0; i < n; ++i) {
-      const SelectionKind kind = ClassifySelection(in.selection[i], in.options.random_value);
-      if (kind == SelectionKind::kUnknown) {
-        ++comparison.unknown_rows;
-        continue;
-      }
-      SelectionCounts& c = kind == SelectionKind::kRandom ? random : risk;
-      const bool positive = in.labels[i] == 1.0f;
-      ++c.rows;
-      if (positive) ++c.positives;
-      if (flagged[i]) ++c.flagged;
-      if (positive && flagged[i]) ++c.flagged_positives;
+      kinds[i] = ClassifySelection(in.selection[i], in.options.random_value);
     }
+    const SelectionTally tally = CountBySelection(in.scores, in.labels, kinds, in.options.budget);
+    const SelectionCounts& random = tally.random;
+    const SelectionCounts& risk = tally.risk_selected;
+    SelectionComparison comparison;
+    comparison.unknown_rows = tally.unknown_rows;
+    comparison.threshold = tally.threshold;
     std::vector<std::string> notes;
     if (random.rows == 0) {
       notes.push_back(absl::StrCat("no randomly selected controls (0 rows with selection '",
@@ -340,11 +385,15 @@ nlohmann::json GroupReportToJson(const GroupReport& r) {
         {"random", EstimateJson(r.selection->random, true)},
         {"risk_selected", EstimateJson(r.selection->risk_selected, false)},
         {"unknown_rows", r.selection->unknown_rows},
+        {"threshold", r.selection->threshold ? nlohmann::json(*r.selection->threshold)
+                                             : nlohmann::json(nullptr)},
         {"note", r.selection->note},
         {"interpretation",
-         "Random controls are an unbiased sample of all declarations: their figures estimate the "
-         "model's performance on the whole flow. Risk-selected controls were chosen by risk, so "
-         "their figures are biased by that selection and describe the controlled sample only."}};
+         "Random controls are an unbiased sample of all declarations: the top budget share of "
+         "their scores estimates the flow's inspection threshold, and their figures at that "
+         "threshold estimate the model's performance on the whole flow. Risk-selected controls "
+         "were chosen by risk, so their figures at the same threshold are biased by that "
+         "selection and describe the controlled sample only."}};
   }
   return j;
 }

@@ -50,7 +50,7 @@ struct ReportOptions {
 // all-whitespace) value, kRandom when it equals random_value after trimming
 // ASCII whitespace and ignoring ASCII case, else kRisk. Nodes classify their
 // hold-out with it too, so their counts and this report agree.
-enum class SelectionKind { kUnknown, kRandom, kRisk };
+enum class SelectionKind : uint8_t { kUnknown, kRandom, kRisk };
 SelectionKind ClassifySelection(std::string_view value, std::string_view random_value);
 
 // Scored declarations with their control results, as the analyst holds them. All per-row vectors
@@ -166,10 +166,32 @@ struct SelectionComparison {
   std::optional<SelectionEstimate> random;         // unbiased; nullopt when 0 random rows
   std::optional<SelectionEstimate> risk_selected;  // biased; nullopt when 0 risk-selected rows
   uint64_t unknown_rows = 0;                       // empty selection value: in neither
+  // The score threshold both sides are flagged at (CountBySelection); unset
+  // without random rows.
+  std::optional<double> threshold;
   // Why a side is missing, e.g. "no randomly selected controls (0 rows with selection
   // 'random'): no unbiased estimate is possible"; empty when both are present.
   std::string note;
 };
+
+// Random-control counts at an inspection budget. The randomly selected
+// controls sample the whole flow of declarations, so the top `budget` share of
+// their own scores (FlagTopShare) estimates where the flow's inspection
+// threshold lies: random rows are flagged that way, and risk-selected rows at
+// the same score (score >= the lowest flagged random score), so both sides
+// are judged at one threshold. Without random rows (threshold unset) the
+// risk-selected rows are flagged at their own top share. Rows of kind
+// kUnknown are only counted. Spans of unequal length are cut to the
+// shortest. Nodes count their hold-out with it, and BuildGroupReport the
+// analyst's file, so the two agree. Pure function.
+struct SelectionTally {
+  SelectionCounts random;
+  SelectionCounts risk_selected;
+  uint64_t unknown_rows = 0;
+  std::optional<double> threshold;
+};
+SelectionTally CountBySelection(std::span<const float> scores, std::span<const float> labels,
+                                std::span<const SelectionKind> kinds, double budget);
 
 struct GroupReport {
   ReportOptions options;  // as given

@@ -117,6 +117,12 @@ void AppendSelection(const GroupReport& r, std::string& html) {
       s.random, true);
   row("Risk-selected (any other value)", s.risk_selected, false);
   html += "</tbody>\n</table>\n";
+  if (s.threshold) {
+    absl::StrAppend(&html, "<p>Both rows are judged at one score threshold, ",
+                    Fixed(*s.threshold, 4),
+                    ": the top budget share of the random controls' scores, an estimate of "
+                    "where the inspection budget cuts the whole flow.</p>\n");
+  }
   if (s.unknown_rows > 0) {
     absl::StrAppend(&html,
                     "<p>Rows with an empty selection value, counted in neither: ", s.unknown_rows,

@@ -383,9 +383,12 @@ TEST(GroupReport, NoPositivesAnywhereGivesNoRecallRatios) {
 TEST(SelectionComparison, CountsRandomAndRiskSelectedRowsByHand) {
   // Selection after trimming and lower-casing: random = rows 2 3 4 7 9, risk = 0 1 5 8,
   // unknown = row 6.
-  //   random: rows 5, positives 2 4 7 = 3, flagged 2 = 1, flagged positives 2 = 1.
-  //           non-compliance 3/5, recall 1/3, precision 1/1.
-  //   risk:   rows 4, positives 0 = 1, flagged 0 1 = 2, flagged positives 0 = 1.
+  //   random scores 0.7 0.7 0.6 0.3 0.2: their own top ceil(0.3 * 5) = 2 are rows 2 and 3,
+  //           so the threshold is 0.7.
+  //   random: rows 5, positives 2 4 7 = 3, flagged 2 3 = 2, flagged positives 2 = 1.
+  //           non-compliance 3/5, recall 1/3, precision 1/2.
+  //   risk:   scores 0.9 0.8 0.5 NaN; >= 0.7: rows 0 1.
+  //           rows 4, positives 0 = 1, flagged 0 1 = 2, flagged positives 0 = 1.
   //           non-compliance 1/4, recall 1/1, precision 1/2.
   const absl::StatusOr<GroupReport> r = BuildGroupReport(SmallTable());
   ASSERT_TRUE(r.ok()) << r.status();
@@ -398,11 +401,13 @@ TEST(SelectionComparison, CountsRandomAndRiskSelectedRowsByHand) {
   const SelectionEstimate& random = *s.random;
   EXPECT_EQ(random.counts.rows, 5u);
   EXPECT_EQ(random.counts.positives, 3u);
-  EXPECT_EQ(random.counts.flagged, 1u);
+  EXPECT_EQ(random.counts.flagged, 2u);
   EXPECT_EQ(random.counts.flagged_positives, 1u);
   ExpectProportion(random.non_compliance_rate, 3, 5);
   ExpectProportion(random.recall, 1, 3);
-  ExpectProportion(random.precision, 1, 1);
+  ExpectProportion(random.precision, 1, 2);
+  ASSERT_TRUE(s.threshold.has_value());
+  EXPECT_FLOAT_EQ(*s.threshold, 0.7f);
   const SelectionEstimate& risk = *s.risk_selected;
   EXPECT_EQ(risk.counts.rows, 4u);
   EXPECT_EQ(risk.counts.positives, 1u);

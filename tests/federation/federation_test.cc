@@ -47,7 +47,9 @@
 #include "node/analyst/model_puller.h"
 #include "node/analyst/pulled_model.h"
 #include "node/config/node_config.h"
+#include "node/analyst/coordinator_status.h"
 #include "node/local_data.h"
+#include "node/report/group_report.h"
 #include "node/node.h"
 #include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
@@ -332,6 +334,27 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   EXPECT_EQ(status.latest_metrics().selection().random().rows() +
                 status.latest_metrics().selection().risk_selected().rows(),
             holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
+  // What `fedcustoms status` prints, over mutual TLS with the admin
+  // certificate: the estimates per administration and pooled.
+  auto fetched =
+      node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("admin"));
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  const nlohmann::json shown = node::CoordinatorStatusToJson(*fetched);
+  const nlohmann::json& control = shown["tasks"][0]["random_control"];
+  for (const char* who : {"EE", "FI", "LV", "all"}) {
+    ASSERT_TRUE(control.contains(who)) << shown.dump();
+    EXPECT_TRUE(control[who]["random"]["unbiased"].get<bool>());
+    const nlohmann::json& rate = control[who]["random"]["non_compliance_rate"];
+    EXPECT_LE(rate["low"].get<double>(), rate["value"].get<double>());
+    EXPECT_GE(rate["high"].get<double>(), rate["value"].get<double>());
+  }
+  EXPECT_EQ(control["all"]["random"]["rows"].get<uint64_t>() +
+                control["all"]["risk_selected"]["rows"].get<uint64_t>(),
+            holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
+  EXPECT_EQ(node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("EE"))
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
 
   // Each node kept its own record of the global model's hold-out metrics.
   for (const std::string admin : {"EE", "FI", "LV"}) {
@@ -375,6 +398,30 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     ASSERT_EQ(scores->size(), expected.size());
     for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ((*scores)[i], expected[i]) << i;
 
+    // The node's random-control counts of the last round, recomputed here
+    // from the published version and the node's own hold-out: all eight
+    // numbers agree.
+    std::vector<float> labels;
+    std::vector<report::SelectionKind> kinds;
+    for (int64_t row : data->split.holdout) {
+      labels.push_back(data->table.labels[row]);
+      kinds.push_back(data->selection[row]);
+    }
+    const report::SelectionTally tally = report::CountBySelection(expected, labels, kinds, 0.05);
+    auto recorded = coordinator->ledger().SelectionEvaluations("risk", rounds->back().round_id);
+    ASSERT_TRUE(recorded.ok());
+    v1::SelectionEvaluation ee;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(recorded->front().second, &ee).ok());
+    ASSERT_EQ(recorded->front().first, "EE");
+    for (auto [want, got] : {std::pair{&tally.random, &ee.random()},
+                             std::pair{&tally.risk_selected, &ee.risk_selected()}}) {
+      EXPECT_EQ(got->rows(), want->rows);
+      EXPECT_EQ(got->positives(), want->positives);
+      EXPECT_EQ(got->flagged(), want->flagged);
+      EXPECT_EQ(got->flagged_positives(), want->flagged_positives);
+    }
+    EXPECT_GT(tally.random.flagged, 0u);
+
     v1::DeclarationSchema other = data->schema;
     for (v1::ColumnSpec& c : *other.mutable_columns()) {
       if (c.name() == "office") c.set_hash_buckets(128);
@@ -407,6 +454,20 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     for (int64_t i = 0; i < t.dim(); ++i) want += (i ? "x" : "") + std::to_string(t.size(i));
   }
   EXPECT_EQ(output.substr(0, output.find_last_not_of('\n') + 1), want);
+  // A restarted coordinator still shows the last round's counts (from the
+  // ledger), so `fedcustoms status` after a restart is not empty.
+  coordinator->Shutdown();
+  coordinator.reset();
+  auto restarted = StartCoordinator("two-rounds", 3, 2, 60, v1::SECURE);
+  const v1::TaskStatus after = restarted->runner("risk")->Status();
+  ASSERT_EQ(after.selection_evaluations_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(after.selection_evaluations(i).DebugString(),
+              status.selection_evaluations(i).DebugString());
+  }
+  EXPECT_EQ(after.latest_metrics().selection().DebugString(),
+            status.latest_metrics().selection().DebugString());
+  restarted->Shutdown();
 }
 
 // The wire file nodes download survives a restart only while it still matches
@@ -1148,6 +1209,13 @@ TEST_F(FederationTest, PastRoundsHugeSampleCountsAndBadMetricsAreRefused) {
          m->mutable_selection()->set_budget_percent(5);
          m->mutable_selection()->mutable_random()->set_rows(6);
          m->mutable_selection()->mutable_risk_selected()->set_rows(5);
+       },
+       "metrics: selection rows (random + risk_selected) exceed examples"},
+      {[](v1::EvaluationMetrics* m) {
+         // Sums to 1 when added in uint64: each part is checked on its own.
+         m->mutable_selection()->set_budget_percent(5);
+         m->mutable_selection()->mutable_random()->set_rows(~uint64_t{0});
+         m->mutable_selection()->mutable_risk_selected()->set_rows(2);
        },
        "metrics: selection rows (random + risk_selected) exceed examples"},
       {[](v1::EvaluationMetrics* m) { m->add_at_budget()->set_percent(0); }, budget},
