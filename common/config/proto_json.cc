@@ -18,7 +18,7 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-constexpr std::streamoff kMaxFileBytes = 64 << 20;
+constexpr size_t kMaxFileBytes = 64 << 20;
 
 // The field a JSON key names: proto name or lowerCamelCase JSON name, the two
 // spellings protobuf's parser accepts.
@@ -104,14 +104,12 @@ absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
                                                    out->GetDescriptor()->full_name(),
                                                    ") at the top level"));
   }
-  if (absl::Status s = CheckKnownFields(document, out->GetDescriptor(), "", source);
-      !s.ok()) {
+  if (absl::Status s = CheckKnownFields(document, out->GetDescriptor(), "", source); !s.ok()) {
     return s;
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  const auto status =
-      google::protobuf::util::JsonStringToMessage(std::string(json), out, options);
+  const auto status = google::protobuf::util::JsonStringToMessage(std::string(json), out, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": ", absl::string_view(status.message().data(), status.message().size())));
@@ -119,7 +117,8 @@ absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
   return absl::OkStatus();
 }
 
-absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out) {
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
+                                          std::string_view what) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a file"));
@@ -128,18 +127,25 @@ absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* o
   if (!in) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size > kMaxFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", size, " bytes; a config file may have at most ", kMaxFileBytes));
+  // Read in chunks rather than trusting the size the file reports, so a pipe
+  // or a file that grows is capped too.
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > max_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": larger than ", max_bytes, " bytes, the most ", std::string(what), " may have"));
+    }
   }
-  in.seekg(0, std::ios::beg);
-  std::string text(static_cast<size_t>(size < 0 ? 0 : size), '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(text.size()))) {
-    return absl::DataLossError(absl::StrCat(path, ": read error"));
-  }
-  return ParseProtoJson(text, path, out);
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return text;
+}
+
+absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out) {
+  auto text = ReadSmallFile(path, kMaxFileBytes, "a config file");
+  if (!text.ok()) return text.status();
+  return ParseProtoJson(*text, path, out);
 }
 
 }  // namespace fedcustoms::config

@@ -1,13 +1,9 @@
 #include "node/fusion/indicator_fusion.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
 
 namespace fedcustoms::fusion {
 namespace {
@@ -527,27 +524,9 @@ absl::StatusOr<FusionInput> ParseFusionInput(std::string_view text, std::string_
 }
 
 absl::StatusOr<FusionInput> LoadFusionInput(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  // Read in chunks rather than trusting the size the file reports, so a pipe
-  // or a file that grows is capped too.
-  std::string text;
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
-    text.append(chunk, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxFusionInputBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": larger than ", kMaxFusionInputBytes,
-                                                     " bytes, the most an input may have"));
-    }
-  }
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  return ParseFusionInput(text, path);
+  auto text = config::ReadSmallFile(path, kMaxFusionInputBytes, "a fusion input");
+  if (!text.ok()) return text.status();
+  return ParseFusionInput(*text, path);
 }
 
 nlohmann::json FusionResultToJson(const FusionResult& r) {

@@ -364,8 +364,9 @@ TEST_F(XrayDataTest, XrayImageReaderRefusesAHugeFileBeforeReadingIt) {
   const int64_t grown = PeakRssBytes() - peak_before;
   EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(image.status().message()),
-            path + ": 3221225472 bytes, larger than 2 GiB; not an X-ray image this reader can "
-                   "decode");
+            path +
+                ": 3221225472 bytes, larger than 2 GiB; not an X-ray image this reader can "
+                "decode");
   EXPECT_LT(grown, 256 * kMiB);
 }
 
@@ -409,6 +410,30 @@ TEST_F(XrayDataTest, XrayLabelsCsvLoadsDualEnergyPairs) {
   EXPECT_EQ(d->item(0)[0], 300);
   EXPECT_EQ(d->item(0)[64], 200);
   EXPECT_EQ(d->labels[0], 3);
+}
+
+// Images to score: a labels CSV with only the path columns reads as an
+// unlabelled dataset (all labels 0, labeled false), single or dual energy.
+TEST_F(XrayDataTest, XrayLabelsCsvWithoutALabelColumnIsImagesToScore) {
+  WriteImage("a.png", Ramp16(8, 8, 100));
+  WriteImage("h.png", Ramp16(8, 8, 300));
+  WriteImage("l.png", Ramp16(8, 8, 200));
+  WriteAll(Path("single.csv"), "path\na.png\nh.png\n");
+  absl::StatusOr<XrayDataset> single = LoadXrayLabelsCsv(Path("single.csv"), Config(8, 1));
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_FALSE(single->labeled);
+  EXPECT_EQ(single->labels, (std::vector<int32_t>{0, 0}));
+  EXPECT_FALSE(single->boxes[0].has_value());
+  WriteAll(Path("pairs.csv"), "path_high,path_low\nh.png,l.png\n");
+  absl::StatusOr<XrayDataset> pairs = LoadXrayLabelsCsv(Path("pairs.csv"), Config(8, 2));
+  ASSERT_TRUE(pairs.ok()) << pairs.status();
+  EXPECT_FALSE(pairs->labeled);
+  EXPECT_EQ(pairs->item(0)[64], 200);
+  // A labelled file says so.
+  WriteAll(Path("labelled.csv"), "path,label\na.png,knife\n");
+  absl::StatusOr<XrayDataset> labelled = LoadXrayLabelsCsv(Path("labelled.csv"), Config(8, 1));
+  ASSERT_TRUE(labelled.ok()) << labelled.status();
+  EXPECT_TRUE(labelled->labeled);
 }
 
 // Error paths of the labels CSV: each names the CSV, the line and the reason.
