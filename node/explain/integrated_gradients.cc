@@ -3,12 +3,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace fedcustoms::node {
 namespace {
 
 // Intervals of the coarse pass that places the grid (see PathGrid).
-constexpr int64_t kGridProbes = 64;
+constexpr int64_t kGridProbes = 16;
 
 // Points along the path where `model`'s logit is evaluated: [R, n, W] for
 // positions `t` [R, n] of each row's path from `baseline` to `rows`.
@@ -85,16 +86,16 @@ torch::Tensor Attribute(models::RiskMlp& model, const torch::Tensor& rows,
   torch::Tensor mid = PathPoints(rows, baseline, ((t0 + t1) / 2).to(torch::kFloat32));
   mid.requires_grad_(true);
   const torch::Tensor z_mid = Logits(model, mid);
-  const torch::Tensor gradient =
-      torch::autograd::grad({z_mid.sum()}, {mid})[0].view({r, steps, w}).to(torch::kFloat64);
+  const torch::Tensor gradient = torch::autograd::grad({z_mid.sum()}, {mid})[0].view({r, steps, w});
   const torch::Tensor z0 = z.narrow(1, 0, steps), z1 = z.narrow(1, 1, steps);
   const torch::Tensor dz = z1 - z0;
   const torch::Tensor s_mid = torch::sigmoid((z0 + z1) / 2);
   const torch::Tensor mean_slope = torch::where(
       dz.abs() > 1e-9, (torch::sigmoid(z1) - torch::sigmoid(z0)) / dz, s_mid * (1 - s_mid));
-  const torch::Tensor weights = mean_slope * (t1 - t0);  // [R, steps]
-  return ((gradient * weights.unsqueeze(2)).sum(1) * (rows - baseline).to(torch::kFloat64))
-      .to(torch::kFloat32);
+  // The slopes need float64 (sigmoid differences near 1); the sum over the
+  // path does not: one batched product in float32, as the gradients are.
+  const torch::Tensor weights = (mean_slope * (t1 - t0)).to(torch::kFloat32);  // [R, steps]
+  return torch::bmm(weights.unsqueeze(1), gradient).squeeze(1) * (rows - baseline);
 }
 
 }  // namespace
@@ -118,21 +119,18 @@ IntegratedGradientsResult ComputeIntegratedGradients(models::RiskMlp& model,
         torch::sigmoid(model->LogitsOfEncoded(base.unsqueeze(0))).item<double>();
   }
   const torch::Tensor expected = result.scores - result.baseline_score;
-  result.attributions = Attribute(model, rows, base, options.steps).detach();
-  result.completeness_gap = (result.attributions.sum(1) - expected).abs();
-  // Points of the path held at once while refining: bounds memory to about
-  // kMaxPathPoints x W floats (x3: path, gradient, products).
+  // Points of the path held at once: bounds memory to about kMaxPathPoints x
+  // W floats (x3: path, gradient, products) whatever the number of rows.
   constexpr int64_t kMaxPathPoints = int64_t{1} << 18;
-  for (int64_t steps = options.steps * 4; steps <= options.max_steps; steps *= 4) {
-    const torch::Tensor coarse = (result.completeness_gap > options.tolerance).nonzero().view(-1);
-    if (coarse.numel() == 0) break;
+  // Attributions of the rows `which` with `steps`, chunk by chunk; a row's
+  // result replaces the one it has only where its gap is smaller.
+  auto attribute = [&](const torch::Tensor& which, int64_t steps) {
     const int64_t chunk = std::max<int64_t>(1, kMaxPathPoints / (steps + 1));
-    for (int64_t start = 0; start < coarse.numel(); start += chunk) {
-      const torch::Tensor some = coarse.narrow(0, start, std::min(chunk, coarse.numel() - start));
+    for (int64_t start = 0; start < which.numel(); start += chunk) {
+      const torch::Tensor some = which.narrow(0, start, std::min(chunk, which.numel() - start));
       const torch::Tensor again =
           Attribute(model, rows.index_select(0, some), base, steps).detach();
       const torch::Tensor gap = (again.sum(1) - expected.index_select(0, some)).abs();
-      // Keep the finer result only where it is better.
       const torch::Tensor better = gap < result.completeness_gap.index_select(0, some);
       result.attributions.index_copy_(
           0, some,
@@ -140,6 +138,14 @@ IntegratedGradientsResult ComputeIntegratedGradients(models::RiskMlp& model,
       result.completeness_gap.index_copy_(
           0, some, torch::where(better, gap, result.completeness_gap.index_select(0, some)));
     }
+  };
+  result.attributions = torch::zeros_like(rows);
+  result.completeness_gap = torch::full_like(result.scores, std::numeric_limits<float>::infinity());
+  attribute(torch::arange(rows.size(0)), options.steps);
+  for (int64_t steps = options.steps * 4; steps <= options.max_steps; steps *= 4) {
+    const torch::Tensor coarse = (result.completeness_gap > options.tolerance).nonzero().view(-1);
+    if (coarse.numel() == 0) break;
+    attribute(coarse, steps);
   }
   return result;
 }
