@@ -26,7 +26,7 @@ struct IntegratedGradientsResult {
 
 struct IntegratedGradientsOptions {
   int64_t steps = 64;
-  int64_t max_steps = 4096;
+  int64_t max_steps = 16384;
   double tolerance = 1e-3;
 };
 
