@@ -93,8 +93,11 @@ void AppendSelection(const GroupReport& r, std::string& html) {
       "<p>Randomly selected controls are an unbiased sample of all declarations: their figures "
       "estimate how the model performs on the whole flow. Risk-selected controls were chosen "
       "because they looked risky, so their figures are biased by that selection and describe "
-      "the controlled sample only. Both use the same flags: the top " +
-      Percent(r.options.budget) + " % of all rows by score.</p>\n";
+      "the controlled sample only. Both are judged at one threshold: the score above which "
+      "the top " +
+      Percent(r.options.budget) +
+      " % of the random controls lie, an estimate of where that budget cuts the whole "
+      "flow.</p>\n";
   html +=
       "<table class=\"selection\">\n<thead><tr><th class=\"group\">Selection</th><th>Rows</th>"
       "<th>Non-compliance rate [95 % CI]</th><th>Recall at budget [95 % CI]</th>"
