@@ -19,20 +19,10 @@ report::SelectionCounts FromProto(const v1::SelectionCounts& c) {
 
 nlohmann::json EstimatesJson(const report::SelectionCounts& random,
                              const report::SelectionCounts& risk, uint32_t budget_percent) {
-  auto side = [](const report::SelectionCounts& counts, bool unbiased) {
-    const report::SelectionEstimate e = report::EstimateFromCounts(counts);
-    auto p = [](const report::Proportion& x) {
-      return nlohmann::json{{"value", x.value}, {"low", x.low}, {"high", x.high}};
-    };
-    return nlohmann::json{
-        {"rows", counts.rows},       {"positives", counts.positives},
-        {"flagged", counts.flagged}, {"flagged_positives", counts.flagged_positives},
-        {"unbiased", unbiased},      {"non_compliance_rate", p(e.non_compliance_rate)},
-        {"recall", p(e.recall)},     {"precision", p(e.precision)}};
-  };
-  return {{"budget_percent", budget_percent},
-          {"random", side(random, true)},
-          {"risk_selected", side(risk, false)}};
+  return {
+      {"budget_percent", budget_percent},
+      {"random", report::SelectionEstimateJson(report::EstimateFromCounts(random), true)},
+      {"risk_selected", report::SelectionEstimateJson(report::EstimateFromCounts(risk), false)}};
 }
 
 }  // namespace
@@ -72,15 +62,13 @@ nlohmann::json CoordinatorStatusToJson(const v1::GetStatusResponse& status) {
     for (const v1::NodeSelectionEvaluation& e : task.selection_evaluations()) {
       const auto random = FromProto(e.evaluation().random());
       const auto risk = FromProto(e.evaluation().risk_selected());
-      budget = e.evaluation().budget_percent();
-      control[e.node()] = EstimatesJson(random, risk, budget);
+      control[e.node()] = EstimatesJson(random, risk, e.evaluation().budget_percent());
       control[e.node()]["round_id"] = e.round_id();
-      for (auto [from, to] : {std::pair{&random, &all_random}, std::pair{&risk, &all_risk}}) {
-        to->rows += from->rows;
-        to->positives += from->positives;
-        to->flagged += from->flagged;
-        to->flagged_positives += from->flagged_positives;
-      }
+      // Only counts taken at one budget add up (as in the published metrics).
+      if (budget == 0) budget = e.evaluation().budget_percent();
+      if (e.evaluation().budget_percent() != budget) continue;
+      report::AddCounts(all_random, random);
+      report::AddCounts(all_risk, risk);
     }
     control["all"] = EstimatesJson(all_random, all_risk, budget);
     json["tasks"][t]["random_control"] = control;

@@ -90,22 +90,30 @@ absl::StatusOr<XrayScoreSummary> ScoreXrayFile(const XrayScoreOptions& options) 
       }
       std::vector<GradCam> cams;
       if (!options.gradcam_dir.empty()) cams = ComputeGradCam(cnn, images, explained);
-      // Heatmap quality is judged on the labelled threat class.
-      std::vector<int> labelled;
-      std::vector<size_t> boxed;
+      // Heatmap quality is judged on the labelled threat class: the heatmap
+      // already made when that is the class explained, another pass for the
+      // images whose most probable threat is a different one.
+      std::vector<size_t> boxed, other;
+      std::vector<int> other_classes;
       for (size_t i = 0; i < n; ++i) {
-        if (data->labeled && data->boxes[start + i] && data->labels[start + i] > 0) {
-          boxed.push_back(i);
-          labelled.push_back(data->labels[start + i]);
+        if (!data->labeled || !data->boxes[start + i] || data->labels[start + i] == 0) continue;
+        boxed.push_back(i);
+        if (data->labels[start + i] != explained[i]) {
+          other.push_back(i);
+          other_classes.push_back(data->labels[start + i]);
         }
       }
       if (!boxed.empty() && !options.gradcam_dir.empty()) {
-        std::vector<int64_t> index(boxed.begin(), boxed.end());
-        const std::vector<GradCam> truth =
-            ComputeGradCam(cnn, images.index_select(0, torch::tensor(index)), labelled);
-        for (size_t k = 0; k < boxed.size(); ++k) {
-          const xray::Box& box = *data->boxes[start + boxed[k]];
-          if (PeakInBox(truth[k], box)) ++peaks_in_box;
+        std::vector<GradCam> truth = cams;
+        if (!other.empty()) {
+          std::vector<int64_t> index(other.begin(), other.end());
+          std::vector<GradCam> extra =
+              ComputeGradCam(cnn, images.index_select(0, torch::tensor(index)), other_classes);
+          for (size_t k = 0; k < other.size(); ++k) truth[other[k]] = std::move(extra[k]);
+        }
+        for (size_t i : boxed) {
+          const xray::Box& box = *data->boxes[start + i];
+          if (PeakInBox(truth[i], box)) ++peaks_in_box;
           box_share += (box.x_max - box.x_min) * (box.y_max - box.y_min) / (size * size);
         }
         summary.boxed_images += boxed.size();

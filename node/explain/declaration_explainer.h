@@ -25,7 +25,7 @@ struct Explanation {
   // score - baseline_score up to completeness_gap.
   std::vector<float> contributions;
   // |sum(contributions) - (score - baseline_score)|: the integral's
-  // discretization error (risk); float rounding only (anomaly).
+  // discretization error (risk); 0 for anomaly, whose score is this sum.
   float completeness_gap = 0;
 };
 

@@ -330,17 +330,28 @@ void PutCounts(const Counts& c, nlohmann::json& j) {
 
 nlohmann::json EstimateJson(const std::optional<SelectionEstimate>& e, bool unbiased) {
   if (!e) return nullptr;
-  return {{"rows", e->counts.rows},
-          {"positives", e->counts.positives},
-          {"flagged", e->counts.flagged},
-          {"flagged_positives", e->counts.flagged_positives},
-          {"unbiased", unbiased},
-          {"non_compliance_rate", ProportionJson(e->non_compliance_rate)},
-          {"recall", ProportionJson(e->recall)},
-          {"precision", ProportionJson(e->precision)}};
+  return SelectionEstimateJson(*e, unbiased);
 }
 
 }  // namespace
+
+nlohmann::json SelectionEstimateJson(const SelectionEstimate& e, bool unbiased) {
+  return {{"rows", e.counts.rows},
+          {"positives", e.counts.positives},
+          {"flagged", e.counts.flagged},
+          {"flagged_positives", e.counts.flagged_positives},
+          {"unbiased", unbiased},
+          {"non_compliance_rate", ProportionJson(e.non_compliance_rate)},
+          {"recall", ProportionJson(e.recall)},
+          {"precision", ProportionJson(e.precision)}};
+}
+
+void AddCounts(SelectionCounts& sum, const SelectionCounts& more) {
+  sum.rows += more.rows;
+  sum.positives += more.positives;
+  sum.flagged += more.flagged;
+  sum.flagged_positives += more.flagged_positives;
+}
 
 nlohmann::json GroupReportToJson(const GroupReport& r) {
   nlohmann::json j;

@@ -158,6 +158,12 @@ absl::Status CheckSelectionCounts(const SelectionCounts& counts);
 // are a caller bug; they give clamped, finite figures, never NaN. Pure function.
 SelectionEstimate EstimateFromCounts(const SelectionCounts& counts);
 
+// Adds `more` to `sum`, field by field (pooling counts taken at one budget).
+void AddCounts(SelectionCounts& sum, const SelectionCounts& more);
+
+// The estimate as the report's JSON writes it (E in GroupReportToJson).
+nlohmann::json SelectionEstimateJson(const SelectionEstimate& estimate, bool unbiased);
+
 // Random controls versus risk-selected controls. Only the random figures are an unbiased
 // estimate of the model's performance on the whole flow of declarations: risk-selected rows were
 // chosen by a (possibly this) risk model, so their non-compliance rate, recall and precision are
