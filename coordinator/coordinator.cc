@@ -106,8 +106,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
       std::make_unique<StreamWatchdog>(std::chrono::seconds(cfg.stream_idle_seconds()));
   c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_,
                                                        c->stream_watchdog_.get());
-  c->analyst_service_ = std::make_unique<AnalystServiceImpl>(
-      c->registry_.get(), *c->authorizer_, c->stream_watchdog_.get());
+  c->analyst_service_ = std::make_unique<AnalystServiceImpl>(c->registry_.get(), *c->authorizer_,
+                                                             c->stream_watchdog_.get());
   c->admin_service_ = std::make_unique<AdminServiceImpl>(runners, *c->authorizer_);
   return c;
 }

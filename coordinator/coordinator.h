@@ -34,8 +34,8 @@ class Coordinator {
   // a tap that sees every input handed to an aggregator (TaskRunner::Options).
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
       v1::CoordinatorConfig config,
-      std::function<void(const std::string& node, const TensorSource& input)>
-          aggregator_input_tap = {});
+      std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap =
+          {});
   ~Coordinator();
 
   // Binds the listen address and starts the rounds.

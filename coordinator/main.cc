@@ -1,7 +1,7 @@
 // fedcustoms-coordinator --config coordinator.json
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 
 #include "common/log/logging.h"

@@ -179,10 +179,9 @@ absl::Status Node::Run() {
     }
     if (status.ok()) {
       if (in_outage) {
-        spdlog::info("the coordinator is reachable again after {:.0f} s",
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                   outage_since)
-                         .count());
+        spdlog::info(
+            "the coordinator is reachable again after {:.0f} s",
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_since).count());
         in_outage = false;
       }
       backoff.Reset();
@@ -202,9 +201,10 @@ absl::Status Node::Run() {
       } else if (!in_outage) {
         in_outage = true;
         outage_since = std::chrono::steady_clock::now();
-        spdlog::warn("{}; retrying with backoff (at most {} s between tries) until the "
-                     "coordinator is back",
-                     status.message(), config_.max_backoff_seconds());
+        spdlog::warn(
+            "{}; retrying with backoff (at most {} s between tries) until the "
+            "coordinator is back",
+            status.message(), config_.max_backoff_seconds());
       } else {
         spdlog::debug("{}; retrying in {} ms", status.message(), wait.count());
       }

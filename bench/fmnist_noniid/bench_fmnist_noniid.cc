@@ -108,8 +108,8 @@ double Gamma(double shape, std::mt19937_64& rng) {
 // Item indexes per node: each class's items shuffled and cut by proportions
 // drawn from Dirichlet(alpha) over the nodes (Hsu et al. 2019, as in most
 // non-IID FL tables).
-std::vector<std::vector<int64_t>> DirichletSplit(const std::vector<int32_t>& labels,
-                                                 uint32_t nodes, double alpha, uint64_t seed) {
+std::vector<std::vector<int64_t>> DirichletSplit(const std::vector<int32_t>& labels, uint32_t nodes,
+                                                 double alpha, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<std::vector<int64_t>> by_class(kClasses.size());
   for (size_t i = 0; i < labels.size(); ++i) by_class[labels[i]].push_back(static_cast<int64_t>(i));
@@ -123,8 +123,9 @@ std::vector<std::vector<int64_t>> DirichletSplit(const std::vector<int32_t>& lab
     double cumulative = 0;
     for (uint32_t k = 0; k < nodes; ++k) {
       cumulative += p[k] / sum;
-      const size_t end = k + 1 == nodes ? items.size()
-                                        : static_cast<size_t>(std::llround(cumulative * items.size()));
+      const size_t end = k + 1 == nodes
+                             ? items.size()
+                             : static_cast<size_t>(std::llround(cumulative * items.size()));
       parts[k].insert(parts[k].end(), items.begin() + start, items.begin() + end);
       start = end;
     }
@@ -209,31 +210,33 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
   std::error_code ec;
   fs::remove_all(root, ec);
   fs::create_directories(root + "/logs", ec);
-  json model_json{{"channels", o.channels}, {"image_size", 28}, {"hidden_units", o.hidden},
-                  {"classes", kClasses},     {"no_augmentation", true},
-                  {"pixel_encoding", "INTENSITY"}};
-  json training{{"local_epochs", o.local_epochs}, {"batch_size", o.batch},
-                {"learning_rate", o.lr},         {"optimizer", "adam"},
-                {"seed", o.seed},                {"proximal_mu", mu}};
-  json coordinator = node::DevCoordinatorConfig(
-      pki, root,
-      json::array({{{"name", "fmnist"},
-                    {"kind", "TASK_XRAY"},
-                    {"min_nodes", o.nodes},
-                    {"rounds", o.rounds},
-                    {"round_deadline_seconds", 1800},
-                    {"eval_deadline_seconds", 600},
-                    {"gather_seconds", 1},
-                    {"training", training},
-                    {"xray_model", model_json}}}));
+  json model_json{{"channels", o.channels},   {"image_size", 28},
+                  {"hidden_units", o.hidden}, {"classes", kClasses},
+                  {"no_augmentation", true},  {"pixel_encoding", "INTENSITY"}};
+  json training{{"local_epochs", o.local_epochs},
+                {"batch_size", o.batch},
+                {"learning_rate", o.lr},
+                {"optimizer", "adam"},
+                {"seed", o.seed},
+                {"proximal_mu", mu}};
+  json coordinator = node::DevCoordinatorConfig(pki, root,
+                                                json::array({{{"name", "fmnist"},
+                                                              {"kind", "TASK_XRAY"},
+                                                              {"min_nodes", o.nodes},
+                                                              {"rounds", o.rounds},
+                                                              {"round_deadline_seconds", 1800},
+                                                              {"eval_deadline_seconds", 600},
+                                                              {"gather_seconds", 1},
+                                                              {"training", training},
+                                                              {"xray_model", model_json}}}));
   if (absl::Status s = crypto::WriteFileAtomically(root + "/coordinator.json", coordinator.dump(2));
       !s.ok()) {
     return s;
   }
   const std::string bin = node::ExecutableDir();
   const auto start = Clock::now();
-  auto running = node::StartCoordinatorProcess(root + "/coordinator.json",
-                                               root + "/state/port", root + "/logs/coordinator.log");
+  auto running = node::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
+                                               root + "/logs/coordinator.log");
   if (!running.ok()) return running.status();
   std::unique_ptr<node::ChildProcess>& coord = running->process;
   const std::string& port = running->port;
@@ -252,15 +255,16 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
     if (absl::Status s = crypto::WriteFileAtomically(dir + "/node.json", node.dump(2)); !s.ok()) {
       return s;
     }
-    auto process = node::ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", dir + "/node.json"},
-                                             absl::StrCat(root, "/logs/node-", admin, ".log"));
+    auto process =
+        node::ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", dir + "/node.json"},
+                                  absl::StrCat(root, "/logs/node-", admin, ".log"));
     if (!process.ok()) return process.status();
     nodes.push_back(*std::move(process));
   }
   for (uint32_t k = 0; k < o.nodes; ++k) {
     if (int code = nodes[k]->Wait(); code != 0) {
-      return absl::InternalError(absl::StrCat("node ", Admin(k), " exited with ", code, "; see ",
-                                              nodes[k]->log_path()));
+      return absl::InternalError(
+          absl::StrCat("node ", Admin(k), " exited with ", code, "; see ", nodes[k]->log_path()));
     }
   }
   *seconds = Seconds(start);
@@ -268,8 +272,8 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
   coord->Wait();
   std::vector<double> accuracy;
   for (uint32_t v = 1; v <= o.rounds; ++v) {
-    auto state = tensor::LoadPickledState(
-        absl::StrFormat("%s/registry/fmnist/v%08u/model.pt", root, v));
+    auto state =
+        tensor::LoadPickledState(absl::StrFormat("%s/registry/fmnist/v%08u/model.pt", root, v));
     if (!state.ok()) return state.status();
     auto a = TestAccuracy(model, *state, test);
     if (!a.ok()) return a.status();
@@ -282,11 +286,11 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
 
 absl::Status Run(const Options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines show up in a log at once
-  std::printf("Fashion-MNIST, %u nodes, Dirichlet(alpha=%.2f) label split (seed %llu), CNN "
-              "channels [%s] hidden %u, Adam lr %g, batch %u, %u local epoch(s), %u rounds\n",
-              o.nodes, o.alpha, static_cast<unsigned long long>(o.seed),
-              absl::StrJoin(o.channels, ",").c_str(), o.hidden, o.lr, o.batch, o.local_epochs,
-              o.rounds);
+  std::printf(
+      "Fashion-MNIST, %u nodes, Dirichlet(alpha=%.2f) label split (seed %llu), CNN "
+      "channels [%s] hidden %u, Adam lr %g, batch %u, %u local epoch(s), %u rounds\n",
+      o.nodes, o.alpha, static_cast<unsigned long long>(o.seed),
+      absl::StrJoin(o.channels, ",").c_str(), o.hidden, o.lr, o.batch, o.local_epochs, o.rounds);
   v1::XrayModelConfig model;
   for (uint32_t c : o.channels) model.add_channels(c);
   model.set_image_size(28);
@@ -345,9 +349,10 @@ absl::Status Run(const Options& o) {
   // at one intra-op thread is faster for this small CNN than at two (the
   // node processes run at one thread too).
   torch::set_num_threads(1);
-  std::printf("\n(a) centralized, pooled %zu images, and (c) local-only, %u epochs on each "
-              "node's own share, side by side (1 thread each)\n",
-              train->size(), central_epochs);
+  std::printf(
+      "\n(a) centralized, pooled %zu images, and (c) local-only, %u epochs on each "
+      "node's own share, side by side (1 thread each)\n",
+      train->size(), central_epochs);
   std::fflush(stdout);
   std::vector<double> centralized;
   double central_seconds = 0;
@@ -395,8 +400,8 @@ absl::Status Run(const Options& o) {
         break;
       }
       local.push_back(*a);
-      std::printf("  (c) %-4s %6zu images: test accuracy %.4f\n", Admin(k).c_str(),
-                  parts[k].size(), *a);
+      std::printf("  (c) %-4s %6zu images: test accuracy %.4f\n", Admin(k).c_str(), parts[k].size(),
+                  *a);
       std::fflush(stdout);
     }
   }
@@ -447,11 +452,12 @@ absl::Status Run(const Options& o) {
                 *std::max_element(local.begin(), local.end()));
   }
   const double gap = c_final - fedavg->back();
-  std::printf("\ntarget: federated within 3 points of centralized: FedAvg final %.4f vs %.4f "
-              "(gap %.1f points, best-vs-best %.1f) -> %s\n",
-              fedavg->back(), c_final, 100 * gap,
-              100 * (c_best - *std::max_element(fedavg->begin(), fedavg->end())),
-              gap <= 0.03 ? "met" : "NOT met");
+  std::printf(
+      "\ntarget: federated within 3 points of centralized: FedAvg final %.4f vs %.4f "
+      "(gap %.1f points, best-vs-best %.1f) -> %s\n",
+      fedavg->back(), c_final, 100 * gap,
+      100 * (c_best - *std::max_element(fedavg->begin(), fedavg->end())),
+      gap <= 0.03 ? "met" : "NOT met");
   return absl::OkStatus();
 }
 
@@ -469,7 +475,8 @@ int main(int argc, char** argv) {
   app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--mu", o.mu, "FedProx proximal_mu")->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
-  app.add_option("--channels", o.channels, "conv channels per block")->capture_default_str()
+  app.add_option("--channels", o.channels, "conv channels per block")
+      ->capture_default_str()
       ->delimiter(',');
   app.add_option("--hidden", o.hidden)->capture_default_str();
   app.add_option("--workdir", o.workdir)->capture_default_str();

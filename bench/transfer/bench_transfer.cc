@@ -8,6 +8,7 @@
 //   build/bin/bench_transfer [--sizes-mb 10,100,400] [--downloads 3] [--workdir DIR]
 #include <signal.h>
 #include <sys/resource.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,11 +16,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -127,13 +126,16 @@ int main(int argc, char** argv) {
   }
   std::sort(tls_runs.begin(), tls_runs.end());
   const double raw_tls = tls_runs[1];
-  std::printf("reference: bare TLS 1.3 stream over loopback, 400 MiB, no gRPC (2 threads, median "
-              "of 3): %.0f MB/s\n", raw_tls);
-  std::printf("peak memory is the process high-water mark (VmHWM), LibTorch baseline included; "
-              "this process before any model: %.0f MiB\n", PeakRssMiB(getpid()));
-  std::printf("%8s %14s %14s %7s %7s %7s %7s %16s %16s\n", "model", "download MB/s",
-              "upload MB/s", "dl/AES", "ul/AES", "dl/TLS", "ul/TLS", "coord peak MiB",
-              "client peak MiB");
+  std::printf(
+      "reference: bare TLS 1.3 stream over loopback, 400 MiB, no gRPC (2 threads, median "
+      "of 3): %.0f MB/s\n",
+      raw_tls);
+  std::printf(
+      "peak memory is the process high-water mark (VmHWM), LibTorch baseline included; "
+      "this process before any model: %.0f MiB\n",
+      PeakRssMiB(getpid()));
+  std::printf("%8s %14s %14s %7s %7s %7s %7s %16s %16s\n", "model", "download MB/s", "upload MB/s",
+              "dl/AES", "ul/AES", "dl/TLS", "ul/TLS", "coord peak MiB", "client peak MiB");
 
   const std::string bin = fedcustoms::node::ExecutableDir();
   for (uint64_t mb : sizes_mb) {
@@ -149,15 +151,21 @@ int main(int argc, char** argv) {
                   {{"name", "label"}, {"role", "LABEL"}}}}};
     (void)fedcustoms::crypto::WriteFileAtomically(dir + "/schema.json", schema.dump());
     json config{{"listen_address", "127.0.0.1:0"},
-                {"tls", {{"ca_cert", pki.dir + "/ca.pem"}, {"cert", pki.dir + "/coordinator.pem"},
-                         {"key", pki.dir + "/coordinator.key"}}},
+                {"tls",
+                 {{"ca_cert", pki.dir + "/ca.pem"},
+                  {"cert", pki.dir + "/coordinator.pem"},
+                  {"key", pki.dir + "/coordinator.key"}}},
                 {"signing_key", pki.dir + "/coordinator-signing.key"},
                 {"registry_dir", dir + "/registry"},
                 {"state_dir", dir + "/state"},
                 {"port_file", dir + "/port"},
                 {"tasks",
-                 {{{"name", "risk"}, {"min_nodes", 1}, {"rounds", 1}, {"gather_seconds", 0},
-                   {"round_deadline_seconds", 3600}, {"eval_deadline_seconds", 1},
+                 {{{"name", "risk"},
+                   {"min_nodes", 1},
+                   {"rounds", 1},
+                   {"gather_seconds", 0},
+                   {"round_deadline_seconds", 3600},
+                   {"eval_deadline_seconds", 1},
                    {"schema_file", dir + "/schema.json"},
                    {"model", {{"hidden_units", {8}}, {"embedding_dim", 64}}}}}}};
     (void)fedcustoms::crypto::WriteFileAtomically(dir + "/coordinator.json", config.dump());
@@ -168,8 +176,10 @@ int main(int argc, char** argv) {
     std::string port;
     for (int i = 0; i < 1200 && port.empty(); ++i) {
       auto text = fedcustoms::crypto::ReadFile(dir + "/port");
-      if (text.ok()) port = *text;
-      else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (text.ok())
+        port = *text;
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if ((*coordinator)->Poll()) break;
     }
     if (port.empty()) {

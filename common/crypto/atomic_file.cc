@@ -87,8 +87,8 @@ absl::Status AtomicFileWriter::Open(const std::string& path, mode_t mode) {
   if (fd_ >= 0) return absl::FailedPreconditionError(absl::StrCat(path, ": writer already open"));
   static std::atomic<uint64_t> counter{0};
   path_ = path;
-  temp_ = absl::StrCat(path, ".tmp.", ::getpid(), ".",
-                       counter.fetch_add(1, std::memory_order_relaxed));
+  temp_ =
+      absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1, std::memory_order_relaxed));
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0600);
   if (fd_ < 0) return ErrnoError(errno, "cannot create", temp_);
   // Created with at most owner read/write (whatever the umask); now set exactly `mode`.
@@ -179,8 +179,8 @@ absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes) {
   }
   const uint64_t available = uint64_t{fs.f_bavail} * fs.f_frsize;
   if (available < bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(dir, " has ", available >> 10,
-                                                     " KiB free, ", bytes >> 10, " KiB needed"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(dir, " has ", available >> 10, " KiB free, ", bytes >> 10, " KiB needed"));
   }
   // statvfs says nothing of a read-only mount as seen by root, so a small
   // file really goes through create, write, fsync and unlink.

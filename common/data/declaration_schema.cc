@@ -66,8 +66,9 @@ absl::Status ValidateDeclarationSchema(const v1::DeclarationSchema& schema,
       case v1::IGNORED:
         break;
       default:
-        return bad_column("\"role\" is not set (ID, DATE, NUMERIC, CATEGORICAL, LABEL, "
-                          "SELECTION or IGNORED)");
+        return bad_column(
+            "\"role\" is not set (ID, DATE, NUMERIC, CATEGORICAL, LABEL, "
+            "SELECTION or IGNORED)");
     }
     if (c.log1p() && c.role() != v1::NUMERIC) {
       return bad_column(absl::StrCat("\"log1p\" applies to NUMERIC columns only, not ", role_name));
@@ -78,17 +79,17 @@ absl::Status ValidateDeclarationSchema(const v1::DeclarationSchema& schema,
             "\"hash_buckets\" must be >= 2 for a CATEGORICAL column, found ", c.hash_buckets()));
       }
       if (c.hash_buckets() > kMaxHashBuckets) {
-        return bad_column(absl::StrCat("\"hash_buckets\" must be <= ", kMaxHashBuckets,
-                                       ", found ", c.hash_buckets()));
+        return bad_column(absl::StrCat("\"hash_buckets\" must be <= ", kMaxHashBuckets, ", found ",
+                                       c.hash_buckets()));
       }
     } else {
       if (c.hash_buckets() != 0) {
-        return bad_column(absl::StrCat(
-            "\"hash_buckets\" applies to CATEGORICAL columns only, not ", role_name));
+        return bad_column(
+            absl::StrCat("\"hash_buckets\" applies to CATEGORICAL columns only, not ", role_name));
       }
       if (c.prefix_length() != 0) {
-        return bad_column(absl::StrCat(
-            "\"prefix_length\" applies to CATEGORICAL columns only, not ", role_name));
+        return bad_column(
+            absl::StrCat("\"prefix_length\" applies to CATEGORICAL columns only, not ", role_name));
       }
     }
   }
@@ -96,9 +97,10 @@ absl::Status ValidateDeclarationSchema(const v1::DeclarationSchema& schema,
   const std::string& d = schema.delimiter();
   if (!d.empty() && (d.size() != 1 || static_cast<unsigned char>(d[0]) >= 0x80 || d[0] == '"' ||
                      d[0] == '\r' || d[0] == '\n')) {
-    return bad(absl::StrCat("\"delimiter\" must be one ASCII character other than a quote, CR "
-                            "or LF, found \"",
-                            d, "\""));
+    return bad(
+        absl::StrCat("\"delimiter\" must be one ASCII character other than a quote, CR "
+                     "or LF, found \"",
+                     d, "\""));
   }
   return absl::OkStatus();
 }

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <ctime>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"

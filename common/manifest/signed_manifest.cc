@@ -14,8 +14,7 @@ SignedManifest SignManifest(const ModelManifest& manifest, const crypto::Ed25519
 absl::StatusOr<ModelManifest> VerifyManifest(const SignedManifest& signed_manifest,
                                              const crypto::Ed25519Verifier& verifier,
                                              const std::string& source) {
-  if (absl::Status s = verifier.Verify(signed_manifest.json, signed_manifest.signature);
-      !s.ok()) {
+  if (absl::Status s = verifier.Verify(signed_manifest.json, signed_manifest.signature); !s.ok()) {
     return absl::PermissionDeniedError(
         absl::StrCat(source, ": manifest signature is not valid for the coordinator's key (",
                      s.message(), "); refusing the model"));

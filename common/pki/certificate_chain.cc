@@ -42,9 +42,9 @@ absl::Status VerifyCertificateChain(const std::vector<crypto::X509Ptr>& cas,
   if (X509_verify_cert(ctx.get()) != 1) {
     const int error = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "certificate ", SubjectOf(chain.front().get()), " does not verify against ", cas_name,
-        ": ", X509_verify_cert_error_string(error)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", SubjectOf(chain.front().get()), " does not verify against ",
+                     cas_name, ": ", X509_verify_cert_error_string(error)));
   }
   return absl::OkStatus();
 }

@@ -13,8 +13,8 @@ namespace fedcustoms::pki {
 // at the current time: signatures, validity dates, CA constraints, key usage.
 // FailedPrecondition "certificate <subject> does not verify against
 // <cas_name>: <OpenSSL reason>" (e.g. "unable to get local issuer
-// certificate" for another CA, "certificate has expired"). Used by TLS set-up and by secure aggregation, where a node
-// checks the certificate another node signed its keys with.
+// certificate" for another CA, "certificate has expired"). Used by TLS set-up and by secure
+// aggregation, where a node checks the certificate another node signed its keys with.
 absl::Status VerifyCertificateChain(const std::vector<crypto::X509Ptr>& cas,
                                     const std::vector<crypto::X509Ptr>& chain, int purpose,
                                     const std::string& cas_name);

@@ -156,8 +156,7 @@ absl::Status RevokeDevCertificates(const RevokeOptions& options) {
   }
   std::vector<X509*> revoked;
   for (const crypto::X509Ptr& c : certs) revoked.push_back(c.get());
-  auto crl = MakeRevocationListPem(*ca, revoked,
-                                   std::chrono::hours(24) * options.valid_days);
+  auto crl = MakeRevocationListPem(*ca, revoked, std::chrono::hours(24) * options.valid_days);
   if (!crl.ok()) return crl.status();
   const std::string out = options.out.empty() ? options.dir + "/crl.pem" : options.out;
   return crypto::WriteFileAtomically(out, *crl, 0644);

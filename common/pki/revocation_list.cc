@@ -96,8 +96,7 @@ absl::Status RevocationList::Check(std::string_view cert_pem) const {
   }
   return absl::UnauthenticatedError(absl::StrCat(
       "certificate serial ", SerialHex(X509_get0_serialNumber(cert)), " (", SubjectOf(cert),
-      ") was revoked on ", TimeText(X509_REVOKED_get0_revocationDate(revoked)), " (", path_,
-      ")"));
+      ") was revoked on ", TimeText(X509_REVOKED_get0_revocationDate(revoked)), " (", path_, ")"));
 }
 
 size_t RevocationList::size() const {

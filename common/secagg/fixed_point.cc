@@ -46,12 +46,12 @@ double FixedPointCodec::LargestSafeScale(const Options& o) {
 absl::StatusOr<uint64_t> FixedPointCodec::Encode(std::span<const float> values, double weight,
                                                  std::span<uint32_t> out) const {
   if (out.size() != values.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("output has ", out.size(), " words for ",
-                                                   values.size(), " values"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("output has ", out.size(), " words for ", values.size(), " values"));
   }
   if (!(std::isfinite(weight) && weight > 0 && weight <= options_.max_total_weight)) {
-    return absl::InvalidArgumentError(absl::StrCat("weight ", weight, " is outside (0, ",
-                                                   options_.max_total_weight, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight ", weight, " is outside (0, ", options_.max_total_weight, "]"));
   }
   // Clamped in double against the exact clip: a float clip could round up
   // past the bound Create checked.
@@ -83,9 +83,8 @@ absl::Status FixedPointCodec::DecodeMean(std::span<const uint32_t> sum, double t
   }
   if (!(std::isfinite(total_weight) && total_weight > 0 &&
         total_weight <= options_.max_total_weight)) {
-    return absl::InvalidArgumentError(absl::StrCat("total weight ", total_weight,
-                                                   " is outside (0, ",
-                                                   options_.max_total_weight, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "total weight ", total_weight, " is outside (0, ", options_.max_total_weight, "]"));
   }
   const double inverse = 1.0 / (options_.scale * total_weight);
   for (size_t i = 0; i < sum.size(); ++i) {

@@ -68,8 +68,7 @@ absl::StatusOr<std::string> KeyAdvertisementSigner::Sign(const AdvertisedKeys& k
   }
   std::string signature(length, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length,
-                     reinterpret_cast<const unsigned char*>(payload.data()),
-                     payload.size()) != 1) {
+                     reinterpret_cast<const unsigned char*>(payload.data()), payload.size()) != 1) {
     return crypto::OpenSslError(absl::StatusCode::kInternal, "sign advertised keys");
   }
   signature.resize(length);
@@ -80,13 +79,13 @@ absl::StatusOr<std::unique_ptr<KeyAdvertisementVerifier>> KeyAdvertisementVerifi
     const std::string& ca_cert_path) {
   absl::StatusOr<std::string> pem = crypto::ReadFile(ca_cert_path);
   if (!pem.ok()) return pem.status();
-  absl::StatusOr<std::vector<crypto::X509Ptr>> cas = crypto::CertificatesFromPem(*pem, ca_cert_path);
+  absl::StatusOr<std::vector<crypto::X509Ptr>> cas =
+      crypto::CertificatesFromPem(*pem, ca_cert_path);
   if (!cas.ok()) return cas.status();
   return std::unique_ptr<KeyAdvertisementVerifier>(new KeyAdvertisementVerifier(*std::move(cas)));
 }
 
-absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys,
-                                              std::string_view cert_pem,
+absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys, std::string_view cert_pem,
                                               std::string_view signature) const {
   const std::string who = absl::StrCat("keys advertised for ", keys.node, ": ");
   auto refuse = [&](absl::string_view why) {
@@ -95,8 +94,8 @@ absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys,
   absl::StatusOr<std::vector<crypto::X509Ptr>> chain =
       crypto::CertificatesFromPem(cert_pem, "advertised certificate");
   if (!chain.ok() || chain->empty()) return refuse("the certificate is not readable PEM");
-  if (absl::Status s = pki::VerifyCertificateChain(cas_, *chain, X509_PURPOSE_SSL_CLIENT,
-                                                   "the federation CA");
+  if (absl::Status s =
+          pki::VerifyCertificateChain(cas_, *chain, X509_PURPOSE_SSL_CLIENT, "the federation CA");
       !s.ok()) {
     return refuse(s.message());
   }
@@ -104,8 +103,8 @@ absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys,
       pki::PeerIdentityFromCertificate(chain->front().get(), "advertised certificate");
   if (!identity.ok()) return refuse(identity.status().message());
   if (identity->role != pki::Role::kNode) {
-    return refuse(absl::StrCat("the certificate's role is ", pki::RoleName(identity->role),
-                               ", not node"));
+    return refuse(
+        absl::StrCat("the certificate's role is ", pki::RoleName(identity->role), ", not node"));
   }
   if (identity->common_name != keys.node) {
     return refuse(absl::StrCat("the certificate is ", identity->common_name, "'s"));

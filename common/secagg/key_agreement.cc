@@ -41,8 +41,8 @@ absl::StatusOr<X25519KeyPair> X25519KeyPair::FromPrivate(std::span<const uint8_t
     return absl::InvalidArgumentError(absl::StrCat("X25519 private key has ", private_key.size(),
                                                    " bytes, expected ", kX25519KeyBytes));
   }
-  crypto::EvpPkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
-                                                      private_key.data(), private_key.size()));
+  crypto::EvpPkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_key.data(),
+                                                      private_key.size()));
   if (!key) return crypto::OpenSslError(absl::StatusCode::kInvalidArgument, "X25519: private key");
   absl::StatusOr<X25519PublicKey> public_key = PublicOf(key.get());
   if (!public_key.ok()) return public_key.status();
@@ -52,8 +52,7 @@ absl::StatusOr<X25519KeyPair> X25519KeyPair::FromPrivate(std::span<const uint8_t
 absl::StatusOr<std::array<uint8_t, kX25519KeyBytes>> X25519KeyPair::PrivateBytes() const {
   std::array<uint8_t, kX25519KeyBytes> out{};
   size_t length = out.size();
-  if (EVP_PKEY_get_raw_private_key(key_.get(), out.data(), &length) != 1 ||
-      length != out.size()) {
+  if (EVP_PKEY_get_raw_private_key(key_.get(), out.data(), &length) != 1 || length != out.size()) {
     return crypto::OpenSslError(absl::StatusCode::kInternal, "X25519: read private key");
   }
   return out;
@@ -61,8 +60,8 @@ absl::StatusOr<std::array<uint8_t, kX25519KeyBytes>> X25519KeyPair::PrivateBytes
 
 absl::StatusOr<SharedKey> X25519KeyPair::Agree(const X25519PublicKey& their_public,
                                                std::string_view context) const {
-  crypto::EvpPkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr,
-                                                      their_public.data(), their_public.size()));
+  crypto::EvpPkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, their_public.data(),
+                                                      their_public.size()));
   if (!peer) {
     return crypto::OpenSslError(absl::StatusCode::kInvalidArgument, "X25519: peer public key");
   }

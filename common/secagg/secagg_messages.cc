@@ -50,14 +50,13 @@ absl::Status ReadShares(const google::protobuf::RepeatedPtrField<v1::RevealedSha
     }
     for (uint64_t y : r.y()) {
       if (y >= field::kPrime) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ": the share of ", r.owner(), " has a y value outside GF(2^61 - 1)"));
+        return absl::InvalidArgumentError(absl::StrCat(field, ": the share of ", r.owner(),
+                                                       " has a y value outside GF(2^61 - 1)"));
       }
     }
     ShamirShare share{r.x(), std::vector<uint64_t>(r.y().begin(), r.y().end())};
     if (!out->emplace(r.owner(), std::move(share)).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": two shares of ", r.owner()));
+      return absl::InvalidArgumentError(absl::StrCat(field, ": two shares of ", r.owner()));
     }
   }
   return absl::OkStatus();
@@ -78,13 +77,12 @@ v1::SignedKeys ToProto(const SignedAdvertisement& advertisement) {
 absl::StatusOr<SignedAdvertisement> FromProto(const v1::SignedKeys& keys, const std::string& task,
                                               uint64_t round_id) {
   if (keys.node().empty() || keys.certificate_pem().empty() || keys.signature().empty()) {
-    return absl::InvalidArgumentError(
-        "signed keys need node, certificate_pem and signature");
+    return absl::InvalidArgumentError("signed keys need node, certificate_pem and signature");
   }
   if (keys.certificate_pem().size() > kMaxCertificatePemBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "keys of ", keys.node(), ": certificate_pem has ", keys.certificate_pem().size(),
-        " bytes, at most ", kMaxCertificatePemBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("keys of ", keys.node(), ": certificate_pem has ",
+                     keys.certificate_pem().size(), " bytes, at most ", kMaxCertificatePemBytes));
   }
   if (keys.signature().size() > kMaxSignatureBytes) {
     return absl::InvalidArgumentError(absl::StrCat("keys of ", keys.node(), ": signature has ",
@@ -127,8 +125,8 @@ void ToProto(const UnmaskShares& shares, v1::UnmaskRequest* request) {
 
 absl::StatusOr<UnmaskShares> FromProto(const v1::UnmaskRequest& request) {
   UnmaskShares out;
-  if (absl::Status s = ReadShares(request.self_mask_seeds(), "self_mask_seeds",
-                                  &out.self_mask_seeds);
+  if (absl::Status s =
+          ReadShares(request.self_mask_seeds(), "self_mask_seeds", &out.self_mask_seeds);
       !s.ok()) {
     return s;
   }

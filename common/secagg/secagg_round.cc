@@ -85,8 +85,8 @@ uint32_t XOf(const std::map<std::string, AdvertisedKeys>& u1, const std::string&
 std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,
                             const std::string& b) {
   const auto& [low, high] = std::minmax(a, b);
-  return absl::StrCat("fedcustoms/v1 mask|", task.size(), ":", task, "|", round_id, "|",
-                      low.size(), ":", low, "|", high.size(), ":", high);
+  return absl::StrCat("fedcustoms/v1 mask|", task.size(), ":", task, "|", round_id, "|", low.size(),
+                      ":", low, "|", high.size(), ":", high);
 }
 
 absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
@@ -100,8 +100,8 @@ absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
   if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1) {
     return crypto::OpenSslError(absl::StatusCode::kInternal, "self-mask seed");
   }
-  std::unique_ptr<SecAggNodeRound> round(new SecAggNodeRound(
-      std::move(params), verifier, *std::move(mask), *std::move(cipher), seed));
+  std::unique_ptr<SecAggNodeRound> round(
+      new SecAggNodeRound(std::move(params), verifier, *std::move(mask), *std::move(cipher), seed));
   OPENSSL_cleanse(seed.data(), seed.size());
   AdvertisedKeys& keys = round->advertisement_.keys;
   keys.task = round->params_.task;
@@ -153,8 +153,8 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
       return Refuse(s);
     }
     if (!u1_.emplace(ad.keys.node, ad.keys).second) {
-      return Refuse(absl::PermissionDeniedError(
-          absl::StrCat("node ", ad.keys.node, " is advertised twice")));
+      return Refuse(
+          absl::PermissionDeniedError(absl::StrCat("node ", ad.keys.node, " is advertised twice")));
     }
   }
   auto own = u1_.find(params_.self);
@@ -221,26 +221,26 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
   for (const SealedShares& message : received) {
     auto sender = u1_.find(message.from);
     if (message.to != params_.self || sender == u1_.end() || message.from == params_.self) {
-      return Refuse(absl::PermissionDeniedError(absl::StrCat(
-          "a share message from ", message.from, " to ", message.to, " is not for ",
-          params_.self, " from a node of round ", params_.round_id)));
+      return Refuse(absl::PermissionDeniedError(
+          absl::StrCat("a share message from ", message.from, " to ", message.to, " is not for ",
+                       params_.self, " from a node of round ", params_.round_id)));
     }
     if (!u2_.insert(message.from).second) {
-      return Refuse(absl::PermissionDeniedError(
-          absl::StrCat("two share messages from ", message.from)));
+      return Refuse(
+          absl::PermissionDeniedError(absl::StrCat("two share messages from ", message.from)));
     }
-    absl::StatusOr<SharedKey> key = cipher_.Agree(
-        sender->second.cipher_key,
-        ShareKeyContext(params_.task, params_.round_id, params_.self, message.from));
+    absl::StatusOr<SharedKey> key =
+        cipher_.Agree(sender->second.cipher_key,
+                      ShareKeyContext(params_.task, params_.round_id, params_.self, message.from));
     if (!key.ok()) return Refuse(key.status());
-    absl::StatusOr<std::string> plaintext = OpenShare(
-        *key, message.sealed,
-        ShareAssociatedData(params_.task, params_.round_id, message.from, params_.self));
+    absl::StatusOr<std::string> plaintext =
+        OpenShare(*key, message.sealed,
+                  ShareAssociatedData(params_.task, params_.round_id, message.from, params_.self));
     OPENSSL_cleanse(key->data(), key->size());
     if (!plaintext.ok()) {
-      return Refuse(absl::Status(plaintext.status().code(),
-                                 absl::StrCat("shares from ", message.from, ": ",
-                                              plaintext.status().message())));
+      return Refuse(absl::Status(
+          plaintext.status().code(),
+          absl::StrCat("shares from ", message.from, ": ", plaintext.status().message())));
     }
     absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
     OPENSSL_cleanse(plaintext->data(), plaintext->size());
@@ -330,7 +330,8 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
   }
   for (const std::string& node : u2) {
     if (!u1.contains(node)) {
-      return absl::InvalidArgumentError(absl::StrCat("node ", node, " shared keys but never advertised any"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node, " shared keys but never advertised any"));
     }
   }
   for (const std::string& node : u3) {

@@ -117,8 +117,8 @@ class SecAggNodeRound {
   SignedAdvertisement advertisement_;
   Phase phase_ = Phase::kAdvertised;
   bool refused_ = false;
-  std::map<std::string, AdvertisedKeys> u1_;               // verified, by node
-  std::set<std::string> u2_;                               // incl. self
+  std::map<std::string, AdvertisedKeys> u1_;                         // verified, by node
+  std::set<std::string> u2_;                                         // incl. self
   std::map<std::string, std::pair<ShamirShare, ShamirShare>> held_;  // from v: (b_v, c_v^SK)
 };
 

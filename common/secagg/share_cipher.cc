@@ -22,8 +22,8 @@ const unsigned char* Bytes(std::string_view s) {
 
 }  // namespace
 
-std::string ShareAssociatedData(std::string_view task, uint64_t round_id,
-                                std::string_view sender, std::string_view receiver) {
+std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::string_view sender,
+                                std::string_view receiver) {
   // Each name prefixed by its length, so no two different tuples give the
   // same text.
   auto field = [](std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); };

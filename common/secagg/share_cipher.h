@@ -20,8 +20,8 @@ inline constexpr size_t kNonceBytes = 12;
 inline constexpr size_t kTagBytes = 16;
 
 // The associated data of one share message, as fixed text.
-std::string ShareAssociatedData(std::string_view task, uint64_t round_id,
-                                std::string_view sender, std::string_view receiver);
+std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::string_view sender,
+                                std::string_view receiver);
 
 absl::StatusOr<std::string> SealShare(const SharedKey& key, std::string_view plaintext,
                                       std::string_view associated_data);

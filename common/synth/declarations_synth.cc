@@ -549,8 +549,8 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
 
     // Routes that the shared and local patterns need. Draws for the emerging
     // scheme only from its first day, so the rows before it stay as they were.
-    const bool emerging = p.emerging_scheme && days[r] >= kEmergingFirstDay &&
-                          rng.Bernoulli(kEmergingRowShare);
+    const bool emerging =
+        p.emerging_scheme && days[r] >= kEmergingFirstDay && rng.Bernoulli(kEmergingRowShare);
     const double u = rng.Uniform();
     if (emerging) {
       chapter = ChapterIndex(kOverInvoicedChapters[rng.Index(kOverInvoicedChapters.size())]);
@@ -631,10 +631,9 @@ absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* w
     char sequence[32];
     std::snprintf(sequence, sizeof sequence, "%010zu", r + 1);
     const std::string id = absl::StrCat(year % 100, p.code, sequence);
-    absl::StrAppend(&out, id, ",", date, ",", heading / 1000,
-                    heading / 100 % 10, heading % 100 / 10, heading % 10, subheading, ",",
-                    kOrigins[origin].code, ",", off.code, ",", importer_id, ",",
-                    p.declarants[declarant], ",", mode, ",");
+    absl::StrAppend(&out, id, ",", date, ",", heading / 1000, heading / 100 % 10,
+                    heading % 100 / 10, heading % 10, subheading, ",", kOrigins[origin].code, ",",
+                    off.code, ",", importer_id, ",", p.declarants[declarant], ",", mode, ",");
     AppendFixed(&out, value, 2);
     out += ',';
     AppendFixed(&out, mass, 1);

@@ -97,7 +97,6 @@ struct FraudTruth {
 // Reads a ground-truth file, keyed by declaration_id. Errors name the file and
 // line: NotFound when it cannot be opened, InvalidArgument for a bad header,
 // a line without three fields, a found other than 0 or 1, or an id twice.
-absl::StatusOr<std::unordered_map<std::string, FraudTruth>> ReadFraudTruth(
-    const std::string& path);
+absl::StatusOr<std::unordered_map<std::string, FraudTruth>> ReadFraudTruth(const std::string& path);
 
 }  // namespace fedcustoms::synth

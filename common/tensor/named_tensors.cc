@@ -1,8 +1,8 @@
 #include "common/tensor/named_tensors.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
@@ -52,8 +52,10 @@ bool AllFinite(const at::Tensor& tensor) {
   if (!tensor.defined() || !tensor.is_floating_point() || tensor.numel() == 0) return true;
   at::Tensor t = tensor.detach();
   if (t.device().is_cpu() && t.layout() == at::kStrided) {
-    if (t.scalar_type() == at::kFloat) return AllFiniteContiguous<float, uint32_t, 0x7f800000u>(t.contiguous());
-    if (t.scalar_type() == at::kDouble) return AllFiniteContiguous<double, uint64_t, 0x7ff0000000000000ull>(t.contiguous());
+    if (t.scalar_type() == at::kFloat)
+      return AllFiniteContiguous<float, uint32_t, 0x7f800000u>(t.contiguous());
+    if (t.scalar_type() == at::kDouble)
+      return AllFiniteContiguous<double, uint64_t, 0x7ff0000000000000ull>(t.contiguous());
   }
   return at::isfinite(t).all().item<bool>();
 }
@@ -164,8 +166,8 @@ absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem
       }
       return size;
     });
-    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(),
-                                       pickler.tensorData(), zip);
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(),
+                                       zip);
     zip.writeEndOfFile();
   } catch (const c10::Error& e) {
     if (!write_status.ok()) return write_status;

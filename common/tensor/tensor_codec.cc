@@ -443,9 +443,8 @@ absl::StatusOr<std::optional<TensorDecoder::TensorHeader>> TensorDecoder::NextHe
 absl::Status TensorDecoder::ReadData(char* dst, uint64_t size) {
   if (!error_.ok()) return error_;
   if (size > data_left_) {
-    return absl::FailedPreconditionError(absl::StrCat("ReadData(", size, ") with only ",
-                                                      data_left_, " bytes of ", data_what_,
-                                                      " left"));
+    return absl::FailedPreconditionError(absl::StrCat("ReadData(", size, ") with only ", data_left_,
+                                                      " bytes of ", data_what_, " left"));
   }
   error_ = ReadExact(dst, size, data_what_);
   if (!error_.ok()) return error_;
@@ -467,8 +466,7 @@ absl::StatusOr<std::optional<std::pair<std::string, at::Tensor>>> TensorDecoder:
     for (int64_t k = 0; k < tensor.numel(); ++k) {
       if (bytes[k] > 1) {
         error_ = absl::InvalidArgumentError(absl::StrCat("tensor ", Quoted(h.name),
-                                                         ": bool element ", k,
-                                                         " has byte value ",
+                                                         ": bool element ", k, " has byte value ",
                                                          static_cast<int>(bytes[k])));
         return error_;
       }

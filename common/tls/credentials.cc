@@ -1,9 +1,8 @@
 #include "common/tls/credentials.h"
 
-#include <grpcpp/server_builder.h>
-
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>

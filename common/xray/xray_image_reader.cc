@@ -105,8 +105,9 @@ absl::Status Invalid(const std::string& path, absl::string_view what) {
 constexpr std::uintmax_t kMaxFileBytes = std::numeric_limits<int>::max();
 
 absl::Status TooLarge(const std::string& path, std::uintmax_t bytes) {
-  return Invalid(path, absl::StrCat(bytes, " bytes, larger than 2 GiB; not an X-ray image this "
-                                           "reader can decode"));
+  return Invalid(path, absl::StrCat(bytes,
+                                    " bytes, larger than 2 GiB; not an X-ray image this "
+                                    "reader can decode"));
 }
 
 }  // namespace

@@ -142,10 +142,9 @@ class LabelsCsvLoader {
   }
 
   absl::Status TooLarge(std::uintmax_t bytes) const {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": ", bytes,
-                                                   " bytes, larger than the labels CSV limit of ",
-                                                   kMaxCsvBytes, " bytes (",
-                                                   kMaxCsvBytes >> 20, " MiB)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": ", bytes, " bytes, larger than the labels CSV limit of ",
+                     kMaxCsvBytes, " bytes (", kMaxCsvBytes >> 20, " MiB)"));
   }
 
   absl::Status ReadHeader(const std::vector<std::string>& header, size_t line) {

@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-
 #include "absl/strings/str_cat.h"
 
 namespace fedcustoms::coordinator {
@@ -46,17 +45,16 @@ absl::Status FedAvg::AddFlat(std::span<const float> update, uint64_t sample_coun
   int64_t total = 0;
   for (const at::Tensor& t : sum_) total += t.numel();
   if (static_cast<int64_t>(update.size()) != total) {
-    return absl::InvalidArgumentError(absl::StrCat("a flat update has ", update.size(),
-                                                   " values, the model ", total));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a flat update has ", update.size(), " values, the model ", total));
   }
   const float weight = static_cast<float>(sample_count);
   size_t offset = 0;
   for (at::Tensor& t : sum_) {
     const int64_t n = t.numel();
     // from_blob does not copy; the view lives only within this statement.
-    t.view(-1).add_(torch::from_blob(const_cast<float*>(update.data() + offset), {n},
-                                     torch::kFloat32),
-                    weight);
+    t.view(-1).add_(
+        torch::from_blob(const_cast<float*>(update.data() + offset), {n}, torch::kFloat32), weight);
     offset += n;
   }
   ++updates_;
@@ -87,7 +85,7 @@ absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global,
       }
       in_place = aggregated && slice.dtype == torch::kFloat32;
       current = in_place ? sum_[entry].view(-1)
-                    : torch::empty({slice.total_numel}, torch::TensorOptions(slice.dtype));
+                         : torch::empty({slice.total_numel}, torch::TensorOptions(slice.dtype));
     }
     const int64_t n = slice.data.numel();
     torch::Tensor target = current.narrow(0, slice.offset, n);
@@ -106,8 +104,9 @@ absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global,
       // Each update was finite, but a weighted sum of huge finite values can
       // overflow: such an aggregate is refused, never published.
       if (!tensor::AllFinite(target)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the aggregate of tensor \"", slice.name, "\" overflows to Inf or NaN (updates too large)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the aggregate of tensor \"", slice.name,
+                         "\" overflows to Inf or NaN (updates too large)"));
       }
     }
     if (slice.last()) {
@@ -119,8 +118,8 @@ absl::StatusOr<tensor::NamedTensors> FedAvg::Apply(const TensorSource& global,
   });
   if (!status.ok()) return status;
   if (entry != spec_.entries.size()) {
-    return absl::InternalError(absl::StrCat("the global model lacks tensor \"",
-                                            spec_.entries[entry].name, "\""));
+    return absl::InternalError(
+        absl::StrCat("the global model lacks tensor \"", spec_.entries[entry].name, "\""));
   }
   return out;
 }

@@ -141,8 +141,8 @@ std::vector<double> RobustAggregator::KrumScores(const at::Tensor& x) const {
   // Gram matrix in double, block by block, then d_ij = G_ii + G_jj - 2 G_ij.
   at::Tensor gram = torch::zeros({n, n}, torch::kFloat64);
   for (int64_t c = 0; c < parameters_; c += kBlockColumns) {
-    const at::Tensor block = x.narrow(1, c, std::min(kBlockColumns, parameters_ - c))
-                                 .to(torch::kFloat64);
+    const at::Tensor block =
+        x.narrow(1, c, std::min(kBlockColumns, parameters_ - c)).to(torch::kFloat64);
     gram.add_(block.matmul(block.t()));
   }
   const at::Tensor diagonal = gram.diagonal();
@@ -174,15 +174,13 @@ void RobustAggregator::SortedColumnsByNetwork(const at::Tensor& x, bool median, 
     network = PrunedFor(network, std::move(middle));
   }
   const int64_t columns = NetworkColumns(n);
-  at::parallel_for(0, (parameters_ + columns - 1) / columns, 1,
-                   [&](int64_t first, int64_t last) {
+  at::parallel_for(0, (parameters_ + columns - 1) / columns, 1, [&](int64_t first, int64_t last) {
     std::vector<float> rows(static_cast<size_t>(n * columns));
     for (int64_t b = first; b < last; ++b) {
       const int64_t c = b * columns;
       const int64_t width = std::min(columns, parameters_ - c);
       for (int64_t i = 0; i < n; ++i) {
-        std::copy(base + i * stride + c, base + i * stride + c + width,
-                  rows.data() + i * columns);
+        std::copy(base + i * stride + c, base + i * stride + c + width, rows.data() + i * columns);
       }
       RunNetworkOnBlock(rows.data(), columns, width, network);
       float* __restrict target = result + c;
@@ -234,40 +232,41 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
       // Many updates: per block of columns, transposed so that each
       // coordinate's n values are contiguous, then a selection (median) or
       // sort (trimmed mean) per coordinate, blocks spread over the threads.
-      at::parallel_for(0, (parameters_ + kBlockColumns - 1) / kBlockColumns, 1,
-                       [&](int64_t first, int64_t last) {
-        std::vector<float> values(n);
-        for (int64_t b = first; b < last; ++b) {
-          const int64_t c = b * kBlockColumns;
-          const int64_t width = std::min(kBlockColumns, parameters_ - c);
-          const at::Tensor block = x.narrow(1, c, width).t().contiguous();  // [width, n]
-          const float* rows = block.data_ptr<float>();
-          for (int64_t j = 0; j < width; ++j) {
-            std::copy(rows + j * n, rows + (j + 1) * n, values.begin());
-            if (median) {
-              auto middle = values.begin() + n / 2;
-              std::nth_element(values.begin(), middle, values.end());
-              float m = *middle;
-              if (n % 2 == 0) m = (m + *std::max_element(values.begin(), middle)) * 0.5f;
-              result[c + j] = m;
-            } else {
-              std::sort(values.begin(), values.end());
-              double sum = 0;
-              for (int64_t k = trim; k < n - trim; ++k) sum += values[k];
-              result[c + j] = static_cast<float>(sum / static_cast<double>(n - 2 * trim));
+      at::parallel_for(
+          0, (parameters_ + kBlockColumns - 1) / kBlockColumns, 1,
+          [&](int64_t first, int64_t last) {
+            std::vector<float> values(n);
+            for (int64_t b = first; b < last; ++b) {
+              const int64_t c = b * kBlockColumns;
+              const int64_t width = std::min(kBlockColumns, parameters_ - c);
+              const at::Tensor block = x.narrow(1, c, width).t().contiguous();  // [width, n]
+              const float* rows = block.data_ptr<float>();
+              for (int64_t j = 0; j < width; ++j) {
+                std::copy(rows + j * n, rows + (j + 1) * n, values.begin());
+                if (median) {
+                  auto middle = values.begin() + n / 2;
+                  std::nth_element(values.begin(), middle, values.end());
+                  float m = *middle;
+                  if (n % 2 == 0) m = (m + *std::max_element(values.begin(), middle)) * 0.5f;
+                  result[c + j] = m;
+                } else {
+                  std::sort(values.begin(), values.end());
+                  double sum = 0;
+                  for (int64_t k = trim; k < n - trim; ++k) sum += values[k];
+                  result[c + j] = static_cast<float>(sum / static_cast<double>(n - 2 * trim));
+                }
+              }
             }
-          }
-        }
-      });
+          });
       return out;
     }
     case Kind::KRUM:
     case Kind::MULTI_KRUM: {
       const int64_t f = config_.byzantine_nodes();
       if (n <= 2 * f + 2) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            Kind::Kind_Name(config_.kind()), " with byzantine_nodes ", f, " needs more than ",
-            2 * f + 2, " updates; the round has ", n));
+        return absl::FailedPreconditionError(
+            absl::StrCat(Kind::Kind_Name(config_.kind()), " with byzantine_nodes ", f,
+                         " needs more than ", 2 * f + 2, " updates; the round has ", n));
       }
       const std::vector<double> scores = KrumScores(x);
       std::vector<uint32_t> order(n);

@@ -51,8 +51,7 @@ class RobustAggregator {
   // Median (median = true) or trimmed mean of every coordinate of the n
   // updates in `x` ([n, parameters], row-contiguous) into `result`, by a
   // sorting network over blocks of columns; for small n.
-  void SortedColumnsByNetwork(const at::Tensor& x, bool median, int64_t trim,
-                              float* result) const;
+  void SortedColumnsByNetwork(const at::Tensor& x, bool median, int64_t trim, float* result) const;
 
   const v1::RobustAggregationConfig config_;
   const UpdateSpec spec_;

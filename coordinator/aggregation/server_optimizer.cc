@@ -114,10 +114,10 @@ absl::Status ServerOptimizer::Restore(const tensor::NamedTensors& state) {
       }
       if (it->second.sizes() != at::IntArrayRef(e.shape) ||
           it->second.scalar_type() != torch::kFloat32) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name_, " state tensor \"", key, "\" is ", it->second.toString(), " [",
-            absl::StrJoin(it->second.sizes(), ","), "], expected float32 [",
-            absl::StrJoin(e.shape, ","), "]"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name_, " state tensor \"", key, "\" is ", it->second.toString(), " [",
+                         absl::StrJoin(it->second.sizes(), ","), "], expected float32 [",
+                         absl::StrJoin(e.shape, ","), "]"));
       }
       out.push_back(it->second.contiguous().view(-1).clone());
       saved.erase(it);

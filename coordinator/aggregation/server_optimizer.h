@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "coordinator/aggregation/update_validator.h"
 #include "common/tensor/named_tensors.h"
+#include "coordinator/aggregation/update_validator.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::coordinator {

@@ -37,10 +37,9 @@ absl::Status ValidateUpdate(const TensorSource& update, const UpdateSpec& spec) 
                                                        ", expected Float"));
       }
       if (slice.shape != want.shape) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("update tensor \"", name, "\" has shape [",
-                         absl::StrJoin(slice.shape, ","), "], expected [",
-                         absl::StrJoin(want.shape, ","), "]"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "update tensor \"", name, "\" has shape [", absl::StrJoin(slice.shape, ","),
+            "], expected [", absl::StrJoin(want.shape, ","), "]"));
       }
     }
     if (!tensor::AllFinite(slice.data)) {

@@ -101,8 +101,8 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
   if (c.threads() > 256) return bad("threads", "must be 0 (every core) or 1..256");
   if (c.stream_idle_seconds() == 0) c.set_stream_idle_seconds(60);
   if (c.stream_idle_seconds() > 3600) {
-    return bad("stream_idle_seconds", absl::StrCat("must be in 1..3600, found ",
-                                                   c.stream_idle_seconds()));
+    return bad("stream_idle_seconds",
+               absl::StrCat("must be in 1..3600, found ", c.stream_idle_seconds()));
   }
   if (c.tasks().empty()) return bad("tasks", "at least one task is required");
   std::set<std::string> names;
@@ -129,9 +129,9 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     // Sample counts weight float32 sums and add up across nodes: beyond 2^53
     // they would no longer be exact (or could overflow).
     if (t->max_sample_count() > (uint64_t{1} << 53)) {
-      return bad(prefix + ".max_sample_count",
-                 absl::StrCat("must be at most 2^53 (9007199254740992), found ",
-                              t->max_sample_count()));
+      return bad(
+          prefix + ".max_sample_count",
+          absl::StrCat("must be at most 2^53 (9007199254740992), found ", t->max_sample_count()));
     }
     v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
     if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);

@@ -15,7 +15,7 @@ absl::StatusOr<v1::CoordinatorConfig> LoadCoordinatorConfig(const std::string& p
 
 // The same checks and defaults for a config built in code (tests, demo).
 absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorConfig config,
-                                                               const std::string& source,
-                                                               const std::string& base_dir);
+                                                                const std::string& source,
+                                                                const std::string& base_dir);
 
 }  // namespace fedcustoms::coordinator

@@ -1,8 +1,7 @@
 #include "coordinator/registry/model_registry.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,10 +10,10 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "common/log/logging.h"
 #include "absl/strings/str_format.h"
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/log/logging.h"
 #include "common/process/crash_point.h"
 
 namespace fedcustoms::coordinator {
@@ -46,10 +45,10 @@ std::optional<uint64_t> ParseVersionDir(const std::string& name) {
 }
 
 bool ValidTaskName(const std::string& task) {
-  return !task.empty() && task.size() <= 64 &&
-         std::all_of(task.begin(), task.end(),
-                     [](char c) { return std::islower(static_cast<unsigned char>(c)) ||
-                                         std::isdigit(static_cast<unsigned char>(c)) || c == '_'; });
+  return !task.empty() && task.size() <= 64 && std::all_of(task.begin(), task.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 }  // namespace
@@ -109,8 +108,8 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("model registry: cannot create ", staging, ": ",
-                                               ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("model registry: cannot create ", staging, ": ", ec.message()));
   }
   auto fail = [&](absl::Status status) {
     fs::remove_all(staging, ec);
@@ -132,13 +131,13 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
     m.server_state_sha256 = *state_sha;
   }
   manifest::SignedManifest signed_manifest = manifest::SignManifest(m, *signer_);
-  if (absl::Status s = crypto::WriteFileAtomically(staging + "/manifest.json",
-                                                   signed_manifest.json);
+  if (absl::Status s =
+          crypto::WriteFileAtomically(staging + "/manifest.json", signed_manifest.json);
       !s.ok()) {
     return fail(s);
   }
-  if (absl::Status s = crypto::WriteFileAtomically(staging + "/manifest.sig",
-                                                   signed_manifest.signature);
+  if (absl::Status s =
+          crypto::WriteFileAtomically(staging + "/manifest.sig", signed_manifest.signature);
       !s.ok()) {
     return fail(s);
   }
@@ -234,9 +233,8 @@ absl::StatusOr<tensor::NamedTensors> ModelRegistry::LoadChecked(const std::strin
   absl::StatusOr<std::string> sha = crypto::Sha256File(path);
   if (!sha.ok()) return sha.status();
   if (*sha != expected) {
-    return absl::DataLossError(absl::StrCat(path, ": SHA-256 ", *sha,
-                                            " does not match the signed manifest (", expected,
-                                            ")"));
+    return absl::DataLossError(absl::StrCat(
+        path, ": SHA-256 ", *sha, " does not match the signed manifest (", expected, ")"));
   }
   return tensor::LoadPickledState(path);
 }

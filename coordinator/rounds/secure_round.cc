@@ -12,8 +12,8 @@ namespace {
 constexpr size_t kMaxSealedBytes = 1024;
 
 const char* StageName(int stage) {
-  static const char* const kNames[] = {"advertising keys", "sharing keys", "collecting masked input",
-                                       "unmasking"};
+  static const char* const kNames[] = {"advertising keys", "sharing keys",
+                                       "collecting masked input", "unmasking"};
   return kNames[stage];
 }
 
@@ -41,11 +41,11 @@ absl::Status SecureRound::Advertise(const std::string& node,
   }
   if (advertisement.keys.node != node || advertisement.keys.task != params_.task ||
       advertisement.keys.round_id != params_.round_id) {
-    return absl::PermissionDeniedError(absl::StrCat("node ", node, " sent keys labelled for ",
-                                                    advertisement.keys.node));
+    return absl::PermissionDeniedError(
+        absl::StrCat("node ", node, " sent keys labelled for ", advertisement.keys.node));
   }
-  if (absl::Status s = verifier_.Verify(advertisement.keys, advertisement.cert_pem,
-                                        advertisement.signature);
+  if (absl::Status s =
+          verifier_.Verify(advertisement.keys, advertisement.cert_pem, advertisement.signature);
       !s.ok()) {
     return s;
   }
@@ -93,9 +93,9 @@ absl::Status SecureRound::ShareKeys(const std::string& node,
                                                      " bytes; at most ", kMaxSealedBytes));
     }
     if (s.to == node || !u1_nodes_.contains(s.to) || !receivers.insert(s.to).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "node ", node, " sent shares for ", s.to,
-          ", which is itself, not in the round or addressed twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node, " sent shares for ", s.to,
+                       ", which is itself, not in the round or addressed twice"));
     }
   }
   if (receivers.size() + 1 != u1_nodes_.size()) {
@@ -176,10 +176,10 @@ absl::Status SecureRound::Reveal(const std::string& node, secagg::UnmaskShares s
   // honest nodes' shares, and a missing one would leave a mask in the sum.
   if (shares.self_mask_seeds.size() != u3_.size() ||
       shares.mask_keys.size() != u2_.size() - u3_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "node ", node, " revealed ", shares.self_mask_seeds.size(), " self-mask and ",
-        shares.mask_keys.size(), " mask-key shares; expected ", u3_.size(), " and ",
-        u2_.size() - u3_.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("node ", node, " revealed ", shares.self_mask_seeds.size(), " self-mask and ",
+                     shares.mask_keys.size(), " mask-key shares; expected ", u3_.size(), " and ",
+                     u2_.size() - u3_.size()));
   }
   const uint32_t x =
       static_cast<uint32_t>(std::distance(u1_nodes_.begin(), u1_nodes_.find(node))) + 1;

@@ -2,9 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/log/logging.h"
-
 #include "absl/strings/str_cat.h"
+#include "common/log/logging.h"
 #include "coordinator/service/authorization.h"
 #include "coordinator/service/chunk_streaming.h"
 
@@ -22,7 +21,7 @@ grpc::Status AnalystServiceImpl::ListModels(grpc::ServerContext* context,
                                             const v1::ListModelsRequest* request,
                                             v1::ListModelsResponse* response) {
   auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
-                        "AnalystService.ListModels");
+                                    "AnalystService.ListModels");
   if (!peer.ok()) return ToGrpc(peer.status());
   for (const std::string& task : registry_->Tasks()) {
     if (!request->task().empty() && request->task() != task) continue;
@@ -37,7 +36,7 @@ grpc::Status AnalystServiceImpl::GetManifest(grpc::ServerContext* context,
                                              const v1::GetManifestRequest* request,
                                              v1::GetManifestResponse* response) {
   auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
-                        "AnalystService.GetManifest");
+                                    "AnalystService.GetManifest");
   if (!peer.ok()) return ToGrpc(peer.status());
   auto signed_manifest = registry_->ReadManifest(request->task(), RequestedVersion(*request));
   if (!signed_manifest.ok()) return ToGrpc(signed_manifest.status());
@@ -53,7 +52,7 @@ grpc::Status AnalystServiceImpl::DownloadWeights(grpc::ServerContext* context,
                                                  const v1::GetManifestRequest* request,
                                                  grpc::ServerWriter<v1::DataChunk>* writer) {
   auto peer = authorizer_.Authorize(*context, {pki::Role::kAnalyst, pki::Role::kAdmin},
-                        "AnalystService.DownloadWeights");
+                                    "AnalystService.DownloadWeights");
   if (!peer.ok()) return ToGrpc(peer.status());
   std::vector<uint64_t> versions = registry_->Versions(request->task());
   if (versions.empty()) {

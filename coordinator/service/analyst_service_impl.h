@@ -21,8 +21,7 @@ class AnalystServiceImpl final : public v1::AnalystService::Service {
                           v1::ListModelsResponse* response) override;
   grpc::Status GetManifest(grpc::ServerContext* context, const v1::GetManifestRequest* request,
                            v1::GetManifestResponse* response) override;
-  grpc::Status DownloadWeights(grpc::ServerContext* context,
-                               const v1::GetManifestRequest* request,
+  grpc::Status DownloadWeights(grpc::ServerContext* context, const v1::GetManifestRequest* request,
                                grpc::ServerWriter<v1::DataChunk>* writer) override;
 
  private:

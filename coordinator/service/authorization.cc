@@ -2,11 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/log/logging.h"
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/log/logging.h"
 
 namespace fedcustoms::coordinator {
 
@@ -17,9 +16,9 @@ absl::StatusOr<pki::PeerIdentity> Authorizer::Authorize(const grpc::ServerContex
   const std::string rpc_name(rpc);
   absl::StatusOr<std::string> pem = pki::PeerCertificatePem(context);
   absl::StatusOr<pki::PeerIdentity> peer =
-      pem.ok() ? pki::PeerIdentityFromPem(*pem, absl::StrCat("client certificate of ",
-                                                              context.peer()))
-               : absl::StatusOr<pki::PeerIdentity>(pem.status());
+      pem.ok()
+          ? pki::PeerIdentityFromPem(*pem, absl::StrCat("client certificate of ", context.peer()))
+          : absl::StatusOr<pki::PeerIdentity>(pem.status());
   if (!peer.ok()) {
     spdlog::warn("{} refused: no usable client certificate from {}: {}", rpc, context.peer(),
                  peer.status().message());
@@ -36,8 +35,7 @@ absl::StatusOr<pki::PeerIdentity> Authorizer::Authorize(const grpc::ServerContex
     spdlog::warn("{} refused: {} has role {}", rpc, peer->common_name, pki::RoleName(peer->role));
     return absl::PermissionDeniedError(absl::StrCat(rpc_name, " is not allowed for role ",
                                                     std::string(pki::RoleName(peer->role)),
-                                                    " (caller ",
-                                                    peer->common_name, ")"));
+                                                    " (caller ", peer->common_name, ")"));
   }
   return peer;
 }

@@ -67,9 +67,8 @@ absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChun
     process::CrashPoint("coordinator.broadcast");
   }
   if (total != expected_bytes) {
-    return absl::InternalError(
-        absl::StrCat(path, " changed while it was sent: ", total, " bytes, expected ",
-                     expected_bytes));
+    return absl::InternalError(absl::StrCat(path, " changed while it was sent: ", total,
+                                            " bytes, expected ", expected_bytes));
   }
   v1::DataChunk last;
   last.set_index(index);

@@ -1,19 +1,18 @@
 #include "coordinator/service/node_service_impl.h"
 
 #include <spdlog/spdlog.h>
-
-#include "common/log/logging.h"
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
+#include "common/log/logging.h"
 #include "common/process/crash_point.h"
 #include "common/tensor/chunker.h"
 #include "common/tensor/tensor_codec.h"
@@ -48,8 +47,8 @@ std::string SpoolName(const std::string& dir, const std::string& task, uint64_t 
   for (char& c : safe_node) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
   }
-  return absl::StrCat(dir, "/", task, "-r", round, "-", safe_node, "-", ::getpid(), "-",
-                      counter++, ".upload");
+  return absl::StrCat(dir, "/", task, "-r", round, "-", safe_node, "-", ::getpid(), "-", counter++,
+                      ".upload");
 }
 
 }  // namespace
@@ -101,9 +100,10 @@ grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
   // Only a node whose schema was checked at Join gets work; after a
   // coordinator restart this tells the node to join again.
   if (!(*runner)->HasJoined(peer->common_name)) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("node ", peer->common_name, " has not joined task ",
-                                     request->task(), " since the coordinator started; join first"));
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("node ", peer->common_name, " has not joined task ", request->task(),
+                     " since the coordinator started; join first"));
   }
   uint32_t wait_seconds = request->wait_seconds();
   if (wait_seconds == 0 || wait_seconds > kMaxPollSeconds) wait_seconds = kMaxPollSeconds;
@@ -123,8 +123,8 @@ grpc::Status NodeServiceImpl::DownloadModel(grpc::ServerContext* context,
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = Runner(request->task());
   if (!runner.ok()) return ToGrpc(runner.status());
-  auto snapshot = (*runner)->ModelForDownload(peer->common_name, request->round_id(),
-                                              request->model_version());
+  auto snapshot =
+      (*runner)->ModelForDownload(peer->common_name, request->round_id(), request->model_version());
   if (!snapshot.ok()) {
     spdlog::warn("download refused for {}: {}", peer->common_name, snapshot.status().message());
     return ToGrpc(snapshot.status());
@@ -180,8 +180,8 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
 
 grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
                                             grpc::ServerReader<v1::UploadUpdateRequest>* reader,
-                                            v1::UploadUpdateResponse* response,
-                                            TaskRunner* runner, const std::string& node,
+                                            v1::UploadUpdateResponse* response, TaskRunner* runner,
+                                            const std::string& node,
                                             const v1::UpdateHeader& header) {
   v1::UploadUpdateRequest message;
   SpoolFile spool(SpoolName(spool_dir_, header.task(), header.round_id(), node));
@@ -210,9 +210,9 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
       }
     }
     if (lease->expired()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("upload: no data from the node for ", watchdog_->idle_limit().count() / 1000,
-                       " s; stream cancelled"));
+      return absl::DeadlineExceededError(absl::StrCat("upload: no data from the node for ",
+                                                      watchdog_->idle_limit().count() / 1000,
+                                                      " s; stream cancelled"));
     }
     if (context->IsCancelled()) return absl::CancelledError("upload: the node went away");
     if (!finished) {
@@ -262,10 +262,10 @@ namespace {
 // The three secure-aggregation steps share their shape: authorize, find the
 // task, hand over, log a refusal (never the keys or shares themselves).
 template <typename Request, typename Step>
-grpc::Status SecureStep(const Authorizer& authorizer, grpc::ServerContext& context,
-                        const char* rpc, const Request& request,
-                        const std::function<absl::StatusOr<TaskRunner*>(const std::string&)>& runner_of,
-                        Step step) {
+grpc::Status SecureStep(
+    const Authorizer& authorizer, grpc::ServerContext& context, const char* rpc,
+    const Request& request,
+    const std::function<absl::StatusOr<TaskRunner*>(const std::string&)>& runner_of, Step step) {
   auto peer = authorizer.Authorize(context, {pki::Role::kNode}, rpc);
   if (!peer.ok()) return ToGrpc(peer.status());
   auto runner = runner_of(request.task());
@@ -283,30 +283,31 @@ grpc::Status SecureStep(const Authorizer& authorizer, grpc::ServerContext& conte
 grpc::Status NodeServiceImpl::AdvertiseKeys(grpc::ServerContext* context,
                                             const v1::AdvertiseKeysRequest* request,
                                             v1::AdvertiseKeysResponse*) {
-  return SecureStep(authorizer_, *context, "NodeService.AdvertiseKeys", *request,
-                    [this](const std::string& task) { return Runner(task); },
-                    [&](TaskRunner& runner, const std::string& node) {
-                      return runner.AdvertiseKeys(node, *request);
-                    });
+  return SecureStep(
+      authorizer_, *context, "NodeService.AdvertiseKeys", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) {
+        return runner.AdvertiseKeys(node, *request);
+      });
 }
 
 grpc::Status NodeServiceImpl::ShareKeys(grpc::ServerContext* context,
                                         const v1::ShareKeysRequest* request,
                                         v1::ShareKeysResponse*) {
-  return SecureStep(authorizer_, *context, "NodeService.ShareKeys", *request,
-                    [this](const std::string& task) { return Runner(task); },
-                    [&](TaskRunner& runner, const std::string& node) {
-                      return runner.ShareKeys(node, *request);
-                    });
+  return SecureStep(
+      authorizer_, *context, "NodeService.ShareKeys", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) {
+        return runner.ShareKeys(node, *request);
+      });
 }
 
-grpc::Status NodeServiceImpl::Unmask(grpc::ServerContext* context,
-                                     const v1::UnmaskRequest* request, v1::UnmaskResponse*) {
-  return SecureStep(authorizer_, *context, "NodeService.Unmask", *request,
-                    [this](const std::string& task) { return Runner(task); },
-                    [&](TaskRunner& runner, const std::string& node) {
-                      return runner.Unmask(node, *request);
-                    });
+grpc::Status NodeServiceImpl::Unmask(grpc::ServerContext* context, const v1::UnmaskRequest* request,
+                                     v1::UnmaskResponse*) {
+  return SecureStep(
+      authorizer_, *context, "NodeService.Unmask", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) { return runner.Unmask(node, *request); });
 }
 
 }  // namespace fedcustoms::coordinator

@@ -30,17 +30,14 @@ class NodeServiceImpl final : public v1::NodeService::Service {
                     v1::JoinResponse* response) override;
   grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
                        v1::TaskAssignment* response) override;
-  grpc::Status DownloadModel(grpc::ServerContext* context,
-                             const v1::DownloadModelRequest* request,
+  grpc::Status DownloadModel(grpc::ServerContext* context, const v1::DownloadModelRequest* request,
                              grpc::ServerWriter<v1::DataChunk>* writer) override;
   grpc::Status UploadUpdate(grpc::ServerContext* context,
                             grpc::ServerReader<v1::UploadUpdateRequest>* reader,
                             v1::UploadUpdateResponse* response) override;
-  grpc::Status ReportMetrics(grpc::ServerContext* context,
-                             const v1::ReportMetricsRequest* request,
+  grpc::Status ReportMetrics(grpc::ServerContext* context, const v1::ReportMetricsRequest* request,
                              v1::ReportMetricsResponse* response) override;
-  grpc::Status AdvertiseKeys(grpc::ServerContext* context,
-                             const v1::AdvertiseKeysRequest* request,
+  grpc::Status AdvertiseKeys(grpc::ServerContext* context, const v1::AdvertiseKeysRequest* request,
                              v1::AdvertiseKeysResponse* response) override;
   grpc::Status ShareKeys(grpc::ServerContext* context, const v1::ShareKeysRequest* request,
                          v1::ShareKeysResponse* response) override;

@@ -40,8 +40,8 @@ absl::StatusOr<std::string> ReceiveToFile(grpc::ClientReaderInterface<v1::DataCh
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) {
-    return fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                             status.error_message()));
+    return fail(
+        absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()));
   }
   if (!finished) return fail(absl::DataLossError("stream ended without its final SHA-256 chunk"));
   out.flush();

@@ -31,7 +31,7 @@ void SetDeadline(grpc::ClientContext& context, std::chrono::seconds after) {
 template <typename Request, typename Response>
 absl::Status Call(v1::NodeService::Stub& stub,
                   grpc::Status (v1::NodeService::Stub::*method)(grpc::ClientContext*,
-                                                                 const Request&, Response*),
+                                                                const Request&, Response*),
                   const Request& request, const std::string& what) {
   grpc::ClientContext context;
   SetDeadline(context, kCallDeadline);
@@ -133,9 +133,9 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
     // never takes the bytes sent so far for a whole update.
     context.TryCancel();
     writer->Finish();
-    return absl::Status(update.status().code(),
-                        absl::StrCat("upload update: cannot encode the update: ",
-                                     update.status().message()));
+    return absl::Status(
+        update.status().code(),
+        absl::StrCat("upload update: cannot encode the update: ", update.status().message()));
   }
   writer->WritesDone();
   if (absl::Status s = FromGrpc(writer->Finish(), "upload update"); !s.ok()) return s;

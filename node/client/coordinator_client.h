@@ -23,8 +23,7 @@ class CoordinatorClient {
 
   absl::StatusOr<v1::JoinResponse> Join(const v1::JoinRequest& request);
   // Long-polls for up to `wait`.
-  absl::StatusOr<v1::TaskAssignment> GetTask(const std::string& task,
-                                             std::chrono::seconds wait);
+  absl::StatusOr<v1::TaskAssignment> GetTask(const std::string& task, std::chrono::seconds wait);
   // Streams the round's model into `path`; returns its hex SHA-256 (already
   // checked against the stream's final chunk).
   absl::StatusOr<std::string> DownloadModel(const v1::DownloadModelRequest& request,

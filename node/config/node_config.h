@@ -13,8 +13,7 @@ namespace fedcustoms::node {
 absl::StatusOr<v1::NodeConfig> LoadNodeConfig(const std::string& path);
 
 // The same for a config built in code.
-absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig config,
-                                                  const std::string& source,
+absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig config, const std::string& source,
                                                   const std::string& base_dir);
 
 }  // namespace fedcustoms::node

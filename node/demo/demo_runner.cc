@@ -72,7 +72,6 @@ absl::StatusOr<v1::EvaluationMetrics> FederatedMetrics(const std::string& path, 
   return *found;
 }
 
-
 // One task of the demo's federation and the configs it runs with.
 struct DemoTask {
   std::string name;
@@ -122,11 +121,11 @@ absl::StatusOr<v1::TaskConfig> FinalizedTaskConfig(const DemoTask& t) {
   v1::TaskConfig config;
   config.set_name(t.name);
   google::protobuf::Message* model =
-      t.kind == v1::TASK_ANOMALY ? static_cast<google::protobuf::Message*>(
-                                       config.mutable_anomaly_model())
-      : t.kind == v1::TASK_XRAY  ? static_cast<google::protobuf::Message*>(
-                                      config.mutable_xray_model())
-                                 : config.mutable_model();
+      t.kind == v1::TASK_ANOMALY
+          ? static_cast<google::protobuf::Message*>(config.mutable_anomaly_model())
+      : t.kind == v1::TASK_XRAY
+          ? static_cast<google::protobuf::Message*>(config.mutable_xray_model())
+          : config.mutable_model();
   if (!google::protobuf::util::JsonStringToMessage(t.training.dump(), config.mutable_training())
            .ok() ||
       !google::protobuf::util::JsonStringToMessage(t.model.dump(), model).ok()) {
@@ -203,8 +202,8 @@ absl::StatusOr<uint64_t> FollowRounds(v1::AdminService::Stub& admin, const DemoT
       }
     }
     if (std::chrono::steady_clock::now() > give_up) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the rounds did not finish in ", timeout_seconds, " s; see ", root, "/logs"));
+      return absl::DeadlineExceededError(absl::StrCat("the rounds did not finish in ",
+                                                      timeout_seconds, " s; see ", root, "/logs"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
@@ -226,8 +225,8 @@ absl::StatusOr<json> EmergingSchemeComparison(const std::vector<DemoNode>& nodes
   for (const DemoNode& n : nodes) {
     if (n.task != "anomaly") continue;
     auto report = CompareOnEmergingScheme(
-        n.config, absl::StrCat(root, "/data/", n.admin, "/", std::string(synth::kTruthFileName)), *risk,
-        *anomaly);
+        n.config, absl::StrCat(root, "/data/", n.admin, "/", std::string(synth::kTruthFileName)),
+        *risk, *anomaly);
     if (!report.ok()) return report.status();
     const json& r = *report;
     auto recall = [&](size_t budget, const char* policy) {
@@ -359,10 +358,10 @@ absl::Status RunDemo(const DemoOptions& o) {
       if (absl::Status s = WriteJsonFile(config_path, node); !s.ok()) return s;
       auto config = LoadNodeConfig(config_path);
       if (!config.ok()) return config.status();
-      const std::string log = companion ? absl::StrCat(root, "/logs/node-", admin, "-", t.name, ".log")
-                                        : absl::StrCat(root, "/logs/node-", admin, ".log");
-      auto process =
-          ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", config_path}, log);
+      const std::string log = companion
+                                  ? absl::StrCat(root, "/logs/node-", admin, "-", t.name, ".log")
+                                  : absl::StrCat(root, "/logs/node-", admin, ".log");
+      auto process = ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", config_path}, log);
       if (!process.ok()) return process.status();
       nodes.push_back(DemoNode{admin, t.name, *config, *std::move(process)});
     }
@@ -377,8 +376,8 @@ absl::Status RunDemo(const DemoOptions& o) {
   if (!admin_credentials.ok()) return admin_credentials.status();
   auto admin = v1::AdminService::NewStub(grpc::CreateChannel(address, *admin_credentials));
   std::printf("[4/%d] %u federated rounds (logs in %s/logs)\n", steps, o.rounds, root.c_str());
-  auto final_version = FollowRounds(*admin, main, tasks.size(), o.rounds, nodes, *coord, root,
-                                    o.timeout_seconds);
+  auto final_version =
+      FollowRounds(*admin, main, tasks.size(), o.rounds, nodes, *coord, root, o.timeout_seconds);
   if (!final_version.ok()) return final_version.status();
   for (DemoNode& n : nodes) {
     int code = n.process->Wait();
@@ -389,8 +388,8 @@ absl::Status RunDemo(const DemoOptions& o) {
     }
   }
 
-  std::printf("[5/%d] analyst pull of the final model%s (signature and SHA-256 verified)\n",
-              steps, compare ? "s" : "");
+  std::printf("[5/%d] analyst pull of the final model%s (signature and SHA-256 verified)\n", steps,
+              compare ? "s" : "");
   PullOptions pull;
   pull.coordinator_address = address;
   pull.tls.set_ca_cert(pki + "/ca.pem");
@@ -404,10 +403,11 @@ absl::Status RunDemo(const DemoOptions& o) {
     pulled.push_back(PullModel(pull));
     if (pulled.back().ok()) {
       const manifest::ModelManifest& m = *pulled.back();
-      std::printf("      %s/model.pt: %s v%llu from %u nodes, %llu samples, aggregated in mode %s\n",
-                  pull.out_dir.c_str(), t.name.c_str(), static_cast<unsigned long long>(m.version),
-                  m.contributing_nodes, static_cast<unsigned long long>(m.total_samples),
-                  m.aggregation_mode.c_str());
+      std::printf(
+          "      %s/model.pt: %s v%llu from %u nodes, %llu samples, aggregated in mode %s\n",
+          pull.out_dir.c_str(), t.name.c_str(), static_cast<unsigned long long>(m.version),
+          m.contributing_nodes, static_cast<unsigned long long>(m.total_samples),
+          m.aggregation_mode.c_str());
     }
   }
   coord->Signal(SIGTERM);
@@ -448,16 +448,15 @@ absl::Status RunDemo(const DemoOptions& o) {
     auto learner = CreateLocalLearner(n.config);
     if (!learner.ok()) return learner.status();
     const task::ModelSpec spec = (*learner)->SpecOf(assignment);
-    auto local_state =
-        (*learner)->TrainFromScratch(spec, training_config, o.rounds * training_config.local_epochs());
+    auto local_state = (*learner)->TrainFromScratch(spec, training_config,
+                                                    o.rounds * training_config.local_epochs());
     if (!local_state.ok()) return local_state.status();
     auto local = (*learner)->Evaluate(spec, *local_state);
     if (!local.ok()) return local.status();
     learners.push_back(*std::move(learner));
     hold_outs.push_back({n.admin, learners.back().get()});
     local_models.push_back({n.admin + " local-only", *std::move(local_state)});
-    auto federated =
-        FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", *final_version);
+    auto federated = FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", *final_version);
     if (!federated.ok()) return federated.status();
     summary["nodes"][n.admin] = {{"local_only", MetricsJson(main.kind, *local)},
                                  {"federated", MetricsJson(main.kind, *federated)}};
@@ -473,8 +472,8 @@ absl::Status RunDemo(const DemoOptions& o) {
         "(threat PR-AUC; the administrations' threat mixes differ)\n",
         steps);
     std::string weights;
-    if (auto verified = VerifyPulledModel(root + "/pulled", pki + "/coordinator-signing.pub",
-                                          &weights);
+    if (auto verified =
+            VerifyPulledModel(root + "/pulled", pki + "/coordinator-signing.pub", &weights);
         !verified.ok()) {
       return verified.status();
     }
@@ -495,11 +494,11 @@ absl::Status RunDemo(const DemoOptions& o) {
         steps);
     auto schema_proto = data::LoadDeclarationSchema(schema);
     if (!schema_proto.ok()) return schema_proto.status();
-    auto anomaly_model = LoadPulledModel(root + "/pulled", pull.coordinator_public_key,
-                                         *schema_proto);
+    auto anomaly_model =
+        LoadPulledModel(root + "/pulled", pull.coordinator_public_key, *schema_proto);
     if (!anomaly_model.ok()) return anomaly_model.status();
-    auto risk_model = LoadPulledModel(root + "/pulled-risk", pull.coordinator_public_key,
-                                      *schema_proto);
+    auto risk_model =
+        LoadPulledModel(root + "/pulled-risk", pull.coordinator_public_key, *schema_proto);
     if (!risk_model.ok()) return risk_model.status();
     auto comparison = EmergingSchemeComparison(nodes, root, *risk_model, *anomaly_model);
     if (!comparison.ok()) return comparison.status();

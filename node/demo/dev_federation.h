@@ -1,10 +1,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "node/demo/child_process.h"
@@ -47,9 +46,8 @@ struct RunningCoordinator {
 // waits up to 60 s for the port. `env` ("NAME=value") is added to its
 // environment (the crash-safety tests arm a crash point this way). Errors say
 // where the log is.
-absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
-                                                           const std::string& port_file,
-                                                           const std::string& log_path,
-                                                           const std::vector<std::string>& env = {});
+absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(
+    const std::string& config_path, const std::string& port_file, const std::string& log_path,
+    const std::vector<std::string>& env = {});
 
 }  // namespace fedcustoms::node

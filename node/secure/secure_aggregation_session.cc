@@ -21,9 +21,8 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
   if (!signer.ok()) return signer.status();
   auto verifier = secagg::KeyAdvertisementVerifier::Create(tls.ca_cert());
   if (!verifier.ok()) return verifier.status();
-  return std::unique_ptr<SecureAggregationSession>(
-      new SecureAggregationSession(identity->common_name, *std::move(cert_pem),
-                                   *std::move(signer), *std::move(verifier)));
+  return std::unique_ptr<SecureAggregationSession>(new SecureAggregationSession(
+      identity->common_name, *std::move(cert_pem), *std::move(signer), *std::move(verifier)));
 }
 
 void SecureAggregationSession::Forget() {
@@ -36,9 +35,9 @@ void SecureAggregationSession::Forget() {
 absl::StatusOr<secagg::SecAggNodeRound*> SecureAggregationSession::RoundOf(
     const v1::TaskAssignment& a) {
   if (!round_ || task_ != a.task() || round_id_ != a.round_id()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "no secure-aggregation keys for ", a.task(), " round ", a.round_id(),
-        " (this node did not advertise keys for it, or restarted since)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("no secure-aggregation keys for ", a.task(), " round ", a.round_id(),
+                     " (this node did not advertise keys for it, or restarted since)"));
   }
   return round_.get();
 }
@@ -70,7 +69,8 @@ absl::StatusOr<v1::ShareKeysRequest> SecureAggregationSession::ShareKeys(
   if (shared_) return *shared_;
   std::vector<secagg::SignedAdvertisement> u1;
   for (const v1::SignedKeys& keys : a.secure().advertisements()) {
-    absl::StatusOr<secagg::SignedAdvertisement> ad = secagg::FromProto(keys, a.task(), a.round_id());
+    absl::StatusOr<secagg::SignedAdvertisement> ad =
+        secagg::FromProto(keys, a.task(), a.round_id());
     if (!ad.ok()) {
       Forget();
       return ad.status();
@@ -101,8 +101,8 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
         "this node's ", samples, " training samples are outside 1..", params.total_weight(),
         ", the round's announced total; the coordinator's weights do not fit"));
   }
-  absl::StatusOr<secagg::FixedPointCodec> codec = secagg::FixedPointCodec::Create(
-      {params.clip(), params.scale(), 1.0, params.max_nodes()});
+  absl::StatusOr<secagg::FixedPointCodec> codec =
+      secagg::FixedPointCodec::Create({params.clip(), params.scale(), 1.0, params.max_nodes()});
   if (!codec.ok()) {
     Forget();
     return absl::FailedPreconditionError(
@@ -122,8 +122,8 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
       for (float& v : scaled) v = static_cast<float>(v / secagg::kStatisticsDivisor);
       values = scaled;
     }
-    absl::StatusOr<uint64_t> n = codec->Encode(
-        values, weight, std::span<uint32_t>(encoded).subspan(offset, values.size()));
+    absl::StatusOr<uint64_t> n =
+        codec->Encode(values, weight, std::span<uint32_t>(encoded).subspan(offset, values.size()));
     if (!n.ok()) return n.status();
     clipped += *n;
     offset += values.size();

@@ -126,7 +126,8 @@ TEST_F(DeclarationSchemaTest, MissingFileIsNotFound) {
   auto schema = LoadDeclarationSchema(dir_ + "/absent.json");
   ASSERT_FALSE(schema.ok());
   EXPECT_EQ(schema.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(schema.status().message()), HasSubstr(dir_ + "/absent.json: cannot open"));
+  EXPECT_THAT(std::string(schema.status().message()),
+              HasSubstr(dir_ + "/absent.json: cannot open"));
 }
 
 TEST_F(DeclarationSchemaTest, UnknownFieldIsNamedWithItsPath) {
@@ -136,20 +137,22 @@ TEST_F(DeclarationSchemaTest, UnknownFieldIsNamedWithItsPath) {
   auto schema = LoadDeclarationSchema(path);
   ASSERT_FALSE(schema.ok());
   EXPECT_EQ(schema.status().message(),
-            path + ": unknown field \"columns[1].hash_bucketz\" (not a field of "
-                   "fedcustoms.v1.ColumnSpec)");
+            path +
+                ": unknown field \"columns[1].hash_bucketz\" (not a field of "
+                "fedcustoms.v1.ColumnSpec)");
 }
 
 TEST_F(DeclarationSchemaTest, InvalidJsonNamesLineAndColumn) {
   const std::string path = Write("{\n  \"columns\": [\n    {\"name\": \"a\",}\n  ]\n}\n");
   auto schema = LoadDeclarationSchema(path);
   ASSERT_FALSE(schema.ok());
-  EXPECT_THAT(std::string(schema.status().message()), HasSubstr(path + ": invalid JSON: line 3, column"));
+  EXPECT_THAT(std::string(schema.status().message()),
+              HasSubstr(path + ": invalid JSON: line 3, column"));
 }
 
 TEST_F(DeclarationSchemaTest, UnknownRoleIsRefused) {
-  auto schema = ParseDeclarationSchema(R"({"columns": [{"name": "a", "role": "FEATURE"}]})",
-                                       "s.json");
+  auto schema =
+      ParseDeclarationSchema(R"({"columns": [{"name": "a", "role": "FEATURE"}]})", "s.json");
   ASSERT_FALSE(schema.ok());
   EXPECT_THAT(std::string(schema.status().message()), HasSubstr("s.json: "));
   EXPECT_THAT(std::string(schema.status().message()), HasSubstr("columns[0].role"));
@@ -162,7 +165,8 @@ TEST(ValidateDeclarationSchema, RefusesInvalidSpecsNamingTheColumn) {
   };
   const Case cases[] = {
       {R"({})", "s.json: \"columns\" is empty; the schema needs columns"},
-      {R"({"columns": [{"name": "", "role": "NUMERIC"}]})", "s.json: columns[0]: \"name\" is empty"},
+      {R"({"columns": [{"name": "", "role": "NUMERIC"}]})",
+       "s.json: columns[0]: \"name\" is empty"},
       {R"({"columns": [{"name": "a\tb", "role": "NUMERIC"}]})",
        "s.json: columns[0] (\"a\tb\"): \"name\" has a control character"},
       {R"({"columns": [{"name": "a", "role": "NUMERIC"}, {"name": "a", "role": "ID"}]})",

@@ -88,11 +88,10 @@ TEST_F(DeclarationsCsvTest, EncodesEveryRoleFromColumnsInAnyOrder) {
   EXPECT_FLOAT_EQ(table->numeric[1], 12.5f);
   EXPECT_FLOAT_EQ(table->numeric[2], 0.0f);
   EXPECT_FLOAT_EQ(table->numeric[3], -3.0f);  // no log1p on mass
-  EXPECT_THAT(table->categorical,
-              ElementsAre(CategoricalBucket("origin", "CN", 0, 16),
-                          CategoricalBucket("hs", "6109", 0, 100),
-                          CategoricalBucket("origin", "TR", 0, 16),
-                          CategoricalBucket("hs", "6109", 0, 100)));
+  EXPECT_THAT(table->categorical, ElementsAre(CategoricalBucket("origin", "CN", 0, 16),
+                                              CategoricalBucket("hs", "6109", 0, 100),
+                                              CategoricalBucket("origin", "TR", 0, 16),
+                                              CategoricalBucket("hs", "6109", 0, 100)));
   EXPECT_THAT(table->labels, ElementsAre(1.0f, 0.0f));
   EXPECT_THAT(table->days, ElementsAre(19358, 19782));
   EXPECT_THAT(table->ids, ElementsAre("A1", "A2"));
@@ -137,8 +136,8 @@ TEST_F(DeclarationsCsvTest, UsesTheSchemaDelimiter) {
 }
 
 TEST_F(DeclarationsCsvTest, ReadsWithoutOptionalRoles) {
-  auto schema = ParseDeclarationSchema(
-      R"({"columns": [{"name": "mass", "role": "NUMERIC"}]})", "s.json");
+  auto schema =
+      ParseDeclarationSchema(R"({"columns": [{"name": "mass", "role": "NUMERIC"}]})", "s.json");
   ASSERT_TRUE(schema.ok()) << schema.status();
   auto table = ReadDeclarationsCsv(Write("mass,other\n1,x\n2,y\n"), *schema, v1::FAIL);
   ASSERT_TRUE(table.ok()) << table.status();
@@ -177,7 +176,8 @@ TEST(CategoricalBucket, IsFrozenAcrossReleases) {
   // Every node must compute these; a change here breaks federations.
   // FNV-1a-64("origin\x1f" "CN") = 0x5f1c52ffcbd28f85; 1 + h mod 999 = 151.
   uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : std::string("origin\x1f" "CN")) {
+  for (unsigned char c : std::string("origin\x1f"
+                                     "CN")) {
     h ^= c;
     h *= 1099511628211ull;
   }
@@ -335,15 +335,13 @@ TEST_F(DeclarationsCsvTest, CommaFloodIsRefusedWithoutAFieldPerComma) {
   const int64_t grown = PeakRssBytes() - peak_before;
   ASSERT_FALSE(table.ok());
   EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(table.status().message()),
-            Path() + ":3: record longer than 1048576 bytes");
+  EXPECT_EQ(std::string(table.status().message()), Path() + ":3: record longer than 1048576 bytes");
   // About 1 Mi fields up to the cap (~64 MiB of vector at most), then none.
   EXPECT_LT(grown, 160 * kMiB);
 
   // Scanning goes on to the end of the refused record: the next row is read.
-  auto skipped = Read(std::string(kHeader) + good + flood + "\n" +
-                          "E,2023-01-02,2,2,TR,6110,risk,1\n",
-                      v1::SKIP);
+  auto skipped = Read(
+      std::string(kHeader) + good + flood + "\n" + "E,2023-01-02,2,2,TR,6110,risk,1\n", v1::SKIP);
   ASSERT_TRUE(skipped.ok()) << skipped.status();
   EXPECT_EQ(skipped->rows, 2u);
   EXPECT_EQ(skipped->skipped_rows, 1u);
@@ -351,8 +349,7 @@ TEST_F(DeclarationsCsvTest, CommaFloodIsRefusedWithoutAFieldPerComma) {
 }
 
 TEST_F(DeclarationsCsvTest, TwoGibLineIsRefusedWithoutHoldingIt) {
-  const std::string path =
-      Write(std::string(kHeader) + "A,2023-01-01,1,1,CN,6109,risk,0\n");
+  const std::string path = Write(std::string(kHeader) + "A,2023-01-01,1,1,CN,6109,risk,0\n");
   // Line 3 is 2 GiB + 1 NUL bytes without a line break; the file is sparse,
   // so it takes no disk.
   std::error_code ec;
@@ -365,8 +362,7 @@ TEST_F(DeclarationsCsvTest, TwoGibLineIsRefusedWithoutHoldingIt) {
   const int64_t grown = PeakRssBytes() - peak_before;
   ASSERT_FALSE(table.ok());
   EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(table.status().message()),
-            Path() + ":3: record longer than 1048576 bytes");
+  EXPECT_EQ(std::string(table.status().message()), Path() + ":3: record longer than 1048576 bytes");
   // One record of at most the cap is held, not the line.
   EXPECT_LT(grown, 64 * kMiB);
 }
@@ -391,8 +387,9 @@ TEST_F(DeclarationsCsvTest, SkipPolicyDropsAndCountsBadRows) {
                         "A,2023-01-01,1,1,CN,6109,risk,0\n"  // good
                         "B,2023-01-01,x,1,CN,6109,risk,0\n"  // not a number
                         "C,2023-01-01,1,1,CN,6109,risk\n" +  // 7 fields
-                        long_id + ",2023-01-01,1,1,CN,6109,risk,0\n" +
-                        "D,2023-01-01,1,1,CN,6109,risk,9\n"  // label 9
+                        long_id +
+                        ",2023-01-01,1,1,CN,6109,risk,0\n" +
+                        "D,2023-01-01,1,1,CN,6109,risk,9\n"   // label 9
                         "E,2023-01-02,2,2,TR,6110,risk,1\n",  // good
                     v1::SKIP);
   ASSERT_TRUE(table.ok()) << table.status();
@@ -405,8 +402,7 @@ TEST_F(DeclarationsCsvTest, SkipPolicyDropsAndCountsBadRows) {
 }
 
 TEST_F(DeclarationsCsvTest, SkipPolicyStillFailsOnHeaderErrors) {
-  EXPECT_EQ(ErrorOf("id,date,value,origin,hs,sel,label\nA,2023-01-01,1,CN,6109,risk,0\n",
-                    v1::SKIP),
+  EXPECT_EQ(ErrorOf("id,date,value,origin,hs,sel,label\nA,2023-01-01,1,CN,6109,risk,0\n", v1::SKIP),
             Path() + ":1: missing column \"mass\" (NUMERIC in the schema)");
 }
 

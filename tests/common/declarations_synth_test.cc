@@ -140,7 +140,7 @@ TEST_F(DeclarationsSynthTest, VocabulariesBelongToTheirAdministration) {
     for (size_t l = 1; l < lines.size(); ++l) {
       std::vector<std::string> f = absl::StrSplit(lines[l], ',');
       ASSERT_EQ(f.size(), 13u) << lines[l];
-      EXPECT_EQ(f[2].size(), 6u) << lines[l];                   // HS subheading
+      EXPECT_EQ(f[2].size(), 6u) << lines[l];                      // HS subheading
       EXPECT_EQ(f[4].substr(0, admin.size()), admin) << lines[l];  // office
       EXPECT_EQ(f[5].substr(0, admin.size()), admin) << lines[l];  // importer
       EXPECT_EQ(f[6].substr(0, admin.size()), admin) << lines[l];  // declarant
@@ -160,13 +160,13 @@ TEST_F(DeclarationsSynthTest, TruthAndEmergingScheme) {
   ASSERT_TRUE(SynthesizeDeclarations(emerging).ok());
   const std::string admin = "EE";
   auto lines_of = [&](const SynthOptions& o) {
-    std::vector<std::string> lines =
-        absl::StrSplit(ReadAll(o.out_dir + "/" + admin + "/declarations.csv"), '\n',
-                       absl::SkipEmpty());
+    std::vector<std::string> lines = absl::StrSplit(
+        ReadAll(o.out_dir + "/" + admin + "/declarations.csv"), '\n', absl::SkipEmpty());
     return lines;
   };
   const std::vector<std::string> before = lines_of(plain), after = lines_of(emerging);
-  auto plain_truth = ReadFraudTruth(plain.out_dir + "/" + admin + "/" + std::string(kTruthFileName));
+  auto plain_truth =
+      ReadFraudTruth(plain.out_dir + "/" + admin + "/" + std::string(kTruthFileName));
   auto truth = ReadFraudTruth(emerging.out_dir + "/" + admin + "/" + std::string(kTruthFileName));
   ASSERT_TRUE(plain_truth.ok()) << plain_truth.status();
   ASSERT_TRUE(truth.ok()) << truth.status();

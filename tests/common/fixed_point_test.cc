@@ -79,8 +79,8 @@ TEST(FixedPointCodec, ExtremeSumsDoNotOverflow) {
   for (float sign : {1.0f, -1.0f}) {
     std::vector<std::vector<float>> values(4, std::vector<float>(3, sign * 50.0f));
     std::vector<float> mean(3);
-    ASSERT_TRUE(codec.DecodeMean(EncodedSum(codec, values, {0.25, 0.25, 0.25, 0.25}), 1.0, mean)
-                    .ok());
+    ASSERT_TRUE(
+        codec.DecodeMean(EncodedSum(codec, values, {0.25, 0.25, 0.25, 0.25}), 1.0, mean).ok());
     for (float m : mean) EXPECT_NEAR(m, sign * options.clip, codec.ErrorBound(1.0));
   }
 }
@@ -152,8 +152,8 @@ TEST(FixedPointCodec, MaskedSumDecodesToThePlainMean) {
     EXPECT_EQ(RAND_bytes(s.data(), static_cast<int>(s.size())), 1);
     return s;
   };
-  std::vector<std::vector<float>> values = {{0.1f, -0.2f, 0.3f}, {0.4f, 0.5f, -0.6f},
-                                            {-0.7f, 0.8f, 0.05f}};
+  std::vector<std::vector<float>> values = {
+      {0.1f, -0.2f, 0.3f}, {0.4f, 0.5f, -0.6f}, {-0.7f, 0.8f, 0.05f}};
   const std::vector<double> weights = {0.2, 0.3, 0.5};
   const MaskSeed pair01 = seed(), pair02 = seed(), pair12 = seed();
   const std::vector<MaskSeed> self = {seed(), seed(), seed()};

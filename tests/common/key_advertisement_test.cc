@@ -50,8 +50,9 @@ class KeyAdvertisementTest : public testing::Test {
   }
 
   // `holder`'s signature over `keys` and its certificate, from PKI `pki`.
-  std::pair<std::string, std::string> SignedBy(const std::string& holder, const AdvertisedKeys& keys,
-                                                const std::string& pki = "pki") {
+  std::pair<std::string, std::string> SignedBy(const std::string& holder,
+                                               const AdvertisedKeys& keys,
+                                               const std::string& pki = "pki") {
     auto signer = KeyAdvertisementSigner::Create(*root_ + "/" + pki + "/" + holder + ".key");
     EXPECT_TRUE(signer.ok()) << signer.status();
     auto signature = (*signer)->Sign(keys);
@@ -59,7 +60,8 @@ class KeyAdvertisementTest : public testing::Test {
     return {*signature, *crypto::ReadFile(*root_ + "/" + pki + "/" + holder + ".pem")};
   }
 
-  std::string Refusal(const AdvertisedKeys& keys, const std::pair<std::string, std::string>& signed_by) {
+  std::string Refusal(const AdvertisedKeys& keys,
+                      const std::pair<std::string, std::string>& signed_by) {
     absl::Status s = verifier_->Verify(keys, signed_by.second, signed_by.first);
     EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
     return std::string(s.message());

@@ -234,12 +234,11 @@ TEST_F(PkiDevPkiTest, RevocationListErrorsNameTheFile) {
                       ": signature does not verify with the CA in " + File("ca.pem"));
   auto ca = ReadPemFiles(File("ca.pem"), File("ca.key"));
   ASSERT_TRUE(ca.ok()) << ca.status();
-  ExpectErrorContains(write_crl(*ca, std::chrono::seconds(-60)),
-                      absl::StatusCode::kInvalidArgument, ": stale: its next update was due ");
+  ExpectErrorContains(write_crl(*ca, std::chrono::seconds(-60)), absl::StatusCode::kInvalidArgument,
+                      ": stale: its next update was due ");
   EXPECT_TRUE(write_crl(*ca, std::chrono::hours(1)).ok());
   ExpectErrorContains(RevocationList::Load(File("ca.pem"), File("ca.pem")).status(),
-                      absl::StatusCode::kInvalidArgument,
-                      File("ca.pem") + ": not a PEM X.509 CRL");
+                      absl::StatusCode::kInvalidArgument, File("ca.pem") + ": not a PEM X.509 CRL");
   EXPECT_EQ(RevocationList::Load(File("none.pem"), File("ca.pem")).status().code(),
             absl::StatusCode::kNotFound);
 }
@@ -250,8 +249,7 @@ TEST_F(PkiDevPkiTest, RevokeRefusesWhatItCannotList) {
   ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kInvalidArgument,
                       "name at least one certificate");
   revoke.names = {"XX"};
-  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kNotFound,
-                      File("XX.pem"));
+  ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kNotFound, File("XX.pem"));
   auto other_ca = GenerateCa("another CA", std::chrono::hours(24));
   ASSERT_TRUE(other_ca.ok());
   IssueOptions leaf;
@@ -267,10 +265,9 @@ TEST_F(PkiDevPkiTest, RevokeRefusesWhatItCannotList) {
   ExpectErrorContains(RevokeDevCertificates(revoke), absl::StatusCode::kInvalidArgument,
                       "valid days must be 1..3650, found 0");
   EXPECT_FALSE(fs::exists(File("crl.pem")));
-  ExpectErrorContains(ReadPemFiles(File("ca.pem"), File("EE.key")).status(),
-                      absl::StatusCode::kInvalidArgument,
-                      File("EE.key") + ": not the private key of the certificate in " +
-                          File("ca.pem"));
+  ExpectErrorContains(
+      ReadPemFiles(File("ca.pem"), File("EE.key")).status(), absl::StatusCode::kInvalidArgument,
+      File("EE.key") + ": not the private key of the certificate in " + File("ca.pem"));
 }
 
 TEST(PkiDevPki, RefusesWhenOnlyCaKeyExists) {

@@ -240,7 +240,8 @@ TEST(RiskTrainer, TrainsWithTheGlobalStandardizationItWasGiven) {
   const auto sa = tensor::StateOf(*a);
   const auto sb = tensor::StateOf(*b);
   for (size_t i = 0; i < sa.size(); ++i) {
-    if (sa[i].first == "hidden.0.weight") hidden_differs = !torch::equal(sa[i].second, sb[i].second);
+    if (sa[i].first == "hidden.0.weight")
+      hidden_differs = !torch::equal(sa[i].second, sb[i].second);
     if (sa[i].first == "standardize.running_mean") {
       EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second));  // both end at the local mean
     }

@@ -35,8 +35,7 @@ MaskSeed SeedFromHex(const std::string& hex) {
 // NIST SP 800-38A F.5.1 (CTR-AES128): the first keystream block is
 // plaintext XOR ciphertext = ec8cdf73 98607cb0 f2d21675 ea9ea1e4.
 TEST(ApplyMask, IsTheAes128CtrKeystreamAsLittleEndianWords) {
-  MaskSeed seed = SeedFromHex(
-      "2b7e151628aed2a6abf7158809cf4f3cf0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  MaskSeed seed = SeedFromHex("2b7e151628aed2a6abf7158809cf4f3cf0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
   std::vector<uint32_t> data(4, 0);
   ASSERT_TRUE(ApplyMask(seed, MaskSign::kAdd, data).ok());
   EXPECT_EQ(data, (std::vector<uint32_t>{0x73df8cec, 0xb07c6098, 0x7516d2f2, 0xe4a19eea}));
@@ -160,8 +159,7 @@ TEST(X25519KeyPair, RefusesBadKeys) {
   absl::StatusOr<SharedKey> zero = a->Agree(X25519PublicKey{}, "x");
   EXPECT_FALSE(zero.ok());
   EXPECT_THAT(std::string(zero.status().message()), testing::HasSubstr("X25519"));
-  absl::StatusOr<X25519KeyPair> short_key =
-      X25519KeyPair::FromPrivate(std::vector<uint8_t>(31, 1));
+  absl::StatusOr<X25519KeyPair> short_key = X25519KeyPair::FromPrivate(std::vector<uint8_t>(31, 1));
   EXPECT_EQ(std::string(short_key.status().message()),
             "X25519 private key has 31 bytes, expected 32");
 }

@@ -210,9 +210,9 @@ TEST_F(SecAggRoundTest, AShareReplayedFromAnotherRoundIsRefused) {
   std::map<std::string, std::unique_ptr<SecAggNodeRound>> round8;
   std::vector<SignedAdvertisement> u1_8, u1_7;
   for (const std::string& node : kNodes) {
-    round8[node] = *SecAggNodeRound::Create({"risk", 8, node, kThreshold}, *signers_[node],
-                                            *verifier_,
-                                            *crypto::ReadFile(*root_ + "/" + node + ".pem"));
+    round8[node] =
+        *SecAggNodeRound::Create({"risk", 8, node, kThreshold}, *signers_[node], *verifier_,
+                                 *crypto::ReadFile(*root_ + "/" + node + ".pem"));
     u1_8.push_back(round8[node]->advertisement());
     u1_7.push_back(rounds_[node]->advertisement());
   }
@@ -250,8 +250,7 @@ TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
   std::vector<SignedAdvertisement> u1 = Advertisements();
 
   // Out of order: masked input before sharing keys.
-  EXPECT_TRUE(absl::IsFailedPrecondition(
-      rounds_["SE"]->MaskedInput({}, updates_["SE"]).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(rounds_["SE"]->MaskedInput({}, updates_["SE"]).status()));
 
   // A node advertised twice.
   std::vector<SignedAdvertisement> doubled = u1;

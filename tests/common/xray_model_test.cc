@@ -273,8 +273,7 @@ TEST(XrayCnn, PickledStateGivesTheSameLogitsInPyTorch) {
   model->eval();
   ASSERT_TRUE(tensor::SavePickledState(tensor::StateOf(*model), dir / "model.pt").ok());
   // Some pixels at 0, where the attenuation is capped at 8.
-  const at::Tensor images =
-      torch::rand({5, 2, 20, 20}, torch::kFloat32).sub_(0.05).clamp_min_(0.0);
+  const at::Tensor images = torch::rand({5, 2, 20, 20}, torch::kFloat32).sub_(0.05).clamp_min_(0.0);
   tensor::NamedTensors io;
   io.emplace_back("images", images);
   io.emplace_back("logits", model->forward(images).detach());

@@ -118,7 +118,8 @@ class ByzantineTest : public ::testing::Test {
         *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json",
         v1::TRUSTED);
     v1::TaskConfig* t = c.mutable_tasks(0);
-    t->set_min_nodes(static_cast<uint32_t>(kHonest.size() + (with_attackers ? kAttackers.size() : 0)));
+    t->set_min_nodes(
+        static_cast<uint32_t>(kHonest.size() + (with_attackers ? kAttackers.size() : 0)));
     t->set_rounds(kRounds);
     t->set_gather_seconds(0);
     t->set_eval_deadline_seconds(60);
@@ -195,13 +196,14 @@ TEST_F(ByzantineTest, RobustRulesKeepTheModelThatTheMeanLoses) {
   const double median = Federate("median", Kind::MEDIAN, true);
   const double trimmed = Federate("trimmed", Kind::TRIMMED_MEAN, true);
   const double krum = Federate("krum", Kind::MULTI_KRUM, true);
-  std::printf("hold-out PR-AUC after %u rounds: honest-only mean %.4f | with 2 attackers: "
-              "mean %.4f, median %.4f, trimmed mean %.4f, multi-krum %.4f\n",
-              kRounds, honest, mean, median, trimmed, krum);
+  std::printf(
+      "hold-out PR-AUC after %u rounds: honest-only mean %.4f | with 2 attackers: "
+      "mean %.4f, median %.4f, trimmed mean %.4f, multi-krum %.4f\n",
+      kRounds, honest, mean, median, trimmed, krum);
   // Measured (2-core VM): honest 0.156; attacked mean 0.025; median 0.118,
   // trimmed mean 0.112, multi-krum 0.140 (the robust rules also count each
   // update once, not by its samples, which costs a little without attack).
-  ASSERT_GT(honest, 0.1);  // base rate about 0.02
+  ASSERT_GT(honest, 0.1);       // base rate about 0.02
   EXPECT_LT(mean, honest / 2);  // the attack works on the plain mean
   for (double robust : {median, trimmed, krum}) {
     EXPECT_GT(robust, honest - 0.06);  // the stated tolerance

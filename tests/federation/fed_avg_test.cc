@@ -2,8 +2,8 @@
 #include "coordinator/aggregation/fed_avg.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -40,8 +40,8 @@ TEST(FedAvg, WeightsUpdatesBySampleCount) {
   ASSERT_TRUE(next.ok()) << next.status();
   ASSERT_EQ(next->size(), 3u);
   for (int i = 0; i < 2; ++i) {
-    torch::Tensor expected = global[i].second + (u1[i].second * 100 + u2[i].second * 300 +
-                                                 u3[i].second * 600) / 1000.0;
+    torch::Tensor expected =
+        global[i].second + (u1[i].second * 100 + u2[i].second * 300 + u3[i].second * 600) / 1000.0;
     EXPECT_EQ((*next)[i].first, global[i].first);
     EXPECT_TRUE(torch::allclose((*next)[i].second, expected, 1e-5, 1e-6));
   }
@@ -94,8 +94,8 @@ TEST(FedAvg, MemoryIsOneModelWhateverTheNodeCount) {
   auto next = fed_avg.Apply(InMemoryTensors(global));
   ASSERT_TRUE(next.ok());
   // 50 identical updates with equal weight average to the update itself.
-  EXPECT_TRUE(torch::allclose((*next)[0].second, global[0].second + Update(1.0f)[0].second,
-                              1e-5, 1e-5));
+  EXPECT_TRUE(
+      torch::allclose((*next)[0].second, global[0].second + Update(1.0f)[0].second, 1e-5, 1e-5));
 }
 
 // A spooled update decoded in slices much smaller than its tensors folds to
@@ -123,7 +123,12 @@ TEST_F(TensorFileTest, SlicedFoldEqualsInMemoryFold) {
   // 20-byte slices of 5 floats: "a.weight" (12 floats) arrives in 3 slices, "b.bias" in 1.
   const TensorFile spooled(Spool(u), /*slice_bytes=*/20);
   int slices = 0;
-  ASSERT_TRUE(spooled.ForEach([&](const TensorSlice&) { ++slices; return absl::OkStatus(); }).ok());
+  ASSERT_TRUE(spooled
+                  .ForEach([&](const TensorSlice&) {
+                    ++slices;
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(slices, 4);
   ASSERT_TRUE(ValidateUpdate(spooled, UpdateSpec::Of(global)).ok());
   FedAvg sliced(UpdateSpec::Of(global));

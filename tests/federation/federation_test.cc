@@ -2,6 +2,7 @@
 // nodes over mutual TLS on loopback, real LibTorch training, a real SQLite
 // ledger and registry on disk, then an analyst pull.
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -17,7 +18,6 @@
 #include <functional>
 #include <future>
 #include <limits>
-#include <google/protobuf/util/json_util.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -43,14 +43,14 @@
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
+#include "node/analyst/coordinator_status.h"
 #include "node/analyst/declaration_scorer.h"
 #include "node/analyst/model_puller.h"
 #include "node/analyst/pulled_model.h"
 #include "node/config/node_config.h"
-#include "node/analyst/coordinator_status.h"
 #include "node/local_data.h"
-#include "node/report/group_report.h"
 #include "node/node.h"
+#include "node/report/group_report.h"
 #include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
 
@@ -336,8 +336,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
             holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
   // What `fedcustoms status` prints, over mutual TLS with the admin
   // certificate: the estimates per administration and pooled.
-  auto fetched =
-      node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("admin"));
+  auto fetched = node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("admin"));
   ASSERT_TRUE(fetched.ok()) << fetched.status();
   const nlohmann::json shown = node::CoordinatorStatusToJson(*fetched);
   const nlohmann::json& control = shown["tasks"][0]["random_control"];

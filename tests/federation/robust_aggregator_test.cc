@@ -54,8 +54,8 @@ struct Round {
 
 absl::StatusOr<std::vector<double>> Combine(const v1::RobustAggregationConfig& config,
                                             const std::vector<tensor::NamedTensors>& updates,
-                                        Round* round = nullptr,
-                                        std::vector<uint32_t>* chosen = nullptr) {
+                                            Round* round = nullptr,
+                                            std::vector<uint32_t>* chosen = nullptr) {
   RobustAggregator aggregator(config, UpdateSpec::Of(Shapes()),
                               static_cast<uint32_t>(updates.size()));
   for (size_t i = 0; i < updates.size(); ++i) {
@@ -107,8 +107,7 @@ TEST(RobustAggregator, TrimmedMeanDropsTheExtremesOfEachCoordinate) {
     const int trim = n / 5;
     for (size_t j = 0; j < got->size(); ++j) {
       const std::vector<double> c = Column(round, j);
-      const double mean =
-          std::accumulate(c.begin() + trim, c.end() - trim, 0.0) / (n - 2 * trim);
+      const double mean = std::accumulate(c.begin() + trim, c.end() - trim, 0.0) / (n - 2 * trim);
       ASSERT_NEAR((*got)[j], mean, 1e-5) << "n=" << n << " j=" << j;
     }
   }
@@ -172,8 +171,9 @@ TEST(RobustAggregator, KrumRefusesTooFewUpdatesForItsF) {
   for (int i = 0; i < 6; ++i) updates.push_back(UpdateOf(i));
   auto got = Combine(Config(Kind::KRUM), updates);  // f = 2 needs n > 6
   ASSERT_FALSE(got.ok());
-  EXPECT_EQ(got.status().message(), "KRUM with byzantine_nodes 2 needs more than 6 updates; "
-                                    "the round has 6");
+  EXPECT_EQ(got.status().message(),
+            "KRUM with byzantine_nodes 2 needs more than 6 updates; "
+            "the round has 6");
 }
 
 TEST(RobustAggregator, NormBoundScalesLargeUpdatesBeforeTheWeightedMean) {

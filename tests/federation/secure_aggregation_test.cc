@@ -117,7 +117,8 @@ class SecureAggregationTest : public ::testing::Test {
     for (const auto& [name, w] : global) {
       if (!tensor::IsAggregatable(w)) continue;
       torch::Tensor k = torch::arange(w.numel(), torch::kFloat32);
-      update.emplace_back(name, (torch::sin(k * (0.37f * (i + 1)) + float(i)) * 0.2f).view(w.sizes()));
+      update.emplace_back(name,
+                          (torch::sin(k * (0.37f * (i + 1)) + float(i)) * 0.2f).view(w.sizes()));
     }
     return update;
   }
@@ -172,10 +173,10 @@ class SecureAggregationTest : public ::testing::Test {
         ASSERT_TRUE(masked.ok()) << masked.status();
         EXPECT_EQ(masked->clipped, 0u);
         tensor::NamedTensors upload;
-        upload.emplace_back(coordinator::MaskedSum::kTensorName,
-                            torch::from_blob(masked->words.data(),
-                                             {static_cast<int64_t>(masked->words.size())},
-                                             torch::kInt32));
+        upload.emplace_back(
+            coordinator::MaskedSum::kTensorName,
+            torch::from_blob(masked->words.data(), {static_cast<int64_t>(masked->words.size())},
+                             torch::kInt32));
         tensor::TensorEncoder encoder(upload);
         v1::UpdateHeader header;
         header.set_task("risk");
@@ -204,7 +205,8 @@ class SecureAggregationTest : public ::testing::Test {
 
   // A node that ignores the protocol and sends its update as plain float
   // tensors: refused for the sample count in the header, then for the tensors.
-  static void ExpectClearUploadsRefused(node::CoordinatorClient& client, const v1::TaskAssignment& a,
+  static void ExpectClearUploadsRefused(node::CoordinatorClient& client,
+                                        const v1::TaskAssignment& a,
                                         const tensor::NamedTensors& update, uint64_t rows) {
     v1::UpdateHeader header;
     header.set_task("risk");
@@ -222,14 +224,15 @@ class SecureAggregationTest : public ::testing::Test {
     tensor::TensorEncoder without_count(update);
     refused = client.UploadUpdate(header, without_count);
     ASSERT_FALSE(refused.ok());
-    EXPECT_NE(std::string(refused.status().message()).find("a masked upload holds the single tensor"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(refused.status().message()).find("a masked upload holds the single tensor"),
+        std::string::npos)
         << refused.status();
   }
 
   struct Outcome {
     std::vector<coordinator::RoundRecord> rounds;
-    tensor::NamedTensors global;                  // version 0
+    tensor::NamedTensors global;                    // version 0
     std::optional<tensor::NamedTensors> published;  // version 1, if any
   };
 

@@ -21,8 +21,8 @@ namespace fedcustoms::testing_support {
 inline absl::StatusOr<std::string> MakeFederationDir(const std::string& name,
                                                      const std::vector<std::string>& admins,
                                                      const std::string& pki_subdir = "pki") {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          absl::StrCat("fedcustoms-", name, "-", ::getpid());
+  const std::string dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("fedcustoms-", name, "-", ::getpid());
   std::filesystem::remove_all(dir);
   pki::DevPkiOptions pki;
   pki.dir = pki_subdir.empty() ? dir : dir + "/" + pki_subdir;
