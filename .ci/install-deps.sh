@@ -16,4 +16,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libssl-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev \
   libsqlite3-dev sqlite3 nlohmann-json3-dev libbenchmark-dev \
   libopencv-imgcodecs-dev libopencv-imgproc-dev zlib1g-dev dataset-fashion-mnist \
-  libopenblas0-openmp clang libclang-rt-14-dev
+  libopenblas0-openmp clang libclang-rt-14-dev clang-format
