@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "analyst/explain/declaration_explainer.h"
+#include "analyst/model/pulled_model.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
-#include "node/analyst/pulled_model.h"
-#include "node/explain/declaration_explainer.h"
 
 namespace fc = fedcustoms;
 
@@ -32,9 +32,9 @@ int main(int argc, char** argv) {
   auto schema = fc::data::LoadDeclarationSchema(argv[3]);
   if (!schema.ok()) return fail(schema.status());
   // Verifies the coordinator's signature and the weights' SHA-256 first.
-  auto model = fc::node::LoadPulledModel(argv[1], argv[2], *schema);
+  auto model = fc::analyst::LoadPulledModel(argv[1], argv[2], *schema);
   if (!model.ok()) return fail(model.status());
-  auto explainer = fc::node::DeclarationExplainer::Create(*model);
+  auto explainer = fc::analyst::DeclarationExplainer::Create(*model);
   if (!explainer.ok()) return fail(explainer.status());
   auto table = fc::data::ReadDeclarationsCsv(argv[4], *schema, fc::v1::FAIL);
   if (!table.ok()) return fail(table.status());
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
 
   const std::vector<std::string>& features = explainer->feature_names();
   for (size_t i = 0; i < n; ++i) {
-    const fc::node::Explanation& e = (*explanations)[i];
+    const fc::analyst::Explanation& e = (*explanations)[i];
     std::vector<size_t> order(features.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {

@@ -3,7 +3,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
-#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 
@@ -29,7 +28,7 @@ absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config, bool need_
         config.random_selection_value().empty() ? "random" : config.random_selection_value();
     local.selection.reserve(column->values.size());
     for (const std::string& v : column->values) {
-      local.selection.push_back(report::ClassifySelection(v, random));
+      local.selection.push_back(metrics::ClassifySelection(v, random));
     }
   }
   local.table.raw_columns.clear();

@@ -6,9 +6,9 @@
 
 #include "absl/status/statusor.h"
 #include "common/data/declaration_table.h"
+#include "common/metrics/selection_counts.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/schema.pb.h"
-#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 
@@ -20,10 +20,10 @@ struct LocalData {
   data::DeclarationTable table;
   data::Split split;
   // How each row was selected for control, from the schema's SELECTION column,
-  // classified with report::ClassifySelection and the node's
+  // classified with metrics::ClassifySelection and the node's
   // random_selection_value; empty when the schema has no SELECTION column or
   // the CSV lacks it.
-  std::vector<report::SelectionKind> selection;
+  std::vector<metrics::SelectionKind> selection;
 };
 
 // Loads the schema and CSV named in the node config and splits them; errors

@@ -29,13 +29,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "analyst/explain/integrated_gradients.h"
 #include "common/data/declarations_csv.h"
 #include "common/synth/declarations_synth.h"
 #include "common/task/declaration_models.h"
 #include "common/tensor/named_tensors.h"
 #include "common/training/risk_trainer.h"
 #include "common/training/table_tensors.h"
-#include "node/explain/integrated_gradients.h"
 
 namespace fedcustoms::bench {
 namespace {
@@ -145,17 +145,17 @@ int Run(int argc, char** argv) {
   std::vector<Figures> ours;
   {
     const auto start = Clock::now();
-    const auto r = node::ComputeIntegratedGradients(*model, encoded, baseline);
+    const auto r = analyst::ComputeIntegratedGradients(*model, encoded, baseline);
     ours.push_back(Measure("ours: adaptive grid, refined to gap <= 1e-3",
                            std::chrono::duration<double>(Clock::now() - start).count(),
                            r.completeness_gap));
   }
   for (int64_t steps : {64, 256, 1024, 4096}) {
-    node::IntegratedGradientsOptions fixed;
+    analyst::IntegratedGradientsOptions fixed;
     fixed.steps = steps;
     fixed.max_steps = steps;
     const auto start = Clock::now();
-    const auto r = node::ComputeIntegratedGradients(*model, encoded, baseline, fixed);
+    const auto r = analyst::ComputeIntegratedGradients(*model, encoded, baseline, fixed);
     ours.push_back(Measure(absl::StrCat("ours: ", steps, " steps, no refinement"),
                            std::chrono::duration<double>(Clock::now() - start).count(),
                            r.completeness_gap));

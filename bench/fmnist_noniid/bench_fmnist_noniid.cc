@@ -48,8 +48,8 @@
 #include "common/training/xray_trainer.h"
 #include "common/xray/idx_reader.h"
 #include "common/xray/xray_model_config.h"
-#include "node/demo/child_process.h"
-#include "node/demo/dev_federation.h"
+#include "tools/demo/child_process.h"
+#include "tools/demo/dev_federation.h"
 
 namespace fedcustoms::bench {
 namespace {
@@ -219,33 +219,33 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
                 {"optimizer", "adam"},
                 {"seed", o.seed},
                 {"proximal_mu", mu}};
-  json coordinator = node::DevCoordinatorConfig(pki, root,
-                                                json::array({{{"name", "fmnist"},
-                                                              {"kind", "TASK_XRAY"},
-                                                              {"min_nodes", o.nodes},
-                                                              {"rounds", o.rounds},
-                                                              {"round_deadline_seconds", 1800},
-                                                              {"eval_deadline_seconds", 600},
-                                                              {"gather_seconds", 1},
-                                                              {"training", training},
-                                                              {"xray_model", model_json}}}));
+  json coordinator = tools::DevCoordinatorConfig(pki, root,
+                                                 json::array({{{"name", "fmnist"},
+                                                               {"kind", "TASK_XRAY"},
+                                                               {"min_nodes", o.nodes},
+                                                               {"rounds", o.rounds},
+                                                               {"round_deadline_seconds", 1800},
+                                                               {"eval_deadline_seconds", 600},
+                                                               {"gather_seconds", 1},
+                                                               {"training", training},
+                                                               {"xray_model", model_json}}}));
   if (absl::Status s = crypto::WriteFileAtomically(root + "/coordinator.json", coordinator.dump(2));
       !s.ok()) {
     return s;
   }
-  const std::string bin = node::ExecutableDir();
+  const std::string bin = tools::ExecutableDir();
   const auto start = Clock::now();
-  auto running = node::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
-                                               root + "/logs/coordinator.log");
+  auto running = tools::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
+                                                root + "/logs/coordinator.log");
   if (!running.ok()) return running.status();
-  std::unique_ptr<node::ChildProcess>& coord = running->process;
+  std::unique_ptr<tools::ChildProcess>& coord = running->process;
   const std::string& port = running->port;
-  std::vector<std::unique_ptr<node::ChildProcess>> nodes;
+  std::vector<std::unique_ptr<tools::ChildProcess>> nodes;
   for (uint32_t k = 0; k < o.nodes; ++k) {
     const std::string admin = Admin(k);
     const std::string dir = absl::StrCat(root, "/nodes/", admin);
     fs::create_directories(dir, ec);
-    json node = node::DevNodeConfig(pki, admin, "localhost:" + port, "fmnist", dir);
+    json node = tools::DevNodeConfig(pki, admin, "localhost:" + port, "fmnist", dir);
     node["task_kind"] = "TASK_XRAY";
     node["xray"] = {{"idx_images", absl::StrCat(o.workdir, "/data/", admin, "-images.idx")},
                     {"idx_labels", absl::StrCat(o.workdir, "/data/", admin, "-labels.idx")},
@@ -256,8 +256,8 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
       return s;
     }
     auto process =
-        node::ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", dir + "/node.json"},
-                                  absl::StrCat(root, "/logs/node-", admin, ".log"));
+        tools::ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", dir + "/node.json"},
+                                   absl::StrCat(root, "/logs/node-", admin, ".log"));
     if (!process.ok()) return process.status();
     nodes.push_back(*std::move(process));
   }

@@ -30,10 +30,10 @@
 #include "common/tensor/tensor_codec.h"
 #include "common/tls/credentials.h"
 #include "node/client/coordinator_client.h"
-#include "node/demo/child_process.h"
+#include "tools/demo/child_process.h"
 
 namespace fs = std::filesystem;
-using fedcustoms::node::ChildProcess;
+using fedcustoms::tools::ChildProcess;
 using nlohmann::json;
 
 namespace {
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   std::printf("%8s %14s %14s %7s %7s %7s %7s %16s %16s\n", "model", "download MB/s", "upload MB/s",
               "dl/AES", "ul/AES", "dl/TLS", "ul/TLS", "coord peak MiB", "client peak MiB");
 
-  const std::string bin = fedcustoms::node::ExecutableDir();
+  const std::string bin = fedcustoms::tools::ExecutableDir();
   for (uint64_t mb : sizes_mb) {
     // A risk model dominated by one embedding table of the requested size:
     // buckets × 64 floats × 4 bytes.

@@ -5,10 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
 #include "common/process/crash_point.h"
+#include "common/tensor/chunk_download.h"
 #include "common/tensor/chunker.h"
 #include "common/tls/credentials.h"
 #include "common/tls/require_tls13.h"
-#include "node/client/chunk_download.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -88,7 +88,7 @@ absl::StatusOr<std::string> CoordinatorClient::DownloadModel(
   grpc::ClientContext context;
   SetDeadline(context, kTransferDeadline);
   auto reader = stub_->DownloadModel(&context, request);
-  auto sha = ReceiveToFile(reader.get(), path, max_bytes);
+  auto sha = tensor::ReceiveToFile(reader.get(), path, max_bytes);
   if (!sha.ok()) {
     return absl::Status(sha.status().code(),
                         absl::StrCat("download model: ", sha.status().message()));

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/metrics/selection_counts.h"
 #include "common/models/anomaly_autoencoder.h"
 #include "common/task/declaration_models.h"
 #include "common/task/model_update.h"
@@ -15,7 +16,6 @@
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_evaluator.h"
 #include "common/training/risk_trainer.h"
-#include "node/report/group_report.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -38,11 +38,11 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
   if (!data.selection.empty()) {
     // Random-control evaluation at the 5 % budget, as counts.
     constexpr uint32_t kBudgetPercent = 5;
-    std::vector<report::SelectionKind> kinds;
+    std::vector<metrics::SelectionKind> kinds;
     kinds.reserve(rows.size());
     for (int64_t row : rows) kinds.push_back(data.selection[row]);
-    const report::SelectionTally tally =
-        report::CountBySelection(scores, labels, kinds, kBudgetPercent / 100.0);
+    const metrics::SelectionTally tally =
+        metrics::CountBySelection(scores, labels, kinds, kBudgetPercent / 100.0);
     v1::SelectionEvaluation* selection = metrics.mutable_selection();
     selection->set_budget_percent(kBudgetPercent);
     for (auto [from, to] : {std::pair{&tally.random, selection->mutable_random()},

@@ -14,6 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "analyst/explain/declaration_explainer.h"
+#include "analyst/model/declarations_scoring.h"
+#include "analyst/model/pulled_model.h"
 #include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
@@ -22,13 +25,10 @@
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_trainer.h"
 #include "common/training/table_tensors.h"
-#include "node/analyst/declarations_scoring.h"
-#include "node/analyst/pulled_model.h"
-#include "node/explain/declaration_explainer.h"
 #include "tests/support/pulled_model_dir.h"
 #include "tests/support/small_declaration_schema.h"
 
-namespace fedcustoms::node {
+namespace fedcustoms::analyst {
 namespace {
 
 using ::testing::HasSubstr;
@@ -484,4 +484,4 @@ TEST_F(DeclarationExplanationsTest, ScoreFileWritesScoresReasonsAndCounterfactua
 }
 
 }  // namespace
-}  // namespace fedcustoms::node
+}  // namespace fedcustoms::analyst

@@ -1,7 +1,7 @@
 // Grad-CAM on synthetic cargo X-rays: a CNN trained on images with inserted
 // threats looks at the threat. `fedcustoms score --task xray --gradcam` end to
 // end on a signed model directory.
-#include "node/explain/grad_cam.h"
+#include "analyst/explain/grad_cam.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,16 +14,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "analyst/model/xray_scoring.h"
 #include "common/crypto/atomic_file.h"
 #include "common/tensor/named_tensors.h"
 #include "common/training/xray_trainer.h"
 #include "common/xray/xray_labels_csv.h"
 #include "common/xray/xray_model_config.h"
 #include "common/xray/xray_synth.h"
-#include "node/analyst/xray_scoring.h"
 #include "tests/support/pulled_model_dir.h"
 
-namespace fedcustoms::node {
+namespace fedcustoms::analyst {
 namespace {
 
 using ::testing::HasSubstr;
@@ -176,4 +176,4 @@ TEST_F(GradCamTest, ImagesWithoutLabelsAreScoredAndADeclarationModelIsRefused) {
 }
 
 }  // namespace
-}  // namespace fedcustoms::node
+}  // namespace fedcustoms::analyst

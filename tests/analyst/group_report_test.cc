@@ -1,4 +1,4 @@
-#include "node/report/group_report.h"
+#include "analyst/report/group_report.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "node/report/proportion_interval.h"
-#include "node/report/report_html.h"
+#include "analyst/report/proportion_interval.h"
+#include "analyst/report/report_html.h"
 
 namespace fedcustoms::report {
 namespace {

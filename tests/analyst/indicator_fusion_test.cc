@@ -1,4 +1,4 @@
-#include "node/fusion/indicator_fusion.h"
+#include "analyst/fusion/indicator_fusion.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

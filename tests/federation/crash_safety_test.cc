@@ -25,9 +25,9 @@
 #include "common/crypto/ed25519.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
-#include "node/demo/child_process.h"
-#include "node/demo/dev_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tools/demo/child_process.h"
+#include "tools/demo/dev_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -112,44 +112,44 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
               {"round_deadline_seconds", 30},
               {"eval_deadline_seconds", 30},
               {"gather_seconds", 1}};
-    coordinator_config_ = node::DevCoordinatorConfig(root_ + "/pki", root_, json::array({task}));
-    ASSERT_TRUE(node::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
+    coordinator_config_ = tools::DevCoordinatorConfig(root_ + "/pki", root_, json::array({task}));
+    ASSERT_TRUE(tools::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
   }
 
   // Starts the coordinator (with the crash point armed when `crash_point` is
   // set) and, the first time, pins its port in the config so the restart
   // listens where the nodes dial.
-  std::unique_ptr<node::ChildProcess> StartCoordinator(const std::string& crash_point,
-                                                       const std::string& log_name) {
+  std::unique_ptr<tools::ChildProcess> StartCoordinator(const std::string& crash_point,
+                                                        const std::string& log_name) {
     std::vector<std::string> env;
     if (!crash_point.empty()) env.push_back("FEDCUSTOMS_CRASH_POINT=" + crash_point);
-    auto running = node::StartCoordinatorProcess(root_ + "/coordinator.json", root_ + "/state/port",
-                                                 root_ + "/logs/" + log_name, env);
+    auto running = tools::StartCoordinatorProcess(
+        root_ + "/coordinator.json", root_ + "/state/port", root_ + "/logs/" + log_name, env);
     EXPECT_TRUE(running.ok()) << running.status();
     if (!running.ok()) return nullptr;
     if (port_.empty()) {
       port_ = running->port;
       coordinator_config_["listen_address"] = "127.0.0.1:" + port_;
-      EXPECT_TRUE(node::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
+      EXPECT_TRUE(tools::WriteJsonFile(root_ + "/coordinator.json", coordinator_config_).ok());
     }
     return std::move(running->process);
   }
 
   // Starts the node of `admin`, with `crash_point` armed when set; its log
   // is logs/node-<admin>-<run>.log.
-  std::unique_ptr<node::ChildProcess> StartNode(const std::string& admin,
-                                                const std::string& crash_point, int run) {
+  std::unique_ptr<tools::ChildProcess> StartNode(const std::string& admin,
+                                                 const std::string& crash_point, int run) {
     const std::string dir = root_ + "/nodes/" + admin;
     fs::create_directories(dir);
-    json config = node::DevNodeConfig(root_ + "/pki", admin, "localhost:" + port_, "risk", dir);
-    node::AddDeclarationFiles(config, root_ + "/data", admin);
+    json config = tools::DevNodeConfig(root_ + "/pki", admin, "localhost:" + port_, "risk", dir);
+    tools::AddDeclarationFiles(config, root_ + "/data", admin);
     config["max_backoff_seconds"] = 2;
-    EXPECT_TRUE(node::WriteJsonFile(dir + "/node.json", config).ok());
+    EXPECT_TRUE(tools::WriteJsonFile(dir + "/node.json", config).ok());
     std::vector<std::string> argv;
     if (!crash_point.empty()) argv = {"/usr/bin/env", "FEDCUSTOMS_CRASH_POINT=" + crash_point};
     argv.insert(argv.end(),
-                {node::ExecutableDir() + "/fedcustoms-node", "--config", dir + "/node.json"});
-    auto process = node::ChildProcess::Spawn(
+                {tools::ExecutableDir() + "/fedcustoms-node", "--config", dir + "/node.json"});
+    auto process = tools::ChildProcess::Spawn(
         argv, absl::StrCat(root_, "/logs/node-", admin, "-", run, ".log"));
     EXPECT_TRUE(process.ok()) << process.status();
     return process.ok() ? *std::move(process) : nullptr;
@@ -161,7 +161,7 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
 
   // Waits for every node to finish its task and exit 0, then stops the
   // coordinator with SIGTERM.
-  void FinishFederation(node::ChildProcess& coordinator) {
+  void FinishFederation(tools::ChildProcess& coordinator) {
     for (auto& n : nodes_) {
       ASSERT_NE(n, nullptr);
       std::optional<int> node_code = n->WaitFor(std::chrono::seconds(600));
@@ -189,12 +189,12 @@ class CrashSafetyTest : public ::testing::TestWithParam<CrashCase> {
   std::string port_;
   json coordinator_config_;
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
-  std::vector<std::unique_ptr<node::ChildProcess>> nodes_;
+  std::vector<std::unique_ptr<tools::ChildProcess>> nodes_;
 };
 
 TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   const CrashCase& c = GetParam();
-  std::unique_ptr<node::ChildProcess> first = StartCoordinator(c.point, "coordinator-1.log");
+  std::unique_ptr<tools::ChildProcess> first = StartCoordinator(c.point, "coordinator-1.log");
   ASSERT_NE(first, nullptr);
   StartNodes();
 
@@ -213,7 +213,7 @@ TEST_P(CrashSafetyTest, KilledCoordinatorRestartsAndTheFederationCarriesOn) {
   EXPECT_EQ(at_crash.front(), 0u);
 
   // The restart: same config, same port; the nodes reconnect by themselves.
-  std::unique_ptr<node::ChildProcess> second = StartCoordinator("", "coordinator-2.log");
+  std::unique_ptr<tools::ChildProcess> second = StartCoordinator("", "coordinator-2.log");
   ASSERT_NE(second, nullptr);
   FinishFederation(*second);
 
@@ -279,7 +279,7 @@ class NodeCrashTest : public CrashSafetyTest {};
 TEST_P(NodeCrashTest, KilledNodeRestartsAndRejoins) {
   const CrashCase& c = GetParam();
   WriteCoordinatorConfig(2);
-  std::unique_ptr<node::ChildProcess> coordinator = StartCoordinator("", "coordinator.log");
+  std::unique_ptr<tools::ChildProcess> coordinator = StartCoordinator("", "coordinator.log");
   ASSERT_NE(coordinator, nullptr);
   nodes_.push_back(StartNode("EE", c.point, 1));
   nodes_.push_back(StartNode("FI", "", 1));

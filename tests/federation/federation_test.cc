@@ -23,6 +23,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "analyst/model/declaration_scorer.h"
+#include "analyst/model/model_puller.h"
+#include "analyst/model/pulled_model.h"
+#include "analyst/report/group_report.h"
+#include "analyst/status/coordinator_status.h"
 #include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
@@ -43,14 +48,9 @@
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
-#include "node/analyst/coordinator_status.h"
-#include "node/analyst/declaration_scorer.h"
-#include "node/analyst/model_puller.h"
-#include "node/analyst/pulled_model.h"
 #include "node/config/node_config.h"
 #include "node/local_data.h"
 #include "node/node.h"
-#include "node/report/group_report.h"
 #include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
 
@@ -336,9 +336,10 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
             holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
   // What `fedcustoms status` prints, over mutual TLS with the admin
   // certificate: the estimates per administration and pooled.
-  auto fetched = node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("admin"));
+  auto fetched =
+      analyst::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("admin"));
   ASSERT_TRUE(fetched.ok()) << fetched.status();
-  const nlohmann::json shown = node::CoordinatorStatusToJson(*fetched);
+  const nlohmann::json shown = analyst::CoordinatorStatusToJson(*fetched);
   const nlohmann::json& control = shown["tasks"][0]["random_control"];
   for (const char* who : {"EE", "FI", "LV", "all"}) {
     ASSERT_TRUE(control.contains(who)) << shown.dump();
@@ -350,7 +351,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   EXPECT_EQ(control["all"]["random"]["rows"].get<uint64_t>() +
                 control["all"]["risk_selected"]["rows"].get<uint64_t>(),
             holdout_rows["EE"] + holdout_rows["FI"] + holdout_rows["LV"]);
-  EXPECT_EQ(node::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("EE"))
+  EXPECT_EQ(analyst::FetchCoordinatorStatus(absl::StrCat("localhost:", port), Identity("EE"))
                 .status()
                 .code(),
             absl::StatusCode::kPermissionDenied);
@@ -364,25 +365,25 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   }
 
   // Analyst pull: verified, then loadable by PyTorch in Python.
-  node::PullOptions pull;
+  analyst::PullOptions pull;
   pull.coordinator_address = absl::StrCat("localhost:", port);
   pull.tls = Identity("analyst");
   pull.coordinator_public_key = Pki("coordinator-signing.pub");
   pull.out_dir = *root_ + "/pulled";
-  auto pulled = node::PullModel(pull);
+  auto pulled = analyst::PullModel(pull);
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(pulled->version, 2u);
-  ASSERT_TRUE(node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).ok());
+  ASSERT_TRUE(analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).ok());
 
   // The pulled model, rebuilt from its manifest, scores declarations as the
   // registry's weights do; a schema with other features is refused.
   {
     auto data = node::LoadLocalData(NodeConfigFor("EE", port, "two-rounds"), true);
     ASSERT_TRUE(data.ok()) << data.status();
-    auto model = node::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, data->schema);
+    auto model = analyst::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, data->schema);
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ(model->spec.kind, v1::TASK_RISK);
-    auto scorer = node::DeclarationScorer::Create(*model);
+    auto scorer = analyst::DeclarationScorer::Create(*model);
     ASSERT_TRUE(scorer.ok()) << scorer.status();
     auto scores = scorer->Score(data->table, data->split.holdout);
     ASSERT_TRUE(scores.ok()) << scores.status();
@@ -425,7 +426,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     for (v1::ColumnSpec& c : *other.mutable_columns()) {
       if (c.name() == "office") c.set_hash_buckets(128);
     }
-    auto refused = node::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, other);
+    auto refused = analyst::LoadPulledModel(pull.out_dir, pull.coordinator_public_key, other);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(refused.status().message().find("trained on features hashing to"), std::string::npos)
         << refused.status();
@@ -588,30 +589,30 @@ TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
 
 TEST_F(FederationTest, TamperedPulledModelIsRefused) {
   auto coordinator = StartCoordinator("tamper", 1, 0);
-  node::PullOptions pull;
+  analyst::PullOptions pull;
   pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
   pull.tls = Identity("analyst");
   pull.coordinator_public_key = Pki("coordinator-signing.pub");
   pull.out_dir = *root_ + "/tamper/pulled";
-  ASSERT_TRUE(node::PullModel(pull).ok());
+  ASSERT_TRUE(analyst::PullModel(pull).ok());
   {
     std::fstream f(pull.out_dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(100);
     f.put('\x5a');
   }
   absl::Status weights =
-      node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+      analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsDataLoss(weights)) << weights;
   EXPECT_NE(weights.message().find("does not match the signed manifest"), std::string::npos);
 
-  ASSERT_TRUE(node::PullModel(pull).ok());
+  ASSERT_TRUE(analyst::PullModel(pull).ok());
   auto json = crypto::ReadFile(pull.out_dir + "/manifest.json");
   ASSERT_TRUE(json.ok());
   std::string forged = *json;
   forged.replace(forged.find("\"total_samples\":0"), 17, "\"total_samples\":9");
   ASSERT_TRUE(crypto::WriteFileAtomically(pull.out_dir + "/manifest.json", forged).ok());
   absl::Status manifest =
-      node::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
+      analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsPermissionDenied(manifest)) << manifest;
 }
 

@@ -44,9 +44,9 @@
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
-#include "node/demo/child_process.h"
-#include "node/demo/dev_federation.h"
 #include "tests/soak/fault_proxy.h"
+#include "tools/demo/child_process.h"
+#include "tools/demo/dev_federation.h"
 
 namespace fedcustoms::soak {
 namespace {
@@ -108,7 +108,7 @@ std::vector<std::string> Codes(uint32_t n) {
 struct Node {
   std::string admin;
   std::string config;
-  std::unique_ptr<node::ChildProcess> process;
+  std::unique_ptr<tools::ChildProcess> process;
   int runs = 0;
   // A pending action: restart (after a kill) or SIGCONT (after a stall).
   enum class Pending { kNone, kRestart, kResume } pending = Pending::kNone;
@@ -163,13 +163,13 @@ class Soak {
               {"gather_seconds", 3},
               {"training", {{"local_epochs", 2}, {"batch_size", 64}, {"learning_rate", 0.003}}},
               {"model", {{"hidden_units", {16}}, {"embedding_dim", 4}}}};
-    json coordinator = node::DevCoordinatorConfig(root + "/pki", root, json::array({task}));
+    json coordinator = tools::DevCoordinatorConfig(root + "/pki", root, json::array({task}));
     coordinator["stream_idle_seconds"] = 15;
     coordinator["threads"] = 1;
-    if (absl::Status s = node::WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok())
+    if (absl::Status s = tools::WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok())
       return s;
-    auto running = node::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
-                                                 root + "/logs/coordinator.log");
+    auto running = tools::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
+                                                  root + "/logs/coordinator.log");
     if (!running.ok()) return running.status();
     coordinator_ = std::move(running->process);
     coordinator_port_ = running->port;
@@ -182,14 +182,14 @@ class Soak {
     for (const std::string& admin : admins_) {
       const std::string dir = root + "/nodes/" + admin;
       fs::create_directories(dir, ec);
-      json config = node::DevNodeConfig(root + "/pki", admin,
-                                        absl::StrCat("localhost:", proxy_->port()), "risk", dir);
-      node::AddDeclarationFiles(config, root + "/data", admin);
+      json config = tools::DevNodeConfig(root + "/pki", admin,
+                                         absl::StrCat("localhost:", proxy_->port()), "risk", dir);
+      tools::AddDeclarationFiles(config, root + "/data", admin);
       config["max_backoff_seconds"] = 5;
       Node n;
       n.admin = admin;
       n.config = dir + "/node.json";
-      if (absl::Status s = node::WriteJsonFile(n.config, config); !s.ok()) return s;
+      if (absl::Status s = tools::WriteJsonFile(n.config, config); !s.ok()) return s;
       nodes_.push_back(std::move(n));
     }
     for (Node& n : nodes_) {
@@ -207,8 +207,8 @@ class Soak {
   }
 
   absl::Status StartNode(Node& n) {
-    auto process = node::ChildProcess::Spawn(
-        {node::ExecutableDir() + "/fedcustoms-node", "--config", n.config},
+    auto process = tools::ChildProcess::Spawn(
+        {tools::ExecutableDir() + "/fedcustoms-node", "--config", n.config},
         absl::StrCat(Root(), "/logs/node-", n.admin, "-", ++n.runs, ".log"));
     if (!process.ok()) return process.status();
     n.process = *std::move(process);
@@ -441,7 +441,7 @@ class Soak {
     report["coordinator_thread_names"] = {{"before_nodes", before_nodes_.thread_names},
                                           {"after_nodes", after_nodes_.thread_names}};
     report["failures"] = failures;
-    if (absl::Status s = node::WriteJsonFile(root + "/soak.json", report); !s.ok()) {
+    if (absl::Status s = tools::WriteJsonFile(root + "/soak.json", report); !s.ok()) {
       return Fail(s.ToString());
     }
     std::printf("soak: %s (figures in %s/soak.json)\n", failures.empty() ? "passed" : "FAILED",
@@ -452,7 +452,7 @@ class Soak {
   const Options o_;
   std::mt19937_64 rng_;
   std::vector<std::string> admins_;
-  std::unique_ptr<node::ChildProcess> coordinator_;
+  std::unique_ptr<tools::ChildProcess> coordinator_;
   std::string coordinator_port_;
   std::unique_ptr<FaultProxy> proxy_;
   std::vector<Node> nodes_;
