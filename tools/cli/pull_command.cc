@@ -1,0 +1,55 @@
+// fedcustoms pull: fetch a signed global model with an analyst certificate.
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "analyst/model/model_puller.h"
+#include "tools/cli/command.h"
+
+namespace fedcustoms::tools {
+
+std::vector<Command> AddPullCommand(CLI::App& app) {
+  struct Options {
+    std::string task = "risk", version = "latest", out = "model", coordinator = "localhost:7443",
+                pki = "pki", identity = "analyst";
+  };
+  auto o = std::make_shared<Options>();
+  auto* pull = app.add_subcommand("pull", "fetch a signed global model (analyst certificate)");
+  pull->add_option("--task", o->task)->capture_default_str();
+  pull->add_option("--version", o->version, "a version number or \"latest\"")
+      ->capture_default_str();
+  pull->add_option("--out", o->out, "output directory")->capture_default_str();
+  pull->add_option("--coordinator", o->coordinator, "coordinator address")->capture_default_str();
+  pull->add_option("--pki", o->pki,
+                   "directory with ca.pem, <identity>.pem/.key and coordinator-signing.pub")
+      ->capture_default_str();
+  pull->add_option("--identity", o->identity, "certificate name in --pki (analyst or admin)")
+      ->capture_default_str();
+
+  auto run = [o] {
+    analyst::PullOptions options;
+    options.coordinator_address = o->coordinator;
+    options.tls.set_ca_cert(o->pki + "/ca.pem");
+    options.tls.set_cert(o->pki + "/" + o->identity + ".pem");
+    options.tls.set_key(o->pki + "/" + o->identity + ".key");
+    options.coordinator_public_key = o->pki + "/coordinator-signing.pub";
+    options.task = o->task;
+    options.out_dir = o->out;
+    if (o->version != "latest") {
+      try {
+        options.version = std::stoull(o->version);
+      } catch (const std::exception&) {
+        spdlog::error("--version: expected a number or \"latest\", got \"{}\"", o->version);
+        return 2;
+      }
+    }
+    auto m = analyst::PullModel(options);
+    if (!m.ok()) return ExitCode(m.status());
+    spdlog::info("pulled {} v{} into {} (signature and SHA-256 verified)", m->task, m->version,
+                 o->out);
+    return 0;
+  };
+  return {{pull, run}};
+}
+
+}  // namespace fedcustoms::tools

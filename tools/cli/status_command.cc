@@ -1,0 +1,35 @@
+// fedcustoms status: the coordinator's rounds and evaluations (admin certificate).
+#include <cstdio>
+#include <memory>
+
+#include "analyst/status/coordinator_status.h"
+#include "tools/cli/command.h"
+
+namespace fedcustoms::tools {
+
+std::vector<Command> AddStatusCommand(CLI::App& app) {
+  struct Options {
+    std::string coordinator = "localhost:7443", pki = "pki", identity = "admin";
+  };
+  auto o = std::make_shared<Options>();
+  auto* status = app.add_subcommand("status", "the coordinator's rounds and evaluations (admin)");
+  status->add_option("--coordinator", o->coordinator)->capture_default_str();
+  status->add_option("--pki", o->pki, "directory with ca.pem and <identity>.pem/.key")
+      ->capture_default_str();
+  status->add_option("--identity", o->identity, "an admin certificate in --pki")
+      ->capture_default_str();
+
+  auto run = [o] {
+    v1::TlsFiles tls;
+    tls.set_ca_cert(o->pki + "/ca.pem");
+    tls.set_cert(o->pki + "/" + o->identity + ".pem");
+    tls.set_key(o->pki + "/" + o->identity + ".key");
+    auto response = analyst::FetchCoordinatorStatus(o->coordinator, tls);
+    if (!response.ok()) return ExitCode(response.status());
+    std::printf("%s\n", analyst::CoordinatorStatusToJson(*response).dump(2).c_str());
+    return 0;
+  };
+  return {{status, run}};
+}
+
+}  // namespace fedcustoms::tools
