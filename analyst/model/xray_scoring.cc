@@ -39,7 +39,7 @@ absl::StatusOr<XrayScoreSummary> ScoreXrayFile(const XrayScoreOptions& options) 
   if (manifest->architecture != task::ArchitectureName(v1::TASK_XRAY)) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.model_dir, " holds ", manifest->task, " v", manifest->version,
-                     ", not an X-ray model; declarations are scored without --task xray"));
+                     ", not an X-ray model (a declaration model scores declarations)"));
   }
   auto model = LoadPulledModel(options.model_dir, options.public_key, {});
   if (!model.ok()) return model.status();

@@ -17,7 +17,7 @@ namespace fedcustoms::analyst {
 absl::StatusOr<DeclarationsReportSummary> ReportDeclarationsFile(
     const DeclarationsReportOptions& options) {
   if (options.by.empty()) {
-    return absl::InvalidArgumentError("--by: name at least one column, e.g. origin_country");
+    return absl::InvalidArgumentError("by: name at least one column, e.g. origin_country");
   }
   auto schema = data::LoadDeclarationSchema(options.schema_json);
   if (!schema.ok()) return schema.status();

@@ -468,7 +468,7 @@ TEST_F(DeclarationExplanationsTest, ScoreFileWritesScoresReasonsAndCounterfactua
 
   options.explain = 65;
   EXPECT_THAT(ScoreDeclarationsFile(options).status().message(),
-              HasSubstr("--explain: expected 0..64 features, got 65"));
+              HasSubstr("explain: expected 0..64 features, got 65"));
   options.explain = 0;
   options.counterfactual = "colour";
   EXPECT_THAT(ScoreDeclarationsFile(options).status().message(),
@@ -476,7 +476,7 @@ TEST_F(DeclarationExplanationsTest, ScoreFileWritesScoresReasonsAndCounterfactua
   options.counterfactual.clear();
   options.expected_kind = v1::TASK_ANOMALY;
   EXPECT_THAT(ScoreDeclarationsFile(options).status().message(),
-              HasSubstr("--task anomaly: " + *risk_dir_ + " holds risk v4"));
+              HasSubstr("expected an anomaly model: " + *risk_dir_ + " holds risk v4"));
   options.expected_kind.reset();
   options.anomaly_model_dir = *risk_dir_;
   EXPECT_THAT(ScoreDeclarationsFile(options).status().message(),
