@@ -247,139 +247,222 @@ absl::StatusOr<json> EmergingSchemeComparison(const std::vector<DemoNode>& nodes
   return out;
 }
 
-}  // namespace
+// One run of the demo: each numbered step the demo prints is a method, in
+// order; the state they share (paths, processes, pulled models, the summary)
+// lives here.
+class DemoRun {
+ public:
+  // Checks the options and clears the work directory's previous run.
+  static absl::StatusOr<std::unique_ptr<DemoRun>> Create(const DemoOptions& o);
+  // Every step, then summary.json; the error of the first step that fails.
+  absl::Status Run();
 
-absl::Status RunDemo(const DemoOptions& o) {
+ private:
+  explicit DemoRun(const DemoOptions& o);
+
+  absl::Status MakePki();                // 1
+  absl::Status MakeData();               // 2
+  absl::Status StartProcesses();         // 3
+  absl::StatusOr<uint64_t> RunRounds();  // 4: the final version
+  absl::Status PullModels();             // 5
+  // 6: local-only training per administration; the administrations where
+  // the federated model did not beat it.
+  absl::StatusOr<std::vector<std::string>> CompareWithLocalOnly(uint64_t final_version);
+  absl::Status CrossEvaluateModels();      // 7 (xray)
+  absl::Status CompareOnEmergingScheme();  // 7 (anomaly)
+
+  const DemoOptions o_;
+  const DemoTask main_;
+  // Anomaly detection complements the risk model, so its demo federates both
+  // and compares them on a fraud scheme no control result has shown yet.
+  std::vector<DemoTask> tasks_;
+  const bool compare_;
+  // The X-ray demo's 7th step judges every model on every hold-out.
+  const bool cross_;
+  const int steps_;
+  std::vector<std::string> admins_;
+  std::string root_, pki_, schema_;
+
+  std::unique_ptr<ChildProcess> coordinator_;
+  std::string address_;
+  std::vector<DemoNode> nodes_;
+  analyst::PullOptions pull_;
+  std::vector<manifest::ModelManifest> pulled_;
+  json summary_;
+  // Step 6's learners, hold-outs and local models, which step 7 reuses.
+  v1::TaskAssignment assignment_;
+  std::vector<std::unique_ptr<node::LocalLearner>> learners_;
+  std::vector<HoldOut> hold_outs_;
+  std::vector<NamedModel> local_models_;
+};
+
+DemoRun::DemoRun(const DemoOptions& o)
+    : o_(o),
+      main_(MakeDemoTask(o.task)),
+      tasks_(main_.kind == v1::TASK_ANOMALY ? std::vector<DemoTask>{main_, MakeDemoTask("risk")}
+                                            : std::vector<DemoTask>{main_}),
+      compare_(tasks_.size() > 1),
+      cross_(main_.kind == v1::TASK_XRAY),
+      steps_(compare_ || cross_ ? 7 : 6),
+      admins_(kAdministrations.begin(), kAdministrations.begin() + o.nodes),
+      root_(fs::absolute(o.workdir).lexically_normal().string()),
+      pki_(root_ + "/pki"),
+      schema_(absl::StrCat(root_, "/data/", admins_[0], "/declarations.schema.json")) {}
+
+absl::StatusOr<std::unique_ptr<DemoRun>> DemoRun::Create(const DemoOptions& o) {
   if (o.task != "risk" && o.task != "anomaly" && o.task != "xray") {
     return absl::InvalidArgumentError(
         absl::StrCat("--task ", o.task, ": expected risk, anomaly or xray"));
   }
-  const DemoTask main = MakeDemoTask(o.task);
-  // Anomaly detection complements the risk model, so its demo federates both
-  // and compares them on a fraud scheme no control result has shown yet.
-  std::vector<DemoTask> tasks = {main};
-  if (main.kind == v1::TASK_ANOMALY) tasks.push_back(MakeDemoTask("risk"));
-  const bool compare = tasks.size() > 1;
-  // The X-ray demo's 7th step judges every model on every hold-out.
-  const bool cross = main.kind == v1::TASK_XRAY;
-  const int steps = compare || cross ? 7 : 6;
   if (o.nodes < 2 || o.nodes > kAdministrations.size()) {
     return absl::InvalidArgumentError(absl::StrCat("--nodes must be 2..", kAdministrations.size()));
   }
   if (o.rounds < 1 || o.rounds > 100) return absl::InvalidArgumentError("--rounds must be 1..100");
-  const std::vector<std::string> admins(kAdministrations.begin(),
-                                        kAdministrations.begin() + o.nodes);
-  const std::string root = fs::absolute(o.workdir).lexically_normal().string();
-  const std::string pki = root + "/pki";
+  std::unique_ptr<DemoRun> run(new DemoRun(o));
   std::error_code ec;
   for (const char* dir : {"registry", "state", "nodes", "pulled", "pulled-risk"}) {
-    fs::remove_all(absl::StrCat(root, "/", dir), ec);
+    fs::remove_all(absl::StrCat(run->root_, "/", dir), ec);
   }
-  fs::create_directories(root + "/logs", ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", root, ": ", ec.message()));
+  fs::create_directories(run->root_ + "/logs", ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", run->root_, ": ", ec.message()));
+  }
+  return run;
+}
 
-  std::printf("[1/%d] development PKI in %s (CA, coordinator, %s, analyst, admin)\n", steps,
-              pki.c_str(), absl::StrJoin(admins, ", ").c_str());
+absl::Status DemoRun::Run() {
+  if (absl::Status s = MakePki(); !s.ok()) return s;
+  if (absl::Status s = MakeData(); !s.ok()) return s;
+  if (absl::Status s = StartProcesses(); !s.ok()) return s;
+  absl::StatusOr<uint64_t> final_version = RunRounds();
+  if (!final_version.ok()) return final_version.status();
+  if (absl::Status s = PullModels(); !s.ok()) return s;
+  absl::StatusOr<std::vector<std::string>> losers = CompareWithLocalOnly(*final_version);
+  if (!losers.ok()) return losers.status();
+  if (cross_) {
+    if (absl::Status s = CrossEvaluateModels(); !s.ok()) return s;
+  }
+  if (compare_) {
+    if (absl::Status s = CompareOnEmergingScheme(); !s.ok()) return s;
+  }
+  if (absl::Status s = WriteJsonFile(root_ + "/summary.json", summary_); !s.ok()) return s;
+  std::printf("summary: %s/summary.json\n", root_.c_str());
+  if (!losers->empty() && main_.kind == v1::TASK_RISK) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the federated model did not beat local-only training on PR-AUC for ",
+                     absl::StrJoin(*losers, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DemoRun::MakePki() {
+  std::printf("[1/%d] development PKI in %s (CA, coordinator, %s, analyst, admin)\n", steps_,
+              pki_.c_str(), absl::StrJoin(admins_, ", ").c_str());
   pki::DevPkiOptions pki_options;
-  pki_options.dir = pki;
-  pki_options.admins = admins;
+  pki_options.dir = pki_;
+  pki_options.admins = admins_;
   pki_options.force = true;
-  if (absl::Status s = pki::InitDevPki(pki_options); !s.ok()) return s;
+  return pki::InitDevPki(pki_options);
+}
 
-  if (main.kind == v1::TASK_XRAY) {
+absl::Status DemoRun::MakeData() {
+  if (main_.kind == v1::TASK_XRAY) {
     std::printf("[2/%d] synthetic cargo X-rays (seed %llu, %llu images per administration)\n",
-                steps, static_cast<unsigned long long>(o.seed),
-                static_cast<unsigned long long>(o.images));
+                steps_, static_cast<unsigned long long>(o_.seed),
+                static_cast<unsigned long long>(o_.images));
     xray::XraySynthOptions synth_options;
-    synth_options.admins = admins;
-    synth_options.images = o.images;
-    synth_options.seed = o.seed;
-    synth_options.out_dir = root + "/data";
-    if (absl::Status s = xray::SynthesizeXrays(synth_options); !s.ok()) return s;
-  } else {
-    std::printf("[2/%d] synthetic declarations (seed %llu, largest administration %llu rows)\n",
-                steps, static_cast<unsigned long long>(o.seed),
-                static_cast<unsigned long long>(o.rows));
-    synth::SynthOptions synth_options;
-    synth_options.admins = admins;
-    synth_options.rows = o.rows;
-    synth_options.seed = o.seed;
-    synth_options.out_dir = root + "/data";
-    synth_options.emerging_scheme = compare;
-    if (absl::Status s = synth::SynthesizeDeclarations(synth_options); !s.ok()) return s;
+    synth_options.admins = admins_;
+    synth_options.images = o_.images;
+    synth_options.seed = o_.seed;
+    synth_options.out_dir = root_ + "/data";
+    return xray::SynthesizeXrays(synth_options);
   }
+  std::printf("[2/%d] synthetic declarations (seed %llu, largest administration %llu rows)\n",
+              steps_, static_cast<unsigned long long>(o_.seed),
+              static_cast<unsigned long long>(o_.rows));
+  synth::SynthOptions synth_options;
+  synth_options.admins = admins_;
+  synth_options.rows = o_.rows;
+  synth_options.seed = o_.seed;
+  synth_options.out_dir = root_ + "/data";
+  synth_options.emerging_scheme = compare_;
+  return synth::SynthesizeDeclarations(synth_options);
+}
 
+absl::Status DemoRun::StartProcesses() {
   // Configs: every path absolute so the processes can run from anywhere.
-  const std::string schema = absl::StrCat(root, "/data/", admins[0], "/declarations.schema.json");
   json task_configs = json::array();
-  for (const DemoTask& t : tasks) {
+  for (const DemoTask& t : tasks_) {
     json task_json{{"name", t.name},
-                   {"min_nodes", o.nodes},
-                   {"rounds", o.rounds},
+                   {"min_nodes", o_.nodes},
+                   {"rounds", o_.rounds},
                    {"round_deadline_seconds", 300},
                    {"eval_deadline_seconds", 120},
                    {"gather_seconds", 1},
                    {"training", t.training},
                    {t.model_field, t.model}};
-    if (t.kind != v1::TASK_XRAY) task_json["schema_file"] = schema;
+    if (t.kind != v1::TASK_XRAY) task_json["schema_file"] = schema_;
     task_configs.push_back(task_json);
   }
-  json coordinator = DevCoordinatorConfig(pki, root, task_configs);
-  if (absl::Status s = WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) return s;
+  json coordinator = DevCoordinatorConfig(pki_, root_, task_configs);
+  if (absl::Status s = WriteJsonFile(root_ + "/coordinator.json", coordinator); !s.ok()) return s;
 
   std::printf("[3/%d] coordinator and %zu node processes over mutual TLS 1.3 on 127.0.0.1%s\n",
-              steps, admins.size() * tasks.size(),
-              compare ? " (anomaly and risk tasks for each administration)" : "");
+              steps_, admins_.size() * tasks_.size(),
+              compare_ ? " (anomaly and risk tasks for each administration)" : "");
   const std::string bin = ExecutableDir();
-  auto running = StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
-                                         root + "/logs/coordinator.log");
+  auto running = StartCoordinatorProcess(root_ + "/coordinator.json", root_ + "/state/port",
+                                         root_ + "/logs/coordinator.log");
   if (!running.ok()) return running.status();
-  std::unique_ptr<ChildProcess>& coord = running->process;
+  coordinator_ = std::move(running->process);
   const std::string& port = running->port;
-  const std::string address = "localhost:" + port;
+  address_ = "localhost:" + port;
   // Keep the port in the config, so the coordinator restarted by hand from it
   // listens where the nodes' configs point.
   coordinator["listen_address"] = "127.0.0.1:" + port;
-  if (absl::Status s = WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) return s;
+  if (absl::Status s = WriteJsonFile(root_ + "/coordinator.json", coordinator); !s.ok()) return s;
 
-  std::vector<DemoNode> nodes;
-  for (const DemoTask& t : tasks) {
-    const bool companion = t.name != main.name;
-    for (const std::string& admin : admins) {
-      const std::string dir = NodeDir(root, admin, t.name, companion);
+  std::error_code ec;
+  for (const DemoTask& t : tasks_) {
+    const bool companion = t.name != main_.name;
+    for (const std::string& admin : admins_) {
+      const std::string dir = NodeDir(root_, admin, t.name, companion);
       fs::create_directories(dir, ec);
-      json node = DevNodeConfig(pki, admin, address, t.name, dir);
+      json node = DevNodeConfig(pki_, admin, address_, t.name, dir);
       if (t.kind == v1::TASK_XRAY) {
-        node["xray"] = {{"labels_csv", absl::StrCat(root, "/data/", admin, "/labels.csv")}};
+        node["xray"] = {{"labels_csv", absl::StrCat(root_, "/data/", admin, "/labels.csv")}};
       } else {
-        AddDeclarationFiles(node, root + "/data", admin);
+        AddDeclarationFiles(node, root_ + "/data", admin);
       }
       const std::string config_path = dir + "/node.json";
       if (absl::Status s = WriteJsonFile(config_path, node); !s.ok()) return s;
       auto config = node::LoadNodeConfig(config_path);
       if (!config.ok()) return config.status();
       const std::string log = companion
-                                  ? absl::StrCat(root, "/logs/node-", admin, "-", t.name, ".log")
-                                  : absl::StrCat(root, "/logs/node-", admin, ".log");
+                                  ? absl::StrCat(root_, "/logs/node-", admin, "-", t.name, ".log")
+                                  : absl::StrCat(root_, "/logs/node-", admin, ".log");
       auto process = ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", config_path}, log);
       if (!process.ok()) return process.status();
-      nodes.push_back(DemoNode{admin, t.name, *config, *std::move(process)});
+      nodes_.push_back(DemoNode{admin, t.name, *config, *std::move(process)});
     }
   }
+  return absl::OkStatus();
+}
 
+absl::StatusOr<uint64_t> DemoRun::RunRounds() {
   // Progress: watch the registry through the admin service.
   v1::TlsFiles admin_tls;
-  admin_tls.set_ca_cert(pki + "/ca.pem");
-  admin_tls.set_cert(pki + "/admin.pem");
-  admin_tls.set_key(pki + "/admin.key");
+  admin_tls.set_ca_cert(pki_ + "/ca.pem");
+  admin_tls.set_cert(pki_ + "/admin.pem");
+  admin_tls.set_key(pki_ + "/admin.key");
   auto admin_credentials = tls::MakeChannelCredentials(admin_tls);
   if (!admin_credentials.ok()) return admin_credentials.status();
-  auto admin = v1::AdminService::NewStub(grpc::CreateChannel(address, *admin_credentials));
-  std::printf("[4/%d] %u federated rounds (logs in %s/logs)\n", steps, o.rounds, root.c_str());
-  auto final_version =
-      FollowRounds(*admin, main, tasks.size(), o.rounds, nodes, *coord, root, o.timeout_seconds);
+  auto admin = v1::AdminService::NewStub(grpc::CreateChannel(address_, *admin_credentials));
+  std::printf("[4/%d] %u federated rounds (logs in %s/logs)\n", steps_, o_.rounds, root_.c_str());
+  auto final_version = FollowRounds(*admin, main_, tasks_.size(), o_.rounds, nodes_, *coordinator_,
+                                    root_, o_.timeout_seconds);
   if (!final_version.ok()) return final_version.status();
-  for (DemoNode& n : nodes) {
+  for (DemoNode& n : nodes_) {
     int code = n.process->Wait();
     if (code != 0) {
       return absl::InternalError(absl::StrCat("node ", n.admin, " (task ", n.task,
@@ -387,131 +470,137 @@ absl::Status RunDemo(const DemoOptions& o) {
                                               n.process->log_path()));
     }
   }
+  return final_version;
+}
 
-  std::printf("[5/%d] analyst pull of the final model%s (signature and SHA-256 verified)\n", steps,
-              compare ? "s" : "");
-  analyst::PullOptions pull;
-  pull.coordinator_address = address;
-  pull.tls.set_ca_cert(pki + "/ca.pem");
-  pull.tls.set_cert(pki + "/analyst.pem");
-  pull.tls.set_key(pki + "/analyst.key");
-  pull.coordinator_public_key = pki + "/coordinator-signing.pub";
+absl::Status DemoRun::PullModels() {
+  std::printf("[5/%d] analyst pull of the final model%s (signature and SHA-256 verified)\n", steps_,
+              compare_ ? "s" : "");
+  pull_.coordinator_address = address_;
+  pull_.tls.set_ca_cert(pki_ + "/ca.pem");
+  pull_.tls.set_cert(pki_ + "/analyst.pem");
+  pull_.tls.set_key(pki_ + "/analyst.key");
+  pull_.coordinator_public_key = pki_ + "/coordinator-signing.pub";
   std::vector<absl::StatusOr<manifest::ModelManifest>> pulled;
-  for (const DemoTask& t : tasks) {
-    pull.task = t.name;
-    pull.out_dir = t.name == main.name ? root + "/pulled" : absl::StrCat(root, "/pulled-", t.name);
-    pulled.push_back(analyst::PullModel(pull));
+  for (const DemoTask& t : tasks_) {
+    pull_.task = t.name;
+    pull_.out_dir =
+        t.name == main_.name ? root_ + "/pulled" : absl::StrCat(root_, "/pulled-", t.name);
+    pulled.push_back(analyst::PullModel(pull_));
     if (pulled.back().ok()) {
       const manifest::ModelManifest& m = *pulled.back();
       std::printf(
           "      %s/model.pt: %s v%llu from %u nodes, %llu samples, aggregated in mode %s\n",
-          pull.out_dir.c_str(), t.name.c_str(), static_cast<unsigned long long>(m.version),
+          pull_.out_dir.c_str(), t.name.c_str(), static_cast<unsigned long long>(m.version),
           m.contributing_nodes, static_cast<unsigned long long>(m.total_samples),
           m.aggregation_mode.c_str());
     }
   }
-  coord->Signal(SIGTERM);
-  coord->Wait();
-  for (const auto& p : pulled) {
+  coordinator_->Signal(SIGTERM);
+  coordinator_->Wait();
+  for (auto& p : pulled) {
     if (!p.ok()) return p.status();
+    pulled_.push_back(*std::move(p));
   }
+  return absl::OkStatus();
+}
 
-  std::printf("[6/%d] local-only baselines (each administration alone, same epochs)\n", steps);
-  auto task_config = FinalizedTaskConfig(main);
+absl::StatusOr<std::vector<std::string>> DemoRun::CompareWithLocalOnly(uint64_t final_version) {
+  std::printf("[6/%d] local-only baselines (each administration alone, same epochs)\n", steps_);
+  auto task_config = FinalizedTaskConfig(main_);
   if (!task_config.ok()) return task_config.status();
   const v1::TrainingConfig& training_config = task_config->training();
-  v1::TaskAssignment assignment;
-  assignment.set_task(main.name);
-  task::CopyModelConfig(task::SpecOf(*task_config, v1::DeclarationSchema()), &assignment);
+  assignment_.set_task(main_.name);
+  task::CopyModelConfig(task::SpecOf(*task_config, v1::DeclarationSchema()), &assignment_);
   torch::set_num_threads(2);
   // The mode comes from the pulled model's signed manifest, so the summary
   // says how the model was really aggregated.
-  json summary{{"task", main.name},
-               {"rounds", o.rounds},
-               {"mode", pulled[0]->aggregation_mode},
-               {"global_version", *final_version},
-               {"nodes", json::object()}};
+  summary_ = json{{"task", main_.name},
+                  {"rounds", o_.rounds},
+                  {"mode", pulled_[0].aggregation_mode},
+                  {"global_version", final_version},
+                  {"nodes", json::object()}};
   std::vector<std::string> losers;
   // The second pair of columns: ROC-AUC, or for X-rays the accuracy over all
   // classes.
-  const bool xray_task = main.kind == v1::TASK_XRAY;
+  const bool xray_task = main_.kind == v1::TASK_XRAY;
   auto second = [&](const v1::EvaluationMetrics& m) {
     return xray_task ? m.accuracy() : m.roc_auc();
   };
   std::printf("      %-4s %12s %12s %12s %12s\n", "node", "local PR-AUC", "fed PR-AUC",
               xray_task ? "local acc" : "local ROC", xray_task ? "fed acc" : "fed ROC");
-  std::vector<std::unique_ptr<node::LocalLearner>> learners;
-  std::vector<HoldOut> hold_outs;
-  std::vector<NamedModel> local_models;
-  for (const DemoNode& n : nodes) {
-    if (n.task != main.name) continue;
+  for (const DemoNode& n : nodes_) {
+    if (n.task != main_.name) continue;
     auto learner = node::CreateLocalLearner(n.config);
     if (!learner.ok()) return learner.status();
-    const task::ModelSpec spec = (*learner)->SpecOf(assignment);
+    const task::ModelSpec spec = (*learner)->SpecOf(assignment_);
     auto local_state = (*learner)->TrainFromScratch(spec, training_config,
-                                                    o.rounds * training_config.local_epochs());
+                                                    o_.rounds * training_config.local_epochs());
     if (!local_state.ok()) return local_state.status();
     auto local = (*learner)->Evaluate(spec, *local_state);
     if (!local.ok()) return local.status();
-    learners.push_back(*std::move(learner));
-    hold_outs.push_back({n.admin, learners.back().get()});
-    local_models.push_back({n.admin + " local-only", *std::move(local_state)});
-    auto federated = FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", *final_version);
+    learners_.push_back(*std::move(learner));
+    hold_outs_.push_back({n.admin, learners_.back().get()});
+    local_models_.push_back({n.admin + " local-only", *std::move(local_state)});
+    auto federated = FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", final_version);
     if (!federated.ok()) return federated.status();
-    summary["nodes"][n.admin] = {{"local_only", MetricsJson(main.kind, *local)},
-                                 {"federated", MetricsJson(main.kind, *federated)}};
+    summary_["nodes"][n.admin] = {{"local_only", MetricsJson(main_.kind, *local)},
+                                  {"federated", MetricsJson(main_.kind, *federated)}};
     std::printf("      %-4s %12.4f %12.4f %12.4f %12.4f\n", n.admin.c_str(), local->pr_auc(),
                 federated->pr_auc(), second(*local), second(*federated));
     if (!(federated->pr_auc() > local->pr_auc())) losers.push_back(n.admin);
   }
-  summary["federated_beats_local_only"] = losers.empty();
+  summary_["federated_beats_local_only"] = losers.empty();
+  return losers;
+}
 
-  if (cross) {
-    std::printf(
-        "[7/%d] what the federation adds: each model on every administration's hold-out "
-        "(threat PR-AUC; the administrations' threat mixes differ)\n",
-        steps);
-    std::string weights;
-    if (auto verified = analyst::VerifyPulledModel(root + "/pulled",
-                                                   pki + "/coordinator-signing.pub", &weights);
-        !verified.ok()) {
-      return verified.status();
-    }
-    auto federated_state = tensor::ParsePickledState(weights, root + "/pulled/model.pt");
-    if (!federated_state.ok()) return federated_state.status();
-    std::vector<NamedModel> models = std::move(local_models);
-    models.push_back({"federated", *std::move(federated_state)});
-    auto table = CrossEvaluate(learners.front()->SpecOf(assignment), models, hold_outs);
-    if (!table.ok()) return table.status();
-    summary["cross_evaluation"] = *table;
+absl::Status DemoRun::CrossEvaluateModels() {
+  std::printf(
+      "[7/%d] what the federation adds: each model on every administration's hold-out "
+      "(threat PR-AUC; the administrations' threat mixes differ)\n",
+      steps_);
+  std::string weights;
+  if (auto verified =
+          analyst::VerifyPulledModel(root_ + "/pulled", pull_.coordinator_public_key, &weights);
+      !verified.ok()) {
+    return verified.status();
   }
-
-  if (compare) {
-    std::printf(
-        "[7/%d] what anomaly detection adds: share of frauds in each model's top 1 %% and 5 %% "
-        "of the hold-out (split: half the budget each); emerging = over-invoicing that starts "
-        "after the training period, known = the patterns control results have shown\n",
-        steps);
-    auto schema_proto = data::LoadDeclarationSchema(schema);
-    if (!schema_proto.ok()) return schema_proto.status();
-    auto anomaly_model =
-        analyst::LoadPulledModel(root + "/pulled", pull.coordinator_public_key, *schema_proto);
-    if (!anomaly_model.ok()) return anomaly_model.status();
-    auto risk_model =
-        analyst::LoadPulledModel(root + "/pulled-risk", pull.coordinator_public_key, *schema_proto);
-    if (!risk_model.ok()) return risk_model.status();
-    auto comparison = EmergingSchemeComparison(nodes, root, *risk_model, *anomaly_model);
-    if (!comparison.ok()) return comparison.status();
-    summary["emerging_scheme"] = *comparison;
-  }
-  if (absl::Status s = WriteJsonFile(root + "/summary.json", summary); !s.ok()) return s;
-  std::printf("summary: %s/summary.json\n", root.c_str());
-  if (!losers.empty() && main.kind == v1::TASK_RISK) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the federated model did not beat local-only training on PR-AUC for ",
-                     absl::StrJoin(losers, ", ")));
-  }
+  auto federated_state = tensor::ParsePickledState(weights, root_ + "/pulled/model.pt");
+  if (!federated_state.ok()) return federated_state.status();
+  std::vector<NamedModel> models = std::move(local_models_);
+  models.push_back({"federated", *std::move(federated_state)});
+  auto table = CrossEvaluate(learners_.front()->SpecOf(assignment_), models, hold_outs_);
+  if (!table.ok()) return table.status();
+  summary_["cross_evaluation"] = *table;
   return absl::OkStatus();
+}
+
+absl::Status DemoRun::CompareOnEmergingScheme() {
+  std::printf(
+      "[7/%d] what anomaly detection adds: share of frauds in each model's top 1 %% and 5 %% "
+      "of the hold-out (split: half the budget each); emerging = over-invoicing that starts "
+      "after the training period, known = the patterns control results have shown\n",
+      steps_);
+  auto schema_proto = data::LoadDeclarationSchema(schema_);
+  if (!schema_proto.ok()) return schema_proto.status();
+  auto anomaly_model =
+      analyst::LoadPulledModel(root_ + "/pulled", pull_.coordinator_public_key, *schema_proto);
+  if (!anomaly_model.ok()) return anomaly_model.status();
+  auto risk_model =
+      analyst::LoadPulledModel(root_ + "/pulled-risk", pull_.coordinator_public_key, *schema_proto);
+  if (!risk_model.ok()) return risk_model.status();
+  auto comparison = EmergingSchemeComparison(nodes_, root_, *risk_model, *anomaly_model);
+  if (!comparison.ok()) return comparison.status();
+  summary_["emerging_scheme"] = *comparison;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunDemo(const DemoOptions& o) {
+  absl::StatusOr<std::unique_ptr<DemoRun>> run = DemoRun::Create(o);
+  if (!run.ok()) return run.status();
+  return (*run)->Run();
 }
 
 }  // namespace fedcustoms::tools
