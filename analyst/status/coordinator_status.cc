@@ -1,12 +1,12 @@
 #include "analyst/status/coordinator_status.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "analyst/report/group_report.h"
+#include "common/config/proto_json.h"
 #include "common/tls/credentials.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 
@@ -48,11 +48,7 @@ absl::StatusOr<v1::GetStatusResponse> FetchCoordinatorStatus(const std::string& 
 }
 
 nlohmann::json CoordinatorStatusToJson(const v1::GetStatusResponse& status) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(status, &text, options);
-  nlohmann::json json = nlohmann::json::parse(text);
+  nlohmann::json json = nlohmann::json::parse(config::PrintProtoJson(status).value_or("{}"));
   for (int t = 0; t < status.tasks_size(); ++t) {
     const v1::TaskStatus& task = status.tasks(t);
     if (task.selection_evaluations_size() == 0) continue;

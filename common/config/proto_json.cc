@@ -142,6 +142,22 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
   return text;
 }
 
+absl::StatusOr<std::string> PrintProtoJson(const google::protobuf::Message& message,
+                                           ProtoJsonStyle style) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.add_whitespace = style.indent;
+  options.always_print_primitive_fields = style.print_defaults;
+  std::string json;
+  if (auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+      !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot print ",
+                                                   message.GetDescriptor()->full_name(),
+                                                   " as JSON: ", status.message().as_string()));
+  }
+  return json;
+}
+
 absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out) {
   auto text = ReadSmallFile(path, kMaxFileBytes, "a config file");
   if (!text.ok()) return text.status();

@@ -46,4 +46,21 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
 // opened.
 absl::Status LoadProtoJson(const std::string& path, google::protobuf::Message* out);
 
+// How PrintProtoJson lays the JSON out. Field names are always the .proto
+// names (snake_case), as our config files and records spell them.
+struct ProtoJsonStyle {
+  // Indented, one field a line (files people read); else one line.
+  bool indent = false;
+  // Fields at their default value (0, "", false) printed too, so that a
+  // record always has the same keys.
+  bool print_defaults = false;
+};
+
+// The message as proto3 JSON: the one printer of every proto written as JSON
+// (records, summaries, hashed specs, generated schema files). InvalidArgument
+// naming the message type when protobuf refuses to print it (a string field
+// holding invalid UTF-8). Thread-safe.
+absl::StatusOr<std::string> PrintProtoJson(const google::protobuf::Message& message,
+                                           ProtoJsonStyle style = {});
+
 }  // namespace fedcustoms::config

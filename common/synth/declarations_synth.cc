@@ -1,6 +1,5 @@
 #include "common/synth/declarations_synth.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/config/proto_json.h"
 #include "common/crypto/atomic_file.h"
 #include "common/synth/synth_rng.h"
 
@@ -730,14 +730,10 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
   }
   if (options.out_dir.empty()) return absl::InvalidArgumentError("synth: out_dir is empty");
 
-  std::string schema_json;
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = true;
-  print.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(SyntheticDeclarationSchema(), &schema_json,
-                                                   print)
-           .ok()) {
-    return absl::InternalError("synth: cannot print the schema as JSON");
+  absl::StatusOr<std::string> schema_json =
+      config::PrintProtoJson(SyntheticDeclarationSchema(), {.indent = true});
+  if (!schema_json.ok()) {
+    return absl::InternalError(absl::StrCat("synth: ", schema_json.status().message()));
   }
 
   size_t hub_count = 0;
@@ -771,7 +767,7 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     if (absl::Status s = csv.Commit(); !s.ok()) return s;
     if (absl::Status s = truth.Commit(); !s.ok()) return s;
     if (absl::Status s =
-            crypto::WriteFileAtomically(dir + "/declarations.schema.json", schema_json);
+            crypto::WriteFileAtomically(dir + "/declarations.schema.json", *schema_json);
         !s.ok()) {
       return s;
     }

@@ -1,10 +1,9 @@
 #include "common/task/task_model.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
 #include "common/models/anomaly_autoencoder.h"
@@ -16,11 +15,7 @@ namespace fedcustoms::task {
 namespace {
 
 std::string JsonOf(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
-  return json;
+  return config::PrintProtoJson(message).value_or("{}");
 }
 
 }  // namespace
