@@ -1,13 +1,10 @@
 #include "common/data/declaration_schema.h"
 
-#include <openssl/evp.h>
-
-#include <array>
-#include <cstdlib>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
+#include "common/crypto/sha256.h"
 
 namespace fedcustoms::data {
 namespace {
@@ -144,20 +141,7 @@ std::string FeatureSchemaHash(const v1::DeclarationSchema& schema) {
   }
   absl::StrAppend(&text, "label ", label, "\n");
 
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_size = 0;
-  // EVP_Digest only fails on allocation failure, an impossible state here.
-  const int ok =
-      EVP_Digest(text.data(), text.size(), digest.data(), &digest_size, EVP_sha256(), nullptr);
-  if (ok != 1) std::abort();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * digest_size);
-  for (unsigned int i = 0; i < digest_size; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
-  }
-  return hex;
+  return crypto::Sha256Hex(text);
 }
 
 }  // namespace fedcustoms::data

@@ -1,46 +1,14 @@
 #include "common/tensor/chunker.h"
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-
-#include <array>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace fedcustoms::tensor {
-namespace {
-
-// The OpenSSL error queue as text (emptied), for messages.
-std::string DrainOpenSslErrors() {
-  std::string text;
-  while (unsigned long code = ERR_get_error()) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof(buffer));
-    if (!text.empty()) text += "; ";
-    text += buffer;
-  }
-  return text.empty() ? "unknown OpenSSL error" : text;
-}
-
-std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> NewSha256(absl::Status* status) {
-  std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    *status = absl::InternalError(absl::StrCat("SHA-256 init failed: ", DrainOpenSslErrors()));
-    ctx.reset();
-  }
-  return ctx;
-}
-
-}  // namespace
-
-void EvpMdCtxDeleter::operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-
-// ---------------------------------------------------------------------------
 
 ChunkAssembler::ChunkAssembler(std::ostream* sink, uint64_t max_total_bytes)
-    : sink_(sink), max_total_bytes_(max_total_bytes), ctx_(NewSha256(&error_)) {}
+    : sink_(sink), max_total_bytes_(max_total_bytes) {}
 
 ChunkAssembler::~ChunkAssembler() = default;
 
@@ -71,10 +39,7 @@ absl::Status ChunkAssembler::Add(uint64_t index, std::string_view bytes) {
         absl::ResourceExhaustedError(absl::StrCat("payload exceeds ", max_total_bytes_, " bytes")));
   }
   if (!bytes.empty()) {
-    if (EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) != 1) {
-      return Fail(
-          absl::InternalError(absl::StrCat("SHA-256 update failed: ", DrainOpenSslErrors())));
-    }
+    hasher_.Update(bytes.data(), bytes.size());
     sink_->write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!*sink_) return Fail(absl::DataLossError("cannot write payload to sink"));
   }
@@ -94,12 +59,8 @@ absl::Status ChunkAssembler::Finish(std::string_view expected_sha256, uint64_t e
     return Fail(absl::DataLossError(absl::StrCat("payload size mismatch: received ", total_,
                                                  " bytes, sender says ", expected_total)));
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx_.get(), digest.data(), &length) != 1 || length != kSha256Bytes) {
-    return Fail(absl::InternalError(absl::StrCat("SHA-256 final failed: ", DrainOpenSslErrors())));
-  }
-  const absl::string_view actual(reinterpret_cast<const char*>(digest.data()), length);
+  const crypto::Sha256Digest digest = hasher_.Final();
+  const absl::string_view actual(reinterpret_cast<const char*>(digest.data()), digest.size());
   // Both digests are public; a constant-time compare costs nothing, though.
   if (CRYPTO_memcmp(actual.data(), expected_sha256.data(), kSha256Bytes) != 0) {
     return Fail(absl::DataLossError(absl::StrCat(
@@ -122,44 +83,46 @@ absl::Status ChunkAssembler::Accept(const v1::DataChunk& chunk) {
 
 // ---------------------------------------------------------------------------
 
-ChunkProducer::ChunkProducer(Source source, size_t chunk_bytes)
+ChunkProducer::ChunkProducer(Source source, Options options)
     : source_(std::move(source)),
-      chunk_bytes_(chunk_bytes == 0 || chunk_bytes > kMaxChunkBytes ? kMaxChunkBytes : chunk_bytes),
-      ctx_(NewSha256(&status_)) {}
+      chunk_bytes_(options.chunk_bytes == 0 || options.chunk_bytes > kMaxChunkBytes
+                       ? kMaxChunkBytes
+                       : options.chunk_bytes),
+      known_sha256_(std::move(options.known_sha256)) {}
 
 ChunkProducer::~ChunkProducer() = default;
 
 bool ChunkProducer::Next(v1::DataChunk* chunk) {
   if (done_ || !status_.ok()) return false;
-  chunk->Clear();
-  chunk->set_index(index_++);
-  std::string* data = chunk->mutable_data();
-  data->resize(chunk_bytes_);
-  size_t filled = 0;
-  // Fill the chunk fully unless the source ends, so chunk sizes do not depend
+  // Fill a chunk fully unless the source ends, so chunk sizes do not depend
   // on how the source happens to split its reads.
-  while (filled < chunk_bytes_) {
-    const size_t n = source_(data->data() + filled, chunk_bytes_ - filled);
-    if (n == 0) break;
-    filled += n;
-  }
-  data->resize(filled);
-  if (filled > 0) {
-    if (EVP_DigestUpdate(ctx_.get(), data->data(), filled) != 1) {
-      status_ = absl::InternalError(absl::StrCat("SHA-256 update failed: ", DrainOpenSslErrors()));
+  std::string data(chunk_bytes_, '\0');
+  size_t filled = 0;
+  while (!data_done_ && filled < chunk_bytes_) {
+    absl::StatusOr<size_t> n = source_(data.data() + filled, chunk_bytes_ - filled);
+    if (!n.ok()) {
+      status_ = n.status();
       return false;
     }
+    if (*n == 0) data_done_ = true;
+    filled += *n;
+  }
+  chunk->Clear();
+  chunk->set_index(index_++);
+  if (filled > 0) {
+    data.resize(filled);
+    if (!known_sha256_) hasher_.Update(data.data(), filled);
     total_ += filled;
-    if (filled == chunk_bytes_) return true;
+    *chunk->mutable_data() = std::move(data);
+    return true;
   }
   // The source is exhausted: this message is the last one.
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx_.get(), digest.data(), &length) != 1) {
-    status_ = absl::InternalError(absl::StrCat("SHA-256 final failed: ", DrainOpenSslErrors()));
-    return false;
+  if (known_sha256_) {
+    chunk->set_sha256(*known_sha256_);
+  } else {
+    const crypto::Sha256Digest digest = hasher_.Final();
+    chunk->set_sha256(reinterpret_cast<const char*>(digest.data()), digest.size());
   }
-  chunk->set_sha256(reinterpret_cast<const char*>(digest.data()), length);
   chunk->set_total_bytes(total_);
   done_ = true;
   return true;

@@ -1,16 +1,17 @@
 #pragma once
 
-#include <openssl/types.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/crypto/sha256.h"
 #include "fedcustoms/v1/transfer.pb.h"
 
 namespace fedcustoms::tensor {
@@ -21,12 +22,7 @@ namespace fedcustoms::tensor {
 // all data bytes and their total size. Keeps every gRPC message far below
 // gRPC's default 4 MiB limit. Torch-free: part of fedcustoms_core.
 inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
-inline constexpr size_t kSha256Bytes = 32;
-
-// Deleter for the OpenSSL digest context.
-struct EvpMdCtxDeleter {
-  void operator()(EVP_MD_CTX* ctx) const;
-};
+inline constexpr size_t kSha256Bytes = crypto::kSha256Bytes;
 
 // Receiving side: checks order and size of incoming chunks, hashes them
 // incrementally and writes their bytes to a sink, so the payload never has to
@@ -88,7 +84,7 @@ class ChunkAssembler {
   std::ostream* const sink_;
   const uint64_t max_total_bytes_;
 
-  std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx_;
+  crypto::Sha256 hasher_;
   absl::Status error_;
   uint64_t next_index_ = 0;
   uint32_t empty_chunks_ = 0;  // at most one: the final chunk
@@ -97,27 +93,41 @@ class ChunkAssembler {
   std::string digest_;
 };
 
-// Sending side: cuts the bytes produced by `source` (e.g. TensorEncoder::Read,
-// or a file read) into DataChunk messages and appends the final message with
-// the SHA-256 and total size. `source(dst, max)` fills at most `max` bytes and
-// returns how many; 0 means the end. Not thread-safe.
+// Sending side, the one chunk sender of every stream (model downloads, update
+// uploads): cuts the bytes produced by `source` into DataChunk messages of
+// chunk_bytes each (only the last data chunk may be shorter), then produces a
+// final message without data carrying the SHA-256 and total size. Memory is
+// one chunk whatever the payload. Not thread-safe.
 class ChunkProducer {
  public:
-  using Source = std::function<size_t(char* dst, size_t max)>;
+  // Fills at most `max` bytes at `dst` and returns how many; 0 means the end.
+  // An error ends the stream without its final message, so a truncated
+  // payload is never sealed as a whole one.
+  using Source = std::function<absl::StatusOr<size_t>(char* dst, size_t max)>;
 
-  explicit ChunkProducer(Source source, size_t chunk_bytes = kMaxChunkBytes);
+  struct Options {
+    // Bytes per data chunk; 0 or above kMaxChunkBytes means kMaxChunkBytes.
+    size_t chunk_bytes = kMaxChunkBytes;
+    // The payload's SHA-256 (32 raw bytes) when the sender already knows it
+    // (e.g. computed when the file was written): sent as is instead of
+    // hashing the payload again. The receiver checks it either way.
+    std::optional<std::string> known_sha256;
+  };
+
+  explicit ChunkProducer(Source source) : ChunkProducer(std::move(source), Options{}) {}
+  ChunkProducer(Source source, Options options);
   ~ChunkProducer();
 
   ChunkProducer(const ChunkProducer&) = delete;
   ChunkProducer& operator=(const ChunkProducer&) = delete;
 
   // Fills `*chunk` with the next message and returns true; returns false
-  // (leaving `*chunk` alone) after the final message was produced. A short
-  // read from the source does not end the stream, only a read of 0 bytes.
-  // Returns false with status() set if hashing fails.
+  // (leaving `*chunk` alone) after the final message was produced, or when
+  // the source failed (status() says why). A short read from the source does
+  // not end a chunk, only a read of 0 bytes.
   bool Next(v1::DataChunk* chunk);
 
-  // OK unless OpenSSL failed.
+  // OK unless the source failed.
   const absl::Status& status() const { return status_; }
   // Payload bytes produced so far.
   uint64_t total_bytes() const { return total_; }
@@ -126,11 +136,13 @@ class ChunkProducer {
   // Constant after construction.
   const Source source_;
   const size_t chunk_bytes_;
+  const std::optional<std::string> known_sha256_;
 
-  std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx_;
+  crypto::Sha256 hasher_;
   absl::Status status_;
   uint64_t index_ = 0;
   uint64_t total_ = 0;
+  bool data_done_ = false;
   bool done_ = false;
 };
 

@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/sha256.h"
 #include "common/process/crash_point.h"
 #include "common/tensor/chunker.h"
 
@@ -39,48 +38,33 @@ absl::Status StreamFile(const std::string& path, grpc::ServerWriter<v1::DataChun
   }
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   const uint64_t expected_bytes = static_cast<uint64_t>(info.st_size);
-  std::optional<crypto::Sha256> hasher;
-  if (!known_sha256) hasher.emplace();
+  tensor::ChunkProducer producer(
+      [fd, &path](char* dst, size_t max) -> absl::StatusOr<size_t> {
+        while (true) {
+          const ssize_t n = ::read(fd, dst, max);
+          if (n >= 0) return static_cast<size_t>(n);
+          if (errno != EINTR) {
+            return absl::InternalError(
+                absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+          }
+        }
+      },
+      {.known_sha256 = known_sha256});
   v1::DataChunk chunk;
-  std::string* data = chunk.mutable_data();
-  uint64_t index = 0;
-  uint64_t total = 0;
-  while (true) {
-    data->resize(tensor::kMaxChunkBytes);
-    size_t filled = 0;
-    while (filled < data->size()) {
-      const ssize_t n = ::read(fd, data->data() + filled, data->size() - filled);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        return absl::InternalError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
-      }
-      if (n == 0) break;
-      filled += static_cast<size_t>(n);
+  while (producer.Next(&chunk)) {
+    const bool last = !chunk.sha256().empty();
+    // Checked before the final message: a file that changed is never sealed.
+    if (last && producer.total_bytes() != expected_bytes) {
+      return absl::InternalError(
+          absl::StrCat(path, " changed while it was sent: ", producer.total_bytes(),
+                       " bytes, expected ", expected_bytes));
     }
-    if (filled == 0) break;
-    data->resize(filled);
-    if (hasher) hasher->Update(data->data(), filled);
-    total += filled;
-    chunk.set_index(index++);
     if (!writer->Write(chunk)) return went_away();
+    if (last) return absl::OkStatus();
     if (lease != nullptr) lease->Touch();
     process::CrashPoint("coordinator.broadcast");
   }
-  if (total != expected_bytes) {
-    return absl::InternalError(absl::StrCat(path, " changed while it was sent: ", total,
-                                            " bytes, expected ", expected_bytes));
-  }
-  v1::DataChunk last;
-  last.set_index(index);
-  if (known_sha256) {
-    last.set_sha256(*known_sha256);
-  } else {
-    const crypto::Sha256Digest digest = hasher->Final();
-    last.set_sha256(std::string(digest.begin(), digest.end()));
-  }
-  last.set_total_bytes(total);
-  if (!writer->Write(last)) return went_away();
-  return absl::OkStatus();
+  return producer.status();
 }
 
 }  // namespace fedcustoms::coordinator

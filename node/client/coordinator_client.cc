@@ -3,7 +3,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/sha256.h"
 #include "common/process/crash_point.h"
 #include "common/tensor/chunk_download.h"
 #include "common/tensor/chunker.h"
@@ -105,37 +104,24 @@ absl::StatusOr<v1::UploadUpdateResponse> CoordinatorClient::UploadUpdate(
   v1::UploadUpdateRequest message;
   *message.mutable_header() = header;
   bool open = writer->Write(message);
-  crypto::Sha256 hasher;
-  uint64_t index = 0;
-  uint64_t total = 0;
-  v1::DataChunk* chunk = message.mutable_chunk();
-  std::string* data = chunk->mutable_data();
-  while (open) {
-    data->resize(tensor::kMaxChunkBytes);
-    size_t n = update.Read(data->data(), data->size());
-    data->resize(n);
-    hasher.Update(data->data(), n);
-    total += n;
-    chunk->set_index(index++);
-    if (n == 0) {
-      if (!update.status().ok()) break;  // never seal a truncated update
-      std::array<uint8_t, 32> digest = hasher.Final();
-      chunk->set_sha256(std::string(digest.begin(), digest.end()));
-      chunk->set_total_bytes(total);
-      open = writer->Write(message);
-      break;
-    }
+  tensor::ChunkProducer producer([&update](char* dst, size_t max) -> absl::StatusOr<size_t> {
+    const size_t n = update.Read(dst, max);
+    if (n == 0 && !update.status().ok()) return update.status();
+    return n;
+  });
+  while (open && producer.Next(message.mutable_chunk())) {
+    const bool last = !message.chunk().sha256().empty();
     open = writer->Write(message);
-    process::CrashPoint("node.upload");
+    if (!last) process::CrashPoint("node.upload");
   }
-  if (!update.status().ok()) {
+  if (!producer.status().ok()) {
     // The update could not be encoded to the end: cancel so the coordinator
     // never takes the bytes sent so far for a whole update.
     context.TryCancel();
     writer->Finish();
     return absl::Status(
-        update.status().code(),
-        absl::StrCat("upload update: cannot encode the update: ", update.status().message()));
+        producer.status().code(),
+        absl::StrCat("upload update: cannot encode the update: ", producer.status().message()));
   }
   writer->WritesDone();
   if (absl::Status s = FromGrpc(writer->Finish(), "upload update"); !s.ok()) return s;

@@ -86,28 +86,69 @@ TEST(Chunker, ProducerAndAssemblerRoundTripWhateverTheSourceReadSize) {
       EXPECT_TRUE(assembler.finished());
       EXPECT_EQ(sink.str(), payload);
       // Full chunks regardless of the read size, then the final message.
-      EXPECT_EQ(messages, size / kMaxChunkBytes + 1);
+      EXPECT_EQ(messages, (size + kMaxChunkBytes - 1) / kMaxChunkBytes + 1);
       EXPECT_EQ(producer.total_bytes(), size);
     }
   }
 }
 
-TEST(Chunker, LastMessageCarriesShaAndTotal) {
+TEST(Chunker, LastMessageCarriesShaAndTotalAndNoData) {
   const std::string payload = Payload(100);
-  ChunkProducer producer(SourceOf(payload, 100), /*chunk_bytes=*/40);
+  ChunkProducer producer(SourceOf(payload, 100), {.chunk_bytes = 40});
   std::vector<v1::DataChunk> chunks;
   v1::DataChunk chunk;
   while (producer.Next(&chunk)) chunks.push_back(chunk);
-  ASSERT_EQ(chunks.size(), 3u);
+  ASSERT_EQ(chunks.size(), 4u);
   for (size_t i = 0; i < chunks.size(); ++i) EXPECT_EQ(chunks[i].index(), i);
   EXPECT_TRUE(chunks[0].sha256().empty());
+  EXPECT_TRUE(chunks[2].sha256().empty());
   EXPECT_EQ(chunks[2].data().size(), 20u);
-  EXPECT_EQ(chunks[2].sha256(), Sha256Of(payload));
-  EXPECT_EQ(chunks[2].total_bytes(), 100u);
+  EXPECT_TRUE(chunks[3].data().empty());
+  EXPECT_EQ(chunks[3].sha256(), Sha256Of(payload));
+  EXPECT_EQ(chunks[3].total_bytes(), 100u);
   EXPECT_FALSE(producer.Next(&chunk));
 }
 
+TEST(Chunker, KnownShaIsSentAsIsAndTheReceiverChecksIt) {
+  const std::string payload = Payload(5000);
+  const std::string wrong(kSha256Bytes, 'x');
+  for (const std::string& known : {Sha256Of(payload), wrong}) {
+    ChunkProducer producer(SourceOf(payload, 5000), {.known_sha256 = known});
+    std::ostringstream sink;
+    ChunkAssembler assembler(&sink, 1 << 20);
+    v1::DataChunk chunk;
+    absl::Status accepted;
+    while (producer.Next(&chunk) && accepted.ok()) accepted = assembler.Accept(chunk);
+    EXPECT_EQ(chunk.sha256(), known);
+    if (known == wrong) {
+      EXPECT_EQ(accepted.code(), absl::StatusCode::kDataLoss) << accepted;
+    } else {
+      EXPECT_TRUE(accepted.ok()) << accepted;
+      EXPECT_TRUE(assembler.finished());
+    }
+  }
+}
+
 // Tests of all the error paths follow.
+
+TEST(ChunkerErrors, FailingSourceEndsTheStreamUnsealed) {
+  int reads = 0;
+  ChunkProducer producer(
+      [&reads](char* dst, size_t max) -> absl::StatusOr<size_t> {
+        if (++reads > 2) return absl::DataLossError("cannot read model.fct: I/O error");
+        std::fill_n(dst, std::min<size_t>(max, 10), 'a');
+        return std::min<size_t>(max, 10);
+      },
+      {.chunk_bytes = 10});
+  v1::DataChunk chunk;
+  std::vector<v1::DataChunk> sent;
+  while (producer.Next(&chunk)) sent.push_back(chunk);
+  ASSERT_EQ(sent.size(), 2u);
+  for (const v1::DataChunk& c : sent) EXPECT_TRUE(c.sha256().empty());
+  EXPECT_EQ(producer.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(producer.status().message(), "cannot read model.fct: I/O error");
+  EXPECT_FALSE(producer.Next(&chunk));
+}
 
 void ExpectError(const absl::Status& status, absl::StatusCode code, const std::string& message) {
   EXPECT_EQ(status.code(), code) << status;
