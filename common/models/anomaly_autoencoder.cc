@@ -88,19 +88,11 @@ void AnomalyAutoencoderImpl::ResetParameters(uint64_t seed) {
   torch::NoGradGuard no_grad;
   // The order of the draws is part of the model's definition: embeddings,
   // encoder, decoder, numeric head, categorical heads.
-  for (size_t j = 0; j < embeddings_->size(); ++j) {
-    embeddings_->at<torch::nn::EmbeddingImpl>(j).weight.normal_(0.0, 1.0, generator);
-  }
-  for (size_t i = 0; i < encoder_->size(); ++i) {
-    InitLinear(encoder_->at<torch::nn::LinearImpl>(i), generator);
-  }
-  for (size_t i = 0; i < decoder_->size(); ++i) {
-    InitLinear(decoder_->at<torch::nn::LinearImpl>(i), generator);
-  }
+  InitEmbeddings(embeddings_, generator);
+  InitLinears(encoder_, generator);
+  InitLinears(decoder_, generator);
   if (numeric_head_) InitLinear(*numeric_head_, generator);
-  for (size_t j = 0; j < categorical_heads_->size(); ++j) {
-    InitLinear(categorical_heads_->at<torch::nn::LinearImpl>(j), generator);
-  }
+  InitLinears(categorical_heads_, generator);
   if (standardize_) standardize_->reset_running_stats();
 }
 

@@ -139,4 +139,17 @@ void InitLinear(torch::nn::LinearImpl& linear, at::Generator& generator) {
   linear.bias.uniform_(-bound, bound, generator);
 }
 
+void InitLinears(torch::nn::ModuleList& layers, at::Generator& generator) {
+  for (size_t i = 0; i < layers->size(); ++i) {
+    InitLinear(layers->at<torch::nn::LinearImpl>(i), generator);
+  }
+}
+
+void InitEmbeddings(torch::nn::ModuleList& embeddings, at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  for (size_t j = 0; j < embeddings->size(); ++j) {
+    embeddings->at<torch::nn::EmbeddingImpl>(j).weight.normal_(0.0, 1.0, generator);
+  }
+}
+
 }  // namespace fedcustoms::models

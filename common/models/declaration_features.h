@@ -76,5 +76,9 @@ torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
 // PyTorch's default Linear initialization, U(±1/sqrt(fan_in)) for weight and
 // bias, drawn from `generator`.
 void InitLinear(torch::nn::LinearImpl& linear, at::Generator& generator);
+// InitLinear on each Linear of `layers`, in order.
+void InitLinears(torch::nn::ModuleList& layers, at::Generator& generator);
+// N(0, 1) for each Embedding of `embeddings` (PyTorch's default), in order.
+void InitEmbeddings(torch::nn::ModuleList& embeddings, at::Generator& generator);
 
 }  // namespace fedcustoms::models

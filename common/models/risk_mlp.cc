@@ -63,12 +63,8 @@ void RiskMlpImpl::ResetParameters(uint64_t seed) {
   torch::NoGradGuard no_grad;
   // The order of the draws is part of the model's definition: embeddings,
   // hidden layers, output.
-  for (size_t j = 0; j < embeddings_->size(); ++j) {
-    embeddings_->at<torch::nn::EmbeddingImpl>(j).weight.normal_(0.0, 1.0, generator);
-  }
-  for (size_t i = 0; i < hidden_->size(); ++i) {
-    InitLinear(hidden_->at<torch::nn::LinearImpl>(i), generator);
-  }
+  InitEmbeddings(embeddings_, generator);
+  InitLinears(hidden_, generator);
   InitLinear(*output_, generator);
   if (standardize_) standardize_->reset_running_stats();
 }

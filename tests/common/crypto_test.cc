@@ -18,35 +18,15 @@
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
 #include "common/crypto/sha256.h"
+#include "tests/support/temp_dir.h"
 
 namespace fedcustoms::crypto {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the test temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = testing::TempDir() + "fedcustoms-crypto-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return st.st_mode & 07777;
-}
+using testing_support::ModeOf;
+using testing_support::TempDir;
 
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> names;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "tests/support/temp_dir.h"
 
 namespace fedcustoms::synth {
 namespace {
@@ -30,12 +31,7 @@ std::string ReadAll(const std::string& path) {
 
 class DeclarationsSynthTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/declarations_synth_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()) << "cannot create a temp dir"; }
 
   SynthOptions Options(const std::string& sub, uint64_t rows, uint64_t seed) const {
     SynthOptions o;
@@ -46,7 +42,8 @@ class DeclarationsSynthTest : public ::testing::Test {
     return o;
   }
 
-  std::string dir_;
+  testing_support::TempDir temp_{"declarations-synth"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(DeclarationsSynthTest, SameSeedGivesIdenticalBytes) {

@@ -18,34 +18,15 @@
 #include "common/pki/dev_pki.h"
 #include "common/pki/peer_identity.h"
 #include "common/pki/revocation_list.h"
+#include "tests/support/temp_dir.h"
 
 namespace fedcustoms::pki {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = testing::TempDir() + "fedcustoms-pki-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return st.st_mode & 07777;
-}
+using testing_support::ModeOf;
+using testing_support::TempDir;
 
 crypto::X509Ptr LoadCert(const std::string& path) {
   absl::StatusOr<std::string> pem = crypto::ReadFile(path);

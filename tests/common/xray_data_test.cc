@@ -29,6 +29,7 @@
 #include "common/xray/xray_labels_csv.h"
 #include "common/xray/xray_model_config.h"
 #include "common/xray/xray_synth.h"
+#include "tests/support/temp_dir.h"
 
 namespace fedcustoms::xray {
 namespace {
@@ -80,12 +81,7 @@ cv::Mat Ramp16(int width, int height, int offset = 0) {
 
 class XrayDataTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/xray_data_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()) << "cannot create a temp dir"; }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
@@ -95,7 +91,8 @@ class XrayDataTest : public ::testing::Test {
     return path;
   }
 
-  std::string dir_;
+  testing_support::TempDir temp_{"xray-data"};
+  const std::string dir_ = temp_.path();
 };
 
 // ---------------------------------------------------------------------------
