@@ -1,6 +1,5 @@
 #include "node/node.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
 #include "common/crypto/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
@@ -21,6 +21,7 @@
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
 #include "node/backoff/backoff.h"
+#include "node/backoff/status_class.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -32,11 +33,6 @@ constexpr uint64_t kMaxModelBytes = 4ull << 30;
 
 // Attempts to send one update before the round is given up for this node.
 constexpr int kUploadAttempts = 3;
-
-bool Retryable(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
-         absl::IsAborted(s) || absl::IsInternal(s) || absl::IsUnknown(s);
-}
 
 }  // namespace
 
@@ -91,137 +87,147 @@ absl::Status Node::Run() {
                summary.skipped_rows()
                    ? absl::StrCat(", ", summary.skipped_rows(), " bad rows skipped")
                    : std::string());
-  // A round whose training the coordinator refused for a reason retrying
-  // cannot fix (schema, hash mismatch, rejected update): not retrained.
-  std::optional<uint64_t> refused_round;
-  // While the coordinator cannot be reached: since when.
-  bool in_outage = false;
-  std::chrono::steady_clock::time_point outage_since;
   while (!stop_) {
     absl::Status status;
     if (!joined) {
-      v1::JoinRequest join;
-      join.add_tasks(config_.task());
-      join.set_feature_schema_hash(learner_->input_hash());
-      *join.mutable_data() = summary;
-      join.set_node_version(kNodeVersion);
-      auto response = client_->Join(join);
-      status = response.status();
-      if (status.ok()) {
-        joined = true;
-        spdlog::info("joined the coordinator as {}", response->node_id());
-      }
+      status = Join(summary);
+      joined = status.ok();
     } else {
       auto assignment = client_->GetTask(config_.task(), kPoll);
-      status = assignment.status();
-      if (absl::IsFailedPrecondition(status)) {
+      if (absl::IsFailedPrecondition(assignment.status())) {
         // The coordinator does not know this node (it restarted): join again.
-        spdlog::info("{}; joining again", status.message());
+        spdlog::info("{}; joining again", assignment.status().message());
         joined = false;
         continue;
       }
-      if (status.ok() &&
-          (assignment->kind() == v1::TaskAssignment::TRAIN ||
-           assignment->kind() == v1::TaskAssignment::EVALUATE) &&
-          task::ResolveKind(assignment->task_kind(), assignment->task()) != learner_->kind()) {
-        return KindMismatch(*assignment);  // a config error: retrying will not help
-      }
-      if (status.ok()) {
-        switch (assignment->kind()) {
-          case v1::TaskAssignment::TRAIN:
-            if (refused_round == assignment->round_id()) {
-              SleepUnlessStopped(kPoll);  // wait for the next round
-              break;
-            }
-            status = Train(*assignment);
-            if (!status.ok() && !Retryable(status)) refused_round = assignment->round_id();
-            // A secure round this node cannot take part in is sat out, but
-            // credentials or a forged manifest still stop the node.
-            if (!status.ok() && assignment->has_secure() && !Retryable(status) &&
-                !absl::IsPermissionDenied(status) && !absl::IsUnauthenticated(status)) {
-              spdlog::warn("round {}: secure update refused: {}; sitting the round out",
-                           assignment->round_id(), status.message());
-              status = absl::OkStatus();
-            }
-            break;
-          case v1::TaskAssignment::EVALUATE:
-            status = Evaluate(*assignment);
-            break;
-          case v1::TaskAssignment::ADVERTISE_KEYS:
-          case v1::TaskAssignment::SHARE_KEYS:
-          case v1::TaskAssignment::UNMASK:
-            if (refused_round == assignment->round_id()) {
-              SleepUnlessStopped(kPoll);
-              break;
-            }
-            status = SecureStep(*assignment);
-            if (!status.ok() && !Retryable(status)) {
-              // Refused by this node or by the coordinator: the node drops
-              // out of this round (the others recover its masks) and waits
-              // for the next one.
-              refused_round = assignment->round_id();
-              spdlog::warn("round {}: secure aggregation step refused: {}; sitting the round out",
-                           assignment->round_id(), status.message());
-              status = absl::OkStatus();
-            }
-            break;
-          case v1::TaskAssignment::FINISHED:
-            if (config_.exit_when_finished()) {
-              spdlog::info("task {} finished all its rounds; exiting", config_.task());
-              return absl::OkStatus();
-            }
-            SleepUnlessStopped(kPoll);
-            break;
-          default:
-            break;
-        }
+      if (!assignment.ok()) {
+        status = assignment.status();
+      } else {
+        Outcome outcome = Handle(*assignment);
+        if (outcome.exit) return outcome.status;
+        status = std::move(outcome.status);
       }
     }
     if (status.ok()) {
-      if (in_outage) {
-        spdlog::info(
-            "the coordinator is reachable again after {:.0f} s",
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_since).count());
-        in_outage = false;
-      }
+      EndOutage();
       backoff.Reset();
       continue;
     }
-    if (absl::IsPermissionDenied(status) || absl::IsUnauthenticated(status) ||
+    // Credentials, or a schema the coordinator refused at Join: retrying will
+    // not help.
+    if (Classify(status) == StatusClass::kFatal ||
         (absl::IsFailedPrecondition(status) && !joined)) {
-      return status;  // Credentials or schema: retrying will not help.
+      return status;
     }
-    if (Retryable(status)) {
-      joined = joined && !absl::IsUnavailable(status);
-      const auto wait = backoff.Next();
-      // An outage (a coordinator restart, a network cut) is one warning and
-      // one line when it ends, not a line per retry.
-      if (!absl::IsUnavailable(status)) {
-        spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
-      } else if (!in_outage) {
-        in_outage = true;
-        outage_since = std::chrono::steady_clock::now();
-        spdlog::warn(
-            "{}; retrying with backoff (at most {} s between tries) until the "
-            "coordinator is back",
-            status.message(), config_.max_backoff_seconds());
-      } else {
-        spdlog::debug("{}; retrying in {} ms", status.message(), wait.count());
-      }
-      SleepUnlessStopped(wait);
-      // Unreachable: the next try dials afresh (see CoordinatorClient::Reconnect).
-      if (absl::IsUnavailable(status)) client_->Reconnect();
-    } else {
-      // The coordinator refused this step (closed round, rejected update, a
-      // reply too large): log it and wait for the next round's assignment,
-      // backing off so that a refusal that repeats is not a busy loop.
-      const auto wait = backoff.Next();
-      spdlog::warn("{}; waiting for the next round (next try in {} ms)", status.message(),
-                   wait.count());
-      SleepUnlessStopped(wait);
-    }
+    if (Classify(status) == StatusClass::kRetry) joined = joined && !absl::IsUnavailable(status);
+    WaitAfterFailure(status, backoff);
   }
   return absl::OkStatus();
+}
+
+absl::Status Node::Join(const v1::DataSummary& summary) {
+  v1::JoinRequest join;
+  join.add_tasks(config_.task());
+  join.set_feature_schema_hash(learner_->input_hash());
+  *join.mutable_data() = summary;
+  join.set_node_version(kNodeVersion);
+  auto response = client_->Join(join);
+  if (!response.ok()) return response.status();
+  spdlog::info("joined the coordinator as {}", response->node_id());
+  return absl::OkStatus();
+}
+
+Node::Outcome Node::Handle(const v1::TaskAssignment& a) {
+  if ((a.kind() == v1::TaskAssignment::TRAIN || a.kind() == v1::TaskAssignment::EVALUATE) &&
+      task::ResolveKind(a.task_kind(), a.task()) != learner_->kind()) {
+    return {KindMismatch(a), /*exit=*/true};  // a config error: retrying will not help
+  }
+  const bool sits_out = refused_round_ == a.round_id();
+  switch (a.kind()) {
+    case v1::TaskAssignment::TRAIN: {
+      if (sits_out) {
+        SleepUnlessStopped(kPoll);  // wait for the next round
+        return {};
+      }
+      absl::Status status = Train(a);
+      const StatusClass c = Classify(status);
+      if (c == StatusClass::kSitOut || c == StatusClass::kFatal) refused_round_ = a.round_id();
+      // A secure round this node cannot take part in is sat out, but
+      // credentials or a forged manifest still stop the node.
+      if (a.has_secure() && c == StatusClass::kSitOut) {
+        spdlog::warn("round {}: secure update refused: {}; sitting the round out", a.round_id(),
+                     status.message());
+        return {};
+      }
+      return {status};
+    }
+    case v1::TaskAssignment::EVALUATE:
+      return {Evaluate(a)};
+    case v1::TaskAssignment::ADVERTISE_KEYS:
+    case v1::TaskAssignment::SHARE_KEYS:
+    case v1::TaskAssignment::UNMASK: {
+      if (sits_out) {
+        SleepUnlessStopped(kPoll);
+        return {};
+      }
+      absl::Status status = SecureStep(a);
+      const StatusClass c = Classify(status);
+      if (c == StatusClass::kSitOut || c == StatusClass::kFatal) {
+        // Refused by this node or by the coordinator: the node drops out of
+        // this round (the others recover its masks) and waits for the next.
+        refused_round_ = a.round_id();
+        spdlog::warn("round {}: secure aggregation step refused: {}; sitting the round out",
+                     a.round_id(), status.message());
+        return {};
+      }
+      return {status};
+    }
+    case v1::TaskAssignment::FINISHED:
+      if (config_.exit_when_finished()) {
+        spdlog::info("task {} finished all its rounds; exiting", config_.task());
+        return {absl::OkStatus(), /*exit=*/true};
+      }
+      SleepUnlessStopped(kPoll);
+      return {};
+    default:
+      return {};
+  }
+}
+
+void Node::WaitAfterFailure(const absl::Status& status, Backoff& backoff) {
+  const auto wait = backoff.Next();
+  if (Classify(status) != StatusClass::kRetry) {
+    // The coordinator refused this step (closed round, rejected update, a
+    // reply too large): wait for the next round's assignment, backing off so
+    // that a refusal that repeats is not a busy loop.
+    spdlog::warn("{}; waiting for the next round (next try in {} ms)", status.message(),
+                 wait.count());
+    SleepUnlessStopped(wait);
+    return;
+  }
+  // An outage (a coordinator restart, a network cut) is one warning and one
+  // line when it ends, not a line per retry.
+  if (!absl::IsUnavailable(status)) {
+    spdlog::warn("{}; retrying in {} ms", status.message(), wait.count());
+  } else if (!outage_since_) {
+    outage_since_ = std::chrono::steady_clock::now();
+    spdlog::warn(
+        "{}; retrying with backoff (at most {} s between tries) until the coordinator is back",
+        status.message(), config_.max_backoff_seconds());
+  } else {
+    spdlog::debug("{}; retrying in {} ms", status.message(), wait.count());
+  }
+  SleepUnlessStopped(wait);
+  // Unreachable: the next try dials afresh (see CoordinatorClient::Reconnect).
+  if (absl::IsUnavailable(status)) client_->Reconnect();
+}
+
+void Node::EndOutage() {
+  if (!outage_since_) return;
+  spdlog::info(
+      "the coordinator is reachable again after {:.0f} s",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - *outage_since_).count());
+  outage_since_.reset();
 }
 
 absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
@@ -280,7 +286,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   process::CrashPoint("node.training");
   auto result = learner_->Train(spec, *std::move(global), training);
   if (!result.ok()) {
-    return absl::InternalError(absl::StrCat("local training failed: ", result.status().message()));
+    return LocalTrainingFailure(result.status());  // sat out, not retried
   }
   tensor::NamedTensors update = std::move(result->update);
   v1::UpdateHeader header;
@@ -325,7 +331,8 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
                    response.status().message());
       return absl::OkStatus();
     }
-    if (response.ok() || !Retryable(response.status()) || attempt == kUploadAttempts || stop_) {
+    if (response.ok() || Classify(response.status()) != StatusClass::kRetry ||
+        attempt == kUploadAttempts || stop_) {
       break;
     }
     spdlog::warn("round {}: upload attempt {} of {} failed: {}; sending again", a.round_id(),
@@ -402,10 +409,7 @@ absl::Status Node::KindMismatch(const v1::TaskAssignment& a) const {
 absl::Status Node::RecordMetrics(const v1::TaskAssignment& a,
                                  const v1::EvaluationMetrics& metrics) {
   // The administration's own record of how each global model does on its data.
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(metrics, &json, options);
+  const std::string json = config::PrintProtoJson(metrics).value_or("{}");
   std::ofstream out(config_.work_dir() + "/metrics.jsonl", std::ios::app);
   out << "{\"task\":\"" << a.task() << "\",\"round\":" << a.round_id()
       << ",\"version\":" << a.model_version() << ",\"metrics\":" << json << "}\n";

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -9,6 +12,7 @@
 #include "common/crypto/ed25519.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
+#include "node/backoff/backoff.h"
 #include "node/client/coordinator_client.h"
 #include "node/learner/local_learner.h"
 #include "node/secure/secure_aggregation_session.h"
@@ -41,7 +45,23 @@ class Node {
        std::unique_ptr<CoordinatorClient> client, std::unique_ptr<crypto::Ed25519Verifier> verifier,
        std::unique_ptr<SecureAggregationSession> secure);
 
-  // One assignment; the error's code says whether to back off (UNAVAILABLE).
+  // What Run does with one assignment: `status` goes through Classify, unless
+  // `exit`, when Run returns it (the task finished and exit_when_finished,
+  // or an assignment of another task kind: a config error).
+  struct Outcome {
+    absl::Status status;
+    bool exit = false;
+  };
+  Outcome Handle(const v1::TaskAssignment& assignment);
+  absl::Status Join(const v1::DataSummary& summary);
+  // After a failed step, per Classify: backs off and retries (reconnecting
+  // when the coordinator is unreachable, one warning per outage), or waits
+  // for the next round.
+  void WaitAfterFailure(const absl::Status& status, Backoff& backoff);
+  // Logs the end of an outage, if one was going on.
+  void EndOutage();
+
+  // One assignment; Classify(error) says whether to retry, sit out or stop.
   absl::Status Train(const v1::TaskAssignment& assignment);
   absl::Status Evaluate(const v1::TaskAssignment& assignment);
   // ADVERTISE_KEYS, SHARE_KEYS or UNMASK. A refusal by this node's own
@@ -62,6 +82,13 @@ class Node {
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
   std::unique_ptr<SecureAggregationSession> secure_;
   std::atomic<bool> stop_{false};
+
+  // Run's thread only.
+  // A round this node sits out (its training or a secure step was refused
+  // for a reason retrying cannot fix): not retrained.
+  std::optional<uint64_t> refused_round_;
+  // While the coordinator cannot be reached: since when.
+  std::optional<std::chrono::steady_clock::time_point> outage_since_;
 };
 
 }  // namespace fedcustoms::node
