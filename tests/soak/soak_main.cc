@@ -11,11 +11,12 @@
 //   - the model improved: the last round's mean hold-out PR-AUC is above the
 //     first completed round's;
 //   - the coordinator's memory stayed flat (resident set of the last quarter
-//     of rounds within 10 % + 16 MiB of the second quarter's), no file
+//     of rounds within 10 % + 16 MiB of the second quarter's; with fewer
+//     than four rounds, the last round against the first half), no file
 //     descriptor leaked (count once the nodes have gone against the count
 //     before they came, slack 4), and no thread leaked (its own threads the
 //     same before and after; the thread count under load not growing from
-//     the second quarter of rounds to the last, slack 4: gRPC's pools grow
+//     the same warmed-up window to the last, slack 4: gRPC's pools grow
 //     with load to a bounded size and keep a few).
 // It prints the figures and writes them to <workdir>/soak.json; the exit code
 // is 0 only if every check passed.
@@ -383,19 +384,29 @@ class Soak {
                                  pr_auc.empty() ? 0.0 : pr_auc.front(), " after the first round, ",
                                  pr_auc.empty() ? 0.0 : pr_auc.back(), " after the last"));
 
-    // Memory: the second quarter of rounds (warmed up) against the last.
+    // Memory and threads compare a warmed-up window of rounds with the last
+    // one: the second quarter against the last quarter, or with fewer than
+    // four samples (--rounds 2 or 3) the first half against the last round.
+    const size_t n = samples_.size();
+    const size_t q = n / 4;
+    const size_t warm_from = n >= 4 ? q : 0, warm_to = n >= 4 ? 2 * q : n / 2;
+    const size_t late_from = n >= 4 ? 3 * q : (n == 0 ? 0 : n - 1);
+    const bool windows = n >= 2;
+    auto rounds_label = [](size_t from, size_t to) {
+      return to == from + 1 ? absl::StrCat("round ", to)
+                            : absl::StrCat("rounds ", from + 1, "-", to);
+    };
     auto max_rss = [&](size_t from, size_t to) {
       uint64_t m = 0;
-      for (size_t i = from; i < to && i < samples_.size(); ++i)
-        m = std::max(m, samples_[i].rss_kib);
+      for (size_t i = from; i < to && i < n; ++i) m = std::max(m, samples_[i].rss_kib);
       return m;
     };
-    const size_t q = samples_.size() / 4;
-    const uint64_t warm = max_rss(q, 2 * q);
-    const uint64_t late = max_rss(3 * q, samples_.size());
-    check(q > 0 && late <= warm + warm / 10 + (16u << 10),
-          absl::StrCat("coordinator memory flat: ", warm >> 10, " MiB (rounds ", q + 1, "-", 2 * q,
-                       "), ", late >> 10, " MiB (last ", samples_.size() - 3 * q, " rounds)"));
+    const uint64_t warm = max_rss(warm_from, warm_to);
+    const uint64_t late = max_rss(late_from, n);
+    check(windows && late <= warm + warm / 10 + (16u << 10),
+          absl::StrCat("coordinator memory flat: ", warm >> 10, " MiB (",
+                       rounds_label(warm_from, warm_to), "), ", late >> 10, " MiB (",
+                       rounds_label(late_from, n), ")"));
     check(after_nodes_.fds <= before_nodes_.fds + 4,
           absl::StrCat("no file descriptor leaked: ", before_nodes_.fds, " before the nodes, ",
                        after_nodes_.fds, " after them"));
@@ -410,17 +421,17 @@ class Soak {
     };
     auto max_threads = [&](size_t from, size_t to) {
       uint32_t m = 0;
-      for (size_t i = from; i < to && i < samples_.size(); ++i)
-        m = std::max(m, samples_[i].threads);
+      for (size_t i = from; i < to && i < n; ++i) m = std::max(m, samples_[i].threads);
       return m;
     };
     check(own(after_nodes_) == own(before_nodes_),
           absl::StrCat("no coordinator thread leaked: ", own(before_nodes_),
                        " of its own before the nodes, ", own(after_nodes_), " after them (all: ",
                        before_nodes_.threads, " and ", after_nodes_.threads, ")"));
-    check(q > 0 && max_threads(3 * q, samples_.size()) <= max_threads(q, 2 * q) + 4,
-          absl::StrCat("threads flat under load: ", max_threads(q, 2 * q), " (rounds ", q + 1, "-",
-                       2 * q, "), ", max_threads(3 * q, samples_.size()), " (last rounds)"));
+    check(windows && max_threads(late_from, n) <= max_threads(warm_from, warm_to) + 4,
+          absl::StrCat("threads flat under load: ", max_threads(warm_from, warm_to), " (",
+                       rounds_label(warm_from, warm_to), "), ", max_threads(late_from, n), " (",
+                       rounds_label(late_from, n), ")"));
 
     report["nodes"] = o_.nodes;
     report["rounds"] = o_.rounds;
