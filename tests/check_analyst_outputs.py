@@ -1,4 +1,4 @@
-"""Checks what the README's analyst commands wrote after the demos.
+"""Checks what the analyst commands of docs/analyst.md wrote after the demos.
 
 Usage: check_analyst_outputs.py DEMO_DIR XRAY_DEMO_DIR
   DEMO_DIR/scores.csv        fedcustoms score --explain 3 --counterfactual origin_country

@@ -411,7 +411,7 @@ TEST(IndicatorFusion, ParsesTheHeaderExample) {
   EXPECT_NEAR(r.global_indicator, 0.727236, kTol);
 }
 
-// The file the README shows with `fedcustoms fuse`.
+// The file docs/analyst.md shows with `fedcustoms fuse`.
 TEST(IndicatorFusion, ExampleFileFuses) {
   const std::filesystem::path example = std::filesystem::path(__FILE__).parent_path() / ".." /
                                         ".." / "node" / "fusion" / "example_fusion.json";

@@ -1,4 +1,4 @@
-// fedcustoms_soak: the soak test (ctest label "soak"; see the README). A real
+// fedcustoms_soak: the soak test (ctest label "soak"; see docs/reliability.md). A real
 // coordinator process and --nodes real node processes run --rounds rounds in
 // mode SECURE while faults are injected at random (seeded): at every round
 // that opens, each node with probability --fault-rate is killed with SIGKILL
