@@ -66,8 +66,11 @@ absl::StatusOr<std::unique_ptr<RoundLedger>> RoundLedger::Open(const std::string
   }
   std::unique_ptr<RoundLedger> ledger(new RoundLedger(db, path));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
-    if (absl::Status s = ledger->Exec(sql); !s.ok()) return s;
+  {
+    absl::MutexLock lock(&ledger->mu_);
+    for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
+      if (absl::Status s = ledger->Exec(sql); !s.ok()) return s;
+    }
   }
   return ledger;
 }
@@ -90,7 +93,7 @@ absl::Status RoundLedger::Fail(const std::string& what) const {
 }
 
 absl::Status RoundLedger::OpenRecord(const RoundRecord& r, const std::string& phase) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   const std::string what = absl::StrCat("cannot open round ", r.round_id, " of task ", r.task);
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db_, "INSERT INTO open_rounds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1,
@@ -113,7 +116,7 @@ absl::Status RoundLedger::OpenRecord(const RoundRecord& r, const std::string& ph
 
 absl::Status RoundLedger::SetPhase(const std::string& task, uint64_t round_id,
                                    const std::string& phase) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   const std::string what =
       absl::StrCat("cannot record phase ", phase, " of round ", round_id, " of task ", task);
   sqlite3_stmt* raw = nullptr;
@@ -130,7 +133,7 @@ absl::Status RoundLedger::SetPhase(const std::string& task, uint64_t round_id,
 }
 
 absl::StatusOr<std::vector<OpenRound>> RoundLedger::OpenRounds(const std::string& task) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_stmt* raw = nullptr;
   const char* sql =
       "SELECT task, round_id, base_version, mode, strategy, selected_nodes, opened_at, phase "
@@ -163,7 +166,7 @@ absl::StatusOr<std::vector<OpenRound>> RoundLedger::OpenRounds(const std::string
 }
 
 absl::Status RoundLedger::Record(const RoundRecord& r) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   // The finished row and the removal of the open one commit together.
   if (absl::Status s = Exec("BEGIN IMMEDIATE;"); !s.ok()) return s;
   absl::Status status = InsertFinished(r);
@@ -235,7 +238,7 @@ absl::Status RoundLedger::InsertFinished(const RoundRecord& r) {
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RoundLedger::SelectionEvaluations(
     const std::string& task, uint64_t round_id) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_stmt* raw = nullptr;
   const char* sql =
       "SELECT node, evaluation_json FROM selection_evaluations WHERE task = ?1 AND round_id = ?2 "
@@ -259,7 +262,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RoundLedger::Se
 }
 
 absl::StatusOr<std::vector<RoundRecord>> RoundLedger::List(const std::string& task) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_stmt* raw = nullptr;
   const char* sql = "SELECT * FROM rounds WHERE (?1 = '' OR task = ?1) ORDER BY task, round_id";
   if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {

@@ -4,13 +4,14 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace fedcustoms::coordinator {
 
@@ -98,15 +99,14 @@ class RoundLedger {
 
  private:
   RoundLedger(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  absl::Status Exec(const char* sql);
-  // Inserts into rounds and deletes from open_rounds (mu_ held, in a
-  // transaction).
-  absl::Status InsertFinished(const RoundRecord& record);
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts into rounds and deletes from open_rounds (in a transaction).
+  absl::Status InsertFinished(const RoundRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An error naming the ledger, `what` failed and SQLite's message.
-  absl::Status Fail(const std::string& what) const;
+  absl::Status Fail(const std::string& what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  sqlite3* db_;  // Owned; guarded by mu_.
+  mutable absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);  // Owned.
   const std::string path_;
 };
 

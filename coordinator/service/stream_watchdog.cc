@@ -12,33 +12,33 @@ StreamWatchdog::StreamWatchdog(std::chrono::milliseconds idle_limit)
 
 StreamWatchdog::~StreamWatchdog() {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   thread_.join();
 }
 
 std::unique_ptr<StreamWatchdog::Lease> StreamWatchdog::Watch(grpc::ServerContext* context) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   watched_[id] = Watched{context, Clock::now()};
   return std::unique_ptr<Lease>(new Lease(this, id));
 }
 
 StreamWatchdog::Lease::~Lease() {
-  std::lock_guard lock(watchdog_->mu_);
+  absl::MutexLock lock(&watchdog_->mu_);
   watchdog_->watched_.erase(id_);
 }
 
 void StreamWatchdog::Lease::Touch() {
-  std::lock_guard lock(watchdog_->mu_);
+  absl::MutexLock lock(&watchdog_->mu_);
   auto it = watchdog_->watched_.find(id_);
   if (it != watchdog_->watched_.end()) it->second.last_touch = Clock::now();
 }
 
 bool StreamWatchdog::Lease::expired() const {
-  std::lock_guard lock(watchdog_->mu_);
+  absl::MutexLock lock(&watchdog_->mu_);
   auto it = watchdog_->watched_.find(id_);
   return it != watchdog_->watched_.end() && it->second.expired;
 }
@@ -47,9 +47,10 @@ void StreamWatchdog::Loop() {
   // Checks a few times per limit, so a stall is cut within 1.25 limits.
   const auto period =
       std::max<std::chrono::milliseconds>(idle_limit_ / 4, std::chrono::milliseconds(50));
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, period, [&] { return stopping_; });
+    wake_.WaitWithTimeout(&mu_, absl::FromChrono(period));
+    if (stopping_) break;
     const auto now = Clock::now();
     for (auto& [id, w] : watched_) {
       if (!w.expired && now - w.last_touch > idle_limit_) {

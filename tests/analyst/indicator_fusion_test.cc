@@ -414,7 +414,7 @@ TEST(IndicatorFusion, ParsesTheHeaderExample) {
 // The file docs/analyst.md shows with `fedcustoms fuse`.
 TEST(IndicatorFusion, ExampleFileFuses) {
   const std::filesystem::path example = std::filesystem::path(__FILE__).parent_path() / ".." /
-                                        ".." / "node" / "fusion" / "example_fusion.json";
+                                        ".." / "analyst" / "fusion" / "example_fusion.json";
   absl::StatusOr<FusionInput> in = LoadFusionInput(example.string());
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_THAT(in->categories, ElementsAre("narcotics", "tobacco", "currency", "gold", "polymers"));
