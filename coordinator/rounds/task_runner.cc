@@ -19,6 +19,7 @@
 #include "common/metrics/binary_metrics.h"
 #include "common/process/crash_point.h"
 #include "common/secagg/fixed_point.h"
+#include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/shamir.h"
 #include "common/task/risk_task.h"
@@ -622,7 +623,7 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     masked_sum_.reset();
     robust_.reset();
     if (secure()) {
-      masked_sum_ = std::make_unique<MaskedSum>(ParameterCount(spec_) + 1);
+      masked_sum_ = std::make_unique<MaskedSum>(secagg::MaskedUpdate::Words(ParameterCount(spec_)));
     } else if (robust()) {
       robust_ =
           std::make_unique<RobustAggregator>(options_.config.robust_aggregation(), spec_, capacity);
@@ -1022,8 +1023,9 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
                                       const std::string& spool_path) {
   TensorFile update(spool_path);
   const auto validate_start = Clock::now();
-  absl::Status valid = secure() ? MaskedSum::Validate(update, ParameterCount(spec_) + 1)
-                                : ValidateUpdate(update, spec_);
+  absl::Status valid =
+      secure() ? MaskedSum::Validate(update, secagg::MaskedUpdate::Words(ParameterCount(spec_)))
+               : ValidateUpdate(update, spec_);
   const double validate_seconds =
       std::chrono::duration<double>(Clock::now() - validate_start).count();
   if (absl::Status s = valid; !s.ok()) {
@@ -1197,38 +1199,21 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
     if (!sum.ok()) return sum.status();
     absl::StatusOr<std::vector<uint32_t>> unmasked = round->Unmask(*std::move(sum));
     if (!unmasked.ok()) return unmasked.status();
-    // The last word is Σ n_i, exact (honest counts sum to at most W < 2^32).
-    const uint64_t samples = unmasked->back();
-    unmasked->pop_back();
-    if (samples == 0 || samples > params.total_weight()) {
-      return absl::DataLossError(absl::StrCat("the unmasked sample count ", samples,
-                                              " is outside 1..", params.total_weight(),
-                                              " (the declared training rows)"));
-    }
-    absl::StatusOr<secagg::FixedPointCodec> codec =
-        secagg::FixedPointCodec::Create({params.clip(), params.scale(), 1.0, params.max_nodes()});
+    absl::StatusOr<secagg::MaskedUpdate> codec = secagg::MaskedUpdate::Create(params);
     if (!codec.ok()) return codec.status();
-    std::vector<float> mean(unmasked->size());
-    const double total_weight =
-        static_cast<double>(samples) / static_cast<double>(params.total_weight());
-    if (absl::Status s = codec->DecodeMean(*unmasked, total_weight, mean); !s.ok()) return s;
-    // The nodes sent standardization statistics scaled down (see
-    // kStatisticsDivisor).
-    size_t offset = 0;
+    std::vector<secagg::MaskedUpdate::Entry> layout;
     for (const UpdateSpec::Entry& entry : spec_.entries) {
-      const size_t size = static_cast<size_t>(std::accumulate(
-          entry.shape.begin(), entry.shape.end(), int64_t{1}, std::multiplies<int64_t>()));
-      if (secagg::IsStandardizationStatistic(entry.name)) {
-        for (size_t i = offset; i < offset + size; ++i) {
-          mean[i] = static_cast<float>(mean[i] * secagg::kStatisticsDivisor);
-        }
-      }
-      offset += size;
+      layout.push_back({entry.name, static_cast<uint64_t>(
+                                        std::accumulate(entry.shape.begin(), entry.shape.end(),
+                                                        int64_t{1}, std::multiplies<int64_t>()))});
     }
+    std::vector<float> mean(ParameterCount(spec_));
+    absl::StatusOr<uint64_t> samples = codec->Decode(*unmasked, layout, mean);
+    if (!samples.ok()) return samples.status();
     unmasked->clear();
     unmasked->shrink_to_fit();
     auto fed_avg = std::make_unique<FedAvg>(spec_);
-    if (absl::Status s = fed_avg->AddFlat(mean, samples); !s.ok()) return s;
+    if (absl::Status s = fed_avg->AddFlat(mean, *samples); !s.ok()) return s;
     return fed_avg;
   }();
   lock.lock();
