@@ -294,4 +294,23 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
   }
 }
 
+absl::Status RobustAggregator::Validate(const TensorSource& update) const {
+  return ValidateUpdate(update, spec_);
+}
+
+absl::StatusOr<MeanUpdate> RobustAggregator::Finish() {
+  absl::StatusOr<at::Tensor> combined = Aggregate();
+  if (!combined.ok()) {
+    return absl::Status(combined.status().code(),
+                        absl::StrCat("robust aggregation failed: ", combined.status().message()));
+  }
+  rows_ = at::Tensor();  // the stored updates go before the model is applied
+  absl::StatusOr<MeanUpdate> mean = MeanUpdate::FromFlat(spec_, *std::move(combined), samples_);
+  if (!mean.ok()) {
+    return absl::Status(mean.status().code(),
+                        absl::StrCat("robust aggregation failed: ", mean.status().message()));
+  }
+  return mean;
+}
+
 }  // namespace fedcustoms::coordinator
