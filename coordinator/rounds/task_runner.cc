@@ -162,6 +162,8 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
       model_bytes_(model_bytes),
       model_spec_(task::SpecOf(options_.config, options_.schema)),
       feature_schema_hash_(task::InputHash(model_spec_)),
+      owned_clock_(options_.clock == nullptr ? std::make_unique<SteadyClock>() : nullptr),
+      clock_(options_.clock == nullptr ? owned_clock_.get() : options_.clock),
       store_(options_.config.name(), options_.models_dir, registry, signer),
       optimizer_(std::make_unique<ServerOptimizer>(options_.config.strategy(), spec_)) {}
 
@@ -201,7 +203,7 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
 void TaskRunner::Join(const std::string& node, uint64_t train_rows) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     declared_train_rows_[node] = train_rows;
   }
   changed_.notify_all();
@@ -214,7 +216,7 @@ bool TaskRunner::HasJoined(const std::string& node) const {
 
 std::set<std::string> TaskRunner::AvailableLocked() const {
   std::set<std::string> out;
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = clock_->Now();
   // Only nodes that joined (and declared their data) can be selected: a node
   // seen through another call after a coordinator restart joins again first.
   for (const auto& [node, seen] : last_seen_) {
@@ -264,12 +266,12 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   const uint32_t min_nodes = options_.config.min_nodes();
   while (!stopping_) {
     // Availability also ends by time (kAvailableWindow): look again soon.
-    changed_.wait_until(lock, Clock::now() + milliseconds(250),
-                        [&] { return stopping_ || AvailableLocked().size() >= min_nodes; });
+    clock_->WaitUntil(changed_, lock, clock_->Now() + milliseconds(250),
+                      [&] { return stopping_ || AvailableLocked().size() >= min_nodes; });
     if (stopping_ || AvailableLocked().size() < min_nodes) continue;
     // Give nodes that are about to poll a moment to be counted too.
-    changed_.wait_until(lock, Clock::now() + seconds(options_.config.gather_seconds()),
-                        [&] { return stopping_; });
+    clock_->WaitUntil(changed_, lock, clock_->Now() + seconds(options_.config.gather_seconds()),
+                      [&] { return stopping_; });
     if (stopping_) return;
     std::set<std::string> available = AvailableLocked();
     if (available.size() < min_nodes) continue;
@@ -297,7 +299,7 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
             name(), record.round_id, global_->version, recordable.message(), kStorageRetry.count());
       }
       blocked_reason_ = std::string(recordable.message());
-      changed_.wait_until(lock, Clock::now() + kStorageRetry, [&] { return stopping_; });
+      clock_->WaitUntil(changed_, lock, clock_->Now() + kStorageRetry, [&] { return stopping_; });
       continue;
     }
     if (!blocked_reason_.empty()) {
@@ -346,16 +348,16 @@ void TaskRunner::EnterPhase(Phase phase) {
 
 void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   if (!OpenTraining(lock)) return;
-  const auto opened = Clock::now();
+  const auto opened = clock_->Now();
   spdlog::info("task {}: round {} open with {} nodes on model version {}, deadline {} s", name(),
                round_id_, selected_.size(), global_->version,
                options_.config.round_deadline_seconds());
-  changed_.wait_until(lock, phase_deadline_, [&] {
+  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] {
     return stopping_ || (submitted_.size() == selected_.size() && uploading_.empty());
   });
   if (stopping_) return;
   EnterPhase(Phase::kAggregating);
-  record_.train_seconds = std::chrono::duration<double>(Clock::now() - opened).count();
+  record_.train_seconds = std::chrono::duration<double>(clock_->Now() - opened).count();
 
   // Wait for a fold that began before the close; it still counts.
   lock.unlock();
@@ -415,14 +417,14 @@ bool TaskRunner::OpenTraining(std::unique_lock<std::mutex>& lock) {
   }
   aggregator_ = *std::move(made);
   EnterPhase(Phase::kTraining);
-  phase_deadline_ = Clock::now() + seconds(options_.config.round_deadline_seconds());
+  phase_deadline_ = clock_->Now() + seconds(options_.config.round_deadline_seconds());
   changed_.notify_all();
   return true;
 }
 
 void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
                            std::shared_ptr<Aggregator> aggregator) {
-  const auto aggregate_start = Clock::now();
+  const auto aggregate_start = clock_->Now();
   std::shared_ptr<const ModelSnapshot> base = global_;
   manifest::ModelManifest m = ManifestTemplate(base->version + 1);
   m.round_id = round_id_;
@@ -434,7 +436,8 @@ void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
       FinishCandidate(*aggregator, *base, m);
   aggregator.reset();
   lock.lock();
-  record_.aggregate_seconds = std::chrono::duration<double>(Clock::now() - aggregate_start).count();
+  record_.aggregate_seconds =
+      std::chrono::duration<double>(clock_->Now() - aggregate_start).count();
   record_.samples = m.total_samples;
   if (!candidate.ok()) {
     AbortRound(std::string(candidate.status().message()));
@@ -443,7 +446,7 @@ void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
   secure_round_.reset();  // the revealed shares go with it
   candidate_ = *std::move(candidate);
   EnterPhase(Phase::kEvaluating);
-  phase_deadline_ = Clock::now() + seconds(options_.config.eval_deadline_seconds());
+  phase_deadline_ = clock_->Now() + seconds(options_.config.eval_deadline_seconds());
   spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
                name(), round_id_, record_.participants, record_.samples, candidate_->version);
   changed_.notify_all();
@@ -472,11 +475,11 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::FinishCandidate
 }
 
 void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
-  const auto start = Clock::now();
-  changed_.wait_until(lock, phase_deadline_,
-                      [&] { return stopping_ || reported_.size() == submitted_.size(); });
+  const auto start = clock_->Now();
+  clock_->WaitUntil(changed_, lock, phase_deadline_,
+                    [&] { return stopping_ || reported_.size() == submitted_.size(); });
   if (stopping_) return;
-  record_.eval_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  record_.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   std::vector<v1::EvaluationMetrics> reports;
   for (const auto& [node, metrics] : reported_) reports.push_back(metrics);
   std::string metrics_json = "{}";
@@ -569,14 +572,14 @@ void TaskRunner::AbortRound(const std::string& reason) {
 
 v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait) {
   std::unique_lock lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   changed_.notify_all();
-  const auto deadline = Clock::now() + wait;
+  const auto deadline = clock_->Now() + wait;
   auto compute = [&]() {
     v1::TaskAssignment a;
     a.set_task(name());
     a.set_kind(v1::TaskAssignment::WAIT);
-    const auto left = std::chrono::duration_cast<seconds>(phase_deadline_ - Clock::now());
+    const auto left = std::chrono::duration_cast<seconds>(phase_deadline_ - clock_->Now());
     if (phase_ == Phase::kFinished) {
       a.set_kind(v1::TaskAssignment::FINISHED);
     } else if (phase_ == Phase::kTraining && selected_.count(node) && !submitted_.count(node) &&
@@ -629,11 +632,12 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
     }
     return a;
   };
-  while (true) {
-    v1::TaskAssignment a = compute();
-    if (a.kind() != v1::TaskAssignment::WAIT || stopping_) return a;
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return compute();
-  }
+  v1::TaskAssignment a;
+  clock_->WaitUntil(changed_, lock, deadline, [&] {
+    a = compute();
+    return stopping_ || a.kind() != v1::TaskAssignment::WAIT;
+  });
+  return a;
 }
 
 absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase phase) const {
@@ -667,7 +671,7 @@ absl::Status TaskRunner::CheckPhase(uint64_t round_id, Phase phase) const {
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownload(
     const std::string& node, uint64_t round_id, uint64_t version) {
   std::lock_guard lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   if (phase_ == Phase::kEvaluating) {
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
     if (!submitted_.count(node)) {
@@ -686,7 +690,7 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownloa
 
 absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHeader& header) {
   std::lock_guard lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   // A duplicate is named as such even after the round has moved on to
   // aggregation or evaluation, so the node's log says what really happened.
   const bool round_open =
@@ -825,7 +829,7 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
                                        const v1::EvaluationMetrics& metrics) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
     if (!submitted_.count(node)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -845,9 +849,9 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
 void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds_left,
                           const std::function<bool()>& done) {
   EnterPhase(phase);
-  phase_deadline_ = Clock::now() + seconds(seconds_left);
+  phase_deadline_ = clock_->Now() + seconds(seconds_left);
   changed_.notify_all();
-  changed_.wait_until(lock, phase_deadline_, [&] { return stopping_ || done(); });
+  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] { return stopping_ || done(); });
 }
 
 bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
@@ -923,7 +927,7 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
                                        const v1::AdvertiseKeysRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kAdvertising); !s.ok()) return s;
     absl::StatusOr<secagg::SignedAdvertisement> advertisement =
         secagg::FromProto(request.keys(), name(), request.round_id());
@@ -939,7 +943,7 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
 absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kSharing); !s.ok()) return s;
     std::vector<secagg::SealedShares> shares;
     shares.reserve(request.shares_size());
@@ -954,7 +958,7 @@ absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysR
 absl::Status TaskRunner::Unmask(const std::string& node, const v1::UnmaskRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kUnmasking); !s.ok()) return s;
     absl::StatusOr<secagg::UnmaskShares> shares = secagg::FromProto(request);
     if (!shares.ok()) return shares.status();

@@ -19,6 +19,7 @@
 #include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/clock.h"
 #include "coordinator/rounds/model_snapshot.h"
 #include "coordinator/rounds/model_store.h"
 #include "coordinator/rounds/secure_round.h"
@@ -60,6 +61,9 @@ class TaskRunner {
     v1::AggregationMode mode = v1::SECURE;
     // Checks the nodes' signed secure-aggregation keys (mode SECURE).
     const secagg::KeyAdvertisementVerifier* key_verifier = nullptr;
+    // The time every deadline runs on, and the waits on it (null: a
+    // SteadyClock of the runner's own). Must outlive the runner.
+    Clock* clock = nullptr;
     // Tests only: sees every input handed to the aggregator, just before it
     // is folded (a masked vector in mode SECURE).
     std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap;
@@ -141,7 +145,6 @@ class TaskRunner {
     kFinished
   };
   static const char* PhaseName(Phase phase);
-  using Clock = std::chrono::steady_clock;
 
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
              const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes);
@@ -207,6 +210,8 @@ class TaskRunner {
   const task::ModelSpec model_spec_;
   // Hash of the model's input (task::InputHash); nodes must match it.
   const std::string feature_schema_hash_;
+  const std::unique_ptr<Clock> owned_clock_;  // when Options::clock is null
+  Clock* const clock_;
   // The wire files of the global model and the candidate.
   const ModelStore store_;
 
