@@ -7,20 +7,6 @@
 #include "coordinator/aggregation/secure_aggregator.h"
 
 namespace fedcustoms::coordinator {
-namespace {
-
-uint64_t ParameterCount(const UpdateSpec& spec) {
-  uint64_t count = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    uint64_t n = 1;
-    for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
-    count += n;
-  }
-  return count;
-}
-
-}  // namespace
-
 AggregatorKind AggregatorKindOf(v1::AggregationMode mode, const v1::RobustAggregationConfig& r) {
   if (mode == v1::SECURE) return AggregatorKind::kSecure;
   if (r.kind() != v1::RobustAggregationConfig::MEAN || r.norm_bound() > 0) {
@@ -42,7 +28,7 @@ absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind,
       if (need > cap) {
         return absl::FailedPreconditionError(absl::StrCat(
             v1::RobustAggregationConfig::Kind_Name(options.robust.kind()), " would keep ",
-            options.capacity, " updates of ", ParameterCount(options.spec), " parameters (",
+            options.capacity, " updates of ", options.spec.Parameters(), " parameters (",
             need >> 20, " MiB); robust_aggregation.max_memory_mib is ",
             options.robust.max_memory_mib()));
       }

@@ -12,12 +12,7 @@ MeanUpdate::MeanUpdate(UpdateSpec spec, std::vector<at::Tensor> values, double s
 
 absl::StatusOr<MeanUpdate> MeanUpdate::FromFlat(UpdateSpec spec, at::Tensor flat,
                                                 uint64_t samples) {
-  int64_t total = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    int64_t n = 1;
-    for (int64_t d : e.shape) n *= d;
-    total += n;
-  }
+  const auto total = static_cast<int64_t>(spec.Parameters());
   if (flat.scalar_type() != torch::kFloat32 || flat.dim() != 1 || flat.numel() != total) {
     return absl::InvalidArgumentError(absl::StrCat("a flat update has ", flat.numel(), " ",
                                                    c10::toString(flat.scalar_type()),
@@ -28,8 +23,7 @@ absl::StatusOr<MeanUpdate> MeanUpdate::FromFlat(UpdateSpec spec, at::Tensor flat
   values.reserve(spec.entries.size());
   int64_t offset = 0;
   for (const UpdateSpec::Entry& e : spec.entries) {
-    int64_t n = 1;
-    for (int64_t d : e.shape) n *= d;
+    const auto n = static_cast<int64_t>(UpdateSpec::Size(e));
     values.push_back(flat.narrow(0, offset, n).view(e.shape));
     offset += n;
   }

@@ -81,16 +81,6 @@ std::vector<std::pair<int64_t, int64_t>> PrunedFor(
   return kept;
 }
 
-int64_t ParametersOf(const UpdateSpec& spec) {
-  int64_t total = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    int64_t n = 1;
-    for (int64_t d : e.shape) n *= d;
-    total += n;
-  }
-  return total;
-}
-
 }  // namespace
 
 RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, UpdateSpec spec,
@@ -108,8 +98,7 @@ RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, Up
 }
 
 uint64_t RobustAggregator::MemoryBytes(const UpdateSpec& spec, uint32_t capacity) {
-  return static_cast<uint64_t>(capacity) * static_cast<uint64_t>(ParametersOf(spec)) *
-         sizeof(float);
+  return static_cast<uint64_t>(capacity) * spec.Parameters() * sizeof(float);
 }
 
 absl::Status RobustAggregator::Add(const TensorSource& update, uint64_t sample_count) {

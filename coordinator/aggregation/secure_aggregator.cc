@@ -3,24 +3,10 @@
 #include <torch/torch.h>
 
 namespace fedcustoms::coordinator {
-namespace {
-
-uint64_t ParameterCount(const UpdateSpec& spec) {
-  uint64_t count = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    uint64_t n = 1;
-    for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
-    count += n;
-  }
-  return count;
-}
-
-}  // namespace
-
 SecureAggregator::SecureAggregator(UpdateSpec spec, secagg::MaskedUpdate codec, Unmask unmask)
     : spec_(std::move(spec)),
       codec_(std::move(codec)),
-      parameters_(ParameterCount(spec_)),
+      parameters_(spec_.Parameters()),
       unmask_(std::move(unmask)),
       sum_(secagg::MaskedUpdate::Words(parameters_)) {}
 
@@ -39,11 +25,7 @@ absl::StatusOr<MeanUpdate> SecureAggregator::Finish() {
   if (!unmasked.ok()) return unmasked.status();
   std::vector<secagg::MaskedUpdate::Entry> layout;
   layout.reserve(spec_.entries.size());
-  for (const UpdateSpec::Entry& e : spec_.entries) {
-    uint64_t n = 1;
-    for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
-    layout.push_back({e.name, n});
-  }
+  for (const UpdateSpec::Entry& e : spec_.entries) layout.push_back({e.name, UpdateSpec::Size(e)});
   at::Tensor mean = torch::empty({static_cast<int64_t>(parameters_)}, torch::kFloat32);
   absl::StatusOr<uint64_t> samples =
       codec_.Decode(*unmasked, layout, std::span<float>(mean.data_ptr<float>(), parameters_));
