@@ -17,6 +17,7 @@
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
 #include "common/process/crash_point.h"
+#include "common/secagg/masked_update.h"
 #include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
@@ -312,7 +313,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
     }
     update.clear();
     update.emplace_back(
-        "masked_input",
+        secagg::kMaskedInputTensorName,
         torch::from_blob(masked_words.data(), {static_cast<int64_t>(masked_words.size())},
                          torch::kInt32));
   } else {

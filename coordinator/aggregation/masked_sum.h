@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/secagg/masked_update.h"
 #include "coordinator/aggregation/tensor_source.h"
 
 namespace fedcustoms::coordinator {
@@ -17,12 +18,12 @@ namespace fedcustoms::coordinator {
 class MaskedSum {
  public:
   // Name of the single int32 tensor a masked upload consists of.
-  static constexpr char kTensorName[] = "masked_input";
+  static constexpr const char* kTensorName = secagg::kMaskedInputTensorName;
 
   explicit MaskedSum(size_t words) : sum_(words, 0) {}
 
   // Checks an upload before anything of it is added: exactly one int32 tensor
-  // "masked_input" of shape [words].
+  // kTensorName of shape [words] (secagg::MaskedUpdate::Words).
   static absl::Status Validate(const TensorSource& input, size_t words);
 
   // Adds a validated input. If reading fails midway the sum is poisoned and

@@ -81,16 +81,6 @@ std::vector<std::pair<int64_t, int64_t>> PrunedFor(
   return kept;
 }
 
-int64_t ParametersOf(const UpdateSpec& spec) {
-  int64_t total = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    int64_t n = 1;
-    for (int64_t d : e.shape) n *= d;
-    total += n;
-  }
-  return total;
-}
-
 }  // namespace
 
 RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, UpdateSpec spec,
@@ -108,8 +98,7 @@ RobustAggregator::RobustAggregator(const v1::RobustAggregationConfig& config, Up
 }
 
 uint64_t RobustAggregator::MemoryBytes(const UpdateSpec& spec, uint32_t capacity) {
-  return static_cast<uint64_t>(capacity) * static_cast<uint64_t>(ParametersOf(spec)) *
-         sizeof(float);
+  return static_cast<uint64_t>(capacity) * spec.Parameters() * sizeof(float);
 }
 
 absl::Status RobustAggregator::Add(const TensorSource& update, uint64_t sample_count) {
@@ -292,6 +281,25 @@ absl::StatusOr<at::Tensor> RobustAggregator::Aggregate() {
       return out;
     }
   }
+}
+
+absl::Status RobustAggregator::Validate(const TensorSource& update) const {
+  return ValidateUpdate(update, spec_);
+}
+
+absl::StatusOr<MeanUpdate> RobustAggregator::Finish() {
+  absl::StatusOr<at::Tensor> combined = Aggregate();
+  if (!combined.ok()) {
+    return absl::Status(combined.status().code(),
+                        absl::StrCat("robust aggregation failed: ", combined.status().message()));
+  }
+  rows_ = at::Tensor();  // the stored updates go before the model is applied
+  absl::StatusOr<MeanUpdate> mean = MeanUpdate::FromFlat(spec_, *std::move(combined), samples_);
+  if (!mean.ok()) {
+    return absl::Status(mean.status().code(),
+                        absl::StrCat("robust aggregation failed: ", mean.status().message()));
+  }
+  return mean;
 }
 
 }  // namespace fedcustoms::coordinator

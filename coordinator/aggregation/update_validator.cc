@@ -7,6 +7,18 @@
 
 namespace fedcustoms::coordinator {
 
+uint64_t UpdateSpec::Size(const Entry& entry) {
+  uint64_t n = 1;
+  for (int64_t d : entry.shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+uint64_t UpdateSpec::Parameters() const {
+  uint64_t total = 0;
+  for (const Entry& e : entries) total += Size(e);
+  return total;
+}
+
 UpdateSpec UpdateSpec::Of(const tensor::NamedTensors& global) {
   UpdateSpec spec;
   for (const auto& [name, t] : global) {

@@ -21,6 +21,11 @@ struct UpdateSpec {
   std::vector<Entry> entries;
 
   static UpdateSpec Of(const tensor::NamedTensors& global);
+
+  // Elements in `entry`, and in every entry together (P, the length of a
+  // flat update).
+  static uint64_t Size(const Entry& entry);
+  uint64_t Parameters() const;
 };
 
 // Checks an update before anything of it is summed: names, order, shapes,

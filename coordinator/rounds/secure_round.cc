@@ -1,8 +1,12 @@
 #include "coordinator/rounds/secure_round.h"
 
+#include <algorithm>
+#include <cmath>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "common/secagg/fixed_point.h"
+#include "common/secagg/shamir.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -204,6 +208,34 @@ absl::StatusOr<std::vector<uint32_t>> SecureRound::Unmask(std::vector<uint32_t> 
   for (const secagg::SignedAdvertisement& a : u1_) keys.emplace(a.keys.node, a.keys);
   return secagg::UnmaskSum(params_.task, params_.round_id, params_.threshold, keys, u2_, u3_,
                            std::move(masked_sum), reveals_);
+}
+
+absl::StatusOr<v1::SecureRound> SecureRoundParameters(const v1::SecureAggregationConfig& config,
+                                                      uint32_t n, uint64_t total_weight) {
+  const uint32_t threshold =
+      std::min<uint32_t>(n, static_cast<uint32_t>(std::floor(config.threshold_fraction() * n)) + 1);
+  if (absl::Status s = secagg::CheckThreshold(threshold, n); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "secure aggregation needs at least 2 nodes with threshold > n/2: ", s.message()));
+  }
+  if (total_weight == 0 || total_weight > UINT32_MAX) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the selected nodes declared ", total_weight,
+                     " training rows; secure aggregation needs 1..2^32-1"));
+  }
+  secagg::FixedPointCodec::Options codec{config.clip(), 0, 1.0, n};
+  codec.scale = secagg::FixedPointCodec::LargestSafeScale(codec);
+  if (codec.scale == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no fixed-point scale fits clip ", config.clip(), " and ", n, " nodes in 32 bits"));
+  }
+  v1::SecureRound params;
+  params.set_threshold(threshold);
+  params.set_clip(codec.clip);
+  params.set_scale(codec.scale);
+  params.set_max_nodes(n);
+  params.set_total_weight(total_weight);
+  return params;
 }
 
 }  // namespace fedcustoms::coordinator

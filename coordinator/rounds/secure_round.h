@@ -10,6 +10,8 @@
 #include "absl/status/statusor.h"
 #include "common/secagg/key_advertisement.h"
 #include "common/secagg/secagg_round.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
 
 namespace fedcustoms::coordinator {
 
@@ -89,5 +91,14 @@ class SecureRound {
   std::set<std::string> u3_;
   std::map<std::string, secagg::UnmaskShares> reveals_;
 };
+
+// The parameters of a secure round of `nodes` selected nodes that declared
+// `total_weight` training rows (W), as every secure assignment carries them:
+// the threshold t = floor(threshold_fraction x n) + 1 (at most n), the clip,
+// the largest fixed-point scale that cannot overflow 32 bits for n nodes,
+// n and W. FailedPrecondition, saying why, when no safe round exists: fewer
+// than 2 nodes or t <= n/2, W outside 1..2^32-1, or no scale fits.
+absl::StatusOr<v1::SecureRound> SecureRoundParameters(const v1::SecureAggregationConfig& config,
+                                                      uint32_t nodes, uint64_t total_weight);
 
 }  // namespace fedcustoms::coordinator

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <numeric>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -19,11 +18,15 @@
 #include "common/metrics/binary_metrics.h"
 #include "common/process/crash_point.h"
 #include "common/secagg/fixed_point.h"
+#include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/shamir.h"
 #include "common/task/risk_task.h"
 #include "common/tensor/tensor_codec.h"
+#include "coordinator/aggregation/mean_update.h"
 #include "coordinator/aggregation/tensor_source.h"
+#include "coordinator/rounds/metrics_check.h"
+#include "coordinator/rounds/round_history.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -49,11 +52,11 @@ std::string ToJsonText(const google::protobuf::Message& message) {
   return out;
 }
 
-// The new model: `fed_avg`'s mean update on top of `base`, computed in the
-// running sum's memory while the base is read from its wire file (one model in
+// The new model: the round's mean update on top of `base`, computed in the
+// update's memory while the base is read from its wire file (one model in
 // memory, not three). The file is checked against its hash first, so a file
 // damaged on disk never becomes the base of a freshly signed version.
-absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSnapshot& base,
+absl::StatusOr<tensor::NamedTensors> ApplyToBase(MeanUpdate& mean, const ModelSnapshot& base,
                                                  ServerOptimizer& optimizer) {
   absl::StatusOr<std::string> sha = crypto::Sha256File(base.wire_path);
   if (!sha.ok()) return sha.status();
@@ -61,7 +64,7 @@ absl::StatusOr<tensor::NamedTensors> ApplyToBase(FedAvg& fed_avg, const ModelSna
     return absl::DataLossError(absl::StrCat(base.wire_path, " no longer hashes to version ",
                                             base.version, "'s ", base.wire_sha256));
   }
-  return fed_avg.Apply(TensorFile(base.wire_path), &optimizer);
+  return mean.Apply(TensorFile(base.wire_path), &optimizer);
 }
 
 // How manifests name the rule that combined the updates.
@@ -73,68 +76,6 @@ std::string AggregatorName(const v1::RobustAggregationConfig& r) {
 
 // How the ledger and the manifests name a mode.
 const char* ModeName(v1::AggregationMode mode) { return mode == v1::SECURE ? "secure" : "trusted"; }
-
-uint64_t ParameterCount(const UpdateSpec& spec) {
-  uint64_t count = 0;
-  for (const UpdateSpec::Entry& e : spec.entries) {
-    uint64_t n = 1;
-    for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
-    count += n;
-  }
-  return count;
-}
-
-bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
-
-absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
-  if (!InUnitInterval(m.roc_auc()) || !InUnitInterval(m.pr_auc())) {
-    return absl::InvalidArgumentError("metrics: roc_auc and pr_auc must be within [0, 1]");
-  }
-  if (!std::isfinite(m.loss()) || m.loss() < 0) {
-    return absl::InvalidArgumentError("metrics: loss must be finite and >= 0");
-  }
-  if (m.examples() == 0 || m.positives() > m.examples() || m.flagged() > m.examples()) {
-    return absl::InvalidArgumentError(
-        "metrics: need examples > 0, positives <= examples and flagged <= examples");
-  }
-  // Examples weight the mean across nodes; a hold-out beyond a billion rows
-  // is not a customs administration's.
-  if (m.examples() > 1'000'000'000) {
-    return absl::InvalidArgumentError("metrics: examples must be at most 1000000000");
-  }
-  if (!InUnitInterval(m.accuracy())) {
-    return absl::InvalidArgumentError("metrics: accuracy must be within [0, 1]");
-  }
-  for (const v1::AtBudget& b : m.at_budget()) {
-    if (!InUnitInterval(b.precision()) || !InUnitInterval(b.recall()) || b.percent() == 0 ||
-        b.percent() > 100) {
-      return absl::InvalidArgumentError(
-          "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]");
-    }
-  }
-  if (m.has_selection()) {
-    const v1::SelectionEvaluation& s = m.selection();
-    if (s.budget_percent() == 0 || s.budget_percent() > 100) {
-      return absl::InvalidArgumentError("metrics: selection.budget_percent must be in 1..100");
-    }
-    for (const auto* c : {&s.random(), &s.risk_selected()}) {
-      const char* which = c == &s.random() ? "random" : "risk_selected";
-      if (c->positives() > c->rows() || c->flagged() > c->rows() ||
-          c->flagged_positives() > std::min(c->flagged(), c->positives())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "metrics: selection.", which,
-            " needs positives <= rows, flagged <= rows and flagged_positives <= both"));
-      }
-    }
-    // Each part on its own first: a sum of two hostile uint64 could wrap.
-    if (s.random().rows() > m.examples() ||
-        s.risk_selected().rows() > m.examples() - s.random().rows()) {
-      return absl::InvalidArgumentError(
-          "metrics: selection rows (random + risk_selected) exceed examples");
-    }
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -184,105 +125,31 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   if (versions.empty()) {
     manifest::ModelManifest m = runner->ManifestTemplate(0);
     m.has_parent = false;
-    global = runner->MakeSnapshot(std::move(m), *fresh, /*publish=*/true);
+    global = runner->store_.Publish(std::move(m), *fresh, runner->optimizer_->State());
     if (global.ok()) spdlog::info("task {}: published initial model version 0", task);
   } else {
-    global = runner->ResumeSnapshot(versions.back(), *fresh);
+    global = runner->store_.Resume(versions.back(), *fresh, runner->feature_schema_hash_);
     if (global.ok())
       spdlog::info("task {}: resuming from registry version {}", task, versions.back());
   }
   if (!global.ok()) return global.status();
   if (!versions.empty()) {
-    if (absl::Status s = runner->RestoreServerState(versions.back()); !s.ok()) return s;
+    if (absl::Status s = runner->store_.RestoreServerState(versions.back(), *runner->optimizer_);
+        !s.ok())
+      return s;
   }
-  runner->RemoveStaleWireFiles((*global)->version);
+  runner->store_.RemoveStaleWireFiles((*global)->version);
 
+  absl::StatusOr<RoundHistory> history = RecoverRoundHistory(task, **global, *ledger, *registry);
+  if (!history.ok()) return history.status();
   std::lock_guard lock(runner->mu_);
   runner->global_ = *std::move(global);
-  if (absl::Status s = runner->RecordInterruptedRounds(); !s.ok()) return s;
-  absl::StatusOr<std::vector<RoundRecord>> history = ledger->List(task);
-  if (!history.ok()) return history.status();
-  for (const RoundRecord& r : *history) {
-    runner->round_id_ = std::max(runner->round_id_, r.round_id);
-    (r.status == "completed" ? runner->rounds_completed_ : runner->rounds_aborted_)++;
-  }
-  // A crash between publishing a version and recording its round leaves the
-  // ledger behind the registry: the published round's id is never reused and
-  // its round counts as done.
-  absl::StatusOr<manifest::ModelManifest> latest =
-      manifest::ParseManifest(runner->global_->manifest.json, absl::StrCat(task, " latest"));
-  if (latest.ok() && latest->round_id > runner->round_id_) {
-    spdlog::warn(
-        "task {}: the ledger ends at round {} but version {} was published by round {}; "
-        "continuing after it",
-        task, runner->round_id_, latest->version, latest->round_id);
-    runner->round_id_ = latest->round_id;
-  }
-  runner->rounds_completed_ = std::max<uint32_t>(runner->rounds_completed_,
-                                                 static_cast<uint32_t>(runner->global_->version));
-  // The status of the last completed round survives a restart: its metrics
-  // and the administrations' random-control counts, from the ledger.
-  for (auto r = history->rbegin(); r != history->rend(); ++r) {
-    if (r->status != "completed") continue;
-    if (r->result_version != runner->global_->version) break;
-    v1::EvaluationMetrics metrics;
-    if (r->metrics_json != "{}" &&
-        google::protobuf::util::JsonStringToMessage(r->metrics_json, &metrics).ok()) {
-      runner->latest_metrics_ = metrics;
-    }
-    auto evaluations = ledger->SelectionEvaluations(task, r->round_id);
-    if (!evaluations.ok()) return evaluations.status();
-    for (const auto& [node, json] : *evaluations) {
-      v1::NodeSelectionEvaluation e;
-      e.set_node(node);
-      e.set_round_id(r->round_id);
-      if (google::protobuf::util::JsonStringToMessage(json, e.mutable_evaluation()).ok()) {
-        runner->latest_selection_evaluations_.push_back(std::move(e));
-      }
-    }
-    break;
-  }
+  runner->round_id_ = history->last_round_id;
+  runner->rounds_completed_ = history->rounds_completed;
+  runner->rounds_aborted_ = history->rounds_aborted;
+  runner->latest_metrics_ = std::move(history->latest_metrics);
+  runner->latest_selection_evaluations_ = std::move(history->latest_selection_evaluations);
   return runner;
-}
-
-absl::Status TaskRunner::RecordInterruptedRounds() {
-  absl::StatusOr<std::vector<OpenRound>> open = ledger_->OpenRounds(name());
-  if (!open.ok()) return open.status();
-  for (OpenRound& interrupted : *open) {
-    RoundRecord r = std::move(interrupted.record);
-    // The version a round makes is base_version + 1; it is this round's if
-    // its signed manifest says so (the registry shows only whole versions).
-    absl::StatusOr<manifest::ModelManifest> made = absl::NotFoundError("not published");
-    if (auto m = registry_->ReadManifest(name(), r.base_version + 1); m.ok()) {
-      made = manifest::ParseManifest(m->json, absl::StrCat(name(), " v", r.base_version + 1));
-    }
-    if (made.ok() && made->round_id == r.round_id) {
-      // Published, then stopped before the ledger said so.
-      r.status = "completed";
-      r.result_version = made->version;
-      r.participants = static_cast<uint32_t>(made->contributing_nodes);
-      r.dropped = r.selected_nodes > r.participants ? r.selected_nodes - r.participants : 0;
-      r.samples = made->total_samples;
-      r.metrics_json = made->metrics_json.empty() ? "{}" : made->metrics_json;
-      r.reason = absl::StrCat("recorded at restart: the coordinator stopped after publishing ",
-                              "version ", made->version);
-      spdlog::warn(
-          "task {}: round {} published version {} before the coordinator stopped; "
-          "recorded as completed",
-          name(), r.round_id, made->version);
-    } else {
-      r.status = "aborted";
-      r.reason =
-          absl::StrCat("the coordinator stopped during ", interrupted.phase,
-                       "; abandoned at restart, the model stays at version ", global_->version);
-      spdlog::warn(
-          "task {}: round {} was interrupted during {} by a coordinator stop; recorded "
-          "as aborted, the model stays at version {}",
-          name(), r.round_id, interrupted.phase, global_->version);
-    }
-    if (absl::Status s = ledger_->Record(r); !s.ok()) return s;
-  }
-  return absl::OkStatus();
 }
 
 TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
@@ -295,6 +162,9 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
       model_bytes_(model_bytes),
       model_spec_(task::SpecOf(options_.config, options_.schema)),
       feature_schema_hash_(task::InputHash(model_spec_)),
+      owned_clock_(options_.clock == nullptr ? std::make_unique<SteadyClock>() : nullptr),
+      clock_(options_.clock == nullptr ? owned_clock_.get() : options_.clock),
+      store_(options_.config.name(), options_.models_dir, registry, signer),
       optimizer_(std::make_unique<ServerOptimizer>(options_.config.strategy(), spec_)) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
@@ -310,35 +180,6 @@ void TaskRunner::Stop() {
   }
   changed_.notify_all();
   if (driver_.joinable()) driver_.join();
-}
-
-absl::Status TaskRunner::RestoreServerState(uint64_t version) {
-  absl::StatusOr<manifest::SignedManifest> signed_manifest =
-      registry_->ReadManifest(name(), version);
-  if (!signed_manifest.ok()) return signed_manifest.status();
-  absl::StatusOr<manifest::ModelManifest> m =
-      manifest::ParseManifest(signed_manifest->json, absl::StrCat(name(), " version ", version));
-  if (!m.ok()) return m.status();
-  optimizer_->Reset();
-  if (m->strategy != optimizer_->name()) {
-    spdlog::warn(
-        "task {}: version {} was made with strategy {}, the config says {}: {} starts "
-        "from its initial state",
-        name(), version, m->strategy, optimizer_->name(), optimizer_->name());
-    return absl::OkStatus();
-  }
-  absl::StatusOr<tensor::NamedTensors> state = registry_->LoadServerState(name(), version);
-  if (!state.ok()) {
-    return absl::Status(state.status().code(),
-                        absl::StrCat("cannot restore the ", optimizer_->name(), " state of ",
-                                     name(), " version ", version, ": ", state.status().message()));
-  }
-  if (state->empty()) return absl::OkStatus();  // a stateless rule, or none saved
-  if (absl::Status s = optimizer_->Restore(*state); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot restore the server state of ", name(),
-                                                   " version ", version, ": ", s.message()));
-  }
-  return absl::OkStatus();
 }
 
 manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
@@ -359,102 +200,10 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
   return m;
 }
 
-std::string TaskRunner::WirePath(uint64_t version) const {
-  return absl::StrCat(options_.models_dir, "/v", version, ".fct");
-}
-
-void TaskRunner::RemoveStaleWireFiles(uint64_t keep) const {
-  // Never throws (it runs on abort paths): every error is only logged.
-  const std::filesystem::path kept = WirePath(keep);
-  std::error_code ec;
-  std::filesystem::directory_iterator it(options_.models_dir, ec);
-  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    if (it->path() == kept) continue;
-    std::error_code remove_ec;
-    std::filesystem::remove(it->path(), remove_ec);
-    if (remove_ec) {
-      spdlog::warn("task {}: cannot remove {}: {}", name(), it->path().string(),
-                   remove_ec.message());
-    }
-  }
-  if (ec) spdlog::warn("task {}: cannot list {}: {}", name(), options_.models_dir, ec.message());
-}
-
-absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::MakeSnapshot(
-    manifest::ModelManifest m, const tensor::NamedTensors& tensors, bool publish) {
-  auto snapshot = std::make_shared<ModelSnapshot>();
-  snapshot->version = m.version;
-  snapshot->wire_path = WirePath(m.version);
-  absl::StatusOr<WireDigest> digest = WriteWireFile(tensors, snapshot->wire_path);
-  if (!digest.ok()) return digest.status();
-  m.wire_sha256 = digest->sha256_hex;
-  snapshot->wire_sha256 = digest->sha256_hex;
-  snapshot->wire_bytes = digest->bytes;
-  if (publish) {
-    absl::StatusOr<manifest::SignedManifest> published =
-        registry_->Publish(m, tensors, optimizer_->State());
-    if (!published.ok()) return published.status();
-    snapshot->manifest = *std::move(published);
-  } else {
-    snapshot->manifest = manifest::SignManifest(m, *signer_);
-  }
-  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
-}
-
-absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ResumeSnapshot(
-    uint64_t version, const tensor::NamedTensors& fresh) {
-  const std::string& task = name();
-  absl::StatusOr<manifest::SignedManifest> signed_manifest = registry_->ReadManifest(task, version);
-  if (!signed_manifest.ok()) return signed_manifest.status();
-  absl::StatusOr<manifest::ModelManifest> m =
-      manifest::ParseManifest(signed_manifest->json, absl::StrCat(task, " v", version));
-  if (!m.ok()) return m.status();
-  if (m->feature_schema_hash != feature_schema_hash_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "task ", task, ": the registry's version ", version, " was trained on feature schema ",
-        m->feature_schema_hash, " but the configured schema hashes to ", feature_schema_hash_,
-        "; use a new registry directory or the original schema"));
-  }
-  auto snapshot = std::make_shared<ModelSnapshot>();
-  snapshot->version = version;
-  snapshot->manifest = *std::move(signed_manifest);
-  snapshot->wire_path = WirePath(version);
-  // The wire file survives a restart; it is trusted only if it still hashes to
-  // what the signed manifest says, and rebuilt from the registry otherwise.
-  absl::StatusOr<std::string> sha = crypto::Sha256File(snapshot->wire_path);
-  if (!sha.ok() || *sha != m->wire_sha256) {
-    spdlog::info("task {}: {} is {}; rebuilding it from registry version {}", task,
-                 snapshot->wire_path, sha.ok() ? "damaged" : "missing", version);
-    absl::StatusOr<tensor::NamedTensors> weights = registry_->LoadWeights(task, version);
-    if (!weights.ok()) return weights.status();
-    absl::StatusOr<WireDigest> digest = WriteWireFile(*weights, snapshot->wire_path);
-    if (!digest.ok()) return digest.status();
-    if (digest->sha256_hex != m->wire_sha256) {
-      return absl::DataLossError(absl::StrCat(
-          "task ", task, ": registry version ", version, " encodes to SHA-256 ", digest->sha256_hex,
-          ", not the ", m->wire_sha256, " its signed manifest states"));
-    }
-    sha = digest->sha256_hex;
-  }
-  snapshot->wire_sha256 = *sha;
-  std::error_code ec;
-  snapshot->wire_bytes = std::filesystem::file_size(snapshot->wire_path, ec);
-  if (ec) {
-    return absl::InternalError(
-        absl::StrCat("cannot read the size of ", snapshot->wire_path, ": ", ec.message()));
-  }
-  if (absl::Status s = CheckLayout(fresh, TensorFile(snapshot->wire_path)); !s.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("task ", task, ": registry version ", version,
-                     " does not fit the configured model: ", s.message()));
-  }
-  return std::shared_ptr<const ModelSnapshot>(std::move(snapshot));
-}
-
 void TaskRunner::Join(const std::string& node, uint64_t train_rows) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     declared_train_rows_[node] = train_rows;
   }
   changed_.notify_all();
@@ -467,7 +216,7 @@ bool TaskRunner::HasJoined(const std::string& node) const {
 
 std::set<std::string> TaskRunner::AvailableLocked() const {
   std::set<std::string> out;
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = clock_->Now();
   // Only nodes that joined (and declared their data) can be selected: a node
   // seen through another call after a coordinator restart joins again first.
   for (const auto& [node, seen] : last_seen_) {
@@ -516,11 +265,13 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
   changed_.notify_all();
   const uint32_t min_nodes = options_.config.min_nodes();
   while (!stopping_) {
-    changed_.wait_for(lock, milliseconds(250),
+    // Availability also ends by time (kAvailableWindow): look again soon.
+    clock_->WaitUntil(changed_, lock, clock_->Now() + milliseconds(250),
                       [&] { return stopping_ || AvailableLocked().size() >= min_nodes; });
     if (stopping_ || AvailableLocked().size() < min_nodes) continue;
     // Give nodes that are about to poll a moment to be counted too.
-    changed_.wait_for(lock, seconds(options_.config.gather_seconds()), [&] { return stopping_; });
+    clock_->WaitUntil(changed_, lock, clock_->Now() + seconds(options_.config.gather_seconds()),
+                      [&] { return stopping_; });
     if (stopping_) return;
     std::set<std::string> available = AvailableLocked();
     if (available.size() < min_nodes) continue;
@@ -548,7 +299,7 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
             name(), record.round_id, global_->version, recordable.message(), kStorageRetry.count());
       }
       blocked_reason_ = std::string(recordable.message());
-      changed_.wait_for(lock, kStorageRetry, [&] { return stopping_; });
+      clock_->WaitUntil(changed_, lock, clock_->Now() + kStorageRetry, [&] { return stopping_; });
       continue;
     }
     if (!blocked_reason_.empty()) {
@@ -596,68 +347,26 @@ void TaskRunner::EnterPhase(Phase phase) {
 }
 
 void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
-  // A rule that keeps every update must fit in its memory cap, or the round
-  // does not open.
-  const uint32_t capacity = static_cast<uint32_t>(selected_.size());
-  if (robust()) {
-    const uint64_t need = RobustAggregator::MemoryBytes(spec_, capacity);
-    const uint64_t cap = uint64_t{options_.config.robust_aggregation().max_memory_mib()} << 20;
-    if (need > cap) {
-      AbortRound(absl::StrCat(
-          v1::RobustAggregationConfig::Kind_Name(options_.config.robust_aggregation().kind()),
-          " would keep ", capacity, " updates of ", ParameterCount(spec_), " parameters (",
-          need >> 20, " MiB); robust_aggregation.max_memory_mib is ",
-          options_.config.robust_aggregation().max_memory_mib()));
-      return;
-    }
-  }
-  // The running sum (one model of float32; all updates for a robust rule) is
-  // allocated before the round opens, here where a failure aborts the round.
-  // No fold can run outside the training phase, so replacing it races with
-  // nothing; fold_mu_ is still taken in its documented order.
-  lock.unlock();
-  {
-    std::lock_guard fold_lock(fold_mu_);
-    fed_avg_.reset();  // the old sum goes first: never two in memory
-    masked_sum_.reset();
-    robust_.reset();
-    if (secure()) {
-      masked_sum_ = std::make_unique<MaskedSum>(ParameterCount(spec_) + 1);
-    } else if (robust()) {
-      robust_ =
-          std::make_unique<RobustAggregator>(options_.config.robust_aggregation(), spec_, capacity);
-    } else {
-      fed_avg_ = std::make_unique<FedAvg>(spec_);
-    }
-  }
-  lock.lock();
-  const auto opened = Clock::now();
-  EnterPhase(Phase::kTraining);
-  phase_deadline_ = opened + seconds(options_.config.round_deadline_seconds());
+  if (!OpenTraining(lock)) return;
+  const auto opened = clock_->Now();
   spdlog::info("task {}: round {} open with {} nodes on model version {}, deadline {} s", name(),
                round_id_, selected_.size(), global_->version,
                options_.config.round_deadline_seconds());
-  changed_.notify_all();
-  changed_.wait_until(lock, phase_deadline_, [&] {
+  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] {
     return stopping_ || (submitted_.size() == selected_.size() && uploading_.empty());
   });
   if (stopping_) return;
   EnterPhase(Phase::kAggregating);
-  changed_.notify_all();
-  record_.train_seconds = std::chrono::duration<double>(Clock::now() - opened).count();
+  record_.train_seconds = std::chrono::duration<double>(clock_->Now() - opened).count();
 
   // Wait for a fold that began before the close; it still counts.
   lock.unlock();
-  std::unique_ptr<FedAvg> fed_avg;
-  std::unique_ptr<MaskedSum> masked_sum;
-  std::unique_ptr<RobustAggregator> robust;
+  std::shared_ptr<Aggregator> aggregator;
   {
     std::lock_guard fold_lock(fold_mu_);
-    fed_avg = std::move(fed_avg_);
-    masked_sum = std::move(masked_sum_);
-    robust = std::move(robust_);
+    lock.lock();
+    aggregator = std::move(aggregator_);
   }
-  lock.lock();
   uploading_.clear();
   const uint32_t min_nodes = options_.config.min_nodes();
   record_.participants = static_cast<uint32_t>(submitted_.size());
@@ -670,71 +379,107 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     return;
   }
   if (secure()) {
-    absl::StatusOr<std::unique_ptr<FedAvg>> decoded = UnmaskAndDecode(lock, std::move(masked_sum));
-    if (stopping_) return;
-    if (!decoded.ok()) {
-      AbortRound(std::string(decoded.status().message()));
+    if (absl::Status s = CollectUnmaskingShares(lock); !s.ok()) {
+      if (!stopping_) AbortRound(std::string(s.message()));
       return;
     }
-    fed_avg = *std::move(decoded);
-    secure_round_.reset();  // the revealed shares go with it
   }
-  if (robust) {
-    // The robust rule's combined update goes through the same Apply path
-    // (server strategy included) as a single flat update.
-    record_.samples = robust->samples();
-    absl::StatusOr<at::Tensor> combined = robust->Aggregate();
-    robust.reset();
-    if (!combined.ok()) {
-      AbortRound(absl::StrCat("robust aggregation failed: ", combined.status().message()));
-      return;
-    }
-    fed_avg = std::make_unique<FedAvg>(spec_);
-    if (absl::Status s = fed_avg->AddFlat(
-            std::span<const float>(combined->data_ptr<float>(), combined->numel()), 1);
-        !s.ok()) {
-      AbortRound(absl::StrCat("robust aggregation failed: ", s.message()));
-      return;
-    }
-  } else {
-    record_.samples = fed_avg ? fed_avg->samples() : 0;
-  }
+  Aggregate(lock, std::move(aggregator));
+}
 
-  const auto aggregate_start = Clock::now();
+bool TaskRunner::OpenTraining(std::unique_lock<std::mutex>& lock) {
+  AggregatorOptions options;
+  options.spec = spec_;
+  options.robust = options_.config.robust_aggregation();
+  options.capacity = static_cast<uint32_t>(selected_.size());
+  if (secure()) {
+    options.secure_params = secure_params_;
+    // Called by Finish on the driver thread, before the round is replaced.
+    const SecureRound* round = secure_round_.get();
+    options.unmask = [round](std::vector<uint32_t> sum) { return round->Unmask(std::move(sum)); };
+  }
+  aggregator_.reset();  // the old sum goes first: never two in memory
+  // The running sum (one model of float32; all updates for a robust rule) is
+  // allocated before the round opens, here where a failure aborts the round.
+  // No fold can run outside the training phase; fold_mu_ is still taken in
+  // its documented order.
+  lock.unlock();
+  absl::StatusOr<std::unique_ptr<Aggregator>> made;
+  {
+    std::lock_guard fold_lock(fold_mu_);
+    made = MakeAggregator(AggregatorKindOf(options_.mode, options_.config.robust_aggregation()),
+                          std::move(options));
+  }
+  lock.lock();
+  if (!made.ok()) {
+    AbortRound(std::string(made.status().message()));
+    return false;
+  }
+  aggregator_ = *std::move(made);
+  EnterPhase(Phase::kTraining);
+  phase_deadline_ = clock_->Now() + seconds(options_.config.round_deadline_seconds());
+  changed_.notify_all();
+  return true;
+}
+
+void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
+                           std::shared_ptr<Aggregator> aggregator) {
+  const auto aggregate_start = clock_->Now();
   std::shared_ptr<const ModelSnapshot> base = global_;
   manifest::ModelManifest m = ManifestTemplate(base->version + 1);
   m.round_id = round_id_;
   m.contributing_nodes = record_.participants;
-  m.total_samples = record_.samples;
+  // No upload can reach the aggregator any more (the phase moved on) and only
+  // this thread replaces the round: the heavy part runs without the lock.
   lock.unlock();
-  optimizer_stepped_ = true;  // from here an abort must restore the saved state
-  absl::StatusOr<tensor::NamedTensors> next = ApplyToBase(*fed_avg, *base, *optimizer_);
-  fed_avg.reset();
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
-      next.ok() ? MakeSnapshot(std::move(m), *next, /*publish=*/false)
-                : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
-  if (candidate.ok()) candidate_tensors_ = *std::move(next);
-  if (candidate.ok()) process::CrashPoint("coordinator.aggregate");
+      FinishCandidate(*aggregator, *base, m);
+  aggregator.reset();
   lock.lock();
-  record_.aggregate_seconds = std::chrono::duration<double>(Clock::now() - aggregate_start).count();
+  record_.aggregate_seconds =
+      std::chrono::duration<double>(clock_->Now() - aggregate_start).count();
+  record_.samples = m.total_samples;
   if (!candidate.ok()) {
-    AbortRound(absl::StrCat("aggregation failed: ", candidate.status().message()));
+    AbortRound(std::string(candidate.status().message()));
     return;
   }
+  secure_round_.reset();  // the revealed shares go with it
   candidate_ = *std::move(candidate);
   EnterPhase(Phase::kEvaluating);
-  phase_deadline_ = Clock::now() + seconds(options_.config.eval_deadline_seconds());
+  phase_deadline_ = clock_->Now() + seconds(options_.config.eval_deadline_seconds());
   spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
                name(), round_id_, record_.participants, record_.samples, candidate_->version);
   changed_.notify_all();
 }
 
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::FinishCandidate(
+    Aggregator& aggregator, const ModelSnapshot& base, manifest::ModelManifest& m) {
+  absl::StatusOr<tensor::NamedTensors> next;
+  {
+    absl::StatusOr<MeanUpdate> mean = aggregator.Finish();
+    if (!mean.ok()) return mean.status();  // the rule's own message
+    m.total_samples = mean->samples();
+    optimizer_stepped_ = true;  // from here an abort must restore the saved state
+    next = ApplyToBase(*mean, base, *optimizer_);
+  }  // the update's memory goes before the snapshot is written
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
+      next.ok() ? store_.MakeCandidate(m, *next)
+                : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());
+  if (!candidate.ok()) {
+    return absl::Status(candidate.status().code(),
+                        absl::StrCat("aggregation failed: ", candidate.status().message()));
+  }
+  candidate_tensors_ = *std::move(next);
+  process::CrashPoint("coordinator.aggregate");
+  return candidate;
+}
+
 void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
-  const auto start = Clock::now();
-  changed_.wait_until(lock, phase_deadline_,
-                      [&] { return stopping_ || reported_.size() == submitted_.size(); });
+  const auto start = clock_->Now();
+  clock_->WaitUntil(changed_, lock, phase_deadline_,
+                    [&] { return stopping_ || reported_.size() == submitted_.size(); });
   if (stopping_) return;
-  record_.eval_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  record_.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   std::vector<v1::EvaluationMetrics> reports;
   for (const auto& [node, metrics] : reported_) reports.push_back(metrics);
   std::string metrics_json = "{}";
@@ -755,26 +500,22 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
     record_.selection_evaluations.emplace_back(node, ToJsonText(metrics.selection()));
   }
 
+  Publish(lock, std::move(mean_metrics), std::move(selection_evaluations), metrics_json);
+}
+
+void TaskRunner::Publish(std::unique_lock<std::mutex>& lock,
+                         std::optional<v1::EvaluationMetrics> mean_metrics,
+                         std::vector<v1::NodeSelectionEvaluation> selection_evaluations,
+                         const std::string& metrics_json) {
   std::shared_ptr<const ModelSnapshot> candidate = candidate_;
-  absl::StatusOr<manifest::ModelManifest> m =
-      manifest::ParseManifest(candidate->manifest.json, "candidate manifest");
+  const uint64_t round_id = round_id_;
   lock.unlock();
-  // The candidate's wire file and hash stay; the manifest gains the metrics and
-  // the weights go to the registry. Everything that can fail is done before
-  // Publish, so a published version always becomes the global one.
-  auto next_global = std::make_shared<ModelSnapshot>(*candidate);
-  absl::StatusOr<manifest::SignedManifest> published;
-  if (!m.ok()) {
-    published = m.status();
-  } else {
-    m->metrics_json = metrics_json;
-    m->created_at = manifest::NowRfc3339();
-    if (absl::Status s = ledger_->SetPhase(name(), m->round_id, "publishing"); !s.ok()) {
-      spdlog::error("task {}: {}", name(), s.message());
-    }
-    published = registry_->Publish(*std::move(m), candidate_tensors_, optimizer_->State());
-    if (published.ok()) process::CrashPoint("coordinator.published");
+  if (absl::Status s = ledger_->SetPhase(name(), round_id, "publishing"); !s.ok()) {
+    spdlog::error("task {}: {}", name(), s.message());
   }
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published =
+      store_.PublishCandidate(*candidate, metrics_json, candidate_tensors_, optimizer_->State());
+  if (published.ok()) process::CrashPoint("coordinator.published");
   candidate_tensors_.clear();
   lock.lock();
   if (!published.ok()) {
@@ -782,13 +523,12 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
                             published.status().message()));
     return;
   }
-  next_global->manifest = *std::move(published);
-  global_ = std::move(next_global);
+  global_ = *std::move(published);
   optimizer_stepped_ = false;  // its state is now the published version's
   latest_metrics_ = std::move(mean_metrics);
   latest_selection_evaluations_ = std::move(selection_evaluations);
   candidate_.reset();
-  RemoveStaleWireFiles(global_->version);
+  store_.RemoveStaleWireFiles(global_->version);
   record_.result_version = global_->version;
   record_.status = "completed";
   if (absl::Status s = ledger_->Record(record_); !s.ok()) {
@@ -796,7 +536,7 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
   }
   ++rounds_completed_;
   spdlog::info("task {}: round {} published version {} ({} of {} nodes reported metrics)", name(),
-               round_id_, global_->version, reports.size(), submitted_.size());
+               round_id_, global_->version, reported_.size(), submitted_.size());
   phase_ = Phase::kGathering;
   changed_.notify_all();
 }
@@ -812,14 +552,14 @@ void TaskRunner::AbortRound(const std::string& reason) {
   if (optimizer_stepped_) {
     // The strategy stepped for a model that will not be published: back to
     // the state saved with the global version.
-    if (absl::Status s = RestoreServerState(global_->version); !s.ok()) {
+    if (absl::Status s = store_.RestoreServerState(global_->version, *optimizer_); !s.ok()) {
       spdlog::error("task {}: {}; the server strategy starts again from its initial state", name(),
                     s.message());
       optimizer_->Reset();
     }
     optimizer_stepped_ = false;
   }
-  RemoveStaleWireFiles(global_->version);
+  store_.RemoveStaleWireFiles(global_->version);
   record_.status = "aborted";
   record_.reason = reason;
   if (absl::Status s = ledger_->Record(record_); !s.ok()) {
@@ -832,14 +572,14 @@ void TaskRunner::AbortRound(const std::string& reason) {
 
 v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait) {
   std::unique_lock lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   changed_.notify_all();
-  const auto deadline = Clock::now() + wait;
+  const auto deadline = clock_->Now() + wait;
   auto compute = [&]() {
     v1::TaskAssignment a;
     a.set_task(name());
     a.set_kind(v1::TaskAssignment::WAIT);
-    const auto left = std::chrono::duration_cast<seconds>(phase_deadline_ - Clock::now());
+    const auto left = std::chrono::duration_cast<seconds>(phase_deadline_ - clock_->Now());
     if (phase_ == Phase::kFinished) {
       a.set_kind(v1::TaskAssignment::FINISHED);
     } else if (phase_ == Phase::kTraining && selected_.count(node) && !submitted_.count(node) &&
@@ -892,11 +632,12 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
     }
     return a;
   };
-  while (true) {
-    v1::TaskAssignment a = compute();
-    if (a.kind() != v1::TaskAssignment::WAIT || stopping_) return a;
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return compute();
-  }
+  v1::TaskAssignment a;
+  clock_->WaitUntil(changed_, lock, deadline, [&] {
+    a = compute();
+    return stopping_ || a.kind() != v1::TaskAssignment::WAIT;
+  });
+  return a;
 }
 
 absl::Status TaskRunner::CheckRound(uint64_t round_id, uint64_t version, Phase phase) const {
@@ -930,7 +671,7 @@ absl::Status TaskRunner::CheckPhase(uint64_t round_id, Phase phase) const {
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownload(
     const std::string& node, uint64_t round_id, uint64_t version) {
   std::lock_guard lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   if (phase_ == Phase::kEvaluating) {
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
     if (!submitted_.count(node)) {
@@ -949,7 +690,7 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownloa
 
 absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHeader& header) {
   std::lock_guard lock(mu_);
-  last_seen_[node] = Clock::now();
+  last_seen_[node] = clock_->Now();
   // A duplicate is named as such even after the round has moved on to
   // aggregation or evaluation, so the node's log says what really happened.
   const bool round_open =
@@ -1021,11 +762,26 @@ void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& he
 absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateHeader& header,
                                       const std::string& spool_path) {
   TensorFile update(spool_path);
-  const auto validate_start = Clock::now();
-  absl::Status valid = secure() ? MaskedSum::Validate(update, ParameterCount(spec_) + 1)
-                                : ValidateUpdate(update, spec_);
+  std::shared_ptr<Aggregator> aggregator;
+  {
+    std::lock_guard lock(mu_);
+    aggregator = aggregator_;
+  }
+  auto closed = [&] {
+    {
+      std::lock_guard lock(mu_);
+      if (header.round_id() == round_id_) uploading_.erase(node);
+    }
+    changed_.notify_all();
+    return absl::FailedPreconditionError(absl::StrCat("round ", header.round_id(),
+                                                      " closed before the update from ", node,
+                                                      " could be aggregated"));
+  };
+  if (!aggregator) return closed();
+  const auto validate_start = std::chrono::steady_clock::now();
+  absl::Status valid = aggregator->Validate(update);
   const double validate_seconds =
-      std::chrono::duration<double>(Clock::now() - validate_start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - validate_start).count();
   if (absl::Status s = valid; !s.ok()) {
     {
       std::lock_guard lock(mu_);
@@ -1042,20 +798,20 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   {
     std::lock_guard lock(mu_);
     if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
-        !s.ok() || !(masked_sum_ || fed_avg_ || robust_)) {
+        !s.ok() || aggregator_ != aggregator) {
       if (header.round_id() == round_id_) uploading_.erase(node);
       return absl::FailedPreconditionError(absl::StrCat("round ", header.round_id(),
                                                         " closed before the update from ", node,
                                                         " could be aggregated"));
     }
   }
-  const auto fold_start = Clock::now();
+  const auto fold_start = std::chrono::steady_clock::now();
   if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
-  absl::Status folded = masked_sum_ ? masked_sum_->Add(update)
-                        : robust_   ? robust_->Add(update, header.sample_count())
-                                    : fed_avg_->Add(update, header.sample_count());
-  spdlog::info("task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
-               validate_seconds, std::chrono::duration<double>(Clock::now() - fold_start).count());
+  absl::Status folded = aggregator->Add(update, header.sample_count());
+  spdlog::info(
+      "task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
+      validate_seconds,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - fold_start).count());
   {
     std::lock_guard lock(mu_);
     uploading_.erase(node);
@@ -1073,7 +829,7 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
                                        const v1::EvaluationMetrics& metrics) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
     if (!submitted_.count(node)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -1093,21 +849,14 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
 void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds_left,
                           const std::function<bool()>& done) {
   EnterPhase(phase);
-  phase_deadline_ = Clock::now() + seconds(seconds_left);
+  phase_deadline_ = clock_->Now() + seconds(seconds_left);
   changed_.notify_all();
-  changed_.wait_until(lock, phase_deadline_, [&] { return stopping_ || done(); });
+  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] { return stopping_ || done(); });
 }
 
 bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   const v1::SecureAggregationConfig& config = options_.config.secure_aggregation();
   const auto n = static_cast<uint32_t>(selected_.size());
-  const uint32_t threshold =
-      std::min<uint32_t>(n, static_cast<uint32_t>(std::floor(config.threshold_fraction() * n)) + 1);
-  if (absl::Status s = secagg::CheckThreshold(threshold, n); !s.ok()) {
-    AbortRound(absl::StrCat("secure aggregation needs at least 2 nodes with threshold > n/2: ",
-                            s.message()));
-    return false;
-  }
   // W, the weight every node divides its sample count by, from the training
   // rows declared at Join (selected nodes have all joined).
   uint64_t total_weight = 0;
@@ -1115,24 +864,13 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
     auto declared = declared_train_rows_.find(node);
     if (declared != declared_train_rows_.end()) total_weight += declared->second;
   }
-  if (total_weight == 0 || total_weight > UINT32_MAX) {
-    AbortRound(absl::StrCat("the selected nodes declared ", total_weight,
-                            " training rows; secure aggregation needs 1..2^32-1"));
+  absl::StatusOr<v1::SecureRound> params = SecureRoundParameters(config, n, total_weight);
+  if (!params.ok()) {
+    AbortRound(std::string(params.status().message()));
     return false;
   }
-  secagg::FixedPointCodec::Options codec{config.clip(), 0, 1.0, n};
-  codec.scale = secagg::FixedPointCodec::LargestSafeScale(codec);
-  if (codec.scale == 0) {
-    AbortRound(absl::StrCat("no fixed-point scale fits clip ", config.clip(), " and ", n,
-                            " nodes in 32 bits"));
-    return false;
-  }
-  secure_params_.Clear();
-  secure_params_.set_threshold(threshold);
-  secure_params_.set_clip(codec.clip);
-  secure_params_.set_scale(codec.scale);
-  secure_params_.set_max_nodes(n);
-  secure_params_.set_total_weight(total_weight);
+  secure_params_ = *std::move(params);
+  const uint32_t threshold = secure_params_.threshold();
   secure_round_ = std::make_unique<SecureRound>(
       SecureRound::Params{name(), round_id_, selected_, threshold}, *options_.key_verifier);
   spdlog::info("task {}: round {} secure aggregation with {} nodes, threshold {}", name(),
@@ -1168,8 +906,7 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
-    std::unique_lock<std::mutex>& lock, std::unique_ptr<MaskedSum> masked) {
+absl::Status TaskRunner::CollectUnmaskingShares(std::unique_lock<std::mutex>& lock) {
   std::set<std::string> u3;
   for (const auto& [node, samples] : submitted_) u3.insert(node);
   if (absl::Status s = secure_round_->CloseMasking(u3); !s.ok()) return s;
@@ -1177,69 +914,20 @@ absl::StatusOr<std::unique_ptr<FedAvg>> TaskRunner::UnmaskAndDecode(
            [&] { return secure_round_->revealed_count() == u3.size(); });
   if (stopping_) return absl::CancelledError("stopping");
   EnterPhase(Phase::kAggregating);
-  changed_.notify_all();
   const uint32_t threshold = secure_params_.threshold();
   if (secure_round_->revealed_count() < threshold) {
     return absl::FailedPreconditionError(absl::StrCat(
         "only ", secure_round_->revealed_count(), " of ", u3.size(),
         " nodes sent their unmasking shares by the deadline; the threshold is ", threshold));
   }
-  if (!masked) return absl::InternalError("the masked sum is missing");
-  // No reveal can arrive any more (the phase moved on) and only this thread
-  // replaces the round: the heavy part runs without the lock.
-  const SecureRound* round = secure_round_.get();
-  const v1::SecureRound params = secure_params_;
-  lock.unlock();
-  absl::StatusOr<std::unique_ptr<FedAvg>> result =
-      [&]() -> absl::StatusOr<std::unique_ptr<FedAvg>> {
-    absl::StatusOr<std::vector<uint32_t>> sum = masked->Take();
-    masked.reset();
-    if (!sum.ok()) return sum.status();
-    absl::StatusOr<std::vector<uint32_t>> unmasked = round->Unmask(*std::move(sum));
-    if (!unmasked.ok()) return unmasked.status();
-    // The last word is Σ n_i, exact (honest counts sum to at most W < 2^32).
-    const uint64_t samples = unmasked->back();
-    unmasked->pop_back();
-    if (samples == 0 || samples > params.total_weight()) {
-      return absl::DataLossError(absl::StrCat("the unmasked sample count ", samples,
-                                              " is outside 1..", params.total_weight(),
-                                              " (the declared training rows)"));
-    }
-    absl::StatusOr<secagg::FixedPointCodec> codec =
-        secagg::FixedPointCodec::Create({params.clip(), params.scale(), 1.0, params.max_nodes()});
-    if (!codec.ok()) return codec.status();
-    std::vector<float> mean(unmasked->size());
-    const double total_weight =
-        static_cast<double>(samples) / static_cast<double>(params.total_weight());
-    if (absl::Status s = codec->DecodeMean(*unmasked, total_weight, mean); !s.ok()) return s;
-    // The nodes sent standardization statistics scaled down (see
-    // kStatisticsDivisor).
-    size_t offset = 0;
-    for (const UpdateSpec::Entry& entry : spec_.entries) {
-      const size_t size = static_cast<size_t>(std::accumulate(
-          entry.shape.begin(), entry.shape.end(), int64_t{1}, std::multiplies<int64_t>()));
-      if (secagg::IsStandardizationStatistic(entry.name)) {
-        for (size_t i = offset; i < offset + size; ++i) {
-          mean[i] = static_cast<float>(mean[i] * secagg::kStatisticsDivisor);
-        }
-      }
-      offset += size;
-    }
-    unmasked->clear();
-    unmasked->shrink_to_fit();
-    auto fed_avg = std::make_unique<FedAvg>(spec_);
-    if (absl::Status s = fed_avg->AddFlat(mean, samples); !s.ok()) return s;
-    return fed_avg;
-  }();
-  lock.lock();
-  return result;
+  return absl::OkStatus();
 }
 
 absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
                                        const v1::AdvertiseKeysRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kAdvertising); !s.ok()) return s;
     absl::StatusOr<secagg::SignedAdvertisement> advertisement =
         secagg::FromProto(request.keys(), name(), request.round_id());
@@ -1255,7 +943,7 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
 absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kSharing); !s.ok()) return s;
     std::vector<secagg::SealedShares> shares;
     shares.reserve(request.shares_size());
@@ -1270,7 +958,7 @@ absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysR
 absl::Status TaskRunner::Unmask(const std::string& node, const v1::UnmaskRequest& request) {
   {
     std::lock_guard lock(mu_);
-    last_seen_[node] = Clock::now();
+    last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kUnmasking); !s.ok()) return s;
     absl::StatusOr<secagg::UnmaskShares> shares = secagg::FromProto(request);
     if (!shares.ok()) return shares.status();

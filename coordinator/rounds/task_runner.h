@@ -15,12 +15,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/task/task_model.h"
-#include "coordinator/aggregation/fed_avg.h"
-#include "coordinator/aggregation/masked_sum.h"
-#include "coordinator/aggregation/robust_aggregator.h"
+#include "coordinator/aggregation/aggregator.h"
+#include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/clock.h"
 #include "coordinator/rounds/model_snapshot.h"
+#include "coordinator/rounds/model_store.h"
 #include "coordinator/rounds/secure_round.h"
 #include "fedcustoms/v1/admin_service.pb.h"
 #include "fedcustoms/v1/config.pb.h"
@@ -34,9 +35,10 @@ namespace fedcustoms::coordinator {
 //   gathering  → wait until min_nodes nodes are polling, select them
 //   (mode SECURE: advertising keys → sharing keys, see SecureRound)
 //   training   → selected nodes download model v, train, upload Δ; each valid
-//                update is folded into FedAvg as it arrives (mode SECURE: the
-//                masked input is added to a MaskedSum, then unmasking reveals
-//                only the sum, which is decoded into FedAvg)
+//                update is folded into the round's Aggregator as it arrives
+//                (mode SECURE: masked inputs into a SecureAggregator, then
+//                unmasking reveals only their sum); the aggregator finishes
+//                into the mean update the server optimizer applies
 //   evaluating → participants evaluate the candidate v+1 on their hold-out
 //   publish    → v+1 goes to the registry with its signed manifest and metrics
 // If fewer than min_nodes valid updates arrive by the deadline the round aborts
@@ -59,6 +61,9 @@ class TaskRunner {
     v1::AggregationMode mode = v1::SECURE;
     // Checks the nodes' signed secure-aggregation keys (mode SECURE).
     const secagg::KeyAdvertisementVerifier* key_verifier = nullptr;
+    // The time every deadline runs on, and the waits on it (null: a
+    // SteadyClock of the runner's own). Must outlive the runner.
+    Clock* clock = nullptr;
     // Tests only: sees every input handed to the aggregator, just before it
     // is folded (a masked vector in mode SECURE).
     std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap;
@@ -140,7 +145,6 @@ class TaskRunner {
     kFinished
   };
   static const char* PhaseName(Phase phase);
-  using Clock = std::chrono::steady_clock;
 
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
              const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes);
@@ -152,22 +156,34 @@ class TaskRunner {
   // aborted (or the runner is stopping).
   bool ExchangeKeys(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Train(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Mode SECURE, after training: collects the unmasking shares, removes the
-  // masks and decodes the weighted mean into a FedAvg.
-  absl::StatusOr<std::unique_ptr<FedAvg>> UnmaskAndDecode(std::unique_lock<std::mutex>& lock,
-                                                          std::unique_ptr<MaskedSum> masked)
+  // Makes the round's aggregator and enters the training phase; false (the
+  // round aborted) when the aggregator cannot be made.
+  bool OpenTraining(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Mode SECURE, after training: the unmasking phase. Cancelled when the
+  // runner stops; otherwise an error aborts the round.
+  absl::Status CollectUnmaskingShares(std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finishes `aggregator` into the candidate v+1 and enters evaluation, or
+  // aborts the round.
+  void Aggregate(std::unique_lock<std::mutex>& lock, std::shared_ptr<Aggregator> aggregator)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The heavy part of Aggregate, without the lock: the mean update applied to
+  // `base` through the server strategy, written as the candidate's wire
+  // file. Sets m.total_samples.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> FinishCandidate(Aggregator& aggregator,
+                                                                       const ModelSnapshot& base,
+                                                                       manifest::ModelManifest& m);
   bool secure() const { return options_.mode == v1::SECURE; }
-  // A rule that looks at each update (mode TRUSTED only; the config refuses
-  // it in mode SECURE).
-  bool robust() const {
-    const v1::RobustAggregationConfig& r = options_.config.robust_aggregation();
-    return !secure() && (r.kind() != v1::RobustAggregationConfig::MEAN || r.norm_bound() > 0);
-  }
   // Waits for `done` until a deadline `seconds` from now, in `phase`.
   void RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds,
                 const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evaluate(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes the candidate with the round's metrics and makes it the global
+  // model, or aborts the round.
+  void Publish(std::unique_lock<std::mutex>& lock,
+               std::optional<v1::EvaluationMetrics> mean_metrics,
+               std::vector<v1::NodeSelectionEvaluation> selection_evaluations,
+               const std::string& metrics_json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sets the phase of the open round, wakes the waiters and follows it in
   // the ledger (so a restart knows where the round was interrupted).
@@ -175,34 +191,13 @@ class TaskRunner {
   // Whether the registry, the model directory and the upload spool can take
   // a round of `nodes` nodes (crypto::CheckWritableSpace).
   absl::Status CheckStorage(size_t nodes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records in the ledger what became of rounds a previous run opened and
-  // never finished: completed when their version reached the registry,
-  // aborted otherwise. Called by Create.
-  absl::Status RecordInterruptedRounds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The round and phase part of CheckRound (secure steps carry no version).
   absl::Status CheckPhase(uint64_t round_id, Phase phase) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes the wire file of `tensors` as version manifest.version, then
-  // publishes the version to the registry (publish) or only signs the manifest
-  // (a candidate).
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeSnapshot(
-      manifest::ModelManifest manifest, const tensor::NamedTensors& tensors, bool publish);
-  // The snapshot of registry version `version` (the latest), its wire file
-  // reused when it still matches the signed manifest and rebuilt otherwise.
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ResumeSnapshot(
-      uint64_t version, const tensor::NamedTensors& fresh);
-  std::string WirePath(uint64_t version) const;
-  // Deletes every wire file but version `keep`'s (candidates of aborted
-  // rounds, superseded globals, leftovers of a crash).
-  void RemoveStaleWireFiles(uint64_t keep) const;
   manifest::ModelManifest ManifestTemplate(uint64_t version) const;
-  // Puts the server strategy into the state saved with registry `version`
-  // (its initial state when that version was made by another strategy or
-  // saved none). Fails when the saved state is damaged or does not fit.
-  absl::Status RestoreServerState(uint64_t version);
 
   // Constant after construction.
   const Options options_;
@@ -215,6 +210,10 @@ class TaskRunner {
   const task::ModelSpec model_spec_;
   // Hash of the model's input (task::InputHash); nodes must match it.
   const std::string feature_schema_hash_;
+  const std::unique_ptr<Clock> owned_clock_;  // when Options::clock is null
+  Clock* const clock_;
+  // The wire files of the global model and the candidate.
+  const ModelStore store_;
 
   mutable std::mutex mu_;
   std::condition_variable changed_;  // Signalled on every phase change.
@@ -254,11 +253,13 @@ class TaskRunner {
   std::unique_ptr<ServerOptimizer> optimizer_;
   bool optimizer_stepped_ = false;
 
-  // Serializes folding into the sum; taken before mu_ when both are needed.
+  // Serializes Add and Finish on the aggregator; taken before mu_ when both
+  // are needed.
   std::mutex fold_mu_;
-  std::unique_ptr<FedAvg> fed_avg_ ABSL_GUARDED_BY(fold_mu_);           // mode TRUSTED, MEAN
-  std::unique_ptr<RobustAggregator> robust_ ABSL_GUARDED_BY(fold_mu_);  // mode TRUSTED, robust
-  std::unique_ptr<MaskedSum> masked_sum_ ABSL_GUARDED_BY(fold_mu_);     // mode SECURE
+  // The open round's aggregator, from the start of training until it closes.
+  // Shared so that an upload can be validated (Aggregator::Validate is
+  // thread-safe) without holding either lock.
+  std::shared_ptr<Aggregator> aggregator_ ABSL_GUARDED_BY(mu_);
 
   std::thread driver_;
 };

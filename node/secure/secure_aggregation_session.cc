@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/atomic_file.h"
 #include "common/pki/peer_identity.h"
-#include "common/secagg/fixed_point.h"
+#include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
 
 namespace fedcustoms::node {
@@ -101,43 +101,23 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
         "this node's ", samples, " training samples are outside 1..", params.total_weight(),
         ", the round's announced total; the coordinator's weights do not fit"));
   }
-  absl::StatusOr<secagg::FixedPointCodec> codec =
-      secagg::FixedPointCodec::Create({params.clip(), params.scale(), 1.0, params.max_nodes()});
+  absl::StatusOr<secagg::MaskedUpdate> codec = secagg::MaskedUpdate::Create(params);
   if (!codec.ok()) {
     Forget();
     return absl::FailedPreconditionError(
         absl::StrCat("the round's fixed-point parameters are unsafe: ", codec.status().message()));
   }
-  size_t total = 0;
-  for (const UpdatePiece& piece : update) total += piece.values.size();
-  std::vector<uint32_t> encoded(total + 1);
-  const double weight = static_cast<double>(samples) / static_cast<double>(params.total_weight());
-  size_t offset = 0;
-  uint64_t clipped = 0;
-  std::vector<float> scaled;
-  for (const UpdatePiece& piece : update) {
-    std::span<const float> values = piece.values;
-    if (secagg::IsStandardizationStatistic(piece.name)) {
-      scaled.assign(values.begin(), values.end());
-      for (float& v : scaled) v = static_cast<float>(v / secagg::kStatisticsDivisor);
-      values = scaled;
-    }
-    absl::StatusOr<uint64_t> n =
-        codec->Encode(values, weight, std::span<uint32_t>(encoded).subspan(offset, values.size()));
-    if (!n.ok()) return n.status();
-    clipped += *n;
-    offset += values.size();
-  }
-  encoded.back() = static_cast<uint32_t>(samples);
+  absl::StatusOr<secagg::MaskedUpdate::Encoded> encoded = codec->Encode(update, samples);
+  if (!encoded.ok()) return encoded.status();
   std::vector<secagg::SealedShares> received;
   for (const v1::SealedShare& s : params.shares()) received.push_back(secagg::FromProto(s));
-  absl::StatusOr<std::vector<uint32_t>> masked = (*round)->MaskedInput(received, encoded);
-  std::fill(encoded.begin(), encoded.end(), 0u);
+  absl::StatusOr<std::vector<uint32_t>> masked = (*round)->MaskedInput(received, encoded->words);
+  std::fill(encoded->words.begin(), encoded->words.end(), 0u);
   if (!masked.ok()) {
     Forget();
     return masked.status();
   }
-  return MaskedUpdate{*std::move(masked), clipped};
+  return MaskedUpdate{*std::move(masked), encoded->clipped};
 }
 
 absl::StatusOr<v1::UnmaskRequest> SecureAggregationSession::Unmask(const v1::TaskAssignment& a) {

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/secagg/key_advertisement.h"
+#include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_round.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
@@ -36,15 +37,13 @@ class SecureAggregationSession {
   absl::StatusOr<v1::AdvertiseKeysRequest> AdvertiseKeys(const v1::TaskAssignment& assignment);
   // SHARE_KEYS: checks every advertised key; the sealed shares for the others.
   absl::StatusOr<v1::ShareKeysRequest> ShareKeys(const v1::TaskAssignment& assignment);
-  // TRAIN: the update (the model's aggregatable tensors, flattened, in model
-  // order) weighted by samples / W, encoded in fixed point, followed by the
-  // sample count, and masked: P + 1 words. Standardization statistics are
-  // divided by secagg::kStatisticsDivisor first (by name), as the coordinator
-  // expects.
-  struct UpdatePiece {
-    std::string_view name;
-    std::span<const float> values;
-  };
+  // TRAIN: the update (the model's aggregatable tensors, in model order)
+  // encoded as secagg::MaskedUpdate lays it out (P + 1 words: the weighted
+  // fixed-point update, then the sample count), then masked. `update` is a
+  // view the caller keeps alive during the call. FailedPrecondition (and the
+  // round's secrets wiped) when `samples` is outside 1..W or the round's
+  // parameters are unsafe; the encoder's error when a value cannot be encoded.
+  using UpdatePiece = secagg::MaskedUpdate::Piece;
   struct MaskedUpdate {
     std::vector<uint32_t> words;
     uint64_t clipped = 0;  // coordinates that were clipped to ±clip

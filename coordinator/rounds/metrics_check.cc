@@ -1,0 +1,66 @@
+#include "coordinator/rounds/metrics_check.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::coordinator {
+
+namespace {
+
+bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
+
+}  // namespace
+
+absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
+  if (!InUnitInterval(m.roc_auc()) || !InUnitInterval(m.pr_auc())) {
+    return absl::InvalidArgumentError("metrics: roc_auc and pr_auc must be within [0, 1]");
+  }
+  if (!std::isfinite(m.loss()) || m.loss() < 0) {
+    return absl::InvalidArgumentError("metrics: loss must be finite and >= 0");
+  }
+  if (m.examples() == 0 || m.positives() > m.examples() || m.flagged() > m.examples()) {
+    return absl::InvalidArgumentError(
+        "metrics: need examples > 0, positives <= examples and flagged <= examples");
+  }
+  // Examples weight the mean across nodes; a hold-out beyond a billion rows
+  // is not a customs administration's.
+  if (m.examples() > 1'000'000'000) {
+    return absl::InvalidArgumentError("metrics: examples must be at most 1000000000");
+  }
+  if (!InUnitInterval(m.accuracy())) {
+    return absl::InvalidArgumentError("metrics: accuracy must be within [0, 1]");
+  }
+  for (const v1::AtBudget& b : m.at_budget()) {
+    if (!InUnitInterval(b.precision()) || !InUnitInterval(b.recall()) || b.percent() == 0 ||
+        b.percent() > 100) {
+      return absl::InvalidArgumentError(
+          "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]");
+    }
+  }
+  if (m.has_selection()) {
+    const v1::SelectionEvaluation& s = m.selection();
+    if (s.budget_percent() == 0 || s.budget_percent() > 100) {
+      return absl::InvalidArgumentError("metrics: selection.budget_percent must be in 1..100");
+    }
+    for (const auto* c : {&s.random(), &s.risk_selected()}) {
+      const char* which = c == &s.random() ? "random" : "risk_selected";
+      if (c->positives() > c->rows() || c->flagged() > c->rows() ||
+          c->flagged_positives() > std::min(c->flagged(), c->positives())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "metrics: selection.", which,
+            " needs positives <= rows, flagged <= rows and flagged_positives <= both"));
+      }
+    }
+    // Each part on its own first: a sum of two hostile uint64 could wrap.
+    if (s.random().rows() > m.examples() ||
+        s.risk_selected().rows() > m.examples() - s.random().rows()) {
+      return absl::InvalidArgumentError(
+          "metrics: selection rows (random + risk_selected) exceed examples");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fedcustoms::coordinator
