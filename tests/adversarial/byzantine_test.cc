@@ -24,8 +24,8 @@
 #include "node/client/coordinator_client.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
-#include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -41,14 +41,9 @@ class ByzantineTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::vector<std::string> admins = kHonest;
     admins.insert(admins.end(), kAttackers.begin(), kAttackers.end());
-    auto dir = testing_support::MakeFederationDir("byzantine", admins);
+    auto dir = testing_support::MakeFederationWithData("byzantine", admins, kHonest, 3000, 11);
     ASSERT_TRUE(dir.ok()) << dir.status();
     root_ = new std::string(*dir);
-    synth::SynthOptions synth;
-    synth.admins = kHonest;
-    synth.rows = 3000;
-    synth.seed = 11;
-    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

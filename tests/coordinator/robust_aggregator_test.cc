@@ -10,7 +10,7 @@
 #include <numeric>
 
 #include "coordinator/config/coordinator_config.h"
-#include "tests/federation/loopback_federation.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms::coordinator {
 namespace {

@@ -16,7 +16,7 @@
 #include "coordinator/aggregation/fed_avg.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/registry/model_registry.h"
-#include "tests/federation/loopback_federation.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms::coordinator {
 namespace {

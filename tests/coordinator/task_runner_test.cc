@@ -26,7 +26,7 @@
 #include "coordinator/registry/model_registry.h"
 #include "node/secure/secure_aggregation_session.h"
 #include "tests/coordinator/fake_clock.h"
-#include "tests/federation/loopback_federation.h"
+#include "tests/support/loopback_federation.h"
 #include "tests/support/federation_dir.h"
 #include "tests/support/small_declaration_schema.h"
 

@@ -51,8 +51,8 @@
 #include "node/config/node_config.h"
 #include "node/local_data.h"
 #include "node/node.h"
-#include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -61,14 +61,10 @@ namespace fs = std::filesystem;
 class FederationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationDir("federation", {"EE", "FI", "LV"});
+    auto dir = testing_support::MakeFederationWithData("federation", {"EE", "FI", "LV"},
+                                                       {"EE", "FI", "LV"}, 4000, 5);
     ASSERT_TRUE(dir.ok()) << dir.status();
     root_ = new std::string(*dir);
-    synth::SynthOptions synth;
-    synth.admins = {"EE", "FI", "LV"};
-    synth.rows = 4000;
-    synth.seed = 5;
-    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

@@ -27,8 +27,8 @@
 #include "coordinator/coordinator.h"
 #include "node/client/coordinator_client.h"
 #include "node/secure/secure_aggregation_session.h"
-#include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -51,13 +51,10 @@ enum class DropAt {
 class SecureAggregationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationDir("secagg", kAdmins);
+    // Declarations of EE only, for the schema file.
+    auto dir = testing_support::MakeFederationWithData("secagg", kAdmins, {"EE"}, 200);
     ASSERT_TRUE(dir.ok()) << dir.status();
     root_ = new std::string(*dir);
-    synth::SynthOptions synth;  // only for the schema file
-    synth.admins = {"EE"};
-    synth.rows = 200;
-    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

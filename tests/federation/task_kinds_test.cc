@@ -17,8 +17,8 @@
 #include "coordinator/registry/model_registry.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
-#include "tests/federation/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -28,14 +28,10 @@ using ::testing::HasSubstr;
 class TaskKindsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationDir("task_kinds", {"EE", "FI", "LV"});
+    auto dir = testing_support::MakeFederationWithData("task_kinds", {"EE", "FI", "LV"},
+                                                       {"EE", "FI", "LV"}, 6000, 5);
     ASSERT_TRUE(dir.ok()) << dir.status();
     root_ = new std::string(*dir);
-    synth::SynthOptions synth;
-    synth.admins = {"EE", "FI", "LV"};
-    synth.rows = 6000;
-    synth.seed = 5;
-    ASSERT_TRUE(testing_support::AddSyntheticData(*root_, synth).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);

@@ -37,4 +37,20 @@ inline absl::Status AddSyntheticData(const std::string& dir, synth::SynthOptions
   return synth::SynthesizeDeclarations(options);
 }
 
+// A test suite's federation directory: MakeFederationDir(name, pki_admins)
+// with synthetic declarations for `data_admins` (`rows` for the largest,
+// generator seed `seed`) under <dir>/data.
+inline absl::StatusOr<std::string> MakeFederationWithData(
+    const std::string& name, const std::vector<std::string>& pki_admins,
+    const std::vector<std::string>& data_admins, uint64_t rows, uint64_t seed = 7) {
+  absl::StatusOr<std::string> dir = MakeFederationDir(name, pki_admins);
+  if (!dir.ok()) return dir.status();
+  synth::SynthOptions synth;
+  synth.admins = data_admins;
+  synth.rows = rows;
+  synth.seed = seed;
+  if (absl::Status s = AddSyntheticData(*dir, synth); !s.ok()) return s;
+  return dir;
+}
+
 }  // namespace fedcustoms::testing_support
