@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
+#include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/tensor/chunker.h"
 #include "common/tls/credentials.h"
@@ -144,7 +144,7 @@ absl::Status Coordinator::Start() {
                config_.listen_address(), port_, runners_.size(),
                config_.aggregation_mode() == v1::SECURE ? "secure" : "trusted");
   if (!config_.port_file().empty()) {
-    if (absl::Status s = crypto::WriteFileAtomically(config_.port_file(), std::to_string(port_));
+    if (absl::Status s = io::WriteFileAtomically(config_.port_file(), std::to_string(port_));
         !s.ok()) {
       return s;
     }

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/manifest/signed_manifest.h"
 #include "common/process/crash_point.h"

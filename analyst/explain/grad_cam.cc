@@ -7,7 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::analyst {
 
@@ -86,7 +86,7 @@ absl::Status WriteGradCamOverlay(const uint16_t* pixels, const GradCam& cam,
   } catch (const cv::Exception& e) {
     return absl::InternalError(absl::StrCat(path, ": PNG encoding failed: ", e.what()));
   }
-  return crypto::WriteFileAtomically(
+  return io::WriteFileAtomically(
       path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
+#include "common/io/small_file.h"
 
 namespace fedcustoms::fusion {
 namespace {
@@ -524,7 +525,7 @@ absl::StatusOr<FusionInput> ParseFusionInput(std::string_view text, std::string_
 }
 
 absl::StatusOr<FusionInput> LoadFusionInput(const std::string& path) {
-  auto text = config::ReadSmallFile(path, kMaxFusionInputBytes, "a fusion input");
+  auto text = io::ReadSmallFile(path, kMaxFusionInputBytes, "a fusion input");
   if (!text.ok()) return text.status();
   return ParseFusionInput(*text, path);
 }

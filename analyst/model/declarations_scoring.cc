@@ -16,9 +16,9 @@
 #include "analyst/model/csv_field.h"
 #include "analyst/model/declaration_scorer.h"
 #include "analyst/model/pulled_model.h"
-#include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "common/io/atomic_file.h"
 #include "common/metrics/selection_counts.h"
 
 namespace fedcustoms::analyst {
@@ -207,7 +207,7 @@ absl::StatusOr<ScoreFileSummary> ScoreDeclarationsFile(const ScoreFileOptions& o
     }
     out += '\n';
   }
-  if (absl::Status s = crypto::WriteFileAtomically(options.out_csv, out); !s.ok()) return s;
+  if (absl::Status s = io::WriteFileAtomically(options.out_csv, out); !s.ok()) return s;
   return summary;
 }
 

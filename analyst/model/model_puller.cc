@@ -5,9 +5,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/manifest/signed_manifest.h"
 #include "common/tensor/chunk_download.h"
 #include "common/tls/credentials.h"
@@ -32,16 +32,16 @@ absl::StatusOr<manifest::ModelManifest> VerifyPulledModel(const std::string& dir
                                                           std::string* weights) {
   auto verifier = crypto::Ed25519Verifier::Create(public_key_path);
   if (!verifier.ok()) return verifier.status();
-  auto json = crypto::ReadFile(dir + "/manifest.json");
+  auto json = io::ReadFile(dir + "/manifest.json");
   if (!json.ok()) return json.status();
-  auto signature = crypto::ReadFile(dir + "/manifest.sig");
+  auto signature = io::ReadFile(dir + "/manifest.sig");
   if (!signature.ok()) return signature.status();
   auto m = manifest::VerifyManifest({*json, *signature}, **verifier, dir + "/manifest.json");
   if (!m.ok()) return m.status();
   const std::string path = dir + "/" + m->weights_file;
   absl::StatusOr<std::string> sha;
   if (weights != nullptr) {
-    auto bytes = crypto::ReadFile(path);
+    auto bytes = io::ReadFile(path);
     if (!bytes.ok()) return bytes.status();
     sha = crypto::Sha256Hex(*bytes);
     *weights = *std::move(bytes);
@@ -117,12 +117,12 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
   std::filesystem::rename(staging, weights, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot write ", weights, ": ", ec.message()));
   if (absl::Status s =
-          crypto::WriteFileAtomically(options.out_dir + "/manifest.json", response.manifest_json());
+          io::WriteFileAtomically(options.out_dir + "/manifest.json", response.manifest_json());
       !s.ok()) {
     return s;
   }
   if (absl::Status s =
-          crypto::WriteFileAtomically(options.out_dir + "/manifest.sig", response.signature());
+          io::WriteFileAtomically(options.out_dir + "/manifest.sig", response.signature());
       !s.ok()) {
     return s;
   }

@@ -11,7 +11,7 @@
 #include "analyst/model/csv_field.h"
 #include "analyst/model/model_puller.h"
 #include "analyst/model/pulled_model.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
 #include "common/training/xray_trainer.h"
@@ -154,7 +154,7 @@ absl::StatusOr<XrayScoreSummary> ScoreXrayFile(const XrayScoreOptions& options) 
     summary.peak_in_box_rate = static_cast<double>(peaks_in_box) / summary.boxed_images;
     summary.box_area_share = box_share / summary.boxed_images;
   }
-  if (absl::Status s = crypto::WriteFileAtomically(options.out_csv, out); !s.ok()) return s;
+  if (absl::Status s = io::WriteFileAtomically(options.out_csv, out); !s.ok()) return s;
   return summary;
 }
 

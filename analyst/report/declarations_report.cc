@@ -8,9 +8,9 @@
 #include "analyst/model/declaration_scorer.h"
 #include "analyst/model/pulled_model.h"
 #include "analyst/report/report_html.h"
-#include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::analyst {
 
@@ -72,12 +72,11 @@ absl::StatusOr<DeclarationsReportSummary> ReportDeclarationsFile(
   char generated[32];
   std::strftime(generated, sizeof generated, "%Y-%m-%d %H:%M UTC", &utc);
   page.generated_at = generated;
-  if (absl::Status s = crypto::WriteFileAtomically(summary.json_path, json.dump(2) + "\n");
-      !s.ok()) {
+  if (absl::Status s = io::WriteFileAtomically(summary.json_path, json.dump(2) + "\n"); !s.ok()) {
     return s;
   }
-  if (absl::Status s = crypto::WriteFileAtomically(summary.html_path,
-                                                   report::RenderGroupReportHtml(*built, page));
+  if (absl::Status s =
+          io::WriteFileAtomically(summary.html_path, report::RenderGroupReportHtml(*built, page));
       !s.ok()) {
     return s;
   }

@@ -37,7 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/named_tensors.h"
 #include "coordinator/aggregation/fed_avg.h"
 #include "coordinator/aggregation/robust_aggregator.h"
@@ -417,14 +417,14 @@ absl::StatusOr<NumpyResult> RunNumpy(const TempDir& dir, uint32_t nodes, int64_t
                                               dir.path(), "' >'", json_path, "' 2>'", log_path, "'")
                                      .c_str());
   if (status != 0) {
-    const absl::StatusOr<std::string> log = crypto::ReadFile(log_path);
+    const absl::StatusOr<std::string> log = io::ReadFile(log_path);
     const std::string last = log.ok() ? LastLine(*log) : "";
     return absl::UnavailableError(
         !last.empty() ? last
                       : absl::StrCat(script, " exited with status ",
                                      WIFEXITED(status) ? WEXITSTATUS(status) : status));
   }
-  const absl::StatusOr<std::string> text = crypto::ReadFile(json_path);
+  const absl::StatusOr<std::string> text = io::ReadFile(json_path);
   if (!text.ok()) return text.status();
   const json parsed = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.contains("fedavg_ms")) {

@@ -40,7 +40,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/models/xray_cnn.h"
 #include "common/pki/dev_pki.h"
 #include "common/task/task_model.h"
@@ -153,8 +153,8 @@ absl::Status WriteIdx(const xray::XrayDataset& data, const std::vector<int64_t>&
     for (size_t k = 0; k < data.item_values(); ++k) images.push_back(static_cast<char>(p[k] / 257));
     labels.push_back(static_cast<char>(data.labels[static_cast<size_t>(i)]));
   }
-  if (absl::Status s = crypto::WriteFileAtomically(images_path, images); !s.ok()) return s;
-  return crypto::WriteFileAtomically(labels_path, labels);
+  if (absl::Status s = io::WriteFileAtomically(images_path, images); !s.ok()) return s;
+  return io::WriteFileAtomically(labels_path, labels);
 }
 
 struct Tensors {
@@ -229,7 +229,7 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
                                                                {"gather_seconds", 1},
                                                                {"training", training},
                                                                {"xray_model", model_json}}}));
-  if (absl::Status s = crypto::WriteFileAtomically(root + "/coordinator.json", coordinator.dump(2));
+  if (absl::Status s = io::WriteFileAtomically(root + "/coordinator.json", coordinator.dump(2));
       !s.ok()) {
     return s;
   }
@@ -252,7 +252,7 @@ absl::StatusOr<std::vector<double>> RunFederation(const Options& o, const std::s
                     {"image_size", 28},
                     {"classes", kClasses}};
     node["holdout_fraction"] = 0.02;
-    if (absl::Status s = crypto::WriteFileAtomically(dir + "/node.json", node.dump(2)); !s.ok()) {
+    if (absl::Status s = io::WriteFileAtomically(dir + "/node.json", node.dump(2)); !s.ok()) {
       return s;
     }
     auto process =

@@ -35,8 +35,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/certificate_authority.h"
 #include "common/secagg/fixed_point.h"
 #include "common/secagg/key_advertisement.h"
@@ -505,8 +505,8 @@ absl::StatusOr<json> RunFlower(const std::string& dir) {
   const int status = std::system(absl::StrCat(kPython, " '", script, "' --quick --out '", out_path,
                                               "' >/dev/null 2>'", log_path, "'")
                                      .c_str());
-  const absl::StatusOr<std::string> log = crypto::ReadFile(log_path);
-  const absl::StatusOr<std::string> text = crypto::ReadFile(out_path);
+  const absl::StatusOr<std::string> log = io::ReadFile(log_path);
+  const absl::StatusOr<std::string> text = io::ReadFile(out_path);
   std::error_code ignored;
   fs::remove(out_path, ignored);
   fs::remove(log_path, ignored);

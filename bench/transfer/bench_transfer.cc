@@ -24,8 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "bench/transfer/raw_tls_stream.h"
-#include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "common/tensor/tensor_codec.h"
 #include "common/tls/credentials.h"
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
                   {{"name", "value"}, {"role", "NUMERIC"}, {"log1p", true}},
                   {{"name", "code"}, {"role", "CATEGORICAL"}, {"hash_buckets", buckets}},
                   {{"name", "label"}, {"role", "LABEL"}}}}};
-    (void)fedcustoms::crypto::WriteFileAtomically(dir + "/schema.json", schema.dump());
+    (void)fedcustoms::io::WriteFileAtomically(dir + "/schema.json", schema.dump());
     json config{{"listen_address", "127.0.0.1:0"},
                 {"tls",
                  {{"ca_cert", pki.dir + "/ca.pem"},
@@ -168,14 +168,14 @@ int main(int argc, char** argv) {
                    {"eval_deadline_seconds", 1},
                    {"schema_file", dir + "/schema.json"},
                    {"model", {{"hidden_units", {8}}, {"embedding_dim", 64}}}}}}};
-    (void)fedcustoms::crypto::WriteFileAtomically(dir + "/coordinator.json", config.dump());
+    (void)fedcustoms::io::WriteFileAtomically(dir + "/coordinator.json", config.dump());
     auto coordinator = ChildProcess::Spawn(
         {bin + "/fedcustoms-coordinator", "--config", dir + "/coordinator.json"},
         dir + "/coordinator.log");
     if (!coordinator.ok()) return 1;
     std::string port;
     for (int i = 0; i < 1200 && port.empty(); ++i) {
-      auto text = fedcustoms::crypto::ReadFile(dir + "/port");
+      auto text = fedcustoms::io::ReadFile(dir + "/port");
       if (text.ok())
         port = *text;
       else

@@ -33,14 +33,6 @@ namespace fedcustoms::config {
 absl::Status ParseProtoJson(std::string_view json, std::string_view source_name,
                             google::protobuf::Message* out);
 
-// The whole file at `path`, read in chunks so that a file larger than
-// `max_bytes` (or a pipe) is refused without reading it all. Errors name the
-// path: NotFound when it cannot be opened, InvalidArgument for a directory or
-// "<path>: larger than <max_bytes> bytes, the most <what> may have",
-// DataLoss on a read error.
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
-                                          std::string_view what);
-
 // Reads the file at `path` (at most 64 MiB) and parses it with
 // ParseProtoJson(); errors name the path. NotFound when the file cannot be
 // opened.

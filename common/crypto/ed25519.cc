@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::crypto {
 namespace {
@@ -25,7 +25,7 @@ absl::Status RequireEd25519(const EVP_PKEY* key, const std::string& source) {
 
 absl::StatusOr<std::unique_ptr<Ed25519Signer>> Ed25519Signer::Create(
     const std::string& private_key_path) {
-  absl::StatusOr<std::string> pem = ReadFile(private_key_path);
+  absl::StatusOr<std::string> pem = io::ReadFile(private_key_path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<std::unique_ptr<Ed25519Signer>> signer = FromPem(*pem, private_key_path);
   WipeString(*pem);
@@ -58,7 +58,7 @@ std::string Ed25519Signer::Sign(std::string_view message) const {
 
 absl::StatusOr<std::unique_ptr<Ed25519Verifier>> Ed25519Verifier::Create(
     const std::string& public_key_path) {
-  absl::StatusOr<std::string> pem = ReadFile(public_key_path);
+  absl::StatusOr<std::string> pem = io::ReadFile(public_key_path);
   if (!pem.ok()) return pem.status();
   return FromPem(*pem, public_key_path);
 }
@@ -103,10 +103,10 @@ absl::Status GenerateEd25519KeyPair(const std::string& private_key_path,
                         absl::StrCat(private_key_path, ": Ed25519 key generation"));
   }
   std::string private_pem = PrivateKeyToPem(key.get());
-  absl::Status written = WriteFileAtomically(private_key_path, private_pem, 0600);
+  absl::Status written = io::WriteFileAtomically(private_key_path, private_pem, 0600);
   WipeString(private_pem);
   if (!written.ok()) return written;
-  return WriteFileAtomically(public_key_path, PublicKeyToPem(key.get()), 0644);
+  return io::WriteFileAtomically(public_key_path, PublicKeyToPem(key.get()), 0644);
 }
 
 }  // namespace fedcustoms::crypto

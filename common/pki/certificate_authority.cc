@@ -5,9 +5,9 @@
 #include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::pki {
 namespace {
@@ -192,21 +192,21 @@ absl::StatusOr<KeyAndCertificate> IssueCertificate(const KeyAndCertificate& ca,
 absl::Status WritePemFiles(const KeyAndCertificate& pair, const std::string& cert_path,
                            const std::string& key_path) {
   std::string key_pem = crypto::PrivateKeyToPem(pair.key.get());
-  absl::Status written = crypto::WriteFileAtomically(key_path, key_pem, 0600);
+  absl::Status written = io::WriteFileAtomically(key_path, key_pem, 0600);
   crypto::WipeString(key_pem);
   if (!written.ok()) return written;
-  return crypto::WriteFileAtomically(cert_path, crypto::CertificateToPem(pair.cert.get()), 0644);
+  return io::WriteFileAtomically(cert_path, crypto::CertificateToPem(pair.cert.get()), 0644);
 }
 
 absl::StatusOr<KeyAndCertificate> ReadPemFiles(const std::string& cert_path,
                                                const std::string& key_path) {
-  auto cert_pem = crypto::ReadFile(cert_path);
+  auto cert_pem = io::ReadFile(cert_path);
   if (!cert_pem.ok()) return cert_pem.status();
   auto certs = crypto::CertificatesFromPem(*cert_pem, cert_path);
   if (!certs.ok()) return certs.status();
   std::string key_pem;
   {
-    auto read = crypto::ReadFile(key_path);
+    auto read = io::ReadFile(key_path);
     if (!read.ok()) return read.status();
     key_pem = *std::move(read);
   }

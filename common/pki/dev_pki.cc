@@ -6,9 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/revocation_list.h"
 
 namespace fedcustoms::pki {
@@ -143,7 +143,7 @@ absl::Status RevokeDevCertificates(const RevokeOptions& options) {
   std::vector<crypto::X509Ptr> certs;
   for (const std::string& name : options.names) {
     const std::string path = absl::StrCat(options.dir, "/", name, ".pem");
-    auto pem = crypto::ReadFile(path);
+    auto pem = io::ReadFile(path);
     if (!pem.ok()) return pem.status();
     auto parsed = crypto::CertificatesFromPem(*pem, path);
     if (!parsed.ok()) return parsed.status();
@@ -159,7 +159,7 @@ absl::Status RevokeDevCertificates(const RevokeOptions& options) {
   auto crl = MakeRevocationListPem(*ca, revoked, std::chrono::hours(24) * options.valid_days);
   if (!crl.ok()) return crl.status();
   const std::string out = options.out.empty() ? options.dir + "/crl.pem" : options.out;
-  return crypto::WriteFileAtomically(out, *crl, 0644);
+  return io::WriteFileAtomically(out, *crl, 0644);
 }
 
 }  // namespace fedcustoms::pki

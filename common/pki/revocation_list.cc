@@ -7,9 +7,9 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/certificate_chain.h"
 
 namespace fedcustoms::pki {
@@ -41,9 +41,9 @@ std::string SerialHex(const ASN1_INTEGER* serial) {
 
 absl::StatusOr<std::shared_ptr<const RevocationList>> RevocationList::Load(
     const std::string& crl_path, const std::string& ca_cert_path) {
-  auto pem = crypto::ReadFile(crl_path);
+  auto pem = io::ReadFile(crl_path);
   if (!pem.ok()) return pem.status();
-  auto ca_pem = crypto::ReadFile(ca_cert_path);
+  auto ca_pem = io::ReadFile(ca_cert_path);
   if (!ca_pem.ok()) return ca_pem.status();
   auto cas = crypto::CertificatesFromPem(*ca_pem, ca_cert_path);
   if (!cas.ok()) return cas.status();

@@ -6,9 +6,9 @@
 #include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/certificate_chain.h"
 #include "common/pki/peer_identity.h"
 
@@ -49,7 +49,7 @@ std::string AdvertisementPayload(const AdvertisedKeys& keys) {
 
 absl::StatusOr<std::unique_ptr<KeyAdvertisementSigner>> KeyAdvertisementSigner::Create(
     const std::string& private_key_path) {
-  absl::StatusOr<std::string> pem = crypto::ReadFile(private_key_path);
+  absl::StatusOr<std::string> pem = io::ReadFile(private_key_path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<crypto::EvpPkeyPtr> key = crypto::PrivateKeyFromPem(*pem, private_key_path);
   crypto::WipeString(*pem);
@@ -77,7 +77,7 @@ absl::StatusOr<std::string> KeyAdvertisementSigner::Sign(const AdvertisedKeys& k
 
 absl::StatusOr<std::unique_ptr<KeyAdvertisementVerifier>> KeyAdvertisementVerifier::Create(
     const std::string& ca_cert_path) {
-  absl::StatusOr<std::string> pem = crypto::ReadFile(ca_cert_path);
+  absl::StatusOr<std::string> pem = io::ReadFile(ca_cert_path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<std::vector<crypto::X509Ptr>> cas =
       crypto::CertificatesFromPem(*pem, ca_cert_path);

@@ -23,7 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/config/proto_json.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/synth/synth_rng.h"
 
 namespace fedcustoms::synth {
@@ -516,8 +516,8 @@ size_t ChapterIndex(int code) {
 
 // Streams the administration's declarations into `writer` and the ground
 // truth of its frauds into `truth`; counts the positives into `*positives`.
-absl::Status GenerateCsv(const Profile& p, Rng& rng, crypto::AtomicFileWriter* writer,
-                         crypto::AtomicFileWriter* truth, uint64_t* positives) {
+absl::Status GenerateCsv(const Profile& p, Rng& rng, io::AtomicFileWriter* writer,
+                         io::AtomicFileWriter* truth, uint64_t* positives) {
   constexpr size_t kFlushBytes = 1 << 20;
   const std::vector<Chapter>& chapters = Chapters();
   std::string out;
@@ -756,8 +756,8 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     Profile profile =
         BuildProfile(code, hub, hub_count, AdministrationRows(options.rows, i), profile_rng);
     profile.emerging_scheme = options.emerging_scheme;
-    crypto::AtomicFileWriter csv;
-    crypto::AtomicFileWriter truth;
+    io::AtomicFileWriter csv;
+    io::AtomicFileWriter truth;
     uint64_t positives = 0;
     if (absl::Status s = csv.Open(dir + "/declarations.csv"); !s.ok()) return s;
     if (absl::Status s = truth.Open(dir + "/" + std::string(kTruthFileName)); !s.ok()) return s;
@@ -766,8 +766,7 @@ absl::Status SynthesizeDeclarations(const SynthOptions& options) {
     }
     if (absl::Status s = csv.Commit(); !s.ok()) return s;
     if (absl::Status s = truth.Commit(); !s.ok()) return s;
-    if (absl::Status s =
-            crypto::WriteFileAtomically(dir + "/declarations.schema.json", *schema_json);
+    if (absl::Status s = io::WriteFileAtomically(dir + "/declarations.schema.json", *schema_json);
         !s.ok()) {
       return s;
     }

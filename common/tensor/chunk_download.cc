@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/chunker.h"
 
 namespace fedcustoms::tensor {
@@ -48,7 +48,7 @@ absl::StatusOr<std::string> ReceiveToFile(grpc::ClientReaderInterface<v1::DataCh
   out.close();
   if (!out) return fail(absl::InternalError(absl::StrCat("cannot write ", temp, " (disk full?)")));
   // Durable before it is visible: a crash never leaves a torn file at `path`.
-  if (absl::Status s = crypto::PublishFile(temp, path); !s.ok()) return fail(s);
+  if (absl::Status s = io::PublishFile(temp, path); !s.ok()) return fail(s);
   return sha_hex;
 }
 

@@ -17,7 +17,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/tensor_spec.h"
 
 namespace fedcustoms::tensor {
@@ -138,7 +138,7 @@ absl::Status LoadState(torch::nn::Module& module, const NamedTensors& state) {
 absl::Status SavePickledState(const NamedTensors& tensors, const std::filesystem::path& path) {
   // What torch::pickle_save does, but the zip container streams straight into
   // the file instead of into a vector: no second copy of the model in memory.
-  crypto::AtomicFileWriter file;
+  io::AtomicFileWriter file;
   if (absl::Status s = file.Open(path.string()); !s.ok()) return s;
   absl::Status write_status;
   try {

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/certificate_chain.h"
 
 namespace fedcustoms::tls {
@@ -37,7 +37,7 @@ absl::StatusOr<std::string> ReadField(const std::string& path, const char* field
   if (path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("tls.", field, " is not set"));
   }
-  return crypto::ReadFile(path);
+  return io::ReadFile(path);
 }
 
 absl::Status CheckKeyStrength(const EVP_PKEY* key, const std::string& path) {

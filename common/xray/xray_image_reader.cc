@@ -13,7 +13,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::xray {
 namespace {
@@ -134,7 +134,7 @@ absl::StatusOr<XrayImage> ReadXrayImage(const std::string& path, int image_size)
   std::error_code size_error;
   const std::uintmax_t file_bytes = std::filesystem::file_size(path, size_error);
   if (!size_error && file_bytes > kMaxFileBytes) return TooLarge(path, file_bytes);
-  absl::StatusOr<std::string> bytes = crypto::ReadFile(path);
+  absl::StatusOr<std::string> bytes = io::ReadFile(path);
   if (!bytes.ok()) return bytes.status();
   if (bytes->size() > kMaxFileBytes) return TooLarge(path, bytes->size());
   const std::optional<Format> format = Sniff(*bytes);

@@ -11,7 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/xray/xray_image_reader.h"
 #include "common/xray/xray_model_config.h"
 
@@ -95,7 +95,7 @@ class LabelsCsvLoader {
     std::error_code size_error;
     const std::uintmax_t file_bytes = fs::file_size(path_, size_error);
     if (!size_error && file_bytes > kMaxCsvBytes) return TooLarge(file_bytes);
-    absl::StatusOr<std::string> text = crypto::ReadFile(path_);
+    absl::StatusOr<std::string> text = io::ReadFile(path_);
     if (!text.ok()) return text.status();
     if (text->size() > kMaxCsvBytes) return TooLarge(text->size());
     std::string_view rest = *text;

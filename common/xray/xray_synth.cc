@@ -19,7 +19,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/synth/synth_rng.h"
 
 namespace fedcustoms::xray {
@@ -571,7 +571,7 @@ absl::Status SynthesizeAdministration(const XraySynthOptions& options, const Pro
       absl::StrAppend(&csv, ",", box[0], ",", box[1], ",", box[2], ",", box[3], "\n");
     }
   }
-  if (absl::Status s = crypto::WriteFileAtomically(labels_path, csv); !s.ok()) return s;
+  if (absl::Status s = io::WriteFileAtomically(labels_path, csv); !s.ok()) return s;
   spdlog::info("synth xray: {}: {} images, {} threats ({:.1f} %): firearm {}, knife {}, drugs {}",
                p.dir, options.images, options.images - per_class[0],
                100.0 * (options.images - per_class[0]) / options.images, per_class[1], per_class[2],

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/process/crash_point.h"
 
@@ -131,13 +131,12 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::Publish(
     m.server_state_sha256 = *state_sha;
   }
   manifest::SignedManifest signed_manifest = manifest::SignManifest(m, *signer_);
-  if (absl::Status s =
-          crypto::WriteFileAtomically(staging + "/manifest.json", signed_manifest.json);
+  if (absl::Status s = io::WriteFileAtomically(staging + "/manifest.json", signed_manifest.json);
       !s.ok()) {
     return fail(s);
   }
   if (absl::Status s =
-          crypto::WriteFileAtomically(staging + "/manifest.sig", signed_manifest.signature);
+          io::WriteFileAtomically(staging + "/manifest.sig", signed_manifest.signature);
       !s.ok()) {
     return fail(s);
   }
@@ -195,9 +194,9 @@ absl::StatusOr<manifest::SignedManifest> ModelRegistry::ReadManifest(
     return absl::NotFoundError(absl::StrCat("task \"", task, "\" has no version ", v));
   }
   const std::string dir = VersionDir(task, v);
-  absl::StatusOr<std::string> json = crypto::ReadFile(dir + "/manifest.json");
+  absl::StatusOr<std::string> json = io::ReadFile(dir + "/manifest.json");
   if (!json.ok()) return json.status();
-  absl::StatusOr<std::string> signature = crypto::ReadFile(dir + "/manifest.sig");
+  absl::StatusOr<std::string> signature = io::ReadFile(dir + "/manifest.sig");
   if (!signature.ok()) return signature.status();
   manifest::SignedManifest signed_manifest{*std::move(json), *std::move(signature)};
   if (verifier_ != nullptr) {

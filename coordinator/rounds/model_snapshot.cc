@@ -3,8 +3,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/tensor_codec.h"
 
 namespace fedcustoms::coordinator {
@@ -18,7 +18,7 @@ absl::StatusOr<WireDigest> WriteWireFile(const tensor::NamedTensors& tensors,
                                          const std::string& path) {
   tensor::TensorEncoder encoder(tensors);
   if (!encoder.status().ok()) return encoder.status();
-  crypto::AtomicFileWriter file;
+  io::AtomicFileWriter file;
   if (absl::Status s = file.Open(path); !s.ok()) return s;
   crypto::Sha256 hasher;
   std::vector<char> buffer(kBufferBytes);

@@ -11,9 +11,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
+#include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
 #include "common/process/crash_point.h"
@@ -322,16 +322,15 @@ absl::Status TaskRunner::CheckStorage(size_t nodes) const {
   constexpr uint64_t kMargin = 1 << 20;
   // A version: the weights and a server state of up to two model-sized
   // tensors per parameter (Adam's moments).
-  if (absl::Status s = crypto::CheckWritableSpace(registry_->root(), 3 * model_bytes_ + kMargin);
+  if (absl::Status s = io::CheckWritableSpace(registry_->root(), 3 * model_bytes_ + kMargin);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("model registry: ", s.message()));
   }
-  if (absl::Status s = crypto::CheckWritableSpace(options_.models_dir, model_bytes_ + kMargin);
+  if (absl::Status s = io::CheckWritableSpace(options_.models_dir, model_bytes_ + kMargin);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("model directory: ", s.message()));
   }
-  if (absl::Status s =
-          crypto::CheckWritableSpace(options_.spool_dir, nodes * model_bytes_ + kMargin);
+  if (absl::Status s = io::CheckWritableSpace(options_.spool_dir, nodes * model_bytes_ + kMargin);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("upload spool: ", s.message()));
   }

@@ -189,7 +189,7 @@ class TaskRunner {
   // the ledger (so a restart knows where the round was interrupted).
   void EnterPhase(Phase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the registry, the model directory and the upload spool can take
-  // a round of `nodes` nodes (crypto::CheckWritableSpace).
+  // a round of `nodes` nodes (io::CheckWritableSpace).
   absl::Status CheckStorage(size_t nodes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/peer_identity.h"
 #include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
@@ -13,7 +13,7 @@ namespace fedcustoms::node {
 
 absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSession::Create(
     const v1::TlsFiles& tls) {
-  absl::StatusOr<std::string> cert_pem = crypto::ReadFile(tls.cert());
+  absl::StatusOr<std::string> cert_pem = io::ReadFile(tls.cert());
   if (!cert_pem.ok()) return cert_pem.status();
   absl::StatusOr<pki::PeerIdentity> identity = pki::PeerIdentityFromPem(*cert_pem, tls.cert());
   if (!identity.ok()) return identity.status();

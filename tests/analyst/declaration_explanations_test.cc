@@ -17,9 +17,9 @@
 #include "analyst/explain/declaration_explainer.h"
 #include "analyst/model/declarations_scoring.h"
 #include "analyst/model/pulled_model.h"
-#include "common/crypto/atomic_file.h"
 #include "common/data/declaration_schema.h"
 #include "common/data/declarations_csv.h"
+#include "common/io/atomic_file.h"
 #include "common/task/declaration_models.h"
 #include "common/tensor/named_tensors.h"
 #include "common/training/anomaly_trainer.h"
@@ -65,9 +65,8 @@ class DeclarationExplanationsTest : public ::testing::Test {
                            absl::StrCat("fedcustoms-explain-", ::getpid()));
     std::filesystem::create_directories(*dir_);
     ASSERT_TRUE(
-        crypto::WriteFileAtomically(*dir_ + "/schema.json", testing_support::kSmallSchemaJson)
-            .ok());
-    ASSERT_TRUE(crypto::WriteFileAtomically(*dir_ + "/data.csv", MakeCsv(3000, 11)).ok());
+        io::WriteFileAtomically(*dir_ + "/schema.json", testing_support::kSmallSchemaJson).ok());
+    ASSERT_TRUE(io::WriteFileAtomically(*dir_ + "/data.csv", MakeCsv(3000, 11)).ok());
     auto schema = data::LoadDeclarationSchema(*dir_ + "/schema.json");
     ASSERT_TRUE(schema.ok()) << schema.status();
     auto table = data::ReadDeclarationsCsv(*dir_ + "/data.csv", *schema, v1::FAIL);

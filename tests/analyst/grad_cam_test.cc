@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "analyst/model/xray_scoring.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/named_tensors.h"
 #include "common/training/xray_trainer.h"
 #include "common/xray/xray_labels_csv.h"
@@ -150,7 +150,7 @@ TEST_F(GradCamTest, ImagesWithoutLabelsAreScoredAndADeclarationModelIsRefused) {
   std::string list = "path\n";
   for (int i = 0; i < 5; ++i)
     list += absl::StrCat(*dir_, "/FI/images/", absl::StrFormat("%06d", i), ".png\n");
-  ASSERT_TRUE(crypto::WriteFileAtomically(*dir_ + "/to_score.csv", list).ok());
+  ASSERT_TRUE(io::WriteFileAtomically(*dir_ + "/to_score.csv", list).ok());
   XrayScoreOptions options;
   options.model_dir = *dir_ + "/model";
   options.public_key = *public_key_;

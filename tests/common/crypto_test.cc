@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "tests/support/temp_dir.h"
 
 namespace fedcustoms::crypto {
@@ -25,6 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using io::AtomicFileWriter;
+using io::ReadFile;
+using io::WriteFileAtomically;
 using testing_support::ModeOf;
 using testing_support::TempDir;
 

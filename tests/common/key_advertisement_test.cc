@@ -8,7 +8,7 @@
 
 #include <filesystem>
 
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 
 namespace fedcustoms::secagg {
@@ -57,7 +57,7 @@ class KeyAdvertisementTest : public testing::Test {
     EXPECT_TRUE(signer.ok()) << signer.status();
     auto signature = (*signer)->Sign(keys);
     EXPECT_TRUE(signature.ok()) << signature.status();
-    return {*signature, *crypto::ReadFile(*root_ + "/" + pki + "/" + holder + ".pem")};
+    return {*signature, *io::ReadFile(*root_ + "/" + pki + "/" + holder + ".pem")};
   }
 
   std::string Refusal(const AdvertisedKeys& keys,

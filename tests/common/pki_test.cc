@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/dev_pki.h"
 #include "common/pki/peer_identity.h"
@@ -29,7 +29,7 @@ using testing_support::ModeOf;
 using testing_support::TempDir;
 
 crypto::X509Ptr LoadCert(const std::string& path) {
-  absl::StatusOr<std::string> pem = crypto::ReadFile(path);
+  absl::StatusOr<std::string> pem = io::ReadFile(path);
   if (!pem.ok()) return nullptr;
   auto certs = crypto::CertificatesFromPem(*pem, path);
   if (!certs.ok()) return nullptr;
@@ -101,7 +101,7 @@ TEST_F(PkiDevPkiTest, CertificatesCarryCommonNameAndRoleInOu) {
         Expected{"analyst.pem", "analyst", Role::kAnalyst},
         Expected{"admin.pem", "admin", Role::kAdmin}}) {
     absl::StatusOr<PeerIdentity> identity =
-        PeerIdentityFromPem(*crypto::ReadFile(File(e.file)), e.file);
+        PeerIdentityFromPem(*io::ReadFile(File(e.file)), e.file);
     ASSERT_TRUE(identity.ok()) << identity.status();
     EXPECT_EQ(identity->common_name, e.common_name);
     EXPECT_EQ(identity->role, e.role) << e.file;
@@ -134,7 +134,7 @@ TEST_F(PkiDevPkiTest, CoordinatorCertificateNamesLoopback) {
 TEST_F(PkiDevPkiTest, TlsKeysAreP256AndMatchTheirCertificates) {
   for (const char* stem : {"ca", "coordinator", "EE", "analyst", "admin"}) {
     const std::string key_path = File(std::string(stem) + ".key");
-    absl::StatusOr<std::string> pem = crypto::ReadFile(key_path);
+    absl::StatusOr<std::string> pem = io::ReadFile(key_path);
     auto key = crypto::PrivateKeyFromPem(*pem, key_path);
     ASSERT_TRUE(key.ok()) << key.status();
     EXPECT_EQ(crypto::KeyTypeName(key->get()), "EC P-256");
@@ -151,18 +151,18 @@ TEST_F(PkiDevPkiTest, SigningKeyPairSignsAndVerifies) {
 }
 
 TEST_F(PkiDevPkiTest, RefusesToReplaceCaWithoutForce) {
-  const std::string ca_before = *crypto::ReadFile(File("ca.pem"));
+  const std::string ca_before = *io::ReadFile(File("ca.pem"));
   ExpectErrorContains(InitDevPki(Options(Dir())), absl::StatusCode::kAlreadyExists,
                       File("ca.pem") + " exists");
-  EXPECT_EQ(*crypto::ReadFile(File("ca.pem")), ca_before);
+  EXPECT_EQ(*io::ReadFile(File("ca.pem")), ca_before);
 }
 
 TEST_F(PkiDevPkiTest, ForceReplacesCa) {
-  const std::string ca_before = *crypto::ReadFile(File("ca.pem"));
+  const std::string ca_before = *io::ReadFile(File("ca.pem"));
   DevPkiOptions options = Options(Dir());
   options.force = true;
   ASSERT_TRUE(InitDevPki(options).ok());
-  EXPECT_NE(*crypto::ReadFile(File("ca.pem")), ca_before);
+  EXPECT_NE(*io::ReadFile(File("ca.pem")), ca_before);
 }
 
 // Revocation: `fedcustoms certs revoke` writes a CRL the coordinator loads.
@@ -174,13 +174,13 @@ TEST_F(PkiDevPkiTest, RevokedCertificatesAreListedAndOthersPass) {
   auto list = RevocationList::Load(File("crl.pem"), File("ca.pem"));
   ASSERT_TRUE(list.ok()) << list.status();
   EXPECT_EQ((*list)->size(), 1u);
-  const absl::Status ee = (*list)->Check(*crypto::ReadFile(File("EE.pem")));
+  const absl::Status ee = (*list)->Check(*io::ReadFile(File("EE.pem")));
   ExpectErrorContains(ee, absl::StatusCode::kUnauthenticated, "CN=EE");
   EXPECT_TRUE(absl::StartsWith(ee.message(), "certificate serial ")) << ee;
   EXPECT_TRUE(absl::StrContains(ee.message(), ") was revoked on ")) << ee;
   EXPECT_TRUE(absl::EndsWith(ee.message(), "(" + File("crl.pem") + ")")) << ee;
-  EXPECT_TRUE((*list)->Check(*crypto::ReadFile(File("FI.pem"))).ok());
-  EXPECT_TRUE((*list)->Check(*crypto::ReadFile(File("analyst.pem"))).ok());
+  EXPECT_TRUE((*list)->Check(*io::ReadFile(File("FI.pem"))).ok());
+  EXPECT_TRUE((*list)->Check(*io::ReadFile(File("analyst.pem"))).ok());
   ExpectErrorContains((*list)->Check("no certificate"), absl::StatusCode::kInvalidArgument,
                       "peer certificate");
 
@@ -191,15 +191,15 @@ TEST_F(PkiDevPkiTest, RevokedCertificatesAreListedAndOthersPass) {
   auto second = RevocationList::Load(File("crl2.pem"), File("ca.pem"));
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ((*second)->size(), 2u);
-  EXPECT_TRUE((*second)->Check(*crypto::ReadFile(File("EE.pem"))).ok());
-  EXPECT_FALSE((*second)->Check(*crypto::ReadFile(File("analyst.pem"))).ok());
+  EXPECT_TRUE((*second)->Check(*io::ReadFile(File("EE.pem"))).ok());
+  EXPECT_FALSE((*second)->Check(*io::ReadFile(File("analyst.pem"))).ok());
 }
 
 TEST_F(PkiDevPkiTest, RevocationListErrorsNameTheFile) {
   auto write_crl = [&](const KeyAndCertificate& ca, std::chrono::seconds next_update) {
     auto pem = MakeRevocationListPem(ca, {}, next_update);
     EXPECT_TRUE(pem.ok()) << pem.status();
-    EXPECT_TRUE(crypto::WriteFileAtomically(File("bad-crl.pem"), *pem).ok());
+    EXPECT_TRUE(io::WriteFileAtomically(File("bad-crl.pem"), *pem).ok());
     return RevocationList::Load(File("bad-crl.pem"), File("ca.pem")).status();
   };
   auto other_ca = GenerateCa("another CA", std::chrono::hours(24));
@@ -253,7 +253,7 @@ TEST_F(PkiDevPkiTest, RevokeRefusesWhatItCannotList) {
 
 TEST(PkiDevPki, RefusesWhenOnlyCaKeyExists) {
   TempDir tmp;
-  ASSERT_TRUE(crypto::WriteFileAtomically(tmp.File("ca.key"), "x", 0600).ok());
+  ASSERT_TRUE(io::WriteFileAtomically(tmp.File("ca.key"), "x", 0600).ok());
   DevPkiOptions options = Options(tmp.path());
   ExpectErrorContains(InitDevPki(options), absl::StatusCode::kAlreadyExists, "ca.key exists");
 }

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <random>
 
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "tests/support/federation_dir.h"
 
@@ -45,7 +45,7 @@ class SecAggRoundTest : public testing::Test {
       signers_[node] = *KeyAdvertisementSigner::Create(*root_ + "/" + node + ".key");
       SecAggNodeRound::Params params{"risk", 7, node, kThreshold};
       auto round = SecAggNodeRound::Create(params, *signers_[node], *verifier_,
-                                           *crypto::ReadFile(*root_ + "/" + node + ".pem"));
+                                           *io::ReadFile(*root_ + "/" + node + ".pem"));
       ASSERT_TRUE(round.ok()) << round.status();
       rounds_[node] = *std::move(round);
       std::vector<uint32_t> update(kDim);
@@ -212,7 +212,7 @@ TEST_F(SecAggRoundTest, AShareReplayedFromAnotherRoundIsRefused) {
   for (const std::string& node : kNodes) {
     round8[node] =
         *SecAggNodeRound::Create({"risk", 8, node, kThreshold}, *signers_[node], *verifier_,
-                                 *crypto::ReadFile(*root_ + "/" + node + ".pem"));
+                                 *io::ReadFile(*root_ + "/" + node + ".pem"));
     u1_8.push_back(round8[node]->advertisement());
     u1_7.push_back(rounds_[node]->advertisement());
   }

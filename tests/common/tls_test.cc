@@ -21,9 +21,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/openssl_ptr.h"
 #include "common/crypto/pem.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "common/pki/peer_identity.h"
 #include "common/tls/credentials.h"
@@ -51,8 +51,8 @@ v1::TlsFiles Files(const std::string& ca, const std::string& stem) {
 }
 
 pki::KeyAndCertificate LoadPair(const std::string& stem) {
-  absl::StatusOr<std::string> cert = crypto::ReadFile(stem + ".pem");
-  absl::StatusOr<std::string> key = crypto::ReadFile(stem + ".key");
+  absl::StatusOr<std::string> cert = io::ReadFile(stem + ".pem");
+  absl::StatusOr<std::string> key = io::ReadFile(stem + ".key");
   EXPECT_TRUE(cert.ok() && key.ok());
   auto certs = crypto::CertificatesFromPem(*cert, stem + ".pem");
   auto private_key = crypto::PrivateKeyFromPem(*key, stem + ".key");
@@ -78,9 +78,9 @@ pki::IssueOptions NodeOptions(const std::string& code) {
 // checks, so that the server's refusal is what gets tested.
 std::shared_ptr<grpc::ChannelCredentials> RawClientCredentials(const v1::TlsFiles& files) {
   grpc::SslCredentialsOptions options;
-  options.pem_root_certs = *crypto::ReadFile(files.ca_cert());
-  options.pem_cert_chain = *crypto::ReadFile(files.cert());
-  options.pem_private_key = *crypto::ReadFile(files.key());
+  options.pem_root_certs = *io::ReadFile(files.ca_cert());
+  options.pem_cert_chain = *io::ReadFile(files.cert());
+  options.pem_private_key = *io::ReadFile(files.key());
   return grpc::SslCredentials(options);
 }
 
@@ -310,7 +310,7 @@ TEST_F(TlsTest, RefusesClientCertificateWithoutClientAuthUsage) {
 
 TEST_F(TlsTest, RefusesClientWithoutCertificate) {
   grpc::SslCredentialsOptions options;
-  options.pem_root_certs = *crypto::ReadFile(Ca());
+  options.pem_root_certs = *io::ReadFile(Ca());
   CallResult result = Call(Target(), grpc::SslCredentials(options), kHealthCheck);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
@@ -355,7 +355,7 @@ class TlsVersionTest : public TlsTest {
  protected:
   std::pair<int, std::string> SClient(const std::string& version_flag) {
     const std::string empty_conf = Dir() + "/empty-openssl.cnf";
-    EXPECT_TRUE(crypto::WriteFileAtomically(empty_conf, "").ok());
+    EXPECT_TRUE(io::WriteFileAtomically(empty_conf, "").ok());
     return RunCommand(absl::StrCat(
         "OPENSSL_CONF='", empty_conf, "' timeout 30 openssl s_client -connect 127.0.0.1:",
         server_.port, " ", version_flag, " -alpn h2 -CAfile '", Ca(), "' -cert '", Dir(),
@@ -437,7 +437,7 @@ TEST_F(TlsCredentialsTest, RefusesMissingFileNamingIt) {
 
 TEST_F(TlsCredentialsTest, RefusesFileThatIsNotPem) {
   const std::string path = Dir() + "/not-pem.txt";
-  ASSERT_TRUE(crypto::WriteFileAtomically(path, "hello\n").ok());
+  ASSERT_TRUE(io::WriteFileAtomically(path, "hello\n").ok());
   v1::TlsFiles files = Identity("EE");
   files.set_ca_cert(path);
   ExpectClientError(files, absl::StatusCode::kInvalidArgument, path + ": not PEM");

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/update_validator.h"
 
@@ -111,7 +111,7 @@ class TensorFileTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Spool(const tensor::NamedTensors& update) {
     const std::string path = (dir_ / "update.fct").string();
-    EXPECT_TRUE(crypto::WriteFileAtomically(path, *tensor::EncodeToString(update)).ok());
+    EXPECT_TRUE(io::WriteFileAtomically(path, *tensor::EncodeToString(update)).ok());
     return path;
   }
   std::filesystem::path dir_;
@@ -193,7 +193,7 @@ TEST_F(TensorFileTest, TruncatedSpoolIsAnError) {
   std::string bytes = *tensor::EncodeToString(Update(1.0f));
   bytes.resize(bytes.size() - 8);
   const std::string path = (dir_ / "cut.fct").string();
-  ASSERT_TRUE(crypto::WriteFileAtomically(path, bytes).ok());
+  ASSERT_TRUE(io::WriteFileAtomically(path, bytes).ok());
   absl::Status s = ValidateUpdate(TensorFile(path, 20), UpdateSpec::Of(global));
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_NE(std::string(s.message()).find("truncated stream"), std::string::npos) << s;

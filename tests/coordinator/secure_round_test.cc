@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/secagg_round.h"
@@ -66,7 +66,7 @@ class SecureRoundTest : public testing::Test {
       auto signer = secagg::KeyAdvertisementSigner::Create(*root_ + "/" + node + ".key");
       ASSERT_TRUE(signer.ok()) << signer.status();
       signers_[node] = *std::move(signer);
-      auto cert = crypto::ReadFile(*root_ + "/" + node + ".pem");
+      auto cert = io::ReadFile(*root_ + "/" + node + ".pem");
       ASSERT_TRUE(cert.ok()) << cert.status();
       auto round = SecAggNodeRound::Create({kTask, kRound, node, kThreshold}, *signers_[node],
                                            *verifier_, *cert);

@@ -21,8 +21,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
+#include "common/io/atomic_file.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "tests/support/federation_dir.h"
@@ -55,7 +55,7 @@ std::string CaseName(const ::testing::TestParamInfo<CrashCase>& info) {
 }
 
 std::string ReadLog(const std::string& path) {
-  auto text = crypto::ReadFile(path);
+  auto text = io::ReadFile(path);
   return text.ok() ? *text : "";
 }
 

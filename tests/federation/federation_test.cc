@@ -28,10 +28,10 @@
 #include "analyst/model/pulled_model.h"
 #include "analyst/report/group_report.h"
 #include "analyst/status/coordinator_status.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
 #include "common/data/declaration_schema.h"
+#include "common/io/atomic_file.h"
 #include "common/manifest/model_manifest.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/dev_pki.h"
@@ -545,8 +545,8 @@ TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
     damage.seekp(100);
     damage.put('\x7f');
   }
-  ASSERT_TRUE(crypto::WriteFileAtomically(models + "/v1.fct", "aborted candidate").ok());
-  ASSERT_TRUE(crypto::WriteFileAtomically(models + "/v0.fct.tmp.1.2", "crashed write").ok());
+  ASSERT_TRUE(io::WriteFileAtomically(models + "/v1.fct", "aborted candidate").ok());
+  ASSERT_TRUE(io::WriteFileAtomically(models + "/v0.fct.tmp.1.2", "crashed write").ok());
   ASSERT_NE(*crypto::Sha256File(wire), signed_sha);
   StartCoordinator("restart", 1, 1).reset();
   EXPECT_EQ(*crypto::Sha256File(wire), signed_sha);
@@ -602,11 +602,11 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
   EXPECT_NE(weights.message().find("does not match the signed manifest"), std::string::npos);
 
   ASSERT_TRUE(analyst::PullModel(pull).ok());
-  auto json = crypto::ReadFile(pull.out_dir + "/manifest.json");
+  auto json = io::ReadFile(pull.out_dir + "/manifest.json");
   ASSERT_TRUE(json.ok());
   std::string forged = *json;
   forged.replace(forged.find("\"total_samples\":0"), 17, "\"total_samples\":9");
-  ASSERT_TRUE(crypto::WriteFileAtomically(pull.out_dir + "/manifest.json", forged).ok());
+  ASSERT_TRUE(io::WriteFileAtomically(pull.out_dir + "/manifest.json", forged).ok());
   absl::Status manifest =
       analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsPermissionDenied(manifest)) << manifest;
@@ -662,7 +662,7 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
   ASSERT_TRUE(ca.ok()) << ca.status();
   auto stale = pki::MakeRevocationListPem(*ca, {}, std::chrono::seconds(-60));
   ASSERT_TRUE(stale.ok()) << stale.status();
-  ASSERT_TRUE(crypto::WriteFileAtomically(revoke.out, *stale).ok());
+  ASSERT_TRUE(io::WriteFileAtomically(revoke.out, *stale).ok());
   auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
   ASSERT_TRUE(config.ok()) << config.status();
   auto refused = coordinator::Coordinator::Create(*config);

@@ -37,8 +37,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
+#include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "common/synth/declarations_synth.h"
 #include "common/tls/credentials.h"

@@ -5,9 +5,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
 #include "common/crypto/ed25519.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/manifest/signed_manifest.h"
 #include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
@@ -46,11 +46,11 @@ inline absl::Status WritePulledModelDir(const std::string& dir, const task::Mode
   if (!sha.ok()) return sha.status();
   m.weights_sha256 = *sha;
   const manifest::SignedManifest signed_manifest = manifest::SignManifest(m, **signer);
-  if (absl::Status s = crypto::WriteFileAtomically(dir + "/manifest.json", signed_manifest.json);
+  if (absl::Status s = io::WriteFileAtomically(dir + "/manifest.json", signed_manifest.json);
       !s.ok()) {
     return s;
   }
-  return crypto::WriteFileAtomically(dir + "/manifest.sig", signed_manifest.signature);
+  return io::WriteFileAtomically(dir + "/manifest.sig", signed_manifest.signature);
 }
 
 }  // namespace fedcustoms::testing

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analyst/fusion/indicator_fusion.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "tools/cli/command.h"
 
 namespace fedcustoms::tools {
@@ -27,7 +27,7 @@ std::vector<Command> AddFuseCommand(CLI::App& app) {
     std::printf("%s", fusion::FusionSummary(*result).c_str());
     if (o->out.empty()) return 0;
     return ExitCode(
-        crypto::WriteFileAtomically(o->out, fusion::FusionResultToJson(*result).dump(2) + "\n"));
+        io::WriteFileAtomically(o->out, fusion::FusionResultToJson(*result).dump(2) + "\n"));
   };
   return {{fuse, run}};
 }

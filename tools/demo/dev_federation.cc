@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 
 namespace fedcustoms::tools {
 
@@ -46,7 +46,7 @@ void AddDeclarationFiles(nlohmann::json& node_config, const std::string& data_di
 }
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& value) {
-  return crypto::WriteFileAtomically(path, value.dump(2) + "\n");
+  return io::WriteFileAtomically(path, value.dump(2) + "\n");
 }
 
 absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& config_path,
@@ -70,7 +70,7 @@ absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& co
       return absl::InternalError(absl::StrCat("the coordinator exited with code ", *code,
                                               " during start-up; see ", log_path));
     }
-    auto text = crypto::ReadFile(port_file);
+    auto text = io::ReadFile(port_file);
     if (text.ok()) {
       running.port = *text;
     } else {

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace fedcustoms::crypto {
+namespace fedcustoms::io {
 
 // Streams a new version of the file at `path`: bytes go to a sibling
 // temporary file "<path>.tmp.<pid>.<n>" (created with O_EXCL and exactly
@@ -69,4 +69,4 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // directory and what was found.
 absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes);
 
-}  // namespace fedcustoms::crypto
+}  // namespace fedcustoms::io

@@ -1,4 +1,4 @@
-#include "common/crypto/atomic_file.h"
+#include "common/io/atomic_file.h"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace fedcustoms::crypto {
+namespace fedcustoms::io {
 namespace {
 
 absl::Status ErrnoError(int error, const std::string& what, const std::string& path) {
@@ -213,4 +213,4 @@ absl::Status CheckWritableSpace(const std::string& dir, uint64_t bytes) {
   return absl::OkStatus();
 }
 
-}  // namespace fedcustoms::crypto
+}  // namespace fedcustoms::io
