@@ -1,9 +1,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace fedcustoms::coordinator {
 
@@ -19,21 +21,26 @@ class Clock {
   // The current time. Thread-safe.
   virtual time_point Now() const = 0;
 
-  // Waits on `cv` (with `lock` held on entry and on return) until `done()`
+  // Waits on `cv` (with `mu` held on entry and on return) until `done()`
   // holds or this clock reaches `deadline`, whichever comes first; returns
-  // done(). `done` is called with the lock held. A wake-up of `cv` (notify)
+  // done(). `done` is called with `mu` held. A wake-up of `cv` (Signal)
   // re-checks `done`. Thread-safe.
-  virtual bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                         time_point deadline, const std::function<bool()>& done) = 0;
+  virtual bool WaitUntil(absl::CondVar& cv, absl::Mutex& mu, time_point deadline,
+                         const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
 };
 
-// The real clock: std::chrono::steady_clock and condition_variable::wait_until.
+// The real clock: std::chrono::steady_clock, and waits with a timeout.
 class SteadyClock final : public Clock {
  public:
   time_point Now() const override { return std::chrono::steady_clock::now(); }
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 time_point deadline, const std::function<bool()>& done) override {
-    return cv.wait_until(lock, deadline, done);
+  bool WaitUntil(absl::CondVar& cv, absl::Mutex& mu, time_point deadline,
+                 const std::function<bool()>& done) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    while (!done()) {
+      const time_point now = Now();
+      if (now >= deadline) return false;
+      cv.WaitWithTimeout(&mu, absl::FromChrono(deadline - now));
+    }
+    return true;
   }
 };
 

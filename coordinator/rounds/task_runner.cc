@@ -142,7 +142,7 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
 
   absl::StatusOr<RoundHistory> history = RecoverRoundHistory(task, **global, *ledger, *registry);
   if (!history.ok()) return history.status();
-  std::lock_guard lock(runner->mu_);
+  absl::MutexLock lock(&runner->mu_);
   runner->global_ = *std::move(global);
   runner->round_id_ = history->last_round_id;
   runner->rounds_completed_ = history->rounds_completed;
@@ -175,10 +175,10 @@ void TaskRunner::Start() {
 
 void TaskRunner::Stop() {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   if (driver_.joinable()) driver_.join();
 }
 
@@ -202,15 +202,15 @@ manifest::ModelManifest TaskRunner::ManifestTemplate(uint64_t version) const {
 
 void TaskRunner::Join(const std::string& node, uint64_t train_rows) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_seen_[node] = clock_->Now();
     declared_train_rows_[node] = train_rows;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 bool TaskRunner::HasJoined(const std::string& node) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return declared_train_rows_.contains(node);
 }
 
@@ -226,7 +226,7 @@ std::set<std::string> TaskRunner::AvailableLocked() const {
 }
 
 std::set<std::string> TaskRunner::AvailableNodes() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return AvailableLocked();
 }
 
@@ -235,43 +235,44 @@ bool TaskRunner::RoundsDone() const {
 }
 
 void TaskRunner::DriverLoop() {
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (!stopping_) {
     if (RoundsDone()) {
       phase_ = Phase::kFinished;
-      changed_.notify_all();
+      changed_.SignalAll();
       spdlog::info("task {}: all {} rounds done", name(), options_.config.rounds());
-      changed_.wait(lock, [&] { return stopping_; });
+      while (!stopping_) changed_.Wait(&mu_);
       break;
     }
-    Gather(lock);
+    Gather();
     if (stopping_) break;
     // An exception in a round (allocation failure, a torch error) aborts the
     // round, never the coordinator; the global model stays as it was.
     try {
-      if (secure() && !ExchangeKeys(lock)) continue;
-      Train(lock);
+      if (secure() && !ExchangeKeys()) continue;
+      Train();
       if (stopping_ || phase_ != Phase::kEvaluating) continue;
-      Evaluate(lock);
+      Evaluate();
     } catch (const std::exception& e) {
-      if (!lock.owns_lock()) lock.lock();
       AbortRound(absl::StrCat("internal error: ", e.what()));
     }
   }
 }
 
-void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
+void TaskRunner::Gather() {
   phase_ = Phase::kGathering;
-  changed_.notify_all();
+  changed_.SignalAll();
   const uint32_t min_nodes = options_.config.min_nodes();
   while (!stopping_) {
     // Availability also ends by time (kAvailableWindow): look again soon.
-    clock_->WaitUntil(changed_, lock, clock_->Now() + milliseconds(250),
-                      [&] { return stopping_ || AvailableLocked().size() >= min_nodes; });
+    clock_->WaitUntil(changed_, mu_, clock_->Now() + milliseconds(250),
+                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                        return stopping_ || AvailableLocked().size() >= min_nodes;
+                      });
     if (stopping_ || AvailableLocked().size() < min_nodes) continue;
     // Give nodes that are about to poll a moment to be counted too.
-    clock_->WaitUntil(changed_, lock, clock_->Now() + seconds(options_.config.gather_seconds()),
-                      [&] { return stopping_; });
+    clock_->WaitUntil(changed_, mu_, clock_->Now() + seconds(options_.config.gather_seconds()),
+                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
     if (stopping_) return;
     std::set<std::string> available = AvailableLocked();
     if (available.size() < min_nodes) continue;
@@ -299,7 +300,8 @@ void TaskRunner::Gather(std::unique_lock<std::mutex>& lock) {
             name(), record.round_id, global_->version, recordable.message(), kStorageRetry.count());
       }
       blocked_reason_ = std::string(recordable.message());
-      clock_->WaitUntil(changed_, lock, clock_->Now() + kStorageRetry, [&] { return stopping_; });
+      clock_->WaitUntil(changed_, mu_, clock_->Now() + kStorageRetry,
+                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
       continue;
     }
     if (!blocked_reason_.empty()) {
@@ -339,19 +341,19 @@ absl::Status TaskRunner::CheckStorage(size_t nodes) const {
 
 void TaskRunner::EnterPhase(Phase phase) {
   phase_ = phase;
-  changed_.notify_all();
+  changed_.SignalAll();
   if (absl::Status s = ledger_->SetPhase(name(), round_id_, PhaseName(phase)); !s.ok()) {
     spdlog::error("task {}: {}", name(), s.message());
   }
 }
 
-void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
-  if (!OpenTraining(lock)) return;
+void TaskRunner::Train() {
+  if (!OpenTraining()) return;
   const auto opened = clock_->Now();
   spdlog::info("task {}: round {} open with {} nodes on model version {}, deadline {} s", name(),
                round_id_, selected_.size(), global_->version,
                options_.config.round_deadline_seconds());
-  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] {
+  clock_->WaitUntil(changed_, mu_, phase_deadline_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || (submitted_.size() == selected_.size() && uploading_.empty());
   });
   if (stopping_) return;
@@ -359,11 +361,11 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
   record_.train_seconds = std::chrono::duration<double>(clock_->Now() - opened).count();
 
   // Wait for a fold that began before the close; it still counts.
-  lock.unlock();
   std::shared_ptr<Aggregator> aggregator;
+  mu_.Unlock();  // fold_mu_ is taken before mu_
   {
-    std::lock_guard fold_lock(fold_mu_);
-    lock.lock();
+    absl::MutexLock fold_lock(&fold_mu_);
+    mu_.Lock();
     aggregator = std::move(aggregator_);
   }
   uploading_.clear();
@@ -378,15 +380,15 @@ void TaskRunner::Train(std::unique_lock<std::mutex>& lock) {
     return;
   }
   if (secure()) {
-    if (absl::Status s = CollectUnmaskingShares(lock); !s.ok()) {
+    if (absl::Status s = CollectUnmaskingShares(); !s.ok()) {
       if (!stopping_) AbortRound(std::string(s.message()));
       return;
     }
   }
-  Aggregate(lock, std::move(aggregator));
+  Aggregate(std::move(aggregator));
 }
 
-bool TaskRunner::OpenTraining(std::unique_lock<std::mutex>& lock) {
+bool TaskRunner::OpenTraining() {
   AggregatorOptions options;
   options.spec = spec_;
   options.robust = options_.config.robust_aggregation();
@@ -402,14 +404,11 @@ bool TaskRunner::OpenTraining(std::unique_lock<std::mutex>& lock) {
   // allocated before the round opens, here where a failure aborts the round.
   // No fold can run outside the training phase; fold_mu_ is still taken in
   // its documented order.
-  lock.unlock();
-  absl::StatusOr<std::unique_ptr<Aggregator>> made;
-  {
-    std::lock_guard fold_lock(fold_mu_);
-    made = MakeAggregator(AggregatorKindOf(options_.mode, options_.config.robust_aggregation()),
+  absl::StatusOr<std::unique_ptr<Aggregator>> made = Unlocked([&] {
+    absl::MutexLock fold_lock(&fold_mu_);
+    return MakeAggregator(AggregatorKindOf(options_.mode, options_.config.robust_aggregation()),
                           std::move(options));
-  }
-  lock.lock();
+  });
   if (!made.ok()) {
     AbortRound(std::string(made.status().message()));
     return false;
@@ -417,12 +416,11 @@ bool TaskRunner::OpenTraining(std::unique_lock<std::mutex>& lock) {
   aggregator_ = *std::move(made);
   EnterPhase(Phase::kTraining);
   phase_deadline_ = clock_->Now() + seconds(options_.config.round_deadline_seconds());
-  changed_.notify_all();
+  changed_.SignalAll();
   return true;
 }
 
-void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
-                           std::shared_ptr<Aggregator> aggregator) {
+void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
   const auto aggregate_start = clock_->Now();
   std::shared_ptr<const ModelSnapshot> base = global_;
   manifest::ModelManifest m = ManifestTemplate(base->version + 1);
@@ -430,11 +428,12 @@ void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
   m.contributing_nodes = record_.participants;
   // No upload can reach the aggregator any more (the phase moved on) and only
   // this thread replaces the round: the heavy part runs without the lock.
-  lock.unlock();
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
-      FinishCandidate(*aggregator, *base, m);
-  aggregator.reset();
-  lock.lock();
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate = Unlocked([&] {
+    absl::StatusOr<std::shared_ptr<const ModelSnapshot>> made =
+        FinishCandidate(*aggregator, *base, m);
+    aggregator.reset();
+    return made;
+  });
   record_.aggregate_seconds =
       std::chrono::duration<double>(clock_->Now() - aggregate_start).count();
   record_.samples = m.total_samples;
@@ -448,7 +447,7 @@ void TaskRunner::Aggregate(std::unique_lock<std::mutex>& lock,
   phase_deadline_ = clock_->Now() + seconds(options_.config.eval_deadline_seconds());
   spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
                name(), round_id_, record_.participants, record_.samples, candidate_->version);
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::FinishCandidate(
@@ -473,10 +472,11 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::FinishCandidate
   return candidate;
 }
 
-void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
+void TaskRunner::Evaluate() {
   const auto start = clock_->Now();
-  clock_->WaitUntil(changed_, lock, phase_deadline_,
-                    [&] { return stopping_ || reported_.size() == submitted_.size(); });
+  clock_->WaitUntil(changed_, mu_, phase_deadline_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || reported_.size() == submitted_.size();
+  });
   if (stopping_) return;
   record_.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   std::vector<v1::EvaluationMetrics> reports;
@@ -499,24 +499,25 @@ void TaskRunner::Evaluate(std::unique_lock<std::mutex>& lock) {
     record_.selection_evaluations.emplace_back(node, ToJsonText(metrics.selection()));
   }
 
-  Publish(lock, std::move(mean_metrics), std::move(selection_evaluations), metrics_json);
+  Publish(std::move(mean_metrics), std::move(selection_evaluations), metrics_json);
 }
 
-void TaskRunner::Publish(std::unique_lock<std::mutex>& lock,
-                         std::optional<v1::EvaluationMetrics> mean_metrics,
+void TaskRunner::Publish(std::optional<v1::EvaluationMetrics> mean_metrics,
                          std::vector<v1::NodeSelectionEvaluation> selection_evaluations,
                          const std::string& metrics_json) {
   std::shared_ptr<const ModelSnapshot> candidate = candidate_;
   const uint64_t round_id = round_id_;
-  lock.unlock();
-  if (absl::Status s = ledger_->SetPhase(name(), round_id, "publishing"); !s.ok()) {
-    spdlog::error("task {}: {}", name(), s.message());
-  }
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published =
-      store_.PublishCandidate(*candidate, metrics_json, candidate_tensors_, optimizer_->State());
-  if (published.ok()) process::CrashPoint("coordinator.published");
-  candidate_tensors_.clear();
-  lock.lock();
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published = Unlocked([&] {
+    if (absl::Status s = ledger_->SetPhase(name(), round_id, "publishing"); !s.ok()) {
+      spdlog::error("task {}: {}", name(), s.message());
+    }
+    absl::StatusOr<std::shared_ptr<const ModelSnapshot>> made =
+        store_.PublishCandidate(*candidate, metrics_json, candidate_tensors_, optimizer_->State());
+    if (made.ok()) process::CrashPoint("coordinator.published");
+    candidate_tensors_.clear();
+    return made;
+  });
+
   if (!published.ok()) {
     AbortRound(absl::StrCat("cannot publish version ", candidate->version, ": ",
                             published.status().message()));
@@ -537,7 +538,7 @@ void TaskRunner::Publish(std::unique_lock<std::mutex>& lock,
   spdlog::info("task {}: round {} published version {} ({} of {} nodes reported metrics)", name(),
                round_id_, global_->version, reported_.size(), submitted_.size());
   phase_ = Phase::kGathering;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void TaskRunner::AbortRound(const std::string& reason) {
@@ -566,15 +567,15 @@ void TaskRunner::AbortRound(const std::string& reason) {
   }
   ++rounds_aborted_;
   phase_ = Phase::kGathering;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait) {
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   last_seen_[node] = clock_->Now();
-  changed_.notify_all();
+  changed_.SignalAll();
   const auto deadline = clock_->Now() + wait;
-  auto compute = [&]() {
+  auto compute = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     v1::TaskAssignment a;
     a.set_task(name());
     a.set_kind(v1::TaskAssignment::WAIT);
@@ -632,7 +633,7 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
     return a;
   };
   v1::TaskAssignment a;
-  clock_->WaitUntil(changed_, lock, deadline, [&] {
+  clock_->WaitUntil(changed_, mu_, deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     a = compute();
     return stopping_ || a.kind() != v1::TaskAssignment::WAIT;
   });
@@ -669,7 +670,7 @@ absl::Status TaskRunner::CheckPhase(uint64_t round_id, Phase phase) const {
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownload(
     const std::string& node, uint64_t round_id, uint64_t version) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   last_seen_[node] = clock_->Now();
   if (phase_ == Phase::kEvaluating) {
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
@@ -688,7 +689,7 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownloa
 }
 
 absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHeader& header) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   last_seen_[node] = clock_->Now();
   // A duplicate is named as such even after the round has moved on to
   // aggregation or evaluation, so the node's log says what really happened.
@@ -752,10 +753,10 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
 
 void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& header) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (header.round_id() == round_id_) uploading_.erase(node);
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateHeader& header,
@@ -763,15 +764,15 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   TensorFile update(spool_path);
   std::shared_ptr<Aggregator> aggregator;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     aggregator = aggregator_;
   }
   auto closed = [&] {
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (header.round_id() == round_id_) uploading_.erase(node);
     }
-    changed_.notify_all();
+    changed_.SignalAll();
     return absl::FailedPreconditionError(absl::StrCat("round ", header.round_id(),
                                                       " closed before the update from ", node,
                                                       " could be aggregated"));
@@ -783,19 +784,19 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
       std::chrono::duration<double>(std::chrono::steady_clock::now() - validate_start).count();
   if (absl::Status s = valid; !s.ok()) {
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (header.round_id() == round_id_) {
         uploading_.erase(node);
         ++rejected_updates_;
       }
     }
-    changed_.notify_all();
+    changed_.SignalAll();
     return absl::InvalidArgumentError(absl::StrCat("update from ", node, " for round ",
                                                    header.round_id(), " rejected: ", s.message()));
   }
-  std::lock_guard fold_lock(fold_mu_);
+  absl::MutexLock fold_lock(&fold_mu_);
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckRound(header.round_id(), header.model_version(), Phase::kTraining);
         !s.ok() || aggregator_ != aggregator) {
       if (header.round_id() == round_id_) uploading_.erase(node);
@@ -812,7 +813,7 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
       validate_seconds,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - fold_start).count());
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     uploading_.erase(node);
     if (folded.ok()) {
       submitted_[node] = header.sample_count();
@@ -820,14 +821,14 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
       ++rejected_updates_;
     }
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   return folded;
 }
 
 absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_id, uint64_t version,
                                        const v1::EvaluationMetrics& metrics) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckRound(round_id, version, Phase::kEvaluating); !s.ok()) return s;
     if (!submitted_.count(node)) {
@@ -841,19 +842,19 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
     if (absl::Status s = CheckMetrics(metrics); !s.ok()) return s;
     reported_[node] = metrics;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   return absl::OkStatus();
 }
 
-void TaskRunner::RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds_left,
-                          const std::function<bool()>& done) {
+void TaskRunner::RunPhase(Phase phase, uint32_t seconds_left, const std::function<bool()>& done) {
   EnterPhase(phase);
   phase_deadline_ = clock_->Now() + seconds(seconds_left);
-  changed_.notify_all();
-  clock_->WaitUntil(changed_, lock, phase_deadline_, [&] { return stopping_ || done(); });
+  changed_.SignalAll();
+  clock_->WaitUntil(changed_, mu_, phase_deadline_,
+                    [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || done(); });
 }
 
-bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
+bool TaskRunner::ExchangeKeys() {
   const v1::SecureAggregationConfig& config = options_.config.secure_aggregation();
   const auto n = static_cast<uint32_t>(selected_.size());
   // W, the weight every node divides its sample count by, from the training
@@ -876,8 +877,9 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
                round_id_, n, threshold);
 
   const uint32_t deadline = config.phase_deadline_seconds();
-  RunPhase(lock, Phase::kAdvertising, deadline,
-           [&] { return secure_round_->advertised_count() == selected_.size(); });
+  RunPhase(Phase::kAdvertising, deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return secure_round_->advertised_count() == selected_.size();
+  });
   if (stopping_) return false;
   absl::Status closed = secure_round_->CloseAdvertising();
   const size_t u1 = secure_round_->advertisements().size();
@@ -890,7 +892,9 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
     AbortRound(std::string(closed.message()));
     return false;
   }
-  RunPhase(lock, Phase::kSharing, deadline, [&] { return secure_round_->shared_count() == u1; });
+  RunPhase(Phase::kSharing, deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return secure_round_->shared_count() == u1;
+  });
   if (stopping_) return false;
   if (absl::Status s = secure_round_->CloseSharing(); !s.ok()) {
     AbortRound(std::string(s.message()));
@@ -905,12 +909,14 @@ bool TaskRunner::ExchangeKeys(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
-absl::Status TaskRunner::CollectUnmaskingShares(std::unique_lock<std::mutex>& lock) {
+absl::Status TaskRunner::CollectUnmaskingShares() {
   std::set<std::string> u3;
   for (const auto& [node, samples] : submitted_) u3.insert(node);
   if (absl::Status s = secure_round_->CloseMasking(u3); !s.ok()) return s;
-  RunPhase(lock, Phase::kUnmasking, options_.config.secure_aggregation().phase_deadline_seconds(),
-           [&] { return secure_round_->revealed_count() == u3.size(); });
+  RunPhase(Phase::kUnmasking, options_.config.secure_aggregation().phase_deadline_seconds(),
+           [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+             return secure_round_->revealed_count() == u3.size();
+           });
   if (stopping_) return absl::CancelledError("stopping");
   EnterPhase(Phase::kAggregating);
   const uint32_t threshold = secure_params_.threshold();
@@ -925,7 +931,7 @@ absl::Status TaskRunner::CollectUnmaskingShares(std::unique_lock<std::mutex>& lo
 absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
                                        const v1::AdvertiseKeysRequest& request) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kAdvertising); !s.ok()) return s;
     absl::StatusOr<secagg::SignedAdvertisement> advertisement =
@@ -935,13 +941,13 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
       return s;
     }
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   return absl::OkStatus();
 }
 
 absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kSharing); !s.ok()) return s;
     std::vector<secagg::SealedShares> shares;
@@ -950,25 +956,25 @@ absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysR
       shares.push_back(secagg::FromProto(share));
     if (absl::Status s = secure_round_->ShareKeys(node, std::move(shares)); !s.ok()) return s;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   return absl::OkStatus();
 }
 
 absl::Status TaskRunner::Unmask(const std::string& node, const v1::UnmaskRequest& request) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_seen_[node] = clock_->Now();
     if (absl::Status s = CheckPhase(request.round_id(), Phase::kUnmasking); !s.ok()) return s;
     absl::StatusOr<secagg::UnmaskShares> shares = secagg::FromProto(request);
     if (!shares.ok()) return shares.status();
     if (absl::Status s = secure_round_->Reveal(node, *std::move(shares)); !s.ok()) return s;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   return absl::OkStatus();
 }
 
 v1::TaskStatus TaskRunner::Status() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   v1::TaskStatus status;
   status.set_task(name());
   status.set_latest_version(global_->version);

@@ -1,12 +1,10 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -14,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/task/task_model.h"
 #include "coordinator/aggregation/aggregator.h"
 #include "coordinator/aggregation/server_optimizer.h"
@@ -150,23 +149,39 @@ class TaskRunner {
              const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes);
 
   void DriverLoop();
+  // Runs `f` with mu_ released and holds mu_ again when `f` returns or
+  // throws (the driver aborts the round after an exception, under mu_): the
+  // driver's long steps (making the aggregator, the candidate, publishing)
+  // run without the lock. `f` must not touch state guarded by mu_. Clang's
+  // analysis does not follow exceptions, so this helper is unchecked; its
+  // annotation is the contract the callers are checked against.
+  template <typename F>
+  auto Unlocked(F&& f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Unlock();
+    try {
+      auto result = f();
+      mu_.Lock();
+      return result;
+    } catch (...) {
+      mu_.Lock();
+      throw;
+    }
+  }
   // Each returns with mu_ held, after the phase it drives is over.
-  void Gather(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Gather() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Mode SECURE, before training: the two key phases. False if the round
   // aborted (or the runner is stopping).
-  bool ExchangeKeys(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Train(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ExchangeKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Train() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes the round's aggregator and enters the training phase; false (the
   // round aborted) when the aggregator cannot be made.
-  bool OpenTraining(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool OpenTraining() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Mode SECURE, after training: the unmasking phase. Cancelled when the
   // runner stops; otherwise an error aborts the round.
-  absl::Status CollectUnmaskingShares(std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CollectUnmaskingShares() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finishes `aggregator` into the candidate v+1 and enters evaluation, or
   // aborts the round.
-  void Aggregate(std::unique_lock<std::mutex>& lock, std::shared_ptr<Aggregator> aggregator)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Aggregate(std::shared_ptr<Aggregator> aggregator) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The heavy part of Aggregate, without the lock: the mean update applied to
   // `base` through the server strategy, written as the candidate's wire
   // file. Sets m.total_samples.
@@ -175,13 +190,12 @@ class TaskRunner {
                                                                        manifest::ModelManifest& m);
   bool secure() const { return options_.mode == v1::SECURE; }
   // Waits for `done` until a deadline `seconds` from now, in `phase`.
-  void RunPhase(std::unique_lock<std::mutex>& lock, Phase phase, uint32_t seconds,
-                const std::function<bool()>& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Evaluate(std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunPhase(Phase phase, uint32_t seconds, const std::function<bool()>& done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Evaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Publishes the candidate with the round's metrics and makes it the global
   // model, or aborts the round.
-  void Publish(std::unique_lock<std::mutex>& lock,
-               std::optional<v1::EvaluationMetrics> mean_metrics,
+  void Publish(std::optional<v1::EvaluationMetrics> mean_metrics,
                std::vector<v1::NodeSelectionEvaluation> selection_evaluations,
                const std::string& metrics_json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -215,8 +229,8 @@ class TaskRunner {
   // The wire files of the global model and the candidate.
   const ModelStore store_;
 
-  mutable std::mutex mu_;
-  std::condition_variable changed_;  // Signalled on every phase change.
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // Signalled on every phase change.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kGathering;
   std::shared_ptr<const ModelSnapshot> global_ ABSL_GUARDED_BY(mu_);
@@ -255,7 +269,7 @@ class TaskRunner {
 
   // Serializes Add and Finish on the aggregator; taken before mu_ when both
   // are needed.
-  std::mutex fold_mu_;
+  absl::Mutex fold_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // The open round's aggregator, from the start of training until it closes.
   // Shared so that an upload can be validated (Aggregator::Validate is
   // thread-safe) without holding either lock.

@@ -4,7 +4,6 @@
 // re-checks; nothing sleeps.
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <utility>
@@ -21,9 +20,9 @@ class FakeClock final : public coordinator::Clock {
     return now_;
   }
 
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 time_point deadline, const std::function<bool()>& done) override {
-    const Waiter self{&cv, lock.mutex()};
+  bool WaitUntil(absl::CondVar& cv, absl::Mutex& mu, time_point deadline,
+                 const std::function<bool()>& done) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const Waiter self{&cv, &mu};
     {
       std::lock_guard guard(mu_);
       waiters_.push_back(self);
@@ -35,7 +34,7 @@ class FakeClock final : public coordinator::Clock {
         break;
       }
       if (Now() >= deadline) break;
-      cv.wait(lock);  // Advance notifies while holding this lock's mutex: no lost wake-up
+      cv.Wait(&mu);  // Advance signals while holding `mu`: no lost wake-up
     }
     {
       std::lock_guard guard(mu_);
@@ -54,8 +53,8 @@ class FakeClock final : public coordinator::Clock {
       waiters = waiters_;
     }
     for (const Waiter& w : waiters) {
-      std::lock_guard guard(*w.mutex);
-      w.cv->notify_all();
+      absl::MutexLock guard(w.mutex);
+      w.cv->SignalAll();
     }
   }
 
@@ -67,8 +66,8 @@ class FakeClock final : public coordinator::Clock {
 
  private:
   struct Waiter {
-    std::condition_variable* cv;
-    std::mutex* mutex;
+    absl::CondVar* cv;
+    absl::Mutex* mutex;
     bool operator==(const Waiter&) const = default;
   };
   mutable std::mutex mu_;
