@@ -25,6 +25,7 @@
 #include "node/config/node_config.h"
 #include "node/node.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
@@ -36,24 +37,13 @@ const std::vector<std::string> kAttackers = {"PL", "SE"};
 constexpr uint32_t kRounds = 5;
 constexpr uint64_t kAttackerRows = 5000;
 
-class ByzantineTest : public ::testing::Test {
+class ByzantineTest : public testing_support::FederationSuite<ByzantineTest> {
  protected:
   static void SetUpTestSuite() {
     std::vector<std::string> admins = kHonest;
     admins.insert(admins.end(), kAttackers.begin(), kAttackers.end());
-    auto dir = testing_support::MakeFederationWithData("byzantine", admins, kHonest, 3000, 11);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationWithData("byzantine", admins, kHonest, 3000, 11));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
-  static v1::TlsFiles Identity(const std::string& name) {
-    return testing_support::DevIdentity(*root_ + "/pki", name);
-  }
-
   // An attacker: joins claiming kAttackerRows rows, and in every round sends
   // Δ = -4w for every learned tensor of the global model it was assigned.
   static void RunAttacker(const std::string& admin, int port,
@@ -178,11 +168,7 @@ class ByzantineTest : public ::testing::Test {
     for (const auto& r : *rounds) EXPECT_EQ(r.status, "completed") << name << ": " << r.reason;
     return nlohmann::json::parse(rounds->back().metrics_json).value("pr_auc", -1.0);
   }
-
-  static std::string* root_;
 };
-
-std::string* ByzantineTest::root_ = nullptr;
 
 TEST_F(ByzantineTest, RobustRulesKeepTheModelThatTheMeanLoses) {
   using Kind = v1::RobustAggregationConfig;

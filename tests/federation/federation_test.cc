@@ -52,30 +52,20 @@
 #include "node/local_data.h"
 #include "node/node.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
 namespace {
 namespace fs = std::filesystem;
 
-class FederationTest : public ::testing::Test {
+class FederationTest : public testing_support::FederationSuite<FederationTest> {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationWithData("federation", {"EE", "FI", "LV"},
-                                                       {"EE", "FI", "LV"}, 4000, 5);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationWithData("federation", {"EE", "FI", "LV"},
+                                                     {"EE", "FI", "LV"}, 4000, 5));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
   std::string Pki(const std::string& file) const { return *root_ + "/pki/" + file; }
-
-  v1::TlsFiles Identity(const std::string& name) const {
-    return testing_support::DevIdentity(*root_ + "/pki", name);
-  }
 
   // A coordinator on 127.0.0.1:0 with its own registry and state directories.
   // Tests of single-node behaviour use mode TRUSTED (a secure sum needs two).
@@ -201,11 +191,7 @@ class FederationTest : public ::testing::Test {
     }
     return update;
   }
-
-  static std::string* root_;
 };
-
-std::string* FederationTest::root_ = nullptr;
 
 TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   auto coordinator = StartCoordinator("two-rounds", 3, 2, 60, v1::SECURE);

@@ -28,6 +28,7 @@
 #include "node/client/coordinator_client.h"
 #include "node/secure/secure_aggregation_session.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
@@ -48,23 +49,12 @@ enum class DropAt {
   kAfterUploadingInTheClear
 };
 
-class SecureAggregationTest : public ::testing::Test {
+class SecureAggregationTest : public testing_support::FederationSuite<SecureAggregationTest> {
  protected:
   static void SetUpTestSuite() {
     // Declarations of EE only, for the schema file.
-    auto dir = testing_support::MakeFederationWithData("secagg", kAdmins, {"EE"}, 200);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationWithData("secagg", kAdmins, {"EE"}, 200));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
-  static v1::TlsFiles Identity(const std::string& name) {
-    return testing_support::DevIdentity(*root_ + "/pki", name);
-  }
-
   // A SECURE coordinator with min_nodes 2 that gathers for 3 s (every
   // scripted node is polling by then, so all are selected), with short phase
   // deadlines so dropouts cost seconds.
@@ -286,14 +276,12 @@ class SecureAggregationTest : public ::testing::Test {
     }
   }
 
-  static std::string* root_;
   static std::string schema_hash_;
   std::mutex tap_mu_;
   std::map<std::string, std::vector<uint32_t>> tapped_;
   std::map<std::string, std::vector<std::string>> tapped_names_;
 };
 
-std::string* SecureAggregationTest::root_ = nullptr;
 std::string SecureAggregationTest::schema_hash_;
 
 // Chi-square statistic of the top bytes of `words` against uniform (255

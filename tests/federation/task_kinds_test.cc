@@ -18,6 +18,7 @@
 #include "node/config/node_config.h"
 #include "node/node.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
 
 namespace fedcustoms {
@@ -25,19 +26,12 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class TaskKindsTest : public ::testing::Test {
+class TaskKindsTest : public testing_support::FederationSuite<TaskKindsTest> {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationWithData("task_kinds", {"EE", "FI", "LV"},
-                                                       {"EE", "FI", "LV"}, 6000, 5);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationWithData("task_kinds", {"EE", "FI", "LV"},
+                                                     {"EE", "FI", "LV"}, 6000, 5));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
   std::unique_ptr<coordinator::Coordinator> StartCoordinator(const std::string& name,
                                                              const std::string& task,
                                                              uint32_t rounds,
@@ -70,11 +64,7 @@ class TaskKindsTest : public ::testing::Test {
     EXPECT_TRUE(config.ok()) << config.status();
     return *config;
   }
-
-  static std::string* root_;
 };
-
-std::string* TaskKindsTest::root_ = nullptr;
 
 TEST_F(TaskKindsTest, AnomalyTaskRunsSecureRoundsAndFlagsOnTheHoldout) {
   auto coordinator = StartCoordinator("anomaly", "anomaly", 2);
