@@ -15,6 +15,7 @@
 #include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
 
 namespace fedcustoms::secagg {
 namespace {
@@ -26,18 +27,11 @@ const std::vector<std::string> kNodes = {"DK", "EE", "FI", "LV", "SE"};
 constexpr uint32_t kThreshold = 3;
 constexpr size_t kDim = 5000;
 
-class SecAggRoundTest : public testing::Test {
+class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest> {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationDir("secagg-round", kNodes, /*pki_subdir=*/"");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationDir("secagg-round", kNodes, /*pki_subdir=*/""));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
   void SetUp() override {
     verifier_ = *KeyAdvertisementVerifier::Create(*root_ + "/ca.pem");
     std::mt19937 rng(11);
@@ -124,15 +118,12 @@ class SecAggRoundTest : public testing::Test {
     return UnmaskSum("risk", 7, kThreshold, u1_keys, u2, u3, masked_sum, responses);
   }
 
-  static std::string* root_;
   std::unique_ptr<KeyAdvertisementVerifier> verifier_;
   std::map<std::string, std::unique_ptr<KeyAdvertisementSigner>> signers_;
   std::map<std::string, std::unique_ptr<SecAggNodeRound>> rounds_;
   std::map<std::string, std::vector<uint32_t>> updates_;
   std::map<std::string, std::vector<uint32_t>> masked_inputs_;
 };
-
-std::string* SecAggRoundTest::root_ = nullptr;
 
 TEST_F(SecAggRoundTest, UnmaskedSumEqualsThePlainSum) {
   std::vector<uint32_t> expected;

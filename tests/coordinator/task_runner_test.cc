@@ -26,8 +26,9 @@
 #include "coordinator/registry/model_registry.h"
 #include "node/secure/secure_aggregation_session.h"
 #include "tests/coordinator/fake_clock.h"
-#include "tests/support/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
+#include "tests/support/loopback_federation.h"
 #include "tests/support/small_declaration_schema.h"
 
 namespace fedcustoms::coordinator {
@@ -52,18 +53,11 @@ bool Eventually(const std::function<bool()>& done) {
   return true;
 }
 
-class TaskRunnerTest : public ::testing::Test {
+class TaskRunnerTest : public testing_support::FederationSuite<TaskRunnerTest> {
  protected:
   static void SetUpTestSuite() {
-    auto dir = testing_support::MakeFederationDir("task-runner", {"EE", "FI", "LV"});
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    root_ = new std::string(*dir);
+    MakeRoot(testing_support::MakeFederationDir("task-runner", {"EE", "FI", "LV"}));
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*root_);
-    delete root_;
-  }
-
   void SetUp() override {
     work_ = *root_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(work_);
@@ -130,6 +124,13 @@ class TaskRunnerTest : public ::testing::Test {
 
   // Polls (without waiting) until `node` is assigned `kind`; the last
   // assignment, a WAIT if it never came.
+  // EE and FI join, declaring 1000 training rows each, and the driver starts.
+  void JoinEeAndFiThenStart() {
+    runner_->Join("EE", 1000);
+    runner_->Join("FI", 1000);
+    runner_->Start();
+  }
+
   v1::TaskAssignment PollFor(const std::string& node, Kind kind) {
     v1::TaskAssignment a;
     Eventually([&] {
@@ -206,7 +207,6 @@ class TaskRunnerTest : public ::testing::Test {
     return torch::full({1}, std::nanf(""));
   }
 
-  static std::string* root_;
   std::string work_;
   testing_support::FakeClock clock_;
   std::unique_ptr<crypto::Ed25519Signer> signer_;
@@ -218,13 +218,9 @@ class TaskRunnerTest : public ::testing::Test {
   std::unique_ptr<TaskRunner> runner_;
 };
 
-std::string* TaskRunnerTest::root_ = nullptr;
-
 TEST_F(TaskRunnerTest, TrustedRoundGoesThroughEveryPhaseAndPublishesTheWeightedMean) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
-  runner_->Join("EE", 1000);
-  runner_->Join("FI", 1000);
-  runner_->Start();
+  JoinEeAndFiThenStart();
 
   v1::TaskAssignment ee = PollFor("EE", v1::TaskAssignment::TRAIN);
   v1::TaskAssignment fi = PollFor("FI", v1::TaskAssignment::TRAIN);
@@ -302,9 +298,7 @@ TEST_F(TaskRunnerTest, ANodeMissingTheTrainingDeadlineIsDroppedAndTheRoundComple
 
 TEST_F(TaskRunnerTest, TooFewUpdatesByTheDeadlineAbortAndTheModelStaysUnchanged) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& t) { t.set_rounds(0); }));
-  runner_->Join("EE", 1000);
-  runner_->Join("FI", 1000);
-  runner_->Start();
+  JoinEeAndFiThenStart();
   v1::TaskAssignment ee = PollFor("EE", v1::TaskAssignment::TRAIN);
   ASSERT_EQ(PollFor("FI", v1::TaskAssignment::TRAIN).kind(), v1::TaskAssignment::TRAIN);
   ASSERT_TRUE(Upload("EE", ee, 1.0f, 100).ok());
@@ -326,9 +320,7 @@ TEST_F(TaskRunnerTest, TooFewUpdatesByTheDeadlineAbortAndTheModelStaysUnchanged)
 
 TEST_F(TaskRunnerTest, SecureRoundAbortsWhenTooFewNodesAdvertiseKeys) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::SECURE));
-  runner_->Join("EE", 1000);
-  runner_->Join("FI", 1000);
-  runner_->Start();
+  JoinEeAndFiThenStart();
   v1::TaskAssignment a = PollFor("EE", v1::TaskAssignment::ADVERTISE_KEYS);
   ASSERT_EQ(a.kind(), v1::TaskAssignment::ADVERTISE_KEYS);
   EXPECT_EQ(a.secure().threshold(), 2u);
@@ -355,9 +347,7 @@ TEST_F(TaskRunnerTest, SecureRoundAbortsWhenTooFewNodesAdvertiseKeys) {
 
 TEST_F(TaskRunnerTest, SecureRoundAbortsWhenANodeDoesNotShareItsKeys) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::SECURE));
-  runner_->Join("EE", 1000);
-  runner_->Join("FI", 1000);
-  runner_->Start();
+  JoinEeAndFiThenStart();
   std::map<std::string, std::unique_ptr<node::SecureAggregationSession>> sessions;
   for (const std::string node : {"EE", "FI"}) {
     auto session =
@@ -415,9 +405,7 @@ TEST_F(TaskRunnerTest, StopWakesALongPollWaitingOnTheClock) {
 
 TEST_F(TaskRunnerTest, RejectedUpdatesAreCountedAndNeverAggregated) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
-  runner_->Join("EE", 1000);
-  runner_->Join("FI", 1000);
-  runner_->Start();
+  JoinEeAndFiThenStart();
   v1::TaskAssignment ee = PollFor("EE", v1::TaskAssignment::TRAIN);
   v1::TaskAssignment fi = PollFor("FI", v1::TaskAssignment::TRAIN);
   ASSERT_EQ(fi.kind(), v1::TaskAssignment::TRAIN);
