@@ -26,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using io::AtomicFileWriter;
+using io::PublishFile;
 using io::ReadFile;
 using io::WriteFileAtomically;
 using testing_support::ModeOf;
