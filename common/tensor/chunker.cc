@@ -88,32 +88,39 @@ ChunkProducer::ChunkProducer(Source source, Options options)
       chunk_bytes_(options.chunk_bytes == 0 || options.chunk_bytes > kMaxChunkBytes
                        ? kMaxChunkBytes
                        : options.chunk_bytes),
-      known_sha256_(std::move(options.known_sha256)) {}
+      known_sha256_(std::move(options.known_sha256)) {
+  if (known_sha256_ && known_sha256_->size() != kSha256Bytes) {
+    status_ = absl::InvalidArgumentError(
+        absl::StrCat("known SHA-256 has ", known_sha256_->size(), " bytes, not ", kSha256Bytes));
+  }
+}
 
 ChunkProducer::~ChunkProducer() = default;
 
 bool ChunkProducer::Next(v1::DataChunk* chunk) {
   if (done_ || !status_.ok()) return false;
-  // Fill a chunk fully unless the source ends, so chunk sizes do not depend
-  // on how the source happens to split its reads.
-  std::string data(chunk_bytes_, '\0');
+  // The chunk's own buffer is reused (Clear keeps its capacity): one chunk of
+  // memory per stream. Filled fully unless the source ends, so chunk sizes do
+  // not depend on how the source happens to split its reads.
+  chunk->Clear();
+  std::string* data = chunk->mutable_data();
+  data->resize(chunk_bytes_);
   size_t filled = 0;
   while (!data_done_ && filled < chunk_bytes_) {
-    absl::StatusOr<size_t> n = source_(data.data() + filled, chunk_bytes_ - filled);
+    absl::StatusOr<size_t> n = source_(data->data() + filled, chunk_bytes_ - filled);
     if (!n.ok()) {
       status_ = n.status();
+      chunk->Clear();
       return false;
     }
     if (*n == 0) data_done_ = true;
     filled += *n;
   }
-  chunk->Clear();
+  data->resize(filled);
   chunk->set_index(index_++);
   if (filled > 0) {
-    data.resize(filled);
-    if (!known_sha256_) hasher_.Update(data.data(), filled);
+    if (!known_sha256_) hasher_.Update(data->data(), filled);
     total_ += filled;
-    *chunk->mutable_data() = std::move(data);
     return true;
   }
   // The source is exhausted: this message is the last one.

@@ -121,13 +121,14 @@ class ChunkProducer {
   ChunkProducer(const ChunkProducer&) = delete;
   ChunkProducer& operator=(const ChunkProducer&) = delete;
 
-  // Fills `*chunk` with the next message and returns true; returns false
-  // (leaving `*chunk` alone) after the final message was produced, or when
-  // the source failed (status() says why). A short read from the source does
-  // not end a chunk, only a read of 0 bytes.
+  // Fills `*chunk` with the next message and returns true. Returns false
+  // after the final message was produced (leaving `*chunk` alone), or when
+  // the source failed or known_sha256 is not 32 bytes (status() says why;
+  // `*chunk` is then cleared: nothing to send). A short read from the source
+  // does not end a chunk, only a read of 0 bytes.
   bool Next(v1::DataChunk* chunk);
 
-  // OK unless the source failed.
+  // OK unless the source failed or known_sha256 was not 32 bytes.
   const absl::Status& status() const { return status_; }
   // Payload bytes produced so far.
   uint64_t total_bytes() const { return total_; }

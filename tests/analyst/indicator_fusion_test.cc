@@ -413,8 +413,9 @@ TEST(IndicatorFusion, ParsesTheHeaderExample) {
 
 // The file docs/analyst.md shows with `fedcustoms fuse`.
 TEST(IndicatorFusion, ExampleFileFuses) {
-  const std::filesystem::path example = std::filesystem::path(__FILE__).parent_path() / ".." /
-                                        ".." / "analyst" / "fusion" / "example_fusion.json";
+  // The source tree's path, not __FILE__: ccache may compile with relative paths.
+  const std::filesystem::path example =
+      std::filesystem::path(FEDCUSTOMS_SOURCE_DIR) / "analyst" / "fusion" / "example_fusion.json";
   absl::StatusOr<FusionInput> in = LoadFusionInput(example.string());
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_THAT(in->categories, ElementsAre("narcotics", "tobacco", "currency", "gold", "polymers"));

@@ -109,6 +109,15 @@ TEST(Chunker, LastMessageCarriesShaAndTotalAndNoData) {
   EXPECT_FALSE(producer.Next(&chunk));
 }
 
+TEST(ChunkerErrors, KnownShaOfTheWrongSizeSendsNothing) {
+  const std::string payload = Payload(10);
+  ChunkProducer producer(SourceOf(payload, 10), {.known_sha256 = std::string()});
+  v1::DataChunk chunk;
+  EXPECT_FALSE(producer.Next(&chunk));
+  EXPECT_EQ(producer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(producer.status().message(), "known SHA-256 has 0 bytes, not 32");
+}
+
 TEST(Chunker, KnownShaIsSentAsIsAndTheReceiverChecksIt) {
   const std::string payload = Payload(5000);
   const std::string wrong(kSha256Bytes, 'x');
