@@ -11,8 +11,8 @@
 #include "common/synth/declarations_synth.h"
 #include "node/config/node_config.h"
 #include "node/learner/local_learner.h"
-#include "tests/support/loopback_federation.h"
 #include "tests/support/federation_dir.h"
+#include "tests/support/loopback_federation.h"
 
 namespace fedcustoms::node {
 namespace {
