@@ -188,9 +188,7 @@ int main(int argc, char** argv) {
     }
     fedcustoms::v1::NodeConfig node;
     node.set_coordinator_address("localhost:" + port);
-    node.mutable_tls()->set_ca_cert(pki.dir + "/ca.pem");
-    node.mutable_tls()->set_cert(pki.dir + "/EE.pem");
-    node.mutable_tls()->set_key(pki.dir + "/EE.key");
+    *node.mutable_tls() = fedcustoms::pki::IdentityFiles(pki.dir, "EE");
     auto client = fedcustoms::node::CoordinatorClient::Create(node);
     if (!client.ok()) return 1;
     auto loaded_schema = fedcustoms::data::LoadDeclarationSchema(dir + "/schema.json");

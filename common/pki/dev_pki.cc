@@ -162,4 +162,12 @@ absl::Status RevokeDevCertificates(const RevokeOptions& options) {
   return io::WriteFileAtomically(out, *crl, 0644);
 }
 
+v1::TlsFiles IdentityFiles(const std::string& pki_dir, const std::string& name) {
+  v1::TlsFiles tls;
+  tls.set_ca_cert(pki_dir + "/ca.pem");
+  tls.set_cert(pki_dir + "/" + name + ".pem");
+  tls.set_key(pki_dir + "/" + name + ".key");
+  return tls;
+}
+
 }  // namespace fedcustoms::pki

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "common/pki/certificate_authority.h"
+#include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::pki {
 
@@ -46,6 +47,11 @@ absl::Status ValidateAdministrationCodes(const std::vector<std::string>& codes);
 // AlreadyExists if a CA is present and `force` is not set, else the failing
 // path. Files of administrations from an earlier run are left in place.
 absl::Status InitDevPki(const DevPkiOptions& options);
+
+// The TLS files of `name` ("coordinator", "EE", "analyst", "admin", ...) in a
+// PKI directory laid out as above: <pki_dir>/ca.pem, <name>.pem, <name>.key.
+// Only builds the paths; nothing is read.
+v1::TlsFiles IdentityFiles(const std::string& pki_dir, const std::string& name);
 
 // `fedcustoms certs revoke`: a CRL signed by the CA in `dir` (ca.pem,
 // ca.key) listing the certificates <dir>/<name>.pem, for the coordinator's

@@ -157,7 +157,6 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
     : options_(std::move(options)),
       registry_(registry),
       ledger_(ledger),
-      signer_(signer),
       spec_(std::move(spec)),
       model_bytes_(model_bytes),
       model_spec_(task::SpecOf(options_.config, options_.schema)),

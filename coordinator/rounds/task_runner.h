@@ -217,7 +217,6 @@ class TaskRunner {
   const Options options_;
   ModelRegistry* const registry_;
   RoundLedger* const ledger_;
-  const crypto::Ed25519Signer* const signer_;
   const UpdateSpec spec_;
   const uint64_t model_bytes_;  // the model's wire encoding
   // The task's kind and model config, with the schema for declaration tasks.

@@ -196,11 +196,7 @@ class Soak {
     for (Node& n : nodes_) {
       if (absl::Status s = StartNode(n); !s.ok()) return s;
     }
-    v1::TlsFiles admin_tls;
-    admin_tls.set_ca_cert(root + "/pki/ca.pem");
-    admin_tls.set_cert(root + "/pki/admin.pem");
-    admin_tls.set_key(root + "/pki/admin.key");
-    auto credentials = tls::MakeChannelCredentials(admin_tls);
+    auto credentials = tls::MakeChannelCredentials(pki::IdentityFiles(root + "/pki", "admin"));
     if (!credentials.ok()) return credentials.status();
     admin_ = v1::AdminService::NewStub(
         grpc::CreateChannel("localhost:" + coordinator_port_, *credentials));

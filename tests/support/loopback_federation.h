@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/pki/dev_pki.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::testing_support {
@@ -11,11 +12,7 @@ namespace fedcustoms::testing_support {
 // The TLS files of `name` ("coordinator", "EE", "analyst", ...) in the PKI at
 // `pki_dir`.
 inline v1::TlsFiles DevIdentity(const std::string& pki_dir, const std::string& name) {
-  v1::TlsFiles tls;
-  tls.set_ca_cert(pki_dir + "/ca.pem");
-  tls.set_cert(pki_dir + "/" + name + ".pem");
-  tls.set_key(pki_dir + "/" + name + ".key");
-  return tls;
+  return pki::IdentityFiles(pki_dir, name);
 }
 
 // A coordinator on 127.0.0.1:0 (a free port) with the PKI's coordinator

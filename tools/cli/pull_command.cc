@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "analyst/model/model_puller.h"
+#include "common/pki/dev_pki.h"
 #include "tools/cli/command.h"
 
 namespace fedcustoms::tools {
@@ -29,9 +30,7 @@ std::vector<Command> AddPullCommand(CLI::App& app) {
   auto run = [o] {
     analyst::PullOptions options;
     options.coordinator_address = o->coordinator;
-    options.tls.set_ca_cert(o->pki + "/ca.pem");
-    options.tls.set_cert(o->pki + "/" + o->identity + ".pem");
-    options.tls.set_key(o->pki + "/" + o->identity + ".key");
+    options.tls = pki::IdentityFiles(o->pki, o->identity);
     options.coordinator_public_key = o->pki + "/coordinator-signing.pub";
     options.task = o->task;
     options.out_dir = o->out;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "analyst/status/coordinator_status.h"
+#include "common/pki/dev_pki.h"
 #include "tools/cli/command.h"
 
 namespace fedcustoms::tools {
@@ -20,11 +21,8 @@ std::vector<Command> AddStatusCommand(CLI::App& app) {
       ->capture_default_str();
 
   auto run = [o] {
-    v1::TlsFiles tls;
-    tls.set_ca_cert(o->pki + "/ca.pem");
-    tls.set_cert(o->pki + "/" + o->identity + ".pem");
-    tls.set_key(o->pki + "/" + o->identity + ".key");
-    auto response = analyst::FetchCoordinatorStatus(o->coordinator, tls);
+    auto response =
+        analyst::FetchCoordinatorStatus(o->coordinator, pki::IdentityFiles(o->pki, o->identity));
     if (!response.ok()) return ExitCode(response.status());
     std::printf("%s\n", analyst::CoordinatorStatusToJson(*response).dump(2).c_str());
     return 0;

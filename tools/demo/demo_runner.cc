@@ -451,11 +451,7 @@ absl::Status DemoRun::StartProcesses() {
 
 absl::StatusOr<uint64_t> DemoRun::RunRounds() {
   // Progress: watch the registry through the admin service.
-  v1::TlsFiles admin_tls;
-  admin_tls.set_ca_cert(pki_ + "/ca.pem");
-  admin_tls.set_cert(pki_ + "/admin.pem");
-  admin_tls.set_key(pki_ + "/admin.key");
-  auto admin_credentials = tls::MakeChannelCredentials(admin_tls);
+  auto admin_credentials = tls::MakeChannelCredentials(pki::IdentityFiles(pki_, "admin"));
   if (!admin_credentials.ok()) return admin_credentials.status();
   auto admin = v1::AdminService::NewStub(grpc::CreateChannel(address_, *admin_credentials));
   std::printf("[4/%d] %u federated rounds (logs in %s/logs)\n", steps_, o_.rounds, root_.c_str());
@@ -477,9 +473,7 @@ absl::Status DemoRun::PullModels() {
   std::printf("[5/%d] analyst pull of the final model%s (signature and SHA-256 verified)\n", steps_,
               compare_ ? "s" : "");
   pull_.coordinator_address = address_;
-  pull_.tls.set_ca_cert(pki_ + "/ca.pem");
-  pull_.tls.set_cert(pki_ + "/analyst.pem");
-  pull_.tls.set_key(pki_ + "/analyst.key");
+  pull_.tls = pki::IdentityFiles(pki_, "analyst");
   pull_.coordinator_public_key = pki_ + "/coordinator-signing.pub";
   std::vector<absl::StatusOr<manifest::ModelManifest>> pulled;
   for (const DemoTask& t : tasks_) {
