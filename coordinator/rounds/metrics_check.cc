@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
+#include "common/metrics/binary_metrics.h"
 
 namespace fedcustoms::coordinator {
 
@@ -61,6 +63,26 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
     }
   }
   return absl::OkStatus();
+}
+
+RoundMetrics SummarizeReports(uint64_t round_id,
+                              const std::map<std::string, v1::EvaluationMetrics>& reported) {
+  RoundMetrics out;
+  std::vector<v1::EvaluationMetrics> reports;
+  for (const auto& [node, metrics] : reported) {
+    reports.push_back(metrics);
+    if (!metrics.has_selection()) continue;
+    v1::NodeSelectionEvaluation& e = out.selection_evaluations.emplace_back();
+    e.set_node(node);
+    e.set_round_id(round_id);
+    *e.mutable_evaluation() = metrics.selection();
+  }
+  if (!reports.empty()) {
+    out.mean = metrics::WeightedMeanMetrics(reports);
+    out.mean_json =
+        config::PrintProtoJson(*out.mean, {.print_defaults = true}).value_or(std::string("{}"));
+  }
+  return out;
 }
 
 }  // namespace fedcustoms::coordinator

@@ -1,6 +1,13 @@
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "fedcustoms/v1/admin_service.pb.h"
 #include "fedcustoms/v1/metrics.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -12,5 +19,19 @@ namespace fedcustoms::coordinator {
 // within the examples. InvalidArgument naming the field and the rule
 // otherwise. Pure function of its argument; thread-safe.
 absl::Status CheckMetrics(const v1::EvaluationMetrics& metrics);
+
+// What a round's evaluation reports add up to.
+struct RoundMetrics {
+  // The examples-weighted mean of the reports (metrics::WeightedMeanMetrics);
+  // none when no participant reported.
+  std::optional<v1::EvaluationMetrics> mean;
+  std::string mean_json = "{}";  // the mean as proto JSON, "{}" when none
+  // Each reporting administration's random-control evaluation, by node.
+  std::vector<v1::NodeSelectionEvaluation> selection_evaluations;
+};
+
+// Sums up the (checked) reports of round `round_id`, by node.
+RoundMetrics SummarizeReports(uint64_t round_id,
+                              const std::map<std::string, v1::EvaluationMetrics>& reported);
 
 }  // namespace fedcustoms::coordinator

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
+#include "common/io/atomic_file.h"
 #include "common/manifest/model_manifest.h"
 #include "common/manifest/signed_manifest.h"
 #include "coordinator/aggregation/tensor_source.h"
@@ -21,6 +22,50 @@ ModelStore::ModelStore(std::string task, std::string models_dir, ModelRegistry* 
 
 std::string ModelStore::WirePath(uint64_t version) const {
   return absl::StrCat(models_dir_, "/v", version, ".fct");
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelStore::OpenLatest(
+    const tensor::NamedTensors& fresh, manifest::ModelManifest v0_manifest,
+    ServerOptimizer& optimizer) const {
+  const std::string feature_schema_hash = v0_manifest.feature_schema_hash;
+  std::vector<uint64_t> versions = registry_->Versions(task_);
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> global;
+  if (versions.empty()) {
+    global = Publish(std::move(v0_manifest), fresh, optimizer.State());
+    if (!global.ok()) return global.status();
+    spdlog::info("task {}: published initial model version 0", task_);
+  } else {
+    global = Resume(versions.back(), fresh, feature_schema_hash);
+    if (!global.ok()) return global.status();
+    if (absl::Status s = RestoreServerState(versions.back(), optimizer); !s.ok()) return s;
+    spdlog::info("task {}: resuming from registry version {}", task_, versions.back());
+  }
+  RemoveStaleWireFiles((*global)->version);
+  return global;
+}
+
+absl::StatusOr<tensor::NamedTensors> ModelStore::ApplyToBase(MeanUpdate& mean,
+                                                             const ModelSnapshot& base,
+                                                             ServerOptimizer& optimizer) const {
+  absl::StatusOr<std::string> sha = crypto::Sha256File(base.wire_path);
+  if (!sha.ok()) return sha.status();
+  if (*sha != base.wire_sha256) {
+    return absl::DataLossError(absl::StrCat(base.wire_path, " no longer hashes to version ",
+                                            base.version, "'s ", base.wire_sha256));
+  }
+  return mean.Apply(TensorFile(base.wire_path), &optimizer);
+}
+
+absl::Status ModelStore::CheckSpaceForVersion(uint64_t model_bytes) const {
+  constexpr uint64_t kMargin = 1 << 20;
+  if (absl::Status s = io::CheckWritableSpace(registry_->root(), 3 * model_bytes + kMargin);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("model registry: ", s.message()));
+  }
+  if (absl::Status s = io::CheckWritableSpace(models_dir_, model_bytes + kMargin); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("model directory: ", s.message()));
+  }
+  return absl::OkStatus();
 }
 
 void ModelStore::RemoveStaleWireFiles(uint64_t keep) const {

@@ -8,6 +8,7 @@
 #include "common/crypto/ed25519.h"
 #include "common/manifest/model_manifest.h"
 #include "common/tensor/named_tensors.h"
+#include "coordinator/aggregation/mean_update.h"
 #include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/rounds/model_snapshot.h"
@@ -63,12 +64,35 @@ class ModelStore {
       uint64_t version, const tensor::NamedTensors& fresh,
       const std::string& feature_schema_hash) const;
 
+  // The task's global model when the coordinator starts: the registry's
+  // latest version resumed (Resume) with `optimizer` in its saved state, or,
+  // for a task with no version yet, `fresh` published as version 0 with
+  // `v0_manifest`. Stale wire files are removed. The error of the step that
+  // failed (nothing is published then).
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> OpenLatest(
+      const tensor::NamedTensors& fresh, manifest::ModelManifest v0_manifest,
+      ServerOptimizer& optimizer) const;
+
   // Puts `optimizer` into the state saved with registry `version`: its initial
   // state when that version was made by another strategy (logged) or saved
   // none. The registry's error when the manifest or state cannot be read;
   // InvalidArgument when the saved state does not fit the optimizer (then
   // its state is unspecified: the caller resets it).
   absl::Status RestoreServerState(uint64_t version, ServerOptimizer& optimizer) const;
+
+  // The next model: `mean` applied through `optimizer` on top of `base`,
+  // computed in the update's memory while the base is read from its wire
+  // file (one model in memory, not three). The file is checked against its
+  // hash first (DataLoss otherwise), so a file damaged on disk never becomes
+  // the base of a freshly signed version.
+  absl::StatusOr<tensor::NamedTensors> ApplyToBase(MeanUpdate& mean, const ModelSnapshot& base,
+                                                   ServerOptimizer& optimizer) const;
+
+  // OK when the registry can take a new version of `model_bytes` (weights
+  // and up to two model-sized server-state tensors per parameter) and the
+  // models directory its wire file; else io::CheckWritableSpace's error,
+  // naming the store.
+  absl::Status CheckSpaceForVersion(uint64_t model_bytes) const;
 
   // Deletes every file in the models directory but version `keep`'s
   // (candidates of aborted rounds, superseded globals, leftovers of a crash).

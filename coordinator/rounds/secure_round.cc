@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/secagg/fixed_point.h"
+#include "common/secagg/secagg_messages.h"
 #include "common/secagg/shamir.h"
 
 namespace fedcustoms::coordinator {
@@ -68,6 +69,10 @@ absl::Status SecureRound::CloseAdvertising() {
     return absl::FailedPreconditionError(absl::StrCat(
         "only ", u1_.size(), " of ", params_.selected.size(),
         " selected nodes advertised keys by the deadline; the threshold is ", params_.threshold));
+  }
+  if (u1_.size() < params_.min_nodes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only ", u1_.size(), " selected nodes advertised keys; min_nodes is ", params_.min_nodes));
   }
   return absl::OkStatus();
 }
@@ -208,6 +213,26 @@ absl::StatusOr<std::vector<uint32_t>> SecureRound::Unmask(std::vector<uint32_t> 
   for (const secagg::SignedAdvertisement& a : u1_) keys.emplace(a.keys.node, a.keys);
   return secagg::UnmaskSum(params_.task, params_.round_id, params_.threshold, keys, u2_, u3_,
                            std::move(masked_sum), reveals_);
+}
+
+absl::Status SecureRound::Handle(const std::string& node, const v1::AdvertiseKeysRequest& request) {
+  absl::StatusOr<secagg::SignedAdvertisement> advertisement =
+      secagg::FromProto(request.keys(), params_.task, params_.round_id);
+  if (!advertisement.ok()) return advertisement.status();
+  return Advertise(node, *std::move(advertisement));
+}
+
+absl::Status SecureRound::Handle(const std::string& node, const v1::ShareKeysRequest& request) {
+  std::vector<secagg::SealedShares> shares;
+  shares.reserve(request.shares_size());
+  for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
+  return ShareKeys(node, std::move(shares));
+}
+
+absl::Status SecureRound::Handle(const std::string& node, const v1::UnmaskRequest& request) {
+  absl::StatusOr<secagg::UnmaskShares> shares = secagg::FromProto(request);
+  if (!shares.ok()) return shares.status();
+  return Reveal(node, *std::move(shares));
 }
 
 absl::StatusOr<v1::SecureRound> SecureRoundParameters(const v1::SecureAggregationConfig& config,

@@ -29,6 +29,8 @@ class SecureRound {
     uint64_t round_id = 0;
     std::set<std::string> selected;
     uint32_t threshold = 0;  // t, already checked against |selected|
+    // The task's min_nodes: a round that keeps fewer cannot publish.
+    uint32_t min_nodes = 0;
   };
 
   // `verifier` must outlive the round.
@@ -41,13 +43,18 @@ class SecureRound {
   // one node's bad signature is refused at once instead of making every
   // honest node refuse the whole round.
   absl::Status Advertise(const std::string& node, secagg::SignedAdvertisement advertisement);
-  // Ends phase 1; FailedPrecondition if fewer than t nodes advertised.
+  // Each step also from the node's request (parsed for this task and round;
+  // InvalidArgument naming the field when it does not parse).
+  absl::Status Handle(const std::string& node, const v1::AdvertiseKeysRequest& request);
+  // Ends phase 1; FailedPrecondition if fewer than t (or min_nodes) nodes
+  // advertised.
   absl::Status CloseAdvertising();
   const std::vector<secagg::SignedAdvertisement>& advertisements() const { return u1_; }
 
   // Phase 2: exactly one sealed share pair from `node` to each other node of
   // U1.
   absl::Status ShareKeys(const std::string& node, std::vector<secagg::SealedShares> shares);
+  absl::Status Handle(const std::string& node, const v1::ShareKeysRequest& request);
   // Ends phase 2; FailedPrecondition if fewer than t nodes shared.
   absl::Status CloseSharing();
   // The shares addressed to `node` (all from U2).
@@ -57,10 +64,12 @@ class SecureRound {
   // FailedPrecondition if fewer than t; Internal for a node outside U2 (the
   // caller only accepts masked input from U2, so that is a bug).
   absl::Status CloseMasking(const std::set<std::string>& u3);
+  const std::set<std::string>& u2() const { return u2_; }
   const std::set<std::string>& u3() const { return u3_; }
 
   // Phase 4: a node of U3 reveals its shares, once.
   absl::Status Reveal(const std::string& node, secagg::UnmaskShares shares);
+  absl::Status Handle(const std::string& node, const v1::UnmaskRequest& request);
 
   // Who has done what so far (for assignments and phase ends).
   bool Advertised(const std::string& node) const { return advertised_.contains(node); }

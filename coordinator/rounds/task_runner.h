@@ -19,9 +19,14 @@
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/registry/model_registry.h"
 #include "coordinator/rounds/clock.h"
+#include "coordinator/rounds/manifest_template.h"
+#include "coordinator/rounds/metrics_check.h"
 #include "coordinator/rounds/model_snapshot.h"
-#include "coordinator/rounds/model_store.h"
+#include "coordinator/rounds/node_roster.h"
+#include "coordinator/rounds/round_phase.h"
+#include "coordinator/rounds/round_state.h"
 #include "coordinator/rounds/secure_round.h"
+#include "coordinator/rounds/server_model.h"
 #include "fedcustoms/v1/admin_service.pb.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/metrics.pb.h"
@@ -84,7 +89,7 @@ class TaskRunner {
   const std::string& name() const { return options_.config.name(); }
   // Hex SHA-256 of the task's input (feature schema, or X-ray image format);
   // joining nodes must match it.
-  const std::string& feature_schema_hash() const { return feature_schema_hash_; }
+  const std::string& feature_schema_hash() const { return manifests_.feature_schema_hash(); }
 
   // A node joined (its feature schema already checked): it counts as
   // available for a while, and the training rows it declared bound the sample
@@ -133,18 +138,6 @@ class TaskRunner {
   uint64_t MaxUploadBytes() const { return model_bytes_ * 2 + (1 << 20); }
 
  private:
-  enum class Phase {
-    kGathering,
-    kAdvertising,
-    kSharing,
-    kTraining,
-    kUnmasking,
-    kAggregating,
-    kEvaluating,
-    kFinished
-  };
-  static const char* PhaseName(Phase phase);
-
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,
              const crypto::Ed25519Signer* signer, UpdateSpec spec, uint64_t model_bytes);
 
@@ -182,38 +175,43 @@ class TaskRunner {
   // Finishes `aggregator` into the candidate v+1 and enters evaluation, or
   // aborts the round.
   void Aggregate(std::shared_ptr<Aggregator> aggregator) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The heavy part of Aggregate, without the lock: the mean update applied to
-  // `base` through the server strategy, written as the candidate's wire
-  // file. Sets m.total_samples.
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> FinishCandidate(Aggregator& aggregator,
-                                                                       const ModelSnapshot& base,
-                                                                       manifest::ModelManifest& m);
   bool secure() const { return options_.mode == v1::SECURE; }
   // Waits for `done` until a deadline `seconds` from now, in `phase`.
-  void RunPhase(Phase phase, uint32_t seconds, const std::function<bool()>& done)
+  void RunPhase(RoundPhase phase, uint32_t seconds, const std::function<bool()>& done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Publishes the candidate with the round's metrics and makes it the global
   // model, or aborts the round.
-  void Publish(std::optional<v1::EvaluationMetrics> mean_metrics,
-               std::vector<v1::NodeSelectionEvaluation> selection_evaluations,
-               const std::string& metrics_json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Publish(RoundMetrics metrics) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the round in the ledger as `status` ("completed" or "aborted"),
+  // counts it and goes back to gathering.
+  void CloseRound(const char* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A secure step of `node` for `round_id`: `step` runs on the round's
+  // SecureRound while the round is in `phase`; the waiters wake after it.
+  absl::Status SecureStep(const std::string& node, uint64_t round_id, RoundPhase phase,
+                          const std::function<absl::Status(SecureRound&)>& step)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // How an upload ended: the round closed (or the transfer failed), the
+  // update was rejected (counted), or folded in with `samples`.
+  enum class UploadEnd { kRoundClosed, kRejected, kFolded };
+  // Ends `node`'s upload for `round_id`, if that round is still the open one,
+  // and wakes the waiters.
+  void EndUpload(const std::string& node, uint64_t round_id, UploadEnd end, uint64_t samples = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Sets the phase of the open round, wakes the waiters and follows it in
   // the ledger (so a restart knows where the round was interrupted).
-  void EnterPhase(Phase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnterPhase(RoundPhase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the registry, the model directory and the upload spool can take
   // a round of `nodes` nodes (io::CheckWritableSpace).
   absl::Status CheckStorage(size_t nodes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::set<std::string> AvailableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckRound(uint64_t round_id, uint64_t version, Phase phase) const
+  // RoundState::CheckPhase, and `version` is the round's model in that
+  // phase (the candidate while evaluating, else the global model).
+  absl::Status CheckRound(uint64_t round_id, uint64_t version, RoundPhase phase) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The round and phase part of CheckRound (secure steps carry no version).
-  absl::Status CheckPhase(uint64_t round_id, Phase phase) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  manifest::ModelManifest ManifestTemplate(uint64_t version) const;
 
-  // Constant after construction.
+  // Constant after construction, but model_ (the driver thread's).
   const Options options_;
   ModelRegistry* const registry_;
   RoundLedger* const ledger_;
@@ -221,50 +219,29 @@ class TaskRunner {
   const uint64_t model_bytes_;  // the model's wire encoding
   // The task's kind and model config, with the schema for declaration tasks.
   const task::ModelSpec model_spec_;
-  // Hash of the model's input (task::InputHash); nodes must match it.
-  const std::string feature_schema_hash_;
   const std::unique_ptr<Clock> owned_clock_;  // when Options::clock is null
   Clock* const clock_;
-  // The wire files of the global model and the candidate.
-  const ModelStore store_;
+  // The wire files, the server strategy and the candidate's weights (driver
+  // thread only; Create uses it before the driver starts).
+  ServerModel model_;
+  // What every manifest of the task states (after model_: it names the
+  // strategy).
+  const ManifestTemplate manifests_;
 
   mutable absl::Mutex mu_;
   absl::CondVar changed_;  // Signalled on every phase change.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kGathering;
   std::shared_ptr<const ModelSnapshot> global_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ModelSnapshot> candidate_ ABSL_GUARDED_BY(mu_);
-  uint64_t round_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, Clock::time_point> last_seen_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> declared_train_rows_ ABSL_GUARDED_BY(mu_);  // by Join
-  std::set<std::string> selected_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> uploading_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> submitted_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, v1::EvaluationMetrics> reported_ ABSL_GUARDED_BY(mu_);
-  uint32_t rejected_updates_ ABSL_GUARDED_BY(mu_) = 0;
-  RoundRecord record_ ABSL_GUARDED_BY(mu_);
+  NodeRoster roster_ ABSL_GUARDED_BY(mu_);
+  RoundState round_ ABSL_GUARDED_BY(mu_);
   uint32_t rounds_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t rounds_aborted_ ABSL_GUARDED_BY(mu_) = 0;
   // Why no round opens (storage cannot record one); empty otherwise.
   std::string blocked_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
-  // Per administration, of the same round (reported_ is ordered by node).
+  // Per administration, of the same round (by node).
   std::vector<v1::NodeSelectionEvaluation> latest_selection_evaluations_ ABSL_GUARDED_BY(mu_);
-  Clock::time_point phase_deadline_ ABSL_GUARDED_BY(mu_);
-  // Mode SECURE: the open round's protocol state and the parameters sent to
-  // the nodes with every secure assignment.
-  std::unique_ptr<SecureRound> secure_round_ ABSL_GUARDED_BY(mu_);
-  v1::SecureRound secure_params_ ABSL_GUARDED_BY(mu_);
-
-  // The candidate's tensors from aggregation until they are published or the
-  // round aborts (driver thread only): the only full model the coordinator
-  // holds in memory.
-  tensor::NamedTensors candidate_tensors_;
-
-  // The server strategy (driver thread only; Create before the driver
-  // starts). optimizer_stepped_: it stepped for a candidate not yet published.
-  std::unique_ptr<ServerOptimizer> optimizer_;
-  bool optimizer_stepped_ = false;
 
   // Serializes Add and Finish on the aggregator; taken before mu_ when both
   // are needed.

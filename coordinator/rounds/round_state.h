@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "coordinator/ledger/round_ledger.h"
+#include "coordinator/rounds/clock.h"
+#include "coordinator/rounds/round_phase.h"
+#include "coordinator/rounds/secure_round.h"
+#include "fedcustoms/v1/metrics.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
+
+namespace fedcustoms::coordinator {
+
+// The open round of one task: its phase and deadline, who was selected and
+// how far each node got, and what the ledger will record. The driver moves it
+// along; the nodes' requests read it and record their steps. A value without
+// a lock: TaskRunner guards it with its mutex.
+struct RoundState {
+  uint64_t id = 0;  // the last round opened; 0 before the first
+  RoundPhase phase = RoundPhase::kGathering;
+  Clock::time_point deadline;  // of the current phase
+  // The nodes selected when the round opened; in mode SECURE narrowed to U2
+  // (the nodes whose shares went out) before training.
+  std::set<std::string> selected;
+  std::set<std::string> uploading;                        // an upload is between Begin and Finish
+  std::map<std::string, uint64_t> submitted;              // folded in: node → sample count
+  std::map<std::string, v1::EvaluationMetrics> reported;  // by node
+  uint32_t rejected_updates = 0;
+  RoundRecord record;
+  // Mode SECURE: the protocol state, and the parameters sent with every
+  // secure assignment.
+  std::unique_ptr<SecureRound> secure;
+  v1::SecureRound secure_params;
+
+  // Opens the next round (id + 1) with `selected` and its ledger `record`:
+  // every per-round set is cleared, the phase left to the caller.
+  void Open(std::set<std::string> selected_nodes, RoundRecord opened);
+
+  // OK when `round_id` is this round and it is in `expected`;
+  // FAILED_PRECONDITION saying which round of `task` is current and in which
+  // phase otherwise.
+  absl::Status CheckPhase(const std::string& task, uint64_t round_id, RoundPhase expected) const;
+};
+
+}  // namespace fedcustoms::coordinator

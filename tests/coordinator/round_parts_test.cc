@@ -1,0 +1,227 @@
+// The pure parts of a round that TaskRunner composes: who is available
+// (NodeRoster), which phase accepts which round (RoundState), what an update
+// header may claim (CheckUpdateHeader), which step a polling node gets
+// (AssignmentFor) and what every manifest states (ManifestTemplate). No
+// threads, no files: each rule is checked on its own.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "common/task/task_model.h"
+#include "coordinator/rounds/assignment.h"
+#include "coordinator/rounds/manifest_template.h"
+#include "coordinator/rounds/node_roster.h"
+#include "coordinator/rounds/round_state.h"
+#include "coordinator/rounds/update_header_check.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+using std::chrono::seconds;
+using Kind = v1::TaskAssignment::Kind;
+
+const Clock::time_point kT0 = Clock::time_point() + std::chrono::hours(1);
+
+TEST(NodeRoster, OnlyJoinedNodesHeardFromWithinTheWindowAreAvailable) {
+  NodeRoster roster;
+  roster.Seen("EE", kT0);  // called, never joined (e.g. after a restart)
+  roster.Join("FI", 100, kT0);
+  roster.Join("LV", 50, kT0);
+  EXPECT_EQ(roster.Available(kT0), (std::set<std::string>{"FI", "LV"}));
+  EXPECT_FALSE(roster.HasJoined("EE"));
+
+  roster.Seen("LV", kT0 + seconds(20));
+  const Clock::time_point later = kT0 + NodeRoster::kAvailableWindow + seconds(1);
+  EXPECT_EQ(roster.Available(later), (std::set<std::string>{"LV"}));
+
+  roster.Join("EE", 7, later);
+  EXPECT_EQ(roster.Available(later), (std::set<std::string>{"EE", "LV"}));
+}
+
+TEST(NodeRoster, DeclaredRowsAreTheLastJoinsAndUnknownNodesCountZero) {
+  NodeRoster roster;
+  roster.Join("FI", 100, kT0);
+  roster.Join("FI", 40, kT0);
+  roster.Join("LV", 60, kT0);
+  EXPECT_EQ(roster.DeclaredRows("FI"), 40u);
+  EXPECT_EQ(roster.DeclaredRows("EE"), std::nullopt);
+  EXPECT_EQ(roster.TotalDeclaredRows({"FI", "LV", "EE"}), 100u);
+}
+
+TEST(RoundState, OpenStartsTheNextRoundWithEmptySets) {
+  RoundState round;
+  round.id = 4;
+  round.submitted["FI"] = 10;
+  round.uploading.insert("LV");
+  round.reported["FI"] = v1::EvaluationMetrics();
+  round.rejected_updates = 2;
+  RoundRecord record;
+  record.round_id = 5;
+  round.Open({"EE", "FI"}, record);
+  EXPECT_EQ(round.id, 5u);
+  EXPECT_EQ(round.selected, (std::set<std::string>{"EE", "FI"}));
+  EXPECT_TRUE(round.submitted.empty());
+  EXPECT_TRUE(round.uploading.empty());
+  EXPECT_TRUE(round.reported.empty());
+  EXPECT_EQ(round.rejected_updates, 0u);
+  EXPECT_EQ(round.record.round_id, 5u);
+}
+
+TEST(RoundState, CheckPhaseNamesTheCurrentRoundAndPhase) {
+  RoundState round;
+  round.id = 3;
+  round.phase = RoundPhase::kTraining;
+  EXPECT_TRUE(round.CheckPhase("risk", 3, RoundPhase::kTraining).ok());
+
+  absl::Status s = round.CheckPhase("risk", 4, RoundPhase::kTraining);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(), "unknown round 4 of task risk (current round 3)");
+  s = round.CheckPhase("risk", 0, RoundPhase::kTraining);
+  EXPECT_EQ(s.message(), "unknown round 0 of task risk (current round 3)");
+  s = round.CheckPhase("risk", 2, RoundPhase::kTraining);
+  EXPECT_EQ(s.message(), "round 2 of task risk is closed (current round 3)");
+  s = round.CheckPhase("risk", 3, RoundPhase::kSharing);
+  EXPECT_EQ(s.message(), "round 3 of task risk is training, not sharing keys");
+}
+
+v1::UpdateHeader Header(uint64_t samples, double loss) {
+  v1::UpdateHeader h;
+  h.set_round_id(1);
+  h.set_sample_count(samples);
+  h.set_train_loss(loss);
+  return h;
+}
+
+TEST(CheckUpdateHeader, TrustedModeBoundsTheSampleCountAndTheLoss) {
+  const UpdateHeaderLimits limits{false, 1000, 200};
+  EXPECT_TRUE(CheckUpdateHeader("risk", "FI", Header(200, 0.5), limits).ok());
+
+  absl::Status s = CheckUpdateHeader("risk", "FI", Header(0, 0.5), limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "sample_count 0 is outside 1..1000");
+  s = CheckUpdateHeader("risk", "FI", Header(1001, 0.5), limits);
+  EXPECT_EQ(s.message(), "sample_count 1001 is outside 1..1000");
+  s = CheckUpdateHeader("risk", "FI", Header(201, 0.5), limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "sample_count 201 exceeds the 200 training rows node FI declared when it joined");
+  s = CheckUpdateHeader("risk", "FI", Header(10, std::nan("")), limits);
+  EXPECT_EQ(s.message(), "train_loss is NaN or Inf");
+  s = CheckUpdateHeader("risk", "FI", Header(10, std::numeric_limits<double>::infinity()), limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CheckUpdateHeader, ANodeThatHasNotJoinedIsAPreconditionNotARejection) {
+  absl::Status s =
+      CheckUpdateHeader("risk", "EE", Header(10, 0.5), UpdateHeaderLimits{false, 1000, {}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(), "node EE has not joined task risk since the coordinator started");
+}
+
+TEST(CheckUpdateHeader, SecureModeRefusesClearCounts) {
+  const UpdateHeaderLimits limits{true, 1000, 200};
+  EXPECT_TRUE(CheckUpdateHeader("risk", "FI", Header(0, 0), limits).ok());
+  EXPECT_EQ(CheckUpdateHeader("risk", "FI", Header(10, 0), limits).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckUpdateHeader("risk", "FI", Header(0, 0.25), limits).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+class AssignmentForTest : public ::testing::Test {
+ protected:
+  AssignmentForTest() {
+    config_.set_name("risk");
+    config_.mutable_training()->set_local_epochs(3);
+    global_.version = 7;
+    global_.manifest = {"{\"version\":7}", "sig7"};
+    candidate_.version = 8;
+    candidate_.manifest = {"{\"version\":8}", "sig8"};
+    round_.id = 12;
+    round_.selected = {"EE", "FI", "LV"};
+    round_.deadline = kT0 + seconds(30);
+  }
+  v1::TaskAssignment For(const std::string& node, Clock::time_point now = kT0) {
+    return AssignmentFor(round_, node,
+                         AssignmentContext{config_, model_, global_, &candidate_, now});
+  }
+
+  v1::TaskConfig config_;
+  task::ModelSpec model_;
+  ModelSnapshot global_;
+  ModelSnapshot candidate_;
+  RoundState round_;
+};
+
+TEST_F(AssignmentForTest, SelectedNodesTrainTheGlobalModelOnce) {
+  round_.phase = RoundPhase::kTraining;
+  round_.submitted["EE"] = 10;
+  round_.uploading.insert("FI");
+  v1::TaskAssignment a = For("LV", kT0 + seconds(10));
+  EXPECT_EQ(a.kind(), v1::TaskAssignment::TRAIN);
+  EXPECT_EQ(a.task(), "risk");
+  EXPECT_EQ(a.round_id(), 12u);
+  EXPECT_EQ(a.model_version(), 7u);
+  EXPECT_EQ(a.deadline_seconds(), 20u);
+  EXPECT_EQ(a.training().local_epochs(), 3u);
+  EXPECT_EQ(a.manifest_json(), "{\"version\":7}");
+  EXPECT_EQ(a.manifest_signature(), "sig7");
+  EXPECT_FALSE(a.has_secure());
+
+  EXPECT_EQ(For("EE").kind(), v1::TaskAssignment::WAIT);           // already folded in
+  EXPECT_EQ(For("FI").kind(), v1::TaskAssignment::WAIT);           // upload in progress
+  EXPECT_EQ(For("SE").kind(), v1::TaskAssignment::WAIT);           // not selected
+  EXPECT_EQ(For("LV", kT0 + seconds(90)).deadline_seconds(), 0u);  // past: 0, not negative
+}
+
+TEST_F(AssignmentForTest, ContributorsEvaluateTheCandidateOnce) {
+  round_.phase = RoundPhase::kEvaluating;
+  round_.submitted = {{"EE", 10}, {"FI", 20}};
+  round_.reported["FI"] = v1::EvaluationMetrics();
+  v1::TaskAssignment a = For("EE");
+  EXPECT_EQ(a.kind(), v1::TaskAssignment::EVALUATE);
+  EXPECT_EQ(a.model_version(), 8u);
+  EXPECT_EQ(a.manifest_signature(), "sig8");
+  EXPECT_FALSE(a.has_training());
+  EXPECT_EQ(For("FI").kind(), v1::TaskAssignment::WAIT);  // reported
+  EXPECT_EQ(For("LV").kind(), v1::TaskAssignment::WAIT);  // did not contribute
+}
+
+TEST_F(AssignmentForTest, OtherPhasesWaitAndAFinishedTaskSaysSo) {
+  for (RoundPhase phase : {RoundPhase::kGathering, RoundPhase::kAggregating,
+                           RoundPhase::kAdvertising, RoundPhase::kUnmasking}) {
+    round_.phase = phase;
+    EXPECT_EQ(For("EE").kind(), v1::TaskAssignment::WAIT) << RoundPhaseName(phase);
+  }
+  round_.phase = RoundPhase::kFinished;
+  EXPECT_EQ(For("SE").kind(), v1::TaskAssignment::FINISHED);
+}
+
+TEST(ManifestTemplate, StatesTheTaskAndChainsVersionsToTheirParent) {
+  v1::TaskConfig config;
+  config.set_name("risk");
+  config.mutable_training()->set_local_epochs(2);
+  config.mutable_robust_aggregation()->set_kind(v1::RobustAggregationConfig::TRIMMED_MEAN);
+  config.mutable_robust_aggregation()->set_norm_bound(5);
+  const task::ModelSpec model;
+  ManifestTemplate manifests(config, model, v1::SECURE, "fedadam");
+
+  manifest::ModelManifest v0 = manifests.For(0);
+  EXPECT_EQ(v0.task, "risk");
+  EXPECT_FALSE(v0.has_parent);
+  manifest::ModelManifest v5 = manifests.For(5);
+  EXPECT_TRUE(v5.has_parent);
+  EXPECT_EQ(v5.parent, 4u);
+  EXPECT_EQ(v5.aggregation_mode, "secure");
+  EXPECT_EQ(v5.strategy, "fedadam");
+  EXPECT_EQ(v5.aggregator, "trimmed_mean+norm_bound");
+  EXPECT_EQ(v5.architecture, std::string(task::ArchitectureName(model.kind)));
+  EXPECT_EQ(v5.feature_schema_hash, task::InputHash(model));
+  EXPECT_NE(v5.training_json.find("\"local_epochs\":2"), std::string::npos) << v5.training_json;
+  EXPECT_FALSE(v5.created_at.empty());
+  EXPECT_EQ(AggregationModeName(v1::TRUSTED), std::string("trusted"));
+}
+
+}  // namespace
+}  // namespace fedcustoms::coordinator
