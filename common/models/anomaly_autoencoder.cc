@@ -33,14 +33,12 @@ absl::Status CheckAnomalyAutoencoderArgs(int64_t numeric_width,
                                          const v1::AnomalyModelConfig& config) {
   const v1::AnomalyModelConfig c = WithDefaults(config);
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-  if (absl::Status s = CheckDeclarationFeatures(numeric_width, buckets, c.embedding_dim());
+  if (absl::Status s = CheckDeclarationModel(
+          numeric_width, buckets, c.embedding_dim(),
+          {c.hidden_units().data(), static_cast<size_t>(c.hidden_units_size())});
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckHiddenUnits({c.hidden_units().data(), static_cast<size_t>(c.hidden_units_size())});
-      !s.ok())
-    return s;
   uint64_t head_weights = 0;
   // The decoder ends at the width of the first hidden layer.
   for (uint32_t b : buckets) head_weights += uint64_t{b} * (c.hidden_units(0) + 1);

@@ -60,6 +60,14 @@ absl::Status CheckHiddenUnits(std::span<const uint32_t> hidden_units) {
   return absl::OkStatus();
 }
 
+absl::Status CheckDeclarationModel(int64_t numeric_width, const std::vector<uint32_t>& buckets,
+                                   uint32_t embedding_dim, std::span<const uint32_t> hidden_units) {
+  if (absl::Status s = CheckDeclarationFeatures(numeric_width, buckets, embedding_dim); !s.ok()) {
+    return s;
+  }
+  return CheckHiddenUnits(hidden_units);
+}
+
 torch::nn::BatchNorm1d MakeStandardization(int64_t width) {
   return torch::nn::BatchNorm1d(
       torch::nn::BatchNorm1dOptions(width).affine(false).momentum(c10::nullopt));

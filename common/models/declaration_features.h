@@ -30,6 +30,10 @@ absl::Status CheckDeclarationFeatures(int64_t numeric_width, const std::vector<u
 // refused: callers apply their defaults first). The error names the field.
 absl::Status CheckHiddenUnits(std::span<const uint32_t> hidden_units);
 
+// Both checks, as each declaration model makes them first.
+absl::Status CheckDeclarationModel(int64_t numeric_width, const std::vector<uint32_t>& buckets,
+                                   uint32_t embedding_dim, std::span<const uint32_t> hidden_units);
+
 // BatchNorm1d(width, affine=false, momentum=None): only its running_mean and
 // running_var are used, as the standardization statistics.
 torch::nn::BatchNorm1d MakeStandardization(int64_t width);

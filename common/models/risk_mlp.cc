@@ -25,14 +25,12 @@ absl::Status CheckRiskMlpArgs(int64_t numeric_width, const std::vector<uint32_t>
                               const v1::RiskModelConfig& config) {
   const v1::RiskModelConfig c = WithDefaults(config);
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-  if (absl::Status s = CheckDeclarationFeatures(numeric_width, buckets, c.embedding_dim());
+  if (absl::Status s = CheckDeclarationModel(
+          numeric_width, buckets, c.embedding_dim(),
+          {c.hidden_units().data(), static_cast<size_t>(c.hidden_units_size())});
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckHiddenUnits({c.hidden_units().data(), static_cast<size_t>(c.hidden_units_size())});
-      !s.ok())
-    return s;
   if (!std::isfinite(c.dropout()) || c.dropout() < 0 || c.dropout() >= 1) {
     return bad("dropout ", c.dropout(), " is not in [0, 1)");
   }
