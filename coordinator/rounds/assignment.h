@@ -26,8 +26,9 @@ struct AssignmentContext {
 // not uploaded, ADVERTISE_KEYS / SHARE_KEYS / UNMASK in the key phases while
 // it belongs to the phase's set and has not acted, EVALUATE the candidate
 // while it contributed and has not reported, FINISHED once the task's rounds
-// are done. Every non-WAIT assignment carries the round, the model version
-// and the seconds left; the secure ones carry the round's parameters.
+// are done. Every step (all but WAIT and FINISHED) carries the round, the
+// model version and the seconds left; the secure ones carry the round's
+// parameters.
 v1::TaskAssignment AssignmentFor(const RoundState& round, const std::string& node,
                                  const AssignmentContext& context);
 

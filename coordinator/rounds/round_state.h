@@ -38,7 +38,8 @@ struct RoundState {
   v1::SecureRound secure_params;
 
   // Opens the next round (id + 1) with `selected` and its ledger `record`:
-  // every per-round set is cleared, the phase left to the caller.
+  // every per-round set is cleared; the phase, its deadline and the secure
+  // state are the caller's to set as the round moves on.
   void Open(std::set<std::string> selected_nodes, RoundRecord opened);
 
   // OK when `round_id` is this round and it is in `expected`;

@@ -29,7 +29,8 @@ class SecureRound {
     uint64_t round_id = 0;
     std::set<std::string> selected;
     uint32_t threshold = 0;  // t, already checked against |selected|
-    // The task's min_nodes: a round that keeps fewer cannot publish.
+    // The task's min_nodes: advertising closes with at least this many (and
+    // t) or aborts. TaskRunner always sets it; 0 leaves t as the only floor.
     uint32_t min_nodes = 0;
   };
 

@@ -51,8 +51,11 @@ class ServerModel {
       Aggregator& aggregator, const ModelSnapshot& base, manifest::ModelManifest& manifest);
 
   // Publishes `candidate` (the last MakeCandidate's) with `metrics_json` and
-  // the strategy's state: the new global model. Wire files of older versions
-  // are removed. The registry's error otherwise; then Discard.
+  // the strategy's state: the new global model. Every other file in the
+  // models directory is then removed (the caller's previous global is no
+  // longer handed out: the round is evaluating). The registry's error
+  // otherwise, with the candidate and the stepped strategy left for the
+  // caller's Discard.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Publish(const ModelSnapshot& candidate,
                                                                const std::string& metrics_json);
 

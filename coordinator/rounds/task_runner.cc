@@ -515,8 +515,9 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
     return absl::InvalidArgumentError(absl::StrCat("update from ", node, " for round ", round_id,
                                                    " rejected: ", valid.message()));
   }
-  // The driver takes fold_mu_ before it closes the round: while it is held
-  // here, the round this update was checked against stays open.
+  // The driver takes fold_mu_ before it takes the aggregator away, so while
+  // it is held here the aggregator checked below keeps taking updates (an
+  // abort after an exception drops it unfolded: the round's sum is lost).
   absl::MutexLock fold_lock(&fold_mu_);
   bool open;
   {

@@ -188,15 +188,16 @@ class TaskRunner {
   // counts it and goes back to gathering.
   void CloseRound(const char* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A secure step of `node` for `round_id`: `step` runs on the round's
-  // SecureRound while the round is in `phase`; the waiters wake after it.
+  // SecureRound while the round is in `phase`; the waiters wake when it
+  // succeeds.
   absl::Status SecureStep(const std::string& node, uint64_t round_id, RoundPhase phase,
                           const std::function<absl::Status(SecureRound&)>& step)
       ABSL_LOCKS_EXCLUDED(mu_);
   // How an upload ended: the round closed (or the transfer failed), the
   // update was rejected (counted), or folded in with `samples`.
   enum class UploadEnd { kRoundClosed, kRejected, kFolded };
-  // Ends `node`'s upload for `round_id`, if that round is still the open one,
-  // and wakes the waiters.
+  // Ends `node`'s upload for `round_id` if that is still the current round
+  // id (open, or closed and not yet replaced), and wakes the waiters.
   void EndUpload(const std::string& node, uint64_t round_id, UploadEnd end, uint64_t samples = 0)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Sets the phase of the open round, wakes the waiters and follows it in
