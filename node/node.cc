@@ -114,10 +114,10 @@ absl::Status Node::Run() {
       backoff.Reset();
       continue;
     }
-    // Credentials, or a schema the coordinator refused at Join: retrying will
-    // not help.
+    // Credentials, or a schema or row count the coordinator refused at Join:
+    // retrying will not help.
     if (Classify(status) == StatusClass::kFatal ||
-        (absl::IsFailedPrecondition(status) && !joined)) {
+        ((absl::IsFailedPrecondition(status) || absl::IsInvalidArgument(status)) && !joined)) {
       return status;
     }
     if (Classify(status) == StatusClass::kRetry) joined = joined && !absl::IsUnavailable(status);

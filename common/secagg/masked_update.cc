@@ -48,8 +48,8 @@ absl::StatusOr<MaskedUpdate::Encoded> MaskedUpdate::Encode(std::span<const Piece
 }
 
 absl::StatusOr<uint64_t> MaskedUpdate::Decode(std::span<const uint32_t> sum,
-                                              std::span<const Entry> layout,
-                                              std::span<float> mean) const {
+                                              std::span<const Entry> layout, std::span<float> mean,
+                                              uint64_t weight) const {
   uint64_t parameters = 0;
   for (const Entry& entry : layout) parameters += entry.size;
   if (sum.size() != Words(parameters) || mean.size() != parameters) {
@@ -57,13 +57,12 @@ absl::StatusOr<uint64_t> MaskedUpdate::Decode(std::span<const uint32_t> sum,
         "a masked sum of ", sum.size(), " words and a mean of ", mean.size(),
         " values for a layout of ", parameters, " parameters (P + 1 words, P values)"));
   }
-  const uint64_t samples = sum.back();
-  if (samples == 0 || samples > total_weight_) {
-    return absl::DataLossError(absl::StrCat("the unmasked sample count ", samples,
-                                            " is outside 1..", total_weight_,
-                                            " (the declared training rows)"));
+  if (weight == 0 || weight > total_weight_) {
+    return absl::InvalidArgumentError(absl::StrCat("the contributors' weight ", weight,
+                                                   " is outside 1..", total_weight_,
+                                                   " (the declared training rows)"));
   }
-  const double contributed = static_cast<double>(samples) / static_cast<double>(total_weight_);
+  const double contributed = static_cast<double>(weight) / static_cast<double>(total_weight_);
   if (absl::Status s = codec_.DecodeMean(sum.first(parameters), contributed, mean); !s.ok()) {
     return s;
   }
@@ -76,7 +75,7 @@ absl::StatusOr<uint64_t> MaskedUpdate::Decode(std::span<const uint32_t> sum,
     }
     offset += entry.size;
   }
-  return samples;
+  return uint64_t{sum.back()};
 }
 
 }  // namespace fedcustoms::secagg

@@ -28,7 +28,10 @@ inline constexpr char kMaskedInputTensorName[] = "masked_input";
 //                  statistics (IsStandardizationStatistic) divided by
 //                  kStatisticsDivisor first
 //   word  P        the node's sample count n, exact (honest counts sum to at
-//                  most W < 2^32, so the unmasked word is Σ n_i)
+//                  most W < 2^32, so the unmasked word is Σ n_i). The
+//                  coordinator decodes with the contributors' public rows,
+//                  not with this word: a node that masks a false count
+//                  cannot rescale the mean; the word is only compared.
 //
 // W is the round's announced total weight (v1::SecureRound.total_weight, the
 // training rows the selected nodes declared). A MaskedUpdate holds only the
@@ -66,13 +69,15 @@ class MaskedUpdate {
   absl::StatusOr<Encoded> Encode(std::span<const Piece> update, uint64_t samples) const;
 
   // Reads the unmasked sum of the contributors' encodings (P + 1 words, laid
-  // out by `layout`): writes the weighted mean update Σ n_i Δ_i / Σ n_i into
-  // `mean` (P values; standardization statistics multiplied back) and returns
-  // Σ n_i. DataLoss when the sample count word is outside 1..W (a sum that
-  // cannot come from honest nodes); InvalidArgument when the sizes of `sum`,
-  // `layout` and `mean` do not agree. `mean` is unspecified on failure.
+  // out by `layout`): writes the weighted mean update Σ (n_i/W) Δ_i · W /
+  // `weight` into `mean` (P values; standardization statistics multiplied
+  // back), where `weight` is Σ n_i of the contributors as the coordinator
+  // knows them (the rows they declared), and returns the sum's count word
+  // (Σ n_i as the nodes masked it) for the caller to compare. InvalidArgument
+  // when `weight` is outside 1..W or the sizes of `sum`, `layout` and `mean`
+  // do not agree. `mean` is unspecified on failure.
   absl::StatusOr<uint64_t> Decode(std::span<const uint32_t> sum, std::span<const Entry> layout,
-                                  std::span<float> mean) const;
+                                  std::span<float> mean, uint64_t weight) const;
 
   const FixedPointCodec& codec() const { return codec_; }
   uint64_t total_weight() const { return total_weight_; }

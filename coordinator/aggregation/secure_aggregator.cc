@@ -1,5 +1,6 @@
 #include "coordinator/aggregation/secure_aggregator.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 namespace fedcustoms::coordinator {
@@ -14,8 +15,11 @@ absl::Status SecureAggregator::Validate(const TensorSource& upload) const {
   return MaskedSum::Validate(upload, secagg::MaskedUpdate::Words(parameters_));
 }
 
-absl::Status SecureAggregator::Add(const TensorSource& upload, uint64_t /*sample_count*/) {
-  return sum_.Add(upload);
+absl::Status SecureAggregator::Add(const TensorSource& upload, uint64_t weight) {
+  if (weight == 0) return absl::InvalidArgumentError("a masked input needs its node's weight");
+  if (absl::Status s = sum_.Add(upload); !s.ok()) return s;
+  weight_ += weight;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<MeanUpdate> SecureAggregator::Finish() {
@@ -27,12 +31,20 @@ absl::StatusOr<MeanUpdate> SecureAggregator::Finish() {
   layout.reserve(spec_.entries.size());
   for (const UpdateSpec::Entry& e : spec_.entries) layout.push_back({e.name, UpdateSpec::Size(e)});
   at::Tensor mean = torch::empty({static_cast<int64_t>(parameters_)}, torch::kFloat32);
-  absl::StatusOr<uint64_t> samples =
-      codec_.Decode(*unmasked, layout, std::span<float>(mean.data_ptr<float>(), parameters_));
-  if (!samples.ok()) return samples.status();
+  absl::StatusOr<uint64_t> masked_count = codec_.Decode(
+      *unmasked, layout, std::span<float>(mean.data_ptr<float>(), parameters_), weight_);
+  if (!masked_count.ok()) return masked_count.status();
+  if (*masked_count != weight_) {
+    // Honest nodes mask their training rows; the mean used the public rows
+    // either way, so a false count changed nothing but is worth a look.
+    spdlog::warn(
+        "secure sum: the masked sample counts add up to {}, the contributors declared "
+        "{} rows; the mean is weighted by the declared rows",
+        *masked_count, weight_);
+  }
   unmasked->clear();
   unmasked->shrink_to_fit();
-  return MeanUpdate::FromFlat(spec_, std::move(mean), *samples);
+  return MeanUpdate::FromFlat(spec_, std::move(mean), weight_);
 }
 
 }  // namespace fedcustoms::coordinator

@@ -17,7 +17,8 @@ namespace fedcustoms::coordinator {
 // The aggregator of mode SECURE: each node's masked input (the
 // secagg::MaskedUpdate layout, masked) is added to a MaskedSum as it arrives;
 // Finish removes the masks from the sum (through `unmask`, the round's
-// SecureRound) and decodes the weighted mean update and Σ nᵢ from it. The
+// SecureRound) and decodes the weighted mean update from it, weighted by the
+// contributors' public rows (never by the count words they masked). The
 // coordinator never holds an unmasked single update: only the sum is
 // unmasked, once. Memory: one vector of 4-byte words, then one model of
 // float32 while decoding. Validate may run concurrently with anything; the
@@ -33,16 +34,16 @@ class SecureAggregator final : public Aggregator {
   // One int32 tensor secagg::kMaskedInputTensorName of
   // secagg::MaskedUpdate::Words(P) words.
   absl::Status Validate(const TensorSource& upload) const override;
-  // Adds a validated masked input; `sample_count` is ignored (it travels
-  // masked inside the input). If reading fails midway the sum is poisoned and
-  // Finish fails.
-  absl::Status Add(const TensorSource& upload, uint64_t sample_count) override;
+  // Adds a validated masked input of a node whose public weight (the rows it
+  // declared when the round opened) is `weight` >= 1. If reading fails
+  // midway the sum is poisoned and Finish fails.
+  absl::Status Add(const TensorSource& upload, uint64_t weight) override;
   uint32_t updates() const override { return sum_.inputs(); }
 
-  // Takes the masked sum, unmasks and decodes it (secagg::MaskedUpdate::Decode).
-  // Fails when nothing was added, the sum is poisoned, unmasking fails, or the
-  // unmasked sample count is outside 1..W (DataLoss: not a sum of honest
-  // inputs).
+  // Takes the masked sum, unmasks and decodes it (secagg::MaskedUpdate::Decode)
+  // with Σ weight of the inputs added. Fails when nothing was added, the sum
+  // is poisoned or unmasking fails. A count word that differs from Σ weight
+  // is logged, not trusted.
   absl::StatusOr<MeanUpdate> Finish() override;
 
  private:
@@ -51,6 +52,7 @@ class SecureAggregator final : public Aggregator {
   const uint64_t parameters_;
   Unmask unmask_;
   MaskedSum sum_;
+  uint64_t weight_ = 0;  // Σ weight of the inputs added
 };
 
 }  // namespace fedcustoms::coordinator

@@ -1,5 +1,6 @@
 #include "coordinator/config/coordinator_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -132,6 +133,53 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
       return bad(
           prefix + ".max_sample_count",
           absl::StrCat("must be at most 2^53 (9007199254740992), found ", t->max_sample_count()));
+    }
+    if (t->max_nodes() == 0) t->set_max_nodes(std::max<uint32_t>(100, t->min_nodes()));
+    if (t->max_nodes() < t->min_nodes() || t->max_nodes() > 1000) {
+      return bad(prefix + ".max_nodes", absl::StrCat("must be in min_nodes..1000 (", t->min_nodes(),
+                                                     "..1000), found ", t->max_nodes()));
+    }
+    if (t->max_train_rows() == 0) t->set_max_train_rows(10000000);
+    if (t->max_train_rows() > (uint64_t{1} << 53)) {
+      return bad(
+          prefix + ".max_train_rows",
+          absl::StrCat("must be at most 2^53 (9007199254740992), found ", t->max_train_rows()));
+    }
+    // W, the rows of a secure round's nodes, is a 32-bit word of the masked
+    // layout: max_nodes nodes at the cap must fit it.
+    constexpr uint64_t kMaxSecureWeight = (uint64_t{1} << 32) - 1;
+    if (c.aggregation_mode() == v1::SECURE &&
+        t->max_train_rows() > kMaxSecureWeight / t->max_nodes()) {
+      return bad(
+          prefix + ".max_train_rows",
+          absl::StrCat(t->max_train_rows(), " x max_nodes ", t->max_nodes(),
+                       " exceeds 2^32 - 1, the largest total weight of a secure round; "
+                       "lower either (at most ",
+                       kMaxSecureWeight / t->max_nodes(), " rows for ", t->max_nodes(), " nodes)"));
+    }
+    for (const auto& [node, cap] : t->max_train_rows_by_node()) {
+      if (cap == 0 || cap > t->max_train_rows()) {
+        return bad(
+            absl::StrCat(prefix, ".max_train_rows_by_node[\"", node, "\"]"),
+            absl::StrCat("must be in 1..max_train_rows (", t->max_train_rows(), "), found ", cap));
+      }
+    }
+    v1::PublishGate* gate = t->mutable_publish_gate();
+    if (gate->max_relative_change() == 0) gate->set_max_relative_change(50);
+    if (!(std::isfinite(gate->max_relative_change()) && gate->max_relative_change() > 0)) {
+      return bad(prefix + ".publish_gate.max_relative_change",
+                 absl::StrCat("must be a positive number, found ", gate->max_relative_change()));
+    }
+    if (gate->min_reports() == 0) gate->set_min_reports(t->min_nodes());
+    if (gate->min_reports() > t->max_nodes()) {
+      return bad(prefix + ".publish_gate.min_reports",
+                 absl::StrCat("must be in 1..max_nodes (", t->max_nodes(), "), found ",
+                              gate->min_reports()));
+    }
+    if (gate->has_max_pr_auc_drop() &&
+        !(gate->max_pr_auc_drop() >= 0 && gate->max_pr_auc_drop() <= 1)) {
+      return bad(prefix + ".publish_gate.max_pr_auc_drop",
+                 absl::StrCat("must be in [0, 1], found ", gate->max_pr_auc_drop()));
     }
     v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
     if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);

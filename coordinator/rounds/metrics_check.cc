@@ -69,8 +69,10 @@ RoundMetrics SummarizeReports(uint64_t round_id,
                               const std::map<std::string, v1::EvaluationMetrics>& reported) {
   RoundMetrics out;
   std::vector<v1::EvaluationMetrics> reports;
+  std::vector<double> pr_aucs;
   for (const auto& [node, metrics] : reported) {
     reports.push_back(metrics);
+    pr_aucs.push_back(metrics.pr_auc());
     if (!metrics.has_selection()) continue;
     v1::NodeSelectionEvaluation& e = out.selection_evaluations.emplace_back();
     e.set_node(node);
@@ -78,11 +80,31 @@ RoundMetrics SummarizeReports(uint64_t round_id,
     *e.mutable_evaluation() = metrics.selection();
   }
   if (!reports.empty()) {
+    std::nth_element(pr_aucs.begin(), pr_aucs.begin() + pr_aucs.size() / 2, pr_aucs.end());
+    out.median_pr_auc = pr_aucs[pr_aucs.size() / 2];
     out.mean = metrics::WeightedMeanMetrics(reports);
     out.mean_json =
         config::PrintProtoJson(*out.mean, {.print_defaults = true}).value_or(std::string("{}"));
   }
   return out;
+}
+
+absl::Status CheckEvaluation(const RoundMetrics& metrics, size_t reports, size_t contributors,
+                             std::optional<double> previous_median, const v1::PublishGate& gate) {
+  if (reports < gate.min_reports()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only ", reports, " of ", contributors,
+        " contributors reported metrics on the candidate by the deadline; min_reports is ",
+        gate.min_reports()));
+  }
+  if (gate.has_max_pr_auc_drop() && previous_median && metrics.median_pr_auc &&
+      *metrics.median_pr_auc < *previous_median - gate.max_pr_auc_drop()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the candidate's median hold-out PR-AUC ", *metrics.median_pr_auc,
+                     " is more than ", gate.max_pr_auc_drop(), " below the published version's ",
+                     *previous_median, " (max_pr_auc_drop)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fedcustoms::coordinator

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "fedcustoms/v1/admin_service.pb.h"
+#include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/metrics.pb.h"
 
 namespace fedcustoms::coordinator {
@@ -28,10 +29,22 @@ struct RoundMetrics {
   std::string mean_json = "{}";  // the mean as proto JSON, "{}" when none
   // Each reporting administration's random-control evaluation, by node.
   std::vector<v1::NodeSelectionEvaluation> selection_evaluations;
+  // The median of the reported PR-AUCs (the upper one of an even count):
+  // unlike the weighted mean, one reporter cannot move it beyond the range
+  // of the others' reports once three or more report. None without reports.
+  std::optional<double> median_pr_auc;
 };
 
 // Sums up the (checked) reports of round `round_id`, by node.
 RoundMetrics SummarizeReports(uint64_t round_id,
                               const std::map<std::string, v1::EvaluationMetrics>& reported);
+
+// The evaluation part of the publish gate: at least gate.min_reports of the
+// `contributors` reported (checked, finite) metrics, and with
+// gate.max_pr_auc_drop set, the median reported PR-AUC is at most that far
+// below `previous_median` (the last published version's, when known).
+// FAILED_PRECONDITION saying which rule failed, with the figures.
+absl::Status CheckEvaluation(const RoundMetrics& metrics, size_t reports, size_t contributors,
+                             std::optional<double> previous_median, const v1::PublishGate& gate);
 
 }  // namespace fedcustoms::coordinator

@@ -1,10 +1,29 @@
 #include "coordinator/rounds/node_roster.h"
 
+#include <algorithm>
+#include <iterator>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
 namespace fedcustoms::coordinator {
 
-void NodeRoster::Join(const std::string& node, uint64_t train_rows, Clock::time_point now) {
+NodeRoster::NodeRoster(uint64_t max_rows, std::map<std::string, uint64_t> max_rows_by_node)
+    : max_rows_(max_rows), max_rows_by_node_(std::move(max_rows_by_node)) {}
+
+absl::Status NodeRoster::Join(const std::string& node, uint64_t train_rows, Clock::time_point now) {
+  auto own = max_rows_by_node_.find(node);
+  const bool capped_by_node = own != max_rows_by_node_.end() && own->second < max_rows_;
+  const uint64_t cap = capped_by_node ? own->second : max_rows_;
+  if (train_rows == 0 || train_rows > cap) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "node ", node, " declared ", train_rows, " training rows; the task takes 1..", cap,
+        capped_by_node ? " from this administration (max_train_rows_by_node)"
+                       : " from an administration (max_train_rows)"));
+  }
   last_seen_[node] = now;
   declared_rows_[node] = train_rows;
+  return absl::OkStatus();
 }
 
 std::optional<uint64_t> NodeRoster::DeclaredRows(const std::string& node) const {
@@ -13,10 +32,18 @@ std::optional<uint64_t> NodeRoster::DeclaredRows(const std::string& node) const 
   return it->second;
 }
 
-uint64_t NodeRoster::TotalDeclaredRows(const std::set<std::string>& nodes) const {
-  uint64_t total = 0;
-  for (const std::string& node : nodes) total += DeclaredRows(node).value_or(0);
-  return total;
+std::set<std::string> NodeRoster::Select(const std::set<std::string>& available,
+                                         uint32_t max_nodes) {
+  if (available.size() <= max_nodes) return available;
+  std::vector<std::string> drawn;
+  std::sample(available.begin(), available.end(), std::back_inserter(drawn), max_nodes, random_);
+  return std::set<std::string>(drawn.begin(), drawn.end());
+}
+
+std::map<std::string, uint64_t> NodeRoster::RowsOf(const std::set<std::string>& nodes) const {
+  std::map<std::string, uint64_t> out;
+  for (const std::string& node : nodes) out[node] = DeclaredRows(node).value_or(0);
+  return out;
 }
 
 std::set<std::string> NodeRoster::Available(Clock::time_point now) const {

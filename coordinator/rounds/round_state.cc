@@ -4,14 +4,27 @@
 
 namespace fedcustoms::coordinator {
 
-void RoundState::Open(std::set<std::string> selected_nodes, RoundRecord opened) {
+void RoundState::Open(std::map<std::string, uint64_t> selected_rows, RoundRecord opened) {
   ++id;
-  selected = std::move(selected_nodes);
+  selected.clear();
+  for (const auto& [node, node_rows] : selected_rows) selected.insert(node);
+  rows = std::move(selected_rows);
   record = std::move(opened);
   submitted.clear();
   uploading.clear();
   reported.clear();
   rejected_updates = 0;
+}
+
+uint64_t RoundState::RowsOf(const std::string& node) const {
+  auto it = rows.find(node);
+  return it == rows.end() ? 0 : it->second;
+}
+
+uint64_t RoundState::TotalRows() const {
+  uint64_t total = 0;
+  for (const std::string& node : selected) total += RowsOf(node);
+  return total;
 }
 
 absl::Status RoundState::CheckPhase(const std::string& task, uint64_t round_id,

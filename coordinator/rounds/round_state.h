@@ -27,6 +27,10 @@ struct RoundState {
   // The nodes selected when the round opened; in mode SECURE narrowed to U2
   // (the nodes whose shares went out) before training.
   std::set<std::string> selected;
+  // The training rows each selected node had declared when the round opened:
+  // its weight and the bound of its sample count for the whole round, so a
+  // Join in the middle of a round changes nothing before the next one.
+  std::map<std::string, uint64_t> rows;
   std::set<std::string> uploading;                        // an upload is between Begin and Finish
   std::map<std::string, uint64_t> submitted;              // folded in: node → sample count
   std::map<std::string, v1::EvaluationMetrics> reported;  // by node
@@ -37,10 +41,16 @@ struct RoundState {
   std::unique_ptr<SecureRound> secure;
   v1::SecureRound secure_params;
 
-  // Opens the next round (id + 1) with `selected` and its ledger `record`:
+  // Opens the next round (id + 1) with the selected nodes and their rows, and
+  // its ledger `record`:
   // every per-round set is cleared; the phase, its deadline and the secure
   // state are the caller's to set as the round moves on.
-  void Open(std::set<std::string> selected_nodes, RoundRecord opened);
+  void Open(std::map<std::string, uint64_t> selected_rows, RoundRecord opened);
+
+  // The rows of `node` as the round opened; 0 if it was not selected.
+  uint64_t RowsOf(const std::string& node) const;
+  // Σ rows over the selected nodes (W of a secure round).
+  uint64_t TotalRows() const;
 
   // OK when `round_id` is this round and it is in `expected`;
   // FAILED_PRECONDITION saying which round of `task` is current and in which

@@ -6,6 +6,7 @@
 #include "common/log/logging.h"
 #include "common/process/crash_point.h"
 #include "coordinator/aggregation/mean_update.h"
+#include "coordinator/aggregation/tensor_source.h"
 
 namespace fedcustoms::coordinator {
 
@@ -14,7 +15,8 @@ ServerModel::ServerModel(const v1::TaskConfig& config, const UpdateSpec& spec,
                          const crypto::Ed25519Signer* signer)
     : task_(config.name()),
       store_(config.name(), std::move(models_dir), registry, signer),
-      optimizer_(config.strategy(), spec) {}
+      optimizer_(config.strategy(), spec),
+      limits_{.max_relative_change = config.publish_gate().max_relative_change()} {}
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::Open(
     const tensor::NamedTensors& fresh, manifest::ModelManifest v0_manifest) {
@@ -31,6 +33,16 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::MakeCandidate(
     optimizer_stepped_ = true;  // from here a discard must restore the saved state
     next = store_.ApplyToBase(*mean, base, optimizer_);
   }  // the update's memory goes before the snapshot is written
+  if (next.ok()) {
+    absl::StatusOr<CandidateReport> checked =
+        CheckCandidate(*next, TensorFile(base.wire_path), limits_);
+    if (!checked.ok()) {
+      return absl::Status(checked.status().code(),
+                          absl::StrCat("candidate refused: ", checked.status().message()));
+    }
+    spdlog::info("task {}: candidate v{} passed its checks; largest change {:.3g} x scale ({})",
+                 task_, manifest.version, checked->max_relative_change, checked->tensor);
+  }
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
       next.ok() ? store_.MakeCandidate(manifest, *next)
                 : absl::StatusOr<std::shared_ptr<const ModelSnapshot>>(next.status());

@@ -11,6 +11,7 @@
 #include "coordinator/aggregation/aggregator.h"
 #include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/candidate_check.h"
 #include "coordinator/rounds/model_snapshot.h"
 #include "coordinator/rounds/model_store.h"
 #include "fedcustoms/v1/config.pb.h"
@@ -43,10 +44,11 @@ class ServerModel {
                                                             manifest::ModelManifest v0_manifest);
 
   // Finishes `aggregator` into the mean update, steps the strategy with it on
-  // top of `base` and writes the result as candidate manifest.version with a
-  // signed manifest; sets manifest.total_samples. The rule's own error, or
-  // "aggregation failed: " and the store's. The candidate's weights stay
-  // here until Publish or Discard.
+  // top of `base`, checks the result (CheckCandidate with the task's
+  // publish_gate) and writes it as candidate manifest.version with a signed
+  // manifest; sets manifest.total_samples. The rule's own error, "candidate
+  // refused: " and the check's, or "aggregation failed: " and the store's. The candidate's weights
+  // stay here until Publish or Discard.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeCandidate(
       Aggregator& aggregator, const ModelSnapshot& base, manifest::ModelManifest& manifest);
 
@@ -70,6 +72,7 @@ class ServerModel {
   ServerOptimizer optimizer_;
   // It stepped for a candidate not yet published.
   bool optimizer_stepped_ = false;
+  const CandidateLimits limits_;
   tensor::NamedTensors candidate_tensors_;
 };
 

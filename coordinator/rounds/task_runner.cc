@@ -83,7 +83,9 @@ TaskRunner::TaskRunner(Options options, ModelRegistry* registry, RoundLedger* le
       owned_clock_(options_.clock == nullptr ? std::make_unique<SteadyClock>() : nullptr),
       clock_(options_.clock == nullptr ? owned_clock_.get() : options_.clock),
       model_(options_.config, spec_, options_.models_dir, registry, signer),
-      manifests_(options_.config, model_spec_, options_.mode, model_.strategy()) {}
+      manifests_(options_.config, model_spec_, options_.mode, model_.strategy()),
+      roster_(options_.config.max_train_rows(), {options_.config.max_train_rows_by_node().begin(),
+                                                 options_.config.max_train_rows_by_node().end()}) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
 
@@ -100,12 +102,13 @@ void TaskRunner::Stop() {
   if (driver_.joinable()) driver_.join();
 }
 
-void TaskRunner::Join(const std::string& node, uint64_t train_rows) {
+absl::Status TaskRunner::Join(const std::string& node, uint64_t train_rows) {
   {
     absl::MutexLock lock(&mu_);
-    roster_.Join(node, train_rows, clock_->Now());
+    if (absl::Status s = roster_.Join(node, train_rows, clock_->Now()); !s.ok()) return s;
   }
   changed_.SignalAll();
+  return absl::OkStatus();
 }
 
 bool TaskRunner::HasJoined(const std::string& node) const {
@@ -162,7 +165,8 @@ void TaskRunner::Gather() {
     clock_->WaitUntil(changed_, mu_, clock_->Now() + seconds(options_.config.gather_seconds()),
                       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
     if (stopping_) return;
-    std::set<std::string> available = roster_.Available(clock_->Now());
+    std::set<std::string> available =
+        roster_.Select(roster_.Available(clock_->Now()), options_.config.max_nodes());
     if (available.size() < min_nodes) continue;
     RoundRecord record;
     record.task = name();
@@ -196,7 +200,7 @@ void TaskRunner::Gather() {
       spdlog::info("task {}: storage can record rounds again", name());
       blocked_reason_.clear();
     }
-    round_.Open(std::move(available), std::move(record));
+    round_.Open(roster_.RowsOf(available), std::move(record));
     return;
   }
 }
@@ -332,6 +336,12 @@ void TaskRunner::Evaluate() {
   if (stopping_) return;
   round_.record.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   RoundMetrics metrics = SummarizeReports(round_.id, round_.reported);
+  if (absl::Status s = CheckEvaluation(metrics, round_.reported.size(), round_.submitted.size(),
+                                       published_median_pr_auc_, options_.config.publish_gate());
+      !s.ok()) {
+    AbortRound(absl::StrCat("candidate v", candidate_->version, " not published: ", s.message()));
+    return;
+  }
   round_.record.metrics_json = metrics.mean_json;
   round_.record.selection_evaluations.clear();
   for (const v1::NodeSelectionEvaluation& e : metrics.selection_evaluations) {
@@ -357,6 +367,7 @@ void TaskRunner::Publish(RoundMetrics metrics) {
   }
   global_ = *std::move(published);
   latest_metrics_ = std::move(metrics.mean);
+  published_median_pr_auc_ = metrics.median_pr_auc;
   latest_selection_evaluations_ = std::move(metrics.selection_evaluations);
   candidate_.reset();
   round_.record.result_version = global_->version;
@@ -465,9 +476,8 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
                                            header.round_id(),
                                            " is already in progress; retry later"));
   }
-  absl::Status claims =
-      CheckUpdateHeader(name(), node, header,
-                        {secure(), options_.config.max_sample_count(), roster_.DeclaredRows(node)});
+  absl::Status claims = CheckUpdateHeader(
+      name(), node, header, {secure(), options_.config.max_sample_count(), round_.RowsOf(node)});
   if (absl::IsInvalidArgument(claims)) ++round_.rejected_updates;
   if (!claims.ok()) return claims;
   round_.uploading.insert(node);
@@ -520,21 +530,25 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   // abort after an exception drops it unfolded: the round's sum is lost).
   absl::MutexLock fold_lock(&fold_mu_);
   bool open;
+  // The update's weight: its sample count (checked against the node's rows),
+  // or in mode SECURE the node's rows as the round opened, public, so that
+  // no node can rescale the mean through the count word it masks.
+  uint64_t weight = header.sample_count();
   {
     absl::MutexLock lock(&mu_);
     open = CheckRound(round_id, header.model_version(), RoundPhase::kTraining).ok() &&
            aggregator_ == aggregator;
+    if (secure()) weight = round_.RowsOf(node);
   }
   if (!open) return closed();
   const auto fold_start = std::chrono::steady_clock::now();
   if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
-  absl::Status folded = aggregator->Add(update, header.sample_count());
+  absl::Status folded = aggregator->Add(update, weight);
   spdlog::info(
       "task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
       validate_seconds,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - fold_start).count());
-  EndUpload(node, round_id, folded.ok() ? UploadEnd::kFolded : UploadEnd::kRejected,
-            header.sample_count());
+  EndUpload(node, round_id, folded.ok() ? UploadEnd::kFolded : UploadEnd::kRejected, weight);
   return folded;
 }
 
@@ -573,8 +587,7 @@ bool TaskRunner::ExchangeKeys() {
   const auto n = static_cast<uint32_t>(round_.selected.size());
   // W, the weight every node divides its sample count by, from the training
   // rows declared at Join (selected nodes have all joined).
-  absl::StatusOr<v1::SecureRound> params =
-      SecureRoundParameters(config, n, roster_.TotalDeclaredRows(round_.selected));
+  absl::StatusOr<v1::SecureRound> params = SecureRoundParameters(config, n, round_.TotalRows());
   if (!params.ok()) {
     AbortRound(std::string(params.status().message()));
     return false;

@@ -92,9 +92,11 @@ class TaskRunner {
   const std::string& feature_schema_hash() const { return manifests_.feature_schema_hash(); }
 
   // A node joined (its feature schema already checked): it counts as
-  // available for a while, and the training rows it declared bound the sample
-  // count of its updates. Nodes join again after a coordinator restart.
-  void Join(const std::string& node, uint64_t train_rows);
+  // available for a while, and the training rows it declared weigh and bound
+  // its updates from the next round on. Nodes join again after a coordinator
+  // restart. INVALID_ARGUMENT naming the cap when the rows are 0 or above the
+  // node's max_train_rows (NodeRoster::Join): the node is not enrolled.
+  absl::Status Join(const std::string& node, uint64_t train_rows);
   // Whether `node` joined since this coordinator started.
   bool HasJoined(const std::string& node) const;
 
@@ -241,6 +243,10 @@ class TaskRunner {
   // Why no round opens (storage cannot record one); empty otherwise.
   std::string blocked_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<v1::EvaluationMetrics> latest_metrics_ ABSL_GUARDED_BY(mu_);
+  // The median reported PR-AUC of the version published by this process
+  // (publish_gate.max_pr_auc_drop); none after a restart until a round
+  // publishes.
+  std::optional<double> published_median_pr_auc_ ABSL_GUARDED_BY(mu_);
   // Per administration, of the same round (by node).
   std::vector<v1::NodeSelectionEvaluation> latest_selection_evaluations_ ABSL_GUARDED_BY(mu_);
 

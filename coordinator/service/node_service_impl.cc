@@ -80,7 +80,11 @@ grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinR
                                        " differs from task ", task, "'s ", expected,
                                        ": the node's schema file does not match the federation's"));
     }
-    (*runner)->Join(peer->common_name, request->data().train_rows());
+    if (absl::Status s = (*runner)->Join(peer->common_name, request->data().train_rows());
+        !s.ok()) {
+      spdlog::warn("join refused for {} on task {}: {}", peer->common_name, task, s.message());
+      return ToGrpc(s);
+    }
   }
   spdlog::info("node {} joined (tasks: {}; {} train rows, {} hold-out rows)", peer->common_name,
                absl::StrJoin(request->tasks(), ","), request->data().train_rows(),

@@ -27,6 +27,7 @@
 #include "tests/support/federation_dir.h"
 #include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
+#include "tests/support/run_nodes.h"
 
 namespace fedcustoms {
 namespace {
@@ -148,18 +149,7 @@ class ByzantineTest : public testing_support::FederationSuite<ByzantineTest> {
                                std::cref(stop));
       }
     }
-    std::vector<std::future<absl::Status>> runs;
-    for (auto& n : nodes) runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
-    // A federation that cannot finish (e.g. a model the attack broke) is
-    // stopped after a bound instead of hanging the test.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(4);
-    for (auto& run : runs) {
-      if (run.wait_until(give_up) != std::future_status::ready) {
-        ADD_FAILURE() << name << ": the federation did not finish " << kRounds << " rounds";
-        for (auto& n : nodes) n->Stop();
-      }
-      EXPECT_TRUE(run.get().ok());
-    }
+    testing_support::RunNodesToEnd(nodes, std::chrono::minutes(4), name);
     stop = true;
     for (std::thread& a : attackers) a.join();
     auto rounds = (*coordinator)->ledger().List("risk");

@@ -57,9 +57,9 @@ TEST(MaskedUpdate, SumOfNodesDecodesToTheWeightedMeanAndSampleCount) {
   }
   const MaskedUpdate::Entry layout[] = {{"fc.weight", 2}, {"bn.running_mean", 1}};
   std::vector<float> mean(3);
-  absl::StatusOr<uint64_t> n = codec.Decode(sum, layout, mean);
+  absl::StatusOr<uint64_t> n = codec.Decode(sum, layout, mean, 60);
   ASSERT_TRUE(n.ok()) << n.status();
-  EXPECT_EQ(*n, 60u);
+  EXPECT_EQ(*n, 60u);  // the count word, as the nodes masked it
   const double bound = codec.codec().ErrorBound(60.0 / total_weight);
   EXPECT_NEAR(mean[0], (10 * 0.1 + 30 * 0.3 - 20 * 0.4) / 60.0, bound);
   EXPECT_NEAR(mean[1], (-10 * 0.2 + 20 * 0.6) / 60.0, bound);
@@ -85,19 +85,50 @@ TEST(MaskedUpdate, EncodeRefusesSampleCountsOutsideTheTotalWeightAndNaN) {
   EXPECT_TRUE(absl::IsInvalidArgument(codec.Encode(bad, 1).status()));
 }
 
-TEST(MaskedUpdate, DecodeRefusesASampleCountNoHonestSumHasAndWrongSizes) {
+// The attacker: one of three nodes masks a count word that makes the words
+// sum to 1 (in Z_2^32), which divided the mean by 1 instead of Σ n when the
+// coordinator trusted the word (the mean scaled up to W times). Decoded with
+// the public rows, the mean is exactly the honest one and the word only
+// shows the lie.
+TEST(MaskedUpdate, AFalseCountWordCannotRescaleTheMean) {
+  const uint64_t total_weight = 100;
+  const MaskedUpdate codec = Codec(Params(total_weight, 1.0, 1 << 22, 3));
+  const std::vector<std::vector<float>> updates = {{0.5f}, {0.25f}, {-0.5f}};
+  const std::vector<uint64_t> rows = {40, 30, 30};
+  std::vector<uint32_t> honest(MaskedUpdate::Words(1), 0);
+  for (size_t node = 0; node < rows.size(); ++node) {
+    const MaskedUpdate::Piece pieces[] = {{"w", updates[node]}};
+    absl::StatusOr<MaskedUpdate::Encoded> out = codec.Encode(pieces, rows[node]);
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (size_t i = 0; i < honest.size(); ++i) honest[i] += out->words[i];
+  }
+  std::vector<uint32_t> lied = honest;
+  lied.back() = 1;  // the third node's word chosen so that Σ n "is" 1
+  const MaskedUpdate::Entry layout[] = {{"w", 1}};
+  std::vector<float> honest_mean(1), lied_mean(1);
+  ASSERT_TRUE(codec.Decode(honest, layout, honest_mean, 100).ok());
+  absl::StatusOr<uint64_t> word = codec.Decode(lied, layout, lied_mean, 100);
+  ASSERT_TRUE(word.ok()) << word.status();
+  EXPECT_EQ(*word, 1u);
+  EXPECT_EQ(lied_mean[0], honest_mean[0]);
+  EXPECT_NEAR(honest_mean[0], (40 * 0.5 + 30 * 0.25 - 30 * 0.5) / 100.0,
+              codec.codec().ErrorBound(1.0));
+}
+
+TEST(MaskedUpdate, DecodeRefusesAWeightOutsideTheTotalAndWrongSizes) {
   const MaskedUpdate codec = Codec(Params(4));
   const MaskedUpdate::Entry layout[] = {{"w", 1}};
   std::vector<float> mean(1);
-  EXPECT_EQ(codec.Decode(std::vector<uint32_t>{7, 0}, layout, mean).status(),
-            absl::DataLossError("the unmasked sample count 0 is outside 1..4 (the declared "
-                                "training rows)"));
-  EXPECT_TRUE(absl::IsDataLoss(codec.Decode(std::vector<uint32_t>{7, 5}, layout, mean).status()));
+  EXPECT_EQ(codec.Decode(std::vector<uint32_t>{7, 1}, layout, mean, 0).status(),
+            absl::InvalidArgumentError("the contributors' weight 0 is outside 1..4 (the declared "
+                                       "training rows)"));
   EXPECT_TRUE(
-      absl::IsInvalidArgument(codec.Decode(std::vector<uint32_t>{7, 1, 1}, layout, mean).status()));
+      absl::IsInvalidArgument(codec.Decode(std::vector<uint32_t>{7, 5}, layout, mean, 5).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      codec.Decode(std::vector<uint32_t>{7, 1, 1}, layout, mean, 1).status()));
   std::vector<float> short_mean;
   EXPECT_TRUE(absl::IsInvalidArgument(
-      codec.Decode(std::vector<uint32_t>{7, 1}, layout, short_mean).status()));
+      codec.Decode(std::vector<uint32_t>{7, 1}, layout, short_mean, 1).status()));
 }
 
 }  // namespace

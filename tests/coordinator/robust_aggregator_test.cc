@@ -258,5 +258,59 @@ TEST(CoordinatorConfigLimits, StreamIdleAndSampleCountBoundsNameTheField) {
             "(9007199254740992), found 9223372036854775808");
 }
 
+// The caps that keep one node from claiming the federation's weight, and the
+// publish gate: defaults, and each bad value named by its field.
+TEST(CoordinatorConfigLimits, RowCapsAndPublishGateNameTheField) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->tasks(0).max_train_rows(), 10000000u);
+  EXPECT_EQ(ok->tasks(0).max_nodes(), 100u);
+  EXPECT_EQ(ok->tasks(0).publish_gate().max_relative_change(), 50);
+  EXPECT_EQ(ok->tasks(0).publish_gate().min_reports(), ok->tasks(0).min_nodes());
+  EXPECT_FALSE(ok->tasks(0).publish_gate().has_max_pr_auc_drop());
+
+  auto message = [](const v1::CoordinatorConfig& config) {
+    auto bad = FinalizeCoordinatorConfig(config, "coordinator.json", "");
+    EXPECT_FALSE(bad.ok());
+    if (!bad.ok()) EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    return bad.ok() ? std::string("accepted") : std::string(bad.status().message());
+  };
+  v1::CoordinatorConfig rows = c;
+  rows.mutable_tasks(0)->set_max_train_rows(50000000);  // x 100 nodes > 2^32
+  EXPECT_EQ(message(rows),
+            "coordinator.json: tasks[0].max_train_rows: 50000000 x max_nodes 100 exceeds 2^32 - "
+            "1, the largest total weight of a secure round; lower either (at most 42949672 rows "
+            "for 100 nodes)");
+  rows.mutable_tasks(0)->set_max_nodes(50);  // 2.5e9 fits
+  EXPECT_TRUE(FinalizeCoordinatorConfig(rows, "coordinator.json", "").ok());
+  rows.set_aggregation_mode(v1::TRUSTED);  // W is no word in mode TRUSTED
+  rows.mutable_tasks(0)->set_max_nodes(1000);
+  EXPECT_TRUE(FinalizeCoordinatorConfig(rows, "coordinator.json", "").ok());
+
+  v1::CoordinatorConfig nodes = c;
+  nodes.mutable_tasks(0)->set_min_nodes(5);
+  nodes.mutable_tasks(0)->set_max_nodes(4);
+  EXPECT_EQ(message(nodes),
+            "coordinator.json: tasks[0].max_nodes: must be in min_nodes..1000 (5..1000), found 4");
+
+  v1::CoordinatorConfig by_node = c;
+  (*by_node.mutable_tasks(0)->mutable_max_train_rows_by_node())["EE"] = 20000000;
+  EXPECT_EQ(message(by_node),
+            "coordinator.json: tasks[0].max_train_rows_by_node[\"EE\"]: must be in "
+            "1..max_train_rows (10000000), found 20000000");
+
+  v1::CoordinatorConfig gate = c;
+  gate.mutable_tasks(0)->mutable_publish_gate()->set_max_relative_change(-1);
+  EXPECT_EQ(message(gate),
+            "coordinator.json: tasks[0].publish_gate.max_relative_change: must be a positive "
+            "number, found -1");
+  gate = c;
+  gate.mutable_tasks(0)->mutable_publish_gate()->set_max_pr_auc_drop(1.5);
+  EXPECT_EQ(
+      message(gate),
+      "coordinator.json: tasks[0].publish_gate.max_pr_auc_drop: must be in [0, 1], found 1.5");
+}
+
 }  // namespace
 }  // namespace fedcustoms::coordinator

@@ -4,14 +4,18 @@
 // (AssignmentFor) and what every manifest states (ManifestTemplate). No
 // threads, no files: each rule is checked on its own.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "common/task/task_model.h"
+#include "coordinator/aggregation/tensor_source.h"
 #include "coordinator/rounds/assignment.h"
+#include "coordinator/rounds/candidate_check.h"
 #include "coordinator/rounds/manifest_template.h"
+#include "coordinator/rounds/metrics_check.h"
 #include "coordinator/rounds/node_roster.h"
 #include "coordinator/rounds/round_state.h"
 #include "coordinator/rounds/update_header_check.h"
@@ -25,10 +29,10 @@ using Kind = v1::TaskAssignment::Kind;
 const Clock::time_point kT0 = Clock::time_point() + std::chrono::hours(1);
 
 TEST(NodeRoster, OnlyJoinedNodesHeardFromWithinTheWindowAreAvailable) {
-  NodeRoster roster;
+  NodeRoster roster(1000, {});
   roster.Seen("EE", kT0);  // called, never joined (e.g. after a restart)
-  roster.Join("FI", 100, kT0);
-  roster.Join("LV", 50, kT0);
+  ASSERT_TRUE(roster.Join("FI", 100, kT0).ok());
+  ASSERT_TRUE(roster.Join("LV", 50, kT0).ok());
   EXPECT_EQ(roster.Available(kT0), (std::set<std::string>{"FI", "LV"}));
   EXPECT_FALSE(roster.HasJoined("EE"));
 
@@ -36,18 +40,57 @@ TEST(NodeRoster, OnlyJoinedNodesHeardFromWithinTheWindowAreAvailable) {
   const Clock::time_point later = kT0 + NodeRoster::kAvailableWindow + seconds(1);
   EXPECT_EQ(roster.Available(later), (std::set<std::string>{"LV"}));
 
-  roster.Join("EE", 7, later);
+  ASSERT_TRUE(roster.Join("EE", 7, later).ok());
   EXPECT_EQ(roster.Available(later), (std::set<std::string>{"EE", "LV"}));
 }
 
 TEST(NodeRoster, DeclaredRowsAreTheLastJoinsAndUnknownNodesCountZero) {
-  NodeRoster roster;
-  roster.Join("FI", 100, kT0);
-  roster.Join("FI", 40, kT0);
-  roster.Join("LV", 60, kT0);
+  NodeRoster roster(1000, {});
+  ASSERT_TRUE(roster.Join("FI", 100, kT0).ok());
+  ASSERT_TRUE(roster.Join("FI", 40, kT0).ok());
+  ASSERT_TRUE(roster.Join("LV", 60, kT0).ok());
   EXPECT_EQ(roster.DeclaredRows("FI"), 40u);
   EXPECT_EQ(roster.DeclaredRows("EE"), std::nullopt);
-  EXPECT_EQ(roster.TotalDeclaredRows({"FI", "LV", "EE"}), 100u);
+  EXPECT_EQ(roster.RowsOf({"FI", "LV", "EE"}),
+            (std::map<std::string, uint64_t>{{"EE", 0}, {"FI", 40}, {"LV", 60}}));
+}
+
+// The attacker of point 4 claims 2^33 rows (or any weight above its cap):
+// refused, and the roster keeps what it had.
+TEST(NodeRoster, RowsAboveTheNodesCapAreRefusedAndChangeNothing) {
+  NodeRoster roster(1000, {{"FI", 200}, {"LV", 5000}});
+  ASSERT_TRUE(roster.Join("FI", 150, kT0).ok());
+  absl::Status s = roster.Join("FI", 201, kT0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "node FI declared 201 training rows; the task takes 1..200 from this administration "
+            "(max_train_rows_by_node)");
+  EXPECT_EQ(roster.DeclaredRows("FI"), 150u);
+  // A per-node entry above the task's cap does not raise it.
+  EXPECT_EQ(roster.Join("LV", 1001, kT0).message(),
+            "node LV declared 1001 training rows; the task takes 1..1000 from an administration "
+            "(max_train_rows)");
+  EXPECT_TRUE(absl::IsInvalidArgument(roster.Join("EE", uint64_t{1} << 33, kT0)));
+  EXPECT_TRUE(absl::IsInvalidArgument(roster.Join("EE", 0, kT0)));
+  EXPECT_FALSE(roster.HasJoined("EE"));
+  EXPECT_EQ(roster.Available(kT0), (std::set<std::string>{"FI"}));
+}
+
+TEST(NodeRoster, SelectDrawsAtMostMaxNodesAndEveryNodeGetsDrawn) {
+  NodeRoster roster(1000, {});
+  const std::set<std::string> available = {"AT", "BE", "DE", "EE", "FI"};
+  EXPECT_EQ(roster.Select(available, 5), available);
+  std::map<std::string, int> drawn;
+  for (int i = 0; i < 200; ++i) {
+    const std::set<std::string> round = roster.Select(available, 2);
+    ASSERT_EQ(round.size(), 2u);
+    for (const std::string& node : round) {
+      ASSERT_TRUE(available.contains(node));
+      ++drawn[node];
+    }
+  }
+  // 80 draws each expected; a node never drawn would mean a fixed choice.
+  for (const std::string& node : available) EXPECT_GT(drawn[node], 30) << node;
 }
 
 TEST(RoundState, OpenStartsTheNextRoundWithEmptySets) {
@@ -59,9 +102,12 @@ TEST(RoundState, OpenStartsTheNextRoundWithEmptySets) {
   round.rejected_updates = 2;
   RoundRecord record;
   record.round_id = 5;
-  round.Open({"EE", "FI"}, record);
+  round.Open({{"EE", 30}, {"FI", 70}}, record);
   EXPECT_EQ(round.id, 5u);
   EXPECT_EQ(round.selected, (std::set<std::string>{"EE", "FI"}));
+  EXPECT_EQ(round.RowsOf("FI"), 70u);
+  EXPECT_EQ(round.RowsOf("LV"), 0u);
+  EXPECT_EQ(round.TotalRows(), 100u);
   EXPECT_TRUE(round.submitted.empty());
   EXPECT_TRUE(round.uploading.empty());
   EXPECT_TRUE(round.reported.empty());
@@ -221,6 +267,109 @@ TEST(ManifestTemplate, StatesTheTaskAndChainsVersionsToTheirParent) {
   EXPECT_NE(v5.training_json.find("\"local_epochs\":2"), std::string::npos) << v5.training_json;
   EXPECT_FALSE(v5.created_at.empty());
   EXPECT_EQ(AggregationModeName(v1::TRUSTED), std::string("trusted"));
+}
+
+tensor::NamedTensors Model(float weight, float var) {
+  return {{"fc.weight", torch::full({4, 25}, weight)},
+          {"fc.bias", torch::zeros({4})},
+          {"standardize.running_mean", torch::zeros({3})},
+          {"standardize.running_var", torch::full({3}, var, torch::kFloat64)},
+          {"standardize.num_batches_tracked", torch::zeros({}, torch::kInt64)}};
+}
+
+TEST(CheckCandidate, AnHonestStepPassesAndReportsItsLargestChange) {
+  const tensor::NamedTensors global = Model(0.5f, 1.0f);
+  tensor::NamedTensors next = Model(0.55f, 4.0f);  // weights +10 %; variances move freely
+  next[1].second += 0.05f;                         // the bias, from 0: 0.05 over the 0.1 floor
+  absl::StatusOr<CandidateReport> r = CheckCandidate(next, InMemoryTensors(global), {50});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->max_relative_change, 0.5, 1e-6);
+  EXPECT_EQ(r->tensor, "fc.bias");
+}
+
+TEST(CheckCandidate, NaNANonPositiveVarianceOrATooLargeStepIsRefused) {
+  const tensor::NamedTensors global = Model(0.5f, 1.0f);
+  tensor::NamedTensors nan = Model(0.5f, 1.0f);
+  nan[0].second[1][2] = std::nanf("");
+  absl::Status s = CheckCandidate(nan, InMemoryTensors(global), {50}).status();
+  EXPECT_EQ(s,
+            absl::FailedPreconditionError("candidate tensor fc.weight has NaN or infinite values"));
+
+  tensor::NamedTensors negative = Model(0.5f, 1.0f);
+  negative[3].second[1] = -0.5;  // the attack: a variance pushed below 0 (float64 buffer)
+  s = CheckCandidate(negative, InMemoryTensors(global), {50}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("candidate tensor standardize.running_var has a variance <= 0 (min "
+                             "-0.5)"),
+            std::string::npos)
+      << s;
+
+  // Weights scaled 100 times (a boosted update): 99 x their RMS of 0.5.
+  s = CheckCandidate(Model(50.0f, 1.0f), InMemoryTensors(global), {50}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("candidate tensor fc.weight moved 99 times its scale"),
+            std::string::npos)
+      << s;
+  // Unbounded when the limit is 0.
+  EXPECT_TRUE(CheckCandidate(Model(50.0f, 1.0f), InMemoryTensors(global), {0}).ok());
+}
+
+TEST(CheckCandidate, ALayoutThatDiffersFromTheGlobalModelIsRefused) {
+  const tensor::NamedTensors global = Model(0.5f, 1.0f);
+  tensor::NamedTensors missing = Model(0.5f, 1.0f);
+  missing.erase(missing.begin());
+  EXPECT_EQ(
+      CheckCandidate(missing, InMemoryTensors(global), {50}).status(),
+      absl::FailedPreconditionError("the global model's tensor fc.weight is not in the candidate"));
+  tensor::NamedTensors resized = Model(0.5f, 1.0f);
+  resized[0].second = torch::full({4, 24}, 0.5f);
+  EXPECT_EQ(CheckCandidate(resized, InMemoryTensors(global), {50}).status(),
+            absl::FailedPreconditionError(
+                "candidate tensor fc.weight has 96 values, the global one 100"));
+  tensor::NamedTensors twice = Model(0.5f, 1.0f);
+  twice.push_back(twice[0]);
+  EXPECT_EQ(CheckCandidate(twice, InMemoryTensors(global), {50}).status(),
+            absl::FailedPreconditionError("the candidate has two tensors named fc.weight"));
+}
+
+v1::EvaluationMetrics PrAuc(double pr_auc) {
+  v1::EvaluationMetrics m;
+  m.set_pr_auc(pr_auc);
+  m.set_roc_auc(0.5);
+  m.set_examples(100);
+  return m;
+}
+
+TEST(SummarizeReports, TheMedianPrAucResistsOneLiar) {
+  // Three honest reports near 0.30 and one that claims 1.0 with a billion
+  // examples: the weighted mean follows the liar, the median does not.
+  std::map<std::string, v1::EvaluationMetrics> reported = {
+      {"EE", PrAuc(0.29)}, {"FI", PrAuc(0.31)}, {"LV", PrAuc(0.30)}, {"SE", PrAuc(1.0)}};
+  reported["SE"].set_examples(1000000000);
+  RoundMetrics m = SummarizeReports(4, reported);
+  ASSERT_TRUE(m.mean.has_value());
+  EXPECT_GT(m.mean->pr_auc(), 0.99);
+  ASSERT_TRUE(m.median_pr_auc.has_value());
+  EXPECT_DOUBLE_EQ(*m.median_pr_auc, 0.31);
+  EXPECT_FALSE(SummarizeReports(4, {}).median_pr_auc.has_value());
+}
+
+TEST(CheckEvaluation, QuorumAndRegressionGate) {
+  v1::PublishGate gate;
+  gate.set_min_reports(2);
+  RoundMetrics m = SummarizeReports(2, {{"EE", PrAuc(0.28)}, {"FI", PrAuc(0.30)}});
+  EXPECT_TRUE(CheckEvaluation(m, 2, 3, 0.40, gate).ok());  // no drop limit set
+  EXPECT_EQ(CheckEvaluation(m, 1, 3, std::nullopt, gate),
+            absl::FailedPreconditionError("only 1 of 3 contributors reported metrics on the "
+                                          "candidate by the deadline; min_reports is 2"));
+  gate.set_max_pr_auc_drop(0.05);
+  EXPECT_TRUE(CheckEvaluation(m, 2, 3, 0.34, gate).ok());          // 0.30 >= 0.34 - 0.05
+  EXPECT_TRUE(CheckEvaluation(m, 2, 3, std::nullopt, gate).ok());  // nothing to compare with
+  absl::Status s = CheckEvaluation(m, 2, 3, 0.40, gate);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "the candidate's median hold-out PR-AUC 0.3 is more than 0.05 below the published "
+            "version's 0.4 (max_pr_auc_drop)");
 }
 
 }  // namespace

@@ -126,8 +126,8 @@ class TaskRunnerTest : public testing_support::FederationSuite<TaskRunnerTest> {
   // assignment, a WAIT if it never came.
   // EE and FI join, declaring 1000 training rows each, and the driver starts.
   void JoinEeAndFiThenStart() {
-    runner_->Join("EE", 1000);
-    runner_->Join("FI", 1000);
+    ASSERT_TRUE(runner_->Join("EE", 1000).ok());
+    ASSERT_TRUE(runner_->Join("FI", 1000).ok());
     runner_->Start();
   }
 
@@ -265,8 +265,9 @@ TEST_F(TaskRunnerTest, TrustedRoundGoesThroughEveryPhaseAndPublishesTheWeightedM
 }
 
 TEST_F(TaskRunnerTest, ANodeMissingTheTrainingDeadlineIsDroppedAndTheRoundCompletes) {
-  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
-  for (const char* node : {"EE", "FI", "LV"}) runner_->Join(node, 1000);
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(
+      v1::TRUSTED, [](v1::TaskConfig& t) { t.mutable_publish_gate()->set_min_reports(1); }));
+  for (const char* node : {"EE", "FI", "LV"}) ASSERT_TRUE(runner_->Join(node, 1000).ok());
   runner_->Start();
   v1::TaskAssignment ee = PollFor("EE", v1::TaskAssignment::TRAIN);
   v1::TaskAssignment fi = PollFor("FI", v1::TaskAssignment::TRAIN);
@@ -283,7 +284,8 @@ TEST_F(TaskRunnerTest, ANodeMissingTheTrainingDeadlineIsDroppedAndTheRoundComple
   v1::TaskAssignment lv = ee;
   EXPECT_TRUE(absl::IsFailedPrecondition(runner_->BeginUpload("LV", Header(lv, 100))));
   ASSERT_TRUE(runner_->ReportMetrics("EE", 1, 1, Metrics()).ok());
-  // FI never reports: the evaluation deadline publishes with EE's metrics.
+  // FI never reports: the evaluation deadline publishes with EE's metrics
+  // (min_reports 1).
   clock_.Advance(seconds(kEvalDeadline + 1));
   ASSERT_TRUE(AwaitPhase("finished"));
   const std::vector<RoundRecord> rounds = Rounds();
@@ -442,6 +444,125 @@ TEST_F(TaskRunnerTest, RejectedUpdatesAreCountedAndNeverAggregated) {
   EXPECT_EQ(rounds[0].rejected_updates, 2u);  // the oversized count and the bad layout
   // Only the two valid updates of 1.0 count; the rejected 9.0 never did.
   EXPECT_TRUE(torch::allclose(FirstWeights(1), FirstWeights(0) + 1.0f));
+}
+
+// The publish gate: a candidate is signed only when enough participants
+// report metrics on it, and it is finite, with positive variances and
+// changes within max_relative_change. Otherwise the round aborts naming the
+// rule, the candidate's file goes, and the global model stays at v0.
+class PublishGateTest : public TaskRunnerTest {
+ protected:
+  // EE (100 samples, every update value `ee`) and FI (300, `fi`) train;
+  // `reports` of them report metrics; the ledger's reason of the round.
+  std::string RoundOutcome(float ee, float fi, int reports) {
+    JoinEeAndFiThenStart();
+    v1::TaskAssignment a = PollFor("EE", v1::TaskAssignment::TRAIN);
+    v1::TaskAssignment b = PollFor("FI", v1::TaskAssignment::TRAIN);
+    EXPECT_TRUE(Upload("EE", a, ee, 100).ok());
+    EXPECT_TRUE(Upload("FI", b, fi, 300).ok());
+    if (PollFor("EE", v1::TaskAssignment::EVALUATE).kind() == v1::TaskAssignment::EVALUATE) {
+      EXPECT_TRUE(runner_->ReportMetrics("EE", 1, 1, Metrics()).ok());
+      if (reports == 2) EXPECT_TRUE(runner_->ReportMetrics("FI", 1, 1, Metrics()).ok());
+      clock_.Advance(seconds(kEvalDeadline + 1));
+    }
+    EXPECT_TRUE(Eventually([&] {
+      const v1::TaskStatus s = runner_->Status();
+      return s.rounds_completed() + s.rounds_aborted() == 1;
+    }));
+    const std::vector<RoundRecord> rounds = Rounds();
+    if (rounds.size() != 1) return "no round recorded";
+    return rounds[0].status + ": " + rounds[0].reason;
+  }
+  void ExpectModelUnchanged() {
+    EXPECT_EQ(runner_->Status().latest_version(), 0u);
+    EXPECT_EQ(registry_->Versions("risk"), (std::vector<uint64_t>{0}));
+    EXPECT_FALSE(fs::exists(work_ + "/models/v1.fct"));
+  }
+};
+
+TEST_F(PublishGateTest, TooFewEvaluationReportsDiscardTheCandidate) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  EXPECT_EQ(RoundOutcome(0.01f, 0.01f, 1),
+            "aborted: candidate v1 not published: only 1 of 2 contributors reported metrics on "
+            "the candidate by the deadline; min_reports is 2");
+  ExpectModelUnchanged();
+}
+
+// The attacker of point 3: a trusted-mode node sends an update that drives
+// the standardization variances negative. Before, the signed model scored
+// every declaration NaN; now it is never signed.
+TEST_F(PublishGateTest, ANegativeVarianceIsNeverSigned) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  const std::string outcome = RoundOutcome(0.01f, -4.0f, 2);  // running_var 1 -> -1.99
+  EXPECT_NE(outcome.find("aborted: candidate refused: candidate tensor "), std::string::npos)
+      << outcome;
+  EXPECT_NE(outcome.find("running_var has a variance <= 0"), std::string::npos) << outcome;
+  ExpectModelUnchanged();
+}
+
+TEST_F(PublishGateTest, AChangeBeyondTheBoundIsNeverSigned) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  const std::string outcome = RoundOutcome(0.01f, 400.0f, 2);  // 300 x its weight's scale
+  EXPECT_NE(outcome.find("aborted: candidate refused: candidate tensor "), std::string::npos)
+      << outcome;
+  EXPECT_NE(outcome.find("max_relative_change is 50"), std::string::npos) << outcome;
+  ExpectModelUnchanged();
+}
+
+TEST_F(PublishGateTest, AnHonestRoundPasses) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  EXPECT_EQ(RoundOutcome(0.01f, 0.02f, 2), "completed: ");
+  EXPECT_EQ(runner_->Status().latest_version(), 1u);
+}
+
+// A node that re-joins in the middle of a round with more rows gains nothing
+// in that round: its sample count stays bounded by the rows it had when the
+// round opened. The new rows count from the next round.
+TEST_F(TaskRunnerTest, ARejoinDuringARoundChangesNothingBeforeTheNextRound) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  JoinEeAndFiThenStart();
+  v1::TaskAssignment fi = PollFor("FI", v1::TaskAssignment::TRAIN);
+  ASSERT_EQ(fi.kind(), v1::TaskAssignment::TRAIN);
+  ASSERT_TRUE(runner_->Join("FI", 5000).ok());
+  absl::Status s = Upload("FI", fi, 0.01f, 3000);
+  EXPECT_EQ(s, absl::InvalidArgumentError(
+                   "sample_count 3000 exceeds the 1000 training rows node FI declared when it "
+                   "joined"));
+  EXPECT_TRUE(Upload("FI", fi, 0.01f, 1000).ok());
+}
+
+TEST_F(TaskRunnerTest, RowsAboveTheCapAreRefusedAtJoin) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& t) {
+    t.set_max_train_rows(5000);
+    (*t.mutable_max_train_rows_by_node())["FI"] = 2000;
+  }));
+  EXPECT_EQ(runner_->Join("EE", 5001),
+            absl::InvalidArgumentError("node EE declared 5001 training rows; the task takes "
+                                       "1..5000 from an administration (max_train_rows)"));
+  EXPECT_EQ(runner_->Join("FI", 2001),
+            absl::InvalidArgumentError("node FI declared 2001 training rows; the task takes "
+                                       "1..2000 from this administration "
+                                       "(max_train_rows_by_node)"));
+  EXPECT_TRUE(absl::IsInvalidArgument(runner_->Join("LV", 0)));
+  EXPECT_FALSE(runner_->HasJoined("EE"));
+  EXPECT_TRUE(runner_->Join("EE", 5000).ok());
+  EXPECT_TRUE(runner_->Join("FI", 2000).ok());
+}
+
+// With more nodes available than max_nodes, a round selects max_nodes of
+// them; the others wait for a later round.
+TEST_F(TaskRunnerTest, ARoundSelectsAtMostMaxNodes) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& t) { t.set_max_nodes(2); }));
+  for (const char* node : {"EE", "FI", "LV"}) ASSERT_TRUE(runner_->Join(node, 1000).ok());
+  runner_->Start();
+  ASSERT_TRUE(AwaitPhase("training"));
+  int training = 0;
+  for (const char* node : {"EE", "FI", "LV"}) {
+    if (runner_->NextAssignment(node, milliseconds(0)).kind() == v1::TaskAssignment::TRAIN) {
+      ++training;
+    }
+  }
+  EXPECT_EQ(training, 2);
 }
 
 }  // namespace

@@ -112,10 +112,11 @@ class FederationTest : public testing_support::FederationSuite<FederationTest> {
     return Stub::NewStub(grpc::CreateChannel(absl::StrCat("localhost:", port), *credentials));
   }
 
-  // Joins task risk as the stub's node, declaring `train_rows`; returns the
-  // node id the coordinator read from the certificate.
+  // Joins task risk as the stub's node, declaring `train_rows` (at least 1:
+  // a node without training rows is not enrolled); returns the node id the
+  // coordinator read from the certificate.
   static std::string Join(v1::NodeService::Stub& stub, const coordinator::Coordinator& coordinator,
-                          uint64_t train_rows = 0) {
+                          uint64_t train_rows = 1000) {
     grpc::ClientContext context;
     v1::JoinRequest join;
     join.add_tasks("risk");

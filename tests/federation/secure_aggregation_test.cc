@@ -301,7 +301,7 @@ TEST_F(SecureAggregationTest, SumOfFiveMaskedUpdatesIsTheWeightedMeanAndEachInpu
   EXPECT_EQ(out.rounds[0].status, "completed") << out.rounds[0].reason;
   EXPECT_EQ(out.rounds[0].mode, "secure");
   EXPECT_EQ(out.rounds[0].participants, 5u);
-  EXPECT_EQ(out.rounds[0].samples, 1500u);  // the unmasked Σ n_i
+  EXPECT_EQ(out.rounds[0].samples, 1500u);  // Σ of the contributors' declared rows
   ExpectWeightedMean(out, {0, 1, 2, 3, 4});
 
   // The aggregator only ever received masked vectors: one int32 tensor per

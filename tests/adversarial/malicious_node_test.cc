@@ -1,0 +1,156 @@
+// One hostile node against a secure federation, over real mutual TLS: it
+// holds a valid node certificate and uses it to claim the federation's
+// weight. Three honest administrations train for real; the attacker is a
+// bare client. Each test asserts what the attacker obtains.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <future>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/config/coordinator_config.h"
+#include "coordinator/coordinator.h"
+#include "node/client/coordinator_client.h"
+#include "node/config/node_config.h"
+#include "node/node.h"
+#include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
+#include "tests/support/loopback_federation.h"
+#include "tests/support/run_nodes.h"
+
+namespace fedcustoms {
+namespace {
+
+const std::vector<std::string> kHonest = {"EE", "FI", "LV"};
+const std::string kAttacker = "SE";
+constexpr uint32_t kRounds = 2;
+
+class MaliciousNodeTest : public testing_support::FederationSuite<MaliciousNodeTest> {
+ protected:
+  static void SetUpTestSuite() {
+    MakeRoot(testing_support::MakeFederationWithData("malicious-node", {"EE", "FI", "LV", "SE"},
+                                                     kHonest, 1500, 5));
+  }
+
+  // A SECURE coordinator of task "risk" (kRounds rounds, min_nodes 3), started;
+  // `adjust` changes its task config first.
+  std::unique_ptr<coordinator::Coordinator> StartCoordinator(
+      const std::string& run, const std::function<void(v1::TaskConfig&)>& adjust = nullptr) {
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + run, *root_ + "/data/EE/declarations.schema.json",
+        v1::SECURE);
+    v1::TaskConfig* t = c.mutable_tasks(0);
+    t->set_min_nodes(3);
+    t->set_rounds(kRounds);
+    t->set_gather_seconds(1);
+    t->set_eval_deadline_seconds(60);
+    t->mutable_training()->set_local_epochs(1);
+    if (adjust) adjust(*t);
+    auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
+    EXPECT_TRUE(config.ok()) << config.status();
+    if (!config.ok()) return nullptr;
+    auto coordinator = coordinator::Coordinator::Create(*config);
+    EXPECT_TRUE(coordinator.ok()) << coordinator.status();
+    if (!coordinator.ok()) return nullptr;
+    EXPECT_TRUE((*coordinator)->Start().ok());
+    return *std::move(coordinator);
+  }
+
+  // Runs the honest nodes to the end of the task; each must finish cleanly
+  // within a bound.
+  void RunHonestNodes(int port, const std::string& run) {
+    std::vector<std::unique_ptr<node::Node>> nodes;
+    for (const std::string& admin : kHonest) {
+      auto finalized = node::FinalizeNodeConfig(
+          testing_support::LoopbackNodeConfig(*root_, admin, port, run, "risk"), "test", "");
+      ASSERT_TRUE(finalized.ok()) << finalized.status();
+      auto created = node::Node::Create(*finalized);
+      ASSERT_TRUE(created.ok()) << created.status();
+      nodes.push_back(*std::move(created));
+    }
+    testing_support::RunNodesToEnd(nodes, std::chrono::minutes(3), run);
+  }
+
+  std::unique_ptr<node::CoordinatorClient> AttackerClient(int port) {
+    v1::NodeConfig config;
+    config.set_coordinator_address(absl::StrCat("localhost:", port));
+    *config.mutable_tls() = Identity(kAttacker);
+    auto client = node::CoordinatorClient::Create(config);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+};
+
+// Point 4 of the review: one Join declaring 2^33 rows made every secure
+// round abort (W no longer fit 32 bits), a new aborted round every second.
+// Now the Join is refused, naming the cap, and however often the attacker
+// repeats it, the honest rounds complete.
+TEST_F(MaliciousNodeTest, AHugeRowCountIsRefusedAtJoinAndCannotStopSecureRounds) {
+  auto coordinator = StartCoordinator("huge-rows");
+  ASSERT_NE(coordinator, nullptr);
+  const int port = coordinator->Port();
+  auto attacker = AttackerClient(port);
+  ASSERT_NE(attacker, nullptr);
+  v1::JoinRequest join;
+  join.add_tasks("risk");
+  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+  join.mutable_data()->set_train_rows(uint64_t{1} << 33);
+  absl::StatusOr<v1::JoinResponse> refused = attacker->Join(join);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find(
+                "node SE declared 8589934592 training rows; the task takes 1..10000000 from an "
+                "administration (max_train_rows)"),
+            std::string::npos)
+      << refused.status();
+
+  // The attacker keeps trying while the honest nodes train.
+  std::atomic<bool> stop{false};
+  std::atomic<int> refusals{0};
+  std::thread flood([&] {
+    while (!stop) {
+      if (!attacker->Join(join).ok()) ++refusals;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  RunHonestNodes(port, "huge-rows");
+  stop = true;
+  flood.join();
+  EXPECT_GT(refusals.load(), 0);
+
+  auto rounds = coordinator->ledger().List("risk");
+  ASSERT_TRUE(rounds.ok()) << rounds.status();
+  ASSERT_EQ(rounds->size(), kRounds);
+  for (const auto& r : *rounds) {
+    EXPECT_EQ(r.status, "completed") << r.reason;
+    EXPECT_EQ(r.participants, 3u);
+  }
+  EXPECT_FALSE(coordinator->runner("risk")->HasJoined(kAttacker));
+}
+
+// The honest side of the cap: an administration whose data is larger than
+// the consortium agreed is not enrolled, and its node stops at once with the
+// reason instead of retrying forever.
+TEST_F(MaliciousNodeTest, ANodeAboveItsAdministrationsCapStopsWithTheReason) {
+  auto coordinator = StartCoordinator(
+      "over-cap", [](v1::TaskConfig& t) { (*t.mutable_max_train_rows_by_node())["EE"] = 100; });
+  ASSERT_NE(coordinator, nullptr);
+  auto finalized = node::FinalizeNodeConfig(
+      testing_support::LoopbackNodeConfig(*root_, "EE", coordinator->Port(), "over-cap", "risk"),
+      "test", "");
+  ASSERT_TRUE(finalized.ok()) << finalized.status();
+  auto node = node::Node::Create(*finalized);
+  ASSERT_TRUE(node.ok()) << node.status();
+  absl::Status run = (*node)->Run();
+  EXPECT_EQ(run.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(run.message().find("the task takes 1..100 from this administration "
+                               "(max_train_rows_by_node)"),
+            std::string::npos)
+      << run;
+  EXPECT_FALSE(coordinator->runner("risk")->HasJoined("EE"));
+}
+
+}  // namespace
+}  // namespace fedcustoms
