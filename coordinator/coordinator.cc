@@ -19,6 +19,7 @@
 #include "coordinator/service/admin_service_impl.h"
 #include "coordinator/service/analyst_service_impl.h"
 #include "coordinator/service/node_service_impl.h"
+#include "coordinator/service/peer_call_limiter.h"
 
 namespace fedcustoms::coordinator {
 namespace fs = std::filesystem;
@@ -101,7 +102,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     runners[task.name()] = runner->get();
     c->runners_.push_back(*std::move(runner));
   }
-  c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked));
+  c->call_limiter_ = std::make_unique<PeerCallLimiter>(cfg.limits().max_calls_per_peer());
+  c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked), c->call_limiter_.get());
   c->stream_watchdog_ =
       std::make_unique<StreamWatchdog>(std::chrono::seconds(cfg.stream_idle_seconds()));
   c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_,
@@ -121,8 +123,17 @@ TaskRunner* Coordinator::runner(const std::string& task) const {
 
 absl::Status Coordinator::Start() {
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Process-wide in gRPC: once enabled, every server built later has it.
+  if (config_.enable_reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Past max_threads gRPC refuses new calls (RESOURCE_EXHAUSTED) rather than
+  // growing a thread per call; max_streams_per_connection bounds what one
+  // connection can open. Per certificate, the Authorizer's PeerCallLimiter.
+  grpc::ResourceQuota quota("fedcustoms-coordinator");
+  quota.SetMaxThreads(static_cast<int>(config_.limits().max_threads()));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(config_.limits().max_streams_per_connection()));
   builder.AddListeningPort(config_.listen_address(), credentials_, &port_);
   builder.RegisterService(node_service_.get());
   builder.RegisterService(analyst_service_.get());

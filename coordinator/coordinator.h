@@ -19,6 +19,7 @@
 namespace fedcustoms::coordinator {
 
 class Authorizer;
+class PeerCallLimiter;
 class NodeServiceImpl;
 class AnalystServiceImpl;
 class AdminServiceImpl;
@@ -62,6 +63,8 @@ class Coordinator {
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<RoundLedger> ledger_;
   std::vector<std::unique_ptr<TaskRunner>> runners_;
+  // Before the authorizer, which holds a pointer to it.
+  std::unique_ptr<PeerCallLimiter> call_limiter_;
   // Before the services, which hold a reference to it.
   std::unique_ptr<Authorizer> authorizer_;
   // Declared before the services that hold leases on it.

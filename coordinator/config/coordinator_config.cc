@@ -105,6 +105,22 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     return bad("stream_idle_seconds",
                absl::StrCat("must be in 1..3600, found ", c.stream_idle_seconds()));
   }
+  v1::ServerLimits* limits = c.mutable_limits();
+  if (limits->max_threads() == 0) limits->set_max_threads(256);
+  if (limits->max_threads() < 16 || limits->max_threads() > 4096) {
+    return bad("limits.max_threads",
+               absl::StrCat("must be in 16..4096, found ", limits->max_threads()));
+  }
+  if (limits->max_streams_per_connection() == 0) limits->set_max_streams_per_connection(32);
+  if (limits->max_streams_per_connection() > 1000) {
+    return bad("limits.max_streams_per_connection",
+               absl::StrCat("must be in 1..1000, found ", limits->max_streams_per_connection()));
+  }
+  if (limits->max_calls_per_peer() == 0) limits->set_max_calls_per_peer(8);
+  if (limits->max_calls_per_peer() < 2 || limits->max_calls_per_peer() > 1000) {
+    return bad("limits.max_calls_per_peer",
+               absl::StrCat("must be in 2..1000, found ", limits->max_calls_per_peer()));
+  }
   if (c.tasks().empty()) return bad("tasks", "at least one task is required");
   std::set<std::string> names;
   for (int i = 0; i < c.tasks_size(); ++i) {

@@ -9,9 +9,9 @@
 
 namespace fedcustoms::coordinator {
 
-absl::StatusOr<pki::PeerIdentity> Authorizer::Authorize(const grpc::ServerContext& context,
-                                                        std::initializer_list<pki::Role> allowed,
-                                                        std::string_view rpc) const {
+absl::StatusOr<AuthorizedCall> Authorizer::Authorize(const grpc::ServerContext& context,
+                                                     std::initializer_list<pki::Role> allowed,
+                                                     std::string_view rpc) const {
   // Debian's abseil has its own string_view: convert explicitly.
   const std::string rpc_name(rpc);
   absl::StatusOr<std::string> pem = pki::PeerCertificatePem(context);
@@ -37,7 +37,17 @@ absl::StatusOr<pki::PeerIdentity> Authorizer::Authorize(const grpc::ServerContex
                                                     std::string(pki::RoleName(peer->role)),
                                                     " (caller ", peer->common_name, ")"));
   }
-  return peer;
+  AuthorizedCall call;
+  static_cast<pki::PeerIdentity&>(call) = *std::move(peer);
+  if (limiter_ != nullptr) {
+    absl::StatusOr<PeerCallLimiter::Ticket> ticket = limiter_->Acquire(call.common_name, rpc_name);
+    if (!ticket.ok()) {
+      // A flood is refused quietly: one line per refusal would be a second flood.
+      return ticket.status();
+    }
+    call.ticket = *std::move(ticket);
+  }
+  return call;
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {

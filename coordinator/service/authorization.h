@@ -10,26 +10,40 @@
 #include "absl/status/statusor.h"
 #include "common/pki/peer_identity.h"
 #include "common/pki/revocation_list.h"
+#include "coordinator/service/peer_call_limiter.h"
 
 namespace fedcustoms::coordinator {
 
 // Who may call: every handler of the coordinator's services asks first.
+// An authorized call: the caller's identity, and its slot among the calls
+// that identity may have in progress, held until this object goes (handlers
+// keep it for the whole call).
+struct AuthorizedCall : pki::PeerIdentity {
+  PeerCallLimiter::Ticket ticket;
+};
+
 class Authorizer {
  public:
   // `revoked`: the certificates to refuse (tls.crl); null when none is set.
-  explicit Authorizer(std::shared_ptr<const pki::RevocationList> revoked = nullptr)
-      : revoked_(std::move(revoked)) {}
+  // `limiter`: the bound on each peer's calls in progress; null for none.
+  // It must outlive the authorizer.
+  explicit Authorizer(std::shared_ptr<const pki::RevocationList> revoked = nullptr,
+                      PeerCallLimiter* limiter = nullptr)
+      : revoked_(std::move(revoked)), limiter_(limiter) {}
 
   // The caller's identity from its verified client certificate, if that
-  // certificate is not revoked (else UNAUTHENTICATED naming its serial) and
-  // its role is one of `allowed` (else PERMISSION_DENIED); refusals are
-  // logged with the caller's CN. Identity never comes from a request field.
-  absl::StatusOr<pki::PeerIdentity> Authorize(const grpc::ServerContext& context,
-                                              std::initializer_list<pki::Role> allowed,
-                                              std::string_view rpc) const;
+  // certificate is not revoked (else UNAUTHENTICATED naming its serial), its
+  // role is one of `allowed` (else PERMISSION_DENIED) and it has a free slot
+  // among its calls in progress (else RESOURCE_EXHAUSTED naming the limit);
+  // refusals are logged with the caller's CN. Identity never comes from a
+  // request field.
+  absl::StatusOr<AuthorizedCall> Authorize(const grpc::ServerContext& context,
+                                           std::initializer_list<pki::Role> allowed,
+                                           std::string_view rpc) const;
 
  private:
   const std::shared_ptr<const pki::RevocationList> revoked_;
+  PeerCallLimiter* const limiter_;
 };
 
 // absl and gRPC share status codes; this carries code and message across.

@@ -157,10 +157,20 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
   if (!peer.ok()) return ToGrpc(peer.status());
   const std::string& node = peer->common_name;
   v1::UploadUpdateRequest message;
+  // The header is read under the watchdog too: a stream that never sends it
+  // is cut after stream_idle_seconds like any stalled stream.
+  std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
   if (!reader->Read(&message) || !message.has_header()) {
+    if (lease->expired()) {
+      return grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrCat("upload: no header from the node for ",
+                       watchdog_->idle_limit().count() / 1000, " s; stream cancelled"));
+    }
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "upload: the first message must be the update header");
   }
+  lease.reset();
   const v1::UpdateHeader header = message.header();
   auto runner = Runner(header.task());
   if (!runner.ok()) return ToGrpc(runner.status());

@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/tls/credentials.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
+#include "fedcustoms/v1/node_service.grpc.pb.h"
 #include "node/client/coordinator_client.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
@@ -35,9 +38,9 @@ class MaliciousNodeTest : public testing_support::FederationSuite<MaliciousNodeT
   }
 
   // A SECURE coordinator of task "risk" (kRounds rounds, min_nodes 3), started;
-  // `adjust` changes its task config first.
+  // `adjust` changes its config first.
   std::unique_ptr<coordinator::Coordinator> StartCoordinator(
-      const std::string& run, const std::function<void(v1::TaskConfig&)>& adjust = nullptr) {
+      const std::string& run, const std::function<void(v1::CoordinatorConfig&)>& adjust = nullptr) {
     v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
         *root_ + "/pki", *root_ + "/" + run, *root_ + "/data/EE/declarations.schema.json",
         v1::SECURE);
@@ -47,7 +50,7 @@ class MaliciousNodeTest : public testing_support::FederationSuite<MaliciousNodeT
     t->set_gather_seconds(1);
     t->set_eval_deadline_seconds(60);
     t->mutable_training()->set_local_epochs(1);
-    if (adjust) adjust(*t);
+    if (adjust) adjust(c);
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     if (!config.ok()) return nullptr;
@@ -134,8 +137,9 @@ TEST_F(MaliciousNodeTest, AHugeRowCountIsRefusedAtJoinAndCannotStopSecureRounds)
 // the consortium agreed is not enrolled, and its node stops at once with the
 // reason instead of retrying forever.
 TEST_F(MaliciousNodeTest, ANodeAboveItsAdministrationsCapStopsWithTheReason) {
-  auto coordinator = StartCoordinator(
-      "over-cap", [](v1::TaskConfig& t) { (*t.mutable_max_train_rows_by_node())["EE"] = 100; });
+  auto coordinator = StartCoordinator("over-cap", [](v1::CoordinatorConfig& c) {
+    (*c.mutable_tasks(0)->mutable_max_train_rows_by_node())["EE"] = 100;
+  });
   ASSERT_NE(coordinator, nullptr);
   auto finalized = node::FinalizeNodeConfig(
       testing_support::LoopbackNodeConfig(*root_, "EE", coordinator->Port(), "over-cap", "risk"),
@@ -150,6 +154,89 @@ TEST_F(MaliciousNodeTest, ANodeAboveItsAdministrationsCapStopsWithTheReason) {
             std::string::npos)
       << run;
   EXPECT_FALSE(coordinator->runner("risk")->HasJoined("EE"));
+}
+
+// Threads of this process (the coordinator runs in it), from /proc.
+int ProcessThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Point 5 of the review: one node certificate opened 3 000 UploadUpdate
+// streams that never sent a header, and the coordinator grew a thread per
+// stream for as long as they were held. Now each certificate has at most
+// limits.max_calls_per_peer (8) calls in progress: the rest are refused at
+// once, naming the limit, the silent ones are cut by the stream watchdog
+// (the header is read under it), and the coordinator's threads stay flat.
+TEST_F(MaliciousNodeTest, AFloodOfSilentStreamsIsBoundedPerCertificate) {
+  auto coordinator =
+      StartCoordinator("flood", [](v1::CoordinatorConfig& c) { c.set_stream_idle_seconds(2); });
+  ASSERT_NE(coordinator, nullptr);
+  const int port = coordinator->Port();
+  auto credentials = tls::MakeChannelCredentials(Identity(kAttacker));
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  const int threads_before = ProcessThreads();
+
+  constexpr int kConnections = 4;
+  constexpr int kStreamsEach = 15;  // under max_streams_per_connection (32)
+  std::vector<std::unique_ptr<v1::NodeService::Stub>> stubs;
+  for (int c = 0; c < kConnections; ++c) {
+    grpc::ChannelArguments args = tls::DefaultChannelArguments();
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
+    stubs.push_back(v1::NodeService::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("localhost:", port), *credentials, args)));
+  }
+  struct Stream {
+    grpc::ClientContext context;
+    v1::UploadUpdateResponse response;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadUpdateRequest>> writer;
+  };
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int c = 0; c < kConnections; ++c) {
+    for (int i = 0; i < kStreamsEach; ++i) {
+      auto stream = std::make_unique<Stream>();
+      stream->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      stream->writer = stubs[c]->UploadUpdate(&stream->context, &stream->response);
+      streams.push_back(std::move(stream));  // opened; no header will ever come
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int threads_during = ProcessThreads();
+
+  int exhausted = 0, cut = 0;
+  std::string refusal;
+  for (auto& stream : streams) {
+    grpc::Status s = stream->writer->Finish();
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++exhausted;
+      refusal = s.error_message();
+    } else {
+      ++cut;  // held until the watchdog (stream_idle_seconds) cut it
+    }
+  }
+  std::printf("flood of %d silent streams: %d refused at once, %d cut; threads %d -> %d\n",
+              kConnections * kStreamsEach, exhausted, cut, threads_before, threads_during);
+  EXPECT_EQ(exhausted, kConnections * kStreamsEach - 8);
+  EXPECT_EQ(cut, 8);
+  EXPECT_EQ(refusal,
+            "NodeService.UploadUpdate: SE already has 8 calls in progress "
+            "(limits.max_calls_per_peer); retry when one ends");
+  // 60 held streams would hold 60 handler threads; 8 may, plus the client's
+  // own connections.
+  EXPECT_LT(threads_during - threads_before, 30);
+
+  // The flood is over: the certificate's calls go through again.
+  auto attacker = AttackerClient(port);
+  ASSERT_NE(attacker, nullptr);
+  v1::JoinRequest join;
+  join.add_tasks("risk");
+  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+  join.mutable_data()->set_train_rows(1000);
+  EXPECT_TRUE(attacker->Join(join).ok());
 }
 
 }  // namespace

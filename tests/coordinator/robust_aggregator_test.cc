@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "coordinator/config/coordinator_config.h"
+#include "coordinator/service/peer_call_limiter.h"
 #include "tests/support/loopback_federation.h"
 
 namespace fedcustoms::coordinator {
@@ -310,6 +311,55 @@ TEST(CoordinatorConfigLimits, RowCapsAndPublishGateNameTheField) {
   EXPECT_EQ(
       message(gate),
       "coordinator.json: tasks[0].publish_gate.max_pr_auc_drop: must be in [0, 1], found 1.5");
+}
+
+TEST(CoordinatorConfigLimits, ServerLimitsNameTheField) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->limits().max_threads(), 256u);
+  EXPECT_EQ(ok->limits().max_streams_per_connection(), 32u);
+  EXPECT_EQ(ok->limits().max_calls_per_peer(), 8u);
+  EXPECT_FALSE(ok->enable_reflection());
+
+  c.mutable_limits()->set_max_threads(8);
+  auto bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: limits.max_threads: must be in 16..4096, found 8");
+  c.mutable_limits()->set_max_threads(64);
+  c.mutable_limits()->set_max_calls_per_peer(1);
+  bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: limits.max_calls_per_peer: must be in 2..1000, found 1");
+  c.mutable_limits()->set_max_calls_per_peer(2);
+  c.mutable_limits()->set_max_streams_per_connection(5000);
+  bad = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "coordinator.json: limits.max_streams_per_connection: must be in 1..1000, found 5000");
+}
+
+TEST(PeerCallLimiter, EachPeerHasItsOwnBoundAndTicketsGiveTheSlotBack) {
+  PeerCallLimiter limiter(2);
+  auto a = limiter.Acquire("SE", "NodeService.GetTask");
+  auto b = limiter.Acquire("SE", "NodeService.UploadUpdate");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = limiter.Acquire("SE", "NodeService.UploadUpdate");
+  EXPECT_EQ(c.status(),
+            absl::ResourceExhaustedError("NodeService.UploadUpdate: SE already has 2 calls in "
+                                         "progress (limits.max_calls_per_peer); retry when one "
+                                         "ends"));
+  EXPECT_TRUE(limiter.Acquire("FI", "NodeService.GetTask").ok());  // others are not affected
+  EXPECT_EQ(limiter.InProgress("SE"), 2u);
+  {
+    PeerCallLimiter::Ticket moved = *std::move(a);  // moving keeps one slot
+    EXPECT_EQ(limiter.InProgress("SE"), 2u);
+  }
+  EXPECT_EQ(limiter.InProgress("SE"), 1u);
+  EXPECT_TRUE(limiter.Acquire("SE", "NodeService.GetTask").ok());
+  EXPECT_EQ(limiter.InProgress("SE"), 1u);  // that ticket went at the end of the statement
 }
 
 }  // namespace
