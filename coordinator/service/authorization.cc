@@ -40,7 +40,8 @@ absl::StatusOr<AuthorizedCall> Authorizer::Authorize(const grpc::ServerContext& 
   AuthorizedCall call;
   static_cast<pki::PeerIdentity&>(call) = *std::move(peer);
   if (limiter_ != nullptr) {
-    absl::StatusOr<PeerCallLimiter::Ticket> ticket = limiter_->Acquire(call.common_name, rpc_name);
+    absl::StatusOr<PeerCallLimiter::Ticket> ticket =
+        limiter_->Acquire(absl::StrCat(pki::RoleName(call.role), " ", call.common_name), rpc_name);
     if (!ticket.ok()) {
       // A flood is refused quietly: one line per refusal would be a second flood.
       return ticket.status();

@@ -34,9 +34,10 @@ class Authorizer {
   // The caller's identity from its verified client certificate, if that
   // certificate is not revoked (else UNAUTHENTICATED naming its serial), its
   // role is one of `allowed` (else PERMISSION_DENIED) and it has a free slot
-  // among its calls in progress (else RESOURCE_EXHAUSTED naming the limit);
-  // refusals are logged with the caller's CN. Identity never comes from a
-  // request field.
+  // among the calls in progress of its role and CN (else RESOURCE_EXHAUSTED
+  // naming the limit). Refusals are logged with the caller's CN, but for the
+  // limit's (a flood must not become a flood of log lines). Identity never
+  // comes from a request field.
   absl::StatusOr<AuthorizedCall> Authorize(const grpc::ServerContext& context,
                                            std::initializer_list<pki::Role> allowed,
                                            std::string_view rpc) const;

@@ -162,15 +162,13 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
   std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
   if (!reader->Read(&message) || !message.has_header()) {
     if (lease->expired()) {
-      return grpc::Status(
-          grpc::StatusCode::DEADLINE_EXCEEDED,
-          absl::StrCat("upload: no header from the node for ",
-                       watchdog_->idle_limit().count() / 1000, " s; stream cancelled"));
+      // The call is cancelled already: the node sees CANCELLED.
+      return grpc::Status(grpc::StatusCode::CANCELLED, "upload: no header; stream cancelled");
     }
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "upload: the first message must be the update header");
   }
-  lease.reset();
+  lease->Touch();
   const v1::UpdateHeader header = message.header();
   auto runner = Runner(header.task());
   if (!runner.ok()) return ToGrpc(runner.status());
@@ -182,7 +180,7 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
   // From here on the node's slot is reserved: every exit releases it or folds,
   // an exception included (it would otherwise block the node for the round).
   try {
-    return ReceiveUpdate(context, reader, response, *runner, node, header);
+    return ReceiveUpdate(context, reader, response, *runner, node, header, *lease);
   } catch (const std::exception& e) {
     (*runner)->AbortUpload(node, header);
     spdlog::error("upload from {} for {} round {} failed: {}", node, header.task(),
@@ -195,8 +193,8 @@ grpc::Status NodeServiceImpl::UploadUpdate(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
                                             grpc::ServerReader<v1::UploadUpdateRequest>* reader,
                                             v1::UploadUpdateResponse* response, TaskRunner* runner,
-                                            const std::string& node,
-                                            const v1::UpdateHeader& header) {
+                                            const std::string& node, const v1::UpdateHeader& header,
+                                            StreamWatchdog::Lease& lease) {
   v1::UploadUpdateRequest message;
   SpoolFile spool(SpoolName(spool_dir_, header.task(), header.round_id(), node));
   absl::Status status = [&]() -> absl::Status {
@@ -204,9 +202,8 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
     if (!out) return absl::InternalError("coordinator cannot spool the upload");
     tensor::ChunkAssembler assembler(&out, runner->MaxUploadBytes());
     bool finished = false;
-    std::unique_ptr<StreamWatchdog::Lease> lease = watchdog_->Watch(context);
     while (reader->Read(&message)) {
-      lease->Touch();
+      lease.Touch();
       if (!message.has_chunk()) {
         return absl::InvalidArgumentError("upload: a second header in the same stream");
       }
@@ -223,7 +220,7 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
         finished = true;
       }
     }
-    if (lease->expired()) {
+    if (lease.expired()) {
       return absl::DeadlineExceededError(absl::StrCat("upload: no data from the node for ",
                                                       watchdog_->idle_limit().count() / 1000,
                                                       " s; stream cancelled"));

@@ -53,7 +53,8 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   grpc::Status ReceiveUpdate(grpc::ServerContext* context,
                              grpc::ServerReader<v1::UploadUpdateRequest>* reader,
                              v1::UploadUpdateResponse* response, TaskRunner* runner,
-                             const std::string& node, const v1::UpdateHeader& header);
+                             const std::string& node, const v1::UpdateHeader& header,
+                             StreamWatchdog::Lease& lease);
   absl::StatusOr<TaskRunner*> Runner(const std::string& task) const;
 
   // Constant after construction.

@@ -40,7 +40,7 @@ class PeerCallLimiter {
   // `max_calls_per_peer` >= 1 (CoordinatorConfig limits.max_calls_per_peer).
   explicit PeerCallLimiter(uint32_t max_calls_per_peer) : max_calls_(max_calls_per_peer) {}
 
-  // A slot for one more call of `peer` (a certificate CN) to `rpc`, or
+  // A slot for one more call of `peer` (its role and CN, "node EE") to `rpc`, or
   // RESOURCE_EXHAUSTED naming the peer and the bound when it has
   // max_calls_per_peer in progress.
   absl::StatusOr<Ticket> Acquire(const std::string& peer, std::string_view rpc);

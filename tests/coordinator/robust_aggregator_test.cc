@@ -343,23 +343,24 @@ TEST(CoordinatorConfigLimits, ServerLimitsNameTheField) {
 
 TEST(PeerCallLimiter, EachPeerHasItsOwnBoundAndTicketsGiveTheSlotBack) {
   PeerCallLimiter limiter(2);
-  auto a = limiter.Acquire("SE", "NodeService.GetTask");
-  auto b = limiter.Acquire("SE", "NodeService.UploadUpdate");
+  auto a = limiter.Acquire("node SE", "NodeService.GetTask");
+  auto b = limiter.Acquire("node SE", "NodeService.UploadUpdate");
   ASSERT_TRUE(a.ok() && b.ok());
-  auto c = limiter.Acquire("SE", "NodeService.UploadUpdate");
+  auto c = limiter.Acquire("node SE", "NodeService.UploadUpdate");
   EXPECT_EQ(c.status(),
-            absl::ResourceExhaustedError("NodeService.UploadUpdate: SE already has 2 calls in "
+            absl::ResourceExhaustedError("NodeService.UploadUpdate: node SE already has 2 calls in "
                                          "progress (limits.max_calls_per_peer); retry when one "
                                          "ends"));
-  EXPECT_TRUE(limiter.Acquire("FI", "NodeService.GetTask").ok());  // others are not affected
-  EXPECT_EQ(limiter.InProgress("SE"), 2u);
+  EXPECT_TRUE(limiter.Acquire("node FI", "NodeService.GetTask").ok());  // others unaffected
+  EXPECT_TRUE(limiter.Acquire("analyst SE", "AnalystService.ListModels").ok());  // nor roles
+  EXPECT_EQ(limiter.InProgress("node SE"), 2u);
   {
     PeerCallLimiter::Ticket moved = *std::move(a);  // moving keeps one slot
-    EXPECT_EQ(limiter.InProgress("SE"), 2u);
+    EXPECT_EQ(limiter.InProgress("node SE"), 2u);
   }
-  EXPECT_EQ(limiter.InProgress("SE"), 1u);
-  EXPECT_TRUE(limiter.Acquire("SE", "NodeService.GetTask").ok());
-  EXPECT_EQ(limiter.InProgress("SE"), 1u);  // that ticket went at the end of the statement
+  EXPECT_EQ(limiter.InProgress("node SE"), 1u);
+  EXPECT_TRUE(limiter.Acquire("node SE", "NodeService.GetTask").ok());
+  EXPECT_EQ(limiter.InProgress("node SE"), 1u);  // that ticket went at the end of the statement
 }
 
 }  // namespace
