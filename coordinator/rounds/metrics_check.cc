@@ -13,6 +13,12 @@ namespace {
 
 bool InUnitInterval(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
 
+// As the ledger records metrics: every field, defaults too; "{}" if protobuf
+// refuses to print.
+std::string JsonText(const google::protobuf::Message& message) {
+  return config::PrintProtoJson(message, {.print_defaults = true}).value_or(std::string("{}"));
+}
+
 }  // namespace
 
 absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
@@ -78,13 +84,13 @@ RoundMetrics SummarizeReports(uint64_t round_id,
     e.set_node(node);
     e.set_round_id(round_id);
     *e.mutable_evaluation() = metrics.selection();
+    out.selection_records.emplace_back(node, JsonText(metrics.selection()));
   }
   if (!reports.empty()) {
     std::nth_element(pr_aucs.begin(), pr_aucs.begin() + pr_aucs.size() / 2, pr_aucs.end());
     out.median_pr_auc = pr_aucs[pr_aucs.size() / 2];
     out.mean = metrics::WeightedMeanMetrics(reports);
-    out.mean_json =
-        config::PrintProtoJson(*out.mean, {.print_defaults = true}).value_or(std::string("{}"));
+    out.mean_json = JsonText(*out.mean);
   }
   return out;
 }

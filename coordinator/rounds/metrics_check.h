@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,8 @@ struct RoundMetrics {
   std::string mean_json = "{}";  // the mean as proto JSON, "{}" when none
   // Each reporting administration's random-control evaluation, by node.
   std::vector<v1::NodeSelectionEvaluation> selection_evaluations;
+  // The same as the ledger keeps them: (node, JSON of its evaluation).
+  std::vector<std::pair<std::string, std::string>> selection_records;
   // The median of the reported PR-AUCs (the upper one of an even count):
   // unlike the weighted mean, one reporter cannot move it beyond the range
   // of the others' reports once three or more report. None without reports.

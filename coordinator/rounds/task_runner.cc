@@ -6,7 +6,6 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
-#include "common/config/proto_json.h"
 #include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
@@ -28,11 +27,6 @@ constexpr seconds kStorageRetry(10);
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Records and round metrics as JSON: every field, defaults too.
-std::string JsonText(const google::protobuf::Message& message) {
-  return config::PrintProtoJson(message, {.print_defaults = true}).value_or(std::string("{}"));
 }
 
 }  // namespace
@@ -343,10 +337,7 @@ void TaskRunner::Evaluate() {
     return;
   }
   round_.record.metrics_json = metrics.mean_json;
-  round_.record.selection_evaluations.clear();
-  for (const v1::NodeSelectionEvaluation& e : metrics.selection_evaluations) {
-    round_.record.selection_evaluations.emplace_back(e.node(), JsonText(e.evaluation()));
-  }
+  round_.record.selection_evaluations = metrics.selection_records;
   Publish(std::move(metrics));
 }
 
