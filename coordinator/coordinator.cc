@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   c->credentials_ = *credentials;
   // Read before anything is created, so a bad list stops the start at once.
   std::shared_ptr<const pki::RevocationList> revoked;
+  std::string crl_pem;  // relayed to the nodes with each secure round
   if (!cfg.tls().crl().empty()) {
     auto loaded = pki::RevocationList::Load(cfg.tls().crl(), cfg.tls().ca_cert());
     if (!loaded.ok()) {
@@ -50,6 +51,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
                           absl::StrCat("tls.crl: ", loaded.status().message()));
     }
     revoked = *std::move(loaded);
+    auto pem = io::ReadFile(cfg.tls().crl());
+    if (!pem.ok()) return pem.status();
+    crl_pem = *std::move(pem);
     spdlog::info("tls.crl {}: {} revoked certificate(s) will be refused", cfg.tls().crl(),
                  revoked->size());
   }
@@ -78,7 +82,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   if (!registry.ok()) return registry.status();
   c->registry_ = *std::move(registry);
 
-  auto key_verifier = secagg::KeyAdvertisementVerifier::Create(cfg.tls().ca_cert());
+  auto key_verifier =
+      secagg::KeyAdvertisementVerifier::Create(cfg.tls().ca_cert(), cfg.tls().crl());
   if (!key_verifier.ok()) return key_verifier.status();
   c->key_verifier_ = *std::move(key_verifier);
 
@@ -95,6 +100,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     options.models_dir = cfg.state_dir() + "/models/" + task.name();
     options.mode = cfg.aggregation_mode();
     options.key_verifier = c->key_verifier_.get();
+    options.crl_pem = crl_pem;
     options.aggregator_input_tap = aggregator_input_tap;
     auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
                                      c->signer_.get());

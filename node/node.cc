@@ -58,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   if (!verifier.ok()) return verifier.status();
   auto client = CoordinatorClient::Create(config);
   if (!client.ok()) return client.status();
-  auto secure = SecureAggregationSession::Create(config.tls());
+  auto secure = SecureAggregationSession::Create(
+      config.tls(), {config.secure_aggregation(), config.work_dir() + "/contributions.jsonl"});
   if (!secure.ok()) return secure.status();
   auto learner = CreateLocalLearner(config);
   if (!learner.ok()) return learner.status();
@@ -139,6 +140,15 @@ absl::Status Node::Join(const v1::DataSummary& summary) {
 }
 
 Node::Outcome Node::Handle(const v1::TaskAssignment& a) {
+  // The node polls for its own task only; any other name (it becomes part of
+  // file paths) is a coordinator error, not something to act on.
+  if (a.kind() != v1::TaskAssignment::WAIT && a.kind() != v1::TaskAssignment::FINISHED &&
+      a.task() != config_.task()) {
+    spdlog::warn("the coordinator sent an assignment for task \"{}\", not {}; ignored",
+                 a.task().substr(0, 64), config_.task());
+    SleepUnlessStopped(kPoll);
+    return {};
+  }
   if ((a.kind() == v1::TaskAssignment::TRAIN || a.kind() == v1::TaskAssignment::EVALUATE) &&
       task::ResolveKind(a.task_kind(), a.task()) != learner_->kind()) {
     return {KindMismatch(a), /*exit=*/true};  // a config error: retrying will not help
@@ -166,6 +176,7 @@ Node::Outcome Node::Handle(const v1::TaskAssignment& a) {
       return {Evaluate(a)};
     case v1::TaskAssignment::ADVERTISE_KEYS:
     case v1::TaskAssignment::SHARE_KEYS:
+    case v1::TaskAssignment::CONFIRM_SURVIVORS:
     case v1::TaskAssignment::UNMASK: {
       if (sits_out) {
         SleepUnlessStopped(kPoll);
@@ -231,7 +242,7 @@ void Node::EndOutage() {
   outage_since_.reset();
 }
 
-absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
+absl::StatusOr<Node::FetchedModel> Node::FetchModel(const v1::TaskAssignment& a) {
   manifest::SignedManifest signed_manifest{a.manifest_json(), a.manifest_signature()};
   auto m = manifest::VerifyManifest(
       signed_manifest, *verifier_, absl::StrCat("manifest of ", a.task(), " v", a.model_version()));
@@ -261,7 +272,7 @@ absl::StatusOr<std::string> Node::FetchModel(const v1::TaskAssignment& a) {
   }
   spdlog::info("round {}: received {} v{} (signature and SHA-256 verified)", a.round_id(), a.task(),
                a.model_version());
-  return path;
+  return FetchedModel{path, *sha};
 }
 
 absl::Status Node::Train(const v1::TaskAssignment& a) {
@@ -276,14 +287,17 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
         "the administration consents to the coordinator seeing its update"));
   }
   const task::ModelSpec spec = learner_->SpecOf(a);
-  auto path = FetchModel(a);
-  if (!path.ok()) return path.status();
-  auto global = tensor::DecodeFile(*path);
+  auto model = FetchModel(a);
+  if (!model.ok()) return model.status();
+  // Before any training: a second masked update from one model is refused.
+  if (a.has_secure()) {
+    if (absl::Status s = secure_->CheckMayContribute(a, model->wire_sha256); !s.ok()) return s;
+  }
+  auto global = tensor::DecodeFile(model->path);
   if (!global.ok()) return global.status();
-  // Each round reseeds from the round id, so nodes' local randomness differs
-  // round to round but a rerun is reproducible.
   v1::TrainingConfig training = a.training();
-  training.set_seed(training.seed() * 1000003 + a.round_id());
+  training.set_seed(
+      RoundTrainingSeed(training.seed(), a.round_id(), config_.reproducible_training()));
   process::CrashPoint("node.training");
   auto result = learner_->Train(spec, *std::move(global), training);
   if (!result.ok()) {
@@ -304,7 +318,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
       pieces.push_back({name, {t.data_ptr<float>(), static_cast<size_t>(t.numel())}});
     }
     absl::StatusOr<SecureAggregationSession::MaskedUpdate> masked =
-        secure_->MaskUpdate(a, pieces, samples);
+        secure_->MaskUpdate(a, model->wire_sha256, pieces, samples);
     if (!masked.ok()) return masked.status();
     masked_words = std::move(masked->words);
     if (masked->clipped > 0) {
@@ -349,7 +363,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
 }
 
 absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
-  const char* step = "";
+  std::string step;
   absl::Status sent;
   if (a.kind() == v1::TaskAssignment::ADVERTISE_KEYS) {
     step = "advertised keys";
@@ -361,6 +375,12 @@ absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
     auto request = secure_->ShareKeys(a);
     if (!request.ok()) return absl::FailedPreconditionError(request.status().message());
     sent = client_->ShareKeys(*request);
+  } else if (a.kind() == v1::TaskAssignment::CONFIRM_SURVIVORS) {
+    step = absl::StrCat("signed the list of ", a.secure().masked_input_from_size(),
+                        " nodes whose masked input arrived");
+    auto request = secure_->ConfirmSurvivors(a);
+    if (!request.ok()) return absl::FailedPreconditionError(request.status().message());
+    sent = client_->ConfirmSurvivors(*request);
   } else {
     step = "revealed the shares for unmasking";
     auto request = secure_->Unmask(a);
@@ -374,9 +394,9 @@ absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
 }
 
 absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
-  auto path = FetchModel(a);
-  if (!path.ok()) return path.status();
-  auto candidate = tensor::DecodeFile(*path);
+  auto model = FetchModel(a);
+  if (!model.ok()) return model.status();
+  auto candidate = tensor::DecodeFile(model->path);
   if (!candidate.ok()) return candidate.status();
   auto evaluated = learner_->Evaluate(learner_->SpecOf(a), *candidate);
   if (!evaluated.ok()) return evaluated.status();

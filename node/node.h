@@ -64,12 +64,17 @@ class Node {
   // One assignment; Classify(error) says whether to retry, sit out or stop.
   absl::Status Train(const v1::TaskAssignment& assignment);
   absl::Status Evaluate(const v1::TaskAssignment& assignment);
-  // ADVERTISE_KEYS, SHARE_KEYS or UNMASK. A refusal by this node's own
-  // checks comes back as FailedPrecondition: the node sits the round out.
+  // ADVERTISE_KEYS, SHARE_KEYS, CONFIRM_SURVIVORS or UNMASK. A refusal by
+  // this node's own checks comes back as FailedPrecondition: the node sits
+  // the round out.
   absl::Status SecureStep(const v1::TaskAssignment& assignment);
   // Verifies the assignment's manifest and downloads its model; returns the
-  // path of the downloaded, hash-checked tensor file.
-  absl::StatusOr<std::string> FetchModel(const v1::TaskAssignment& assignment);
+  // path of the downloaded, hash-checked tensor file and its signed SHA-256.
+  struct FetchedModel {
+    std::string path;
+    std::string wire_sha256;
+  };
+  absl::StatusOr<FetchedModel> FetchModel(const v1::TaskAssignment& assignment);
   // The error for an assignment of another task kind than this node's.
   absl::Status KindMismatch(const v1::TaskAssignment& assignment) const;
   absl::Status RecordMetrics(const v1::TaskAssignment& assignment,

@@ -217,16 +217,19 @@ size_t UnmaskBytes(const UnmaskShares& response) {
 // Time per phase of one secure round, ms. Node phases are sums over the nodes
 // that ran them.
 struct SecureTimes {
-  double advertise = 0, share = 0, masked = 0, unmask = 0;
+  // confirm: signing U3; verify: checking the survivors' signatures, which
+  // unmask includes (timed apart to show the consistency check's cost).
+  double advertise = 0, share = 0, masked = 0, confirm = 0, verify = 0, unmask = 0;
   double relay = 0, accumulate = 0, unmask_sum = 0, decode = 0;
 
-  double Nodes() const { return advertise + share + masked + unmask; }
+  double Nodes() const { return advertise + share + masked + confirm + unmask; }
   double Coordinator() const { return relay + accumulate + unmask_sum + decode; }
   // Best of the repeats phase by phase, as Flower's benchmark times its stages.
   void KeepBest(const SecureTimes& o) {
-    for (auto field : {&SecureTimes::advertise, &SecureTimes::share, &SecureTimes::masked,
-                       &SecureTimes::unmask, &SecureTimes::relay, &SecureTimes::accumulate,
-                       &SecureTimes::unmask_sum, &SecureTimes::decode}) {
+    for (auto field :
+         {&SecureTimes::advertise, &SecureTimes::share, &SecureTimes::masked, &SecureTimes::confirm,
+          &SecureTimes::verify, &SecureTimes::unmask, &SecureTimes::relay, &SecureTimes::accumulate,
+          &SecureTimes::unmask_sum, &SecureTimes::decode}) {
       this->*field = std::min(this->*field, o.*field);
     }
   }
@@ -262,7 +265,7 @@ absl::StatusOr<SecureRound> RunSecureRound(const BenchPki& pki, const Workload& 
                                            const std::vector<double>& exact, uint64_t round_id) {
   const auto n = static_cast<uint32_t>(w.names.size());
   const size_t params = w.updates[0].size();
-  const uint32_t threshold = n / 2 + 1;
+  const uint32_t threshold = 2 * n / 3 + 1;  // the default threshold_fraction 2/3
   FixedPointCodec::Options options;
   options.max_nodes = n;
   absl::StatusOr<FixedPointCodec> codec = FixedPointCodec::Create(options);
@@ -274,8 +277,9 @@ absl::StatusOr<SecureRound> RunSecureRound(const BenchPki& pki, const Workload& 
   std::vector<std::unique_ptr<SecAggNodeRound>> rounds(n);
   for (uint32_t u = 0; u < n; ++u) {
     const auto start = Clock::now();
-    absl::StatusOr<std::unique_ptr<SecAggNodeRound>> round = SecAggNodeRound::Create(
-        {kTask, round_id, w.names[u], threshold}, pki.signer(u), pki.verifier(), pki.cert_pem(u));
+    absl::StatusOr<std::unique_ptr<SecAggNodeRound>> round =
+        SecAggNodeRound::Create({kTask, round_id, w.names[u], threshold, 3, 2.0 / 3.0},
+                                pki.signer(u), pki.verifier(), pki.cert_pem(u));
     t.advertise += MsSince(start);
     if (!round.ok()) return round.status();
     rounds[u] = *std::move(round);
@@ -332,12 +336,33 @@ absl::StatusOr<SecureRound> RunSecureRound(const BenchPki& pki, const Workload& 
     survivor_samples += w.samples[u];
   }
 
+  // The consistency check: every survivor signs U3.
+  std::map<std::string, std::string> signatures;
+  for (uint32_t u = 0; u < n; ++u) {
+    if (dropped[u]) continue;
+    start = Clock::now();
+    absl::StatusOr<std::string> signature = rounds[u]->ConfirmSurvivors(u3);
+    t.confirm += MsSince(start);
+    if (!signature.ok()) return signature.status();
+    signatures[w.names[u]] = *std::move(signature);
+  }
+  // What each node's Unmask spends verifying them, timed apart once.
+  start = Clock::now();
+  for (uint32_t u = 0; u < n; ++u) {
+    if (dropped[u]) continue;
+    absl::Status s = pki.verifier().VerifySurvivorList(kTask, round_id, w.names[u],
+                                                       {u3, {}, rounds[u]->u1_digest()},
+                                                       pki.cert_pem(u), signatures[w.names[u]]);
+    if (!s.ok()) return s;
+  }
+  t.verify += MsSince(start) * static_cast<double>(u3.size());  // every survivor verifies all
+
   // Unmasking.
   std::map<std::string, UnmaskShares> responses;
   for (uint32_t u = 0; u < n; ++u) {
     if (dropped[u]) continue;
     start = Clock::now();
-    absl::StatusOr<UnmaskShares> response = rounds[u]->Unmask(u3);
+    absl::StatusOr<UnmaskShares> response = rounds[u]->Unmask(u3, signatures);
     t.unmask += MsSince(start);
     if (!response.ok()) return response.status();
     out.bytes.unmask += static_cast<double>(UnmaskBytes(*response));
@@ -553,24 +578,28 @@ const ConfigResult* Find(const std::vector<ConfigResult>& results, double nodes,
 void PrintTables(const std::vector<ConfigResult>& results, int repeats) {
   std::printf(
       "\nSecure aggregation rounds, ms, one thread, best of %d rounds phase by phase. t = "
-      "floor(n/2)+1; dropped nodes vanish after sharing keys. Node: mean over the nodes that ran "
-      "the phase (masked incl. fixed-point encoding). Total compute: all nodes' phases + the "
-      "coordinator; trusted: the nodes' serialization + the coordinator's float fold. drop: "
-      "percent asked (nodes dropped).\n",
+      "floor(2n/3)+1; dropped nodes vanish after sharing keys. Node: mean over the nodes that ran "
+      "the phase (masked incl. fixed-point encoding; confirm = signing U3; unmask incl. "
+      "verifying the survivors' signatures, of which verify). Total compute: all nodes' phases + "
+      "the coordinator; trusted: the nodes' serialization + the coordinator's float fold. drop: "
+      "percent asked (nodes dropped). check%%: confirm + verify as a share of a node's compute.\n",
       repeats);
-  std::printf("%4s %8s %9s | %9s %7s %8s %7s | %7s %8s %8s %7s | %9s %8s %7s\n", "n", "P", "drop",
-              "advertise", "share", "masked", "unmask", "relay", "accum", "unmask", "decode",
-              "secure", "trusted", "ratio");
+  std::printf("%4s %8s %9s | %9s %7s %8s %7s %7s %7s %6s | %7s %8s %8s %7s | %9s %8s %7s\n", "n",
+              "P", "drop", "advertise", "share", "masked", "confirm", "verify", "unmask", "check%",
+              "relay", "accum", "unmask", "decode", "secure", "trusted", "ratio");
   for (const ConfigResult& r : results) {
     const SecureTimes& t = r.secure.times;
     const double active = r.nodes - r.dropped;
     const double secure = t.Nodes() + t.Coordinator();
+    const double node_compute =
+        t.advertise / r.nodes + t.share / r.nodes + (t.masked + t.confirm + t.unmask) / active;
     std::printf(
-        "%4u %8zu %3u%% (%2u) | %9.3f %7.3f %8.3f %7.4f | %7.4f %8.3f %8.3f %7.3f | "
-        "%9.2f %8.3f %6.1fx\n",
+        "%4u %8zu %3u%% (%2u) | %9.3f %7.3f %8.3f %7.3f %7.3f %7.4f %5.1f%% | %7.4f %8.3f %8.3f "
+        "%7.3f | %9.2f %8.3f %6.1fx\n",
         r.nodes, r.params, r.dropout_percent, r.dropped, t.advertise / r.nodes, t.share / r.nodes,
-        t.masked / active, t.unmask / active, t.relay, t.accumulate, t.unmask_sum, t.decode, secure,
-        r.trusted.Total(), secure / r.trusted.Total());
+        t.masked / active, t.confirm / active, t.verify / active, t.unmask / active,
+        100 * (t.confirm + t.verify) / active / node_compute, t.relay, t.accumulate, t.unmask_sum,
+        t.decode, secure, r.trusted.Total(), secure / r.trusted.Total());
   }
   std::printf(
       "\nBytes sent per node (payloads; mean over the nodes that sent them) against the trusted "
@@ -760,9 +789,9 @@ int Run(int argc, char** argv) {
         r.params = p;
         r.dropout_percent = percent;
         r.dropped = static_cast<uint32_t>(std::count(dropped.begin(), dropped.end(), true));
-        if (n - r.dropped < n / 2 + 1) {
+        if (n - r.dropped < 2 * n / 3 + 1 || n < 3) {
           std::printf("n=%u drop %u%%: %u survivors, below the threshold %u; not run\n", n, percent,
-                      n - r.dropped, n / 2 + 1);
+                      n - r.dropped, 2 * n / 3 + 1);
           continue;
         }
         const std::vector<double> exact = ExactMean(workload, dropped);

@@ -47,16 +47,22 @@ absl::StatusOr<std::shared_ptr<const RevocationList>> RevocationList::Load(
   if (!ca_pem.ok()) return ca_pem.status();
   auto cas = crypto::CertificatesFromPem(*ca_pem, ca_cert_path);
   if (!cas.ok()) return cas.status();
+  return Parse(*pem, crl_path, *cas, ca_cert_path);
+}
+
+absl::StatusOr<std::shared_ptr<const RevocationList>> RevocationList::Parse(
+    std::string_view pem, const std::string& crl_path, const std::vector<crypto::X509Ptr>& cas,
+    const std::string& ca_cert_path) {
   auto bad = [&](auto&&... parts) {
     ERR_clear_error();
     return absl::InvalidArgumentError(absl::StrCat(crl_path, ": ", parts...));
   };
-
-  crypto::BioPtr bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  if (pem.size() > (1 << 24)) return bad("larger than 16 MiB");
+  crypto::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
   if (crl == nullptr) return bad("not a PEM X.509 CRL (-----BEGIN X509 CRL-----)");
   const X509* issuer = nullptr;
-  for (const crypto::X509Ptr& ca : *cas) {
+  for (const crypto::X509Ptr& ca : cas) {
     if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca.get())) == 0) {
       issuer = ca.get();
       break;
@@ -97,6 +103,16 @@ absl::Status RevocationList::Check(std::string_view cert_pem) const {
   return absl::UnauthenticatedError(absl::StrCat(
       "certificate serial ", SerialHex(X509_get0_serialNumber(cert)), " (", SubjectOf(cert),
       ") was revoked on ", TimeText(X509_REVOKED_get0_revocationDate(revoked)), " (", path_, ")"));
+}
+
+bool RevocationList::IssuedAfter(const RevocationList& other) const {
+  const ASN1_TIME* mine = X509_CRL_get0_lastUpdate(crl_);
+  const ASN1_TIME* theirs = X509_CRL_get0_lastUpdate(other.crl_);
+  int day = 0, sec = 0;
+  if (mine == nullptr || theirs == nullptr || ASN1_TIME_diff(&day, &sec, theirs, mine) != 1) {
+    return false;
+  }
+  return day > 0 || sec > 0;
 }
 
 size_t RevocationList::size() const {

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/crypto/openssl_ptr.h"
 #include "common/pki/certificate_authority.h"
 
 namespace fedcustoms::pki {
@@ -29,6 +30,12 @@ class RevocationList {
   // the file otherwise; NotFound when a file is missing.
   static absl::StatusOr<std::shared_ptr<const RevocationList>> Load(
       const std::string& crl_path, const std::string& ca_cert_path);
+  // The same checks on a PEM CRL held in memory; `crl_path` names where it
+  // came from in errors (e.g. "the CRL relayed by the coordinator"), `cas`
+  // are the CA certificates read from `ca_cert_path`.
+  static absl::StatusOr<std::shared_ptr<const RevocationList>> Parse(
+      std::string_view pem, const std::string& crl_path, const std::vector<crypto::X509Ptr>& cas,
+      const std::string& ca_cert_path);
 
   ~RevocationList();
   RevocationList(const RevocationList&) = delete;
@@ -41,6 +48,9 @@ class RevocationList {
 
   // Number of revoked certificates listed.
   size_t size() const;
+
+  // Whether this list was issued (its lastUpdate) strictly after `other`.
+  bool IssuedAfter(const RevocationList& other) const;
 
  private:
   RevocationList(X509_CRL* crl, std::string path) : crl_(crl), path_(std::move(path)) {}

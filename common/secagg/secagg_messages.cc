@@ -13,8 +13,8 @@ constexpr size_t kMaxCertificatePemBytes = 16 * 1024;
 constexpr size_t kMaxSignatureBytes = 512;
 constexpr size_t kSecretBytes = 32;
 
-absl::StatusOr<X25519PublicKey> PublicKeyFrom(const std::string& bytes, const std::string& field,
-                                              const std::string& node) {
+absl::StatusOr<X25519PublicKey> Bytes32From(const std::string& bytes, const std::string& field,
+                                            const std::string& node) {
   X25519PublicKey key{};
   if (bytes.size() != key.size()) {
     return absl::InvalidArgumentError(absl::StrCat("keys of ", node, ": ", field, " has ",
@@ -71,6 +71,7 @@ v1::SignedKeys ToProto(const SignedAdvertisement& advertisement) {
   out.set_cipher_public_key(BytesOf(advertisement.keys.cipher_key));
   out.set_certificate_pem(advertisement.cert_pem);
   out.set_signature(advertisement.signature);
+  out.set_seed_commitment(BytesOf(advertisement.keys.seed_commitment));
   return out;
 }
 
@@ -94,16 +95,25 @@ absl::StatusOr<SignedAdvertisement> FromProto(const v1::SignedKeys& keys, const 
   out.keys.round_id = round_id;
   out.keys.node = keys.node();
   absl::StatusOr<X25519PublicKey> mask =
-      PublicKeyFrom(keys.mask_public_key(), "mask_public_key", keys.node());
+      Bytes32From(keys.mask_public_key(), "mask_public_key", keys.node());
   if (!mask.ok()) return mask.status();
   absl::StatusOr<X25519PublicKey> cipher =
-      PublicKeyFrom(keys.cipher_public_key(), "cipher_public_key", keys.node());
+      Bytes32From(keys.cipher_public_key(), "cipher_public_key", keys.node());
   if (!cipher.ok()) return cipher.status();
+  absl::StatusOr<X25519PublicKey> commitment =
+      Bytes32From(keys.seed_commitment(), "seed_commitment", keys.node());
+  if (!commitment.ok()) return commitment.status();
   out.keys.mask_key = *mask;
   out.keys.cipher_key = *cipher;
+  out.keys.seed_commitment = *commitment;
   out.cert_pem = keys.certificate_pem();
   out.signature = keys.signature();
   return out;
+}
+
+RoundTerms TermsOf(const v1::SecureRound& params) {
+  return {params.threshold(), params.total_weight(), params.clip(), params.scale(),
+          params.max_nodes()};
 }
 
 v1::SealedShare ToProto(const SealedShares& shares) {

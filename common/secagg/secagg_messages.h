@@ -21,6 +21,9 @@ v1::SignedKeys ToProto(const SignedAdvertisement& advertisement);
 absl::StatusOr<SignedAdvertisement> FromProto(const v1::SignedKeys& keys, const std::string& task,
                                               uint64_t round_id);
 
+// The public terms a secure assignment announces.
+RoundTerms TermsOf(const v1::SecureRound& params);
+
 v1::SealedShare ToProto(const SealedShares& shares);
 SealedShares FromProto(const v1::SealedShare& shares);
 

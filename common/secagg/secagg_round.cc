@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -52,19 +53,27 @@ absl::StatusOr<std::pair<ShamirShare, ShamirShare>> ParsePair(std::string_view b
     return v;
   };
   std::pair<ShamirShare, ShamirShare> out;
+  // A refused message may hold part of a real share: wiped before it goes.
+  auto refuse = [&out](const char* why) {
+    for (ShamirShare* s : {&out.first, &out.second}) {
+      if (!s->y.empty()) OPENSSL_cleanse(s->y.data(), s->y.size() * sizeof(uint64_t));
+    }
+    return absl::InvalidArgumentError(why);
+  };
   for (ShamirShare* s : {&out.first, &out.second}) {
     std::optional<uint64_t> x = take(4), count = take(4);
     if (!x || !count || *count != LimbCount(kSecretBytes)) {
-      return absl::InvalidArgumentError("share message is not a pair of 32-byte secret shares");
+      return refuse("share message is not a pair of 32-byte secret shares");
     }
     s->x = static_cast<uint32_t>(*x);
+    s->y.reserve(*count);  // no reallocation leaves copies behind
     for (uint64_t i = 0; i < *count; ++i) {
       std::optional<uint64_t> y = take(8);
-      if (!y) return absl::InvalidArgumentError("share message is truncated");
+      if (!y) return refuse("share message is truncated");
       s->y.push_back(*y);
     }
   }
-  if (pos != bytes.size()) return absl::InvalidArgumentError("share message has trailing bytes");
+  if (pos != bytes.size()) return refuse("share message has trailing bytes");
   return out;
 }
 
@@ -100,8 +109,8 @@ absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
   if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1) {
     return crypto::OpenSslError(absl::StatusCode::kInternal, "self-mask seed");
   }
-  std::unique_ptr<SecAggNodeRound> round(
-      new SecAggNodeRound(std::move(params), verifier, *std::move(mask), *std::move(cipher), seed));
+  std::unique_ptr<SecAggNodeRound> round(new SecAggNodeRound(
+      std::move(params), signer, verifier, *std::move(mask), *std::move(cipher), seed));
   OPENSSL_cleanse(seed.data(), seed.size());
   AdvertisedKeys& keys = round->advertisement_.keys;
   keys.task = round->params_.task;
@@ -109,6 +118,8 @@ absl::StatusOr<std::unique_ptr<SecAggNodeRound>> SecAggNodeRound::Create(
   keys.node = round->params_.self;
   keys.mask_key = round->mask_.public_key();
   keys.cipher_key = round->cipher_.public_key();
+  keys.seed_commitment = CommitToSeed(keys.task, keys.round_id, keys.node, round->self_seed_);
+  keys.terms = round->params_.terms;
   absl::StatusOr<std::string> signature = signer.Sign(keys);
   if (!signature.ok()) return signature.status();
   round->advertisement_.signature = *std::move(signature);
@@ -129,6 +140,16 @@ void SecAggNodeRound::ForgetHeldShares() {
   held_.clear();
 }
 
+uint32_t SecAggNodeRound::Floor() const { return std::max(params_.threshold, params_.min_peers); }
+
+absl::Status SecAggNodeRound::CheckFloor(size_t count, const char* what) const {
+  if (count >= Floor()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("only ", count, " nodes ", what, " in round ", params_.round_id, "; ",
+                   params_.self, " needs at least ", Floor(), " (threshold ", params_.threshold,
+                   ", its own min_peers ", params_.min_peers, ")"));
+}
+
 absl::Status SecAggNodeRound::Refuse(absl::Status status) {
   refused_ = true;
   phase_ = Phase::kDone;
@@ -143,7 +164,9 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
     return absl::FailedPreconditionError(absl::StrCat(
         "round ", params_.round_id, ": keys can be shared once, after advertising them"));
   }
-  for (const SignedAdvertisement& ad : u1) {
+  for (SignedAdvertisement ad : u1) {
+    // Every signer must have been given the terms this node was given.
+    ad.keys.terms = params_.terms;
     if (ad.keys.task != params_.task || ad.keys.round_id != params_.round_id) {
       return Refuse(absl::PermissionDeniedError(absl::StrCat(
           "keys advertised for ", ad.keys.node, " belong to task ", ad.keys.task, " round ",
@@ -156,6 +179,7 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
       return Refuse(
           absl::PermissionDeniedError(absl::StrCat("node ", ad.keys.node, " is advertised twice")));
     }
+    u1_certs_[ad.keys.node] = ad.cert_pem;
   }
   auto own = u1_.find(params_.self);
   if (own == u1_.end() || own->second.mask_key != advertisement_.keys.mask_key ||
@@ -164,10 +188,30 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
         absl::StrCat("the relayed keys do not include ", params_.self, "'s own, unaltered")));
   }
   const uint32_t n = static_cast<uint32_t>(u1_.size());
+  // More inputs than the encoding was sized for could wrap the 32-bit sum.
+  if (params_.terms.max_nodes != 0 && n > params_.terms.max_nodes) {
+    return Refuse(absl::FailedPreconditionError(
+        absl::StrCat("round ", params_.round_id, " relays the keys of ", n,
+                     " nodes; its encoding is sized for ", params_.terms.max_nodes)));
+  }
   if (absl::Status s = CheckThreshold(params_.threshold, n); !s.ok()) {
     return Refuse(absl::FailedPreconditionError(
         absl::StrCat("round ", params_.round_id, " with ", n, " nodes: ", s.message())));
   }
+  // The node's own floor: the coordinator chooses who is in the round and
+  // announces t, so neither is taken on trust.
+  if (absl::Status s = CheckFloor(n, "advertised keys"); !s.ok()) return Refuse(s);
+  const auto own_threshold =
+      std::min<uint32_t>(n, static_cast<uint32_t>(std::floor(params_.threshold_fraction * n)) + 1);
+  if (params_.threshold < own_threshold) {
+    return Refuse(absl::FailedPreconditionError(
+        absl::StrCat("round ", params_.round_id, " announces threshold ", params_.threshold,
+                     " for ", n, " nodes; ", params_.self, " requires at least ", own_threshold,
+                     " (its threshold_fraction ", params_.threshold_fraction, ")")));
+  }
+  std::vector<AdvertisedKeys> by_node;
+  for (const auto& [node, keys] : u1_) by_node.push_back(keys);
+  u1_digest_ = AdvertisedKeysDigest(by_node);
   absl::StatusOr<std::array<uint8_t, kX25519KeyBytes>> secret_key = mask_.PrivateBytes();
   if (!secret_key.ok()) return Refuse(secret_key.status());
   absl::StatusOr<std::vector<ShamirShare>> seed_shares =
@@ -245,16 +289,16 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
     absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
     OPENSSL_cleanse(plaintext->data(), plaintext->size());
     if (!pair.ok() || pair->first.x != x || pair->second.x != x) {
+      if (pair.ok()) {
+        Wipe(pair->first);
+        Wipe(pair->second);
+      }
       return Refuse(absl::InvalidArgumentError(
           absl::StrCat("shares from ", message.from, " are not ", params_.self, "'s")));
     }
     held_[message.from] = *std::move(pair);
   }
-  if (u2_.size() < params_.threshold) {
-    return Refuse(absl::FailedPreconditionError(
-        absl::StrCat("only ", u2_.size(), " nodes shared keys in round ", params_.round_id,
-                     "; the threshold is ", params_.threshold)));
-  }
+  if (absl::Status s = CheckFloor(u2_.size(), "shared keys"); !s.ok()) return Refuse(s);
   // The self mask and one pairwise mask per peer that shared keys, applied in
   // one pass over the update.
   std::vector<SignedMask> masks;
@@ -280,11 +324,11 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
   return masked;
 }
 
-absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(const std::set<std::string>& u3) {
+absl::StatusOr<std::string> SecAggNodeRound::ConfirmSurvivors(const std::set<std::string>& u3) {
   if (phase_ != Phase::kMasked) {
     return absl::FailedPreconditionError(absl::StrCat(
         "round ", params_.round_id,
-        ": shares are revealed once, after the masked input (never both secrets of a node)"));
+        ": the survivor list is signed once, after the masked input (never two lists)"));
   }
   for (const std::string& node : u3) {
     if (!u2_.contains(node)) {
@@ -296,10 +340,48 @@ absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(const std::set<std::string>
     return Refuse(absl::PermissionDeniedError(
         absl::StrCat("the survivor list leaves out ", params_.self, ", who is being asked")));
   }
-  if (u3.size() < params_.threshold) {
-    return Refuse(absl::FailedPreconditionError(
-        absl::StrCat("only ", u3.size(), " nodes sent masked input in round ", params_.round_id,
-                     "; the threshold is ", params_.threshold)));
+  if (absl::Status s = CheckFloor(u3.size(), "sent masked input"); !s.ok()) return Refuse(s);
+  absl::StatusOr<std::string> signature = signer_.SignPayload(SurvivorListPayload(
+      params_.task, params_.round_id, params_.self, {u3, params_.terms, u1_digest_}));
+  if (!signature.ok()) return Refuse(signature.status());
+  u3_ = u3;
+  phase_ = Phase::kConfirmed;
+  return signature;
+}
+
+absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(
+    const std::set<std::string>& u3, const std::map<std::string, std::string>& signatures) {
+  if (phase_ != Phase::kConfirmed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", params_.round_id,
+        ": shares are revealed once, after confirming the survivor list (never both secrets of a "
+        "node)"));
+  }
+  if (u3 != u3_) {
+    return Refuse(absl::PermissionDeniedError(
+        absl::StrCat("round ", params_.round_id, ": the coordinator asks to unmask a survivor list",
+                     " other than the one ", params_.self, " confirmed")));
+  }
+  // Honest nodes sign one list each; t signatures on this list mean no other
+  // list can also gather t (t > |U1|/2), so no node of U2 can be in U3 for
+  // one revealer and dropped for another.
+  size_t valid = 0;
+  for (const auto& [signer, signature] : signatures) {
+    if (!u3_.contains(signer)) {
+      return Refuse(absl::PermissionDeniedError(
+          absl::StrCat("round ", params_.round_id, ": a survivor-list signature from ", signer,
+                       ", which is not in the list")));
+    }
+    if (absl::Status s = verifier_.VerifySurvivorList(params_.task, params_.round_id, signer,
+                                                      {u3_, params_.terms, u1_digest_},
+                                                      u1_certs_.at(signer), signature);
+        !s.ok()) {
+      return Refuse(s);
+    }
+    ++valid;
+  }
+  if (absl::Status s = CheckFloor(valid, "confirmed the survivor list"); !s.ok()) {
+    return Refuse(s);
   }
   UnmaskShares out;
   for (const std::string& node : u2_) {
@@ -367,6 +449,10 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     SignedMask& mask = masks.emplace_back(SignedMask{{}, MaskSign::kSubtract});
     std::memcpy(mask.seed.data(), seed->data(), mask.seed.size());
     OPENSSL_cleanse(seed->data(), seed->size());
+    if (CommitToSeed(task, round_id, node, mask.seed) != u1.at(node).seed_commitment) {
+      return absl::DataLossError(absl::StrCat("the self-mask seed reconstructed for ", node,
+                                              " does not match its commitment (bad shares)"));
+    }
   }
   for (const std::string& dropped : u2) {
     if (u3.contains(dropped)) continue;

@@ -17,25 +17,32 @@
 
 namespace fedcustoms::secagg {
 
-// One round of Practical Secure Aggregation (Bonawitz et al., CCS 2017,
-// semi-honest server, signed keys) as plain library code: what a node
-// computes in each phase and how the coordinator removes the masks. The gRPC
-// round protocol carries these values; nothing here does I/O.
+// One round of Practical Secure Aggregation (Bonawitz et al., CCS 2017, the
+// active-adversary variant: signed keys and a consistency check) as plain
+// library code: what a node computes in each phase and how the coordinator
+// removes the masks. The gRPC round protocol carries these values; nothing
+// here does I/O.
 //
-//   1 advertise keys   each node u: two X25519 key pairs (mask c_u, cipher e_u),
-//                      signed with its certificate key        -> U1
-//   2 share keys       u checks every advertisement, Shamir-shares its self-mask
-//                      seed b_u and its mask private key c_u^SK (t of |U1|),
+//   1 advertise keys   each node u: two X25519 key pairs (mask c_u, cipher e_u)
+//                      and a commitment to its self-mask seed b_u, signed with
+//                      its certificate key                     -> U1
+//   2 share keys       u checks every advertisement, Shamir-shares b_u and its
+//                      mask private key c_u^SK (t of |U1|),
 //                      seals one share pair per peer           -> U2 (senders)
 //   3 masked input     u opens the shares sent to it and sends
 //                      y_u = x_u + PRG(b_u) + Σ_{v∈U2, v≠u} ±PRG(s_uv)  (mod 2^32)
 //                      with s_uv = HKDF(X25519(c_u, c_v)), + if u < v else −
 //                                                              -> U3 (senders)
-//   4 unmasking        u reveals, for each v in U2, v's share of b_v if v is in
+//   4 consistency      u signs the survivor list U3 it is shown -> U4 (signers)
+//   5 unmasking        once u holds t valid signatures of U4 on the same U3, it
+//                      reveals, for each v in U2, v's share of b_v if v is in
 //                      U3, or of c_v^SK if not — never both for one node; the
-//                      coordinator reconstructs, removes the self masks of U3
-//                      and the pairwise masks between U3 and the dropped nodes.
-// Every phase needs at least t nodes; t > |U1|/2 (CheckThreshold).
+//                      coordinator reconstructs (checking each b_v against its
+//                      commitment), removes the self masks of U3 and the
+//                      pairwise masks between U3 and the dropped nodes.
+// Every phase needs at least t nodes; t > |U1|/2 (CheckThreshold). The node
+// also holds every phase to its own floor (Params::min_peers and
+// threshold_fraction), whatever t the coordinator announced.
 
 // A node's advertisement as relayed by the coordinator.
 struct SignedAdvertisement {
@@ -67,16 +74,25 @@ class SecAggNodeRound {
     std::string task;
     uint64_t round_id = 0;
     std::string self;        // this node's certificate CN
-    uint32_t threshold = 0;  // t; checked against |U1| in ShareKeys
+    uint32_t threshold = 0;  // t as announced; checked against |U1| in ShareKeys
+    // The node's own floor, from its config: every phase needs at least
+    // min_peers nodes, and t must be at least floor(threshold_fraction x
+    // |U1|) + 1.
+    uint32_t min_peers = 3;
+    double threshold_fraction = 2.0 / 3.0;
+    // The round's public terms as announced; signed with the survivor list.
+    RoundTerms terms;
   };
 
-  // Phase 1: fresh key pairs, signed. `signer` and `verifier` must outlive
-  // the round.
+  // Phase 1: fresh key pairs and self-mask seed, signed with the seed's
+  // commitment. `signer` and `verifier` must outlive the round.
   static absl::StatusOr<std::unique_ptr<SecAggNodeRound>> Create(
       Params params, const KeyAdvertisementSigner& signer, const KeyAdvertisementVerifier& verifier,
       std::string own_cert_pem);
 
   const SignedAdvertisement& advertisement() const { return advertisement_; }
+  // AdvertisedKeysDigest of the U1 this node verified (after ShareKeys).
+  const std::string& u1_digest() const { return u1_digest_; }
 
   // Phase 2: every advertisement the coordinator relays (U1, this node's
   // included, unaltered). Each is verified; returns one sealed share pair per
@@ -89,8 +105,18 @@ class SecAggNodeRound {
   absl::StatusOr<std::vector<uint32_t>> MaskedInput(std::span<const SealedShares> received,
                                                     std::span<const uint32_t> encoded_update);
 
-  // Phase 4: the nodes whose masked input reached the coordinator (U3).
-  absl::StatusOr<UnmaskShares> Unmask(const std::set<std::string>& u3);
+  // Phase 4: the nodes whose masked input reached the coordinator (U3), as
+  // the coordinator shows them; returns this node's signature on the list,
+  // the round's terms and its advertised keys (SurvivorList). Signed once
+  // per round: a second call with any list is refused.
+  absl::StatusOr<std::string> ConfirmSurvivors(const std::set<std::string>& u3);
+
+  // Phase 5: the survivor list again and the signatures on it the
+  // coordinator relays, by signer. The list must be the one this node
+  // confirmed, and at least max(t, min_peers) signatures must come from
+  // members of U3 and verify (an invalid one refuses the round).
+  absl::StatusOr<UnmaskShares> Unmask(const std::set<std::string>& u3,
+                                      const std::map<std::string, std::string>& signatures);
 
   // Wipes the self-mask seed and the shares held for others.
   ~SecAggNodeRound();
@@ -98,18 +124,25 @@ class SecAggNodeRound {
   SecAggNodeRound& operator=(const SecAggNodeRound&) = delete;
 
  private:
-  enum class Phase { kAdvertised, kShared, kMasked, kDone };
-  SecAggNodeRound(Params params, const KeyAdvertisementVerifier& verifier, X25519KeyPair mask,
+  enum class Phase { kAdvertised, kShared, kMasked, kConfirmed, kDone };
+  SecAggNodeRound(Params params, const KeyAdvertisementSigner& signer,
+                  const KeyAdvertisementVerifier& verifier, X25519KeyPair mask,
                   X25519KeyPair cipher, MaskSeed self_seed)
       : params_(std::move(params)),
+        signer_(signer),
         verifier_(verifier),
         mask_(std::move(mask)),
         cipher_(std::move(cipher)),
         self_seed_(self_seed) {}
   absl::Status Refuse(absl::Status status);
   void ForgetHeldShares();
+  // The fewest nodes any phase after advertising may have: t and min_peers.
+  uint32_t Floor() const;
+  // FailedPrecondition naming `what` when `count` is below Floor().
+  absl::Status CheckFloor(size_t count, const char* what) const;
 
   const Params params_;
+  const KeyAdvertisementSigner& signer_;
   const KeyAdvertisementVerifier& verifier_;
   X25519KeyPair mask_;
   X25519KeyPair cipher_;
@@ -118,7 +151,10 @@ class SecAggNodeRound {
   Phase phase_ = Phase::kAdvertised;
   bool refused_ = false;
   std::map<std::string, AdvertisedKeys> u1_;                         // verified, by node
+  std::map<std::string, std::string> u1_certs_;                      // PEM, by node
   std::set<std::string> u2_;                                         // incl. self
+  std::set<std::string> u3_;                                         // as confirmed
+  std::string u1_digest_;                                            // AdvertisedKeysDigest
   std::map<std::string, std::pair<ShamirShare, ShamirShare>> held_;  // from v: (b_v, c_v^SK)
 };
 
@@ -128,8 +164,9 @@ std::string PairMaskContext(const std::string& task, uint64_t round_id, const st
 
 // The coordinator side of unmasking: from the sum of the masked inputs of U3
 // (mod 2^32) and at least t nodes' UnmaskShares, reconstructs the self-mask
-// seeds of U3 and the mask keys of U2 \ U3, checks each reconstructed key
-// against its advertised public key, and returns Σ_{u∈U3} x_u. `u1` are the
+// seeds of U3 and the mask keys of U2 \ U3, checks each reconstructed seed
+// against its commitment and each key against its advertised public key
+// (DataLoss naming the node otherwise), and returns Σ_{u∈U3} x_u. `u1` are the
 // advertisements of the round (public keys only are used).
 absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     const std::string& task, uint64_t round_id, uint32_t threshold,

@@ -130,7 +130,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
       return bad(prefix + ".name", std::string(s.message()));
     }
     if (!names.insert(t->name()).second) return bad(prefix + ".name", "duplicate task");
-    if (t->min_nodes() == 0) t->set_min_nodes(2);
+    if (t->min_nodes() == 0) t->set_min_nodes(c.aggregation_mode() == v1::SECURE ? 3 : 2);
     if (t->min_nodes() > 1000) return bad(prefix + ".min_nodes", "must be 1..1000");
     if (t->rounds() > 100000) return bad(prefix + ".rounds", "must be 0..100000 (0 = forever)");
     if (t->round_deadline_seconds() == 0) t->set_round_deadline_seconds(300);
@@ -198,7 +198,7 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
                  absl::StrCat("must be in [0, 1], found ", gate->max_pr_auc_drop()));
     }
     v1::SecureAggregationConfig* sa = t->mutable_secure_aggregation();
-    if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(0.5);
+    if (sa->threshold_fraction() == 0) sa->set_threshold_fraction(2.0 / 3.0);
     if (!(sa->threshold_fraction() >= 0.5 && sa->threshold_fraction() < 1)) {
       return bad(
           prefix + ".secure_aggregation.threshold_fraction",
@@ -232,9 +232,12 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
                               " with byzantine_nodes ", r.byzantine_nodes(),
                               ": it needs more than ", 2 * r.byzantine_nodes() + 2, " updates"));
     }
-    if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 2) {
+    if (c.aggregation_mode() == v1::SECURE && t->min_nodes() < 3) {
       return bad(prefix + ".min_nodes",
-                 "must be at least 2 in mode SECURE (a sum of one update is that update)");
+                 absl::StrCat(t->min_nodes(),
+                              " is below 3 in mode SECURE: with two nodes each learns the "
+                              "other's update from the published model (and nodes refuse "
+                              "rounds of fewer than 3 by default)"));
     }
     if (absl::Status s = task::FinalizeTaskModel(t); !s.ok()) {
       // The message starts with the model config's field name.

@@ -24,7 +24,7 @@ void SetModel(v1::TaskAssignment& a, const ModelSnapshot& model, const Assignmen
   a.set_manifest_signature(model.manifest.signature);
 }
 
-// The secure steps: the key phases and unmasking.
+// The secure steps: the key phases, confirming survivors and unmasking.
 void SetSecureStep(v1::TaskAssignment& a, const RoundState& round, const std::string& node,
                    const AssignmentContext& context) {
   const SecureRound& secure = *round.secure;
@@ -33,7 +33,11 @@ void SetSecureStep(v1::TaskAssignment& a, const RoundState& round, const std::st
     SetStep(a, v1::TaskAssignment::ADVERTISE_KEYS, round, context.global.version, context);
   } else if (round.phase == RoundPhase::kSharing && secure.InU1(node) && !secure.Shared(node)) {
     SetStep(a, v1::TaskAssignment::SHARE_KEYS, round, context.global.version, context);
-  } else if (round.phase == RoundPhase::kUnmasking && secure.InU3(node) && !secure.Revealed(node)) {
+  } else if (round.phase == RoundPhase::kConfirming && secure.InU3(node) &&
+             !secure.Confirmed(node)) {
+    SetStep(a, v1::TaskAssignment::CONFIRM_SURVIVORS, round, context.global.version, context);
+  } else if (round.phase == RoundPhase::kUnmasking && secure.Confirmed(node) &&
+             !secure.Revealed(node)) {
     SetStep(a, v1::TaskAssignment::UNMASK, round, context.global.version, context);
   } else {
     return;
@@ -43,8 +47,15 @@ void SetSecureStep(v1::TaskAssignment& a, const RoundState& round, const std::st
     for (const secagg::SignedAdvertisement& ad : secure.advertisements()) {
       *a.mutable_secure()->add_advertisements() = secagg::ToProto(ad);
     }
-  } else if (a.kind() == v1::TaskAssignment::UNMASK) {
+  } else {
     for (const std::string& u : secure.u3()) a.mutable_secure()->add_masked_input_from(u);
+    if (a.kind() == v1::TaskAssignment::UNMASK) {
+      for (const auto& [signer, signature] : secure.survivor_signatures()) {
+        v1::SurvivorSignature* s = a.mutable_secure()->add_survivor_signatures();
+        s->set_node(signer);
+        s->set_signature(signature);
+      }
+    }
   }
 }
 
@@ -55,9 +66,9 @@ v1::TaskAssignment AssignmentFor(const RoundState& round, const std::string& nod
   v1::TaskAssignment a;
   a.set_task(context.config.name());
   a.set_kind(v1::TaskAssignment::WAIT);
-  const bool key_phase = round.phase == RoundPhase::kAdvertising ||
-                         round.phase == RoundPhase::kSharing ||
-                         round.phase == RoundPhase::kUnmasking;
+  const bool key_phase =
+      round.phase == RoundPhase::kAdvertising || round.phase == RoundPhase::kSharing ||
+      round.phase == RoundPhase::kConfirming || round.phase == RoundPhase::kUnmasking;
   if (round.phase == RoundPhase::kFinished) {
     a.set_kind(v1::TaskAssignment::FINISHED);
   } else if (round.phase == RoundPhase::kTraining && round.selected.contains(node) &&

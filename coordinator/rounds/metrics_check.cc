@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
@@ -40,11 +41,17 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
   if (!InUnitInterval(m.accuracy())) {
     return absl::InvalidArgumentError("metrics: accuracy must be within [0, 1]");
   }
+  std::set<uint32_t> budgets;
   for (const v1::AtBudget& b : m.at_budget()) {
     if (!InUnitInterval(b.precision()) || !InUnitInterval(b.recall()) || b.percent() == 0 ||
         b.percent() > 100) {
       return absl::InvalidArgumentError(
           "metrics: at_budget needs percent in 1..100, precision and recall within [0, 1]");
+    }
+    // A second entry would add the node's weight twice to that budget's mean.
+    if (!budgets.insert(b.percent()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics: at_budget lists percent ", b.percent(), " twice"));
     }
   }
   if (m.has_selection()) {

@@ -11,7 +11,8 @@ namespace fedcustoms::coordinator {
 NodeRoster::NodeRoster(uint64_t max_rows, std::map<std::string, uint64_t> max_rows_by_node)
     : max_rows_(max_rows), max_rows_by_node_(std::move(max_rows_by_node)) {}
 
-absl::Status NodeRoster::Join(const std::string& node, uint64_t train_rows, Clock::time_point now) {
+absl::Status NodeRoster::Join(const std::string& node, uint64_t train_rows, Clock::time_point now,
+                              uint64_t holdout_rows) {
   auto own = max_rows_by_node_.find(node);
   const bool capped_by_node = own != max_rows_by_node_.end() && own->second < max_rows_;
   const uint64_t cap = capped_by_node ? own->second : max_rows_;
@@ -23,7 +24,13 @@ absl::Status NodeRoster::Join(const std::string& node, uint64_t train_rows, Cloc
   }
   last_seen_[node] = now;
   declared_rows_[node] = train_rows;
+  declared_holdout_[node] = holdout_rows;
   return absl::OkStatus();
+}
+
+uint64_t NodeRoster::DeclaredHoldout(const std::string& node) const {
+  auto it = declared_holdout_.find(node);
+  return it == declared_holdout_.end() ? 0 : it->second;
 }
 
 std::optional<uint64_t> NodeRoster::DeclaredRows(const std::string& node) const {

@@ -31,14 +31,18 @@ class NodeRoster {
   // weight. A node joins again after a coordinator restart; a later Join
   // replaces the rows (a round already open keeps the rows it opened with).
   // INVALID_ARGUMENT naming the cap when train_rows is 0 or above the node's
-  // cap; the roster is unchanged then.
-  absl::Status Join(const std::string& node, uint64_t train_rows, Clock::time_point now);
+  // cap; the roster is unchanged then. `holdout_rows` (0: not declared)
+  // bounds the examples of the node's evaluation reports.
+  absl::Status Join(const std::string& node, uint64_t train_rows, Clock::time_point now,
+                    uint64_t holdout_rows = 0);
   // `node` called (any request): it stays available for kAvailableWindow.
   void Seen(const std::string& node, Clock::time_point now) { last_seen_[node] = now; }
 
   bool HasJoined(const std::string& node) const { return declared_rows_.contains(node); }
   // The rows `node` declared at its last Join; nullopt if it has not joined.
   std::optional<uint64_t> DeclaredRows(const std::string& node) const;
+  // The hold-out rows `node` declared at its last Join; 0 if none.
+  uint64_t DeclaredHoldout(const std::string& node) const;
 
   // The nodes that joined and were heard from within kAvailableWindow of
   // `now`. A node seen through another call after a coordinator restart joins
@@ -56,6 +60,7 @@ class NodeRoster {
  private:
   std::map<std::string, Clock::time_point> last_seen_;
   std::map<std::string, uint64_t> declared_rows_;
+  std::map<std::string, uint64_t> declared_holdout_;
   const uint64_t max_rows_;
   const std::map<std::string, uint64_t> max_rows_by_node_;
   std::mt19937_64 random_{std::random_device{}()};

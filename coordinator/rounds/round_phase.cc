@@ -10,6 +10,8 @@ const char* RoundPhaseName(RoundPhase phase) {
       return "advertising keys";
     case RoundPhase::kSharing:
       return "sharing keys";
+    case RoundPhase::kConfirming:
+      return "confirming survivors";
     case RoundPhase::kUnmasking:
       return "unmasking";
     case RoundPhase::kTraining:

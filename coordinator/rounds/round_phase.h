@@ -9,6 +9,7 @@ enum class RoundPhase {
   kAdvertising,
   kSharing,
   kTraining,
+  kConfirming,
   kUnmasking,
   kAggregating,
   kEvaluating,

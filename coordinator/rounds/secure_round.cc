@@ -15,10 +15,13 @@ namespace {
 // A sealed share message is 124 bytes (nonce, two shares of 32-byte secrets,
 // tag); anything past this bound is refused.
 constexpr size_t kMaxSealedBytes = 1024;
+// RSA-4096 signatures are 512 bytes; ECDSA and Ed25519 are far smaller.
+constexpr size_t kMaxSignatureBytes = 512;
 
 const char* StageName(int stage) {
   static const char* const kNames[] = {"advertising keys", "sharing keys",
-                                       "collecting masked input", "unmasking"};
+                                       "collecting masked input", "confirming survivors",
+                                       "unmasking"};
   return kNames[stage];
 }
 
@@ -49,6 +52,7 @@ absl::Status SecureRound::Advertise(const std::string& node,
     return absl::PermissionDeniedError(
         absl::StrCat("node ", node, " sent keys labelled for ", advertisement.keys.node));
   }
+  advertisement.keys.terms = params_.terms;  // what the node was told
   if (absl::Status s =
           verifier_.Verify(advertisement.keys, advertisement.cert_pem, advertisement.signature);
       !s.ok()) {
@@ -65,6 +69,9 @@ absl::Status SecureRound::CloseAdvertising() {
     u1_.push_back(std::move(advertisement));
   }
   advertised_.clear();
+  std::vector<secagg::AdvertisedKeys> by_node;  // u1_ is in node order
+  for (const secagg::SignedAdvertisement& a : u1_) by_node.push_back(a.keys);
+  u1_digest_ = secagg::AdvertisedKeysDigest(by_node);
   if (u1_.size() < params_.threshold) {
     return absl::FailedPreconditionError(absl::StrCat(
         "only ", u1_.size(), " of ", params_.selected.size(),
@@ -139,7 +146,7 @@ std::vector<secagg::SealedShares> SecureRound::SharesFor(const std::string& node
 }
 
 absl::Status SecureRound::CloseMasking(const std::set<std::string>& u3) {
-  stage_ = Stage::kUnmasking;
+  stage_ = Stage::kConfirming;
   shared_.clear();  // relayed; no longer needed
   for (const std::string& node : u3) {
     if (!u2_.contains(node)) {
@@ -155,11 +162,57 @@ absl::Status SecureRound::CloseMasking(const std::set<std::string>& u3) {
   return absl::OkStatus();
 }
 
+absl::Status SecureRound::Confirm(const std::string& node, std::string signature) {
+  if (absl::Status s = Expect(Stage::kConfirming, node, "a survivor-list signature"); !s.ok()) {
+    return s;
+  }
+  if (!u3_.contains(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " sent no masked input in round ", params_.round_id,
+                     " and cannot confirm the survivors"));
+  }
+  if (confirmed_.contains(node)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "node ", node, " already confirmed the survivors of round ", params_.round_id));
+  }
+  if (signature.size() > kMaxSignatureBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent a signature of ",
+                                                   signature.size(), " bytes; at most ",
+                                                   kMaxSignatureBytes));
+  }
+  auto advertised = std::find_if(u1_.begin(), u1_.end(), [&](const secagg::SignedAdvertisement& a) {
+    return a.keys.node == node;
+  });
+  if (advertised == u1_.end()) {
+    return absl::InternalError(absl::StrCat("node ", node, " is in U3 but not in U1"));
+  }
+  if (absl::Status s = verifier_.VerifySurvivorList(params_.task, params_.round_id, node,
+                                                    {u3_, params_.terms, u1_digest_},
+                                                    advertised->cert_pem, signature);
+      !s.ok()) {
+    return s;
+  }
+  confirmed_.emplace(node, std::move(signature));
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::CloseConfirming() {
+  stage_ = Stage::kUnmasking;
+  if (confirmed_.size() < params_.threshold) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("only ", confirmed_.size(), " of ", u3_.size(),
+                     " nodes confirmed the survivor list by the deadline; the threshold is ",
+                     params_.threshold));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SecureRound::Reveal(const std::string& node, secagg::UnmaskShares shares) {
   if (absl::Status s = Expect(Stage::kUnmasking, node, "unmasking shares"); !s.ok()) return s;
-  if (!u3_.contains(node)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "node ", node, " sent no masked input in round ", params_.round_id, " and cannot unmask"));
+  if (!confirmed_.contains(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node, " did not confirm the survivor list of round ",
+                     params_.round_id, " and cannot unmask"));
   }
   if (reveals_.contains(node)) {
     return absl::AlreadyExistsError(
@@ -227,6 +280,11 @@ absl::Status SecureRound::Handle(const std::string& node, const v1::ShareKeysReq
   shares.reserve(request.shares_size());
   for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
   return ShareKeys(node, std::move(shares));
+}
+
+absl::Status SecureRound::Handle(const std::string& node,
+                                 const v1::ConfirmSurvivorsRequest& request) {
+  return Confirm(node, request.signature());
 }
 
 absl::Status SecureRound::Handle(const std::string& node, const v1::UnmaskRequest& request) {

@@ -18,10 +18,10 @@ namespace fedcustoms::coordinator {
 // The coordinator's part of one secure-aggregation round (see
 // common/secagg/secagg_round.h for the protocol): it collects and relays
 // signed keys and sealed shares, records who reached each phase (U1 ⊇ U2 ⊇
-// U3), collects the unmasking reveals and finally removes the masks from the
-// masked sum. It holds public keys, sealed shares it cannot open, and shares
-// of secrets it may reconstruct — never a node's update. Every refusal names
-// the node and the rule. Not thread-safe: TaskRunner serializes the calls.
+// U3 ⊇ U4), collects the signatures on U3 and the unmasking reveals, and
+// finally removes the masks from the masked sum. It holds public keys, sealed shares it cannot
+// open, and shares of secrets it may reconstruct — never a node's update. Every refusal names the
+// node and the rule. Not thread-safe: TaskRunner serializes the calls.
 class SecureRound {
  public:
   struct Params {
@@ -32,6 +32,9 @@ class SecureRound {
     // The task's min_nodes: advertising closes with at least this many (and
     // t) or aborts. TaskRunner always sets it; 0 leaves t as the only floor.
     uint32_t min_nodes = 0;
+    // The public terms every assignment announces; the nodes sign them with
+    // the survivor list.
+    secagg::RoundTerms terms;
   };
 
   // `verifier` must outlive the round.
@@ -68,7 +71,17 @@ class SecureRound {
   const std::set<std::string>& u2() const { return u2_; }
   const std::set<std::string>& u3() const { return u3_; }
 
-  // Phase 4: a node of U3 reveals its shares, once.
+  // Phase 4 (consistency): a node of U3 signs U3, once; the signature must
+  // verify with the certificate the node advertised keys with, so one bad
+  // signature is refused here rather than making honest nodes refuse.
+  absl::Status Confirm(const std::string& node, std::string signature);
+  absl::Status Handle(const std::string& node, const v1::ConfirmSurvivorsRequest& request);
+  // Ends phase 4; FailedPrecondition if fewer than t nodes confirmed.
+  absl::Status CloseConfirming();
+  // The signatures on U3, by signer (U4), relayed with every UNMASK step.
+  const std::map<std::string, std::string>& survivor_signatures() const { return confirmed_; }
+
+  // Phase 5: a node of U4 reveals its shares, once.
   absl::Status Reveal(const std::string& node, secagg::UnmaskShares shares);
   absl::Status Handle(const std::string& node, const v1::UnmaskRequest& request);
 
@@ -78,16 +91,18 @@ class SecureRound {
   bool Shared(const std::string& node) const { return shared_.contains(node); }
   bool InU2(const std::string& node) const { return u2_.contains(node); }
   bool InU3(const std::string& node) const { return u3_.contains(node); }
+  bool Confirmed(const std::string& node) const { return confirmed_.contains(node); }
   bool Revealed(const std::string& node) const { return reveals_.contains(node); }
   size_t advertised_count() const { return advertised_.size(); }
   size_t shared_count() const { return shared_.size(); }
+  size_t confirmed_count() const { return confirmed_.size(); }
   size_t revealed_count() const { return reveals_.size(); }
 
   // Σ_{u∈U3} x_u from the masked sum, once at least t nodes revealed.
   absl::StatusOr<std::vector<uint32_t>> Unmask(std::vector<uint32_t> masked_sum) const;
 
  private:
-  enum class Stage { kAdvertising, kSharing, kMasking, kUnmasking };
+  enum class Stage { kAdvertising, kSharing, kMasking, kConfirming, kUnmasking };
   absl::Status Expect(Stage stage, const std::string& node, const char* what) const;
 
   const Params params_;
@@ -95,10 +110,12 @@ class SecureRound {
   Stage stage_ = Stage::kAdvertising;
   std::map<std::string, secagg::SignedAdvertisement> advertised_;
   std::vector<secagg::SignedAdvertisement> u1_;
+  std::string u1_digest_;  // what the survivors sign with U3
   std::set<std::string> u1_nodes_;
   std::map<std::string, std::vector<secagg::SealedShares>> shared_;  // by sender
   std::set<std::string> u2_;
   std::set<std::string> u3_;
+  std::map<std::string, std::string> confirmed_;  // U4: signer -> signature on U3
   std::map<std::string, secagg::UnmaskShares> reveals_;
 };
 
@@ -107,7 +124,8 @@ class SecureRound {
 // the threshold t = floor(threshold_fraction x n) + 1 (at most n), the clip,
 // the largest fixed-point scale that cannot overflow 32 bits for n nodes,
 // n and W. FailedPrecondition, saying why, when no safe round exists: fewer
-// than 2 nodes or t <= n/2, W outside 1..2^32-1, or no scale fits.
+// than 2 nodes or t <= n/2, W outside 1..2^32-1, or no scale fits. The
+// caller adds the revocation list it relays.
 absl::StatusOr<v1::SecureRound> SecureRoundParameters(const v1::SecureAggregationConfig& config,
                                                       uint32_t nodes, uint64_t total_weight);
 

@@ -9,6 +9,7 @@
 #include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/secagg/secagg_messages.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/mean_update.h"
 #include "coordinator/rounds/assignment.h"
@@ -96,10 +97,12 @@ void TaskRunner::Stop() {
   if (driver_.joinable()) driver_.join();
 }
 
-absl::Status TaskRunner::Join(const std::string& node, uint64_t train_rows) {
+absl::Status TaskRunner::Join(const std::string& node, uint64_t train_rows, uint64_t holdout_rows) {
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = roster_.Join(node, train_rows, clock_->Now()); !s.ok()) return s;
+    if (absl::Status s = roster_.Join(node, train_rows, clock_->Now(), holdout_rows); !s.ok()) {
+      return s;
+    }
   }
   changed_.SignalAll();
   return absl::OkStatus();
@@ -558,6 +561,14 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
           absl::StrCat("node ", node, " already reported metrics for round ", round_id));
     }
     if (absl::Status s = CheckMetrics(metrics); !s.ok()) return s;
+    // The examples weight the round's mean metrics: no more than the node's
+    // hold-out.
+    if (const uint64_t holdout = roster_.DeclaredHoldout(node);
+        holdout > 0 && metrics.examples() > holdout) {
+      return absl::InvalidArgumentError(absl::StrCat("metrics: examples ", metrics.examples(),
+                                                     " exceed the ", holdout, " hold-out rows ",
+                                                     node, " declared at join"));
+    }
     round_.reported[node] = metrics;
   }
   changed_.SignalAll();
@@ -584,11 +595,12 @@ bool TaskRunner::ExchangeKeys() {
     return false;
   }
   round_.secure_params = *std::move(params);
+  round_.secure_params.set_crl_pem(options_.crl_pem);
   const uint32_t threshold = round_.secure_params.threshold();
-  round_.secure =
-      std::make_unique<SecureRound>(SecureRound::Params{name(), round_.id, round_.selected,
-                                                        threshold, options_.config.min_nodes()},
-                                    *options_.key_verifier);
+  round_.secure = std::make_unique<SecureRound>(
+      SecureRound::Params{name(), round_.id, round_.selected, threshold,
+                          options_.config.min_nodes(), secagg::TermsOf(round_.secure_params)},
+      *options_.key_verifier);
   spdlog::info("task {}: round {} secure aggregation with {} nodes, threshold {}", name(),
                round_.id, n, threshold);
 
@@ -619,16 +631,24 @@ absl::Status TaskRunner::CollectUnmaskingShares() {
   std::set<std::string> u3;
   for (const auto& [node, samples] : round_.submitted) u3.insert(node);
   if (absl::Status s = round_.secure->CloseMasking(u3); !s.ok()) return s;
-  RunPhase(RoundPhase::kUnmasking, options_.config.secure_aggregation().phase_deadline_seconds(),
-           [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-             return round_.secure->revealed_count() == u3.size();
-           });
+  const uint32_t deadline = options_.config.secure_aggregation().phase_deadline_seconds();
+  // The consistency check: no node reveals before t nodes signed the U3 it
+  // holds (so the coordinator cannot show nodes different survivor lists).
+  RunPhase(RoundPhase::kConfirming, deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return round_.secure->confirmed_count() == u3.size();
+  });
+  if (stopping_) return absl::CancelledError("stopping");
+  if (absl::Status s = round_.secure->CloseConfirming(); !s.ok()) return s;
+  const size_t u4 = round_.secure->confirmed_count();
+  RunPhase(RoundPhase::kUnmasking, deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return round_.secure->revealed_count() == u4;
+  });
   if (stopping_) return absl::CancelledError("stopping");
   EnterPhase(RoundPhase::kAggregating);
   const uint32_t threshold = round_.secure_params.threshold();
   if (round_.secure->revealed_count() < threshold) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "only ", round_.secure->revealed_count(), " of ", u3.size(),
+        "only ", round_.secure->revealed_count(), " of ", u4,
         " nodes sent their unmasking shares by the deadline; the threshold is ", threshold));
   }
   return absl::OkStatus();
@@ -654,6 +674,12 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
 
 absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
   return SecureStep(node, request.round_id(), RoundPhase::kSharing,
+                    [&](SecureRound& round) { return round.Handle(node, request); });
+}
+
+absl::Status TaskRunner::ConfirmSurvivors(const std::string& node,
+                                          const v1::ConfirmSurvivorsRequest& request) {
+  return SecureStep(node, request.round_id(), RoundPhase::kConfirming,
                     [&](SecureRound& round) { return round.Handle(node, request); });
 }
 

@@ -65,6 +65,9 @@ class TaskRunner {
     v1::AggregationMode mode = v1::SECURE;
     // Checks the nodes' signed secure-aggregation keys (mode SECURE).
     const secagg::KeyAdvertisementVerifier* key_verifier = nullptr;
+    // The coordinator's revocation list (PEM, empty if none), relayed to the
+    // nodes with every secure round so they refuse revoked peers' keys.
+    std::string crl_pem;
     // The time every deadline runs on, and the waits on it (null: a
     // SteadyClock of the runner's own). Must outlive the runner.
     Clock* clock = nullptr;
@@ -96,7 +99,9 @@ class TaskRunner {
   // its updates from the next round on. Nodes join again after a coordinator
   // restart. INVALID_ARGUMENT naming the cap when the rows are 0 or above the
   // node's max_train_rows (NodeRoster::Join): the node is not enrolled.
-  absl::Status Join(const std::string& node, uint64_t train_rows);
+  // `holdout_rows` (0: not declared) bound the examples of its metric
+  // reports.
+  absl::Status Join(const std::string& node, uint64_t train_rows, uint64_t holdout_rows = 0);
   // Whether `node` joined since this coordinator started.
   bool HasJoined(const std::string& node) const;
 
@@ -126,6 +131,8 @@ class TaskRunner {
   // unmasking shares. FAILED_PRECONDITION outside the step's phase.
   absl::Status AdvertiseKeys(const std::string& node, const v1::AdvertiseKeysRequest& request);
   absl::Status ShareKeys(const std::string& node, const v1::ShareKeysRequest& request);
+  absl::Status ConfirmSurvivors(const std::string& node,
+                                const v1::ConfirmSurvivorsRequest& request);
   absl::Status Unmask(const std::string& node, const v1::UnmaskRequest& request);
 
   // Metrics of the candidate on a participant's hold-out.

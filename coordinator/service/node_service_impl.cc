@@ -80,7 +80,8 @@ grpc::Status NodeServiceImpl::Join(grpc::ServerContext* context, const v1::JoinR
                                        " differs from task ", task, "'s ", expected,
                                        ": the node's schema file does not match the federation's"));
     }
-    if (absl::Status s = (*runner)->Join(peer->common_name, request->data().train_rows());
+    if (absl::Status s = (*runner)->Join(peer->common_name, request->data().train_rows(),
+                                         request->data().holdout_rows());
         !s.ok()) {
       spdlog::warn("join refused for {} on task {}: {}", peer->common_name, task, s.message());
       return ToGrpc(s);
@@ -310,6 +311,17 @@ grpc::Status NodeServiceImpl::ShareKeys(grpc::ServerContext* context,
       [this](const std::string& task) { return Runner(task); },
       [&](TaskRunner& runner, const std::string& node) {
         return runner.ShareKeys(node, *request);
+      });
+}
+
+grpc::Status NodeServiceImpl::ConfirmSurvivors(grpc::ServerContext* context,
+                                               const v1::ConfirmSurvivorsRequest* request,
+                                               v1::ConfirmSurvivorsResponse*) {
+  return SecureStep(
+      authorizer_, *context, "NodeService.ConfirmSurvivors", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) {
+        return runner.ConfirmSurvivors(node, *request);
       });
 }
 

@@ -41,6 +41,9 @@ class NodeServiceImpl final : public v1::NodeService::Service {
                              v1::AdvertiseKeysResponse* response) override;
   grpc::Status ShareKeys(grpc::ServerContext* context, const v1::ShareKeysRequest* request,
                          v1::ShareKeysResponse* response) override;
+  grpc::Status ConfirmSurvivors(grpc::ServerContext* context,
+                                const v1::ConfirmSurvivorsRequest* request,
+                                v1::ConfirmSurvivorsResponse* response) override;
   grpc::Status Unmask(grpc::ServerContext* context, const v1::UnmaskRequest* request,
                       v1::UnmaskResponse* response) override;
 

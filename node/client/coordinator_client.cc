@@ -140,6 +140,10 @@ absl::Status CoordinatorClient::ShareKeys(const v1::ShareKeysRequest& request) {
   return Call(*stub_, &v1::NodeService::Stub::ShareKeys, request, "share keys");
 }
 
+absl::Status CoordinatorClient::ConfirmSurvivors(const v1::ConfirmSurvivorsRequest& request) {
+  return Call(*stub_, &v1::NodeService::Stub::ConfirmSurvivors, request, "confirm survivors");
+}
+
 absl::Status CoordinatorClient::Unmask(const v1::UnmaskRequest& request) {
   return Call(*stub_, &v1::NodeService::Stub::Unmask, request, "unmask");
 }

@@ -37,6 +37,7 @@ class CoordinatorClient {
   // Secure aggregation steps (see NodeService).
   absl::Status AdvertiseKeys(const v1::AdvertiseKeysRequest& request);
   absl::Status ShareKeys(const v1::ShareKeysRequest& request);
+  absl::Status ConfirmSurvivors(const v1::ConfirmSurvivorsRequest& request);
   absl::Status Unmask(const v1::UnmaskRequest& request);
 
   // Replaces the channel with a fresh one, so the next call connects at once.

@@ -33,9 +33,6 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
     return bad("task", std::string(s.message()));
   }
   c.set_task_kind(task::ResolveKind(c.task_kind(), c.task()));
-  if (!c.tls().crl().empty()) {
-    return bad("tls.crl", "only the coordinator checks revocation; remove it from a node's config");
-  }
   std::vector<std::pair<const char*, std::string*>> paths = {
       {"tls.ca_cert", c.mutable_tls()->mutable_ca_cert()},
       {"tls.cert", c.mutable_tls()->mutable_cert()},
@@ -61,6 +58,11 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
     if (value->empty()) return bad(field, "required");
     *value = Resolve(base_dir, *value);
   }
+  c.mutable_tls()->set_crl(Resolve(base_dir, c.tls().crl()));  // optional
+  absl::StatusOr<v1::NodeSecureAggregationConfig> guarantees =
+      FinalizeNodeSecureAggregation(c.secure_aggregation(), source);
+  if (!guarantees.ok()) return guarantees.status();
+  *c.mutable_secure_aggregation() = *std::move(guarantees);
   if (c.bad_row_policy() == v1::BAD_ROW_POLICY_UNSPECIFIED) c.set_bad_row_policy(v1::FAIL);
   if (c.aggregation_mode() == v1::AGGREGATION_MODE_UNSPECIFIED) {
     c.set_aggregation_mode(v1::SECURE);
@@ -74,6 +76,29 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
   if (c.max_backoff_seconds() > 3600) return bad("max_backoff_seconds", "must be 1..3600");
   if (c.threads() == 0) c.set_threads(1);
   if (c.threads() > 256) return bad("threads", "must be 1..256");
+  return c;
+}
+
+absl::StatusOr<v1::NodeSecureAggregationConfig> FinalizeNodeSecureAggregation(
+    v1::NodeSecureAggregationConfig c, const std::string& source) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": secure_aggregation.", field, ": ", what));
+  };
+  if (c.min_peers() == 0) c.set_min_peers(3);
+  if (c.min_peers() < 3) {
+    return bad("min_peers", absl::StrCat(c.min_peers(),
+                                         " is below 3: with two nodes each learns the other's "
+                                         "update from the published model"));
+  }
+  if (c.threshold_fraction() == 0) c.set_threshold_fraction(2.0 / 3.0);
+  if (!std::isfinite(c.threshold_fraction()) || c.threshold_fraction() < 0.5 ||
+      c.threshold_fraction() >= 1) {
+    return bad("threshold_fraction", absl::StrCat(c.threshold_fraction(),
+                                                  " is outside [0.5, 1): below one half, two "
+                                                  "disjoint groups could each unmask"));
+  }
+  if (c.max_contributions_per_model() == 0) c.set_max_contributions_per_model(2);
   return c;
 }
 

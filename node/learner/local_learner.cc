@@ -3,12 +3,20 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "node/learner/declaration_learner.h"
 #include "node/learner/xray_learner.h"
 
 namespace fedcustoms::node {
+
+uint64_t RoundTrainingSeed(uint64_t coordinator_seed, uint64_t round_id, bool reproducible) {
+  const uint64_t seed = coordinator_seed * 1000003 + round_id;
+  if (reproducible) return seed;
+  std::random_device entropy;  // the OS's random source (getrandom)
+  return seed ^ ((uint64_t{entropy()} << 32) | entropy());
+}
 
 absl::StatusOr<tensor::NamedTensors> LocalLearner::TrainFromScratch(const task::ModelSpec& spec,
                                                                     v1::TrainingConfig training,

@@ -13,6 +13,14 @@
 
 namespace fedcustoms::node {
 
+// The seed of one round's local training. By default it mixes 64 bits of OS
+// randomness into the coordinator's seed, so no two runs on the same model
+// give the same update (a coordinator rerunning a round cannot cancel the
+// other nodes' updates out of a difference of sums). `reproducible` (node
+// config reproducible_training, for tests and benchmarks) derives it from
+// the coordinator's seed and the round alone.
+uint64_t RoundTrainingSeed(uint64_t coordinator_seed, uint64_t round_id, bool reproducible);
+
 // What a node does with its own data for one kind of task: train a global
 // model into an update, evaluate a model on the hold-out. The data is loaded
 // once, when the learner is made, and never leaves it; only updates and

@@ -1,6 +1,7 @@
 #include "node/secure/secure_aggregation_session.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -8,27 +9,41 @@
 #include "common/pki/peer_identity.h"
 #include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
+#include "node/config/node_config.h"
 
 namespace fedcustoms::node {
 
 absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSession::Create(
-    const v1::TlsFiles& tls) {
+    const v1::TlsFiles& tls, Options options) {
   absl::StatusOr<std::string> cert_pem = io::ReadFile(tls.cert());
   if (!cert_pem.ok()) return cert_pem.status();
   absl::StatusOr<pki::PeerIdentity> identity = pki::PeerIdentityFromPem(*cert_pem, tls.cert());
   if (!identity.ok()) return identity.status();
   auto signer = secagg::KeyAdvertisementSigner::Create(tls.key());
   if (!signer.ok()) return signer.status();
-  auto verifier = secagg::KeyAdvertisementVerifier::Create(tls.ca_cert());
+  auto verifier = secagg::KeyAdvertisementVerifier::Create(tls.ca_cert(), tls.crl());
   if (!verifier.ok()) return verifier.status();
-  return std::unique_ptr<SecureAggregationSession>(new SecureAggregationSession(
-      identity->common_name, *std::move(cert_pem), *std::move(signer), *std::move(verifier)));
+  absl::StatusOr<v1::NodeSecureAggregationConfig> guarantees =
+      FinalizeNodeSecureAggregation(options.guarantees, "node config");
+  if (!guarantees.ok()) return guarantees.status();
+  options.guarantees = *std::move(guarantees);
+  if (options.record_path.empty()) {
+    return absl::InvalidArgumentError(
+        "secure aggregation needs a path for its contribution record");
+  }
+  auto record = ContributionRecord::Open(options.record_path,
+                                         options.guarantees.max_contributions_per_model());
+  if (!record.ok()) return record.status();
+  return std::unique_ptr<SecureAggregationSession>(
+      new SecureAggregationSession(identity->common_name, *std::move(cert_pem), std::move(options),
+                                   *std::move(signer), *std::move(verifier), *std::move(record)));
 }
 
 void SecureAggregationSession::Forget() {
   round_.reset();  // wipes the round's secrets
   advertised_.reset();
   shared_.reset();
+  confirmed_.reset();
   revealed_.reset();
 }
 
@@ -39,6 +54,13 @@ absl::StatusOr<secagg::SecAggNodeRound*> SecureAggregationSession::RoundOf(
         absl::StrCat("no secure-aggregation keys for ", a.task(), " round ", a.round_id(),
                      " (this node did not advertise keys for it, or restarted since)"));
   }
+  if (secagg::TermsOf(a.secure()) != terms_) {
+    Forget();
+    return absl::PermissionDeniedError(
+        absl::StrCat("round ", a.round_id(),
+                     ": the coordinator changed the round's terms (threshold, total "
+                     "weight or encoding) after this node advertised its keys"));
+  }
   return round_.get();
 }
 
@@ -48,11 +70,16 @@ absl::StatusOr<v1::AdvertiseKeysRequest> SecureAggregationSession::AdvertiseKeys
     return *advertised_;
   }
   Forget();
+  const v1::NodeSecureAggregationConfig& floor = options_.guarantees;
   auto round = secagg::SecAggNodeRound::Create(
-      {a.task(), a.round_id(), self_, a.secure().threshold()}, *signer_, *verifier_, cert_pem_);
+      {a.task(), a.round_id(), self_, a.secure().threshold(), floor.min_peers(),
+       floor.threshold_fraction(), secagg::TermsOf(a.secure())},
+      *signer_, *verifier_, cert_pem_);
   if (!round.ok()) return round.status();
   task_ = a.task();
   round_id_ = a.round_id();
+  terms_ = secagg::TermsOf(a.secure());
+  model_sha256_.clear();
   round_ = *std::move(round);
   v1::AdvertiseKeysRequest request;
   request.set_task(a.task());
@@ -67,6 +94,15 @@ absl::StatusOr<v1::ShareKeysRequest> SecureAggregationSession::ShareKeys(
   absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
   if (!round.ok()) return round.status();
   if (shared_) return *shared_;
+  // A newer list the CA signed, relayed by the coordinator, revokes too; one
+  // that does not verify means the coordinator relays junk.
+  if (!a.secure().crl_pem().empty()) {
+    absl::StatusOr<bool> taken = verifier_->UseRevocationList(a.secure().crl_pem());
+    if (!taken.ok()) {
+      Forget();
+      return absl::PermissionDeniedError(taken.status().message());
+    }
+  }
   std::vector<secagg::SignedAdvertisement> u1;
   for (const v1::SignedKeys& keys : a.secure().advertisements()) {
     absl::StatusOr<secagg::SignedAdvertisement> ad =
@@ -90,10 +126,22 @@ absl::StatusOr<v1::ShareKeysRequest> SecureAggregationSession::ShareKeys(
   return request;
 }
 
+absl::Status SecureAggregationSession::CheckMayContribute(const v1::TaskAssignment& a,
+                                                          const std::string& model_sha256) const {
+  return record_->CheckAllowed({a.task(), a.model_version(), model_sha256, a.round_id()});
+}
+
 absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession::MaskUpdate(
-    const v1::TaskAssignment& a, std::span<const UpdatePiece> update, uint64_t samples) {
+    const v1::TaskAssignment& a, const std::string& model_sha256,
+    std::span<const UpdatePiece> update, uint64_t samples) {
   absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
   if (!round.ok()) return round.status();
+  const ContributionRecord::Entry contribution{a.task(), a.model_version(), model_sha256,
+                                               a.round_id()};
+  if (absl::Status s = record_->CheckAllowed(contribution); !s.ok()) {
+    Forget();
+    return s;
+  }
   const v1::SecureRound& params = a.secure();
   if (samples == 0 || samples > params.total_weight()) {
     Forget();
@@ -117,7 +165,44 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
     Forget();
     return masked.status();
   }
+  // On disk before the masked input can leave: a crash after this line and
+  // before the upload costs a contribution, never the other way round.
+  if (absl::Status s = record_->Record(contribution); !s.ok()) {
+    std::fill(masked->begin(), masked->end(), 0u);
+    Forget();
+    return s;
+  }
+  model_version_ = a.model_version();
+  model_sha256_ = model_sha256;
   return MaskedUpdate{*std::move(masked), encoded->clipped};
+}
+
+absl::StatusOr<v1::ConfirmSurvivorsRequest> SecureAggregationSession::ConfirmSurvivors(
+    const v1::TaskAssignment& a) {
+  absl::StatusOr<secagg::SecAggNodeRound*> round = RoundOf(a);
+  if (!round.ok()) return round.status();
+  if (confirmed_) return *confirmed_;
+  std::set<std::string> u3(a.secure().masked_input_from().begin(),
+                           a.secure().masked_input_from().end());
+  absl::StatusOr<std::string> signature = (*round)->ConfirmSurvivors(u3);
+  if (!signature.ok()) {
+    Forget();
+    return signature.status();
+  }
+  // On record before the signature leaves: this node helps unmask at most one
+  // list per model.
+  ContributionRecord::Entry confirmation{
+      a.task(), model_version_, model_sha256_, a.round_id(), {u3.begin(), u3.end()}};
+  if (absl::Status s = record_->RecordConfirmation(confirmation); !s.ok()) {
+    Forget();
+    return s;
+  }
+  v1::ConfirmSurvivorsRequest request;
+  request.set_task(a.task());
+  request.set_round_id(a.round_id());
+  request.set_signature(*std::move(signature));
+  confirmed_ = request;
+  return request;
 }
 
 absl::StatusOr<v1::UnmaskRequest> SecureAggregationSession::Unmask(const v1::TaskAssignment& a) {
@@ -126,7 +211,15 @@ absl::StatusOr<v1::UnmaskRequest> SecureAggregationSession::Unmask(const v1::Tas
   if (revealed_) return *revealed_;
   std::set<std::string> u3(a.secure().masked_input_from().begin(),
                            a.secure().masked_input_from().end());
-  absl::StatusOr<secagg::UnmaskShares> shares = (*round)->Unmask(u3);
+  std::map<std::string, std::string> signatures;
+  for (const v1::SurvivorSignature& s : a.secure().survivor_signatures()) {
+    if (!signatures.emplace(s.node(), s.signature()).second) {
+      Forget();
+      return absl::PermissionDeniedError(
+          absl::StrCat("round ", a.round_id(), ": two survivor-list signatures from ", s.node()));
+    }
+  }
+  absl::StatusOr<secagg::UnmaskShares> shares = (*round)->Unmask(u3, signatures);
   if (!shares.ok()) {
     Forget();
     return shares.status();

@@ -1,7 +1,9 @@
 // One secure-aggregation round among five nodes in one process: the unmasked
 // sum equals the plain sum with and without dropouts at each phase, too many
 // dropouts abort, a single masked input looks uniform, and the malicious
-// coordinator behaviours the signed-key variant must stop are refused.
+// coordinator behaviours the active-adversary variant must stop are refused:
+// swapped keys, replayed shares, a lowered threshold, split survivor lists,
+// bad shares caught by the seed commitment.
 #include "common/secagg/secagg_round.h"
 
 #include <gmock/gmock.h>
@@ -37,7 +39,9 @@ class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest>
     std::mt19937 rng(11);
     for (const std::string& node : kNodes) {
       signers_[node] = *KeyAdvertisementSigner::Create(*root_ + "/" + node + ".key");
-      SecAggNodeRound::Params params{"risk", 7, node, kThreshold};
+      // t = 3 of 5 is the protocol's minimum (t > n/2); these nodes accept
+      // it (threshold_fraction 0.5) so that dropouts down to t can be tested.
+      SecAggNodeRound::Params params{"risk", 7, node, kThreshold, 3, 0.5};
       auto round = SecAggNodeRound::Create(params, *signers_[node], *verifier_,
                                            *io::ReadFile(*root_ + "/" + node + ".pem"));
       ASSERT_TRUE(round.ok()) << round.status();
@@ -58,16 +62,19 @@ class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest>
   // Every node shares its keys; then `node` sends its masked input from the
   // shares addressed to it.
   void ShareAllThenMaskedInputOf(const std::string& node) {
+    ShareAllThenMaskedInputOfEach(std::set<std::string>{node});
+  }
+  void ShareAllThenMaskedInputOfEach(const std::set<std::string>& nodes) {
     const std::vector<SignedAdvertisement> u1 = Advertisements();
-    std::vector<SealedShares> to_node;
+    std::map<std::string, std::vector<SealedShares>> to;
     for (const std::string& sender : kNodes) {
       auto shares = rounds_[sender]->ShareKeys(u1);
       ASSERT_TRUE(shares.ok()) << shares.status();
-      for (const SealedShares& share : *shares) {
-        if (share.to == node) to_node.push_back(share);
-      }
+      for (const SealedShares& share : *shares) to[share.to].push_back(share);
     }
-    ASSERT_TRUE(rounds_[node]->MaskedInput(to_node, updates_[node]).ok());
+    for (const std::string& node : nodes) {
+      ASSERT_TRUE(rounds_[node]->MaskedInput(to[node], updates_[node]).ok()) << node;
+    }
   }
 
   // Runs the round. Nodes in `gone_before_sharing` advertise but never share
@@ -109,13 +116,38 @@ class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest>
       }
       u3.insert(node);
     }
+    std::map<std::string, std::string> signatures;
+    for (const std::string& node : u3) {
+      auto signature = rounds_[node]->ConfirmSurvivors(u3);
+      if (!signature.ok()) return signature.status();
+      signatures[node] = *signature;
+    }
     std::map<std::string, UnmaskShares> responses;
     for (const std::string& node : u3) {
-      auto response = rounds_[node]->Unmask(u3);
+      auto response = rounds_[node]->Unmask(u3, signatures);
       if (!response.ok()) return response.status();
       responses[node] = *response;
     }
+    responses_ = responses;
+    signatures_ = signatures;
+    u1_keys_ = u1_keys;
+    u2_ = u2;
+    u3_ = u3;
+    masked_sum_ = masked_sum;
     return UnmaskSum("risk", 7, kThreshold, u1_keys, u2, u3, masked_sum, responses);
+  }
+
+  // Every node confirms the survivor list `u3` (after ShareAllThenMaskedInputOf
+  // for each of them); returns the signatures by signer.
+  std::map<std::string, std::string> SignaturesOn(const std::set<std::string>& u3,
+                                                  const std::set<std::string>& signers) {
+    std::map<std::string, std::string> out;
+    for (const std::string& node : signers) {
+      auto signature = rounds_[node]->ConfirmSurvivors(u3);
+      EXPECT_TRUE(signature.ok()) << node << ": " << signature.status();
+      if (signature.ok()) out[node] = *signature;
+    }
+    return out;
   }
 
   std::unique_ptr<KeyAdvertisementVerifier> verifier_;
@@ -123,6 +155,12 @@ class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest>
   std::map<std::string, std::unique_ptr<SecAggNodeRound>> rounds_;
   std::map<std::string, std::vector<uint32_t>> updates_;
   std::map<std::string, std::vector<uint32_t>> masked_inputs_;
+  // The last Run's unmasking inputs, for tests that tamper with them.
+  std::map<std::string, UnmaskShares> responses_;
+  std::map<std::string, std::string> signatures_;
+  std::map<std::string, AdvertisedKeys> u1_keys_;
+  std::set<std::string> u2_, u3_;
+  std::vector<uint32_t> masked_sum_;
 };
 
 TEST_F(SecAggRoundTest, UnmaskedSumEqualsThePlainSum) {
@@ -151,7 +189,7 @@ TEST_F(SecAggRoundTest, FewerSurvivorsThanTheThresholdAbort) {
   auto sum = Run({"SE"}, {"DK", "EE"}, &expected);  // U3 = 2 < t
   ASSERT_FALSE(sum.ok());
   EXPECT_THAT(std::string(sum.status().message()),
-              HasSubstr("only 2 nodes sent masked input in round 7; the threshold is 3"));
+              HasSubstr("only 2 nodes sent masked input in round 7; FI needs at least 3"));
 }
 
 // What the coordinator receives from one node reveals nothing of its update:
@@ -202,7 +240,7 @@ TEST_F(SecAggRoundTest, AShareReplayedFromAnotherRoundIsRefused) {
   std::vector<SignedAdvertisement> u1_8, u1_7;
   for (const std::string& node : kNodes) {
     round8[node] =
-        *SecAggNodeRound::Create({"risk", 8, node, kThreshold}, *signers_[node], *verifier_,
+        *SecAggNodeRound::Create({"risk", 8, node, kThreshold, 3, 0.5}, *signers_[node], *verifier_,
                                  *io::ReadFile(*root_ + "/" + node + ".pem"));
     u1_8.push_back(round8[node]->advertisement());
     u1_7.push_back(rounds_[node]->advertisement());
@@ -224,14 +262,17 @@ TEST_F(SecAggRoundTest, ANodeRevealsOnceAndOnlyForSurvivorsItKnows) {
   // A full round first, so every node is at the unmasking phase and answered.
   ASSERT_TRUE(Run({}, {}, &expected).ok());
   // Asked again (e.g. with another survivor list to learn the other secret).
-  auto again = rounds_["EE"]->Unmask({"DK", "EE", "FI"});
+  auto again = rounds_["EE"]->Unmask({"DK", "EE", "FI"}, {});
   EXPECT_TRUE(absl::IsFailedPrecondition(again.status()));
   EXPECT_THAT(std::string(again.status().message()), HasSubstr("never both secrets"));
+  auto resigned = rounds_["EE"]->ConfirmSurvivors({"DK", "EE", "FI"});
+  EXPECT_TRUE(absl::IsFailedPrecondition(resigned.status()));
+  EXPECT_THAT(std::string(resigned.status().message()), HasSubstr("never two lists"));
 }
 
 TEST_F(SecAggRoundTest, ASurvivorListWithAStrangerIsRefused) {
   ASSERT_NO_FATAL_FAILURE(ShareAllThenMaskedInputOf("EE"));
-  auto response = rounds_["EE"]->Unmask({"DK", "EE", "FI", "XX"});
+  auto response = rounds_["EE"]->ConfirmSurvivors({"DK", "EE", "FI", "XX"});
   EXPECT_TRUE(absl::IsPermissionDenied(response.status()));
   EXPECT_THAT(std::string(response.status().message()), HasSubstr("names XX"));
 }
@@ -269,15 +310,146 @@ TEST_F(SecAggRoundTest, ANodeRefusesInputThatBreaksTheProtocol) {
   EXPECT_THAT(std::string(misaddressed.status().message()), HasSubstr("is not for EE"));
   auto too_few = rounds_["DK"]->MaskedInput(to["DK"], updates_["DK"]);  // U2 = {DK, EE}
   EXPECT_THAT(std::string(too_few.status().message()),
-              HasSubstr("only 2 nodes shared keys in round 7; the threshold is 3"));
+              HasSubstr("only 2 nodes shared keys in round 7; DK needs at least 3"));
 }
 
 TEST_F(SecAggRoundTest, ANodeLeftOutOfTheSurvivorsRevealsNothing) {
   ASSERT_NO_FATAL_FAILURE(ShareAllThenMaskedInputOf("EE"));
-  // Asked to reveal while listed as dropped: its own mask key share would go.
-  auto response = rounds_["EE"]->Unmask({"DK", "FI", "LV"});
+  // Asked to confirm a list that drops it: its own mask key share would go.
+  auto response = rounds_["EE"]->ConfirmSurvivors({"DK", "FI", "LV"});
   EXPECT_TRUE(absl::IsPermissionDenied(response.status()));
   EXPECT_THAT(std::string(response.status().message()), HasSubstr("leaves out EE"));
+}
+
+// The attacks of a malicious coordinator on the threshold and the survivor
+// list (the consistency check of Bonawitz et al. §4, active model).
+
+// A coordinator that announces t below the node's own floor (here t = 3 of
+// 5 against a node requiring 2/3, i.e. 4) is refused before any share leaves.
+TEST_F(SecAggRoundTest, ALoweredThresholdIsRefusedByTheNodesOwnFloor) {
+  auto strict =
+      SecAggNodeRound::Create({"risk", 7, "EE", kThreshold, 3, 2.0 / 3.0}, *signers_["EE"],
+                              *verifier_, *io::ReadFile(*root_ + "/EE.pem"));
+  ASSERT_TRUE(strict.ok());
+  rounds_["EE"] = *std::move(strict);
+  auto shares = rounds_["EE"]->ShareKeys(Advertisements());
+  EXPECT_TRUE(absl::IsFailedPrecondition(shares.status()));
+  EXPECT_THAT(std::string(shares.status().message()),
+              HasSubstr("announces threshold 3 for 5 nodes; EE requires at least 4"));
+}
+
+// Another W shown to EE only (so that EE's weighted update would dominate the
+// sum): EE signed its keys with those terms, so the others cannot verify
+// them, and EE cannot verify theirs. The round stops before any masked input.
+TEST_F(SecAggRoundTest, TermsShownToOneNodeOnlyStopTheRoundBeforeAnyMaskedInput) {
+  RoundTerms skewed;
+  skewed.total_weight = 1;  // the others were given 0 (the fixture's terms)
+  auto ee = SecAggNodeRound::Create({"risk", 7, "EE", kThreshold, 3, 0.5, skewed}, *signers_["EE"],
+                                    *verifier_, *io::ReadFile(*root_ + "/EE.pem"));
+  ASSERT_TRUE(ee.ok());
+  rounds_["EE"] = *std::move(ee);
+  const std::vector<SignedAdvertisement> u1 = Advertisements();
+  auto dk = rounds_["DK"]->ShareKeys(u1);
+  EXPECT_TRUE(absl::IsPermissionDenied(dk.status())) << dk.status();
+  EXPECT_THAT(std::string(dk.status().message()),
+              HasSubstr("keys advertised for EE: the signature does not cover these keys"));
+  auto own = rounds_["EE"]->ShareKeys(u1);
+  EXPECT_TRUE(absl::IsPermissionDenied(own.status())) << own.status();
+  EXPECT_THAT(std::string(own.status().message()), HasSubstr("keys advertised for DK"));
+}
+
+// A shrunken U1: the coordinator shows a node only itself and one other (with
+// t = 2 the target's secrets would be one colluder away). min_peers refuses.
+TEST_F(SecAggRoundTest, AShrunkenRoundIsRefusedBelowMinPeers) {
+  auto round = SecAggNodeRound::Create({"risk", 7, "EE", 2, 3, 0.5}, *signers_["EE"], *verifier_,
+                                       *io::ReadFile(*root_ + "/EE.pem"));
+  ASSERT_TRUE(round.ok());
+  std::vector<SignedAdvertisement> two = {rounds_["DK"]->advertisement(),
+                                          (*round)->advertisement()};
+  auto shares = (*round)->ShareKeys(two);
+  EXPECT_TRUE(absl::IsFailedPrecondition(shares.status()));
+  EXPECT_THAT(std::string(shares.status().message()),
+              HasSubstr("only 2 nodes advertised keys in round 7; EE needs at least 3"));
+}
+
+// Split views: the coordinator shows EE the list {DK, EE, FI} (FI "dropped"
+// for the others, so it would get FI's self-mask share from EE and FI's mask
+// key share from the rest) and the others {DK, EE, FI, LV, SE}. EE holds no t
+// signatures on its list, and signatures on the other list do not verify
+// for EE's: EE reveals nothing.
+TEST_F(SecAggRoundTest, SplitSurvivorListsGetNoShares) {
+  ASSERT_NO_FATAL_FAILURE(
+      ShareAllThenMaskedInputOfEach(std::set<std::string>(kNodes.begin(), kNodes.end())));
+  const std::set<std::string> full(kNodes.begin(), kNodes.end());
+  const std::set<std::string> shown_to_ee = {"DK", "EE", "FI"};
+  auto ee_signature = rounds_["EE"]->ConfirmSurvivors(shown_to_ee);
+  ASSERT_TRUE(ee_signature.ok()) << ee_signature.status();
+  std::map<std::string, std::string> others = SignaturesOn(full, {"DK", "FI", "LV", "SE"});
+  // The others' signatures relabelled as if on EE's list: they do not verify.
+  std::map<std::string, std::string> forged = {{"DK", others["DK"]}, {"FI", others["FI"]}};
+  forged["EE"] = *ee_signature;
+  auto reveal = rounds_["EE"]->Unmask(shown_to_ee, forged);
+  EXPECT_TRUE(absl::IsPermissionDenied(reveal.status())) << reveal.status();
+  EXPECT_THAT(std::string(reveal.status().message()),
+              HasSubstr("survivor list signed by DK: the signature does not cover this list"));
+}
+
+// The same round id run twice (fresh keys): the first run's signatures on the
+// same list do not count in the second, because they cover the first run's
+// keys.
+TEST_F(SecAggRoundTest, SignaturesFromAnotherRunOfTheRoundDoNotCount) {
+  std::vector<uint32_t> expected;
+  ASSERT_TRUE(Run({}, {}, &expected).ok());
+  const std::map<std::string, std::string> first_run = signatures_;
+  for (const std::string& node : kNodes) {
+    rounds_[node] = *SecAggNodeRound::Create({"risk", 7, node, kThreshold, 3, 0.5},
+                                             *signers_[node], *verifier_,
+                                             *io::ReadFile(*root_ + "/" + node + ".pem"));
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      ShareAllThenMaskedInputOfEach(std::set<std::string>(kNodes.begin(), kNodes.end())));
+  const std::set<std::string> all(kNodes.begin(), kNodes.end());
+  ASSERT_TRUE(rounds_["EE"]->ConfirmSurvivors(all).ok());
+  auto reveal = rounds_["EE"]->Unmask(all, first_run);
+  EXPECT_TRUE(absl::IsPermissionDenied(reveal.status())) << reveal.status();
+  EXPECT_THAT(std::string(reveal.status().message()), HasSubstr("replayed another run"));
+}
+
+TEST_F(SecAggRoundTest, TooFewSignaturesOnTheListGetNoShares) {
+  ASSERT_NO_FATAL_FAILURE(
+      ShareAllThenMaskedInputOfEach(std::set<std::string>(kNodes.begin(), kNodes.end())));
+  const std::set<std::string> full(kNodes.begin(), kNodes.end());
+  std::map<std::string, std::string> two = SignaturesOn(full, {"DK", "EE"});
+  auto reveal = rounds_["EE"]->Unmask(full, two);
+  EXPECT_TRUE(absl::IsFailedPrecondition(reveal.status())) << reveal.status();
+  EXPECT_THAT(
+      std::string(reveal.status().message()),
+      HasSubstr("only 2 nodes confirmed the survivor list in round 7; EE needs at least 3"));
+  // Asked to unmask another list than the one it confirmed.
+  auto other = rounds_["DK"]->Unmask({"DK", "EE", "FI"}, two);
+  EXPECT_TRUE(absl::IsPermissionDenied(other.status())) << other.status();
+  EXPECT_THAT(std::string(other.status().message()), HasSubstr("other than the one DK confirmed"));
+}
+
+// A node that dealt shares of another seed than the one it committed to (or
+// revealers that agree on wrong shares): the shares reconstruct cleanly, but
+// the seed does not match its commitment, and unmasking names whose seed
+// failed instead of returning a wrong sum.
+TEST_F(SecAggRoundTest, SharesOfAnotherSeedAreCaughtByTheCommitment) {
+  std::vector<uint32_t> expected;
+  ASSERT_TRUE(Run({}, {}, &expected).ok());
+  std::vector<uint8_t> other_seed(32, 0x5a);
+  auto other = SplitSecret(other_seed, kThreshold, static_cast<uint32_t>(kNodes.size()));
+  ASSERT_TRUE(other.ok()) << other.status();
+  std::map<std::string, UnmaskShares> bad = responses_;
+  for (auto& [responder, response] : bad) {
+    ShamirShare& share = response.self_mask_seeds["FI"];
+    share = (*other)[share.x - 1];
+  }
+  auto sum = UnmaskSum("risk", 7, kThreshold, u1_keys_, u2_, u3_, masked_sum_, bad);
+  EXPECT_TRUE(absl::IsDataLoss(sum.status())) << sum.status();
+  EXPECT_THAT(std::string(sum.status().message()),
+              HasSubstr("self-mask seed reconstructed for FI does not match its commitment"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // bounding) against direct per-coordinate computations in double.
 #include "coordinator/aggregation/robust_aggregator.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -257,6 +258,28 @@ TEST(CoordinatorConfigLimits, StreamIdleAndSampleCountBoundsNameTheField) {
   EXPECT_EQ(bad.status().message(),
             "coordinator.json: tasks[0].max_sample_count: must be at most 2^53 "
             "(9007199254740992), found 9223372036854775808");
+}
+
+// Secure rounds: at least three nodes, and a threshold of 2/3 by default (the
+// floor nodes hold to by default).
+TEST(CoordinatorConfigLimits, SecureRoundsNeedThreeNodesAndTwoThirdsByDefault) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::SECURE);
+  c.mutable_tasks(0)->clear_min_nodes();
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->tasks(0).min_nodes(), 3u);
+  EXPECT_DOUBLE_EQ(ok->tasks(0).secure_aggregation().threshold_fraction(), 2.0 / 3.0);
+  c.mutable_tasks(0)->set_min_nodes(2);
+  auto two = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_FALSE(two.ok());
+  EXPECT_THAT(std::string(two.status().message()),
+              ::testing::StartsWith("coordinator.json: tasks[0].min_nodes: 2 is below 3 in mode "
+                                    "SECURE: with two nodes each learns the other's update"));
+  v1::CoordinatorConfig trusted = MinimalConfig(v1::TRUSTED);
+  trusted.mutable_tasks(0)->clear_min_nodes();
+  auto trusted_ok = FinalizeCoordinatorConfig(trusted, "coordinator.json", "");
+  ASSERT_TRUE(trusted_ok.ok()) << trusted_ok.status();
+  EXPECT_EQ(trusted_ok->tasks(0).min_nodes(), 2u);
 }
 
 // The caps that keep one node from claiming the federation's weight, and the

@@ -340,6 +340,25 @@ v1::EvaluationMetrics PrAuc(double pr_auc) {
   return m;
 }
 
+// One budget listed twice would count the node twice in that budget's mean.
+TEST(CheckMetrics, ABudgetListedTwiceIsRefused) {
+  v1::EvaluationMetrics m;
+  m.set_roc_auc(0.8);
+  m.set_pr_auc(0.4);
+  m.set_examples(100);
+  for (uint32_t percent : {5u, 10u}) {
+    v1::AtBudget* b = m.add_at_budget();
+    b->set_percent(percent);
+    b->set_precision(0.5);
+    b->set_recall(0.5);
+  }
+  EXPECT_TRUE(CheckMetrics(m).ok());
+  *m.add_at_budget() = m.at_budget(0);
+  absl::Status s = CheckMetrics(m);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_EQ(s.message(), "metrics: at_budget lists percent 5 twice");
+}
+
 TEST(SummarizeReports, TheMedianPrAucResistsOneLiar) {
   // Three honest reports near 0.30 and one that claims 1.0 with a billion
   // examples: the weighted mean follows the liar, the median does not.

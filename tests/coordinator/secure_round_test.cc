@@ -68,8 +68,10 @@ class SecureRoundTest : public testing::Test {
       signers_[node] = *std::move(signer);
       auto cert = io::ReadFile(*root_ + "/" + node + ".pem");
       ASSERT_TRUE(cert.ok()) << cert.status();
-      auto round = SecAggNodeRound::Create({kTask, kRound, node, kThreshold}, *signers_[node],
-                                           *verifier_, *cert);
+      // t = 3 of 5, the protocol's minimum, accepted by these nodes
+      // (threshold_fraction 0.5) to test dropouts down to t.
+      auto round = SecAggNodeRound::Create({kTask, kRound, node, kThreshold, 3, 0.5},
+                                           *signers_[node], *verifier_, *cert);
       ASSERT_TRUE(round.ok()) << round.status();
       nodes_[node] = *std::move(round);
       std::vector<uint32_t> update(kDim);
@@ -129,10 +131,25 @@ class SecureRoundTest : public testing::Test {
     }
   }
 
-  // Phase 4, node side: the reveal of each node of `u3`.
-  void ComputeReveals(const std::set<std::string>& u3) {
+  // Phase 4: each node of `u3` signs it and the coordinator takes the
+  // signature; the phase closes.
+  void Confirm(const std::set<std::string>& u3) {
     for (const std::string& node : u3) {
-      auto reveal = nodes_[node]->Unmask(u3);
+      auto signature = nodes_[node]->ConfirmSurvivors(u3);
+      ASSERT_TRUE(signature.ok()) << node << ": " << signature.status();
+      signatures_[node] = *signature;
+      absl::Status s = round_->Confirm(node, *signature);
+      ASSERT_TRUE(s.ok()) << node << ": " << s;
+    }
+    ASSERT_TRUE(round_->CloseConfirming().ok());
+  }
+
+  // Phases 4 and 5, node side: the survivors confirm `u3`, then each computes
+  // its reveal from the signatures the coordinator relays.
+  void ComputeReveals(const std::set<std::string>& u3) {
+    ASSERT_NO_FATAL_FAILURE(Confirm(u3));
+    for (const std::string& node : u3) {
+      auto reveal = nodes_[node]->Unmask(u3, round_->survivor_signatures());
       ASSERT_TRUE(reveal.ok()) << node << ": " << reveal.status();
       reveals_[node] = *std::move(reveal);
     }
@@ -165,6 +182,7 @@ class SecureRoundTest : public testing::Test {
   std::vector<uint32_t> masked_sum_;
   std::vector<uint32_t> expected_;
   std::map<std::string, UnmaskShares> reveals_;
+  std::map<std::string, std::string> signatures_;  // on U3, by signer
 };
 
 std::string* SecureRoundTest::root_ = nullptr;
@@ -411,10 +429,10 @@ TEST_F(SecureRoundTest, RevealRefusesSharesThatBreakTheRules) {
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_THAT(Message(s), HasSubstr("node DK revealed a mask-key share of EE"));
 
-  // FI sent no masked input.
+  // FI sent no masked input, so it confirmed nothing.
   s = round_->Reveal("FI", real);
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-  EXPECT_THAT(Message(s), HasSubstr("node FI sent no masked input"));
+  EXPECT_THAT(Message(s), HasSubstr("node FI did not confirm the survivor list"));
   EXPECT_FALSE(round_->Revealed("FI"));
 
   // None of the refusals counted; the real reveal is accepted, once.
@@ -435,6 +453,54 @@ TEST_F(SecureRoundTest, RevealRefusesSharesThatBreakTheRules) {
   EXPECT_EQ(*sum, expected_);
 }
 
+TEST_F(SecureRoundTest, ConfirmRefusesSignaturesThatBreakTheRules) {
+  const std::set<std::string> u3 = {"DK", "EE", "LV", "SE"};  // FI drops out
+  ASSERT_NO_FATAL_FAILURE(Advertise());
+  ASSERT_NO_FATAL_FAILURE(Share());
+  ASSERT_NO_FATAL_FAILURE(MaskInputs(u3));
+  auto dk = nodes_["DK"]->ConfirmSurvivors(u3);
+  ASSERT_TRUE(dk.ok()) << dk.status();
+
+  // Before the masked-input phase closes.
+  absl::Status s = round_->Confirm("DK", *dk);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("a survivor-list signature from DK refused"));
+  ASSERT_TRUE(round_->CloseMasking(u3).ok());
+
+  // DK's signature offered as EE's, a signature on another list, and one
+  // from FI, which sent no masked input.
+  s = round_->Confirm("EE", *dk);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("survivor list signed by EE: the signature does not cover"));
+  auto lv_other = nodes_["LV"]->ConfirmSurvivors(kAll);  // LV shown all five
+  ASSERT_TRUE(lv_other.ok()) << lv_other.status();
+  s = round_->Confirm("LV", *lv_other);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  s = round_->Confirm("FI", *dk);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("node FI sent no masked input"));
+  s = round_->Confirm("DK", std::string(513, 's'));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("at most 512"));
+
+  // The real one counts, once; two confirmations are below t = 3.
+  ASSERT_TRUE(round_->Confirm("DK", *dk).ok());
+  s = round_->Confirm("DK", *dk);
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  auto ee = nodes_["EE"]->ConfirmSurvivors(u3);
+  ASSERT_TRUE(ee.ok());
+  ASSERT_TRUE(round_->Confirm("EE", *ee).ok());
+  EXPECT_EQ(round_->confirmed_count(), 2u);
+  s = round_->CloseConfirming();
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("only 2 of 4 nodes confirmed the survivor list"));
+  // LV, whose signature the round refused, may not reveal.
+  auto lv_reveal = nodes_["DK"]->Unmask(u3, round_->survivor_signatures());
+  EXPECT_FALSE(lv_reveal.ok());  // DK itself needs t = 3 signatures
+  s = round_->Reveal("LV", {});
+  EXPECT_THAT(Message(s), HasSubstr("node LV did not confirm the survivor list"));
+}
+
 TEST_F(SecAggMessagesTest, SignedKeysRoundTripAndStillVerify) {
   const SignedAdvertisement& ad = nodes_["EE"]->advertisement();
   v1::SignedKeys proto = secagg::ToProto(ad);
@@ -447,6 +513,7 @@ TEST_F(SecAggMessagesTest, SignedKeysRoundTripAndStillVerify) {
   EXPECT_EQ(back->keys.round_id, kRound);
   EXPECT_EQ(back->keys.mask_key, ad.keys.mask_key);
   EXPECT_EQ(back->keys.cipher_key, ad.keys.cipher_key);
+  EXPECT_EQ(back->keys.seed_commitment, ad.keys.seed_commitment);
   EXPECT_EQ(back->cert_pem, ad.cert_pem);
   EXPECT_EQ(back->signature, ad.signature);
   EXPECT_TRUE(verifier_->Verify(back->keys, back->cert_pem, back->signature).ok());
@@ -490,6 +557,11 @@ TEST_F(SecAggMessagesTest, SignedKeysRefuseAPublicKeyOfTheWrongLength) {
   s = secagg::FromProto(long_cipher, kTask, kRound).status();
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_THAT(Message(s), HasSubstr("keys of LV: cipher_public_key has 33 bytes, expected 32"));
+
+  v1::SignedKeys no_commitment = proto;
+  no_commitment.clear_seed_commitment();
+  s = secagg::FromProto(no_commitment, kTask, kRound).status();
+  EXPECT_THAT(Message(s), HasSubstr("keys of LV: seed_commitment has 0 bytes, expected 32"));
 
   v1::SignedKeys no_cipher = proto;
   no_cipher.clear_cipher_public_key();

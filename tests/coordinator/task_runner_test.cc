@@ -86,14 +86,15 @@ class TaskRunnerTest : public testing_support::FederationSuite<TaskRunnerTest> {
 
   static std::string Pki(const std::string& file) { return *root_ + "/pki/" + file; }
 
-  // A runner of task "risk" (the small schema), not started: min_nodes 2,
-  // rounds 1, no gathering pause, on the fake clock.
+  // A runner of task "risk" (the small schema), not started: min_nodes 2
+  // (3 in mode SECURE, its least), rounds 1, no gathering pause, on the fake
+  // clock.
   void MakeRunner(v1::AggregationMode mode,
                   const std::function<void(v1::TaskConfig&)>& adjust = nullptr) {
     v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
         *root_ + "/pki", work_, work_ + "/schema.json", mode);
     v1::TaskConfig* t = c.mutable_tasks(0);
-    t->set_min_nodes(2);
+    t->set_min_nodes(mode == v1::SECURE ? 3 : 2);
     t->set_rounds(1);
     t->set_round_deadline_seconds(kRoundDeadline);
     t->set_eval_deadline_seconds(kEvalDeadline);
@@ -129,6 +130,21 @@ class TaskRunnerTest : public testing_support::FederationSuite<TaskRunnerTest> {
     ASSERT_TRUE(runner_->Join("EE", 1000).ok());
     ASSERT_TRUE(runner_->Join("FI", 1000).ok());
     runner_->Start();
+  }
+  // The same with LV too (the three a secure round needs at least).
+  void JoinEeFiAndLvThenStart() {
+    ASSERT_TRUE(runner_->Join("LV", 1000).ok());
+    JoinEeAndFiThenStart();
+  }
+
+  // A node's secure-aggregation session with the default guarantees and its
+  // contribution record in the test's directory.
+  std::unique_ptr<node::SecureAggregationSession> Session(const std::string& node) {
+    auto session =
+        node::SecureAggregationSession::Create(testing_support::DevIdentity(*root_ + "/pki", node),
+                                               {{}, work_ + "/contributions-" + node + ".jsonl"});
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *std::move(session) : nullptr;
   }
 
   v1::TaskAssignment PollFor(const std::string& node, Kind kind) {
@@ -322,19 +338,18 @@ TEST_F(TaskRunnerTest, TooFewUpdatesByTheDeadlineAbortAndTheModelStaysUnchanged)
 
 TEST_F(TaskRunnerTest, SecureRoundAbortsWhenTooFewNodesAdvertiseKeys) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::SECURE));
-  JoinEeAndFiThenStart();
+  JoinEeFiAndLvThenStart();
   v1::TaskAssignment a = PollFor("EE", v1::TaskAssignment::ADVERTISE_KEYS);
   ASSERT_EQ(a.kind(), v1::TaskAssignment::ADVERTISE_KEYS);
-  EXPECT_EQ(a.secure().threshold(), 2u);
-  EXPECT_EQ(a.secure().total_weight(), 2000u);
-  auto session =
-      node::SecureAggregationSession::Create(testing_support::DevIdentity(*root_ + "/pki", "EE"));
-  ASSERT_TRUE(session.ok()) << session.status();
-  auto keys = (*session)->AdvertiseKeys(a);
+  EXPECT_EQ(a.secure().threshold(), 3u);  // floor(2/3 x 3) + 1, the default
+  EXPECT_EQ(a.secure().total_weight(), 3000u);
+  auto session = Session("EE");
+  ASSERT_NE(session, nullptr);
+  auto keys = session->AdvertiseKeys(a);
   ASSERT_TRUE(keys.ok()) << keys.status();
   ASSERT_TRUE(runner_->AdvertiseKeys("EE", *keys).ok());
   EXPECT_EQ(runner_->NextAssignment("EE", milliseconds(0)).kind(), v1::TaskAssignment::WAIT);
-  // FI stays silent through the key phase's deadline.
+  // FI and LV stay silent through the key phase's deadline.
   clock_.Advance(seconds(kKeyPhaseDeadline + 1));
   ASSERT_TRUE(Eventually([&] { return runner_->Status().rounds_aborted() == 1; }));
   EXPECT_EQ(registry_->Versions("risk"), (std::vector<uint64_t>{0}));
@@ -342,44 +357,43 @@ TEST_F(TaskRunnerTest, SecureRoundAbortsWhenTooFewNodesAdvertiseKeys) {
   ASSERT_EQ(rounds.size(), 1u);
   EXPECT_EQ(rounds[0].status, "aborted");
   EXPECT_EQ(rounds[0].reason,
-            "only 1 of 2 selected nodes advertised keys by the deadline; the threshold is 2");
+            "only 1 of 3 selected nodes advertised keys by the deadline; the threshold is 3");
   // The key phase is over for this round.
   EXPECT_TRUE(absl::IsFailedPrecondition(runner_->AdvertiseKeys("FI", *keys)));
 }
 
 TEST_F(TaskRunnerTest, SecureRoundAbortsWhenANodeDoesNotShareItsKeys) {
   ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::SECURE));
-  JoinEeAndFiThenStart();
+  JoinEeFiAndLvThenStart();
   std::map<std::string, std::unique_ptr<node::SecureAggregationSession>> sessions;
-  for (const std::string node : {"EE", "FI"}) {
-    auto session =
-        node::SecureAggregationSession::Create(testing_support::DevIdentity(*root_ + "/pki", node));
-    ASSERT_TRUE(session.ok()) << session.status();
+  for (const std::string node : {"EE", "FI", "LV"}) {
+    std::unique_ptr<node::SecureAggregationSession> session = Session(node);
+    ASSERT_NE(session, nullptr);
     v1::TaskAssignment a = PollFor(node, v1::TaskAssignment::ADVERTISE_KEYS);
     ASSERT_EQ(a.kind(), v1::TaskAssignment::ADVERTISE_KEYS);
-    auto keys = (*session)->AdvertiseKeys(a);
+    auto keys = session->AdvertiseKeys(a);
     ASSERT_TRUE(keys.ok()) << keys.status();
     ASSERT_TRUE(runner_->AdvertiseKeys(node, *keys).ok());
-    sessions[node] = *std::move(session);
+    sessions[node] = std::move(session);
   }
-  // Both advertised: the sharing phase opens without waiting for a deadline.
+  // All advertised: the sharing phase opens without waiting for a deadline.
   v1::TaskAssignment share = PollFor("EE", v1::TaskAssignment::SHARE_KEYS);
   ASSERT_EQ(share.kind(), v1::TaskAssignment::SHARE_KEYS);
-  EXPECT_EQ(share.secure().advertisements_size(), 2);
+  EXPECT_EQ(share.secure().advertisements_size(), 3);
   auto shares = sessions["EE"]->ShareKeys(share);
   ASSERT_TRUE(shares.ok()) << shares.status();
   ASSERT_TRUE(runner_->ShareKeys("EE", *shares).ok());
   EXPECT_EQ(runner_->Status().phase(), "sharing keys");
   clock_.Advance(seconds(kKeyPhaseDeadline + 1));
   ASSERT_TRUE(Eventually([&] { return runner_->Status().rounds_aborted() == 1; }));
-  // Both nodes are still available: the next round opens with fresh keys.
+  // The nodes are still available: the next round opens with fresh keys.
   EXPECT_EQ(PollFor("EE", v1::TaskAssignment::ADVERTISE_KEYS).round_id(), 2u);
   EXPECT_EQ(registry_->Versions("risk"), (std::vector<uint64_t>{0}));
   const std::vector<RoundRecord> rounds = Rounds();
   ASSERT_EQ(rounds.size(), 1u);
   EXPECT_EQ(rounds[0].status, "aborted");
   EXPECT_EQ(rounds[0].reason,
-            "only 1 of 2 nodes sent their shares by the deadline; the threshold is 2");
+            "only 1 of 3 nodes sent their shares by the deadline; the threshold is 3");
 }
 
 TEST_F(TaskRunnerTest, StopWakesALongPollWaitingOnTheClock) {
@@ -444,6 +458,26 @@ TEST_F(TaskRunnerTest, RejectedUpdatesAreCountedAndNeverAggregated) {
   EXPECT_EQ(rounds[0].rejected_updates, 2u);  // the oversized count and the bad layout
   // Only the two valid updates of 1.0 count; the rejected 9.0 never did.
   EXPECT_TRUE(torch::allclose(FirstWeights(1), FirstWeights(0) + 1.0f));
+}
+
+// A report's examples weight the round's mean metrics: no more than the
+// hold-out the node declared at join.
+TEST_F(TaskRunnerTest, ReportsBeyondTheDeclaredHoldOutAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED));
+  JoinEeAndFiThenStart();                                            // no hold-out declared
+  ASSERT_TRUE(runner_->Join("EE", 1000, /*holdout_rows=*/50).ok());  // EE's Join replaces it
+  v1::TaskAssignment ee = PollFor("EE", v1::TaskAssignment::TRAIN);
+  v1::TaskAssignment fi = PollFor("FI", v1::TaskAssignment::TRAIN);
+  ASSERT_TRUE(Upload("EE", ee, 1.0f, 100).ok());
+  ASSERT_TRUE(Upload("FI", fi, 1.0f, 100).ok());
+  ASSERT_EQ(PollFor("EE", v1::TaskAssignment::EVALUATE).kind(), v1::TaskAssignment::EVALUATE);
+  absl::Status s = runner_->ReportMetrics("EE", 1, 1, Metrics());  // 100 examples
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_EQ(s.message(), "metrics: examples 100 exceed the 50 hold-out rows EE declared at join");
+  v1::EvaluationMetrics fits = Metrics();
+  fits.set_examples(50);
+  EXPECT_TRUE(runner_->ReportMetrics("EE", 1, 1, fits).ok());
+  EXPECT_TRUE(runner_->ReportMetrics("FI", 1, 1, Metrics()).ok());  // FI declared none
 }
 
 // The publish gate: a candidate is signed only when enough participants

@@ -658,12 +658,16 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
       std::string(refused.status().message()),
       ::testing::StartsWith("tls.crl: " + revoke.out + ": stale: its next update was due "));
 
-  // Only the coordinator checks revocation: a node's config may not name a CRL.
+  // A node checks the advertised keys of its peers against its own CRL: a
+  // stale one stops the node's start too.
   v1::NodeConfig node = testing_support::LoopbackNodeConfig(*root_, "FI", 1, "revoked", "risk");
   node.mutable_tls()->set_crl(revoke.out);
-  EXPECT_EQ(node::FinalizeNodeConfig(node, "node.json", "").status().message(),
-            "node.json: tls.crl: only the coordinator checks revocation; remove it from a "
-            "node's config");
+  auto node_config = node::FinalizeNodeConfig(node, "node.json", "");
+  ASSERT_TRUE(node_config.ok()) << node_config.status();
+  auto stale_node = node::Node::Create(*node_config);
+  ASSERT_FALSE(stale_node.ok());
+  EXPECT_THAT(std::string(stale_node.status().message()),
+              ::testing::StartsWith(revoke.out + ": stale: its next update was due "));
 }
 
 TEST_F(FederationTest, RolesAreCheckedFromTheCertificate) {

@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -55,16 +56,19 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
     // Declarations of EE only, for the schema file.
     MakeRoot(testing_support::MakeFederationWithData("secagg", kAdmins, {"EE"}, 200));
   }
-  // A SECURE coordinator with min_nodes 2 that gathers for 3 s (every
+  // A SECURE coordinator with min_nodes 3 that gathers for 3 s (every
   // scripted node is polling by then, so all are selected), with short phase
-  // deadlines so dropouts cost seconds.
-  std::unique_ptr<coordinator::Coordinator> Start(const std::string& name) {
+  // deadlines so dropouts cost seconds. `threshold_fraction` 0 keeps the
+  // default (2/3).
+  std::unique_ptr<coordinator::Coordinator> Start(const std::string& name,
+                                                  double threshold_fraction) {
     v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
         *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json",
         v1::AGGREGATION_MODE_UNSPECIFIED);  // the default must be SECURE
     v1::TaskConfig* t = c.mutable_tasks(0);
-    t->set_min_nodes(2);
+    t->set_min_nodes(3);
     t->set_rounds(1);
+    t->mutable_secure_aggregation()->set_threshold_fraction(threshold_fraction);
     t->set_round_deadline_seconds(8);
     t->set_eval_deadline_seconds(5);
     t->set_gather_seconds(3);
@@ -111,15 +115,21 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
   }
 
   // Runs one scripted node until `stop`: joins with `rows` training rows,
-  // follows its assignments, and goes silent at `drop`.
-  static void RunNode(const std::string& admin, size_t index, uint64_t rows, DropAt drop, int port,
+  // follows its assignments, and goes silent at `drop`. Its own floor on the
+  // threshold is `threshold_fraction` (0: the default, 2/3); its record of
+  // contributions is <run>/contributions-<admin>.jsonl.
+  static void RunNode(const std::string& run, const std::string& admin, size_t index, uint64_t rows,
+                      DropAt drop, double threshold_fraction, int port,
                       const tensor::NamedTensors& global, const std::atomic<bool>& stop) {
     v1::NodeConfig config;
     config.set_coordinator_address(absl::StrCat("localhost:", port));
     *config.mutable_tls() = Identity(admin);
     auto client = node::CoordinatorClient::Create(config);
     ASSERT_TRUE(client.ok()) << client.status();
-    auto session = node::SecureAggregationSession::Create(config.tls());
+    node::SecureAggregationSession::Options options;
+    options.guarantees.set_threshold_fraction(threshold_fraction);
+    options.record_path = absl::StrCat(*root_, "/", run, "/contributions-", admin, ".jsonl");
+    auto session = node::SecureAggregationSession::Create(config.tls(), options);
     ASSERT_TRUE(session.ok()) << session.status();
     EXPECT_EQ((*session)->self(), admin);
     v1::JoinRequest join;
@@ -156,7 +166,9 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
         for (const auto& [name, t] : update) {
           pieces.push_back({name, {t.data_ptr<float>(), static_cast<size_t>(t.numel())}});
         }
-        auto masked = (*session)->MaskUpdate(*a, pieces, rows);
+        const std::string model_sha256 =
+            nlohmann::json::parse(a->manifest_json())["wire_sha256"].get<std::string>();
+        auto masked = (*session)->MaskUpdate(*a, model_sha256, pieces, rows);
         ASSERT_TRUE(masked.ok()) << masked.status();
         EXPECT_EQ(masked->clipped, 0u);
         tensor::NamedTensors upload;
@@ -171,6 +183,10 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
         header.set_model_version(a->model_version());
         auto response = (*client)->UploadUpdate(header, encoder);
         EXPECT_TRUE(response.ok()) << response.status();
+      } else if (kind == v1::TaskAssignment::CONFIRM_SURVIVORS) {
+        auto request = (*session)->ConfirmSurvivors(*a);
+        ASSERT_TRUE(request.ok()) << request.status();
+        EXPECT_TRUE((*client)->ConfirmSurvivors(*request).ok());
       } else if (kind == v1::TaskAssignment::UNMASK) {
         auto request = (*session)->Unmask(*a);
         ASSERT_TRUE(request.ok()) << request.status();
@@ -224,17 +240,19 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
   };
 
   // One round with `drops[i]` for node kAdmins[i]; node i declares
-  // 100 * (i + 1) training rows.
-  Outcome RunRound(const std::string& name, const std::vector<DropAt>& drops) {
-    auto coordinator = Start(name);
+  // 100 * (i + 1) training rows. `threshold_fraction` (0: the default) for
+  // the coordinator and the nodes alike.
+  Outcome RunRound(const std::string& name, const std::vector<DropAt>& drops,
+                   double threshold_fraction = 0) {
+    auto coordinator = Start(name, threshold_fraction);
     schema_hash_ = coordinator->runner("risk")->feature_schema_hash();
     Outcome out;
     out.global = *coordinator->registry().LoadWeights("risk", 0);
     std::atomic<bool> stop{false};
     std::vector<std::thread> nodes;
     for (size_t i = 0; i < drops.size(); ++i) {
-      nodes.emplace_back(RunNode, kAdmins[i], i, 100 * (i + 1), drops[i], coordinator->Port(),
-                         std::cref(out.global), std::cref(stop));
+      nodes.emplace_back(RunNode, name, kAdmins[i], i, 100 * (i + 1), drops[i], threshold_fraction,
+                         coordinator->Port(), std::cref(out.global), std::cref(stop));
     }
     for (int i = 0; i < 600; ++i) {
       auto rounds = coordinator->ledger().List("risk");
@@ -322,15 +340,16 @@ TEST_F(SecureAggregationTest, SumOfFiveMaskedUpdatesIsTheWeightedMeanAndEachInpu
 }
 
 TEST_F(SecureAggregationTest, DropoutsAtEveryPhaseStillGiveTheSumOfThoseWhoSentMaskedInput) {
-  // Nine nodes, threshold 5. AT never advertises, BE never shares, DE never
-  // sends its masked input (its pairwise masks are recovered from shares),
-  // DK vanishes before unmasking (its input still counts).
+  // Nine nodes, threshold 5 (fraction 0.5, accepted by coordinator and nodes
+  // alike). AT never advertises, BE never shares, DE never sends its masked
+  // input (its pairwise masks are recovered from shares), DK vanishes before
+  // unmasking (its input still counts).
   std::vector<DropAt> drops(9, DropAt::kNever);
   drops[0] = DropAt::kBeforeAdvertising;
   drops[1] = DropAt::kBeforeSharing;
   drops[2] = DropAt::kBeforeMaskedInput;
   drops[3] = DropAt::kBeforeUnmasking;
-  Outcome out = RunRound("dropouts", drops);
+  Outcome out = RunRound("dropouts", drops, 0.5);
   ASSERT_EQ(out.rounds.size(), 1u);
   EXPECT_EQ(out.rounds[0].status, "completed") << out.rounds[0].reason;
   EXPECT_EQ(out.rounds[0].participants, 6u);
@@ -340,14 +359,14 @@ TEST_F(SecureAggregationTest, DropoutsAtEveryPhaseStillGiveTheSumOfThoseWhoSentM
 }
 
 TEST_F(SecureAggregationTest, TooManyDropoutsAbortTheRoundAndLeaveTheModelUnchanged) {
-  // Five nodes, threshold 3: three vanish after sharing keys.
+  // Five nodes, threshold 4 (the default 2/3): two vanish after sharing keys.
   std::vector<DropAt> drops(5, DropAt::kNever);
-  drops[0] = drops[1] = drops[2] = DropAt::kBeforeMaskedInput;
+  drops[0] = drops[1] = DropAt::kBeforeMaskedInput;
   Outcome out = RunRound("abort", drops);
   ASSERT_EQ(out.rounds.size(), 1u);
   EXPECT_EQ(out.rounds[0].status, "aborted");
   EXPECT_EQ(out.rounds[0].reason,
-            "only 2 of 5 nodes sent their masked input by the deadline; the threshold is 3");
+            "only 3 of 5 nodes sent their masked input by the deadline; the threshold is 4");
   EXPECT_FALSE(out.published.has_value());
 }
 

@@ -119,7 +119,7 @@ TEST_F(TaskKindsTest, AnomalyTaskRunsSecureRoundsAndFlagsOnTheHoldout) {
 }
 
 TEST_F(TaskKindsTest, NodeOfAnotherKindStopsWithoutTraining) {
-  auto coordinator = StartCoordinator("mismatch", "anomaly", 1, /*min_nodes=*/2);
+  auto coordinator = StartCoordinator("mismatch", "anomaly", 1);
   // EE calls the task "anomaly" but its config says it is a risk task: same
   // input (schema), another model. It must stop rather than train.
   v1::NodeConfig config = NodeConfigFor("EE", coordinator->Port(), "mismatch", "anomaly");
@@ -129,7 +129,11 @@ TEST_F(TaskKindsTest, NodeOfAnotherKindStopsWithoutTraining) {
   EXPECT_EQ((*wrong)->learner().kind(), v1::TASK_RISK);
   auto right = node::Node::Create(NodeConfigFor("FI", coordinator->Port(), "mismatch", "anomaly"));
   ASSERT_TRUE(right.ok()) << right.status();
+  auto also_right =
+      node::Node::Create(NodeConfigFor("LV", coordinator->Port(), "mismatch", "anomaly"));
+  ASSERT_TRUE(also_right.ok()) << also_right.status();
   auto right_run = std::async(std::launch::async, [&] { return (*right)->Run(); });
+  auto also_right_run = std::async(std::launch::async, [&] { return (*also_right)->Run(); });
   auto wrong_run = std::async(std::launch::async, [&] { return (*wrong)->Run(); });
   ASSERT_EQ(wrong_run.wait_for(std::chrono::minutes(3)), std::future_status::ready);
   const absl::Status status = wrong_run.get();
@@ -137,7 +141,9 @@ TEST_F(TaskKindsTest, NodeOfAnotherKindStopsWithoutTraining) {
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("has kind anomaly, but this node's config gives it kind risk"));
   (*right)->Stop();
+  (*also_right)->Stop();
   right_run.wait();
+  also_right_run.wait();
   // Nothing from EE reached a version: the round could not complete.
   EXPECT_EQ(coordinator->registry().Versions("anomaly"), (std::vector<uint64_t>{0}));
 }

@@ -154,7 +154,7 @@ class Soak {
 
     // A small model, so 50 nodes train on 2 cores; enough nodes per round
     // that 10 % faults rarely abort one, and deadlines that cut stalls.
-    const uint32_t min_nodes = std::max<uint32_t>(2, o_.nodes * 6 / 10);
+    const uint32_t min_nodes = std::max<uint32_t>(3, o_.nodes * 6 / 10);
     json task{{"name", "risk"},
               {"schema_file", root + "/data/" + admins_[0] + "/declarations.schema.json"},
               {"min_nodes", min_nodes},
