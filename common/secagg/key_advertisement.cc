@@ -160,7 +160,8 @@ absl::StatusOr<bool> KeyAdvertisementVerifier::UseRevocationList(std::string_vie
 }
 
 absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys, std::string_view cert_pem,
-                                              std::string_view signature) const {
+                                              std::string_view signature,
+                                              crypto::X509Ptr* certificate) const {
   const std::string who = absl::StrCat("keys advertised for ", keys.node, ": ");
   auto refuse = [&](absl::string_view why) {
     return absl::PermissionDeniedError(who + std::string(why));
@@ -191,6 +192,7 @@ absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys, std::s
                                " round ", keys.round_id,
                                " (substituted key, replay from another round, or forgery)"));
   }
+  if (certificate != nullptr) *certificate = std::move(chain->front());
   return absl::OkStatus();
 }
 
@@ -199,9 +201,18 @@ absl::Status KeyAdvertisementVerifier::VerifySurvivorList(
     std::string_view cert_pem, std::string_view signature) const {
   absl::StatusOr<std::vector<crypto::X509Ptr>> chain =
       crypto::CertificatesFromPem(cert_pem, "advertised certificate");
-  if (!chain.ok() || chain->empty() ||
-      !SignatureVerifies(chain->front().get(), SurvivorListPayload(task, round_id, signer, list),
-                         signature)) {
+  return VerifySurvivorList(task, round_id, signer, list,
+                            chain.ok() && !chain->empty() ? chain->front().get() : nullptr,
+                            signature);
+}
+
+absl::Status KeyAdvertisementVerifier::VerifySurvivorList(const std::string& task,
+                                                          uint64_t round_id,
+                                                          const std::string& signer,
+                                                          const SurvivorList& list, X509* cert,
+                                                          std::string_view signature) const {
+  if (cert == nullptr ||
+      !SignatureVerifies(cert, SurvivorListPayload(task, round_id, signer, list), signature)) {
     return absl::PermissionDeniedError(absl::StrCat(
         "survivor list signed by ", signer, ": the signature does not cover this list of ",
         list.u3.size(), " nodes, these terms and these keys for task ", task, " round ", round_id,

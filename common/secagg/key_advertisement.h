@@ -112,14 +112,21 @@ class KeyAdvertisementVerifier {
   // `crl_path` unless it is empty (RevocationList::Load's checks).
   static absl::StatusOr<std::unique_ptr<KeyAdvertisementVerifier>> Create(
       const std::string& ca_cert_path, const std::string& crl_path = "");
+  // On success, `*certificate` (if given) receives the parsed certificate,
+  // for checking the node's later signatures without parsing it again.
   absl::Status Verify(const AdvertisedKeys& keys, std::string_view cert_pem,
-                      std::string_view signature) const;
+                      std::string_view signature, crypto::X509Ptr* certificate = nullptr) const;
   // `signer`'s signature on `list`, with the certificate it advertised keys
   // with (already verified by Verify). PermissionDenied "survivor list signed
   // by <signer>: ..." otherwise.
   absl::Status VerifySurvivorList(const std::string& task, uint64_t round_id,
                                   const std::string& signer, const SurvivorList& list,
                                   std::string_view cert_pem, std::string_view signature) const;
+  // The same with the certificate already parsed (a node checks t of them
+  // per round: parsing each PEM again would cost more than the signature).
+  absl::Status VerifySurvivorList(const std::string& task, uint64_t round_id,
+                                  const std::string& signer, const SurvivorList& list, X509* cert,
+                                  std::string_view signature) const;
 
   // A revocation list relayed by the coordinator (PEM): used instead of the
   // one in force when the CA signed it, it is not stale, and it was issued

@@ -172,14 +172,18 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
           "keys advertised for ", ad.keys.node, " belong to task ", ad.keys.task, " round ",
           ad.keys.round_id, ", not ", params_.task, " round ", params_.round_id)));
     }
-    if (absl::Status s = verifier_.Verify(ad.keys, ad.cert_pem, ad.signature); !s.ok()) {
+    // The parsed certificate is kept: Unmask checks survivor signatures
+    // with it.
+    crypto::X509Ptr certificate;
+    if (absl::Status s = verifier_.Verify(ad.keys, ad.cert_pem, ad.signature, &certificate);
+        !s.ok()) {
       return Refuse(s);
     }
     if (!u1_.emplace(ad.keys.node, ad.keys).second) {
       return Refuse(
           absl::PermissionDeniedError(absl::StrCat("node ", ad.keys.node, " is advertised twice")));
     }
-    u1_certs_[ad.keys.node] = ad.cert_pem;
+    u1_certs_[ad.keys.node] = std::move(certificate);
   }
   auto own = u1_.find(params_.self);
   if (own == u1_.end() || own->second.mask_key != advertisement_.keys.mask_key ||
@@ -374,7 +378,7 @@ absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(
     }
     if (absl::Status s = verifier_.VerifySurvivorList(params_.task, params_.round_id, signer,
                                                       {u3_, params_.terms, u1_digest_},
-                                                      u1_certs_.at(signer), signature);
+                                                      u1_certs_.at(signer).get(), signature);
         !s.ok()) {
       return Refuse(s);
     }

@@ -151,7 +151,7 @@ class SecAggNodeRound {
   Phase phase_ = Phase::kAdvertised;
   bool refused_ = false;
   std::map<std::string, AdvertisedKeys> u1_;                         // verified, by node
-  std::map<std::string, std::string> u1_certs_;                      // PEM, by node
+  std::map<std::string, crypto::X509Ptr> u1_certs_;                  // by node
   std::set<std::string> u2_;                                         // incl. self
   std::set<std::string> u3_;                                         // as confirmed
   std::string u1_digest_;                                            // AdvertisedKeysDigest
