@@ -11,6 +11,7 @@
 #include <span>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
 #include "common/io/atomic_file.h"
@@ -272,6 +273,7 @@ absl::StatusOr<Node::FetchedModel> Node::FetchModel(const v1::TaskAssignment& a)
   }
   spdlog::info("round {}: received {} v{} (signature and SHA-256 verified)", a.round_id(), a.task(),
                a.model_version());
+  PruneModels(a.task(), a.model_version());
   return FetchedModel{path, *sha};
 }
 
@@ -417,6 +419,20 @@ absl::Status Node::Evaluate(const v1::TaskAssignment& a) {
                a.round_id(), a.task(), a.model_version(), metrics.pr_auc(), metrics.roc_auc(),
                extra);
   return absl::OkStatus();
+}
+
+void Node::PruneModels(const std::string& task, uint64_t newest) const {
+  const std::string prefix = task + "-v";
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(config_.work_dir() + "/models", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || !name.ends_with(".fct")) continue;
+    uint64_t version = 0;
+    const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 4);
+    if (!absl::SimpleAtoi(digits, &version) || version + 1 >= newest) continue;
+    std::filesystem::remove(entry.path(), ec);  // best effort: a leftover only costs disk
+  }
 }
 
 absl::Status Node::KindMismatch(const v1::TaskAssignment& a) const {

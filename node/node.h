@@ -75,6 +75,9 @@ class Node {
     std::string wire_sha256;
   };
   absl::StatusOr<FetchedModel> FetchModel(const v1::TaskAssignment& assignment);
+  // Removes the downloaded models of `task` older than the version before
+  // `newest` (the global and candidate models of the current round stay).
+  void PruneModels(const std::string& task, uint64_t newest) const;
   // The error for an assignment of another task kind than this node's.
   absl::Status KindMismatch(const v1::TaskAssignment& assignment) const;
   absl::Status RecordMetrics(const v1::TaskAssignment& assignment,

@@ -1,5 +1,7 @@
 #include "common/manifest/model_manifest.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <limits>
@@ -100,6 +102,21 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
     if (!samples.ok()) return samples.status();
     m.total_samples = *samples;
     m.weights_file = j.at("weights_file").get<std::string>();
+    // Readers join it to the model's directory: a path ("../x", "/etc/x")
+    // in a manifest, even a signed one, must not take them elsewhere.
+    const bool plain_name =
+        !m.weights_file.empty() && m.weights_file.size() <= 255 && m.weights_file != "." &&
+        m.weights_file != ".." &&
+        std::all_of(m.weights_file.begin(), m.weights_file.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        });
+    if (!plain_name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source,
+          ": field \"weights_file\": expected a plain file name (letters, digits, '.', "
+          "'_', '-'; at most 255), found \"",
+          m.weights_file.substr(0, 64), "\""));
+    }
     m.weights_sha256 = j.at("weights_sha256").get<std::string>();
     m.wire_sha256 = j.at("wire_sha256").get<std::string>();
     // Absent in manifests written before server strategies kept state.

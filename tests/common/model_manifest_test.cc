@@ -70,6 +70,23 @@ TEST(ModelManifest, CountsMustBeNonNegativeIntegersInRange) {
   }
 }
 
+// The weights file is joined to the model's directory by every reader: a
+// manifest that names a path is refused, signed or not.
+TEST(ModelManifest, WeightsFileMustBeAPlainFileName) {
+  for (const char* bad : {"../model.pt", "/etc/passwd", "a/b.pt", "..", "", "model pt"}) {
+    nlohmann::json j = nlohmann::json::parse(ToJson(Sample()));
+    j["weights_file"] = bad;
+    const absl::Status s = ParseManifest(j.dump(), "m.json").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("m.json: field \"weights_file\": expected a plain file name"))
+        << bad;
+  }
+  nlohmann::json j = nlohmann::json::parse(ToJson(Sample()));
+  j["weights_file"] = "model-v3_final.pt";
+  EXPECT_TRUE(ParseManifest(j.dump(), "m.json").ok());
+}
+
 // A manifest is only as good as its signature: a flipped signature byte, an
 // edited JSON under the original signature and a short signature are all
 // refused as PERMISSION_DENIED naming the source and the key.

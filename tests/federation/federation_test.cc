@@ -20,6 +20,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -214,6 +215,13 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
     ASSERT_EQ(run.wait_for(std::chrono::minutes(5)), std::future_status::ready);
     EXPECT_TRUE(run.get().ok());
   }
+
+  // Each node keeps the last two models it downloaded, not every one.
+  std::set<std::string> kept;
+  for (const auto& e : fs::directory_iterator(*root_ + "/two-rounds/node-EE/models")) {
+    kept.insert(e.path().filename().string());
+  }
+  EXPECT_EQ(kept, (std::set<std::string>{"risk-v1.fct", "risk-v2.fct"}));
 
   // Registry: v0 (initial) and one version per round, each signed and intact.
   EXPECT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
