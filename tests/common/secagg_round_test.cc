@@ -402,9 +402,9 @@ TEST_F(SecAggRoundTest, SignaturesFromAnotherRunOfTheRoundDoNotCount) {
   ASSERT_TRUE(Run({}, {}, &expected).ok());
   const std::map<std::string, std::string> first_run = signatures_;
   for (const std::string& node : kNodes) {
-    rounds_[node] = *SecAggNodeRound::Create({"risk", 7, node, kThreshold, 3, 0.5},
-                                             *signers_[node], *verifier_,
-                                             *io::ReadFile(*root_ + "/" + node + ".pem"));
+    rounds_[node] =
+        *SecAggNodeRound::Create({"risk", 7, node, kThreshold, 3, 0.5}, *signers_[node], *verifier_,
+                                 *io::ReadFile(*root_ + "/" + node + ".pem"));
   }
   ASSERT_NO_FATAL_FAILURE(
       ShareAllThenMaskedInputOfEach(std::set<std::string>(kNodes.begin(), kNodes.end())));
