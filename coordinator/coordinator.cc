@@ -20,9 +20,13 @@
 #include "coordinator/service/analyst_service_impl.h"
 #include "coordinator/service/node_service_impl.h"
 #include "coordinator/service/peer_call_limiter.h"
+#include "coordinator/service/revocation_watcher.h"
 
 namespace fedcustoms::coordinator {
 namespace fs = std::filesystem;
+
+// How often tls.crl is looked at for a replacement (a stat call).
+constexpr std::chrono::seconds kCrlCheckPeriod(2);
 
 Coordinator::Coordinator(v1::CoordinatorConfig config) : config_(std::move(config)) {}
 
@@ -100,7 +104,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     options.models_dir = cfg.state_dir() + "/models/" + task.name();
     options.mode = cfg.aggregation_mode();
     options.key_verifier = c->key_verifier_.get();
-    options.crl_pem = crl_pem;
+    // The list in force when a secure round opens (tls.crl may be replaced
+    // while the coordinator runs).
+    options.crl_pem = [coordinator = c.get()] {
+      return coordinator->revocation_watcher_ ? coordinator->revocation_watcher_->pem()
+                                              : std::string();
+    };
     options.aggregator_input_tap = aggregator_input_tap;
     auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
                                      c->signer_.get());
@@ -110,6 +119,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   }
   c->call_limiter_ = std::make_unique<PeerCallLimiter>(cfg.limits().max_calls_per_peer());
   c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked), c->call_limiter_.get());
+  if (!cfg.tls().crl().empty()) {
+    c->revocation_watcher_ = std::make_unique<RevocationWatcher>(
+        cfg.tls().crl(), cfg.tls().ca_cert(), crl_pem, kCrlCheckPeriod,
+        [authorizer = c->authorizer_.get()](std::shared_ptr<const pki::RevocationList> list) {
+          authorizer->SetRevocationList(std::move(list));
+        });
+    c->revocation_watcher_->Start();
+  }
   c->stream_watchdog_ =
       std::make_unique<StreamWatchdog>(std::chrono::seconds(cfg.stream_idle_seconds()));
   c->node_service_ = std::make_unique<NodeServiceImpl>(runners, spool_dir, *c->authorizer_,
@@ -177,6 +194,7 @@ void Coordinator::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  revocation_watcher_.reset();  // no runner or call uses it any more
 }
 
 void Coordinator::Wait() {

@@ -20,6 +20,7 @@ namespace fedcustoms::coordinator {
 
 class Authorizer;
 class PeerCallLimiter;
+class RevocationWatcher;
 class NodeServiceImpl;
 class AnalystServiceImpl;
 class AdminServiceImpl;
@@ -67,6 +68,9 @@ class Coordinator {
   std::unique_ptr<PeerCallLimiter> call_limiter_;
   // Before the services, which hold a reference to it.
   std::unique_ptr<Authorizer> authorizer_;
+  // Reloads tls.crl into the authorizer when the file changes; its list is
+  // the one the runners relay. Stopped in Shutdown, after the runners.
+  std::unique_ptr<RevocationWatcher> revocation_watcher_;
   // Declared before the services that hold leases on it.
   std::unique_ptr<StreamWatchdog> stream_watchdog_;
   std::unique_ptr<NodeServiceImpl> node_service_;

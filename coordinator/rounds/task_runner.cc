@@ -595,7 +595,7 @@ bool TaskRunner::ExchangeKeys() {
     return false;
   }
   round_.secure_params = *std::move(params);
-  round_.secure_params.set_crl_pem(options_.crl_pem);
+  if (options_.crl_pem) round_.secure_params.set_crl_pem(options_.crl_pem());
   const uint32_t threshold = round_.secure_params.threshold();
   round_.secure = std::make_unique<SecureRound>(
       SecureRound::Params{name(), round_.id, round_.selected, threshold,

@@ -65,9 +65,10 @@ class TaskRunner {
     v1::AggregationMode mode = v1::SECURE;
     // Checks the nodes' signed secure-aggregation keys (mode SECURE).
     const secagg::KeyAdvertisementVerifier* key_verifier = nullptr;
-    // The coordinator's revocation list (PEM, empty if none), relayed to the
-    // nodes with every secure round so they refuse revoked peers' keys.
-    std::string crl_pem;
+    // The coordinator's revocation list in force (PEM, empty if none),
+    // relayed to the nodes with every secure round so they refuse revoked
+    // peers' keys; unset for none.
+    std::function<std::string()> crl_pem;
     // The time every deadline runs on, and the waits on it (null: a
     // SteadyClock of the runner's own). Must outlive the runner.
     Clock* clock = nullptr;

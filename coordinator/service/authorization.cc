@@ -9,6 +9,11 @@
 
 namespace fedcustoms::coordinator {
 
+void Authorizer::SetRevocationList(std::shared_ptr<const pki::RevocationList> revoked) {
+  absl::MutexLock lock(&mu_);
+  revoked_ = std::move(revoked);
+}
+
 absl::StatusOr<AuthorizedCall> Authorizer::Authorize(const grpc::ServerContext& context,
                                                      std::initializer_list<pki::Role> allowed,
                                                      std::string_view rpc) const {
@@ -25,8 +30,13 @@ absl::StatusOr<AuthorizedCall> Authorizer::Authorize(const grpc::ServerContext& 
     return absl::UnauthenticatedError(
         absl::StrCat(rpc_name, ": no usable client certificate: ", peer.status().message()));
   }
-  if (revoked_ != nullptr) {
-    if (absl::Status s = revoked_->Check(*pem); !s.ok()) {
+  std::shared_ptr<const pki::RevocationList> revoked;
+  {
+    absl::MutexLock lock(&mu_);
+    revoked = revoked_;
+  }
+  if (revoked != nullptr) {
+    if (absl::Status s = revoked->Check(*pem); !s.ok()) {
       spdlog::warn("{} refused: {}", rpc, s.message());
       return absl::Status(s.code(), absl::StrCat(rpc_name, ": ", s.message()));
     }

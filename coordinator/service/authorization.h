@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/pki/peer_identity.h"
 #include "common/pki/revocation_list.h"
 #include "coordinator/service/peer_call_limiter.h"
@@ -31,6 +32,10 @@ class Authorizer {
                       PeerCallLimiter* limiter = nullptr)
       : revoked_(std::move(revoked)), limiter_(limiter) {}
 
+  // Replaces the list in force (RevocationWatcher, when tls.crl changes);
+  // calls already authorized are not affected.
+  void SetRevocationList(std::shared_ptr<const pki::RevocationList> revoked);
+
   // The caller's identity from its verified client certificate, if that
   // certificate is not revoked (else UNAUTHENTICATED naming its serial), its
   // role is one of `allowed` (else PERMISSION_DENIED) and it has a free slot
@@ -43,7 +48,8 @@ class Authorizer {
                                            std::string_view rpc) const;
 
  private:
-  const std::shared_ptr<const pki::RevocationList> revoked_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const pki::RevocationList> revoked_ ABSL_GUARDED_BY(mu_);
   PeerCallLimiter* const limiter_;
 };
 

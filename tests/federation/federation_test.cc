@@ -610,8 +610,9 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
 // Error paths: roles, rounds and hostile updates over the real services.
 
 // A CRL from `fedcustoms certs revoke` in tls.crl: the revoked node is
-// refused on every call with its serial named, the others work; a stale or
-// foreign list stops the coordinator's start.
+// refused on every call with its serial named, the others work; a list put
+// in place of the file while the coordinator runs takes effect, a broken one
+// does not undo it; a stale or foreign list stops the coordinator's start.
 TEST_F(FederationTest, RevokedCertificatesAreRefused) {
   pki::RevokeOptions revoke;
   revoke.dir = *root_ + "/pki";
@@ -650,6 +651,33 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
     v1::ListModelsResponse response;
     EXPECT_TRUE(stub->ListModels(&context, v1::ListModelsRequest(), &response).ok());
   }
+  // A new list in place of the file takes effect while the coordinator runs
+  // (it looks every 2 s); a file that cannot be used afterwards leaves the
+  // last good list in force.
+  auto join_code = [&](const std::string& admin) {
+    auto stub = StubAs<v1::NodeService>(admin, port);
+    grpc::ClientContext context;
+    v1::JoinRequest request;
+    request.add_tasks("risk");
+    v1::JoinResponse response;
+    return stub->Join(&context, request, &response).error_code();
+  };
+  EXPECT_NE(join_code("FI"), grpc::StatusCode::UNAUTHENTICATED);
+  pki::RevokeOptions more = revoke;
+  more.names = {"EE", "analyst", "FI"};
+  more.out = revoke.out + ".new";
+  ASSERT_TRUE(pki::RevokeDevCertificates(more).ok());
+  fs::rename(more.out, revoke.out);
+  bool fi_refused = false;
+  for (int i = 0; i < 100 && !fi_refused; ++i) {
+    fi_refused = join_code("FI") == grpc::StatusCode::UNAUTHENTICATED;
+    if (!fi_refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(fi_refused) << "the replaced CRL was not applied within 10 s";
+  ASSERT_TRUE(io::WriteFileAtomically(revoke.out, "not a CRL\n").ok());
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // two checks
+  EXPECT_EQ(join_code("FI"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(join_code("EE"), grpc::StatusCode::UNAUTHENTICATED);
   coordinator->Shutdown();
 
   // A list that is past its renewal date is refused at start.

@@ -55,8 +55,10 @@ std::vector<Command> AddCertsCommands(CLI::App& app) {
     options.out = o->revoke_out;
     options.valid_days = o->revoke_days;
     if (int rc = ExitCode(pki::RevokeDevCertificates(options))) return rc;
-    spdlog::info("CRL written to {}: set it as tls.crl of the coordinator and restart it",
-                 o->revoke_out.empty() ? o->dir + "/crl.pem" : o->revoke_out);
+    spdlog::info(
+        "CRL written to {}: set it as tls.crl of the coordinator (a running one applies a "
+        "new list written over its file within seconds)",
+        o->revoke_out.empty() ? o->dir + "/crl.pem" : o->revoke_out);
     return 0;
   };
   return {{init, run_init}, {revoke, run_revoke}};
