@@ -71,14 +71,15 @@ absl::StatusOr<v1::AdvertiseKeysRequest> SecureAggregationSession::AdvertiseKeys
   }
   Forget();
   const v1::NodeSecureAggregationConfig& floor = options_.guarantees;
-  auto round = secagg::SecAggNodeRound::Create(
-      {a.task(), a.round_id(), self_, a.secure().threshold(), floor.min_peers(),
-       floor.threshold_fraction(), secagg::TermsOf(a.secure())},
-      *signer_, *verifier_, cert_pem_);
+  const secagg::RoundTerms terms = secagg::TermsOf(a.secure());
+  auto round =
+      secagg::SecAggNodeRound::Create({a.task(), a.round_id(), self_, terms.threshold,
+                                       floor.min_peers(), floor.threshold_fraction(), terms},
+                                      *signer_, *verifier_, cert_pem_);
   if (!round.ok()) return round.status();
   task_ = a.task();
   round_id_ = a.round_id();
-  terms_ = secagg::TermsOf(a.secure());
+  terms_ = terms;
   model_sha256_.clear();
   round_ = *std::move(round);
   v1::AdvertiseKeysRequest request;
@@ -138,10 +139,6 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
   if (!round.ok()) return round.status();
   const ContributionRecord::Entry contribution{a.task(), a.model_version(), model_sha256,
                                                a.round_id()};
-  if (absl::Status s = record_->CheckAllowed(contribution); !s.ok()) {
-    Forget();
-    return s;
-  }
   const v1::SecureRound& params = a.secure();
   if (samples == 0 || samples > params.total_weight()) {
     Forget();
