@@ -42,7 +42,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
                           ? static_cast<int>(cfg.threads())
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
-  auto credentials = tls::MakeServerCredentials(cfg.tls());
+  // Revoked certificates fail the handshake, so they reach no service at
+  // all (health checking and reflection have no Authorize() of their own);
+  // every handler checks again, for connections opened before a revocation.
+  // Handshakes start with Start(), after the authorizer exists.
+  auto credentials = tls::MakeServerCredentials(
+      cfg.tls(), [coordinator = c.get()](std::string_view leaf_pem, std::string_view) {
+        return coordinator->authorizer_->CheckNotRevoked(leaf_pem);
+      });
   if (!credentials.ok()) return credentials.status();
   c->credentials_ = *credentials;
   // Read before anything is created, so a bad list stops the start at once.
@@ -107,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     // The list in force when a secure round opens (tls.crl may be replaced
     // while the coordinator runs).
     options.crl_pem = [coordinator = c.get()] {
-      return coordinator->revocation_watcher_ ? coordinator->revocation_watcher_->pem()
+      return coordinator->revocation_watcher_ ? coordinator->revocation_watcher_->RelayPem()
                                               : std::string();
     };
     options.aggregator_input_tap = aggregator_input_tap;
@@ -118,10 +125,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     c->runners_.push_back(*std::move(runner));
   }
   c->call_limiter_ = std::make_unique<PeerCallLimiter>(cfg.limits().max_calls_per_peer());
-  c->authorizer_ = std::make_unique<Authorizer>(std::move(revoked), c->call_limiter_.get());
+  c->authorizer_ = std::make_unique<Authorizer>(revoked, c->call_limiter_.get());
   if (!cfg.tls().crl().empty()) {
     c->revocation_watcher_ = std::make_unique<RevocationWatcher>(
-        cfg.tls().crl(), cfg.tls().ca_cert(), crl_pem, kCrlCheckPeriod,
+        cfg.tls().crl(), cfg.tls().ca_cert(), crl_pem, revoked, kCrlCheckPeriod,
         [authorizer = c->authorizer_.get()](std::shared_ptr<const pki::RevocationList> list) {
           authorizer->SetRevocationList(std::move(list));
         });

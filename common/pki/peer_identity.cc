@@ -100,8 +100,11 @@ absl::StatusOr<std::string> PeerCertificatePem(const grpc::ServerContextBase& co
   }
   std::vector<grpc::string_ref> transport =
       auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
-  if (transport.size() != 1 || std::string_view(transport[0].data(), transport[0].size()) !=
-                                   GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
+  // "tls" from gRPC's TlsCredentials (ours), "ssl" from SslCredentials: both
+  // are X.509 over the same TLS stack.
+  const std::string_view type =
+      transport.size() == 1 ? std::string_view(transport[0].data(), transport[0].size()) : "";
+  if (type != GRPC_TLS_TRANSPORT_SECURITY_TYPE && type != GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
     return absl::UnauthenticatedError(absl::StrCat(peer, ": call did not come over TLS"));
   }
   std::vector<grpc::string_ref> pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);

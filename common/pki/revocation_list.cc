@@ -120,6 +120,12 @@ size_t RevocationList::size() const {
   return list == nullptr ? 0 : static_cast<size_t>(sk_X509_REVOKED_num(list));
 }
 
+std::string RevocationList::StaleSince() const {
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl_);
+  if (next == nullptr || X509_cmp_current_time(next) > 0) return "";
+  return TimeText(next);
+}
+
 absl::StatusOr<std::string> MakeRevocationListPem(const KeyAndCertificate& ca,
                                                   const std::vector<X509*>& revoked,
                                                   std::chrono::seconds next_update) {

@@ -46,6 +46,10 @@ class RevocationList {
   // <date> (<crl path>)". A PEM without a certificate is InvalidArgument.
   absl::Status Check(std::string_view cert_pem) const;
 
+  // "" while the list is current; once its nextUpdate has passed, that date
+  // (the list may miss revocations made since).
+  std::string StaleSince() const;
+
   // Number of revoked certificates listed.
   size_t size() const;
 

@@ -1,11 +1,15 @@
 #include "common/tls/credentials.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -18,6 +22,8 @@
 #include "common/crypto/pem.h"
 #include "common/io/atomic_file.h"
 #include "common/pki/certificate_chain.h"
+#include "common/pki/peer_identity.h"
+#include "common/tls/peer_certificate_verifier.h"
 
 namespace fedcustoms::tls {
 namespace {
@@ -57,6 +63,20 @@ absl::Status CheckKeyStrength(const EVP_PKEY* key, const std::string& path) {
   return absl::InvalidArgumentError(absl::StrCat(
       path, ": ", type,
       " keys are not accepted (use ECDSA P-256/P-384/P-521, Ed25519 or RSA of 2048+ bits)"));
+}
+
+// The host part of a channel target: "host:port", "[v6]:port", "host" or a
+// bare IPv6 address.
+std::string HostOf(std::string_view target) {
+  if (!target.empty() && target.front() == '[') {
+    const size_t close = target.find(']');
+    return std::string(target.substr(1, close == std::string_view::npos ? target.npos : close - 1));
+  }
+  const size_t colon = target.find(':');
+  if (colon != std::string_view::npos && target.find(':', colon + 1) == std::string_view::npos) {
+    return std::string(target.substr(0, colon));
+  }
+  return std::string(target);
 }
 
 void WarnIfKeyExposed(const std::string& path) {
@@ -112,31 +132,86 @@ absl::Status LoadAndCheck(const v1::TlsFiles& files, int purpose, TlsPem& out) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const v1::TlsFiles& files) {
+    const v1::TlsFiles& files, PeerCertificateCheck check_client) {
+  if (absl::Status s = RequireTls13(); !s.ok()) return s;
   TlsPem pem;
   if (absl::Status s = LoadAndCheck(files, X509_PURPOSE_SSL_SERVER, pem); !s.ok()) return s;
-  grpc::SslServerCredentialsOptions options(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_root_certs = pem.ca;
-  options.pem_key_cert_pairs.push_back({pem.key, pem.cert});
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::SslServerCredentials(options);
-  crypto::WipeString(options.pem_key_cert_pairs.front().private_key);
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      pem.ca, std::vector<grpc::experimental::IdentityKeyCertPair>{{pem.key, pem.cert}});
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (check_client) {
+    options.set_certificate_verifier(
+        grpc::experimental::ExternalCertificateVerifier::Create<PeerCertificateVerifier>(
+            "server", std::move(check_client)));
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::experimental::TlsServerCredentials(options);
   if (credentials == nullptr) {
     return absl::InternalError(absl::StrCat(files.cert(), ": gRPC refused the server credentials"));
   }
   return credentials;
 }
 
+absl::Status CheckCoordinatorCertificate(std::string_view leaf_pem, std::string_view target_name) {
+  absl::StatusOr<std::vector<crypto::X509Ptr>> certs =
+      crypto::CertificatesFromPem(leaf_pem, "the server's certificate");
+  if (!certs.ok()) return certs.status();
+  X509* leaf = certs->front().get();
+  absl::StatusOr<pki::PeerIdentity> identity =
+      pki::PeerIdentityFromCertificate(leaf, "the server's certificate");
+  if (!identity.ok()) return absl::UnauthenticatedError(identity.status().message());
+  if (identity->role != pki::Role::kCoordinator) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the server's certificate ", pki::SubjectOf(leaf), " has role '",
+                     pki::RoleName(identity->role),
+                     "', not 'coordinator': it is not the federation's coordinator"));
+  }
+  const std::string host = HostOf(target_name);
+  if (host.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat("no host name in the target \"",
+                                                   std::string(target_name),
+                                                   "\" to check the server's certificate against"));
+  }
+  // An IP literal matches only an IP subjectAltName; a name only a DNS one,
+  // never the subject CN, and no partial wildcards.
+  in6_addr ignored{};
+  const bool is_ip = ::inet_pton(AF_INET, host.c_str(), &ignored) == 1 ||
+                     ::inet_pton(AF_INET6, host.c_str(), &ignored) == 1;
+  const bool matches = is_ip ? X509_check_ip_asc(leaf, host.c_str(), 0) == 1
+                             : X509_check_host(leaf, host.data(), host.size(),
+                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                                   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                                               nullptr) == 1;
+  ERR_clear_error();
+  if (!matches) {
+    return absl::UnauthenticatedError(absl::StrCat("the server's certificate ",
+                                                   pki::SubjectOf(leaf), " does not name ", host,
+                                                   " (the address dialled)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const v1::TlsFiles& files) {
+  if (absl::Status s = RequireTls13(); !s.ok()) return s;
   TlsPem pem;
   if (absl::Status s = LoadAndCheck(files, X509_PURPOSE_SSL_CLIENT, pem); !s.ok()) return s;
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = pem.ca;
-  options.pem_private_key = pem.key;
-  options.pem_cert_chain = pem.cert;
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(options);
-  crypto::WipeString(options.pem_private_key);
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      pem.ca, std::vector<grpc::experimental::IdentityKeyCertPair>{{pem.key, pem.cert}});
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_verify_server_certs(true);
+  // Replaces gRPC's hostname verifier, so the hostname is checked in ours.
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<PeerCertificateVerifier>(
+          "client", CheckCoordinatorCertificate));
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::experimental::TlsCredentials(options);
   if (credentials == nullptr) {
     return absl::InternalError(
         absl::StrCat(files.cert(), ": gRPC refused the channel credentials"));

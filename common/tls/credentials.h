@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "common/tls/peer_certificate_verifier.h"
 #include "common/tls/require_tls13.h"
 #include "fedcustoms/v1/config.pb.h"
 
@@ -29,19 +30,32 @@ inline constexpr int kMaxMessageBytes = 4 << 20;
 // (signature, validity period, and server resp. client usage). A key file
 // readable by group or others is logged as a warning.
 //
-// TLS 1.3 only is process-wide: call RequireTls13() first.
+// Both first make TLS 1.3 only process-wide (RequireTls13(); mains call it
+// earlier too, before any other TLS object exists).
 
 // Server side: presents `files.cert` and requires every client to present a
 // certificate that verifies against `files.ca_cert` (else the handshake
 // fails). Read the caller's identity with pki::PeerIdentityFromContext().
+// `check_client`, when set, runs on each client's leaf certificate inside
+// the handshake (the coordinator refuses revoked certificates there, so they
+// reach no service at all).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const v1::TlsFiles& files);
+    const v1::TlsFiles& files, PeerCertificateCheck check_client = nullptr);
 
 // Client side: presents `files.cert`, and accepts only a server whose
-// certificate verifies against `files.ca_cert` and names the host of the
-// channel's target (DNS or IP subjectAltName).
+// certificate verifies against `files.ca_cert` and passes
+// CheckCoordinatorCertificate(): every client of ours talks to the
+// coordinator, and to nothing else.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const v1::TlsFiles& files);
+
+// The client's check of the server inside the handshake: the certificate has
+// the coordinator role (a node's or analyst's certificate from the same CA
+// is refused, even one with server usage) and names the host of the dialled
+// `target_name` (an IP literal by an IP subjectAltName, a name by a DNS one;
+// never by the subject CN). A target without a host is refused.
+// Unauthenticated naming the certificate's subject otherwise.
+absl::Status CheckCoordinatorCertificate(std::string_view leaf_pem, std::string_view target_name);
 
 // HTTP/2 settings for bulk model transfer, used by both ends: frames of up to
 // 1 MiB instead of 16 KiB and a larger per-stream receive window, so a 1 MiB

@@ -14,6 +14,15 @@ void Authorizer::SetRevocationList(std::shared_ptr<const pki::RevocationList> re
   revoked_ = std::move(revoked);
 }
 
+absl::Status Authorizer::CheckNotRevoked(std::string_view cert_pem) const {
+  std::shared_ptr<const pki::RevocationList> revoked;
+  {
+    absl::MutexLock lock(&mu_);
+    revoked = revoked_;
+  }
+  return revoked == nullptr ? absl::OkStatus() : revoked->Check(cert_pem);
+}
+
 absl::StatusOr<AuthorizedCall> Authorizer::Authorize(const grpc::ServerContext& context,
                                                      std::initializer_list<pki::Role> allowed,
                                                      std::string_view rpc) const {

@@ -43,6 +43,10 @@ class Authorizer {
   // naming the limit). Refusals are logged with the caller's CN, but for the
   // limit's (a flood must not become a flood of log lines). Identity never
   // comes from a request field.
+  // OK unless the certificate (PEM, leaf first) is on the list in force;
+  // then Unauthenticated naming its serial. The TLS handshake's check.
+  absl::Status CheckNotRevoked(std::string_view cert_pem) const;
+
   absl::StatusOr<AuthorizedCall> Authorize(const grpc::ServerContext& context,
                                            std::initializer_list<pki::Role> allowed,
                                            std::string_view rpc) const;

@@ -11,12 +11,15 @@
 namespace fedcustoms::coordinator {
 
 RevocationWatcher::RevocationWatcher(std::string crl_path, std::string ca_cert_path,
-                                     std::string pem, std::chrono::milliseconds period, Apply apply)
+                                     std::string pem,
+                                     std::shared_ptr<const pki::RevocationList> in_force,
+                                     std::chrono::milliseconds period, Apply apply)
     : crl_path_(std::move(crl_path)),
       ca_cert_path_(std::move(ca_cert_path)),
       period_(period),
       apply_(std::move(apply)),
       pem_(std::move(pem)),
+      in_force_(std::move(in_force)),
       seen_(Stat()) {}
 
 RevocationWatcher::~RevocationWatcher() {
@@ -44,6 +47,7 @@ void RevocationWatcher::Start() {
         if (stopping_) return;
       }
       (void)CheckNow();  // logs its own failures
+      (void)WarnIfStale();
     }
   });
 }
@@ -70,10 +74,35 @@ absl::Status RevocationWatcher::CheckNow() {
   {
     absl::MutexLock lock(&mu_);
     pem_ = *std::move(pem);
+    in_force_ = *loaded;
+    stale_logged_ = {};
   }
   spdlog::info("tls.crl {} reloaded: {} revoked certificate(s) are now refused", crl_path_,
                (*loaded)->size());
   return absl::OkStatus();
+}
+
+bool RevocationWatcher::WarnIfStale(std::chrono::seconds repeat) {
+  absl::MutexLock lock(&mu_);
+  if (in_force_ == nullptr) return false;
+  const std::string due = in_force_->StaleSince();
+  if (due.empty()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (stale_logged_ == std::chrono::steady_clock::time_point{} || now - stale_logged_ >= repeat) {
+    stale_logged_ = now;
+    spdlog::error(
+        "tls.crl {} in force is STALE: its next update was due {}; revocations made since may be "
+        "missing. It stays in force; put a current list signed by the CA in its place (it is "
+        "picked up within seconds)",
+        crl_path_, due);
+  }
+  return true;
+}
+
+std::string RevocationWatcher::RelayPem() const {
+  absl::MutexLock lock(&mu_);
+  if (in_force_ != nullptr && !in_force_->StaleSince().empty()) return "";
+  return pem_;
 }
 
 std::string RevocationWatcher::pem() const {

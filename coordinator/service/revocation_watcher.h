@@ -22,9 +22,10 @@ class RevocationWatcher {
  public:
   using Apply = std::function<void(std::shared_ptr<const pki::RevocationList>)>;
 
-  // `pem` is the list in force when the coordinator started (already loaded
-  // and applied by the caller).
+  // `pem` and `in_force` are the list in force when the coordinator started
+  // (already loaded and applied by the caller).
   RevocationWatcher(std::string crl_path, std::string ca_cert_path, std::string pem,
+                    std::shared_ptr<const pki::RevocationList> in_force,
                     std::chrono::milliseconds period, Apply apply);
   // Stops the thread.
   ~RevocationWatcher();
@@ -38,8 +39,19 @@ class RevocationWatcher {
   // (also logged).
   absl::Status CheckNow();
 
-  // The PEM of the list in force (relayed to nodes in secure rounds).
+  // The PEM of the list in force.
   std::string pem() const;
+  // What secure rounds relay to the nodes: the list in force, or "" while it
+  // is stale (nodes refuse a stale relayed list, and with it the round; they
+  // keep checking with their own tls.crl).
+  std::string RelayPem() const;
+
+  // Logs an error when the list in force is past its nextUpdate: it stays in
+  // force (dropping it would drop its revocations, refusing every caller
+  // would stop the federation), but revocations made since may be missing.
+  // At most once per `repeat`; the watcher's thread calls it each period.
+  // Returns whether the list is stale.
+  bool WarnIfStale(std::chrono::seconds repeat = std::chrono::hours(1));
 
  private:
   struct FileState {
@@ -56,6 +68,8 @@ class RevocationWatcher {
 
   mutable absl::Mutex mu_;
   std::string pem_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const pki::RevocationList> in_force_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point stale_logged_ ABSL_GUARDED_BY(mu_){};
   FileState seen_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

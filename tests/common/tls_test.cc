@@ -1,6 +1,7 @@
 // Mutual TLS over real loopback connections: a gRPC server built with
 // tls::MakeServerCredentials() and clients with good and bad certificates.
 
+#include <gmock/gmock.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -218,6 +219,13 @@ class TlsTest : public testing::Test {
     elsewhere.dns_names = {"elsewhere.example"};
     elsewhere.server_auth = true;
     Issue(ca, elsewhere, Dir() + "/elsewhere");
+    // A node's certificate from our own CA, with server usage and the right
+    // names: all a node would need to pose as the coordinator, but the role.
+    pki::IssueOptions node_server = NodeOptions("EE");
+    node_server.server_auth = true;
+    node_server.dns_names = {"localhost"};
+    node_server.ip_addresses = {"127.0.0.1"};
+    Issue(ca, node_server, Dir() + "/node-as-server");
     pki::IssueOptions rogue_server = elsewhere;
     rogue_server.dns_names = {"localhost"};
     rogue_server.ip_addresses = {"127.0.0.1"};
@@ -396,6 +404,66 @@ TEST(TlsRequireTls13, NewContextsRefuseOlderVersionsEvenAfterGrpcSetsItsMinimum)
 TEST(TlsRequireTls13, IsIdempotent) {
   EXPECT_TRUE(RequireTls13().ok());
   EXPECT_TRUE(RequireTls13().ok());
+}
+
+TEST_F(TlsTest, ClientRefusesServerWithoutTheCoordinatorRole) {
+  auto credentials = MakeServerCredentials(Identity("node-as-server"));
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  RunningServer impostor = StartServer(*credentials);
+  CallResult result =
+      Call(absl::StrCat("127.0.0.1:", impostor.port), ClientCredentials("EE"), kWhoAmI);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(impostor.service->calls(), 0);
+  impostor.server->Shutdown();
+}
+
+TEST_F(TlsTest, CoordinatorCheckNamesWhatIsWrong) {
+  auto pem = [](const std::string& stem) {
+    absl::StatusOr<std::string> text = io::ReadFile(Dir() + "/" + stem + ".pem");
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? *text : std::string();
+  };
+  EXPECT_TRUE(CheckCoordinatorCertificate(pem("coordinator"), "localhost:7000").ok());
+  EXPECT_TRUE(CheckCoordinatorCertificate(pem("coordinator"), "127.0.0.1:7000").ok());
+  EXPECT_TRUE(CheckCoordinatorCertificate(pem("coordinator"), "127.0.0.1").ok());
+  absl::Status role = CheckCoordinatorCertificate(pem("node-as-server"), "localhost:7000");
+  EXPECT_EQ(role.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(role.message()),
+              ::testing::HasSubstr("has role 'node', not 'coordinator'"));
+  absl::Status host = CheckCoordinatorCertificate(pem("elsewhere"), "127.0.0.1:7000");
+  EXPECT_EQ(host.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(host.message()), ::testing::HasSubstr("does not name 127.0.0.1"));
+  EXPECT_TRUE(CheckCoordinatorCertificate(pem("coordinator"), "[::1]:7000").ok());
+  EXPECT_FALSE(CheckCoordinatorCertificate(pem("coordinator"), "example.org:7000").ok());
+  EXPECT_FALSE(CheckCoordinatorCertificate("not a certificate", "localhost").ok());
+  EXPECT_FALSE(CheckCoordinatorCertificate(pem("coordinator"), ":7000").ok());
+  EXPECT_FALSE(CheckCoordinatorCertificate(pem("coordinator"), "").ok());
+  // The subject CN ("coordinator") is not a name the certificate vouches for.
+  EXPECT_FALSE(CheckCoordinatorCertificate(pem("coordinator"), "coordinator:7000").ok());
+}
+
+TEST_F(TlsTest, ServerCheckRefusesAClientAtTheHandshake) {
+  // The coordinator's revocation check has this shape: refused here, the
+  // client reaches no service, health checking included.
+  auto credentials = MakeServerCredentials(
+      Identity("coordinator"), [](std::string_view leaf_pem, std::string_view) -> absl::Status {
+        absl::StatusOr<pki::PeerIdentity> peer = pki::PeerIdentityFromPem(leaf_pem);
+        if (!peer.ok()) return peer.status();
+        if (peer->common_name == "EE") return absl::UnauthenticatedError("EE is refused");
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  RunningServer checked = StartServer(*credentials);
+  const std::string target = absl::StrCat("127.0.0.1:", checked.port);
+  EXPECT_EQ(Call(target, ClientCredentials("EE"), kHealthCheck).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Call(target, ClientCredentials("EE"), kWhoAmI).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(checked.service->calls(), 0);
+  CallResult fi = Call(target, ClientCredentials("FI"), kWhoAmI);
+  EXPECT_TRUE(fi.status.ok()) << fi.status.error_message();
+  EXPECT_TRUE(Call(target, ClientCredentials("FI"), kHealthCheck).status.ok());
+  checked.server->Shutdown();
 }
 
 // Tests of the file checks follow: each names the offending path.

@@ -3,6 +3,7 @@
 // ledger and registry on disk, then an analyst pull.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -626,24 +627,39 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
   c.mutable_tls()->set_crl(revoke.out);
   auto coordinator = StartFrom(c);
   const int port = coordinator->Port();
-  {
-    auto stub = StubAs<v1::NodeService>("EE", port);
+  // A revoked certificate fails the TLS handshake: it reaches no service,
+  // health checking included (which has no handler of ours to refuse it).
+  auto health_code = [&](const std::string& identity) {
+    auto credentials = tls::MakeChannelCredentials(Identity(identity));
+    EXPECT_TRUE(credentials.ok()) << credentials.status();
+    grpc::GenericStub stub(grpc::CreateChannel(absl::StrCat("localhost:", port), *credentials));
     grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                   &response, [&done](grpc::Status status) { done.set_value(std::move(status)); });
+    return done.get_future().get().error_code();
+  };
+  EXPECT_EQ(health_code("EE"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(health_code("admin"), grpc::StatusCode::OK);
+  auto join_code = [&](v1::NodeService::Stub& stub) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     v1::JoinRequest request;
     request.add_tasks("risk");
     v1::JoinResponse response;
-    grpc::Status s = stub->Join(&context, request, &response);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-    EXPECT_THAT(s.error_message(), ::testing::StartsWith("NodeService.Join: certificate serial "));
-    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("CN=EE"));
-    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("was revoked on "));
-  }
+    return stub.Join(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(join_code(*StubAs<v1::NodeService>("EE", port)), grpc::StatusCode::UNAVAILABLE);
   {
     auto stub = StubAs<v1::AnalystService>("analyst", port);
     grpc::ClientContext context;
     v1::ListModelsResponse response;
     EXPECT_EQ(stub->ListModels(&context, v1::ListModelsRequest(), &response).error_code(),
-              grpc::StatusCode::UNAUTHENTICATED);
+              grpc::StatusCode::UNAVAILABLE);
   }
   {
     auto stub = StubAs<v1::AnalystService>("admin", port);
@@ -652,17 +668,11 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
     EXPECT_TRUE(stub->ListModels(&context, v1::ListModelsRequest(), &response).ok());
   }
   // A new list in place of the file takes effect while the coordinator runs
-  // (it looks every 2 s); a file that cannot be used afterwards leaves the
-  // last good list in force.
-  auto join_code = [&](const std::string& admin) {
-    auto stub = StubAs<v1::NodeService>(admin, port);
-    grpc::ClientContext context;
-    v1::JoinRequest request;
-    request.add_tasks("risk");
-    v1::JoinResponse response;
-    return stub->Join(&context, request, &response).error_code();
-  };
-  EXPECT_NE(join_code("FI"), grpc::StatusCode::UNAUTHENTICATED);
+  // (it looks every 2 s): a connection FI opened before is refused per call,
+  // naming the serial, and a new one at the handshake. A file that cannot be
+  // used afterwards leaves the last good list in force.
+  auto fi_before = StubAs<v1::NodeService>("FI", port);
+  EXPECT_NE(join_code(*fi_before), grpc::StatusCode::UNAUTHENTICATED);
   pki::RevokeOptions more = revoke;
   more.names = {"EE", "analyst", "FI"};
   more.out = revoke.out + ".new";
@@ -670,14 +680,28 @@ TEST_F(FederationTest, RevokedCertificatesAreRefused) {
   fs::rename(more.out, revoke.out);
   bool fi_refused = false;
   for (int i = 0; i < 100 && !fi_refused; ++i) {
-    fi_refused = join_code("FI") == grpc::StatusCode::UNAUTHENTICATED;
+    fi_refused = join_code(*fi_before) == grpc::StatusCode::UNAUTHENTICATED;
     if (!fi_refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(fi_refused) << "the replaced CRL was not applied within 10 s";
+  {
+    grpc::ClientContext context;
+    v1::JoinRequest request;
+    request.add_tasks("risk");
+    v1::JoinResponse response;
+    grpc::Status s = fi_before->Join(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_THAT(s.error_message(), ::testing::StartsWith("NodeService.Join: certificate serial "));
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("CN=FI"));
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("was revoked on "));
+  }
+  EXPECT_EQ(health_code("FI"), grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(io::WriteFileAtomically(revoke.out, "not a CRL\n").ok());
   std::this_thread::sleep_for(std::chrono::seconds(5));  // two checks
-  EXPECT_EQ(join_code("FI"), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(join_code("EE"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(join_code(*fi_before), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(health_code("FI"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(health_code("EE"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(health_code("admin"), grpc::StatusCode::OK);
   coordinator->Shutdown();
 
   // A list that is past its renewal date is refused at start.
