@@ -323,6 +323,9 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
         secure_->MaskUpdate(a, model->wire_sha256, pieces, samples);
     if (!masked.ok()) return masked.status();
     masked_words = std::move(masked->words);
+    for (v1::ShareComplaint& complaint : masked->complaints) {
+      *header.add_complaints() = std::move(complaint);
+    }
     if (masked->clipped > 0) {
       spdlog::info("round {}: {} update coordinates were clipped to +/-{} before masking",
                    a.round_id(), masked->clipped, a.secure().clip());

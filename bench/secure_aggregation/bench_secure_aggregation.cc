@@ -325,12 +325,14 @@ absl::StatusOr<SecureRound> RunSecureRound(const BenchPki& pki, const Workload& 
         codec->Encode(w.updates[u], weight, std::span(encoded).first(params));
     if (!clipped.ok()) return clipped.status();
     encoded[params] = w.samples[u];
-    absl::StatusOr<std::vector<uint32_t>> masked = rounds[u]->MaskedInput(received, encoded);
+    absl::StatusOr<fedcustoms::secagg::MaskedInputResult> masked =
+        rounds[u]->MaskedInput(received, encoded);
     t.masked += MsSince(start);
     if (!masked.ok()) return masked.status();
-    out.bytes.masked = static_cast<double>(sizeof(uint32_t) * masked->size());
+    if (!masked->complaints.empty()) return absl::InternalError("an honest share was refused");
+    out.bytes.masked = static_cast<double>(sizeof(uint32_t) * masked->masked.size());
     start = Clock::now();
-    AddWords(sum, *masked);
+    AddWords(sum, masked->masked);
     t.accumulate += MsSince(start);
     u3.insert(w.names[u]);
     survivor_samples += w.samples[u];

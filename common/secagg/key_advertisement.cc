@@ -101,6 +101,14 @@ std::string SurvivorListPayload(const std::string& task, uint64_t round_id,
   return out;
 }
 
+std::string SealedSharePayload(const std::string& task, uint64_t round_id, const std::string& from,
+                               const std::string& to, std::string_view u1_digest,
+                               std::string_view sealed, std::string_view key_commitment) {
+  return "fedcustoms/v1 secagg sealed share|" + Field(task) + "|" + std::to_string(round_id) + "|" +
+         Field(from) + "|" + Field(to) + "|" + Field(std::string(u1_digest)) + "|" +
+         Field(crypto::Sha256Hex(sealed)) + "|" + Field(std::string(key_commitment));
+}
+
 absl::StatusOr<std::unique_ptr<KeyAdvertisementSigner>> KeyAdvertisementSigner::Create(
     const std::string& private_key_path) {
   absl::StatusOr<std::string> pem = io::ReadFile(private_key_path);
@@ -218,6 +226,23 @@ absl::Status KeyAdvertisementVerifier::VerifySurvivorList(const std::string& tas
         list.u3.size(), " nodes, these terms and these keys for task ", task, " round ", round_id,
         " (the coordinator showed nodes different lists, terms or keys, replayed another run, "
         "or forged a signature)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyAdvertisementVerifier::VerifySealedShare(
+    const std::string& task, uint64_t round_id, const std::string& from, const std::string& to,
+    std::string_view u1_digest, std::string_view sealed, std::string_view key_commitment,
+    X509* cert, std::string_view signature) const {
+  if (cert == nullptr ||
+      !SignatureVerifies(
+          cert, SealedSharePayload(task, round_id, from, to, u1_digest, sealed, key_commitment),
+          signature)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("share from ", from, " to ", to, " for task ", task, " round ", round_id,
+                     ": the signature of ", from,
+                     " does not cover this message and these round keys "
+                     "(altered in transit, forged, or the two nodes were shown different keys)"));
   }
   return absl::OkStatus();
 }

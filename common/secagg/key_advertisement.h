@@ -83,6 +83,18 @@ struct SurvivorList {
 std::string SurvivorListPayload(const std::string& task, uint64_t round_id,
                                 const std::string& signer, const SurvivorList& list);
 
+// What a sender signs with each sealed share message: a fixed label, task,
+// round, sender, receiver, the digest of the U1 it dealt its shares for
+// (AdvertisedKeysDigest: it fixes every node's share index x), SHA-256 of
+// the sealed bytes and the commitment to the key they are sealed under,
+// each length-prefixed. With it a receiver can show a third party (the
+// coordinator) what the sender sent; and a receiver shown another U1 than
+// its sender (so another x) finds that the signature does not verify and
+// refuses the round, instead of revealing the key of a good message.
+std::string SealedSharePayload(const std::string& task, uint64_t round_id, const std::string& from,
+                               const std::string& to, std::string_view u1_digest,
+                               std::string_view sealed, std::string_view key_commitment);
+
 // Signs advertisements with the node's TLS private key (RSA-PSS with SHA-256
 // for RSA keys, ECDSA with SHA-256 for EC keys, Ed25519 as is).
 class KeyAdvertisementSigner {
@@ -127,6 +139,15 @@ class KeyAdvertisementVerifier {
   absl::Status VerifySurvivorList(const std::string& task, uint64_t round_id,
                                   const std::string& signer, const SurvivorList& list, X509* cert,
                                   std::string_view signature) const;
+
+  // `from`'s signature on one sealed share message (SealedSharePayload), with
+  // the certificate it advertised keys with. PermissionDenied "share from
+  // <from> to <to>: ..." otherwise.
+  absl::Status VerifySealedShare(const std::string& task, uint64_t round_id,
+                                 const std::string& from, const std::string& to,
+                                 std::string_view u1_digest, std::string_view sealed,
+                                 std::string_view key_commitment, X509* cert,
+                                 std::string_view signature) const;
 
   // A revocation list relayed by the coordinator (PEM): used instead of the
   // one in force when the CA signed it, it is not stale, and it was issued

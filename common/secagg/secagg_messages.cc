@@ -121,11 +121,30 @@ v1::SealedShare ToProto(const SealedShares& shares) {
   out.set_from_node(shares.from);
   out.set_to_node(shares.to);
   out.set_sealed(shares.sealed);
+  out.set_key_commitment(shares.key_commitment);
+  out.set_signature(shares.signature);
   return out;
 }
 
 SealedShares FromProto(const v1::SealedShare& shares) {
-  return SealedShares{shares.from_node(), shares.to_node(), shares.sealed()};
+  return SealedShares{shares.from_node(), shares.to_node(), shares.sealed(),
+                      shares.key_commitment(), shares.signature()};
+}
+
+v1::ShareComplaint ToProto(const ShareComplaint& complaint) {
+  v1::ShareComplaint out;
+  *out.mutable_share() = ToProto(complaint.share);
+  out.set_share_key(complaint.share_key);
+  return out;
+}
+
+absl::StatusOr<ShareComplaint> FromProto(const v1::ShareComplaint& complaint) {
+  if (!complaint.share_key().empty() && complaint.share_key().size() != sizeof(SharedKey)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("complaints.share_key: ", complaint.share_key().size(),
+                     " bytes, expected 0 or ", sizeof(SharedKey)));
+  }
+  return ShareComplaint{FromProto(complaint.share()), complaint.share_key(), ""};
 }
 
 void ToProto(const UnmaskShares& shares, v1::UnmaskRequest* request) {

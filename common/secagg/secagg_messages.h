@@ -27,6 +27,12 @@ RoundTerms TermsOf(const v1::SecureRound& params);
 v1::SealedShare ToProto(const SealedShares& shares);
 SealedShares FromProto(const v1::SealedShare& shares);
 
+// The reason stays with the node (its log); the coordinator judges the
+// evidence, not the claim.
+v1::ShareComplaint ToProto(const ShareComplaint& complaint);
+// InvalidArgument when the share key is neither empty nor 32 bytes.
+absl::StatusOr<ShareComplaint> FromProto(const v1::ShareComplaint& complaint);
+
 // Fills the request's two share lists.
 void ToProto(const UnmaskShares& shares, v1::UnmaskRequest* request);
 // InvalidArgument on a duplicate owner, a share with x = 0 or a y value

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/openssl_error.h"
@@ -16,11 +17,12 @@ namespace {
 
 constexpr size_t kSecretBytes = 32;
 
-std::string ShareKeyContext(const std::string& task, uint64_t round_id, const std::string& a,
-                            const std::string& b) {
-  const auto& [low, high] = std::minmax(a, b);
+// One key per direction: the key a receiver reveals to prove a bad message
+// opens that message and not the ones it sent back.
+std::string ShareKeyContext(const std::string& task, uint64_t round_id, const std::string& from,
+                            const std::string& to) {
   return absl::StrCat("fedcustoms/v1 share-key|", task.size(), ":", task, "|", round_id, "|",
-                      low.size(), ":", low, "|", high.size(), ":", high);
+                      from.size(), ":", from, "|", to.size(), ":", to);
 }
 
 void PutU32(std::string& out, uint32_t v) {
@@ -250,15 +252,21 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
     absl::StatusOr<std::string> sealed = SealShare(
         *key, plaintext, ShareAssociatedData(params_.task, params_.round_id, params_.self, node));
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
+    std::string commitment = CommitToShareKey(*key);
     OPENSSL_cleanse(key->data(), key->size());
     if (!sealed.ok()) return Refuse(sealed.status());
-    out.push_back(SealedShares{params_.self, node, *std::move(sealed)});
+    // Signed, so a receiver that cannot use it can show what was sent.
+    absl::StatusOr<std::string> signature = signer_.SignPayload(SealedSharePayload(
+        params_.task, params_.round_id, params_.self, node, u1_digest_, *sealed, commitment));
+    if (!signature.ok()) return Refuse(signature.status());
+    out.push_back(SealedShares{params_.self, node, *std::move(sealed), std::move(commitment),
+                               *std::move(signature)});
   }
   phase_ = Phase::kShared;
   return out;
 }
 
-absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
+absl::StatusOr<MaskedInputResult> SecAggNodeRound::MaskedInput(
     std::span<const SealedShares> received, std::span<const uint32_t> encoded_update) {
   if (phase_ != Phase::kShared) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -266,6 +274,7 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
   }
   u2_ = {params_.self};
   const uint32_t x = XOf(u1_, params_.self);
+  MaskedInputResult result;
   for (const SealedShares& message : received) {
     auto sender = u1_.find(message.from);
     if (message.to != params_.self || sender == u1_.end() || message.from == params_.self) {
@@ -277,29 +286,36 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
       return Refuse(
           absl::PermissionDeniedError(absl::StrCat("two share messages from ", message.from)));
     }
+    if (absl::Status s = verifier_.VerifySealedShare(
+            params_.task, params_.round_id, message.from, message.to, u1_digest_, message.sealed,
+            message.key_commitment, u1_certs_.at(message.from).get(), message.signature);
+        !s.ok()) {
+      return Refuse(s);
+    }
     absl::StatusOr<SharedKey> key =
         cipher_.Agree(sender->second.cipher_key,
-                      ShareKeyContext(params_.task, params_.round_id, params_.self, message.from));
+                      ShareKeyContext(params_.task, params_.round_id, message.from, params_.self));
     if (!key.ok()) return Refuse(key.status());
-    absl::StatusOr<std::string> plaintext =
-        OpenShare(*key, message.sealed,
-                  ShareAssociatedData(params_.task, params_.round_id, message.from, params_.self));
+    // A bad message costs this node its share of the sender's secrets, not
+    // the round: it is reported with the evidence, and the coordinator
+    // drops the sender if the evidence holds.
+    if (CommitToShareKey(*key) != message.key_commitment) {
+      OPENSSL_cleanse(key->data(), key->size());
+      result.complaints.push_back(
+          {message, "",
+           absl::StrCat(message.from, " committed to a share key other than the one ", params_.self,
+                        " derives from its advertised key")});
+      continue;
+    }
+    absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair =
+        OpenSharePair(params_.task, params_.round_id, message, *key, x);
+    if (!pair.ok()) {
+      result.complaints.push_back(
+          {message, std::string(key->begin(), key->end()), std::string(pair.status().message())});
+      OPENSSL_cleanse(key->data(), key->size());
+      continue;
+    }
     OPENSSL_cleanse(key->data(), key->size());
-    if (!plaintext.ok()) {
-      return Refuse(absl::Status(
-          plaintext.status().code(),
-          absl::StrCat("shares from ", message.from, ": ", plaintext.status().message())));
-    }
-    absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
-    OPENSSL_cleanse(plaintext->data(), plaintext->size());
-    if (!pair.ok() || pair->first.x != x || pair->second.x != x) {
-      if (pair.ok()) {
-        Wipe(pair->first);
-        Wipe(pair->second);
-      }
-      return Refuse(absl::InvalidArgumentError(
-          absl::StrCat("shares from ", message.from, " are not ", params_.self, "'s")));
-    }
     held_[message.from] = *std::move(pair);
   }
   if (absl::Status s = CheckFloor(u2_.size(), "shared keys"); !s.ok()) return Refuse(s);
@@ -325,7 +341,8 @@ absl::StatusOr<std::vector<uint32_t>> SecAggNodeRound::MaskedInput(
   if (!applied.ok()) return Refuse(applied);
   OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
   phase_ = Phase::kMasked;
-  return masked;
+  result.masked = std::move(masked);
+  return result;
 }
 
 absl::StatusOr<std::string> SecAggNodeRound::ConfirmSurvivors(const std::set<std::string>& u3) {
@@ -389,7 +406,10 @@ absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(
   }
   UnmaskShares out;
   for (const std::string& node : u2_) {
-    const auto& [seed_share, key_share] = held_.at(node);
+    // No share from a node whose message was bad (complained about).
+    auto held = held_.find(node);
+    if (held == held_.end()) continue;
+    const auto& [seed_share, key_share] = held->second;
     if (u3.contains(node)) {
       out.self_mask_seeds[node] = seed_share;
     } else {
@@ -401,11 +421,145 @@ absl::StatusOr<UnmaskShares> SecAggNodeRound::Unmask(
   return out;
 }
 
+namespace {
+
+// Tries of a reconstruction per unmasking (ReconstructVerified): bounds the
+// coordinator's work when revealers lie.
+constexpr size_t kMaxReconstructions = 20000;
+
+// Reconstructs a 32-byte secret from some `threshold` of `shares` for which
+// `matches` holds (the seed's commitment, the key's public key). Shamir
+// sharing has no integrity, so a wrong share revealed by a lying node (or
+// dealt by a lying owner) would otherwise spoil an honest node's secret;
+// with t good shares among them some choice of t is right. Tried in this
+// order: the first t; the first t without one, then without two of the
+// first t + 2 (one or two liars are found in O(t^2) tries; callers put
+// shares of revealers already caught lying last); then every choice of t in
+// lexicographic order. Each try spends one of `*budget` (shared by a whole
+// unmasking). On success, `*inconsistent` receives the indices of the
+// shares that do not fit the secret found. Candidates are wiped unless
+// returned.
+absl::StatusOr<std::vector<uint8_t>> ReconstructVerified(
+    const std::vector<ShamirShare>& shares, uint32_t threshold,
+    const std::function<bool(const std::vector<uint8_t>&)>& matches, size_t* budget,
+    std::vector<size_t>* inconsistent) {
+  if (shares.size() < threshold || threshold == 0) {
+    // ReconstructSecret says why in its own words.
+    return ReconstructSecret(shares, threshold, kSecretBytes);
+  }
+  const size_t n = shares.size();
+  size_t tries = 0;
+  absl::Status last = absl::OkStatus();
+  auto reconstruct = [&](const std::vector<size_t>& pick) -> std::optional<std::vector<uint8_t>> {
+    std::vector<ShamirShare> chosen;
+    chosen.reserve(pick.size());
+    for (size_t i : pick) chosen.push_back(shares[i]);
+    absl::StatusOr<std::vector<uint8_t>> secret =
+        ReconstructSecret(chosen, threshold, kSecretBytes);
+    Wipe(chosen);
+    if (!secret.ok()) {
+      last = secret.status();
+      return std::nullopt;
+    }
+    if (matches(*secret)) return *std::move(secret);
+    OPENSSL_cleanse(secret->data(), secret->size());
+    return std::nullopt;
+  };
+  std::optional<std::vector<uint8_t>> found;
+  std::vector<size_t> chosen;
+  auto attempt = [&](const std::vector<size_t>& pick) {
+    if (*budget == 0) return false;
+    --*budget;
+    ++tries;
+    found = reconstruct(pick);
+    if (found) chosen = pick;
+    return found.has_value();
+  };
+  // The first t indices of [0, n) that are not in `skip`.
+  auto first_without = [&](std::initializer_list<size_t> skip) {
+    std::vector<size_t> pick;
+    for (size_t i = 0; i < n && pick.size() < threshold; ++i) {
+      if (std::find(skip.begin(), skip.end(), i) == skip.end()) pick.push_back(i);
+    }
+    return pick;
+  };
+  bool done = attempt(first_without({}));
+  const size_t window = std::min(n, static_cast<size_t>(threshold) + 2);
+  for (size_t a = 0; !done && n > threshold && a < window; ++a) {
+    done = attempt(first_without({a}));
+  }
+  for (size_t a = 0; !done && n > threshold + 1 && a < window; ++a) {
+    for (size_t b = a + 1; !done && b < window; ++b) done = attempt(first_without({a, b}));
+  }
+  std::vector<size_t> pick = first_without({});
+  while (!done && *budget > 0) {
+    // The next choice of t indices out of n, in lexicographic order.
+    int i = static_cast<int>(threshold) - 1;
+    while (i >= 0 && pick[i] == n - threshold + i) --i;
+    if (i < 0) break;
+    ++pick[i];
+    for (size_t j = i + 1; j < threshold; ++j) pick[j] = pick[j - 1] + 1;
+    done = attempt(pick);
+  }
+  if (!done) {
+    return absl::DataLossError(absl::StrCat(
+        "no ", threshold, " of the ", n, " revealed shares reconstruct it after ", tries,
+        " tries (bad shares", last.ok() ? "" : absl::StrCat("; ", last.message()),
+        *budget == 0 ? "; the unmasking's budget of tries is spent" : "", ")"));
+  }
+  // A share fits the secret when it can stand in for one of the chosen.
+  for (size_t i = 0; i < n && inconsistent != nullptr; ++i) {
+    if (std::find(chosen.begin(), chosen.end(), i) != chosen.end()) continue;
+    std::vector<size_t> swapped = chosen;
+    swapped.back() = i;
+    std::optional<std::vector<uint8_t>> check = reconstruct(swapped);
+    if (check) {
+      OPENSSL_cleanse(check->data(), check->size());
+    } else {
+      inconsistent->push_back(i);
+    }
+  }
+  return *std::move(found);
+}
+
+}  // namespace
+
+uint32_t ShareIndex(const std::set<std::string>& u1, const std::string& node) {
+  auto it = u1.find(node);
+  return it == u1.end() ? 0 : static_cast<uint32_t>(std::distance(u1.begin(), it)) + 1;
+}
+
+absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(const std::string& task,
+                                                                  uint64_t round_id,
+                                                                  const SealedShares& message,
+                                                                  const SharedKey& key,
+                                                                  uint32_t receiver_x) {
+  absl::StatusOr<std::string> plaintext =
+      OpenShare(key, message.sealed, ShareAssociatedData(task, round_id, message.from, message.to));
+  if (!plaintext.ok()) {
+    return absl::Status(plaintext.status().code(), absl::StrCat("shares from ", message.from, ": ",
+                                                                plaintext.status().message()));
+  }
+  absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair = ParsePair(*plaintext);
+  OPENSSL_cleanse(plaintext->data(), plaintext->size());
+  if (!pair.ok() || pair->first.x != receiver_x || pair->second.x != receiver_x) {
+    if (pair.ok()) {
+      Wipe(pair->first);
+      Wipe(pair->second);
+    }
+    return absl::InvalidArgumentError(absl::StrCat("shares from ", message.from,
+                                                   " are not a pair of shares for ", message.to,
+                                                   " (x ", receiver_x, ")"));
+  }
+  return pair;
+}
+
 absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     const std::string& task, uint64_t round_id, uint32_t threshold,
     const std::map<std::string, AdvertisedKeys>& u1, const std::set<std::string>& u2,
     const std::set<std::string>& u3, std::vector<uint32_t> masked_sum,
-    const std::map<std::string, UnmaskShares>& responses) {
+    const std::map<std::string, UnmaskShares>& responses,
+    std::set<std::string>* inconsistent_revealers) {
   if (responses.size() < threshold) {
     return absl::FailedPreconditionError(absl::StrCat("only ", responses.size(),
                                                       " nodes answered the unmasking of round ",
@@ -425,14 +579,29 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
       return absl::InvalidArgumentError(absl::StrCat("survivor ", node, " did not share keys"));
     }
   }
-  // The shares of one node's secret, from every response that holds one.
+  // The shares of one node's secret, from every response that holds one;
+  // those of revealers already caught with a share that did not fit go
+  // last, so that they are tried last.
+  std::set<std::string> suspects;
+  size_t budget = kMaxReconstructions;
+  std::vector<std::string> revealers;  // of the shares shares_of returned last
   auto shares_of = [&](const std::string& node, bool seed) {
     std::vector<ShamirShare> shares;
-    for (const auto& [responder, response] : responses) {
-      const auto& from = seed ? response.self_mask_seeds : response.mask_keys;
-      if (auto it = from.find(node); it != from.end()) shares.push_back(it->second);
+    revealers.clear();
+    for (bool suspected : {false, true}) {
+      for (const auto& [responder, response] : responses) {
+        if (suspects.contains(responder) != suspected) continue;
+        const auto& from = seed ? response.self_mask_seeds : response.mask_keys;
+        if (auto it = from.find(node); it != from.end()) {
+          shares.push_back(it->second);
+          revealers.push_back(responder);
+        }
+      }
     }
     return shares;
+  };
+  auto note_inconsistent = [&](const std::vector<size_t>& indices) {
+    for (size_t i : indices) suspects.insert(revealers[i]);
   };
   // Every mask to remove, gathered first and applied in one pass over the sum:
   // each survivor's self mask, and the pairwise masks survivors added with
@@ -444,37 +613,50 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
   } wiper{masks};
   for (const std::string& node : u3) {
     std::vector<ShamirShare> shares = shares_of(node, true);
-    absl::StatusOr<std::vector<uint8_t>> seed = ReconstructSecret(shares, threshold, kSecretBytes);
+    std::vector<size_t> inconsistent;
+    absl::StatusOr<std::vector<uint8_t>> seed = ReconstructVerified(
+        shares, threshold,
+        [&](const std::vector<uint8_t>& candidate) {
+          MaskSeed s{};
+          std::memcpy(s.data(), candidate.data(), s.size());
+          const bool ok = CommitToSeed(task, round_id, node, s) == u1.at(node).seed_commitment;
+          OPENSSL_cleanse(s.data(), s.size());
+          return ok;
+        },
+        &budget, &inconsistent);
     Wipe(shares);
+    note_inconsistent(inconsistent);
     if (!seed.ok()) {
-      return absl::Status(seed.status().code(),
-                          absl::StrCat("self-mask seed of ", node, ": ", seed.status().message()));
+      return absl::Status(seed.status().code(), absl::StrCat("the self-mask seed of ", node,
+                                                             " does not match its commitment: ",
+                                                             seed.status().message()));
     }
     SignedMask& mask = masks.emplace_back(SignedMask{{}, MaskSign::kSubtract});
     std::memcpy(mask.seed.data(), seed->data(), mask.seed.size());
     OPENSSL_cleanse(seed->data(), seed->size());
-    if (CommitToSeed(task, round_id, node, mask.seed) != u1.at(node).seed_commitment) {
-      return absl::DataLossError(absl::StrCat("the self-mask seed reconstructed for ", node,
-                                              " does not match its commitment (bad shares)"));
-    }
   }
   for (const std::string& dropped : u2) {
     if (u3.contains(dropped)) continue;
     std::vector<ShamirShare> shares = shares_of(dropped, false);
-    absl::StatusOr<std::vector<uint8_t>> secret =
-        ReconstructSecret(shares, threshold, kSecretBytes);
+    std::vector<size_t> inconsistent;
+    absl::StatusOr<std::vector<uint8_t>> secret = ReconstructVerified(
+        shares, threshold,
+        [&](const std::vector<uint8_t>& candidate) {
+          absl::StatusOr<X25519KeyPair> pair = X25519KeyPair::FromPrivate(candidate);
+          return pair.ok() && pair->public_key() == u1.at(dropped).mask_key;
+        },
+        &budget, &inconsistent);
     Wipe(shares);
+    note_inconsistent(inconsistent);
     if (!secret.ok()) {
-      return absl::Status(secret.status().code(), absl::StrCat("mask key of dropped node ", dropped,
-                                                               ": ", secret.status().message()));
+      return absl::Status(
+          secret.status().code(),
+          absl::StrCat("the mask key of dropped node ", dropped,
+                       " does not match its advertised key: ", secret.status().message()));
     }
     absl::StatusOr<X25519KeyPair> key = X25519KeyPair::FromPrivate(*secret);
     OPENSSL_cleanse(secret->data(), secret->size());
     if (!key.ok()) return key.status();
-    if (key->public_key() != u1.at(dropped).mask_key) {
-      return absl::DataLossError(absl::StrCat("the mask key reconstructed for ", dropped,
-                                              " does not match its advertised key (bad shares)"));
-    }
     for (const std::string& survivor : u3) {
       absl::StatusOr<SharedKey> seed =
           key->Agree(u1.at(survivor).mask_key, PairMaskContext(task, round_id, survivor, dropped));
@@ -485,6 +667,7 @@ absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     }
   }
   if (absl::Status s = ApplyMasks(masks, masked_sum); !s.ok()) return s;
+  if (inconsistent_revealers != nullptr) *inconsistent_revealers = std::move(suspects);
   return masked_sum;
 }
 

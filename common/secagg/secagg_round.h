@@ -55,7 +55,26 @@ struct SignedAdvertisement {
 struct SealedShares {
   std::string from;
   std::string to;
-  std::string sealed;  // SealShare under the pair's cipher key
+  std::string sealed;          // SealShare under the from -> to key
+  std::string key_commitment;  // CommitToShareKey of that key
+  std::string signature;       // from's, over SealedSharePayload
+};
+
+// A receiver's report that a share message sent to it cannot be used: the
+// message as relayed (signed by its sender), the from -> to key when it
+// matches the sender's commitment (so the coordinator can open the message
+// and see for itself; "" when it does not match, which the receiver cannot
+// prove to anyone), and what was wrong.
+struct ShareComplaint {
+  SealedShares share;
+  std::string share_key;
+  std::string reason;
+};
+
+// What a node sends in phase 3.
+struct MaskedInputResult {
+  std::vector<uint32_t> masked;
+  std::vector<ShareComplaint> complaints;
 };
 
 // What a node reveals in the unmasking phase.
@@ -101,9 +120,14 @@ class SecAggNodeRound {
 
   // Phase 3: the sealed shares addressed to this node (their senders and this
   // node form U2) and the encoded update (already weighted and quantized).
-  // Returns the masked input.
-  absl::StatusOr<std::vector<uint32_t>> MaskedInput(std::span<const SealedShares> received,
-                                                    std::span<const uint32_t> encoded_update);
+  // Returns the masked input, and a complaint for each message signed by its
+  // sender that this node cannot use (wrong key commitment, does not open,
+  // not a share pair for this node): the round goes on without that share
+  // (the pairwise mask with the sender needs only its public key). A message
+  // whose sender's signature does not verify was altered by the coordinator
+  // (which checks them on arrival): the round is refused.
+  absl::StatusOr<MaskedInputResult> MaskedInput(std::span<const SealedShares> received,
+                                                std::span<const uint32_t> encoded_update);
 
   // Phase 4: the nodes whose masked input reached the coordinator (U3), as
   // the coordinator shows them; returns this node's signature on the list,
@@ -158,6 +182,21 @@ class SecAggNodeRound {
   std::map<std::string, std::pair<ShamirShare, ShamirShare>> held_;  // from v: (b_v, c_v^SK)
 };
 
+// x of `node`'s shares: its 1-based position in U1 in name order (0 if it
+// is not in U1).
+uint32_t ShareIndex(const std::set<std::string>& u1, const std::string& node);
+
+// Opens one share message with `key` (the sender -> receiver key) and checks
+// that it holds a pair of shares with x = `receiver_x`: how a receiver and
+// the coordinator judging its complaint decide alike. DataLoss when it does
+// not open, InvalidArgument when it is not such a pair; the reason names the
+// sender.
+absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(const std::string& task,
+                                                                  uint64_t round_id,
+                                                                  const SealedShares& message,
+                                                                  const SharedKey& key,
+                                                                  uint32_t receiver_x);
+
 // The context string from which a pair's mask seed is derived.
 std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,
                             const std::string& b);
@@ -167,11 +206,16 @@ std::string PairMaskContext(const std::string& task, uint64_t round_id, const st
 // seeds of U3 and the mask keys of U2 \ U3, checks each reconstructed seed
 // against its commitment and each key against its advertised public key
 // (DataLoss naming the node otherwise), and returns Σ_{u∈U3} x_u. `u1` are the
-// advertisements of the round (public keys only are used).
+// advertisements of the round (public keys only are used). A revealed share
+// that does not fit is outvoted while t good shares of that secret remain
+// (other choices of t are tried, at most 20 000 in all per unmasking); the
+// revealers of such shares go to `*inconsistent_revealers` (each lied, or
+// was dealt a bad share by the secret's owner).
 absl::StatusOr<std::vector<uint32_t>> UnmaskSum(
     const std::string& task, uint64_t round_id, uint32_t threshold,
     const std::map<std::string, AdvertisedKeys>& u1, const std::set<std::string>& u2,
     const std::set<std::string>& u3, std::vector<uint32_t> masked_sum,
-    const std::map<std::string, UnmaskShares>& responses);
+    const std::map<std::string, UnmaskShares>& responses,
+    std::set<std::string>* inconsistent_revealers = nullptr);
 
 }  // namespace fedcustoms::secagg

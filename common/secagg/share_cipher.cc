@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto/openssl_error.h"
+#include "common/crypto/sha256.h"
 
 namespace fedcustoms::secagg {
 namespace {
@@ -29,6 +30,14 @@ std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::s
   auto field = [](std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); };
   return "fedcustoms/v1 share|" + field(task) + "|" + std::to_string(round_id) + "|" +
          field(sender) + "|" + field(receiver);
+}
+
+std::string CommitToShareKey(const SharedKey& key) {
+  crypto::Sha256 hash;
+  hash.Update("fedcustoms/v1 share-key commitment|");
+  hash.Update(key.data(), key.size());
+  const crypto::Sha256Digest digest = hash.Final();
+  return std::string(digest.begin(), digest.end());
 }
 
 absl::StatusOr<std::string> SealShare(const SharedKey& key, std::string_view plaintext,

@@ -23,6 +23,14 @@ inline constexpr size_t kTagBytes = 16;
 std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::string_view sender,
                                 std::string_view receiver);
 
+// SHA-256 (raw, 32 bytes) over a fixed label and the key one share message
+// is sealed under. The sender signs it with the message; a receiver that
+// cannot use the message reveals the key, and whoever holds the signed
+// commitment can check it is the sender's key and open that one message
+// (keys are per direction: no other message opens with it). The key is 32
+// random bytes, so the commitment tells nothing of it.
+std::string CommitToShareKey(const SharedKey& key);
+
 absl::StatusOr<std::string> SealShare(const SharedKey& key, std::string_view plaintext,
                                       std::string_view associated_data);
 

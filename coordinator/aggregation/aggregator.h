@@ -42,6 +42,15 @@ class Aggregator {
   // Number of uploads folded so far.
   virtual uint32_t updates() const = 0;
 
+  // Takes out an update added before with the same weight (mode SECURE: the
+  // masked input of a node dropped after it was folded). Unimplemented for
+  // aggregators that cannot.
+  virtual absl::Status Remove(const TensorSource& upload, uint64_t weight) {
+    (void)upload;
+    (void)weight;
+    return absl::UnimplementedError("this aggregator cannot take an update out again");
+  }
+
   // The combined update of everything folded; the aggregator is spent
   // afterwards. Fails (and the round aborts, the model unchanged) when nothing
   // was folded, the aggregator is poisoned, or the rule cannot combine what it

@@ -35,7 +35,14 @@ absl::Status MaskedSum::Validate(const TensorSource& input, size_t words) {
   return absl::OkStatus();
 }
 
-absl::Status MaskedSum::Add(const TensorSource& input) {
+absl::Status MaskedSum::Add(const TensorSource& input) { return Fold(input, false); }
+
+absl::Status MaskedSum::Subtract(const TensorSource& input) {
+  if (inputs_ == 0) return absl::InternalError("MaskedSum::Subtract: nothing was added");
+  return Fold(input, true);
+}
+
+absl::Status MaskedSum::Fold(const TensorSource& input, bool subtract) {
   bool touched = false;
   absl::Status status = input.ForEach([&](const TensorSlice& slice) -> absl::Status {
     const int64_t n = slice.data.numel();
@@ -47,7 +54,11 @@ absl::Status MaskedSum::Add(const TensorSource& input) {
     // modulo 2^32.
     const auto* words = reinterpret_cast<const uint32_t*>(slice.data.data_ptr<int32_t>());
     uint32_t* out = sum_.data() + slice.offset;
-    for (int64_t i = 0; i < n; ++i) out[i] += words[i];
+    if (subtract) {
+      for (int64_t i = 0; i < n; ++i) out[i] -= words[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) out[i] += words[i];
+    }
     touched = touched || n > 0;
     return absl::OkStatus();
   });
@@ -55,7 +66,7 @@ absl::Status MaskedSum::Add(const TensorSource& input) {
     if (touched) poisoned_ = true;
     return status;
   }
-  ++inputs_;
+  subtract ? --inputs_ : ++inputs_;
   return absl::OkStatus();
 }
 

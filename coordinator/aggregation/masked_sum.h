@@ -30,12 +30,18 @@ class MaskedSum {
   // Take fails, so the round aborts.
   absl::Status Add(const TensorSource& input);
 
+  // Takes out an input added before (the same bytes): the sum is as if it
+  // had never been added. Poisons the sum like Add if reading fails.
+  absl::Status Subtract(const TensorSource& input);
+
   uint32_t inputs() const { return inputs_; }
 
   // The sum of the masked inputs; the aggregator is empty afterwards.
   absl::StatusOr<std::vector<uint32_t>> Take();
 
  private:
+  absl::Status Fold(const TensorSource& input, bool subtract);
+
   std::vector<uint32_t> sum_;
   uint32_t inputs_ = 0;
   bool poisoned_ = false;

@@ -22,6 +22,15 @@ absl::Status SecureAggregator::Add(const TensorSource& upload, uint64_t weight) 
   return absl::OkStatus();
 }
 
+absl::Status SecureAggregator::Remove(const TensorSource& upload, uint64_t weight) {
+  if (weight > weight_) {
+    return absl::InternalError("SecureAggregator::Remove: more weight than was added");
+  }
+  if (absl::Status s = sum_.Subtract(upload); !s.ok()) return s;
+  weight_ -= weight;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<MeanUpdate> SecureAggregator::Finish() {
   absl::StatusOr<std::vector<uint32_t>> sum = sum_.Take();
   if (!sum.ok()) return sum.status();

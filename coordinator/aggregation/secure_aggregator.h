@@ -39,6 +39,8 @@ class SecureAggregator final : public Aggregator {
   // midway the sum is poisoned and Finish fails.
   absl::Status Add(const TensorSource& upload, uint64_t weight) override;
   uint32_t updates() const override { return sum_.inputs(); }
+  // Subtracts an input added before, with the weight it was added with.
+  absl::Status Remove(const TensorSource& upload, uint64_t weight) override;
 
   // Takes the masked sum, unmasks and decodes it (secagg::MaskedUpdate::Decode)
   // with Σ weight of the inputs added. Fails when nothing was added, the sum

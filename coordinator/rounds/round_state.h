@@ -40,6 +40,9 @@ struct RoundState {
   // secure assignment.
   std::unique_ptr<SecureRound> secure;
   v1::SecureRound secure_params;
+  // Mode SECURE: the spool files of folded masked inputs, by node, kept until
+  // masking closes (TaskRunner::KeepMaskedInput).
+  std::map<std::string, std::string> kept_inputs;
 
   // Opens the next round (id + 1) with the selected nodes and their rows, and
   // its ledger `record`:

@@ -1,13 +1,19 @@
 #include "coordinator/rounds/secure_round.h"
 
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log/logging.h"
 #include "common/secagg/fixed_point.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/secagg/shamir.h"
+#include "common/secagg/share_cipher.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -53,11 +59,13 @@ absl::Status SecureRound::Advertise(const std::string& node,
         absl::StrCat("node ", node, " sent keys labelled for ", advertisement.keys.node));
   }
   advertisement.keys.terms = params_.terms;  // what the node was told
-  if (absl::Status s =
-          verifier_.Verify(advertisement.keys, advertisement.cert_pem, advertisement.signature);
+  crypto::X509Ptr certificate;
+  if (absl::Status s = verifier_.Verify(advertisement.keys, advertisement.cert_pem,
+                                        advertisement.signature, &certificate);
       !s.ok()) {
     return s;
   }
+  certificates_[node] = std::move(certificate);
   advertised_.emplace(node, std::move(advertisement));
   return absl::OkStatus();
 }
@@ -113,6 +121,20 @@ absl::Status SecureRound::ShareKeys(const std::string& node,
           absl::StrCat("node ", node, " sent shares for ", s.to,
                        ", which is itself, not in the round or addressed twice"));
     }
+    if (s.key_commitment.size() != 32 || s.signature.size() > kMaxSignatureBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node, " sent a share for ", s.to, " whose key commitment is ",
+                       s.key_commitment.size(), " bytes (expected 32) or whose signature is ",
+                       s.signature.size(), " bytes (at most ", kMaxSignatureBytes, ")"));
+    }
+    // Checked here, so that a receiver finding a bad signature knows the
+    // coordinator altered the message, and a signed message is evidence.
+    if (absl::Status v = verifier_.VerifySealedShare(params_.task, params_.round_id, s.from, s.to,
+                                                     u1_digest_, s.sealed, s.key_commitment,
+                                                     certificates_.at(node).get(), s.signature);
+        !v.ok()) {
+      return v;
+    }
   }
   if (receivers.size() + 1 != u1_nodes_.size()) {
     return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent shares for ",
@@ -135,6 +157,71 @@ absl::Status SecureRound::CloseSharing() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<SecureRound::Verdict> SecureRound::JudgeComplaint(
+    const std::string& complainant, const secagg::ShareComplaint& complaint) {
+  if (absl::Status s = Expect(Stage::kMasking, complainant, "a share complaint"); !s.ok()) return s;
+  const secagg::SealedShares& share = complaint.share;
+  const std::string& sender = share.from;
+  if (!u2_.contains(complainant) || share.to != complainant || !u2_.contains(sender)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("node ", complainant, " complains about a share from ", sender, " to ",
+                     share.to, ", which was not relayed to it in round ", params_.round_id));
+  }
+  // The evidence must be the message relayed, as its sender signed it.
+  const std::vector<secagg::SealedShares>& sent = shared_.at(sender);
+  auto relayed = std::find_if(sent.begin(), sent.end(),
+                              [&](const secagg::SealedShares& s) { return s.to == complainant; });
+  if (relayed == sent.end() || relayed->sealed != share.sealed ||
+      relayed->key_commitment != share.key_commitment || relayed->signature != share.signature) {
+    return absl::PermissionDeniedError(absl::StrCat("node ", complainant,
+                                                    " complains about a share from ", sender,
+                                                    " other than the one relayed to it"));
+  }
+  Verdict verdict;
+  verdict.sender = sender;
+  // Either way the complainant holds no share from the sender: it may leave
+  // that one out when it reveals.
+  complaints_.insert({complainant, sender});
+  if (complaint.share_key.empty()) {
+    // The receiver says the commitment does not match the key it derives:
+    // only its private key could show it, so nobody is dropped on its word.
+    verdict.outcome = Verdict::kUnproven;
+    verdict.reason = absl::StrCat(complainant, " reports that ", sender,
+                                  " committed to a share key it cannot derive (unproven)");
+    return verdict;
+  }
+  secagg::SharedKey key{};
+  std::copy(complaint.share_key.begin(), complaint.share_key.end(), key.begin());
+  if (secagg::CommitToShareKey(key) != share.key_commitment) {
+    OPENSSL_cleanse(key.data(), key.size());
+    verdict.outcome = Verdict::kFalse;
+    verdict.reason = absl::StrCat(complainant, " revealed a key for the share from ", sender,
+                                  " that is not the one ", sender, " committed to");
+    dropped_.emplace(complainant, verdict.reason);
+    return verdict;
+  }
+  absl::StatusOr<std::pair<secagg::ShamirShare, secagg::ShamirShare>> pair = secagg::OpenSharePair(
+      params_.task, params_.round_id, share, key, secagg::ShareIndex(u1_nodes_, complainant));
+  OPENSSL_cleanse(key.data(), key.size());
+  if (pair.ok()) {
+    // It opens and is a share pair for the complainant: the complaint is
+    // false. The pair is wiped unread.
+    for (secagg::ShamirShare* share : {&pair->first, &pair->second}) {
+      OPENSSL_cleanse(share->y.data(), share->y.size() * sizeof(uint64_t));
+    }
+    verdict.outcome = Verdict::kFalse;
+    verdict.reason = absl::StrCat(complainant, " complains about the share from ", sender,
+                                  ", which opens and is well formed");
+    dropped_.emplace(complainant, verdict.reason);
+    return verdict;
+  }
+  verdict.outcome = Verdict::kProven;
+  verdict.reason = absl::StrCat(sender, " sent ", complainant, " a bad share (",
+                                pair.status().message(), "): proven by its signature");
+  dropped_.emplace(sender, verdict.reason);
+  return verdict;
+}
+
 std::vector<secagg::SealedShares> SecureRound::SharesFor(const std::string& node) const {
   std::vector<secagg::SealedShares> out;
   for (const auto& [sender, shares] : shared_) {
@@ -151,6 +238,10 @@ absl::Status SecureRound::CloseMasking(const std::set<std::string>& u3) {
   for (const std::string& node : u3) {
     if (!u2_.contains(node)) {
       return absl::InternalError(absl::StrCat("masked input from ", node, ", which is not in U2"));
+    }
+    if (dropped_.contains(node)) {
+      return absl::InternalError(
+          absl::StrCat("masked input from ", node, ", which was dropped: ", dropped_.at(node)));
     }
   }
   u3_ = u3;
@@ -236,12 +327,19 @@ absl::Status SecureRound::Reveal(const std::string& node, secagg::UnmaskShares s
   // Complete, and all at the revealer's own x (its 1-based position in the
   // sorted U1): a share at another x would break the reconstruction of the
   // honest nodes' shares, and a missing one would leave a mask in the sum.
-  if (shares.self_mask_seeds.size() != u3_.size() ||
-      shares.mask_keys.size() != u2_.size() - u3_.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node ", node, " revealed ", shares.self_mask_seeds.size(), " self-mask and ",
-                     shares.mask_keys.size(), " mask-key shares; expected ", u3_.size(), " and ",
-                     u2_.size() - u3_.size()));
+  // Missing are exactly the shares of the senders this node complained
+  // about (it never had them).
+  for (const std::string& owner : u2_) {
+    const bool expected = !complaints_.contains({node, owner});
+    const bool in_u3 = u3_.contains(owner);
+    const bool present =
+        in_u3 ? shares.self_mask_seeds.contains(owner) : shares.mask_keys.contains(owner);
+    if (present != expected) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node ", node, present ? " revealed a share of " : " revealed no share of ", owner,
+          expected ? "; every share it holds is needed"
+                   : ", whose share it complained it could not use"));
+    }
   }
   const uint32_t x =
       static_cast<uint32_t>(std::distance(u1_nodes_.begin(), u1_nodes_.find(node))) + 1;
@@ -264,8 +362,16 @@ absl::StatusOr<std::vector<uint32_t>> SecureRound::Unmask(std::vector<uint32_t> 
   }
   std::map<std::string, secagg::AdvertisedKeys> keys;
   for (const secagg::SignedAdvertisement& a : u1_) keys.emplace(a.keys.node, a.keys);
-  return secagg::UnmaskSum(params_.task, params_.round_id, params_.threshold, keys, u2_, u3_,
-                           std::move(masked_sum), reveals_);
+  std::set<std::string> inconsistent;
+  absl::StatusOr<std::vector<uint32_t>> sum =
+      secagg::UnmaskSum(params_.task, params_.round_id, params_.threshold, keys, u2_, u3_,
+                        std::move(masked_sum), reveals_, &inconsistent);
+  if (!inconsistent.empty()) {
+    // Outvoted by the others; each of these lied, or was dealt a bad share.
+    spdlog::warn("task {}: round {}: shares revealed by {} did not fit the other shares",
+                 params_.task, params_.round_id, absl::StrJoin(inconsistent, ", "));
+  }
+  return sum;
 }
 
 absl::Status SecureRound::Handle(const std::string& node, const v1::AdvertiseKeysRequest& request) {

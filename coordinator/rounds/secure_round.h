@@ -54,6 +54,9 @@ class SecureRound {
   // advertised.
   absl::Status CloseAdvertising();
   const std::vector<secagg::SignedAdvertisement>& advertisements() const { return u1_; }
+  // AdvertisedKeysDigest of U1 (after CloseAdvertising): what the senders
+  // of sealed shares and the survivors sign.
+  const std::string& u1_digest() const { return u1_digest_; }
 
   // Phase 2: exactly one sealed share pair from `node` to each other node of
   // U1.
@@ -64,9 +67,31 @@ class SecureRound {
   // The shares addressed to `node` (all from U2).
   std::vector<secagg::SealedShares> SharesFor(const std::string& node) const;
 
+  // Phase 3: a node of U2 reports that the share relayed to it from another
+  // cannot be used (ShareComplaint). The evidence is checked here: the
+  // message must be the one relayed, signed by its sender. With the key the
+  // sender committed to, the coordinator opens that one message itself:
+  // when it does not open or is not a share pair for the complainant, the
+  // sender is proven to have cheated and is dropped (dropped()); when it is
+  // fine, the complaint is false. Without a key (the complainant says the
+  // commitment does not match what it derives) nothing can be proven and
+  // nobody is dropped. PermissionDenied for evidence that is not the relayed
+  // message.
+  struct Verdict {
+    enum Outcome { kProven, kUnproven, kFalse } outcome = kUnproven;
+    std::string sender;
+    std::string reason;  // for logs and the ledger; names both nodes
+  };
+  absl::StatusOr<Verdict> JudgeComplaint(const std::string& complainant,
+                                         const secagg::ShareComplaint& complaint);
+  // Senders proven to have sent a bad share, with the reason: their masked
+  // input must not be in U3.
+  const std::map<std::string, std::string>& dropped() const { return dropped_; }
+
   // Ends phase 3 with the nodes whose masked input was added to the sum;
-  // FailedPrecondition if fewer than t; Internal for a node outside U2 (the
-  // caller only accepts masked input from U2, so that is a bug).
+  // FailedPrecondition if fewer than t; Internal for a node outside U2 or a
+  // dropped one (the caller only keeps masked input from U2 and takes the
+  // dropped ones' out, so that is a bug).
   absl::Status CloseMasking(const std::set<std::string>& u3);
   const std::set<std::string>& u2() const { return u2_; }
   const std::set<std::string>& u3() const { return u3_; }
@@ -109,6 +134,7 @@ class SecureRound {
   const secagg::KeyAdvertisementVerifier& verifier_;
   Stage stage_ = Stage::kAdvertising;
   std::map<std::string, secagg::SignedAdvertisement> advertised_;
+  std::map<std::string, crypto::X509Ptr> certificates_;  // parsed, by advertiser
   std::vector<secagg::SignedAdvertisement> u1_;
   std::string u1_digest_;  // what the survivors sign with U3
   std::set<std::string> u1_nodes_;
@@ -117,6 +143,8 @@ class SecureRound {
   std::set<std::string> u3_;
   std::map<std::string, std::string> confirmed_;  // U4: signer -> signature on U3
   std::map<std::string, secagg::UnmaskShares> reveals_;
+  std::map<std::string, std::string> dropped_;                // proven bad senders -> reason
+  std::set<std::pair<std::string, std::string>> complaints_;  // (complainant, sender)
 };
 
 // The parameters of a secure round of `nodes` selected nodes that declared

@@ -243,6 +243,15 @@ void TaskRunner::Train() {
     aggregator = std::move(aggregator_);
   }
   round_.uploading.clear();
+  if (secure()) {
+    absl::Status taken =
+        aggregator ? TakeOutDroppedInputs(*aggregator) : absl::InternalError("no aggregator");
+    DiscardKeptInputs();
+    if (!taken.ok()) {
+      AbortRound(std::string(taken.message()));
+      return;
+    }
+  }
   const uint32_t min_nodes = options_.config.min_nodes();
   round_.record.participants = static_cast<uint32_t>(round_.submitted.size());
   round_.record.dropped = round_.record.selected_nodes - round_.record.participants;
@@ -391,8 +400,11 @@ void TaskRunner::AbortRound(const std::string& reason) {
                reason, global_->version);
   candidate_.reset();
   round_.secure.reset();
+  DiscardKeptInputs();
   model_.Discard(global_->version);
-  round_.record.reason = reason;
+  // Nodes dropped earlier in the round stay on record after the cause.
+  round_.record.reason =
+      round_.record.reason.empty() ? reason : absl::StrCat(reason, "; ", round_.record.reason);
   CloseRound("aborted");
 }
 
@@ -454,6 +466,12 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
     return absl::AlreadyExistsError(
         absl::StrCat("node ", node, " already sent its update for round ", header.round_id()));
   }
+  if (round_open && header.round_id() == round_.id && round_.secure != nullptr) {
+    if (auto it = round_.secure->dropped().find(node); it != round_.secure->dropped().end()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("node ", node, " was dropped from round ", round_.id, ": ", it->second));
+    }
+  }
   if (absl::Status s = CheckRound(header.round_id(), header.model_version(), RoundPhase::kTraining);
       !s.ok()) {
     return s;
@@ -474,8 +492,105 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
       name(), node, header, {secure(), options_.config.max_sample_count(), round_.RowsOf(node)});
   if (absl::IsInvalidArgument(claims)) ++round_.rejected_updates;
   if (!claims.ok()) return claims;
+  if (header.complaints_size() > 0) {
+    if (absl::Status s = JudgeComplaints(node, header); !s.ok()) return s;
+  }
   round_.uploading.insert(node);
   return absl::OkStatus();
+}
+
+absl::Status TaskRunner::JudgeComplaints(const std::string& node, const v1::UpdateHeader& header) {
+  if (!secure() || round_.secure == nullptr) {
+    return absl::InvalidArgumentError("share complaints belong to secure rounds only");
+  }
+  // At most one per other member of U2.
+  if (static_cast<size_t>(header.complaints_size()) >= round_.secure->u2().size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node ", node, " sent ", header.complaints_size(),
+                     " share complaints; U2 has ", round_.secure->u2().size(), " nodes"));
+  }
+  for (const v1::ShareComplaint& proto : header.complaints()) {
+    absl::StatusOr<secagg::ShareComplaint> complaint = secagg::FromProto(proto);
+    if (!complaint.ok()) return complaint.status();
+    absl::StatusOr<SecureRound::Verdict> verdict = round_.secure->JudgeComplaint(node, *complaint);
+    if (!verdict.ok()) return verdict.status();
+    switch (verdict->outcome) {
+      case SecureRound::Verdict::kUnproven:
+        spdlog::warn("task {}: round {}: {}", name(), round_.id, verdict->reason);
+        break;
+      case SecureRound::Verdict::kFalse:
+        spdlog::warn("task {}: round {}: {}; {} is dropped from the round", name(), round_.id,
+                     verdict->reason, node);
+        round_.selected.erase(node);
+        changed_.SignalAll();
+        return absl::PermissionDeniedError(absl::StrCat(
+            "round ", round_.id, ": upload refused and ", node, " dropped: ", verdict->reason));
+      case SecureRound::Verdict::kProven:
+        spdlog::warn("task {}: round {}: {}; {} is dropped from the round", name(), round_.id,
+                     verdict->reason, verdict->sender);
+        // One that has not uploaded is no longer waited for; one whose input
+        // is in the sum is taken out when masking closes.
+        if (!round_.submitted.contains(verdict->sender) &&
+            !round_.uploading.contains(verdict->sender)) {
+          round_.selected.erase(verdict->sender);
+        }
+        changed_.SignalAll();
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void TaskRunner::KeepMaskedInput(const std::string& node, uint64_t round_id,
+                                 const std::string& spool_path) {
+  const std::string kept = spool_path + ".kept";
+  std::error_code ec;
+  std::filesystem::rename(spool_path, kept, ec);
+  if (ec) {
+    // Without it a node dropped later cannot be taken out: that round aborts.
+    spdlog::error("task {}: cannot keep the masked input of {}: {}", name(), node, ec.message());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  // Aggregating too: the driver enters it before it waits for this fold
+  // (it holds fold_mu_) and only then takes dropped inputs out.
+  if (round_id == round_.id &&
+      (round_.phase == RoundPhase::kTraining || round_.phase == RoundPhase::kAggregating)) {
+    round_.kept_inputs[node] = kept;
+  } else {
+    std::filesystem::remove(kept, ec);
+  }
+}
+
+absl::Status TaskRunner::TakeOutDroppedInputs(Aggregator& aggregator) {
+  std::string dropped_text;
+  for (const auto& [dropped, reason] : round_.secure->dropped()) {
+    absl::StrAppend(&dropped_text, dropped_text.empty() ? "dropped: " : "; ", reason);
+    auto submitted = round_.submitted.find(dropped);
+    if (submitted == round_.submitted.end()) continue;
+    auto kept = round_.kept_inputs.find(dropped);
+    if (kept == round_.kept_inputs.end()) {
+      return absl::InternalError(absl::StrCat("the masked input of ", dropped,
+                                              " was folded before it was dropped and cannot be "
+                                              "taken out (it was not kept)"));
+    }
+    TensorFile input(kept->second);
+    if (absl::Status s = aggregator.Remove(input, submitted->second); !s.ok()) {
+      return absl::Status(
+          s.code(), absl::StrCat("taking out the masked input of ", dropped, ": ", s.message()));
+    }
+    round_.submitted.erase(submitted);
+  }
+  round_.record.reason = dropped_text;
+  return absl::OkStatus();
+}
+
+void TaskRunner::DiscardKeptInputs() {
+  for (const auto& [node, path] : round_.kept_inputs) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+  round_.kept_inputs.clear();
 }
 
 void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& header) {
@@ -490,6 +605,12 @@ void TaskRunner::EndUpload(const std::string& node, uint64_t round_id, UploadEnd
       round_.uploading.erase(node);
       if (end == UploadEnd::kRejected) ++round_.rejected_updates;
       if (end == UploadEnd::kFolded) round_.submitted[node] = samples;
+      // A node dropped while this upload was in flight is no longer waited
+      // for once it ends without its input in the sum.
+      if (end != UploadEnd::kFolded && round_.secure != nullptr &&
+          round_.secure->dropped().contains(node)) {
+        round_.selected.erase(node);
+      }
     }
   }
   changed_.SignalAll();
@@ -538,6 +659,7 @@ absl::Status TaskRunner::FinishUpload(const std::string& node, const v1::UpdateH
   const auto fold_start = std::chrono::steady_clock::now();
   if (options_.aggregator_input_tap) options_.aggregator_input_tap(node, update);
   absl::Status folded = aggregator->Add(update, weight);
+  if (folded.ok() && secure()) KeepMaskedInput(node, round_id, spool_path);
   spdlog::info(
       "task {}: update from {} validated in {:.3f} s, folded in {:.3f} s", name(), node,
       validate_seconds,

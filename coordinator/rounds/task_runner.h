@@ -194,6 +194,21 @@ class TaskRunner {
   // model, or aborts the round.
   void Publish(RoundMetrics metrics) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortRound(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Mode SECURE: judges the share complaints an upload header carries
+  // (SecureRound::JudgeComplaint). A proven one drops the sender; a false
+  // one refuses this upload (PermissionDenied) and drops the complainant.
+  absl::Status JudgeComplaints(const std::string& node, const v1::UpdateHeader& header)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Mode SECURE: keeps a folded masked input's spool file until masking
+  // closes, so that a node dropped after its input was folded can be taken
+  // out again.
+  void KeepMaskedInput(const std::string& node, uint64_t round_id, const std::string& spool_path);
+  // At the close of masking: subtracts the inputs of dropped nodes from
+  // `aggregator` and takes them out of the participants; the ledger reason
+  // names them.
+  absl::Status TakeOutDroppedInputs(Aggregator& aggregator) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes the kept masked inputs.
+  void DiscardKeptInputs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records the round in the ledger as `status` ("completed" or "aborted"),
   // counts it and goes back to gathering.
   void CloseRound(const char* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,11 +1,15 @@
 #include "node/secure/secure_aggregation_session.h"
 
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/io/atomic_file.h"
+#include "common/log/logging.h"
 #include "common/pki/peer_identity.h"
 #include "common/secagg/masked_update.h"
 #include "common/secagg/secagg_messages.h"
@@ -156,7 +160,8 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
   if (!encoded.ok()) return encoded.status();
   std::vector<secagg::SealedShares> received;
   for (const v1::SealedShare& s : params.shares()) received.push_back(secagg::FromProto(s));
-  absl::StatusOr<std::vector<uint32_t>> masked = (*round)->MaskedInput(received, encoded->words);
+  absl::StatusOr<secagg::MaskedInputResult> masked =
+      (*round)->MaskedInput(received, encoded->words);
   std::fill(encoded->words.begin(), encoded->words.end(), 0u);
   if (!masked.ok()) {
     Forget();
@@ -165,13 +170,20 @@ absl::StatusOr<SecureAggregationSession::MaskedUpdate> SecureAggregationSession:
   // On disk before the masked input can leave: a crash after this line and
   // before the upload costs a contribution, never the other way round.
   if (absl::Status s = record_->Record(contribution); !s.ok()) {
-    std::fill(masked->begin(), masked->end(), 0u);
+    std::fill(masked->masked.begin(), masked->masked.end(), 0u);
     Forget();
     return s;
   }
   model_version_ = a.model_version();
   model_sha256_ = model_sha256;
-  return MaskedUpdate{*std::move(masked), encoded->clipped};
+  MaskedUpdate out{std::move(masked->masked), encoded->clipped, {}};
+  for (secagg::ShareComplaint& complaint : masked->complaints) {
+    spdlog::warn("round {}: the share {} sent cannot be used ({}); reported to the coordinator",
+                 a.round_id(), complaint.share.from, complaint.reason);
+    out.complaints.push_back(secagg::ToProto(complaint));
+    OPENSSL_cleanse(complaint.share_key.data(), complaint.share_key.size());
+  }
+  return out;
 }
 
 absl::StatusOr<v1::ConfirmSurvivorsRequest> SecureAggregationSession::ConfirmSurvivors(

@@ -65,6 +65,8 @@ class SecureAggregationSession {
   struct MaskedUpdate {
     std::vector<uint32_t> words;
     uint64_t clipped = 0;  // coordinates that were clipped to ±clip
+    // Shares this node could not use, with the evidence (UpdateHeader).
+    std::vector<v1::ShareComplaint> complaints;
   };
   absl::StatusOr<MaskedUpdate> MaskUpdate(const v1::TaskAssignment& assignment,
                                           const std::string& model_sha256,

@@ -109,9 +109,10 @@ class SecAggRoundTest : public testing_support::FederationSuite<SecAggRoundTest>
       auto masked = rounds_[node]->MaskedInput(mine, updates_[node]);
       if (!masked.ok()) return masked.status();
       if (gone_before_input.contains(node)) continue;  // its input never arrives
-      masked_inputs_[node] = *masked;
+      EXPECT_TRUE(masked->complaints.empty()) << node;
+      masked_inputs_[node] = masked->masked;
       for (size_t i = 0; i < kDim; ++i) {
-        masked_sum[i] += (*masked)[i];
+        masked_sum[i] += masked->masked[i];
         (*expected)[i] += updates_[node][i];
       }
       u3.insert(node);
@@ -252,9 +253,10 @@ TEST_F(SecAggRoundTest, AShareReplayedFromAnotherRoundIsRefused) {
   for (const SealedShares& s : *old) {
     if (s.to == "EE") replayed.push_back(s);
   }
+  // The sender's signature binds the round: the coordinator replayed it.
   auto masked = rounds_["EE"]->MaskedInput(replayed, updates_["EE"]);
-  EXPECT_TRUE(absl::IsDataLoss(masked.status())) << masked.status();
-  EXPECT_THAT(std::string(masked.status().message()), HasSubstr("shares from DK"));
+  EXPECT_TRUE(absl::IsPermissionDenied(masked.status())) << masked.status();
+  EXPECT_THAT(std::string(masked.status().message()), HasSubstr("share from DK to EE"));
 }
 
 TEST_F(SecAggRoundTest, ANodeRevealsOnceAndOnlyForSurvivorsItKnows) {
@@ -449,7 +451,57 @@ TEST_F(SecAggRoundTest, SharesOfAnotherSeedAreCaughtByTheCommitment) {
   auto sum = UnmaskSum("risk", 7, kThreshold, u1_keys_, u2_, u3_, masked_sum_, bad);
   EXPECT_TRUE(absl::IsDataLoss(sum.status())) << sum.status();
   EXPECT_THAT(std::string(sum.status().message()),
-              HasSubstr("self-mask seed reconstructed for FI does not match its commitment"));
+              HasSubstr("the self-mask seed of FI does not match its commitment"));
+}
+
+// Revealers that lie about their shares are outvoted while t good shares of
+// each secret remain, and named: here FI and LV both send a wrong share of
+// DK's seed (two liars in the first t), FI of EE's seed too.
+TEST_F(SecAggRoundTest, LyingRevealersAreOutvotedAndNamed) {
+  std::vector<uint32_t> expected;
+  ASSERT_TRUE(Run({}, {}, &expected).ok());
+  std::map<std::string, UnmaskShares> lies = responses_;
+  lies["FI"].self_mask_seeds.at("DK").y[0] ^= 1;
+  lies["LV"].self_mask_seeds.at("DK").y[3] ^= 1;
+  lies["FI"].self_mask_seeds.at("EE").y[1] ^= 1;
+  std::set<std::string> inconsistent;
+  auto sum = UnmaskSum("risk", 7, kThreshold, u1_keys_, u2_, u3_, masked_sum_, lies, &inconsistent);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(*sum, expected);
+  EXPECT_EQ(inconsistent, (std::set<std::string>{"FI", "LV"}));
+
+  // Three liars leave two good shares of DK's seed, fewer than t = 3.
+  lies["SE"].self_mask_seeds.at("DK").y[0] ^= 1;
+  auto failed = UnmaskSum("risk", 7, kThreshold, u1_keys_, u2_, u3_, masked_sum_, lies);
+  EXPECT_TRUE(absl::IsDataLoss(failed.status())) << failed.status();
+  EXPECT_THAT(std::string(failed.status().message()),
+              HasSubstr("the self-mask seed of DK does not match its commitment: no 3 of the 5"));
+}
+
+// Review finding: a coordinator that shows a sender a U1 without one node
+// shifts every share index the sender deals; if receivers then revealed the
+// keys of those "bad" messages, the coordinator would read genuine shares of
+// both the sender's secrets. The sender signs the digest of its U1, so a
+// receiver shown another U1 finds the signature does not verify and refuses
+// the round: no complaint, no key.
+TEST_F(SecAggRoundTest, ASenderShownAnotherU1GetsTheRoundRefusedNotAKeyRevealed) {
+  std::vector<SignedAdvertisement> u1 = Advertisements();
+  std::vector<SignedAdvertisement> without_se;
+  for (const SignedAdvertisement& ad : u1) {
+    if (ad.keys.node != "SE") without_se.push_back(ad);
+  }
+  auto from_dk = rounds_["DK"]->ShareKeys(without_se);
+  ASSERT_TRUE(from_dk.ok()) << from_dk.status();
+  ASSERT_TRUE(rounds_["EE"]->ShareKeys(u1).ok());
+  std::vector<SealedShares> to_ee;
+  for (const SealedShares& s : *from_dk) {
+    if (s.to == "EE") to_ee.push_back(s);
+  }
+  ASSERT_EQ(to_ee.size(), 1u);
+  auto masked = rounds_["EE"]->MaskedInput(to_ee, updates_["EE"]);
+  EXPECT_TRUE(absl::IsPermissionDenied(masked.status())) << masked.status();
+  EXPECT_THAT(std::string(masked.status().message()),
+              HasSubstr("the two nodes were shown different keys"));
 }
 
 }  // namespace

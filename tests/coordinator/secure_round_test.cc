@@ -125,7 +125,7 @@ class SecureRoundTest : public testing::Test {
       ASSERT_TRUE(masked.ok()) << node << ": " << masked.status();
       if (!u3.contains(node)) continue;  // its masked input never arrives
       for (size_t i = 0; i < kDim; ++i) {
-        masked_sum_[i] += (*masked)[i];
+        masked_sum_[i] += masked->masked[i];
         expected_[i] += updates_[node][i];
       }
     }
@@ -335,11 +335,130 @@ TEST_F(SecureRoundTest, ShareKeysRefusesSharesThatBreakTheRules) {
   EXPECT_THAT(Message(s), HasSubstr("node DK already sent its shares"));
   EXPECT_EQ(round_->shared_count(), 1u);
 
-  // A sealed share of exactly the bound is not refused for its size.
+  // A message altered after its sender signed it is refused here, so a
+  // receiver that finds a bad signature knows the coordinator altered it.
+  std::vector<SealedShares> altered = sealed_["EE"];
+  altered[0].sealed[13] ^= 0x01;
+  s = round_->ShareKeys("EE", altered);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("share from EE to " + altered[0].to));
+  EXPECT_THAT(Message(s), HasSubstr("the signature of EE does not cover this message"));
+  std::vector<SealedShares> no_commitment = sealed_["EE"];
+  no_commitment[0].key_commitment.clear();
+  s = round_->ShareKeys("EE", no_commitment);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("whose key commitment is 0 bytes (expected 32)"));
+
+  // A sealed share of exactly the bound (signed by its sender) is not
+  // refused for its size.
   std::vector<SealedShares> at_bound = sealed_["EE"];
   at_bound[0].sealed.assign(1024, 'x');
+  auto signature = signers_["EE"]->SignPayload(
+      secagg::SealedSharePayload(kTask, kRound, "EE", at_bound[0].to, round_->u1_digest(),
+                                 at_bound[0].sealed, at_bound[0].key_commitment));
+  ASSERT_TRUE(signature.ok());
+  at_bound[0].signature = *signature;
   s = round_->ShareKeys("EE", at_bound);
   EXPECT_TRUE(s.ok()) << s;
+}
+
+// A receiver that cannot use a share reports it with the sender's signed
+// message and key; the coordinator judges on that evidence alone.
+TEST_F(SecureRoundTest, ComplaintsAreJudgedOnTheSignedEvidence) {
+  ASSERT_NO_FATAL_FAILURE(Advertise());
+  ASSERT_NO_FATAL_FAILURE(ComputeShares());
+  // DK cheats: the share for EE is junk of the same size, signed by DK.
+  for (SealedShares& share : sealed_["DK"]) {
+    if (share.to != "EE") continue;
+    share.sealed[20] ^= 0x01;
+    auto signature = signers_["DK"]->SignPayload(secagg::SealedSharePayload(
+        kTask, kRound, "DK", "EE", round_->u1_digest(), share.sealed, share.key_commitment));
+    ASSERT_TRUE(signature.ok());
+    share.signature = *signature;
+  }
+  for (const auto& [node, shares] : sealed_) ASSERT_TRUE(round_->ShareKeys(node, shares).ok());
+  ASSERT_TRUE(round_->CloseSharing().ok());
+
+  // EE masks anyway (the pairwise mask with DK needs no share) and complains
+  // with the key DK committed to; the others have nothing to say.
+  std::map<std::string, secagg::MaskedInputResult> inputs;
+  for (const std::string& node : kNodes) {
+    auto masked = nodes_[node]->MaskedInput(round_->SharesFor(node), updates_[node]);
+    ASSERT_TRUE(masked.ok()) << node << ": " << masked.status();
+    inputs[node] = *std::move(masked);
+    EXPECT_EQ(inputs[node].complaints.size(), node == "EE" ? 1u : 0u) << node;
+  }
+  const secagg::ShareComplaint complaint = inputs["EE"].complaints.at(0);
+  EXPECT_EQ(complaint.share.from, "DK");
+  EXPECT_EQ(complaint.share_key.size(), 32u);
+  EXPECT_THAT(complaint.reason, HasSubstr("shares from DK"));
+
+  // Evidence that is not the relayed message, or about a share sent to
+  // someone else, proves nothing and is refused.
+  secagg::ShareComplaint doctored = complaint;
+  doctored.share.sealed[5] ^= 0x01;
+  auto refused = round_->JudgeComplaint("EE", doctored);
+  EXPECT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
+  EXPECT_THAT(Message(refused.status()), HasSubstr("other than the one relayed to it"));
+  refused = round_->JudgeComplaint("FI", complaint);
+  EXPECT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
+  EXPECT_THAT(Message(refused.status()), HasSubstr("which was not relayed to it"));
+
+  // Without the key nothing can be proven: nobody is dropped.
+  secagg::ShareComplaint keyless = complaint;
+  keyless.share_key.clear();
+  auto unproven = round_->JudgeComplaint("EE", keyless);
+  ASSERT_TRUE(unproven.ok()) << unproven.status();
+  EXPECT_EQ(unproven->outcome, SecureRound::Verdict::kUnproven);
+  EXPECT_TRUE(round_->dropped().empty());
+
+  // With it, the coordinator opens that one message and sees junk: DK is
+  // proven to have cheated and dropped.
+  auto proven = round_->JudgeComplaint("EE", complaint);
+  ASSERT_TRUE(proven.ok()) << proven.status();
+  EXPECT_EQ(proven->outcome, SecureRound::Verdict::kProven);
+  EXPECT_EQ(proven->sender, "DK");
+  EXPECT_THAT(proven->reason, HasSubstr("DK sent EE a bad share"));
+  EXPECT_EQ(round_->dropped().count("DK"), 1u);
+
+  // A key that is not the committed one makes the complaint false: the
+  // complainant is dropped instead.
+  std::vector<SealedShares> to_lv = round_->SharesFor("LV");
+  secagg::ShareComplaint lie{to_lv.at(0), std::string(32, '\x42'), ""};
+  auto false_complaint = round_->JudgeComplaint("LV", lie);
+  ASSERT_TRUE(false_complaint.ok()) << false_complaint.status();
+  EXPECT_EQ(false_complaint->outcome, SecureRound::Verdict::kFalse);
+  EXPECT_EQ(round_->dropped().count("LV"), 1u);
+
+  // The round closes with the others; a dropped node in U3 would be a bug.
+  EXPECT_TRUE(absl::IsInternal(round_->CloseMasking({"DK", "EE", "FI", "SE"})));
+}
+
+// With DK dropped before its masked input, unmasking needs DK's mask key
+// from the survivors' shares. FI reveals wrong shares of DK's key and of
+// SE's seed; the other three shares of each still reconstruct the right
+// secrets (checked against DK's public key and SE's commitment), so the sum
+// is exact.
+TEST_F(SecureRoundTest, ALyingRevealerIsOutvotedByTheOtherShares) {
+  ASSERT_NO_FATAL_FAILURE(Advertise());
+  ASSERT_NO_FATAL_FAILURE(Share());
+  const std::set<std::string> u3 = {"EE", "FI", "LV", "SE"};
+  ASSERT_NO_FATAL_FAILURE(MaskInputs(u3));
+  ASSERT_TRUE(round_->CloseMasking(u3).ok());
+  ASSERT_NO_FATAL_FAILURE(Confirm(u3));
+  for (const std::string& node : u3) {
+    auto shares = nodes_[node]->Unmask(u3, round_->survivor_signatures());
+    ASSERT_TRUE(shares.ok()) << node << ": " << shares.status();
+    if (node == "FI") {
+      // FI lies about its share of DK's mask key and of SE's seed.
+      shares->mask_keys.at("DK").y[0] ^= 1;
+      shares->self_mask_seeds.at("SE").y[2] ^= 1;
+    }
+    ASSERT_TRUE(round_->Reveal(node, *std::move(shares)).ok()) << node;
+  }
+  auto sum = round_->Unmask(masked_sum_);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(*sum, expected_);
 }
 
 TEST_F(SecureRoundTest, ShareKeysRefusesAReceiverThatNeverAdvertised) {
@@ -387,14 +506,14 @@ TEST_F(SecureRoundTest, RevealRefusesSharesThatBreakTheRules) {
   s = round_->Reveal("DK", missing_seed);
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_THAT(Message(s),
-              HasSubstr("node DK revealed 3 self-mask and 1 mask-key shares; expected 4 and 1"));
+              HasSubstr("node DK revealed no share of EE; every share it holds is needed"));
 
   UnmaskShares missing_key = real;
   missing_key.mask_keys.clear();
   s = round_->Reveal("DK", missing_key);
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
-  EXPECT_THAT(Message(s),
-              HasSubstr("node DK revealed 4 self-mask and 0 mask-key shares; expected 4 and 1"));
+  EXPECT_THAT(Message(s), HasSubstr("node DK revealed no share of "));
+  EXPECT_THAT(Message(s), HasSubstr("every share it holds is needed"));
 
   UnmaskShares wrong_x = real;
   wrong_x.self_mask_seeds["LV"].x = 2;  // EE's x

@@ -20,6 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/pki/dev_pki.h"
 #include "common/secagg/fixed_point.h"
+#include "common/secagg/key_advertisement.h"
+#include "common/secagg/secagg_messages.h"
 #include "common/synth/declarations_synth.h"
 #include "common/tensor/named_tensors.h"
 #include "common/tensor/tensor_codec.h"
@@ -47,8 +49,18 @@ enum class DropAt {
   kBeforeSharing,
   kBeforeMaskedInput,
   kBeforeUnmasking,
-  kAfterUploadingInTheClear
+  kAfterUploadingInTheClear,
+  // Misbehaviours that do not stop the node: it sends one corrupted (but
+  // signed) share to kVictimOf[its name] and uploads at once, or waits 3 s
+  // before uploading; or it complains falsely about the share from FI.
+  kSendsABadShareThenUploadsAtOnce,
+  kSendsABadShareThenUploadsLate,
+  kComplainsFalsely,
+  // Honest, but uploads its masked input 4 s late (the round waits for it).
+  kUploadsLate,
 };
+
+const std::map<std::string, std::string> kVictimOf = {{"AT", "DK"}, {"BE", "EE"}};
 
 class SecureAggregationTest : public testing_support::FederationSuite<SecureAggregationTest> {
  protected:
@@ -154,6 +166,10 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
       } else if (kind == v1::TaskAssignment::SHARE_KEYS) {
         auto request = (*session)->ShareKeys(*a);
         ASSERT_TRUE(request.ok()) << request.status();
+        if (drop == DropAt::kSendsABadShareThenUploadsAtOnce ||
+            drop == DropAt::kSendsABadShareThenUploadsLate) {
+          CorruptShareFor(admin, kVictimOf.at(admin), *a, *request);
+        }
         EXPECT_TRUE((*client)->ShareKeys(*request).ok());
       } else if (kind == v1::TaskAssignment::TRAIN) {
         ASSERT_TRUE(a->has_secure());
@@ -181,8 +197,33 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
         header.set_task("risk");
         header.set_round_id(a->round_id());
         header.set_model_version(a->model_version());
+        for (const v1::ShareComplaint& c : masked->complaints) *header.add_complaints() = c;
+        // A victim complains a little later than the cheater that uploads
+        // at once, so that the cheater's input is in the sum by then.
+        if (!masked->complaints.empty()) std::this_thread::sleep_for(std::chrono::seconds(1));
+        if (drop == DropAt::kSendsABadShareThenUploadsLate) {
+          std::this_thread::sleep_for(std::chrono::seconds(2));
+        }
+        if (drop == DropAt::kUploadsLate) std::this_thread::sleep_for(std::chrono::seconds(4));
+        if (drop == DropAt::kComplainsFalsely) {
+          for (const v1::SealedShare& s : a->secure().shares()) {
+            if (s.from_node() != "FI") continue;
+            v1::ShareComplaint* lie = header.add_complaints();
+            *lie->mutable_share() = s;
+            lie->set_share_key(std::string(32, '\x42'));
+          }
+        }
         auto response = (*client)->UploadUpdate(header, encoder);
-        EXPECT_TRUE(response.ok()) << response.status();
+        if (drop == DropAt::kNever || drop == DropAt::kUploadsLate) {
+          EXPECT_TRUE(response.ok()) << admin << ": " << response.status();
+        } else if (drop == DropAt::kSendsABadShareThenUploadsLate ||
+                   drop == DropAt::kComplainsFalsely) {
+          // Dropped before its input arrived: refused, naming why.
+          EXPECT_EQ(response.status().code(), absl::StatusCode::kPermissionDenied)
+              << admin << ": " << response.status();
+          EXPECT_NE(std::string(response.status().message()).find(" dropped"), std::string::npos)
+              << response.status();
+        }
       } else if (kind == v1::TaskAssignment::CONFIRM_SURVIVORS) {
         auto request = (*session)->ConfirmSurvivors(*a);
         ASSERT_TRUE(request.ok()) << request.status();
@@ -204,6 +245,40 @@ class SecureAggregationTest : public testing_support::FederationSuite<SecureAggr
         return;
       }
     }
+  }
+
+  // Replaces the share `admin` sends `victim` with junk of the same size,
+  // signed by `admin` as a cheater would: the coordinator relays it.
+  static void CorruptShareFor(const std::string& admin, const std::string& victim,
+                              const v1::TaskAssignment& a, v1::ShareKeysRequest& request) {
+    auto signer = secagg::KeyAdvertisementSigner::Create(Identity(admin).key());
+    ASSERT_TRUE(signer.ok()) << signer.status();
+    // The digest of the U1 the assignment relays, as the honest session
+    // signs it.
+    std::map<std::string, secagg::AdvertisedKeys> u1;
+    for (const v1::SignedKeys& keys : a.secure().advertisements()) {
+      auto ad = secagg::FromProto(keys, "risk", a.round_id());
+      ASSERT_TRUE(ad.ok()) << ad.status();
+      ad->keys.terms = secagg::TermsOf(a.secure());
+      u1[ad->keys.node] = ad->keys;
+    }
+    std::vector<secagg::AdvertisedKeys> by_node;
+    for (const auto& [node, keys] : u1) by_node.push_back(keys);
+    const std::string u1_digest = secagg::AdvertisedKeysDigest(by_node);
+    const uint64_t round_id = a.round_id();
+    bool found = false;
+    for (v1::SealedShare& s : *request.mutable_shares()) {
+      if (s.to_node() != victim) continue;
+      std::string sealed = s.sealed();
+      sealed[20] ^= 0x01;
+      s.set_sealed(sealed);
+      auto signature = (*signer)->SignPayload(secagg::SealedSharePayload(
+          "risk", round_id, admin, victim, u1_digest, sealed, s.key_commitment()));
+      ASSERT_TRUE(signature.ok()) << signature.status();
+      s.set_signature(*signature);
+      found = true;
+    }
+    EXPECT_TRUE(found) << admin << " has no share for " << victim;
   }
 
   // A node that ignores the protocol and sends its update as plain float
@@ -382,6 +457,38 @@ TEST_F(SecureAggregationTest, AnUpdateSentInTheClearIsRefusedAndTheNodeCountsAsD
   std::lock_guard lock(tap_mu_);
   EXPECT_EQ(tapped_.count("EE"), 0u);  // nothing of the clear update reached the aggregator
   EXPECT_EQ(tapped_.size(), 4u);
+}
+
+TEST_F(SecureAggregationTest, CheatersAreDroppedOnTheEvidenceAndTheRoundGoesOn) {
+  // Nine nodes, threshold 5 (fraction 0.5). AT sends DK a corrupted share
+  // and uploads at once (its input is in the sum when DK's complaint comes,
+  // and is taken out again); BE sends EE one and uploads late (refused);
+  // DE accuses FI with a key FI never committed to (refused and dropped).
+  // SE uploads last (4 s), so the round is still taking input when BE comes.
+  // The five nodes left hold enough good shares of AT's, BE's and DE's mask
+  // keys to remove their pairwise masks.
+  std::vector<DropAt> drops(9, DropAt::kNever);
+  drops[0] = DropAt::kSendsABadShareThenUploadsAtOnce;
+  drops[1] = DropAt::kSendsABadShareThenUploadsLate;
+  drops[2] = DropAt::kComplainsFalsely;
+  drops[8] = DropAt::kUploadsLate;
+  Outcome out = RunRound("cheaters", drops, 0.5);
+  ASSERT_EQ(out.rounds.size(), 1u);
+  EXPECT_EQ(out.rounds[0].status, "completed") << out.rounds[0].reason;
+  EXPECT_EQ(out.rounds[0].participants, 6u);
+  EXPECT_EQ(out.rounds[0].dropped, 3u);
+  const std::string& reason = out.rounds[0].reason;
+  EXPECT_NE(reason.find("AT sent DK a bad share"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("BE sent EE a bad share"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("DE revealed a key for the share from FI that is not the one FI "
+                        "committed to"),
+            std::string::npos)
+      << reason;
+  ExpectWeightedMean(out, {3, 4, 5, 6, 7, 8});
+  std::lock_guard lock(tap_mu_);
+  EXPECT_EQ(tapped_.count("AT"), 1u);  // folded, then taken out
+  EXPECT_EQ(tapped_.count("BE"), 0u);
+  EXPECT_EQ(tapped_.count("DE"), 0u);
 }
 
 }  // namespace
