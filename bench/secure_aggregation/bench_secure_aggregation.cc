@@ -220,16 +220,19 @@ struct SecureTimes {
   // confirm: signing U3; verify: checking the survivors' signatures, which
   // unmask includes (timed apart to show the consistency check's cost).
   double advertise = 0, share = 0, masked = 0, confirm = 0, verify = 0, unmask = 0;
+  // Signing the n-1 sealed shares a node sends and verifying the n-1 it
+  // receives: inside share and masked, timed apart.
+  double share_signatures = 0;
   double relay = 0, accumulate = 0, unmask_sum = 0, decode = 0;
 
   double Nodes() const { return advertise + share + masked + confirm + unmask; }
   double Coordinator() const { return relay + accumulate + unmask_sum + decode; }
   // Best of the repeats phase by phase, as Flower's benchmark times its stages.
   void KeepBest(const SecureTimes& o) {
-    for (auto field :
-         {&SecureTimes::advertise, &SecureTimes::share, &SecureTimes::masked, &SecureTimes::confirm,
-          &SecureTimes::verify, &SecureTimes::unmask, &SecureTimes::relay, &SecureTimes::accumulate,
-          &SecureTimes::unmask_sum, &SecureTimes::decode}) {
+    for (auto field : {&SecureTimes::advertise, &SecureTimes::share, &SecureTimes::masked,
+                       &SecureTimes::confirm, &SecureTimes::verify, &SecureTimes::unmask,
+                       &SecureTimes::share_signatures, &SecureTimes::relay,
+                       &SecureTimes::accumulate, &SecureTimes::unmask_sum, &SecureTimes::decode}) {
       this->*field = std::min(this->*field, o.*field);
     }
   }
@@ -351,11 +354,33 @@ absl::StatusOr<SecureRound> RunSecureRound(const BenchPki& pki, const Workload& 
   // What each node's Unmask spends verifying them (with the certificates it
   // parsed when it checked the advertisements), timed apart once.
   std::vector<fedcustoms::crypto::X509Ptr> certs;
+  std::map<std::string, uint32_t> index_of;
   for (uint32_t u = 0; u < n; ++u) {
     auto parsed = fedcustoms::crypto::CertificatesFromPem(pki.cert_pem(u), "bench");
     if (!parsed.ok()) return parsed.status();
     certs.push_back(std::move(parsed->front()));
+    index_of[w.names[u]] = u;
   }
+  // The sealed shares' signatures, timed apart once: every message signed by
+  // its sender and verified by its receiver, per node.
+  start = Clock::now();
+  for (const auto& [receiver, messages] : inbox) {
+    for (const SealedShares& m : messages) {
+      const uint32_t from = index_of.at(m.from);
+      const std::string& digest = rounds[index_of.at(receiver)]->u1_digest();
+      absl::StatusOr<std::string> signature =
+          pki.signer(from).SignPayload(fedcustoms::secagg::SealedSharePayload(
+              kTask, round_id, m.from, m.to, digest, m.sealed, m.key_commitment));
+      if (!signature.ok()) return signature.status();
+      if (absl::Status s =
+              pki.verifier().VerifySealedShare(kTask, round_id, m.from, m.to, digest, m.sealed,
+                                               m.key_commitment, certs[from].get(), *signature);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  t.share_signatures += MsSince(start);
   start = Clock::now();
   for (uint32_t u = 0; u < n; ++u) {
     if (dropped[u]) continue;
@@ -591,11 +616,14 @@ void PrintTables(const std::vector<ConfigResult>& results, int repeats) {
       "the phase (masked incl. fixed-point encoding; confirm = signing U3; unmask incl. "
       "verifying the survivors' signatures, of which verify). Total compute: all nodes' phases + "
       "the coordinator; trusted: the nodes' serialization + the coordinator's float fold. drop: "
-      "percent asked (nodes dropped). check%%: confirm + verify as a share of a node's compute.\n",
+      "percent asked (nodes dropped). shsig: signing the sealed shares a node sends and verifying "
+      "those it receives (inside share and masked). check%%: confirm + verify + shsig as a share "
+      "of a node's compute.\n",
       repeats);
-  std::printf("%4s %8s %9s | %9s %7s %8s %7s %7s %7s %6s | %7s %8s %8s %7s | %9s %8s %7s\n", "n",
-              "P", "drop", "advertise", "share", "masked", "confirm", "verify", "unmask", "check%",
-              "relay", "accum", "unmask", "decode", "secure", "trusted", "ratio");
+  std::printf("%4s %8s %9s | %9s %7s %8s %7s %7s %7s %7s %6s | %7s %8s %8s %7s | %9s %8s %7s\n",
+              "n", "P", "drop", "advertise", "share", "masked", "confirm", "verify", "unmask",
+              "shsig", "check%", "relay", "accum", "unmask", "decode", "secure", "trusted",
+              "ratio");
   for (const ConfigResult& r : results) {
     const SecureTimes& t = r.secure.times;
     const double active = r.nodes - r.dropped;
@@ -603,12 +631,15 @@ void PrintTables(const std::vector<ConfigResult>& results, int repeats) {
     const double node_compute =
         t.advertise / r.nodes + t.share / r.nodes + (t.masked + t.confirm + t.unmask) / active;
     std::printf(
-        "%4u %8zu %3u%% (%2u) | %9.3f %7.3f %8.3f %7.3f %7.3f %7.4f %5.1f%% | %7.4f %8.3f %8.3f "
+        "%4u %8zu %3u%% (%2u) | %9.3f %7.3f %8.3f %7.3f %7.3f %7.4f %7.3f %5.1f%% | %7.4f %8.3f "
+        "%8.3f "
         "%7.3f | %9.2f %8.3f %6.1fx\n",
         r.nodes, r.params, r.dropout_percent, r.dropped, t.advertise / r.nodes, t.share / r.nodes,
         t.masked / active, t.confirm / active, t.verify / active, t.unmask / active,
-        100 * (t.confirm + t.verify) / active / node_compute, t.relay, t.accumulate, t.unmask_sum,
-        t.decode, secure, r.trusted.Total(), secure / r.trusted.Total());
+        t.share_signatures / r.nodes,
+        100 * ((t.confirm + t.verify) / active + t.share_signatures / r.nodes) / node_compute,
+        t.relay, t.accumulate, t.unmask_sum, t.decode, secure, r.trusted.Total(),
+        secure / r.trusted.Total());
   }
   std::printf(
       "\nBytes sent per node (payloads; mean over the nodes that sent them) against the trusted "
