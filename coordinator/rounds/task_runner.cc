@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -591,6 +592,14 @@ void TaskRunner::DiscardKeptInputs() {
     std::filesystem::remove(path, ec);
   }
   round_.kept_inputs.clear();
+}
+
+std::chrono::steady_clock::time_point TaskRunner::UploadDeadline(uint64_t round_id) const {
+  absl::MutexLock lock(&mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (round_id != round_.id || round_.phase != RoundPhase::kTraining) return now;
+  // In the runner's clock (a fake one in tests): what is left, from now.
+  return now + std::max(Clock::time_point::duration::zero(), round_.deadline - clock_->Now());
 }
 
 void TaskRunner::AbortUpload(const std::string& node, const v1::UpdateHeader& header) {

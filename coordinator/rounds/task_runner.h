@@ -146,6 +146,10 @@ class TaskRunner {
   // Maximum bytes an upload for this task may have (derived from the model).
   // An upload is the update's encoding; anything much larger is hostile.
   uint64_t MaxUploadBytes() const { return model_bytes_ * 2 + (1 << 20); }
+  // When an upload for `round_id` must be done by (steady_clock): the
+  // round's training deadline, or now when that round is not training: an
+  // upload that ends later would find it closed anyway.
+  std::chrono::steady_clock::time_point UploadDeadline(uint64_t round_id) const;
 
  private:
   TaskRunner(Options options, ModelRegistry* registry, RoundLedger* ledger,

@@ -198,6 +198,14 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
                                             StreamWatchdog::Lease& lease) {
   v1::UploadUpdateRequest message;
   SpoolFile spool(SpoolName(spool_dir_, header.task(), header.round_id(), node));
+  // A stream that would still be arriving when the round stops taking
+  // updates is cut (a trickle of chunks never trips the idle limit).
+  lease.CutAt(runner->UploadDeadline(header.round_id()));
+  auto past_deadline = [&] {
+    return absl::DeadlineExceededError(
+        absl::StrCat("upload: round ", header.round_id(), " of task ", header.task(),
+                     " stopped taking updates before this one finished; stream cut"));
+  };
   absl::Status status = [&]() -> absl::Status {
     std::ofstream out(spool.path(), std::ios::binary | std::ios::trunc);
     if (!out) return absl::InternalError("coordinator cannot spool the upload");
@@ -205,6 +213,7 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
     bool finished = false;
     while (reader->Read(&message)) {
       lease.Touch();
+      if (lease.PastCut()) return past_deadline();
       if (!message.has_chunk()) {
         return absl::InvalidArgumentError("upload: a second header in the same stream");
       }
@@ -222,6 +231,7 @@ grpc::Status NodeServiceImpl::ReceiveUpdate(grpc::ServerContext* context,
       }
     }
     if (lease.expired()) {
+      if (lease.PastCut()) return past_deadline();
       return absl::DeadlineExceededError(absl::StrCat("upload: no data from the node for ",
                                                       watchdog_->idle_limit().count() / 1000,
                                                       " s; stream cancelled"));

@@ -37,6 +37,18 @@ void StreamWatchdog::Lease::Touch() {
   if (it != watchdog_->watched_.end()) it->second.last_touch = Clock::now();
 }
 
+void StreamWatchdog::Lease::CutAt(std::chrono::steady_clock::time_point deadline) {
+  absl::MutexLock lock(&watchdog_->mu_);
+  auto it = watchdog_->watched_.find(id_);
+  if (it != watchdog_->watched_.end()) it->second.cut_at = deadline;
+}
+
+bool StreamWatchdog::Lease::PastCut() const {
+  absl::MutexLock lock(&watchdog_->mu_);
+  auto it = watchdog_->watched_.find(id_);
+  return it != watchdog_->watched_.end() && Clock::now() >= it->second.cut_at;
+}
+
 bool StreamWatchdog::Lease::expired() const {
   absl::MutexLock lock(&watchdog_->mu_);
   auto it = watchdog_->watched_.find(id_);
@@ -53,7 +65,8 @@ void StreamWatchdog::Loop() {
     if (stopping_) break;
     const auto now = Clock::now();
     for (auto& [id, w] : watched_) {
-      if (!w.expired && now - w.last_touch > idle_limit_) {
+      const bool past_cut = w.cut_at != Clock::time_point::max() && now - w.cut_at > idle_limit_;
+      if (!w.expired && (now - w.last_touch > idle_limit_ || past_cut)) {
         w.expired = true;
         // Under mu_: the lease (and so the call) cannot end meanwhile.
         w.context->TryCancel();

@@ -31,8 +31,14 @@ class StreamWatchdog {
     Lease& operator=(const Lease&) = delete;
     // Data moved: the stream is alive.
     void Touch();
-    // Whether the watchdog cancelled the call for idling.
+    // Whether the watchdog cancelled the call (idle, or past its cut).
     bool expired() const;
+    // The stream must be done by `deadline` (an upload: its round's training
+    // deadline). Past it, PastCut() says so, for the handler to refuse at
+    // its next chunk with the reason; a stream still open idle_limit after
+    // it is cancelled whatever it sends.
+    void CutAt(std::chrono::steady_clock::time_point deadline);
+    bool PastCut() const;
 
    private:
     friend class StreamWatchdog;
@@ -57,6 +63,7 @@ class StreamWatchdog {
   struct Watched {
     grpc::ServerContext* context;
     Clock::time_point last_touch;
+    Clock::time_point cut_at = Clock::time_point::max();
     bool expired = false;
   };
   void Loop();

@@ -241,5 +241,129 @@ TEST_F(MaliciousNodeTest, AFloodOfSilentStreamsIsBoundedPerCertificate) {
   EXPECT_TRUE(attacker->Join(join).ok());
 }
 
+// Starts a GetTask long poll of `stub` that lets the coordinator hold it for
+// up to `deadline` (it answers WAIT half a second before); `done` gets the
+// status.
+struct Poll {
+  grpc::ClientContext context;
+  v1::GetTaskRequest request;
+  v1::TaskAssignment response;
+  std::promise<grpc::Status> done;
+};
+std::unique_ptr<Poll> StartPoll(v1::NodeService::Stub& stub, std::chrono::seconds deadline) {
+  auto poll = std::make_unique<Poll>();
+  poll->context.set_deadline(std::chrono::system_clock::now() + deadline);
+  poll->request.set_task("risk");
+  poll->request.set_wait_seconds(30);
+  stub.async()->GetTask(&poll->context, &poll->request, &poll->response,
+                        [p = poll.get()](grpc::Status s) { p->done.set_value(std::move(s)); });
+  return poll;
+}
+
+std::unique_ptr<v1::NodeService::Stub> OwnConnection(
+    int port, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  grpc::ChannelArguments args = tls::DefaultChannelArguments();
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+  return v1::NodeService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("localhost:", port), credentials, args));
+}
+
+// limits.max_streams_per_connection: streams past it on one connection wait
+// in the client (HTTP/2 concurrency) and never reach the coordinator, while
+// another connection of the same certificate is served. The per-certificate
+// call limit is set high here so that it is not what stops them.
+TEST_F(MaliciousNodeTest, StreamsPastTheConnectionLimitNeverReachTheCoordinator) {
+  auto coordinator = StartCoordinator("streams", [](v1::CoordinatorConfig& c) {
+    c.mutable_limits()->set_max_streams_per_connection(2);
+    c.mutable_limits()->set_max_calls_per_peer(100);
+  });
+  ASSERT_NE(coordinator, nullptr);
+  const int port = coordinator->Port();
+  auto attacker = AttackerClient(port);
+  ASSERT_NE(attacker, nullptr);
+  v1::JoinRequest join;
+  join.add_tasks("risk");
+  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+  join.mutable_data()->set_train_rows(1000);
+  ASSERT_TRUE(attacker->Join(join).ok());  // alone: no round opens, polls wait
+  auto credentials = tls::MakeChannelCredentials(Identity(kAttacker));
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  auto flooded = OwnConnection(port, *credentials);
+  std::vector<std::unique_ptr<Poll>> held, queued;
+  for (int i = 0; i < 2; ++i) held.push_back(StartPoll(*flooded, std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 4; ++i) queued.push_back(StartPoll(*flooded, std::chrono::seconds(3)));
+  auto other = OwnConnection(port, *credentials);
+  std::unique_ptr<Poll> elsewhere = StartPoll(*other, std::chrono::seconds(3));
+  for (auto& poll : queued) {
+    grpc::Status s = poll->done.get_future().get();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  }
+  grpc::Status s = elsewhere->done.get_future().get();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(elsewhere->response.kind(), v1::TaskAssignment::WAIT);
+  for (auto& poll : held) {
+    s = poll->done.get_future().get();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(poll->response.kind(), v1::TaskAssignment::WAIT);
+  }
+}
+
+// limits.max_threads: gRPC's thread quota. Held calls past it are refused at
+// once (RESOURCE_EXHAUSTED) instead of growing a thread each, and once they
+// end the coordinator serves again. The per-certificate call limit is set
+// high here so that it is not what stops them.
+TEST_F(MaliciousNodeTest, CallsPastTheThreadQuotaAreRefusedAndThreadsStayBounded) {
+  constexpr int kMaxThreads = 16;
+  auto coordinator = StartCoordinator("threads", [](v1::CoordinatorConfig& c) {
+    c.mutable_limits()->set_max_threads(kMaxThreads);
+    c.mutable_limits()->set_max_calls_per_peer(1000);
+  });
+  ASSERT_NE(coordinator, nullptr);
+  const int port = coordinator->Port();
+  auto attacker = AttackerClient(port);
+  ASSERT_NE(attacker, nullptr);
+  v1::JoinRequest join;
+  join.add_tasks("risk");
+  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
+  join.mutable_data()->set_train_rows(1000);
+  ASSERT_TRUE(attacker->Join(join).ok());
+  auto credentials = tls::MakeChannelCredentials(Identity(kAttacker));
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  const int threads_before = ProcessThreads();
+  constexpr int kConnections = 4;
+  constexpr int kPollsEach = 16;  // under max_streams_per_connection (32)
+  std::vector<std::unique_ptr<v1::NodeService::Stub>> stubs;
+  for (int c = 0; c < kConnections; ++c) stubs.push_back(OwnConnection(port, *credentials));
+  std::vector<std::unique_ptr<Poll>> polls;
+  for (int c = 0; c < kConnections; ++c) {
+    for (int i = 0; i < kPollsEach; ++i) {
+      polls.push_back(StartPoll(*stubs[c], std::chrono::seconds(6)));
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const int threads_during = ProcessThreads();
+  int exhausted = 0, waited = 0;
+  for (auto& poll : polls) {
+    grpc::Status s = poll->done.get_future().get();
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++exhausted;
+    } else if (s.ok() && poll->response.kind() == v1::TaskAssignment::WAIT) {
+      ++waited;
+    } else {
+      ADD_FAILURE() << "a poll ended " << s.error_code() << ": " << s.error_message();
+    }
+  }
+  std::printf("%d held polls against max_threads %d: %d served, %d refused; threads %d -> %d\n",
+              kConnections * kPollsEach, kMaxThreads, waited, exhausted, threads_before,
+              threads_during);
+  EXPECT_GT(exhausted, 0);
+  EXPECT_LE(waited, kMaxThreads);
+  // Without the quota, 64 held polls would hold 64 handler threads.
+  EXPECT_LT(threads_during - threads_before, kMaxThreads + 12);
+  // The flood is over: the coordinator serves again.
+  EXPECT_TRUE(attacker->Join(join).ok());
+}
+
 }  // namespace
 }  // namespace fedcustoms

@@ -1173,6 +1173,61 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
   EXPECT_TRUE(response.accepted());
 }
 
+// A trickle never trips the idle limit: one small chunk a second keeps a
+// stream (and the node's slot and a server thread) alive for as long as the
+// node likes. The stream is cut once its round stops taking updates (its
+// training deadline), with the reason, and the round closes on time.
+TEST_F(FederationTest, ATrickledUploadIsCutWhenItsRoundStopsTakingUpdates) {
+  std::unique_ptr<coordinator::Coordinator> coordinator;
+  {
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/trickle", *root_ + "/data/EE/declarations.schema.json",
+        v1::TRUSTED);
+    c.set_stream_idle_seconds(3);
+    v1::TaskConfig* t = c.mutable_tasks(0);
+    t->set_min_nodes(1);
+    t->set_rounds(1);
+    t->set_gather_seconds(0);
+    t->set_round_deadline_seconds(4);
+    coordinator = StartFrom(c);
+  }
+  auto stub = StubAs<v1::NodeService>("EE", coordinator->Port());
+  Join(*stub, *coordinator, 1000);
+  const v1::TaskAssignment task = PollFor(*stub, v1::TaskAssignment::TRAIN);
+  ASSERT_EQ(task.kind(), v1::TaskAssignment::TRAIN);
+  grpc::ClientContext context;
+  v1::UploadUpdateResponse response;
+  auto writer = stub->UploadUpdate(&context, &response);
+  v1::UploadUpdateRequest message;
+  *message.mutable_header() = Header(task.round_id(), task.model_version(), 10);
+  ASSERT_TRUE(writer->Write(message));
+  constexpr int kChunks = 30;  // 30 s at one a second: far past the deadline
+  int sent = 0;
+  for (; sent < kChunks; ++sent) {
+    v1::UploadUpdateRequest chunk;
+    chunk.mutable_chunk()->set_index(sent);
+    chunk.mutable_chunk()->set_data("x");
+    if (!writer->Write(chunk)) break;  // the coordinator has answered
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_EQ(s.error_message(),
+            absl::StrCat("upload: round ", task.round_id(),
+                         " of task risk stopped taking updates before this one finished; "
+                         "stream cut"));
+  EXPECT_LT(sent, kChunks);
+  auto rounds = coordinator->ledger().List("risk");
+  for (int i = 0; i < 100 && rounds.ok() && rounds->empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    rounds = coordinator->ledger().List("risk");
+  }
+  ASSERT_TRUE(rounds.ok()) << rounds.status();
+  ASSERT_EQ(rounds->size(), 1u);
+  EXPECT_EQ((*rounds)[0].status, "aborted");
+}
+
 // Round 1: a sample count of 2^63 and a NaN loss are refused, a valid update
 // is accepted; every out-of-range metrics report is refused with its rule and
 // does not count as the node's report; once round 2 is open an update for
