@@ -34,7 +34,8 @@ Coordinator::~Coordinator() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     v1::CoordinatorConfig config,
-    std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap) {
+    std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap,
+    std::function<void(const std::string& node, v1::TaskAssignment& assignment)> assignment_tap) {
   if (absl::Status s = tls::RequireTls13(); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(config)));
   const v1::CoordinatorConfig& cfg = c->config_;
@@ -118,6 +119,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
                                               : std::string();
     };
     options.aggregator_input_tap = aggregator_input_tap;
+    options.assignment_tap = assignment_tap;
     auto runner = TaskRunner::Create(std::move(options), c->registry_.get(), c->ledger_.get(),
                                      c->signer_.get());
     if (!runner.ok()) return runner.status();

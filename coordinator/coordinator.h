@@ -15,6 +15,7 @@
 #include "coordinator/rounds/task_runner.h"
 #include "coordinator/service/stream_watchdog.h"
 #include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
 
 namespace fedcustoms::coordinator {
 
@@ -33,10 +34,13 @@ class Coordinator {
  public:
   // Loads credentials, keys, registry, ledger and schemas from a finalized
   // config (see LoadCoordinatorConfig). Nothing listens yet. Tests may pass
-  // a tap that sees every input handed to an aggregator (TaskRunner::Options).
+  // a tap that sees every input handed to an aggregator, and one that may
+  // change every assignment before it leaves (TaskRunner::Options).
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
       v1::CoordinatorConfig config,
       std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap =
+          {},
+      std::function<void(const std::string& node, v1::TaskAssignment& assignment)> assignment_tap =
           {});
   ~Coordinator();
 

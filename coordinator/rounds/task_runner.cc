@@ -420,6 +420,7 @@ v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseco
         AssignmentContext{options_.config, model_spec_, *global_, candidate_.get(), clock_->Now()});
     return stopping_ || a.kind() != v1::TaskAssignment::WAIT;
   });
+  if (options_.assignment_tap) options_.assignment_tap(node, a);
   return a;
 }
 

@@ -75,6 +75,10 @@ class TaskRunner {
     // Tests only: sees every input handed to the aggregator, just before it
     // is folded (a masked vector in mode SECURE).
     std::function<void(const std::string& node, const TensorSource& input)> aggregator_input_tap;
+    // Tests only: sees, and may change, every assignment before it goes to
+    // `node`: how adversarial tests play a coordinator that lies to nodes
+    // over the real protocol.
+    std::function<void(const std::string& node, v1::TaskAssignment& assignment)> assignment_tap;
   };
 
   // Loads the latest published version of the task from `registry` (or
