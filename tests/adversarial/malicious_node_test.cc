@@ -76,6 +76,16 @@ class MaliciousNodeTest : public testing_support::FederationSuite<MaliciousNodeT
     testing_support::RunNodesToEnd(nodes, std::chrono::minutes(3), run);
   }
 
+  // The attacker's Join of task "risk" with `rows` training rows and the
+  // coordinator's own schema hash.
+  static v1::JoinRequest AttackerJoin(const coordinator::Coordinator& coordinator, uint64_t rows) {
+    v1::JoinRequest join;
+    join.add_tasks("risk");
+    join.set_feature_schema_hash(coordinator.runner("risk")->feature_schema_hash());
+    join.mutable_data()->set_train_rows(rows);
+    return join;
+  }
+
   std::unique_ptr<node::CoordinatorClient> AttackerClient(int port) {
     v1::NodeConfig config;
     config.set_coordinator_address(absl::StrCat("localhost:", port));
@@ -96,10 +106,7 @@ TEST_F(MaliciousNodeTest, AHugeRowCountIsRefusedAtJoinAndCannotStopSecureRounds)
   const int port = coordinator->Port();
   auto attacker = AttackerClient(port);
   ASSERT_NE(attacker, nullptr);
-  v1::JoinRequest join;
-  join.add_tasks("risk");
-  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-  join.mutable_data()->set_train_rows(uint64_t{1} << 33);
+  const v1::JoinRequest join = AttackerJoin(*coordinator, uint64_t{1} << 33);
   absl::StatusOr<v1::JoinResponse> refused = attacker->Join(join);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
@@ -234,10 +241,7 @@ TEST_F(MaliciousNodeTest, AFloodOfSilentStreamsIsBoundedPerCertificate) {
   // The flood is over: the certificate's calls go through again.
   auto attacker = AttackerClient(port);
   ASSERT_NE(attacker, nullptr);
-  v1::JoinRequest join;
-  join.add_tasks("risk");
-  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-  join.mutable_data()->set_train_rows(1000);
+  const v1::JoinRequest join = AttackerJoin(*coordinator, 1000);
   EXPECT_TRUE(attacker->Join(join).ok());
 }
 
@@ -281,10 +285,7 @@ TEST_F(MaliciousNodeTest, StreamsPastTheConnectionLimitNeverReachTheCoordinator)
   const int port = coordinator->Port();
   auto attacker = AttackerClient(port);
   ASSERT_NE(attacker, nullptr);
-  v1::JoinRequest join;
-  join.add_tasks("risk");
-  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-  join.mutable_data()->set_train_rows(1000);
+  const v1::JoinRequest join = AttackerJoin(*coordinator, 1000);
   ASSERT_TRUE(attacker->Join(join).ok());  // alone: no round opens, polls wait
   auto credentials = tls::MakeChannelCredentials(Identity(kAttacker));
   ASSERT_TRUE(credentials.ok()) << credentials.status();
@@ -323,10 +324,7 @@ TEST_F(MaliciousNodeTest, CallsPastTheThreadQuotaAreRefusedAndThreadsStayBounded
   const int port = coordinator->Port();
   auto attacker = AttackerClient(port);
   ASSERT_NE(attacker, nullptr);
-  v1::JoinRequest join;
-  join.add_tasks("risk");
-  join.set_feature_schema_hash(coordinator->runner("risk")->feature_schema_hash());
-  join.mutable_data()->set_train_rows(1000);
+  const v1::JoinRequest join = AttackerJoin(*coordinator, 1000);
   ASSERT_TRUE(attacker->Join(join).ok());
   auto credentials = tls::MakeChannelCredentials(Identity(kAttacker));
   ASSERT_TRUE(credentials.ok()) << credentials.status();

@@ -91,6 +91,24 @@ class FederationTest : public testing_support::FederationSuite<FederationTest> {
     return StartFrom(c);
   }
 
+  // A TRUSTED coordinator of one round for one node (EE), which takes it at
+  // once, with `stream_idle_seconds`; `round_deadline_seconds` 0 keeps the
+  // default.
+  std::unique_ptr<coordinator::Coordinator> StartForOneUploader(const std::string& run,
+                                                                uint32_t stream_idle_seconds,
+                                                                uint32_t round_deadline_seconds) {
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + run, *root_ + "/data/EE/declarations.schema.json",
+        v1::TRUSTED);
+    c.set_stream_idle_seconds(stream_idle_seconds);
+    v1::TaskConfig* t = c.mutable_tasks(0);
+    t->set_min_nodes(1);
+    t->set_rounds(1);
+    t->set_gather_seconds(0);
+    if (round_deadline_seconds > 0) t->set_round_deadline_seconds(round_deadline_seconds);
+    return StartFrom(c);
+  }
+
   static std::unique_ptr<coordinator::Coordinator> StartFrom(const v1::CoordinatorConfig& c) {
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
@@ -1042,18 +1060,7 @@ TEST_F(FederationTest, RoundsDoNotOpenWhereStorageCannotRecordThem) {
 // stream_idle_seconds) and releases the node's slot, so a valid upload still
 // goes through afterwards.
 TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
-  std::unique_ptr<coordinator::Coordinator> coordinator;
-  {
-    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
-        *root_ + "/pki", *root_ + "/endless", *root_ + "/data/EE/declarations.schema.json",
-        v1::TRUSTED);
-    c.set_stream_idle_seconds(2);
-    v1::TaskConfig* t = c.mutable_tasks(0);
-    t->set_min_nodes(1);
-    t->set_rounds(1);
-    t->set_gather_seconds(0);
-    coordinator = StartFrom(c);
-  }
+  std::unique_ptr<coordinator::Coordinator> coordinator = StartForOneUploader("endless", 2, 0);
   auto stub = StubAs<v1::NodeService>("EE", coordinator->Port());
   Join(*stub, *coordinator, 1000);
   const v1::TaskAssignment task = PollFor(*stub, v1::TaskAssignment::TRAIN);
@@ -1178,19 +1185,7 @@ TEST_F(FederationTest, UploadStreamsThatNeverFinishAreRefused) {
 // node likes. The stream is cut once its round stops taking updates (its
 // training deadline), with the reason, and the round closes on time.
 TEST_F(FederationTest, ATrickledUploadIsCutWhenItsRoundStopsTakingUpdates) {
-  std::unique_ptr<coordinator::Coordinator> coordinator;
-  {
-    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
-        *root_ + "/pki", *root_ + "/trickle", *root_ + "/data/EE/declarations.schema.json",
-        v1::TRUSTED);
-    c.set_stream_idle_seconds(3);
-    v1::TaskConfig* t = c.mutable_tasks(0);
-    t->set_min_nodes(1);
-    t->set_rounds(1);
-    t->set_gather_seconds(0);
-    t->set_round_deadline_seconds(4);
-    coordinator = StartFrom(c);
-  }
+  std::unique_ptr<coordinator::Coordinator> coordinator = StartForOneUploader("trickle", 3, 4);
   auto stub = StubAs<v1::NodeService>("EE", coordinator->Port());
   Join(*stub, *coordinator, 1000);
   const v1::TaskAssignment task = PollFor(*stub, v1::TaskAssignment::TRAIN);
