@@ -286,37 +286,45 @@ absl::StatusOr<MaskedInputResult> SecAggNodeRound::MaskedInput(
       return Refuse(
           absl::PermissionDeniedError(absl::StrCat("two share messages from ", message.from)));
     }
-    if (absl::Status s = verifier_.VerifySealedShare(
-            params_.task, params_.round_id, message.from, message.to, u1_digest_, message.sealed,
-            message.key_commitment, u1_certs_.at(message.from).get(), message.signature);
-        !s.ok()) {
-      return Refuse(s);
-    }
     absl::StatusOr<SharedKey> key =
         cipher_.Agree(sender->second.cipher_key,
                       ShareKeyContext(params_.task, params_.round_id, message.from, params_.self));
     if (!key.ok()) return Refuse(key.status());
+    // A message that opens under the from -> to key came from the sender (no
+    // one else holds the key) and needs nothing more; the signature is only
+    // checked when the message cannot be used, which keeps it off the honest
+    // path.
+    absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair =
+        OpenSharePair(params_.task, params_.round_id, message, *key, x);
+    if (pair.ok()) {
+      OPENSSL_cleanse(key->data(), key->size());
+      held_[message.from] = *std::move(pair);
+      continue;
+    }
+    // Before anything is revealed about it, the message must be the one its
+    // sender signed for this U1: otherwise the coordinator altered it or
+    // showed the two nodes different keys (a key revealed then could open
+    // genuine shares), and the round is refused.
+    if (absl::Status s = verifier_.VerifySealedShare(
+            params_.task, params_.round_id, message.from, message.to, u1_digest_, message.sealed,
+            message.key_commitment, u1_certs_.at(message.from).get(), message.signature);
+        !s.ok()) {
+      OPENSSL_cleanse(key->data(), key->size());
+      return Refuse(s);
+    }
     // A bad message costs this node its share of the sender's secrets, not
     // the round: it is reported with the evidence, and the coordinator
     // drops the sender if the evidence holds.
     if (CommitToShareKey(*key) != message.key_commitment) {
-      OPENSSL_cleanse(key->data(), key->size());
       result.complaints.push_back(
           {message, "",
            absl::StrCat(message.from, " committed to a share key other than the one ", params_.self,
                         " derives from its advertised key")});
-      continue;
-    }
-    absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair =
-        OpenSharePair(params_.task, params_.round_id, message, *key, x);
-    if (!pair.ok()) {
+    } else {
       result.complaints.push_back(
           {message, std::string(key->begin(), key->end()), std::string(pair.status().message())});
-      OPENSSL_cleanse(key->data(), key->size());
-      continue;
     }
     OPENSSL_cleanse(key->data(), key->size());
-    held_[message.from] = *std::move(pair);
   }
   if (absl::Status s = CheckFloor(u2_.size(), "shared keys"); !s.ok()) return Refuse(s);
   // The self mask and one pairwise mask per peer that shared keys, applied in

@@ -481,20 +481,23 @@ TEST_F(SecAggRoundTest, LyingRevealersAreOutvotedAndNamed) {
 // Review finding: a coordinator that shows a sender a U1 without one node
 // shifts every share index the sender deals; if receivers then revealed the
 // keys of those "bad" messages, the coordinator would read genuine shares of
-// both the sender's secrets. The sender signs the digest of its U1, so a
-// receiver shown another U1 finds the signature does not verify and refuses
-// the round: no complaint, no key.
+// both the sender's secrets. A message that does not open is checked against
+// its sender's signature, which covers the digest of the sender's U1, before
+// anything is revealed: a receiver shown another U1 finds the signature does
+// not verify and refuses the round. No complaint, no key.
 TEST_F(SecAggRoundTest, ASenderShownAnotherU1GetsTheRoundRefusedNotAKeyRevealed) {
   std::vector<SignedAdvertisement> u1 = Advertisements();
-  std::vector<SignedAdvertisement> without_se;
+  std::vector<SignedAdvertisement> without_dk;
   for (const SignedAdvertisement& ad : u1) {
-    if (ad.keys.node != "SE") without_se.push_back(ad);
+    if (ad.keys.node != "DK") without_dk.push_back(ad);
   }
-  auto from_dk = rounds_["DK"]->ShareKeys(without_se);
-  ASSERT_TRUE(from_dk.ok()) << from_dk.status();
+  // SE, shown U1 without DK, deals EE the share at x = 1; EE's own U1 puts it
+  // at x = 2, so the message does not open as EE's.
+  auto from_se = rounds_["SE"]->ShareKeys(without_dk);
+  ASSERT_TRUE(from_se.ok()) << from_se.status();
   ASSERT_TRUE(rounds_["EE"]->ShareKeys(u1).ok());
   std::vector<SealedShares> to_ee;
-  for (const SealedShares& s : *from_dk) {
+  for (const SealedShares& s : *from_se) {
     if (s.to == "EE") to_ee.push_back(s);
   }
   ASSERT_EQ(to_ee.size(), 1u);
@@ -502,6 +505,40 @@ TEST_F(SecAggRoundTest, ASenderShownAnotherU1GetsTheRoundRefusedNotAKeyRevealed)
   EXPECT_TRUE(absl::IsPermissionDenied(masked.status())) << masked.status();
   EXPECT_THAT(std::string(masked.status().message()),
               HasSubstr("the two nodes were shown different keys"));
+}
+
+// The same lie where it leaves the index in place: DK shown U1 without SE
+// still deals EE its share at x = 2, the message opens and EE does not check
+// the signature (the honest path). The two views still differ, and the
+// survivors' signatures cover each node's U1 digest, so EE will not accept
+// DK's confirmation and reveals nothing.
+TEST_F(SecAggRoundTest, ASenderShownAnotherU1ThatKeepsTheIndexIsCaughtAtConfirmation) {
+  std::vector<SignedAdvertisement> u1 = Advertisements();
+  std::vector<SignedAdvertisement> without_se;
+  for (const SignedAdvertisement& ad : u1) {
+    if (ad.keys.node != "SE") without_se.push_back(ad);
+  }
+  std::map<std::string, std::vector<SealedShares>> to;
+  for (const std::string& sender : kNodes) {
+    auto shares = rounds_[sender]->ShareKeys(sender == "DK" ? without_se : u1);
+    ASSERT_TRUE(shares.ok()) << shares.status();
+    for (const SealedShares& share : *shares) {
+      if (share.to != "DK" || share.from != "SE") to[share.to].push_back(share);  // DK knows no SE
+    }
+  }
+  const std::set<std::string> u3 = {"DK", "EE", "FI", "LV"};
+  std::map<std::string, std::string> signatures;
+  for (const std::string& node : u3) {
+    auto masked = rounds_[node]->MaskedInput(to[node], updates_[node]);
+    ASSERT_TRUE(masked.ok()) << node << ": " << masked.status();
+    EXPECT_TRUE(masked->complaints.empty()) << node;
+    auto signature = rounds_[node]->ConfirmSurvivors(u3);
+    ASSERT_TRUE(signature.ok()) << signature.status();
+    signatures[node] = *signature;
+  }
+  auto revealed = rounds_["EE"]->Unmask(u3, signatures);
+  ASSERT_FALSE(revealed.ok());
+  EXPECT_THAT(std::string(revealed.status().message()), HasSubstr("DK"));
 }
 
 }  // namespace
