@@ -1,22 +1,34 @@
-// A coordinator that lies in what it tells one node, over the real protocol:
-// the real coordinator in mode SECURE with an assignment tap that rewrites
-// what SE is shown, and four real nodes training over mutual TLS. Each test
-// asserts what the lie obtains: nothing from SE (no share, no masked input,
-// nothing on its contribution record), while the honest nodes' round
-// completes without it.
+// A coordinator that lies, over the real protocol: the real coordinator in
+// mode SECURE and four real nodes training over mutual TLS. Its lies are an
+// assignment tap that rewrites what SE is shown (a shrunken U1, a lowered
+// threshold, a survivor list split from the others'), a second coordinator
+// restored from the first one's start that reruns the round without SE, and
+// a coordinator that withholds SE's revocation. Each test asserts what the
+// lie obtains: nothing from its target (no share, no masked input, no
+// reveal), no unmasked sum from a rerun, no round with revoked keys.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/io/atomic_file.h"
+#include "common/pki/dev_pki.h"
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
 #include "node/config/node_config.h"
 #include "node/node.h"
+#include "spdlog/sinks/base_sink.h"
+#include "spdlog/spdlog.h"
 #include "tests/support/federation_dir.h"
 #include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
@@ -30,18 +42,37 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kAdmins = {"EE", "FI", "LV", "SE"};
 const std::string kTarget = "SE";
 
+// Keeps the lines logged while it is installed (the nodes run in this
+// process), so a test can read what a node refused.
+class CapturedLog : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  CapturedLog() = default;
+  std::vector<std::string> Lines() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lines_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    lines_.emplace_back(msg.payload.data(), msg.payload.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::vector<std::string> lines_;
+};
+
 class LyingCoordinatorTest : public testing_support::FederationSuite<LyingCoordinatorTest> {
  protected:
   static void SetUpTestSuite() {
     MakeRoot(testing_support::MakeFederationWithData("lying", kAdmins, kAdmins, 400, 11));
   }
 
-  // One secure round of the four nodes against a coordinator whose
-  // assignments to kTarget go through `lie` first; returns the ledger.
-  std::vector<coordinator::RoundRecord> RunRound(
-      const std::string& run, const std::function<void(v1::TaskAssignment&)>& lie) {
+  // The coordinator of a run: mode SECURE, one round of one local epoch,
+  // min_nodes 3, state in root/<dir>.
+  static v1::CoordinatorConfig CoordinatorConfig(const std::string& dir) {
     v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
-        *root_ + "/pki", *root_ + "/" + run, *root_ + "/data/EE/declarations.schema.json",
+        *root_ + "/pki", *root_ + "/" + dir, *root_ + "/data/EE/declarations.schema.json",
         v1::SECURE);
     v1::TaskConfig* t = c.mutable_tasks(0);
     t->set_min_nodes(3);
@@ -50,21 +81,40 @@ class LyingCoordinatorTest : public testing_support::FederationSuite<LyingCoordi
     t->set_eval_deadline_seconds(60);
     t->mutable_training()->set_local_epochs(1);
     t->mutable_secure_aggregation()->set_phase_deadline_seconds(5);
+    return c;
+  }
+
+  struct Run {
+    std::string coordinator_dir;  // under root_
+    std::string nodes_dir;        // run name of the nodes' work dirs
+    std::vector<std::string> admins = kAdmins;
+    std::function<void(const std::string&, v1::TaskAssignment&)> tap;
+    std::string nodes_crl;                // tls.crl of every node but SE, if set
+    uint32_t round_deadline_seconds = 0;  // the default if 0
+    // Stops the run early (nodes and coordinator) once the ledger says so;
+    // unset: the nodes run to the task's end.
+    std::function<bool(const std::vector<coordinator::RoundRecord>&)> done;
+  };
+
+  // Runs `run` and returns the coordinator's ledger.
+  std::vector<coordinator::RoundRecord> Go(const Run& run) {
+    v1::CoordinatorConfig c = CoordinatorConfig(run.coordinator_dir);
+    if (run.round_deadline_seconds > 0) {
+      c.mutable_tasks(0)->set_round_deadline_seconds(run.round_deadline_seconds);
+    }
     auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
     EXPECT_TRUE(config.ok()) << config.status();
     if (!config.ok()) return {};
-    auto coordinator = coordinator::Coordinator::Create(
-        *config, {}, [&](const std::string& node, v1::TaskAssignment& a) {
-          if (node == kTarget) lie(a);
-        });
+    auto coordinator = coordinator::Coordinator::Create(*config, {}, run.tap);
     EXPECT_TRUE(coordinator.ok()) << coordinator.status();
     if (!coordinator.ok()) return {};
     EXPECT_TRUE((*coordinator)->Start().ok());
     std::vector<std::unique_ptr<node::Node>> nodes;
-    for (const std::string& admin : kAdmins) {
-      auto finalized = node::FinalizeNodeConfig(
-          testing_support::LoopbackNodeConfig(*root_, admin, (*coordinator)->Port(), run, "risk"),
-          "test", "");
+    for (const std::string& admin : run.admins) {
+      v1::NodeConfig n = testing_support::LoopbackNodeConfig(*root_, admin, (*coordinator)->Port(),
+                                                             run.nodes_dir, "risk");
+      if (!run.nodes_crl.empty() && admin != kTarget) n.mutable_tls()->set_crl(run.nodes_crl);
+      auto finalized = node::FinalizeNodeConfig(n, "test", "");
       EXPECT_TRUE(finalized.ok()) << finalized.status();
       if (!finalized.ok()) return {};
       auto created = node::Node::Create(*finalized);
@@ -72,17 +122,47 @@ class LyingCoordinatorTest : public testing_support::FederationSuite<LyingCoordi
       if (!created.ok()) return {};
       nodes.push_back(*std::move(created));
     }
-    testing_support::RunNodesToEnd(nodes, std::chrono::minutes(3), run);
-    auto rounds = (*coordinator)->ledger().List("risk");
-    EXPECT_TRUE(rounds.ok()) << rounds.status();
-    return rounds.ok() ? *rounds : std::vector<coordinator::RoundRecord>{};
+    auto ledger = [&] {
+      auto rounds = (*coordinator)->ledger().List("risk");
+      EXPECT_TRUE(rounds.ok()) << rounds.status();
+      return rounds.ok() ? *rounds : std::vector<coordinator::RoundRecord>{};
+    };
+    if (!run.done) {
+      testing_support::RunNodesToEnd(nodes, std::chrono::minutes(3), run.nodes_dir);
+      return ledger();
+    }
+    std::vector<std::future<absl::Status>> runs;
+    for (auto& n : nodes) runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+    while (!run.done(ledger()) && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    EXPECT_TRUE(run.done(ledger())) << run.nodes_dir << ": not done within 3 min";
+    for (auto& n : nodes) n->Stop();
+    (*coordinator)->Shutdown();
+    for (auto& r : runs) r.wait();
+    return ledger();
   }
 
-  // Lines on the target's record of contributions (none if it has none).
-  int ContributionsOf(const std::string& run) {
-    std::ifstream in(absl::StrCat(*root_, "/", run, "/node-", kTarget, "/contributions.jsonl"));
+  // One secure round of the four nodes against a coordinator whose
+  // assignments to kTarget go through `lie` first; returns the ledger.
+  std::vector<coordinator::RoundRecord> RunRound(
+      const std::string& run, const std::function<void(v1::TaskAssignment&)>& lie) {
+    return Go({.coordinator_dir = run,
+               .nodes_dir = run,
+               .tap = [&](const std::string& node, v1::TaskAssignment& a) {
+                 if (node == kTarget) lie(a);
+               }});
+  }
+
+  // Lines of `admin`'s record of contributions in run `run` that contain
+  // `what` (all lines if empty).
+  int RecordLines(const std::string& run, const std::string& admin, const std::string& what = "") {
+    std::ifstream in(absl::StrCat(*root_, "/", run, "/node-", admin, "/contributions.jsonl"));
     int lines = 0;
-    for (std::string line; std::getline(in, line);) lines += !line.empty();
+    for (std::string line; std::getline(in, line);) {
+      lines += !line.empty() && absl::StrContains(line, what);
+    }
     return lines;
   }
 
@@ -93,7 +173,7 @@ class LyingCoordinatorTest : public testing_support::FederationSuite<LyingCoordi
     EXPECT_EQ(rounds[0].status, "completed") << rounds[0].reason;
     EXPECT_EQ(rounds[0].selected_nodes, 4u);
     EXPECT_EQ(rounds[0].participants, 3u);
-    EXPECT_EQ(ContributionsOf(run), 0);
+    EXPECT_EQ(RecordLines(run, kTarget), 0);
   }
 };
 
@@ -126,6 +206,107 @@ TEST_F(LyingCoordinatorTest, ALoweredThresholdGetsNothingFromItsTarget) {
   });
   EXPECT_GT(lies.load(), 0);
   ExpectRoundWithoutTheTarget(rounds, "lowered");
+}
+
+// Split views over the wire: SE confirmed the true survivor list; at
+// unmasking it alone is shown the list without EE (as if EE had dropped, so
+// that SE would reveal EE's self-mask seed while the others reveal EE's mask
+// key). SE reveals only for the list it confirmed: no share leaves it, and
+// the round completes on the three honest reveals.
+TEST_F(LyingCoordinatorTest, ASplitSurvivorListGetsNoRevealFromItsTarget) {
+  auto log = std::make_shared<CapturedLog>();
+  spdlog::default_logger()->sinks().push_back(log);
+  std::atomic<int> lies{0};
+  auto rounds = RunRound("split", [&](v1::TaskAssignment& a) {
+    if (a.kind() != v1::TaskAssignment::UNMASK) return;
+    auto* u3 = a.mutable_secure()->mutable_masked_input_from();
+    for (int i = u3->size() - 1; i >= 0; --i) {
+      if (u3->Get(i) == "EE") u3->DeleteSubrange(i, 1);
+    }
+    ++lies;
+  });
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_GT(lies.load(), 0);
+  ASSERT_EQ(rounds.size(), 1u);
+  EXPECT_EQ(rounds[0].status, "completed") << rounds[0].reason;
+  EXPECT_EQ(rounds[0].participants, 4u);
+  // SE confirmed the list of all four, once, and refused the other one.
+  EXPECT_EQ(RecordLines("split", kTarget, "survivors"), 1);
+  EXPECT_EQ(RecordLines("split", kTarget, "\"EE\""), 1);
+  int refusals = 0;
+  for (const std::string& line : log->Lines()) {
+    refusals += absl::StrContains(line,
+                                  "the coordinator asks to unmask a survivor list other "
+                                  "than the one SE confirmed");
+  }
+  EXPECT_GE(refusals, 1);
+}
+
+// The re-run attack over the wire: a round of all four completes; then the
+// consortium's coordinator is "restored" (a fresh state from the same
+// config, the same model v0) and reruns the round without SE, to subtract
+// the two sums. Its round 1 reuses the id the nodes took part in and gets no
+// update at all; its round 2 gets one more masked update from each (their
+// allowance is 2 per model), but they refuse to confirm a survivor list other
+// than the one they confirmed for v0: the rerun's sum is never unmasked, and
+// no version is published from it.
+TEST_F(LyingCoordinatorTest, ARestoredCoordinatorsRerunWithoutOneNodeUnmasksNothing) {
+  auto first = Go({.coordinator_dir = "rerun-first", .nodes_dir = "rerun"});
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(first[0].status, "completed") << first[0].reason;
+  ASSERT_EQ(first[0].participants, 4u);
+  auto rerun = Go({.coordinator_dir = "rerun-again",
+                   .nodes_dir = "rerun",
+                   .admins = {"EE", "FI", "LV"},
+                   .round_deadline_seconds = 10,
+                   .done = [](const std::vector<coordinator::RoundRecord>& rounds) {
+                     return rounds.size() >= 2;
+                   }});
+  ASSERT_GE(rerun.size(), 2u);
+  for (const coordinator::RoundRecord& r : rerun) {
+    EXPECT_EQ(r.status, "aborted") << r.round_id;
+    EXPECT_EQ(r.result_version, 0u);
+  }
+  EXPECT_EQ(rerun[0].participants, 0u) << rerun[0].reason;
+  EXPECT_THAT(rerun[1].reason, testing::HasSubstr("confirmed the survivor list"));
+  for (const std::string& admin : {"EE", "FI", "LV"}) {
+    // Two masked updates from v0 (the second never unmasked), one list.
+    EXPECT_EQ(RecordLines("rerun", admin, "survivors"), 1) << admin;
+    EXPECT_EQ(RecordLines("rerun", admin), 3) << admin;
+  }
+}
+
+// A coordinator that withholds SE's revocation (its own CRL does not list
+// SE) while the CA revoked it and the other administrations' nodes have the
+// list: they refuse SE's advertised keys, so no share and no masked input
+// leaves anyone while SE is in the round. Rounds abort, naming SE.
+TEST_F(LyingCoordinatorTest, KeysOfANodeTheCoordinatorDoesNotRevokeAreRefusedByTheOthers) {
+  pki::RevokeOptions revoke;
+  revoke.dir = *root_ + "/pki";
+  revoke.names = {"SE"};
+  revoke.out = *root_ + "/se-revoked.crl.pem";
+  ASSERT_TRUE(pki::RevokeDevCertificates(revoke).ok());
+  auto log = std::make_shared<CapturedLog>();
+  spdlog::default_logger()->sinks().push_back(log);
+  auto rounds = Go({.coordinator_dir = "withheld",
+                    .nodes_dir = "withheld",
+                    .nodes_crl = revoke.out,
+                    .done = [](const std::vector<coordinator::RoundRecord>& rounds) {
+                      return !rounds.empty();
+                    }});
+  spdlog::default_logger()->sinks().pop_back();
+  ASSERT_GE(rounds.size(), 1u);
+  EXPECT_EQ(rounds[0].status, "aborted");
+  int refusals = 0;
+  for (const std::string& line : log->Lines()) {
+    refusals += absl::StrContains(line, "keys advertised for SE: certificate serial") &&
+                absl::StrContains(line, "was revoked on");
+  }
+  EXPECT_EQ(refusals, 3);  // EE, FI and LV, once each
+  EXPECT_EQ(rounds[0].result_version, 0u);
+  for (const std::string& admin : kAdmins) {
+    EXPECT_EQ(RecordLines("withheld", admin), 0) << admin;
+  }
 }
 
 }  // namespace
