@@ -1,6 +1,7 @@
 #include "coordinator/rounds/secure_round.h"
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -94,7 +95,51 @@ absl::Status SecureRound::CloseAdvertising() {
 
 absl::Status SecureRound::ShareKeys(const std::string& node,
                                     std::vector<secagg::SealedShares> shares) {
+  return AcceptShares(node, std::move(shares), nullptr);
+}
+
+absl::Status SecureRound::ShareKeys(const std::string& node,
+                                    std::vector<secagg::SealedShares> shares,
+                                    const SharesCheck& check) {
+  return AcceptShares(node, std::move(shares), &check);
+}
+
+absl::StatusOr<SecureRound::SharesCheck> SecureRound::SharesCheckFor(
+    const std::string& node) const {
+  auto cert = certificates_.find(node);
+  if (stage_ != Stage::kSharing || !u1_nodes_.contains(node) || cert == certificates_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no shares from ", node, " are taken in round ", params_.round_id, " now"));
+  }
+  X509_up_ref(cert->second.get());
+  return SharesCheck{params_.task,
+                     params_.round_id,
+                     node,
+                     u1_digest_,
+                     std::shared_ptr<X509>(cert->second.get(), X509_free),
+                     &verifier_,
+                     {}};
+}
+
+void SecureRound::SharesCheck::Verify(const std::vector<secagg::SealedShares>& shares) {
+  verified.assign(shares.size(), false);
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const secagg::SealedShares& s = shares[i];
+    verified[i] = s.from == sender &&
+                  verifier
+                      ->VerifySealedShare(task, round_id, s.from, s.to, u1_digest, s.sealed,
+                                          s.key_commitment, certificate.get(), s.signature)
+                      .ok();
+  }
+}
+
+absl::Status SecureRound::AcceptShares(const std::string& node,
+                                       std::vector<secagg::SealedShares> shares,
+                                       const SharesCheck* check) {
   if (absl::Status s = Expect(Stage::kSharing, node, "shares"); !s.ok()) return s;
+  const bool check_applies = check != nullptr && check->round_id == params_.round_id &&
+                             check->sender == node && check->u1_digest == u1_digest_ &&
+                             check->verified.size() == shares.size();
   if (!u1_nodes_.contains(node)) {
     return absl::FailedPreconditionError(
         absl::StrCat("node ", node, " did not advertise keys for round ", params_.round_id));
@@ -104,7 +149,8 @@ absl::Status SecureRound::ShareKeys(const std::string& node,
         absl::StrCat("node ", node, " already sent its shares for round ", params_.round_id));
   }
   std::set<std::string> receivers;
-  for (const secagg::SealedShares& s : shares) {
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const secagg::SealedShares& s = shares[i];
     if (s.from != node) {
       return absl::PermissionDeniedError(
           absl::StrCat("node ", node, " sent shares labelled as from ", s.from));
@@ -129,6 +175,7 @@ absl::Status SecureRound::ShareKeys(const std::string& node,
     }
     // Checked here, so that a receiver finding a bad signature knows the
     // coordinator altered the message, and a signed message is evidence.
+    if (check_applies && check->verified[i]) continue;
     if (absl::Status v = verifier_.VerifySealedShare(params_.task, params_.round_id, s.from, s.to,
                                                      u1_digest_, s.sealed, s.key_commitment,
                                                      certificates_.at(node).get(), s.signature);

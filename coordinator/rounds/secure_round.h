@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -59,8 +60,30 @@ class SecureRound {
   const std::string& u1_digest() const { return u1_digest_; }
 
   // Phase 2: exactly one sealed share pair from `node` to each other node of
-  // U1.
+  // U1, each signed by `node`.
   absl::Status ShareKeys(const std::string& node, std::vector<secagg::SealedShares> shares);
+  // The signature check of phase 2, apart so that TaskRunner runs it without
+  // its lock (one Ed25519 verification per receiver: a node that keeps
+  // sending n-1 shares with the last one bad would otherwise hold every
+  // other call of the round up). SharesCheckFor copies what the check needs
+  // under the lock (NotFound when sharing is not open or `node` is not in
+  // U1); Verify runs anywhere; ShareKeys then re-verifies only the messages
+  // that Verify did not pass, for this round's U1 digest and sender.
+  struct SharesCheck {
+    std::string task;
+    uint64_t round_id = 0;
+    std::string sender;
+    std::string u1_digest;
+    std::shared_ptr<X509> certificate;
+    const secagg::KeyAdvertisementVerifier* verifier = nullptr;
+    // After Verify: which of the shares (by position) carry a good signature.
+    std::vector<bool> verified;
+
+    void Verify(const std::vector<secagg::SealedShares>& shares);
+  };
+  absl::StatusOr<SharesCheck> SharesCheckFor(const std::string& node) const;
+  absl::Status ShareKeys(const std::string& node, std::vector<secagg::SealedShares> shares,
+                         const SharesCheck& check);
   absl::Status Handle(const std::string& node, const v1::ShareKeysRequest& request);
   // Ends phase 2; FailedPrecondition if fewer than t nodes shared.
   absl::Status CloseSharing();
@@ -129,6 +152,9 @@ class SecureRound {
  private:
   enum class Stage { kAdvertising, kSharing, kMasking, kConfirming, kUnmasking };
   absl::Status Expect(Stage stage, const std::string& node, const char* what) const;
+  // ShareKeys; `check` (may be null) tells which signatures are verified.
+  absl::Status AcceptShares(const std::string& node, std::vector<secagg::SealedShares> shares,
+                            const SharesCheck* check);
 
   const Params params_;
   const secagg::KeyAdvertisementVerifier& verifier_;

@@ -805,8 +805,23 @@ absl::Status TaskRunner::AdvertiseKeys(const std::string& node,
 }
 
 absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysRequest& request) {
-  return SecureStep(node, request.round_id(), RoundPhase::kSharing,
-                    [&](SecureRound& round) { return round.Handle(node, request); });
+  std::vector<secagg::SealedShares> shares;
+  shares.reserve(request.shares_size());
+  for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
+  // The n-1 signatures are verified outside the lock (SecureRound::SharesCheck).
+  absl::StatusOr<SecureRound::SharesCheck> check = absl::UnknownError("");
+  {
+    absl::MutexLock lock(&mu_);
+    if (round_.CheckPhase(name(), request.round_id(), RoundPhase::kSharing).ok()) {
+      check = round_.secure->SharesCheckFor(node);
+    }
+  }
+  // Without a check, SecureStep refuses with the reason or verifies itself.
+  if (check.ok()) check->Verify(shares);
+  return SecureStep(node, request.round_id(), RoundPhase::kSharing, [&](SecureRound& round) {
+    return check.ok() ? round.ShareKeys(node, std::move(shares), *check)
+                      : round.ShareKeys(node, std::move(shares));
+  });
 }
 
 absl::Status TaskRunner::ConfirmSurvivors(const std::string& node,

@@ -362,6 +362,47 @@ TEST_F(SecureRoundTest, ShareKeysRefusesSharesThatBreakTheRules) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+// The signature check TaskRunner runs outside its lock: it passes only the
+// messages whose signature verifies, ShareKeys verifies the others itself,
+// and a check made for another sender, round or U1 spares nothing.
+TEST_F(SecureRoundTest, TheShareCheckOutsideTheLockSparesOnlyWhatItVerified) {
+  EXPECT_TRUE(absl::IsNotFound(round_->SharesCheckFor("DK").status()));  // not sharing yet
+  ASSERT_NO_FATAL_FAILURE(Advertise());
+  ASSERT_NO_FATAL_FAILURE(ComputeShares());
+  EXPECT_TRUE(absl::IsNotFound(round_->SharesCheckFor("XX").status()));
+
+  std::vector<SealedShares> altered = sealed_["DK"];
+  altered[2].sealed[13] ^= 0x01;
+  auto check = round_->SharesCheckFor("DK");
+  ASSERT_TRUE(check.ok()) << check.status();
+  check->Verify(altered);
+  EXPECT_EQ(check->verified, (std::vector<bool>{true, true, false, true}));
+  absl::Status s = round_->ShareKeys("DK", altered, *check);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("the signature of DK does not cover this message"));
+
+  // A check that claims every signature of another sender, or of this
+  // sender for another U1, does not spare the altered message.
+  auto other = round_->SharesCheckFor("EE");
+  ASSERT_TRUE(other.ok());
+  other->verified.assign(altered.size(), true);
+  s = round_->ShareKeys("DK", altered, *other);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  check->verified.assign(altered.size(), true);
+  check->u1_digest[0] ^= 0x01;
+  s = round_->ShareKeys("DK", altered, *check);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_FALSE(round_->Shared("DK"));
+
+  // The real shares, checked outside, are taken.
+  auto good = round_->SharesCheckFor("DK");
+  ASSERT_TRUE(good.ok());
+  good->Verify(sealed_["DK"]);
+  EXPECT_EQ(good->verified, std::vector<bool>(4, true));
+  EXPECT_TRUE(round_->ShareKeys("DK", sealed_["DK"], *good).ok());
+  EXPECT_TRUE(round_->Shared("DK"));
+}
+
 // A receiver that cannot use a share reports it with the sender's signed
 // message and key; the coordinator judges on that evidence alone.
 TEST_F(SecureRoundTest, ComplaintsAreJudgedOnTheSignedEvidence) {
