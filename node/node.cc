@@ -24,6 +24,7 @@
 #include "common/tensor/tensor_codec.h"
 #include "node/backoff/backoff.h"
 #include "node/backoff/status_class.h"
+#include "node/secure/contribution_record.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -60,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   auto client = CoordinatorClient::Create(config);
   if (!client.ok()) return client.status();
   auto secure = SecureAggregationSession::Create(
-      config.tls(), {config.secure_aggregation(), config.work_dir() + "/contributions.jsonl"});
+      config.tls(), {config.secure_aggregation(), ContributionRecordPath(config.work_dir())});
   if (!secure.ok()) return secure.status();
   auto learner = CreateLocalLearner(config);
   if (!learner.ok()) return learner.status();

@@ -18,7 +18,10 @@
 namespace fedcustoms::node {
 namespace {
 
-bool IsConfirmation(const ContributionRecord::Entry& e) { return !e.survivors.empty(); }
+bool IsRelease(const ContributionRecord::Entry& e) { return !e.release_reason.empty(); }
+bool IsConfirmation(const ContributionRecord::Entry& e) {
+  return !e.survivors.empty() && !IsRelease(e);
+}
 
 bool SameModel(const ContributionRecord::Entry& a, const ContributionRecord::Entry& b) {
   return a.task == b.task && (a.model_version == b.model_version ||
@@ -37,6 +40,10 @@ absl::Status SystemError(const std::string& path, const char* call) {
 }
 
 }  // namespace
+
+std::string ContributionRecordPath(const std::string& work_dir) {
+  return work_dir + "/contributions.jsonl";
+}
 
 absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
     std::string path, uint32_t max_per_model) {
@@ -69,9 +76,12 @@ absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
           (line["survivors"].is_array() && !line["survivors"].empty() &&
            std::all_of(line["survivors"].begin(), line["survivors"].end(),
                        [](const nlohmann::json& v) { return v.is_string(); }));
+      const bool release_ok =
+          !line.is_object() || !line.contains("release") ||
+          (line["release"].is_string() && !line["release"].get<std::string>().empty());
       if (!line.is_object() || !line["task"].is_string() ||
           !line["model_version"].is_number_unsigned() || !line["model_sha256"].is_string() ||
-          !line["round"].is_number_unsigned() || !survivors_ok) {
+          !line["round"].is_number_unsigned() || !survivors_ok || !release_ok) {
         return absl::InvalidArgumentError(absl::StrCat(
             where,
             ": expected {\"task\", \"model_version\", \"model_sha256\", \"round\"}; the "
@@ -82,7 +92,8 @@ absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
                   line["model_version"].get<uint64_t>(),
                   line["model_sha256"].get<std::string>(),
                   line["round"].get<uint64_t>(),
-                  {}};
+                  {},
+                  line.contains("release") ? line["release"].get<std::string>() : ""};
       if (line.contains("survivors")) {
         entry.survivors = line["survivors"].get<std::vector<std::string>>();
         std::sort(entry.survivors.begin(), entry.survivors.end());
@@ -96,12 +107,14 @@ absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
 
 absl::Status ContributionRecord::CheckAllowed(const Entry& entry) const {
   std::vector<uint64_t> rounds;
-  for (const Entry& e : entries_) {
-    if (IsConfirmation(e) || !SameModel(e, entry)) continue;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (IsConfirmation(e) || IsRelease(e) || !SameModel(e, entry)) continue;
     // A round id the coordinator reuses is a new round to this node (new keys,
-    // new training): refused, so reuse cannot lift the allowance.
+    // new training): refused, so reuse cannot lift the allowance (nor can a
+    // release).
     if (e.round_id >= entry.round_id) return RoundNotAfter(entry, e.round_id);
-    rounds.push_back(e.round_id);
+    if (Counts(i, entry)) rounds.push_back(e.round_id);
   }
   if (rounds.size() < max_per_model_) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
@@ -124,10 +137,11 @@ absl::Status ContributionRecord::Record(const Entry& entry) {
 absl::Status ContributionRecord::CheckConfirmation(const Entry& confirmation) const {
   std::vector<std::string> survivors = confirmation.survivors;
   std::sort(survivors.begin(), survivors.end());
-  for (const Entry& e : entries_) {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
     if (!IsConfirmation(e) || !SameModel(e, confirmation)) continue;
     if (e.round_id >= confirmation.round_id) return RoundNotAfter(confirmation, e.round_id);
-    if (e.survivors == survivors) continue;
+    if (e.survivors == survivors || !Counts(i, confirmation)) continue;
     std::vector<std::string> only_then, only_now;
     std::set_difference(e.survivors.begin(), e.survivors.end(), survivors.begin(), survivors.end(),
                         std::back_inserter(only_then));
@@ -154,6 +168,49 @@ absl::Status ContributionRecord::RecordConfirmation(const Entry& confirmation) {
   return Append(sorted);
 }
 
+bool ContributionRecord::Counts(size_t index, const Entry& model) const {
+  if (IsRelease(entries_[index])) return false;
+  for (size_t j = index + 1; j < entries_.size(); ++j) {
+    if (IsRelease(entries_[j]) && SameModel(entries_[j], model)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<ContributionRecord::Entry>> ContributionRecord::Release(
+    const std::string& task, uint64_t model_version, const std::string& reason) {
+  if (reason.empty() || reason.find('\n') != std::string::npos || reason.size() > 500) {
+    return absl::InvalidArgumentError(
+        "a release needs a reason of one line (at most 500 characters): it stays in the record");
+  }
+  Entry model{task, model_version, "", 0, {}, ""};
+  std::vector<Entry> lifted;
+  bool confirmed = false;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    // The weights' hash is taken from the entries of that version, so that
+    // the release also covers them re-published under another version.
+    if (e.task == task && e.model_version == model_version && model.model_sha256.empty()) {
+      model.model_sha256 = e.model_sha256;
+    }
+  }
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (!SameModel(e, model) || !Counts(i, model)) continue;
+    lifted.push_back(e);
+    confirmed = confirmed || IsConfirmation(e);
+    model.round_id = std::max(model.round_id, e.round_id);
+  }
+  if (!confirmed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "nothing to release: this node confirmed no survivor list for a sum computed from ", task,
+        " v", model_version, model.model_sha256.empty() ? "" : " (or the same weights)",
+        lifted.empty() ? "" : " since its last release", " (", path_, ")"));
+  }
+  model.release_reason = reason;
+  if (absl::Status s = Append(model); !s.ok()) return s;
+  return lifted;
+}
+
 absl::Status ContributionRecord::Append(const Entry& entry) {
   const bool existed = std::filesystem::exists(path_);
   nlohmann::json line = {{"task", entry.task},
@@ -161,6 +218,7 @@ absl::Status ContributionRecord::Append(const Entry& entry) {
                          {"model_sha256", entry.model_sha256},
                          {"round", entry.round_id}};
   if (!entry.survivors.empty()) line["survivors"] = entry.survivors;
+  if (!entry.release_reason.empty()) line["release"] = entry.release_reason;
   const std::string text = line.dump() + "\n";
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return SystemError(path_, "open");

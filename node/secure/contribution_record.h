@@ -24,6 +24,9 @@ namespace fedcustoms::node {
 // A model is counted by version and by the weights' SHA-256 (a model
 // re-published under a new version is the same model). Not thread-safe: the
 // node's one session uses it.
+// Where a node keeps its record: <work_dir>/contributions.jsonl.
+std::string ContributionRecordPath(const std::string& work_dir);
+
 class ContributionRecord {
  public:
   struct Entry {
@@ -34,6 +37,9 @@ class ContributionRecord {
     // Empty for a masked update; for a confirmation, the survivor list
     // (sorted).
     std::vector<std::string> survivors;
+    // Non-empty only on a release (Release): why the administration let
+    // this model's earlier entries stop counting.
+    std::string release_reason;
   };
 
   // Reads the record at `path` (a missing file is an empty record). A last
@@ -60,6 +66,22 @@ class ContributionRecord {
   // CheckConfirmation, then appends and fsyncs as Record does.
   absl::Status RecordConfirmation(const Entry& confirmation);
 
+  // The way out of a stalled task, decided by the administration (never by
+  // the coordinator): when a round aborted after this node confirmed its
+  // survivor list and a node of that list left for good, every other list
+  // on that model is refused and no round can complete on it. A release
+  // makes the entries recorded so far for `task` v`model_version` (and the
+  // same weights under other versions) stop counting, so the node may mask
+  // again and confirm one other list on that model; round ids must still
+  // grow. The price, which the caller must state to the operator: the
+  // coordinator may then unmask a second sum on that model, whose
+  // difference to the first is close to the update of the nodes left out.
+  // Returns the entries that stopped counting; FailedPrecondition when no
+  // list was confirmed on that model since the last release (nothing
+  // stalls), InvalidArgument for an empty or multi-line reason.
+  absl::StatusOr<std::vector<Entry>> Release(const std::string& task, uint64_t model_version,
+                                             const std::string& reason);
+
   const std::vector<Entry>& entries() const { return entries_; }
 
  private:
@@ -67,6 +89,9 @@ class ContributionRecord {
       : path_(std::move(path)), max_per_model_(max_per_model), entries_(std::move(entries)) {}
   // Appends `entry` as a JSON line and fsyncs; on success adds it to entries_.
   absl::Status Append(const Entry& entry);
+  // Whether entries_[index] still counts for the model of `model`: it is not
+  // a release and no release for that model follows it.
+  bool Counts(size_t index, const Entry& model) const;
 
   const std::string path_;
   const uint32_t max_per_model_;

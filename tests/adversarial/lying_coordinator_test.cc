@@ -8,9 +8,12 @@
 // reveal), no unmasked sum from a rerun, no round with revoked keys.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -21,6 +24,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
 #include "common/io/atomic_file.h"
 #include "common/pki/dev_pki.h"
 #include "coordinator/config/coordinator_config.h"
@@ -41,6 +45,18 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kAdmins = {"EE", "FI", "LV", "SE"};
 const std::string kTarget = "SE";
+
+// Runs `command` in a shell; returns its output (stdout and stderr) and exit
+// code.
+std::pair<std::string, int> RunCommand(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {"popen failed", -1};
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {output, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
 
 // Keeps the lines logged while it is installed (the nodes run in this
 // process), so a test can read what a node refused.
@@ -250,14 +266,20 @@ TEST_F(LyingCoordinatorTest, ASplitSurvivorListGetsNoRevealFromItsTarget) {
 // allowance is 2 per model), but they refuse to confirm a survivor list other
 // than the one they confirmed for v0: the rerun's sum is never unmasked, and
 // no version is published from it.
-TEST_F(LyingCoordinatorTest, ARestoredCoordinatorsRerunWithoutOneNodeUnmasksNothing) {
+//
+// Had the restore been honest (SE gone for good), the task would stall on v0.
+// The way out is each administration's, not the coordinator's: `fedcustoms
+// contributions release` on each node, after which the next round completes
+// without SE.
+TEST_F(LyingCoordinatorTest, ARerunWithoutOneNodeUnmasksNothingUntilEachAdministrationReleases) {
   auto first = Go({.coordinator_dir = "rerun-first", .nodes_dir = "rerun"});
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].status, "completed") << first[0].reason;
   ASSERT_EQ(first[0].participants, 4u);
+  const std::vector<std::string> stayed = {"EE", "FI", "LV"};
   auto rerun = Go({.coordinator_dir = "rerun-again",
                    .nodes_dir = "rerun",
-                   .admins = {"EE", "FI", "LV"},
+                   .admins = stayed,
                    .round_deadline_seconds = 10,
                    .done = [](const std::vector<coordinator::RoundRecord>& rounds) {
                      return rounds.size() >= 2;
@@ -269,11 +291,45 @@ TEST_F(LyingCoordinatorTest, ARestoredCoordinatorsRerunWithoutOneNodeUnmasksNoth
   }
   EXPECT_EQ(rerun[0].participants, 0u) << rerun[0].reason;
   EXPECT_THAT(rerun[1].reason, testing::HasSubstr("confirmed the survivor list"));
-  for (const std::string& admin : {"EE", "FI", "LV"}) {
+  for (const std::string& admin : stayed) {
     // Two masked updates from v0 (the second never unmasked), one list.
     EXPECT_EQ(RecordLines("rerun", admin, "survivors"), 1) << admin;
     EXPECT_EQ(RecordLines("rerun", admin), 3) << admin;
   }
+
+  // Each administration releases v0 with the command line.
+  for (const std::string& admin : stayed) {
+    const std::string config = absl::StrCat(*root_, "/rerun/node-", admin, ".json");
+    auto json = config::PrintProtoJson(
+        testing_support::LoopbackNodeConfig(*root_, admin, 7443, "rerun", "risk"));
+    ASSERT_TRUE(json.ok()) << json.status();
+    ASSERT_TRUE(io::WriteFileAtomically(config, *json).ok());
+    const std::string cli = std::string(FEDCUSTOMS_BINARY_DIR) + "/bin/fedcustoms contributions ";
+    auto [released, code] = RunCommand(cli + "release --config " + config +
+                                       " --model-version 0 --reason 'SE left the federation'");
+    ASSERT_EQ(code, 0) << released;
+    EXPECT_THAT(released, testing::HasSubstr("released risk v0"));
+    EXPECT_THAT(released, testing::HasSubstr("confirmed the survivor list [EE, FI, LV, SE]"));
+    auto [again, again_code] =
+        RunCommand(cli + "release --config " + config + " --model-version 0 --reason again");
+    EXPECT_NE(again_code, 0);
+    EXPECT_THAT(again, testing::HasSubstr("nothing to release"));
+    auto [listed, list_code] = RunCommand(cli + "list --config " + config);
+    EXPECT_EQ(list_code, 0);
+    EXPECT_THAT(listed, testing::HasSubstr("after round 2: SE left the federation"));
+  }
+  auto resumed = Go({.coordinator_dir = "rerun-again",
+                     .nodes_dir = "rerun",
+                     .admins = stayed,
+                     .round_deadline_seconds = 10,
+                     .done = [](const std::vector<coordinator::RoundRecord>& rounds) {
+                       return std::any_of(rounds.begin(), rounds.end(),
+                                          [](const auto& r) { return r.status == "completed"; });
+                     }});
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_EQ(resumed.back().status, "completed") << resumed.back().reason;
+  EXPECT_EQ(resumed.back().participants, 3u);
+  EXPECT_EQ(resumed.back().result_version, 1u);
 }
 
 // A coordinator that withholds SE's revocation (its own CRL does not list

@@ -71,6 +71,54 @@ TEST(ContributionRecord, TheAllowanceCountsEveryRoundOnOneModel) {
   EXPECT_THAT(std::string(third.message()), HasSubstr("in rounds 10, 11"));
 }
 
+// The administration's way out of a stall: a release makes the model's
+// entries so far stop counting (also for the same weights under another
+// version), once per confirmed list; round ids must still grow; it survives
+// a restart and a damaged release line is refused like any other.
+TEST(ContributionRecord, AReleaseLetsOneOtherListThroughAndIsKept) {
+  testing_support::TempDir dir("contrib");
+  const std::string path = dir.File("c.jsonl");
+  auto record = ContributionRecord::Open(path, 2);
+  ASSERT_TRUE(record.ok()) << record.status();
+  absl::Status nothing = (*record)->Release("risk", 3, "SE left").status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(nothing)) << nothing;
+  EXPECT_THAT(std::string(nothing.message()), HasSubstr("nothing to release"));
+  ASSERT_TRUE((*record)->Record({"risk", 3, kShaV3, 10}).ok());
+  ASSERT_TRUE(
+      (*record)->RecordConfirmation({"risk", 3, kShaV3, 10, {"EE", "FI", "LV", "SE"}}).ok());
+  ASSERT_TRUE((*record)->Record({"risk", 3, kShaV3, 11}).ok());
+  ASSERT_FALSE((*record)->CheckConfirmation({"risk", 3, kShaV3, 11, {"EE", "FI", "LV"}}).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument((*record)->Release("risk", 3, "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument((*record)->Release("risk", 3, "two\nlines").status()));
+
+  auto lifted = (*record)->Release("risk", 3, "SE left the federation");
+  ASSERT_TRUE(lifted.ok()) << lifted.status();
+  EXPECT_EQ(lifted->size(), 3u);
+  // One more masked update and another list, under a later round id only.
+  EXPECT_TRUE(absl::IsFailedPrecondition((*record)->CheckAllowed({"risk", 3, kShaV3, 11})));
+  EXPECT_TRUE((*record)->CheckAllowed({"risk", 9, kShaV3, 12}).ok());  // same weights as v9
+  ASSERT_TRUE((*record)->Record({"risk", 3, kShaV3, 12}).ok());
+  ASSERT_TRUE((*record)->RecordConfirmation({"risk", 3, kShaV3, 12, {"EE", "FI", "LV"}}).ok());
+  // The new list is now the one list, and nothing more is released twice.
+  EXPECT_FALSE((*record)->CheckConfirmation({"risk", 3, kShaV3, 13, {"EE", "FI"}}).ok());
+  EXPECT_TRUE((*record)->Release("anomaly", 3, "no").status().code() ==
+              absl::StatusCode::kFailedPrecondition);
+
+  auto reopened = ContributionRecord::Open(path, 2);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_EQ((*reopened)->entries().size(), 6u);
+  EXPECT_EQ((*reopened)->entries()[3].release_reason, "SE left the federation");
+  EXPECT_TRUE((*reopened)->CheckConfirmation({"risk", 3, kShaV3, 13, {"EE", "FI", "LV"}}).ok());
+  EXPECT_FALSE((*reopened)->CheckConfirmation({"risk", 3, kShaV3, 13, {"EE", "FI"}}).ok());
+
+  std::ofstream(path, std::ios::app)
+      << R"({"task":"risk","model_version":3,"model_sha256":"x","round":13,"release":7})"
+      << "\n";
+  auto damaged = ContributionRecord::Open(path, 2);
+  EXPECT_TRUE(absl::IsInvalidArgument(damaged.status())) << damaged.status();
+  EXPECT_THAT(std::string(damaged.status().message()), HasSubstr(path + ":7: expected"));
+}
+
 TEST(ContributionRecord, ATornLastLineIsDroppedAndADamagedOneRefused) {
   testing_support::TempDir dir("contrib");
   const std::string path = dir.File("c.jsonl");

@@ -15,6 +15,8 @@
 //   fedcustoms fuse --input indicators.json [--out result.json]
 //   fedcustoms status [--coordinator HOST:PORT] [--pki DIR] [--identity admin]
 //   fedcustoms demo [--task risk|anomaly|xray] --workdir DIR --nodes 3 --rounds 5
+//   fedcustoms contributions list --config node.json
+//   fedcustoms contributions release --config node.json --model-version V --reason TEXT
 // Each subcommand is in its own file beside this one (command.h).
 #include <spdlog/spdlog.h>
 
@@ -31,9 +33,10 @@ int main(int argc, char** argv) {
   CLI::App app{"fedcustoms: federated learning for customs administrations"};
   app.require_subcommand(1);
   std::vector<tools::Command> commands;
-  for (auto add : {tools::AddCertsCommands, tools::AddSynthCommands, tools::AddPullCommand,
-                   tools::AddScoreCommand, tools::AddReportCommand, tools::AddFuseCommand,
-                   tools::AddStatusCommand, tools::AddDemoCommand}) {
+  for (auto add :
+       {tools::AddCertsCommands, tools::AddSynthCommands, tools::AddPullCommand,
+        tools::AddScoreCommand, tools::AddReportCommand, tools::AddFuseCommand,
+        tools::AddStatusCommand, tools::AddDemoCommand, tools::AddContributionsCommands}) {
     for (tools::Command& c : add(app)) commands.push_back(std::move(c));
   }
   CLI11_PARSE(app, argc, argv);
