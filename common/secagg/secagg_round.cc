@@ -250,7 +250,8 @@ absl::StatusOr<std::vector<SealedShares>> SecAggNodeRound::ShareKeys(
     if (!key.ok()) return Refuse(key.status());
     std::string plaintext = SerializePair((*seed_shares)[index], (*key_shares)[index]);
     absl::StatusOr<std::string> sealed = SealShare(
-        *key, plaintext, ShareAssociatedData(params_.task, params_.round_id, params_.self, node));
+        *key, plaintext,
+        ShareAssociatedData(params_.task, params_.round_id, params_.self, node, u1_digest_));
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
     std::string commitment = CommitToShareKey(*key);
     OPENSSL_cleanse(key->data(), key->size());
@@ -295,7 +296,7 @@ absl::StatusOr<MaskedInputResult> SecAggNodeRound::MaskedInput(
     // checked when the message cannot be used, which keeps it off the honest
     // path.
     absl::StatusOr<std::pair<ShamirShare, ShamirShare>> pair =
-        OpenSharePair(params_.task, params_.round_id, message, *key, x);
+        OpenSharePair(params_.task, params_.round_id, u1_digest_, message, *key, x);
     if (pair.ok()) {
       OPENSSL_cleanse(key->data(), key->size());
       held_[message.from] = *std::move(pair);
@@ -537,13 +538,12 @@ uint32_t ShareIndex(const std::set<std::string>& u1, const std::string& node) {
   return it == u1.end() ? 0 : static_cast<uint32_t>(std::distance(u1.begin(), it)) + 1;
 }
 
-absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(const std::string& task,
-                                                                  uint64_t round_id,
-                                                                  const SealedShares& message,
-                                                                  const SharedKey& key,
-                                                                  uint32_t receiver_x) {
+absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(
+    const std::string& task, uint64_t round_id, std::string_view u1_digest,
+    const SealedShares& message, const SharedKey& key, uint32_t receiver_x) {
   absl::StatusOr<std::string> plaintext =
-      OpenShare(key, message.sealed, ShareAssociatedData(task, round_id, message.from, message.to));
+      OpenShare(key, message.sealed,
+                ShareAssociatedData(task, round_id, message.from, message.to, u1_digest));
   if (!plaintext.ok()) {
     return absl::Status(plaintext.status().code(), absl::StrCat("shares from ", message.from, ": ",
                                                                 plaintext.status().message()));

@@ -186,16 +186,15 @@ class SecAggNodeRound {
 // is not in U1).
 uint32_t ShareIndex(const std::set<std::string>& u1, const std::string& node);
 
-// Opens one share message with `key` (the sender -> receiver key) and checks
+// Opens one share message with `key` (the sender -> receiver key), dealt for
+// the U1 whose digest is `u1_digest`, and checks
 // that it holds a pair of shares with x = `receiver_x`: how a receiver and
 // the coordinator judging its complaint decide alike. DataLoss when it does
 // not open, InvalidArgument when it is not such a pair; the reason names the
 // sender.
-absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(const std::string& task,
-                                                                  uint64_t round_id,
-                                                                  const SealedShares& message,
-                                                                  const SharedKey& key,
-                                                                  uint32_t receiver_x);
+absl::StatusOr<std::pair<ShamirShare, ShamirShare>> OpenSharePair(
+    const std::string& task, uint64_t round_id, std::string_view u1_digest,
+    const SealedShares& message, const SharedKey& key, uint32_t receiver_x);
 
 // The context string from which a pair's mask seed is derived.
 std::string PairMaskContext(const std::string& task, uint64_t round_id, const std::string& a,

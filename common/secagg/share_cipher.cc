@@ -24,12 +24,12 @@ const unsigned char* Bytes(std::string_view s) {
 }  // namespace
 
 std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::string_view sender,
-                                std::string_view receiver) {
+                                std::string_view receiver, std::string_view u1_digest) {
   // Each name prefixed by its length, so no two different tuples give the
   // same text.
   auto field = [](std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); };
   return "fedcustoms/v1 share|" + field(task) + "|" + std::to_string(round_id) + "|" +
-         field(sender) + "|" + field(receiver);
+         field(sender) + "|" + field(receiver) + "|" + field(u1_digest);
 }
 
 std::string CommitToShareKey(const SharedKey& key) {

@@ -19,9 +19,12 @@ namespace fedcustoms::secagg {
 inline constexpr size_t kNonceBytes = 12;
 inline constexpr size_t kTagBytes = 16;
 
-// The associated data of one share message, as fixed text.
+// The associated data of one share message, as fixed text. `u1_digest` is
+// the AdvertisedKeysDigest of the U1 the sender dealt for: a receiver shown
+// another U1 cannot open the message (and so checks its signature, which
+// fails, before anything is revealed).
 std::string ShareAssociatedData(std::string_view task, uint64_t round_id, std::string_view sender,
-                                std::string_view receiver);
+                                std::string_view receiver, std::string_view u1_digest);
 
 // SHA-256 (raw, 32 bytes) over a fixed label and the key one share message
 // is sealed under. The sender signs it with the message; a receiver that

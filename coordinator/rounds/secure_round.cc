@@ -111,25 +111,37 @@ absl::StatusOr<SecureRound::SharesCheck> SecureRound::SharesCheckFor(
     return absl::NotFoundError(
         absl::StrCat("no shares from ", node, " are taken in round ", params_.round_id, " now"));
   }
+  if (shared_.contains(node)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("node ", node, " already sent its shares for round ", params_.round_id));
+  }
   X509_up_ref(cert->second.get());
-  return SharesCheck{params_.task,
-                     params_.round_id,
-                     node,
-                     u1_digest_,
-                     std::shared_ptr<X509>(cert->second.get(), X509_free),
-                     &verifier_,
-                     {}};
+  return SharesCheck{params_.task, params_.round_id,
+                     node,         u1_nodes_,
+                     u1_digest_,   std::shared_ptr<X509>(cert->second.get(), X509_free),
+                     &verifier_,   {}};
 }
 
 void SecureRound::SharesCheck::Verify(const std::vector<secagg::SealedShares>& shares) {
   verified.assign(shares.size(), false);
+  // The structure first, as AcceptShares checks it: a malformed request gets
+  // its refusal from AcceptShares without a single signature checked here.
+  if (shares.size() + 1 != u1.size()) return;
+  std::set<std::string> receivers;
+  for (const secagg::SealedShares& s : shares) {
+    if (s.from != sender || s.to == sender || !u1.contains(s.to) ||
+        !receivers.insert(s.to).second || s.sealed.size() > kMaxSealedBytes ||
+        s.key_commitment.size() != 32 || s.signature.size() > kMaxSignatureBytes) {
+      return;
+    }
+  }
   for (size_t i = 0; i < shares.size(); ++i) {
     const secagg::SealedShares& s = shares[i];
-    verified[i] = s.from == sender &&
-                  verifier
+    verified[i] = verifier
                       ->VerifySealedShare(task, round_id, s.from, s.to, u1_digest, s.sealed,
                                           s.key_commitment, certificate.get(), s.signature)
                       .ok();
+    if (!verified[i]) return;  // AcceptShares refuses at this one
   }
 }
 
@@ -247,8 +259,9 @@ absl::StatusOr<SecureRound::Verdict> SecureRound::JudgeComplaint(
     dropped_.emplace(complainant, verdict.reason);
     return verdict;
   }
-  absl::StatusOr<std::pair<secagg::ShamirShare, secagg::ShamirShare>> pair = secagg::OpenSharePair(
-      params_.task, params_.round_id, share, key, secagg::ShareIndex(u1_nodes_, complainant));
+  absl::StatusOr<std::pair<secagg::ShamirShare, secagg::ShamirShare>> pair =
+      secagg::OpenSharePair(params_.task, params_.round_id, u1_digest_, share, key,
+                            secagg::ShareIndex(u1_nodes_, complainant));
   OPENSSL_cleanse(key.data(), key.size());
   if (pair.ok()) {
     // It opens and is a share pair for the complainant: the complaint is

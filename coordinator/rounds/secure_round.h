@@ -67,16 +67,21 @@ class SecureRound {
   // sending n-1 shares with the last one bad would otherwise hold every
   // other call of the round up). SharesCheckFor copies what the check needs
   // under the lock (NotFound when sharing is not open or `node` is not in
-  // U1); Verify runs anywhere; ShareKeys then re-verifies only the messages
-  // that Verify did not pass, for this round's U1 digest and sender.
+  // U1, AlreadyExists once its shares were taken); Verify runs anywhere;
+  // ShareKeys then re-verifies only the messages that Verify did not pass,
+  // for this round's U1 digest and sender.
   struct SharesCheck {
     std::string task;
     uint64_t round_id = 0;
     std::string sender;
+    std::set<std::string> u1;  // the sender included
     std::string u1_digest;
     std::shared_ptr<X509> certificate;
     const secagg::KeyAdvertisementVerifier* verifier = nullptr;
     // After Verify: which of the shares (by position) carry a good signature.
+    // Verify checks signatures only for a well-formed set (one message to
+    // each other node of U1, within the size bounds) and stops at the first
+    // bad one, so a request of junk costs at most one verification.
     std::vector<bool> verified;
 
     void Verify(const std::vector<secagg::SealedShares>& shares);

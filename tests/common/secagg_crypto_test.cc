@@ -173,7 +173,7 @@ class ShareCipherTest : public testing::Test {
     key_ = *a->Agree(b->public_key(), "share");
   }
   SharedKey key_{};
-  const std::string aad_ = ShareAssociatedData("risk", 7, "EE", "FI");
+  const std::string aad_ = ShareAssociatedData("risk", 7, "EE", "FI", "u1");
 };
 
 TEST_F(ShareCipherTest, RoundTripsWithAFreshNonceEachTime) {
@@ -194,9 +194,9 @@ TEST_F(ShareCipherTest, RefusesTamperingReplayRedirectionAndTheWrongKey) {
   EXPECT_TRUE(absl::IsDataLoss(OpenShare(key_, tampered, aad_).status()));
   // Replayed into another round, or redirected to another receiver.
   EXPECT_TRUE(absl::IsDataLoss(
-      OpenShare(key_, *sealed, ShareAssociatedData("risk", 8, "EE", "FI")).status()));
+      OpenShare(key_, *sealed, ShareAssociatedData("risk", 8, "EE", "FI", "u1")).status()));
   EXPECT_TRUE(absl::IsDataLoss(
-      OpenShare(key_, *sealed, ShareAssociatedData("risk", 7, "EE", "LV")).status()));
+      OpenShare(key_, *sealed, ShareAssociatedData("risk", 7, "EE", "LV", "u1")).status()));
   SharedKey other = key_;
   other[0] ^= 1;
   absl::Status wrong_key = OpenShare(other, *sealed, aad_).status();
@@ -207,8 +207,12 @@ TEST_F(ShareCipherTest, RefusesTamperingReplayRedirectionAndTheWrongKey) {
 }
 
 TEST(ShareAssociatedData, DifferentTuplesNeverCollide) {
-  EXPECT_NE(ShareAssociatedData("a", 1, "b|c", "d"), ShareAssociatedData("a", 1, "b", "c|d"));
-  EXPECT_NE(ShareAssociatedData("risk", 1, "EE", "FI"), ShareAssociatedData("risk", 1, "FI", "EE"));
+  EXPECT_NE(ShareAssociatedData("a", 1, "b|c", "d", "u"),
+            ShareAssociatedData("a", 1, "b", "c|d", "u"));
+  EXPECT_NE(ShareAssociatedData("a", 1, "b", "c", "u1"),
+            ShareAssociatedData("a", 1, "b", "c", "u2"));
+  EXPECT_NE(ShareAssociatedData("risk", 1, "EE", "FI", "u"),
+            ShareAssociatedData("risk", 1, "FI", "EE", "u"));
 }
 
 }  // namespace
