@@ -185,20 +185,26 @@ absl::Status SecureRound::AcceptShares(const std::string& node,
                        s.key_commitment.size(), " bytes (expected 32) or whose signature is ",
                        s.signature.size(), " bytes (at most ", kMaxSignatureBytes, ")"));
     }
-    // Checked here, so that a receiver finding a bad signature knows the
-    // coordinator altered the message, and a signed message is evidence.
+  }
+  if (receivers.size() + 1 != u1_nodes_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent shares for ",
+                                                   receivers.size(), " nodes; expected ",
+                                                   u1_nodes_.size() - 1));
+  }
+  // The signatures last, once the structure holds (a malformed request costs
+  // no verification here), and only those the check outside the lock did
+  // not pass. Checked at all so that a receiver finding a bad signature
+  // knows the coordinator altered the message, and a signed message is
+  // evidence.
+  for (size_t i = 0; i < shares.size(); ++i) {
     if (check_applies && check->verified[i]) continue;
+    const secagg::SealedShares& s = shares[i];
     if (absl::Status v = verifier_.VerifySealedShare(params_.task, params_.round_id, s.from, s.to,
                                                      u1_digest_, s.sealed, s.key_commitment,
                                                      certificates_.at(node).get(), s.signature);
         !v.ok()) {
       return v;
     }
-  }
-  if (receivers.size() + 1 != u1_nodes_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent shares for ",
-                                                   receivers.size(), " nodes; expected ",
-                                                   u1_nodes_.size() - 1));
   }
   shared_.emplace(node, std::move(shares));
   return absl::OkStatus();

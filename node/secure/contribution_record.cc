@@ -1,6 +1,7 @@
 #include "node/secure/contribution_record.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +48,39 @@ std::string ContributionRecordPath(const std::string& work_dir) {
 
 absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
     std::string path, uint32_t max_per_model) {
+  const std::string lock_path = path + ".lock";
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return SystemError(lock_path, "open");
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const bool held = errno == EWOULDBLOCK;
+    absl::Status s = held ? absl::FailedPreconditionError(absl::StrCat(
+                                lock_path,
+                                " is held: a node (or another `fedcustoms contributions "
+                                "release`) has the record open; stop the node first"))
+                          : SystemError(lock_path, "flock");
+    ::close(lock_fd);
+    return s;
+  }
+  absl::StatusOr<std::vector<Entry>> entries = Load(path, /*repair=*/true);
+  if (!entries.ok()) {
+    ::close(lock_fd);
+    return entries.status();
+  }
+  return std::unique_ptr<ContributionRecord>(
+      new ContributionRecord(std::move(path), max_per_model, *std::move(entries), lock_fd));
+}
+
+absl::StatusOr<std::vector<ContributionRecord::Entry>> ContributionRecord::Read(
+    const std::string& path) {
+  return Load(path, /*repair=*/false);
+}
+
+ContributionRecord::~ContributionRecord() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+absl::StatusOr<std::vector<ContributionRecord::Entry>> ContributionRecord::Load(
+    const std::string& path, bool repair) {
   std::vector<Entry> entries;
   absl::StatusOr<std::string> text = io::ReadFile(path);
   if (!text.ok() && !absl::IsNotFound(text.status())) return text.status();
@@ -55,7 +89,7 @@ absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
     // The text ends with '\n' unless a crash cut the last write short: that
     // line was never acknowledged, so no update left after it. It is cut off
     // so that the next line starts on a line of its own.
-    if (!lines.back().empty()) {
+    if (repair && !lines.back().empty()) {
       std::error_code ec;
       std::filesystem::resize_file(path, text->size() - lines.back().size(), ec);
       if (ec) {
@@ -101,8 +135,7 @@ absl::StatusOr<std::unique_ptr<ContributionRecord>> ContributionRecord::Open(
       entries.push_back(std::move(entry));
     }
   }
-  return std::unique_ptr<ContributionRecord>(
-      new ContributionRecord(std::move(path), max_per_model, std::move(entries)));
+  return entries;
 }
 
 absl::Status ContributionRecord::CheckAllowed(const Entry& entry) const {
@@ -114,7 +147,7 @@ absl::Status ContributionRecord::CheckAllowed(const Entry& entry) const {
     // new training): refused, so reuse cannot lift the allowance (nor can a
     // release).
     if (e.round_id >= entry.round_id) return RoundNotAfter(entry, e.round_id);
-    if (Counts(i, entry)) rounds.push_back(e.round_id);
+    if (Counts(i)) rounds.push_back(e.round_id);
   }
   if (rounds.size() < max_per_model_) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
@@ -141,7 +174,7 @@ absl::Status ContributionRecord::CheckConfirmation(const Entry& confirmation) co
     const Entry& e = entries_[i];
     if (!IsConfirmation(e) || !SameModel(e, confirmation)) continue;
     if (e.round_id >= confirmation.round_id) return RoundNotAfter(confirmation, e.round_id);
-    if (e.survivors == survivors || !Counts(i, confirmation)) continue;
+    if (e.survivors == survivors || !Counts(i)) continue;
     std::vector<std::string> only_then, only_now;
     std::set_difference(e.survivors.begin(), e.survivors.end(), survivors.begin(), survivors.end(),
                         std::back_inserter(only_then));
@@ -168,10 +201,10 @@ absl::Status ContributionRecord::RecordConfirmation(const Entry& confirmation) {
   return Append(sorted);
 }
 
-bool ContributionRecord::Counts(size_t index, const Entry& model) const {
+bool ContributionRecord::Counts(size_t index) const {
   if (IsRelease(entries_[index])) return false;
   for (size_t j = index + 1; j < entries_.size(); ++j) {
-    if (IsRelease(entries_[j]) && SameModel(entries_[j], model)) return false;
+    if (IsRelease(entries_[j]) && SameModel(entries_[j], entries_[index])) return false;
   }
   return true;
 }
@@ -195,7 +228,7 @@ absl::StatusOr<std::vector<ContributionRecord::Entry>> ContributionRecord::Relea
   }
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Entry& e = entries_[i];
-    if (!SameModel(e, model) || !Counts(i, model)) continue;
+    if (!SameModel(e, model) || !Counts(i)) continue;
     lifted.push_back(e);
     confirmed = confirmed || IsConfirmation(e);
     model.round_id = std::max(model.round_id, e.round_id);

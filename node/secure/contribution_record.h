@@ -46,8 +46,20 @@ class ContributionRecord {
   // line cut short by a crash is dropped: its write never completed, so its
   // update never left. Any other unreadable line is InvalidArgument naming
   // path:line, and nothing is trusted.
+  //
+  // The record is held exclusively (a lock on <path>.lock) for as long as
+  // the object lives, so that `fedcustoms contributions release` cannot
+  // write beside a running node: a second Open is FailedPrecondition naming
+  // the lock.
   static absl::StatusOr<std::unique_ptr<ContributionRecord>> Open(std::string path,
                                                                   uint32_t max_per_model);
+  // The entries at `path` for reading only (`contributions list`, beside a
+  // running node): no lock, and a cut-short last line is left as it is.
+  static absl::StatusOr<std::vector<Entry>> Read(const std::string& path);
+
+  ~ContributionRecord();
+  ContributionRecord(const ContributionRecord&) = delete;
+  ContributionRecord& operator=(const ContributionRecord&) = delete;
 
   // OK when one more contribution computed from `entry`'s model is allowed;
   // FailedPrecondition naming the model and the earlier rounds otherwise,
@@ -85,17 +97,27 @@ class ContributionRecord {
   const std::vector<Entry>& entries() const { return entries_; }
 
  private:
-  ContributionRecord(std::string path, uint32_t max_per_model, std::vector<Entry> entries)
-      : path_(std::move(path)), max_per_model_(max_per_model), entries_(std::move(entries)) {}
+  ContributionRecord(std::string path, uint32_t max_per_model, std::vector<Entry> entries,
+                     int lock_fd)
+      : path_(std::move(path)),
+        max_per_model_(max_per_model),
+        entries_(std::move(entries)),
+        lock_fd_(lock_fd) {}
+  // Parses the record at `path`; when `repair`, cuts off a torn last line.
+  static absl::StatusOr<std::vector<Entry>> Load(const std::string& path, bool repair);
   // Appends `entry` as a JSON line and fsyncs; on success adds it to entries_.
   absl::Status Append(const Entry& entry);
-  // Whether entries_[index] still counts for the model of `model`: it is not
-  // a release and no release for that model follows it.
-  bool Counts(size_t index, const Entry& model) const;
+  // Whether entries_[index] still counts: it is not a release and no later
+  // release covers it (SameModel with the entry itself, as Release lists
+  // what it lifts; never with the model a caller asks about, which a
+  // coordinator could give the version of a released model and the weights
+  // of another).
+  bool Counts(size_t index) const;
 
   const std::string path_;
   const uint32_t max_per_model_;
   std::vector<Entry> entries_;
+  int lock_fd_ = -1;  // holds the flock on path_ + ".lock"
 };
 
 }  // namespace fedcustoms::node

@@ -60,6 +60,7 @@ class MaliciousCoordinatorTest : public ::testing::Test {
   // A node's session as the node makes it: default guarantees, its record in
   // the test's directory (so a "restarted" node keeps it).
   void StartSession(const std::string& admin) {
+    sessions_.erase(admin);  // a restart: the old session lets go of its record first
     auto session =
         node::SecureAggregationSession::Create(testing_support::DevIdentity(*root_ + "/pki", admin),
                                                {{}, work_ + "/contributions-" + admin + ".jsonl"});

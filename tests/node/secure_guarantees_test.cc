@@ -53,6 +53,7 @@ TEST(ContributionRecord, OneContributionPerModelByVersionAndByWeights) {
   EXPECT_TRUE((*record)->CheckAllowed({"anomaly", 3, kShaV3, 12}).ok());
 
   // The record survives a restart.
+  record->reset();  // the node stops: the record is let go
   auto reopened = ContributionRecord::Open(path, 1);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   ASSERT_EQ((*reopened)->entries().size(), 1u);
@@ -104,6 +105,7 @@ TEST(ContributionRecord, AReleaseLetsOneOtherListThroughAndIsKept) {
   EXPECT_TRUE((*record)->Release("anomaly", 3, "no").status().code() ==
               absl::StatusCode::kFailedPrecondition);
 
+  record->reset();
   auto reopened = ContributionRecord::Open(path, 2);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   ASSERT_EQ((*reopened)->entries().size(), 6u);
@@ -114,9 +116,41 @@ TEST(ContributionRecord, AReleaseLetsOneOtherListThroughAndIsKept) {
   std::ofstream(path, std::ios::app)
       << R"({"task":"risk","model_version":3,"model_sha256":"x","round":13,"release":7})"
       << "\n";
+  reopened->reset();
   auto damaged = ContributionRecord::Open(path, 2);
   EXPECT_TRUE(absl::IsInvalidArgument(damaged.status())) << damaged.status();
   EXPECT_THAT(std::string(damaged.status().message()), HasSubstr(path + ":7: expected"));
+}
+
+// Review findings on the release: it lifts only the entries it lists (a
+// coordinator that re-signs an older model's weights under the released
+// version gets them refused), and the record is held while open, so that a
+// release cannot write beside a running node; reading needs no hold.
+TEST(ContributionRecord, AReleaseLiftsOnlyWhatItListsAndTheRecordIsHeld) {
+  testing_support::TempDir dir("contrib");
+  const std::string path = dir.File("c.jsonl");
+  const std::string kShaV12(64, 'c');
+  {
+    auto record = ContributionRecord::Open(path, 2);
+    ASSERT_TRUE(record.ok()) << record.status();
+    auto second = ContributionRecord::Open(path, 2);
+    EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+    EXPECT_THAT(std::string(second.status().message()), HasSubstr(".lock is held"));
+    ASSERT_TRUE((*record)->Record({"risk", 9, kShaV3, 10}).ok());
+    ASSERT_TRUE((*record)->RecordConfirmation({"risk", 9, kShaV3, 10, {"EE", "FI", "SE"}}).ok());
+    ASSERT_TRUE((*record)->Record({"risk", 12, kShaV12, 20}).ok());
+    ASSERT_TRUE((*record)->RecordConfirmation({"risk", 12, kShaV12, 20, {"EE", "FI", "SE"}}).ok());
+    auto lifted = (*record)->Release("risk", 12, "SE left");
+    ASSERT_TRUE(lifted.ok()) << lifted.status();
+    EXPECT_EQ(lifted->size(), 2u);  // v12's two lines, not v9's
+    // "v12" whose weights are v9's: v9's list still counts.
+    EXPECT_FALSE((*record)->CheckConfirmation({"risk", 12, kShaV3, 21, {"EE", "FI"}}).ok());
+    EXPECT_TRUE((*record)->CheckConfirmation({"risk", 12, kShaV12, 21, {"EE", "FI"}}).ok());
+    auto read = ContributionRecord::Read(path);  // beside the open record
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->size(), 5u);
+  }
+  EXPECT_TRUE(ContributionRecord::Open(path, 2).ok());  // let go with the object
 }
 
 TEST(ContributionRecord, ATornLastLineIsDroppedAndADamagedOneRefused) {
@@ -134,12 +168,14 @@ TEST(ContributionRecord, ATornLastLineIsDroppedAndADamagedOneRefused) {
   EXPECT_EQ((*record)->entries().size(), 1u);
   // The torn tail is cut off, so the next line starts on its own.
   ASSERT_TRUE((*record)->Record({"risk", 4, kShaV4, 11}).ok());
+  record->reset();
   auto again = ContributionRecord::Open(path, 1);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)->entries().size(), 2u);
 
   // A damaged complete line: nothing is trusted, and the error says where.
   std::ofstream(path, std::ios::app) << "{\"task\":\"risk\"}\n";
+  again->reset();
   auto damaged = ContributionRecord::Open(path, 1);
   ASSERT_FALSE(damaged.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(damaged.status())) << damaged.status();
@@ -162,6 +198,7 @@ TEST(ContributionRecord, OneSurvivorListPerModel) {
   EXPECT_TRUE((*record)->CheckAllowed({"risk", 3, kShaV3, 11}).ok());
   EXPECT_TRUE((*record)->CheckConfirmation({"risk", 3, kShaV3, 11, {"EE", "FI", "LV"}}).ok());
 
+  record->reset();
   auto reopened = ContributionRecord::Open(path, 2);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   absl::Status without_ee = (*reopened)->RecordConfirmation({"risk", 3, kShaV3, 11, {"FI", "LV"}});

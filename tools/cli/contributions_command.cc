@@ -34,7 +34,8 @@ std::string Describe(const Entry& e) {
   return absl::StrCat("round ", e.round_id, ": sent a masked update computed from ", model);
 }
 
-// The record of the node that `config_path` configures.
+// The record of the node that `config_path` configures, held while it lives
+// (refused while the node runs).
 absl::StatusOr<std::unique_ptr<node::ContributionRecord>> OpenRecord(
     const std::string& config_path) {
   absl::StatusOr<v1::NodeConfig> config = node::LoadNodeConfig(config_path);
@@ -59,10 +60,13 @@ std::vector<Command> AddContributionsCommands(CLI::App& app) {
   auto* list = group->add_subcommand("list", "every masked update and survivor list, oldest first");
   list->add_option("--config", o->config, "the node's config (protobuf JSON)")->required();
   auto run_list = [o] {
-    auto record = OpenRecord(o->config);
-    if (!record.ok()) return ExitCode(record.status());
-    if ((*record)->entries().empty()) std::printf("no contributions recorded yet\n");
-    for (const Entry& e : (*record)->entries()) std::printf("%s\n", Describe(e).c_str());
+    // Read only: the node may be running and holding the record.
+    absl::StatusOr<v1::NodeConfig> config = node::LoadNodeConfig(o->config);
+    if (!config.ok()) return ExitCode(config.status());
+    auto entries = node::ContributionRecord::Read(node::ContributionRecordPath(config->work_dir()));
+    if (!entries.ok()) return ExitCode(entries.status());
+    if (entries->empty()) std::printf("no contributions recorded yet\n");
+    for (const Entry& e : *entries) std::printf("%s\n", Describe(e).c_str());
     return 0;
   };
 
@@ -84,10 +88,11 @@ std::vector<Command> AddContributionsCommands(CLI::App& app) {
     std::printf("no longer counted (still in the record):\n");
     for (const Entry& e : *lifted) std::printf("  %s\n", Describe(e).c_str());
     std::printf(
-        "released %s v%lu. The node may now send one more masked update and confirm one other "
-        "survivor list on it. If the coordinator unmasked a sum over the list above, the "
+        "released %s v%lu. The node may now send masked updates again (up to its allowance) "
+        "and confirm one other survivor list on it. If the coordinator unmasked a sum over the "
+        "list above, the "
         "difference to the next sum is close to the update of the nodes the next list leaves "
-        "out. Restart the node for the release to take effect.\n",
+        "out. Start the node again for the release to take effect.\n",
         config->task().c_str(), static_cast<unsigned long>(o->model_version));
     return 0;
   };
