@@ -30,6 +30,7 @@ std::vector<Command> AddFuseCommand(CLI::App& app);
 std::vector<Command> AddStatusCommand(CLI::App& app);
 std::vector<Command> AddDemoCommand(CLI::App& app);
 std::vector<Command> AddContributionsCommands(CLI::App& app);
+std::vector<Command> AddPrivacyCommands(CLI::App& app);
 
 // 0 for OK; otherwise logs the status's message and returns 1.
 int ExitCode(const absl::Status& status);

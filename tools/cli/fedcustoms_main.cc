@@ -17,6 +17,8 @@
 //   fedcustoms demo [--task risk|anomaly|xray] --workdir DIR --nodes 3 --rounds 5
 //   fedcustoms contributions list --config node.json
 //   fedcustoms contributions release --config node.json --model-version V --reason TEXT
+//   fedcustoms privacy epsilon --sampling-rate Q --noise-multiplier S --steps N --delta D
+//   fedcustoms privacy noise --target-epsilon E --delta D --sampling-rate Q --epochs K
 // Each subcommand is in its own file beside this one (command.h).
 #include <spdlog/spdlog.h>
 
@@ -33,10 +35,10 @@ int main(int argc, char** argv) {
   CLI::App app{"fedcustoms: federated learning for customs administrations"};
   app.require_subcommand(1);
   std::vector<tools::Command> commands;
-  for (auto add :
-       {tools::AddCertsCommands, tools::AddSynthCommands, tools::AddPullCommand,
-        tools::AddScoreCommand, tools::AddReportCommand, tools::AddFuseCommand,
-        tools::AddStatusCommand, tools::AddDemoCommand, tools::AddContributionsCommands}) {
+  for (auto add : {tools::AddCertsCommands, tools::AddSynthCommands, tools::AddPullCommand,
+                   tools::AddScoreCommand, tools::AddReportCommand, tools::AddFuseCommand,
+                   tools::AddStatusCommand, tools::AddDemoCommand, tools::AddContributionsCommands,
+                   tools::AddPrivacyCommands}) {
     for (tools::Command& c : add(app)) commands.push_back(std::move(c));
   }
   CLI11_PARSE(app, argc, argv);
