@@ -809,18 +809,19 @@ absl::Status TaskRunner::ShareKeys(const std::string& node, const v1::ShareKeysR
   shares.reserve(request.shares_size());
   for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
   // The n-1 signatures are verified outside the lock (SecureRound::SharesCheck).
-  absl::StatusOr<SecureRound::SharesCheck> check = absl::UnknownError("");
+  std::optional<SecureRound::SharesCheck> check;
   {
     absl::MutexLock lock(&mu_);
     if (round_.CheckPhase(name(), request.round_id(), RoundPhase::kSharing).ok()) {
-      check = round_.secure->SharesCheckFor(node);
+      absl::StatusOr<SecureRound::SharesCheck> made = round_.secure->SharesCheckFor(node);
+      if (made.ok()) check = *std::move(made);
     }
   }
   // Without a check, SecureStep refuses with the reason or verifies itself.
-  if (check.ok()) check->Verify(shares);
+  if (check) check->Verify(shares);
   return SecureStep(node, request.round_id(), RoundPhase::kSharing, [&](SecureRound& round) {
-    return check.ok() ? round.ShareKeys(node, std::move(shares), *check)
-                      : round.ShareKeys(node, std::move(shares));
+    return check ? round.ShareKeys(node, std::move(shares), *check)
+                 : round.ShareKeys(node, std::move(shares));
   });
 }
 

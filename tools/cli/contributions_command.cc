@@ -4,9 +4,7 @@
 //   fedcustoms contributions list --config node.json
 //   fedcustoms contributions release --config node.json --model-version V --reason TEXT
 #include <cstdio>
-#include <map>
 #include <memory>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -32,16 +30,6 @@ std::string Describe(const Entry& e) {
                         absl::StrJoin(e.survivors, ", "), "] for a sum from ", model);
   }
   return absl::StrCat("round ", e.round_id, ": sent a masked update computed from ", model);
-}
-
-// The record of the node that `config_path` configures, held while it lives
-// (refused while the node runs).
-absl::StatusOr<std::unique_ptr<node::ContributionRecord>> OpenRecord(
-    const std::string& config_path) {
-  absl::StatusOr<v1::NodeConfig> config = node::LoadNodeConfig(config_path);
-  if (!config.ok()) return config.status();
-  return node::ContributionRecord::Open(node::ContributionRecordPath(config->work_dir()),
-                                        config->secure_aggregation().max_contributions_per_model());
 }
 
 }  // namespace
@@ -79,10 +67,13 @@ std::vector<Command> AddContributionsCommands(CLI::App& app) {
       ->required();
   release->add_option("--reason", o->reason, "why (kept in the record, one line)")->required();
   auto run_release = [o] {
-    auto record = OpenRecord(o->config);
-    if (!record.ok()) return ExitCode(record.status());
     absl::StatusOr<v1::NodeConfig> config = node::LoadNodeConfig(o->config);
     if (!config.ok()) return ExitCode(config.status());
+    // Held while it lives: refused while the node runs.
+    auto record =
+        node::ContributionRecord::Open(node::ContributionRecordPath(config->work_dir()),
+                                       config->secure_aggregation().max_contributions_per_model());
+    if (!record.ok()) return ExitCode(record.status());
     auto lifted = (*record)->Release(config->task(), o->model_version, o->reason);
     if (!lifted.ok()) return ExitCode(lifted.status());
     std::printf("no longer counted (still in the record):\n");
