@@ -41,7 +41,13 @@ int main(int argc, char** argv) {
                    tools::AddPrivacyCommands}) {
     for (tools::Command& c : add(app)) commands.push_back(std::move(c));
   }
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; anything else is a usage error: exit code 2
+    // (command.h), not CLI11's own codes.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     for (const tools::Command& c : commands) {
       if (c.subcommand->parsed()) return c.run();
