@@ -32,6 +32,42 @@ const char* StageName(int stage) {
   return kNames[stage];
 }
 
+// The rules `node`'s shares must follow before any signature is checked:
+// one message from it to each other node of `u1`, within the size bounds.
+absl::Status CheckSharesStructure(const std::string& node, const std::set<std::string>& u1,
+                                  const std::vector<secagg::SealedShares>& shares) {
+  std::set<std::string> receivers;
+  for (const secagg::SealedShares& s : shares) {
+    if (s.from != node) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("node ", node, " sent shares labelled as from ", s.from));
+    }
+    // Two shares of 32-byte secrets sealed with AES-GCM are 124 bytes: a
+    // larger blob would only make the coordinator store and relay junk.
+    if (s.sealed.size() > kMaxSealedBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent a sealed share for ",
+                                                     s.to, " of ", s.sealed.size(),
+                                                     " bytes; at most ", kMaxSealedBytes));
+    }
+    if (s.to == node || !u1.contains(s.to) || !receivers.insert(s.to).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node, " sent shares for ", s.to,
+                       ", which is itself, not in the round or addressed twice"));
+    }
+    if (s.key_commitment.size() != 32 || s.signature.size() > kMaxSignatureBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node, " sent a share for ", s.to, " whose key commitment is ",
+                       s.key_commitment.size(), " bytes (expected 32) or whose signature is ",
+                       s.signature.size(), " bytes (at most ", kMaxSignatureBytes, ")"));
+    }
+  }
+  if (receivers.size() + 1 != u1.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "node ", node, " sent shares for ", receivers.size(), " nodes; expected ", u1.size() - 1));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SecureRound::Expect(Stage stage, const std::string& node, const char* what) const {
@@ -126,15 +162,7 @@ void SecureRound::SharesCheck::Verify(const std::vector<secagg::SealedShares>& s
   verified.assign(shares.size(), false);
   // The structure first, as AcceptShares checks it: a malformed request gets
   // its refusal from AcceptShares without a single signature checked here.
-  if (shares.size() + 1 != u1.size()) return;
-  std::set<std::string> receivers;
-  for (const secagg::SealedShares& s : shares) {
-    if (s.from != sender || s.to == sender || !u1.contains(s.to) ||
-        !receivers.insert(s.to).second || s.sealed.size() > kMaxSealedBytes ||
-        s.key_commitment.size() != 32 || s.signature.size() > kMaxSignatureBytes) {
-      return;
-    }
-  }
+  if (!CheckSharesStructure(sender, u1, shares).ok()) return;
   for (size_t i = 0; i < shares.size(); ++i) {
     const secagg::SealedShares& s = shares[i];
     verified[i] = verifier
@@ -160,37 +188,7 @@ absl::Status SecureRound::AcceptShares(const std::string& node,
     return absl::AlreadyExistsError(
         absl::StrCat("node ", node, " already sent its shares for round ", params_.round_id));
   }
-  std::set<std::string> receivers;
-  for (size_t i = 0; i < shares.size(); ++i) {
-    const secagg::SealedShares& s = shares[i];
-    if (s.from != node) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("node ", node, " sent shares labelled as from ", s.from));
-    }
-    // Two shares of 32-byte secrets sealed with AES-GCM are 124 bytes: a
-    // larger blob would only make the coordinator store and relay junk.
-    if (s.sealed.size() > kMaxSealedBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent a sealed share for ",
-                                                     s.to, " of ", s.sealed.size(),
-                                                     " bytes; at most ", kMaxSealedBytes));
-    }
-    if (s.to == node || !u1_nodes_.contains(s.to) || !receivers.insert(s.to).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("node ", node, " sent shares for ", s.to,
-                       ", which is itself, not in the round or addressed twice"));
-    }
-    if (s.key_commitment.size() != 32 || s.signature.size() > kMaxSignatureBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("node ", node, " sent a share for ", s.to, " whose key commitment is ",
-                       s.key_commitment.size(), " bytes (expected 32) or whose signature is ",
-                       s.signature.size(), " bytes (at most ", kMaxSignatureBytes, ")"));
-    }
-  }
-  if (receivers.size() + 1 != u1_nodes_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("node ", node, " sent shares for ",
-                                                   receivers.size(), " nodes; expected ",
-                                                   u1_nodes_.size() - 1));
-  }
+  if (absl::Status s = CheckSharesStructure(node, u1_nodes_, shares); !s.ok()) return s;
   // The signatures last, once the structure holds (a malformed request costs
   // no verification here), and only those the check outside the lock did
   // not pass. Checked at all so that a receiver finding a bad signature
