@@ -17,10 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -147,16 +145,9 @@ class LyingCoordinatorTest : public testing_support::FederationSuite<LyingCoordi
       testing_support::RunNodesToEnd(nodes, std::chrono::minutes(3), run.nodes_dir);
       return ledger();
     }
-    std::vector<std::future<absl::Status>> runs;
-    for (auto& n : nodes) runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-    while (!run.done(ledger()) && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    EXPECT_TRUE(run.done(ledger())) << run.nodes_dir << ": not done within 3 min";
-    for (auto& n : nodes) n->Stop();
-    (*coordinator)->Shutdown();
-    for (auto& r : runs) r.wait();
+    testing_support::RunNodesUntil(
+        nodes, std::chrono::minutes(3), run.nodes_dir, [&] { return run.done(ledger()); },
+        [&] { (*coordinator)->Shutdown(); });
     return ledger();
   }
 

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "node/node.h"
@@ -28,6 +30,27 @@ inline void RunNodesToEnd(std::vector<std::unique_ptr<node::Node>>& nodes,
     }
     EXPECT_TRUE(run.get().ok());
   }
+}
+
+// Runs every node in parallel until `done()` holds (polled every 200 ms),
+// then stops them, calls `after_stop` (e.g. shutting the coordinator down,
+// which wakes the nodes' long polls) and waits for them to return: for
+// federations that never finish on their own (rounds an attack keeps
+// aborting). Not done within `bound` fails the test with `what`.
+inline void RunNodesUntil(std::vector<std::unique_ptr<node::Node>>& nodes,
+                          std::chrono::seconds bound, const std::string& what,
+                          const std::function<bool()>& done,
+                          const std::function<void()>& after_stop) {
+  std::vector<std::future<absl::Status>> runs;
+  for (auto& n : nodes) runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
+  const auto give_up = std::chrono::steady_clock::now() + bound;
+  while (!done() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(done()) << what << ": not done within " << bound.count() << " s";
+  for (auto& n : nodes) n->Stop();
+  after_stop();
+  for (auto& run : runs) run.wait();
 }
 
 }  // namespace fedcustoms::testing_support
