@@ -445,13 +445,6 @@ absl::Status SecureRound::Handle(const std::string& node, const v1::AdvertiseKey
   return Advertise(node, *std::move(advertisement));
 }
 
-absl::Status SecureRound::Handle(const std::string& node, const v1::ShareKeysRequest& request) {
-  std::vector<secagg::SealedShares> shares;
-  shares.reserve(request.shares_size());
-  for (const v1::SealedShare& share : request.shares()) shares.push_back(secagg::FromProto(share));
-  return ShareKeys(node, std::move(shares));
-}
-
 absl::Status SecureRound::Handle(const std::string& node,
                                  const v1::ConfirmSurvivorsRequest& request) {
   return Confirm(node, request.signature());

@@ -89,7 +89,6 @@ class SecureRound {
   absl::StatusOr<SharesCheck> SharesCheckFor(const std::string& node) const;
   absl::Status ShareKeys(const std::string& node, std::vector<secagg::SealedShares> shares,
                          const SharesCheck& check);
-  absl::Status Handle(const std::string& node, const v1::ShareKeysRequest& request);
   // Ends phase 2; FailedPrecondition if fewer than t nodes shared.
   absl::Status CloseSharing();
   // The shares addressed to `node` (all from U2).
