@@ -114,28 +114,31 @@ torch::Tensor AnomalyAutoencoderImpl::FeatureErrors(const torch::Tensor& numeric
   CheckDeclarationInputs("AnomalyAutoencoder", numeric, categorical, numeric_width_,
                          categorical_width);
   torch::Tensor z;  // standardized numerics: the numeric reconstruction target
-  torch::Tensor x = EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical, &z);
+  torch::Tensor x =
+      EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical, &z, tape_);
   for (size_t i = 0; i < encoder_->size(); ++i) {
-    x = encoder_->at<torch::nn::LinearImpl>(i).forward(x);
+    x = ApplyLinear(encoder_, i, x, tape_);
     if (i + 1 < encoder_->size()) x = torch::relu(x);  // the bottleneck stays linear
   }
   for (size_t i = 0; i < decoder_->size(); ++i) {
-    x = torch::relu(decoder_->at<torch::nn::LinearImpl>(i).forward(x));
+    x = torch::relu(ApplyLinear(decoder_, i, x, tape_));
   }
   std::vector<torch::Tensor> parts;
   if (numeric_width_ > 0) {
-    parts.push_back((numeric_head_->forward(x) - z).pow(2) / static_cast<double>(numeric_width_));
+    parts.push_back((ApplyLinear(*numeric_head_, x, tape_) - z).pow(2) /
+                    static_cast<double>(numeric_width_));
   }
   namespace F = torch::nn::functional;
   const double categorical_scale =
       categorical_width > 0 ? config_.categorical_weight() / static_cast<double>(categorical_width)
                             : 0;
   for (int64_t j = 0; j < categorical_width; ++j) {
-    parts.push_back(F::cross_entropy(categorical_heads_->at<torch::nn::LinearImpl>(j).forward(x),
-                                     categorical.select(1, j),
-                                     F::CrossEntropyFuncOptions().reduction(torch::kNone))
-                        .unsqueeze(1) *
-                    categorical_scale);
+    parts.push_back(
+        F::cross_entropy(ApplyLinear(categorical_heads_, static_cast<size_t>(j), x, tape_),
+                         categorical.select(1, j),
+                         F::CrossEntropyFuncOptions().reduction(torch::kNone))
+            .unsqueeze(1) *
+        categorical_scale);
   }
   return torch::cat(parts, 1);
 }

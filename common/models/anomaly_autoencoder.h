@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/privacy/per_example_gradients.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::models {
@@ -83,6 +84,12 @@ class AnomalyAutoencoderImpl : public torch::nn::Module {
   torch::Tensor FeatureErrors(const torch::Tensor& numeric, const torch::Tensor& categorical);
 
   void ResetParameters(uint64_t seed);
+
+  // While `tape` is set (not null), forward passes record their Linear and
+  // Embedding layers on it, for DP-SGD's per-example gradients
+  // (privacy::PerExampleGradients). The tape must outlive its use; pass
+  // nullptr to stop recording.
+  void RecordPerExample(privacy::PerExampleGradients* tape) { tape_ = tape; }
   // As in RiskMlp.
   bool HasStandardization() const;
   void SetStandardization(const torch::Tensor& mean, const torch::Tensor& variance);
@@ -102,6 +109,7 @@ class AnomalyAutoencoderImpl : public torch::nn::Module {
   torch::nn::ModuleList decoder_{nullptr};
   torch::nn::Linear numeric_head_{nullptr};
   torch::nn::ModuleList categorical_heads_{nullptr};
+  privacy::PerExampleGradients* tape_ = nullptr;  // not owned
 };
 TORCH_MODULE(AnomalyAutoencoder);
 

@@ -125,8 +125,8 @@ int64_t RegisterDeclarationInputs(torch::nn::Module& module, int64_t numeric_wid
 torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
                                       torch::nn::ModuleList& embeddings,
                                       const torch::Tensor& numeric,
-                                      const torch::Tensor& categorical,
-                                      torch::Tensor* standardized) {
+                                      const torch::Tensor& categorical, torch::Tensor* standardized,
+                                      privacy::PerExampleGradients* tape) {
   std::vector<torch::Tensor> parts;
   parts.reserve(1 + embeddings->size());
   if (standardize) {
@@ -134,10 +134,21 @@ torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
     if (standardized) *standardized = parts.back();
   }
   for (size_t j = 0; j < embeddings->size(); ++j) {
-    parts.push_back(embeddings->at<torch::nn::EmbeddingImpl>(j).forward(
-        categorical.select(1, static_cast<int64_t>(j))));
+    auto& embedding = embeddings->at<torch::nn::EmbeddingImpl>(j);
+    const torch::Tensor ids = categorical.select(1, static_cast<int64_t>(j));
+    parts.push_back(tape ? tape->Embedding(embedding, ids) : embedding.forward(ids));
   }
   return torch::cat(parts, /*dim=*/1);
+}
+
+torch::Tensor ApplyLinear(torch::nn::ModuleList& layers, size_t i, const torch::Tensor& x,
+                          privacy::PerExampleGradients* tape) {
+  return ApplyLinear(layers->at<torch::nn::LinearImpl>(i), x, tape);
+}
+
+torch::Tensor ApplyLinear(torch::nn::LinearImpl& layer, const torch::Tensor& x,
+                          privacy::PerExampleGradients* tape) {
+  return tape ? tape->Linear(layer, x) : layer.forward(x);
 }
 
 void InitLinear(torch::nn::LinearImpl& linear, at::Generator& generator) {

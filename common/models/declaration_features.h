@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/privacy/per_example_gradients.h"
 
 namespace fedcustoms::models {
 
@@ -69,13 +70,22 @@ int64_t RegisterDeclarationInputs(torch::nn::Module& module, int64_t numeric_wid
 
 // The encoded input [B, width]: standardized numerics (when `standardize` is
 // set) then each categorical column's embedding. When `standardized` is given
-// it receives the standardized numerics (undefined without numerics).
+// it receives the standardized numerics (undefined without numerics). With a
+// `tape`, the embedding lookups are recorded on it (DP-SGD).
 // Preconditions: CheckDeclarationInputs passed.
 torch::Tensor EncodeDeclarationInputs(torch::nn::BatchNorm1d& standardize,
                                       torch::nn::ModuleList& embeddings,
                                       const torch::Tensor& numeric,
                                       const torch::Tensor& categorical,
-                                      torch::Tensor* standardized = nullptr);
+                                      torch::Tensor* standardized = nullptr,
+                                      privacy::PerExampleGradients* tape = nullptr);
+
+// layers[i](x), recorded on `tape` when there is one.
+torch::Tensor ApplyLinear(torch::nn::ModuleList& layers, size_t i, const torch::Tensor& x,
+                          privacy::PerExampleGradients* tape);
+// layer(x), recorded on `tape` when there is one.
+torch::Tensor ApplyLinear(torch::nn::LinearImpl& layer, const torch::Tensor& x,
+                          privacy::PerExampleGradients* tape);
 
 // PyTorch's default Linear initialization, U(±1/sqrt(fan_in)) for weight and
 // bias, drawn from `generator`.

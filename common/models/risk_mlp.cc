@@ -87,20 +87,21 @@ torch::Tensor RiskMlpImpl::forward(const torch::Tensor& numeric, const torch::Te
 torch::Tensor RiskMlpImpl::Encode(const torch::Tensor& numeric, const torch::Tensor& categorical) {
   const auto categorical_width = static_cast<int64_t>(buckets_.size());
   CheckDeclarationInputs("RiskMlp", numeric, categorical, numeric_width_, categorical_width);
-  return EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical);
+  return EncodeDeclarationInputs(standardize_, embeddings_, numeric, categorical,
+                                 /*standardized=*/nullptr, tape_);
 }
 
 torch::Tensor RiskMlpImpl::LogitsOfEncoded(const torch::Tensor& encoded) {
   torch::Tensor x = encoded;
   const double p = config_.dropout();
   for (size_t i = 0; i < hidden_->size(); ++i) {
-    x = torch::relu(hidden_->at<torch::nn::LinearImpl>(i).forward(x));
+    x = torch::relu(ApplyLinear(hidden_, i, x, tape_));
     if (is_training() && p > 0) {
       torch::Tensor keep = torch::empty_like(x).bernoulli_(1.0 - p, dropout_generator_);
       x = x * keep * (1.0 / (1.0 - p));
     }
   }
-  return output_->forward(x).squeeze(1);
+  return ApplyLinear(*output_, x, tape_).squeeze(1);
 }
 
 }  // namespace fedcustoms::models

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/privacy/per_example_gradients.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::models {
@@ -88,6 +89,12 @@ class RiskMlpImpl : public torch::nn::Module {
   // (mean 0, variance 1, count 0) deterministically from `seed`.
   void ResetParameters(uint64_t seed);
 
+  // While `tape` is set (not null), forward passes record their Linear and
+  // Embedding layers on it, for DP-SGD's per-example gradients
+  // (privacy::PerExampleGradients). The tape must outlive its use; pass
+  // nullptr to stop recording.
+  void RecordPerExample(privacy::PerExampleGradients* tape) { tape_ = tape; }
+
   // False while the standardization statistics are still the reset values
   // (mean 0, variance 1): no data has ever set them.
   bool HasStandardization() const;
@@ -117,6 +124,7 @@ class RiskMlpImpl : public torch::nn::Module {
   torch::nn::ModuleList hidden_{nullptr};
   torch::nn::Linear output_{nullptr};
   at::Generator dropout_generator_;
+  privacy::PerExampleGradients* tape_ = nullptr;  // not owned
 };
 TORCH_MODULE(RiskMlp);
 

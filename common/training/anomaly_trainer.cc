@@ -22,7 +22,8 @@ constexpr size_t kScoreBatch = 4096;
 absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
                                               const data::DeclarationTable& table,
                                               std::span<const int64_t> rows,
-                                              const v1::TrainingConfig& config) {
+                                              const v1::TrainingConfig& config,
+                                              const DpSgdOptions* dp) {
   absl::StatusOr<v1::TrainingConfig> checked = CheckDeclarationTraining(
       config, table, model->numeric_width(), model->buckets(), rows, /*need_labels=*/false);
   if (!checked.ok()) return checked.status();
@@ -34,21 +35,40 @@ absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
     const at::Tensor numeric = NumericTensor(table, rows);
     const at::Tensor categorical = CategoricalTensor(table, rows);
     // As in TrainRiskModel: local statistics standardize only a fresh model,
-    // and go back in the state so the aggregate is the federation's.
+    // and go back in the state so the aggregate is the federation's; under
+    // DP-SGD they are not used.
     const at::Tensor local_mean = numeric.mean(0);
     const at::Tensor local_variance = numeric.var(0, /*unbiased=*/true);
-    if (!model->HasStandardization()) model->SetStandardization(local_mean, local_variance);
+    if (dp == nullptr && !model->HasStandardization()) {
+      model->SetStandardization(local_mean, local_variance);
+    }
     model->train();
-    const absl::Status trained = RunLocalEpochs(
-        *model, n, c, /*min_batch=*/2,
-        [&](const at::Tensor& index) {
-          return model->forward(numeric.index_select(0, index), categorical.index_select(0, index))
-              .mean();
-        },
-        &result);
+    absl::Status trained;
+    if (dp == nullptr) {
+      trained = RunLocalEpochs(
+          *model, n, c, /*min_batch=*/2,
+          [&](const at::Tensor& index) {
+            return model
+                ->forward(numeric.index_select(0, index), categorical.index_select(0, index))
+                .mean();
+          },
+          &result);
+    } else {
+      trained = RunDpSgdSteps(
+          *model, n, c, *dp,
+          [&](const at::Tensor& index, privacy::PerExampleGradients* tape) {
+            model->RecordPerExample(tape);
+            at::Tensor scores =
+                model->forward(numeric.index_select(0, index), categorical.index_select(0, index));
+            model->RecordPerExample(nullptr);
+            return scores;
+          },
+          &result);
+    }
+    model->RecordPerExample(nullptr);
     model->eval();
     if (!trained.ok()) return trained;
-    model->SetStandardization(local_mean, local_variance);
+    if (dp == nullptr) model->SetStandardization(local_mean, local_variance);
   } catch (const c10::Error& e) {
     model->eval();
     return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));

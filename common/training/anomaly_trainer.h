@@ -17,11 +17,13 @@ namespace fedcustoms::training {
 // anomaly score (reconstruction error). Labels are not needed and not used.
 // Same loop, config, determinism, standardization handling and errors as
 // TrainRiskModel (RunLocalEpochs); TrainResult::positive_weight stays 1 and
-// mean_loss is the mean score of the last epoch.
+// mean_loss is the mean score of the last epoch. With `dp`, DP-SGD as in
+// TrainRiskModel (the per-example loss is the example's score).
 absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
                                               const data::DeclarationTable& table,
                                               std::span<const int64_t> rows,
-                                              const v1::TrainingConfig& config);
+                                              const v1::TrainingConfig& config,
+                                              const DpSgdOptions* dp = nullptr);
 
 // Anomaly scores of `rows`, in that order (eval mode, no gradients, batched).
 // Precondition: CheckRows(table, ..., need_labels=false) passes; violations

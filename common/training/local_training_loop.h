@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "common/privacy/per_example_gradients.h"
 #include "common/training/risk_trainer.h"
 #include "fedcustoms/v1/config.pb.h"
 
@@ -31,5 +32,32 @@ absl::Status RunLocalEpochs(torch::nn::Module& module, int64_t n, const v1::Trai
                             int64_t min_batch,
                             const std::function<at::Tensor(const at::Tensor& index)>& batch_loss,
                             TrainResult* result);
+
+// The number of examples a DP-SGD batch takes on average out of n:
+// config.batch_size, at most n. The sampling rate is this / n.
+double ExpectedDpBatch(int64_t n, const v1::TrainingConfig& config);
+
+// The DP-SGD loop (Abadi et al. 2016) with the sampling the RDP accountant
+// assumes: StepsForEpochs(config.local_epochs, q) steps, q =
+// ExpectedDpBatch / n; at each step every example is taken independently with
+// probability q (privacy::PoissonSampler, so a batch may be empty), each
+// taken example's gradient is clipped to L2 norm C and the sum gets Gaussian
+// noise σ·C, divided by the expected batch size (privacy::NoisyClippedSum);
+// then the optimizer (Adam or SGD, fresh) steps, FedProx adding its
+// data-independent term as in RunLocalEpochs.
+//
+// `per_example_losses(index, tape)` returns the loss of each example of
+// `index` [B] with its graph, with every layer of `module` recorded on
+// `tape`; a pass that leaves a trainable parameter unrecorded is refused
+// (FailedPrecondition naming it), since its gradient would escape clipping.
+// `result` gets steps, samples_seen (examples drawn), sampling_rate and the
+// mean per-example loss of the drawn examples over the last
+// ceil(1/q) steps (mean_loss). A non-finite loss stops training as in
+// RunLocalEpochs. `config` must already be checked.
+absl::Status RunDpSgdSteps(
+    torch::nn::Module& module, int64_t n, const v1::TrainingConfig& config, const DpSgdOptions& dp,
+    const std::function<at::Tensor(const at::Tensor& index, privacy::PerExampleGradients* tape)>&
+        per_example_losses,
+    TrainResult* result);
 
 }  // namespace fedcustoms::training

@@ -81,7 +81,8 @@ absl::StatusOr<v1::TrainingConfig> CheckDeclarationTraining(
 absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
                                            const data::DeclarationTable& table,
                                            std::span<const int64_t> rows,
-                                           const v1::TrainingConfig& config) {
+                                           const v1::TrainingConfig& config,
+                                           const DpSgdOptions* dp) {
   absl::StatusOr<v1::TrainingConfig> checked = CheckDeclarationTraining(
       config, table, model->numeric_width(), model->buckets(), rows, /*need_labels=*/true);
   if (!checked.ok()) return checked.status();
@@ -93,7 +94,11 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
 
   TrainResult result;
   result.samples = n;
-  result.positive_weight = PositiveWeight(positives, n - positives, c);
+  // Under DP-SGD the loss may not depend on the data set as a whole, only on
+  // each example: the weight is the configured one.
+  result.positive_weight = dp == nullptr             ? PositiveWeight(positives, n - positives, c)
+                           : c.positive_weight() > 0 ? c.positive_weight()
+                                                     : 1.0;
 
   try {
     const at::Tensor numeric = NumericTensor(table, rows);
@@ -106,22 +111,44 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
     // The local column statistics: used to standardize only when the model
     // has none yet (a fresh model), and sent back in the state after training
     // so the aggregate becomes the federation's statistics.
+    // Under DP-SGD they are not used at all (they would be released unnoised).
     const at::Tensor local_mean = numeric.mean(0);
     const at::Tensor local_variance = numeric.var(0, /*unbiased=*/true);
-    if (!model->HasStandardization()) model->SetStandardization(local_mean, local_variance);
+    if (dp == nullptr && !model->HasStandardization()) {
+      model->SetStandardization(local_mean, local_variance);
+    }
     model->train();
     model->SeedDropout(c.seed() ^ kDropoutSeedMix);
-    const absl::Status trained = RunLocalEpochs(
-        *model, n, c, /*min_batch=*/2,  // BatchNorm cannot train on a single row
-        [&](const at::Tensor& index) {
-          return F::binary_cross_entropy_with_logits(
-              model->forward(numeric.index_select(0, index), categorical.index_select(0, index)),
-              labels.index_select(0, index), loss_options);
-        },
-        &result);
+    absl::Status trained;
+    if (dp == nullptr) {
+      trained = RunLocalEpochs(
+          *model, n, c, /*min_batch=*/2,  // BatchNorm cannot train on a single row
+          [&](const at::Tensor& index) {
+            return F::binary_cross_entropy_with_logits(
+                model->forward(numeric.index_select(0, index), categorical.index_select(0, index)),
+                labels.index_select(0, index), loss_options);
+          },
+          &result);
+    } else {
+      const auto per_example = F::BinaryCrossEntropyWithLogitsFuncOptions()
+                                   .pos_weight(pos_weight)
+                                   .reduction(torch::kNone);
+      trained = RunDpSgdSteps(
+          *model, n, c, *dp,
+          [&](const at::Tensor& index, privacy::PerExampleGradients* tape) {
+            model->RecordPerExample(tape);
+            const at::Tensor logits =
+                model->forward(numeric.index_select(0, index), categorical.index_select(0, index));
+            model->RecordPerExample(nullptr);
+            return F::binary_cross_entropy_with_logits(logits, labels.index_select(0, index),
+                                                       per_example);
+          },
+          &result);
+    }
+    model->RecordPerExample(nullptr);
     model->eval();
     if (!trained.ok()) return trained;
-    model->SetStandardization(local_mean, local_variance);
+    if (dp == nullptr) model->SetStandardization(local_mean, local_variance);
   } catch (const c10::Error& e) {
     model->eval();
     return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));

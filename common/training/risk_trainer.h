@@ -50,6 +50,20 @@ struct TrainResult {
   double positive_weight = 1;
   // Optimizer steps taken.
   int64_t steps = 0;
+  // DP-SGD only: the Poisson sampling rate q of every step (0 otherwise).
+  double sampling_rate = 0;
+};
+
+// DP-SGD's settings for one local training (task privacy mode DP_SGD).
+struct DpSgdOptions {
+  // C: the L2 bound of each example's gradient.
+  double clip_norm = 1;
+  // σ: the noise's standard deviation is σ·C.
+  double noise_multiplier = 1;
+  // Seeds the batch sampling and the noise. Neither may be predictable by
+  // anyone who sees the update (the guarantee assumes both are secret): a
+  // node draws it from the OS outside reproducible tests.
+  uint64_t secret_seed = 0;
 };
 
 // Trains `model` in place on `rows` of `table` (which must have labels).
@@ -73,9 +87,16 @@ struct TrainResult {
 // Error with the model's weights unspecified (reload the global model):
 // Internal "training diverged: loss is nan at epoch 1, step 3", or a c10::Error
 // caught from LibTorch. The model is left in eval mode.
+//
+// With `dp`, training is DP-SGD (RunDpSgdSteps: Poisson batches, per-example
+// clipping, Gaussian noise) and nothing else of the data reaches the model:
+// the positive-class weight is config.positive_weight or 1 (never derived from
+// the local positive rate), and the standardization statistics are neither
+// set from the local data nor sent back (the model keeps those it came with).
 absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
                                            const data::DeclarationTable& table,
                                            std::span<const int64_t> rows,
-                                           const v1::TrainingConfig& config);
+                                           const v1::TrainingConfig& config,
+                                           const DpSgdOptions* dp = nullptr);
 
 }  // namespace fedcustoms::training

@@ -1,0 +1,36 @@
+#include "common/privacy/noisy_clipped_sum.h"
+
+#include <torch/torch.h>
+
+namespace fedcustoms::privacy {
+
+ClippingStats NoisyClippedSum(const std::vector<at::Tensor>& parameters,
+                              const PerExampleGradients* tape, double clip_norm,
+                              double noise_multiplier, double expected_batch,
+                              at::Generator& noise) {
+  TORCH_CHECK(clip_norm > 0 && noise_multiplier >= 0 && expected_batch > 0,
+              "NoisyClippedSum: clip_norm and expected_batch must be > 0, noise_multiplier >= 0");
+  torch::NoGradGuard no_grad;
+  ClippingStats stats;
+  if (tape != nullptr) {
+    const at::Tensor norms = tape->SquaredNorms().to(torch::kFloat64).sqrt();
+    const at::Tensor scale = (clip_norm / (norms + 1e-6)).clamp_max(1.0).to(torch::kFloat32);
+    tape->WriteWeightedSum(scale);
+    stats.examples = norms.size(0);
+    stats.clipped = (norms > clip_norm).sum().item<int64_t>();
+    stats.norm_sum = norms.sum().item<double>();
+  }
+  const double stddev = noise_multiplier * clip_norm;
+  for (const at::Tensor& p : parameters) {
+    at::Tensor grad = p.mutable_grad();
+    if (tape == nullptr || !grad.defined()) {
+      p.mutable_grad() = torch::zeros_like(p);
+      grad = p.mutable_grad();
+    }
+    if (stddev > 0) grad.add_(torch::empty_like(p).normal_(0.0, stddev, noise));
+    grad.div_(expected_batch);
+  }
+  return stats;
+}
+
+}  // namespace fedcustoms::privacy

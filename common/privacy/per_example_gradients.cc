@@ -1,0 +1,122 @@
+#include "common/privacy/per_example_gradients.h"
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::privacy {
+
+at::Tensor PerExampleGradients::Linear(torch::nn::LinearImpl& layer, const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2, "PerExampleGradients::Linear: input must be [B, in], got ", x.sizes());
+  at::Tensor y = layer.forward(x);
+  layers_.push_back({Layer::Kind::kLinear, layer.weight, layer.bias, x.detach(), y, {}});
+  return y;
+}
+
+at::Tensor PerExampleGradients::Embedding(torch::nn::EmbeddingImpl& layer, const at::Tensor& ids) {
+  TORCH_CHECK(ids.dim() == 1, "PerExampleGradients::Embedding: ids must be [B], got ", ids.sizes());
+  at::Tensor y = layer.forward(ids);
+  layers_.push_back({Layer::Kind::kEmbedding, layer.weight, {}, ids, y, {}});
+  return y;
+}
+
+absl::Status PerExampleGradients::CheckCovers(const torch::nn::Module& module) const {
+  std::map<const c10::TensorImpl*, int> uses;
+  for (const Layer& layer : layers_) {
+    ++uses[layer.weight.unsafeGetTensorImpl()];
+    if (layer.bias.defined()) ++uses[layer.bias.unsafeGetTensorImpl()];
+  }
+  size_t covered = 0;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    const auto it = uses.find(item.value().unsafeGetTensorImpl());
+    const int count = it == uses.end() ? 0 : it->second;
+    if (count != 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("parameter ", item.key(), " was used in ", count,
+                       " recorded layers of the pass, not 1: its per-example gradient would not "
+                       "be clipped exactly"));
+    }
+    ++covered;
+  }
+  if (covered != uses.size()) {
+    return absl::FailedPreconditionError(absl::StrCat("the pass recorded ", uses.size(),
+                                                      " parameters, the module has ", covered,
+                                                      " that require a gradient"));
+  }
+  return absl::OkStatus();
+}
+
+void PerExampleGradients::Backward(const at::Tensor& per_example_losses) {
+  TORCH_CHECK(per_example_losses.dim() == 1, "PerExampleGradients::Backward: losses must be [B]");
+  std::vector<at::Tensor> outputs;
+  outputs.reserve(layers_.size());
+  for (const Layer& layer : layers_) outputs.push_back(layer.output);
+  // Gradients with respect to the layer outputs only: autograd forms no
+  // parameter gradient, which would be the unclipped batch sum.
+  std::vector<at::Tensor> errors =
+      torch::autograd::grad({per_example_losses.sum()}, outputs, /*grad_outputs=*/{},
+                            /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i].error = errors[i].defined() ? errors[i] : torch::zeros_like(layers_[i].output);
+    layers_[i].output = at::Tensor();  // frees the graph
+  }
+}
+
+at::Tensor PerExampleGradients::SquaredNorms() const {
+  TORCH_CHECK(!layers_.empty(), "PerExampleGradients: no recorded layer");
+  at::Tensor total;
+  for (const Layer& layer : layers_) {
+    TORCH_CHECK(layer.error.defined(), "PerExampleGradients: Backward() first");
+    at::Tensor g2 = layer.error.pow(2).sum(1);
+    at::Tensor norm2;
+    if (layer.kind == Layer::Kind::kLinear) {
+      norm2 = g2 * layer.input.pow(2).sum(1);
+      if (layer.bias.defined()) norm2 = norm2 + g2;
+    } else {
+      norm2 = g2;
+    }
+    total = total.defined() ? total + norm2 : norm2;
+  }
+  return total;
+}
+
+void PerExampleGradients::WriteWeightedSum(const at::Tensor& scale) const {
+  torch::NoGradGuard no_grad;
+  for (const Layer& layer : layers_) {
+    TORCH_CHECK(layer.error.defined(), "PerExampleGradients: Backward() first");
+    const at::Tensor weighted = layer.error * scale.unsqueeze(1);  // s_i g_i, [B, out]
+    at::Tensor weight_grad;
+    if (layer.kind == Layer::Kind::kLinear) {
+      weight_grad = weighted.t().mm(layer.input);
+      if (layer.bias.defined()) layer.bias.mutable_grad() = weighted.sum(0);
+    } else {
+      weight_grad = torch::zeros_like(layer.weight).index_add_(0, layer.input, weighted);
+    }
+    layer.weight.mutable_grad() = weight_grad;
+  }
+}
+
+at::Tensor PerExampleGradients::PerExample(const at::Tensor& parameter) const {
+  for (const Layer& layer : layers_) {
+    TORCH_CHECK(layer.error.defined(), "PerExampleGradients: Backward() first");
+    const bool is_weight = parameter.is_same(layer.weight);
+    const bool is_bias = layer.bias.defined() && parameter.is_same(layer.bias);
+    if (!is_weight && !is_bias) continue;
+    if (is_bias) return layer.error.clone();
+    if (layer.kind == Layer::Kind::kLinear) {
+      return torch::einsum("bo,bi->boi", {layer.error, layer.input});
+    }
+    const int64_t batch = layer.error.size(0);
+    at::Tensor out =
+        torch::zeros({batch, layer.weight.size(0), layer.weight.size(1)}, layer.error.options());
+    out.index_put_({torch::arange(batch), layer.input}, layer.error);
+    return out;
+  }
+  TORCH_CHECK(false, "PerExampleGradients::PerExample: the parameter was not recorded");
+}
+
+}  // namespace fedcustoms::privacy

@@ -1,0 +1,338 @@
+// DP-SGD's parts: per-example gradients (exact against one backward per
+// example, for every layer type the declaration models use), the clipped and
+// noised sum (clipping bound, noise variance), the DP-SGD loop (Poisson steps,
+// coverage) and the trainers under DP.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "common/models/anomaly_autoencoder.h"
+#include "common/models/risk_mlp.h"
+#include "common/privacy/noisy_clipped_sum.h"
+#include "common/privacy/per_example_gradients.h"
+#include "common/privacy/rdp_accountant.h"
+#include "common/training/anomaly_trainer.h"
+#include "common/training/local_training_loop.h"
+#include "common/training/risk_trainer.h"
+#include "common/training/table_tensors.h"
+
+namespace fedcustoms::privacy {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// A small table with repeated categorical ids (so two examples of one batch
+// share an embedding row) and labels.
+struct Batch {
+  at::Tensor numeric, categorical, labels;
+};
+
+Batch MakeBatch(int64_t b, int64_t numeric_width, const std::vector<uint32_t>& buckets,
+                uint64_t seed = 3) {
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  Batch out;
+  out.numeric = torch::randn({b, numeric_width}, g);
+  std::vector<at::Tensor> columns;
+  for (uint32_t n : buckets) {
+    columns.push_back(torch::randint(0, n, {b, 1}, g, torch::dtype(torch::kInt64)));
+  }
+  out.categorical = columns.empty() ? torch::zeros({b, 0}, torch::kInt64) : torch::cat(columns, 1);
+  out.labels = torch::randint(0, 2, {b}, g).to(torch::kFloat32);
+  return out;
+}
+
+// Checks the tape's per-example gradients, squared norms and weighted sum
+// against one backward pass per example for every parameter of `module`.
+// `losses(rows, tape)` gives the per-example losses of `rows`.
+void ExpectExactAgainstOneAtATime(
+    torch::nn::Module& module, int64_t b,
+    const std::function<at::Tensor(const at::Tensor& rows, PerExampleGradients* tape)>& losses) {
+  const std::vector<at::Tensor> parameters = module.parameters();
+  PerExampleGradients tape;
+  const at::Tensor all = torch::arange(b, torch::kInt64);
+  const at::Tensor batch_losses = losses(all, &tape);
+  ASSERT_TRUE(tape.CheckCovers(module).ok()) << tape.CheckCovers(module);
+  tape.Backward(batch_losses);
+  for (const at::Tensor& p : parameters) {
+    EXPECT_FALSE(p.grad().defined()) << "the tape must not form parameter gradients";
+  }
+  const at::Tensor norms = tape.SquaredNorms();
+  std::vector<at::Tensor> per_example;
+  for (const at::Tensor& p : parameters) per_example.push_back(tape.PerExample(p));
+
+  at::Tensor expected_sum_scale = torch::linspace(0.1, 1.0, b);
+  std::vector<at::Tensor> expected_sum;
+  for (const at::Tensor& p : parameters) expected_sum.push_back(torch::zeros_like(p));
+  for (int64_t i = 0; i < b; ++i) {
+    for (const at::Tensor& p : parameters) p.mutable_grad() = at::Tensor();
+    losses(torch::tensor({i}, torch::kInt64), nullptr).sum().backward();
+    double norm2 = 0;
+    for (size_t k = 0; k < parameters.size(); ++k) {
+      at::Tensor g = parameters[k].grad();
+      if (!g.defined()) g = torch::zeros_like(parameters[k]);
+      EXPECT_TRUE(torch::allclose(per_example[k][i], g, 1e-5, 1e-6))
+          << "parameter " << k << " example " << i << " max diff "
+          << (per_example[k][i] - g).abs().max().item<double>();
+      norm2 += g.pow(2).sum().item<double>();
+      expected_sum[k] += g * expected_sum_scale[i];
+    }
+    EXPECT_NEAR(norms[i].item<double>(), norm2, 1e-5 * std::max(1.0, norm2)) << "example " << i;
+  }
+  for (const at::Tensor& p : parameters) p.mutable_grad() = at::Tensor();
+  tape.WriteWeightedSum(expected_sum_scale);
+  for (size_t k = 0; k < parameters.size(); ++k) {
+    EXPECT_TRUE(torch::allclose(parameters[k].grad(), expected_sum[k], 1e-5, 1e-6))
+        << "weighted sum of parameter " << k;
+  }
+}
+
+TEST(PerExampleGradientsTest, RiskMlpMatchesOneBackwardPerExample) {
+  const std::vector<uint32_t> buckets = {3, 5};  // few buckets: repeated ids
+  v1::RiskModelConfig config;
+  config.add_hidden_units(6);
+  config.add_hidden_units(4);
+  config.set_embedding_dim(3);
+  models::RiskMlp model(4, buckets, config, /*seed=*/7);
+  model->SetStandardization(torch::full({4}, 0.5), torch::full({4}, 2.0));
+  model->eval();  // the same function for the batch and for each example
+  const Batch batch = MakeBatch(9, 4, buckets);
+  const auto weight = torch::full({1}, 3.0);
+  ExpectExactAgainstOneAtATime(*model, 9, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+    model->RecordPerExample(tape);
+    at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
+                                       batch.categorical.index_select(0, rows));
+    model->RecordPerExample(nullptr);
+    return F::binary_cross_entropy_with_logits(
+        logits, batch.labels.index_select(0, rows),
+        F::BinaryCrossEntropyWithLogitsFuncOptions().pos_weight(weight).reduction(torch::kNone));
+  });
+}
+
+TEST(PerExampleGradientsTest, AnomalyAutoencoderMatchesOneBackwardPerExample) {
+  const std::vector<uint32_t> buckets = {4, 2, 3};
+  v1::AnomalyModelConfig config;
+  config.add_hidden_units(5);
+  config.add_hidden_units(2);
+  config.set_embedding_dim(2);
+  models::AnomalyAutoencoder model(3, buckets, config, /*seed=*/5);
+  model->eval();
+  const Batch batch = MakeBatch(8, 3, buckets, /*seed=*/9);
+  ExpectExactAgainstOneAtATime(*model, 8, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+    model->RecordPerExample(tape);
+    at::Tensor scores = model->forward(batch.numeric.index_select(0, rows),
+                                       batch.categorical.index_select(0, rows));
+    model->RecordPerExample(nullptr);
+    return scores;
+  });
+}
+
+TEST(PerExampleGradientsTest, ModelsWithOnlyOneKindOfFeatureAreCovered) {
+  v1::RiskModelConfig config;
+  config.add_hidden_units(3);
+  for (const auto& [numeric, buckets] :
+       std::vector<std::pair<int64_t, std::vector<uint32_t>>>{{0, {4}}, {2, {}}}) {
+    models::RiskMlp model(numeric, buckets, config);
+    model->eval();
+    const Batch batch = MakeBatch(5, numeric, buckets);
+    ExpectExactAgainstOneAtATime(*model, 5, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+      model->RecordPerExample(tape);
+      at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
+                                         batch.categorical.index_select(0, rows));
+      model->RecordPerExample(nullptr);
+      return logits.pow(2);
+    });
+  }
+}
+
+TEST(PerExampleGradientsTest, APassThatMissesAParameterIsRefusedByName) {
+  models::RiskMlp model(2, std::vector<uint32_t>{3}, v1::RiskModelConfig());
+  const Batch batch = MakeBatch(4, 2, {3});
+  PerExampleGradients tape;
+  // The forward pass without the tape records nothing: every parameter
+  // would escape clipping.
+  (void)model->forward(batch.numeric, batch.categorical);
+  const absl::Status missed = tape.CheckCovers(*model);
+  EXPECT_EQ(missed.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(missed.message()), ::testing::HasSubstr("embeddings.0.weight"));
+  // A layer recorded twice is refused too (its norm would not be exact).
+  model->RecordPerExample(&tape);
+  (void)model->forward(batch.numeric, batch.categorical);
+  (void)model->forward(batch.numeric, batch.categorical);
+  model->RecordPerExample(nullptr);
+  EXPECT_THAT(std::string(tape.CheckCovers(*model).message()),
+              ::testing::HasSubstr("used in 2 recorded layers"));
+}
+
+// The clipped sum: with no noise, each example contributes its gradient
+// scaled to norm at most C, and the sum is divided by the expected batch.
+TEST(NoisyClippedSumTest, ClipsEachExampleToTheBoundBeforeSumming) {
+  torch::nn::Linear layer(3, 2);
+  const at::Tensor x =
+      torch::tensor({{10.0f, 0.0f, 0.0f}, {0.01f, 0.0f, 0.0f}, {0.0f, 5.0f, 5.0f}});
+  PerExampleGradients tape;
+  const at::Tensor losses = tape.Linear(*layer, x).sum(1);
+  tape.Backward(losses);
+  const at::Tensor norms = tape.SquaredNorms().sqrt();
+  const double clip = 2.0;  // row 1's gradient (norm about 1.41) stays as it is
+  at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(1);
+  const ClippingStats stats =
+      NoisyClippedSum(layer->parameters(), &tape, clip, /*noise_multiplier=*/0,
+                      /*expected_batch=*/4, noise);
+  EXPECT_EQ(stats.examples, 3);
+  EXPECT_EQ(stats.clipped, (norms > clip).sum().item<int64_t>());
+  EXPECT_EQ(stats.clipped, 2);  // rows 0 and 2 have large inputs
+  // Expected: Σ_i min(1, C/||g_i||) g_i / 4, formed from PerExample().
+  const at::Tensor scale = (clip / (norms + 1e-6)).clamp_max(1.0);
+  const at::Tensor expected_w = (tape.PerExample(layer->weight) * scale.view({3, 1, 1})).sum(0) / 4;
+  const at::Tensor expected_b = (tape.PerExample(layer->bias) * scale.view({3, 1})).sum(0) / 4;
+  EXPECT_TRUE(torch::allclose(layer->weight.grad(), expected_w, 1e-5, 1e-7));
+  EXPECT_TRUE(torch::allclose(layer->bias.grad(), expected_b, 1e-5, 1e-7));
+  // Each clipped example's norm is at most C.
+  for (int64_t i = 0; i < 3; ++i) {
+    const double clipped_norm =
+        std::sqrt((tape.PerExample(layer->weight)[i] * scale[i]).pow(2).sum().item<double>() +
+                  (tape.PerExample(layer->bias)[i] * scale[i]).pow(2).sum().item<double>());
+    EXPECT_LE(clipped_norm, clip + 1e-5);
+  }
+}
+
+// The noise: on an empty batch the gradient is N(0, σ²C²)/expected_batch per
+// coordinate. For m = 200 000 coordinates the sample variance s² satisfies
+// (m-1)s²/v ~ χ²(m-1), i.e. s²/v ≈ 1 ± sqrt(2/m) = 1 ± 0.0032; the test
+// allows 6 standard deviations (two-sided false-failure probability about
+// 2e-9 for a fresh seed; the seed is fixed, so the run is deterministic).
+TEST(NoisyClippedSumTest, TheNoiseHasVarianceSigmaSquaredCSquared) {
+  const double sigma = 1.3, clip = 0.7, expected_batch = 50;
+  torch::nn::Linear layer(1000, 199);  // 199 000 + 199 = 199 199 coordinates
+  at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(2024);
+  NoisyClippedSum(layer->parameters(), nullptr, clip, sigma, expected_batch, noise);
+  const at::Tensor all =
+      torch::cat({layer->weight.grad().flatten(), layer->bias.grad()}).to(torch::kFloat64) *
+      expected_batch;
+  const auto m = static_cast<double>(all.numel());
+  const double v = sigma * sigma * clip * clip;
+  const double ratio = all.var().item<double>() / v;
+  EXPECT_NEAR(ratio, 1.0, 6 * std::sqrt(2.0 / m)) << "s²/σ²C² = " << ratio;
+  // Mean 0: the sample mean is N(0, v/m); 6 standard deviations again.
+  EXPECT_NEAR(all.mean().item<double>(), 0.0, 6 * std::sqrt(v / m));
+
+  // With examples, the noise is added on top of the clipped sum: the
+  // difference from the noiseless sum has the same variance.
+  const at::Tensor x = torch::randn({20, 1000});
+  PerExampleGradients tape;
+  tape.Backward(tape.Linear(*layer, x).sum(1));
+  at::Generator unused = at::make_generator<at::CPUGeneratorImpl>(1);
+  NoisyClippedSum(layer->parameters(), &tape, clip, 0, expected_batch, unused);
+  const at::Tensor noiseless =
+      torch::cat({layer->weight.grad().flatten(), layer->bias.grad()}).to(torch::kFloat64).clone();
+  at::Generator noise2 = at::make_generator<at::CPUGeneratorImpl>(99);
+  NoisyClippedSum(layer->parameters(), &tape, clip, sigma, expected_batch, noise2);
+  const at::Tensor noisy =
+      torch::cat({layer->weight.grad().flatten(), layer->bias.grad()}).to(torch::kFloat64);
+  const double ratio2 = ((noisy - noiseless) * expected_batch).var().item<double>() / v;
+  EXPECT_NEAR(ratio2, 1.0, 6 * std::sqrt(2.0 / m)) << "s²/σ²C² = " << ratio2;
+}
+
+data::DeclarationTable Table(size_t rows, uint32_t seed = 11) {
+  data::DeclarationTable t;
+  t.rows = rows;
+  t.numeric_names = {"value", "weight"};
+  t.categorical_names = {"origin"};
+  t.buckets = {8};
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int64_t> origin(0, 7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (size_t i = 0; i < rows; ++i) {
+    const float value = normal(rng);
+    const int64_t o = origin(rng);
+    const double logit = -2.0 + 3.0 * (o == 3) + 2.0 * (value > 1.0f);
+    t.numeric.push_back(value);
+    t.numeric.push_back(normal(rng));
+    t.categorical.push_back(o);
+    t.labels.push_back(unit(rng) < 1.0 / (1.0 + std::exp(-logit)) ? 1.0f : 0.0f);
+  }
+  return t;
+}
+
+std::vector<int64_t> AllRows(size_t n) {
+  std::vector<int64_t> rows(n);
+  std::iota(rows.begin(), rows.end(), 0);
+  return rows;
+}
+
+TEST(DpSgdTrainingTest, TakesTheAccountantsStepsWithPoissonBatchesAndKeepsStatisticsPrivate) {
+  const data::DeclarationTable table = Table(2000);
+  const std::vector<int64_t> rows = AllRows(2000);
+  models::RiskMlp model(2, table.buckets, v1::RiskModelConfig(), 1);
+  v1::TrainingConfig config;
+  config.set_local_epochs(2);
+  config.set_batch_size(100);
+  training::DpSgdOptions dp;
+  dp.clip_norm = 1.0;
+  dp.noise_multiplier = 1.0;
+  dp.secret_seed = 77;
+  const absl::StatusOr<training::TrainResult> r =
+      training::TrainRiskModel(model, table, rows, config, &dp);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(r->sampling_rate, 0.05);
+  EXPECT_EQ(r->steps, static_cast<int64_t>(StepsForEpochs(2, 0.05)));
+  EXPECT_EQ(r->steps, 40);
+  // 40 steps of Binomial(2000, 0.05): mean 4000, sd sqrt(40·95) ≈ 62; 6 sd.
+  EXPECT_NEAR(static_cast<double>(r->samples_seen), 4000.0, 6 * std::sqrt(40 * 2000 * 0.05 * 0.95));
+  EXPECT_EQ(r->positive_weight, 1.0) << "never derived from the local positive rate";
+  // The standardization was not set from the data.
+  EXPECT_FALSE(model->HasStandardization());
+  EXPECT_TRUE(std::isfinite(r->mean_loss));
+}
+
+TEST(DpSgdTrainingTest, IsReproducibleForASecretSeedAndDiffersAcrossSeeds) {
+  const data::DeclarationTable table = Table(500);
+  const std::vector<int64_t> rows = AllRows(500);
+  auto train = [&](uint64_t secret) {
+    models::AnomalyAutoencoder model(2, table.buckets, v1::AnomalyModelConfig(), 1);
+    training::DpSgdOptions dp;
+    dp.secret_seed = secret;
+    v1::TrainingConfig config;
+    config.set_batch_size(50);
+    EXPECT_TRUE(training::TrainAnomalyModel(model, table, rows, config, &dp).ok());
+    return model->parameters()[0].detach().clone();
+  };
+  EXPECT_TRUE(torch::equal(train(5), train(5)));
+  EXPECT_FALSE(torch::equal(train(5), train(6)));
+}
+
+// With σ = 1 and C = 1, DP-SGD must still learn the signal (it is a training
+// method, not only noise): on the hold-out, the risky origin scores higher.
+TEST(DpSgdTrainingTest, LearnsTheSignalWithModerateNoise) {
+  const data::DeclarationTable table = Table(6000, 3);
+  const std::vector<int64_t> train_rows = AllRows(5000);
+  std::vector<int64_t> holdout(1000);
+  std::iota(holdout.begin(), holdout.end(), 5000);
+  models::RiskMlp model(2, table.buckets, v1::RiskModelConfig(), 1);
+  v1::TrainingConfig config;
+  config.set_local_epochs(5);
+  config.set_batch_size(250);
+  config.set_learning_rate(0.01);
+  training::DpSgdOptions dp;
+  dp.clip_norm = 1.0;
+  dp.noise_multiplier = 1.0;
+  dp.secret_seed = 1;
+  ASSERT_TRUE(TrainRiskModel(model, table, train_rows, config, &dp).ok());
+  torch::NoGradGuard no_grad;
+  const at::Tensor scores = torch::sigmoid(model->forward(
+      training::NumericTensor(table, holdout), training::CategoricalTensor(table, holdout)));
+  // The origin-3 rows are the riskiest: their mean score must be higher.
+  const at::Tensor risky = training::CategoricalTensor(table, holdout).select(1, 0) == 3;
+  EXPECT_GT(scores.index({risky}).mean().item<double>(),
+            scores.index({~risky}).mean().item<double>() + 0.1);
+}
+
+}  // namespace
+}  // namespace fedcustoms::privacy
