@@ -42,12 +42,14 @@ constexpr int kUploadAttempts = 3;
 Node::Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
            std::unique_ptr<CoordinatorClient> client,
            std::unique_ptr<crypto::Ed25519Verifier> verifier,
-           std::unique_ptr<SecureAggregationSession> secure)
+           std::unique_ptr<SecureAggregationSession> secure, PrivacyBudget budget)
     : config_(std::move(config)),
       learner_(std::move(learner)),
       client_(std::move(client)),
       verifier_(std::move(verifier)),
-      secure_(std::move(secure)) {}
+      secure_(std::move(secure)),
+      budget_(std::move(budget)),
+      training_declined_(budget_.DeclineReason()) {}
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   std::error_code ec;
@@ -65,9 +67,13 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   if (!secure.ok()) return secure.status();
   auto learner = CreateLocalLearner(config);
   if (!learner.ok()) return learner.status();
+  auto budget = PrivacyBudget::Open(config.work_dir(), config.task(), config.privacy(),
+                                    (*learner)->data_summary().train_rows());
+  if (!budget.ok()) return budget.status();
   torch::set_num_threads(static_cast<int>(config.threads()));
   return std::unique_ptr<Node>(new Node(std::move(config), *std::move(learner), *std::move(client),
-                                        *std::move(verifier), *std::move(secure)));
+                                        *std::move(verifier), *std::move(secure),
+                                        *std::move(budget)));
 }
 
 void Node::SleepUnlessStopped(std::chrono::milliseconds duration) {
@@ -97,7 +103,7 @@ absl::Status Node::Run() {
       status = Join(summary);
       joined = status.ok();
     } else {
-      auto assignment = client_->GetTask(config_.task(), kPoll);
+      auto assignment = client_->GetTask(config_.task(), kPoll, training_declined_);
       if (absl::IsFailedPrecondition(assignment.status())) {
         // The coordinator does not know this node (it restarted): join again.
         spdlog::info("{}; joining again", assignment.status().message());
@@ -289,6 +295,9 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
         "nothing was sent. Set \"aggregation_mode\": \"TRUSTED\" in the node config only if "
         "the administration consents to the coordinator seeing its update"));
   }
+  // The node, not the coordinator, decides what its rows may reveal.
+  absl::StatusOr<std::optional<privacy::DpSgdPlan>> plan = CheckPrivacy(a);
+  if (!plan.ok()) return plan.status();
   const task::ModelSpec spec = learner_->SpecOf(a);
   auto model = FetchModel(a);
   if (!model.ok()) return model.status();
@@ -301,17 +310,53 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   v1::TrainingConfig training = a.training();
   training.set_seed(
       RoundTrainingSeed(training.seed(), a.round_id(), config_.reproducible_training()));
+  std::optional<training::DpSgdOptions> dp;
+  if (*plan) {
+    dp.emplace();
+    dp->clip_norm = (*plan)->clip_norm;
+    dp->noise_multiplier = (*plan)->noise_multiplier;
+    // The batches and the noise must be secret to whoever sees the update,
+    // the coordinator included: OS randomness, except in reproducible runs.
+    std::random_device entropy;
+    dp->secret_seed = config_.reproducible_training() ? training.seed() ^ 0x5DEECE66Dull
+                                                      : (uint64_t{entropy()} << 32) | entropy();
+  }
   process::CrashPoint("node.training");
-  auto result = learner_->Train(spec, *std::move(global), training);
+  auto result = learner_->Train(spec, *std::move(global), training, dp ? &*dp : nullptr);
   if (!result.ok()) {
     return LocalTrainingFailure(result.status());  // sat out, not retried
+  }
+  if (*plan) {
+    // The accountant records what the trainer did, which must be the plan.
+    if (result->dp_steps != (*plan)->steps || result->dp_sampling_rate != (*plan)->sampling_rate) {
+      return absl::InternalError(absl::StrCat("DP-SGD took ", result->dp_steps,
+                                              " steps at sampling rate ", result->dp_sampling_rate,
+                                              ", not the planned ", (*plan)->steps, " at ",
+                                              (*plan)->sampling_rate, "; nothing was sent"));
+    }
+    // Spent before the update leaves: a crash after this can only overstate
+    // the spending.
+    if (absl::Status s = budget_.Record(**plan); !s.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot record the privacy spent (", s.message(), "); nothing was sent"));
+    }
+    spdlog::info(
+        "round {}: DP-SGD {} steps, sampling rate {:.4g}, noise multiplier {:.4g}, clip {}; "
+        "epsilon spent on {} is now {:.4g} at delta {}",
+        a.round_id(), (*plan)->steps, (*plan)->sampling_rate, (*plan)->noise_multiplier,
+        (*plan)->clip_norm, a.task(), budget_.spent().epsilon(), (*plan)->delta);
+    training_declined_ = budget_.DeclineReason();
+    if (!training_declined_.empty()) spdlog::warn("{}", training_declined_);
   }
   tensor::NamedTensors update = std::move(result->update);
   v1::UpdateHeader header;
   header.set_task(a.task());
   header.set_round_id(a.round_id());
   header.set_model_version(a.model_version());
-  const uint64_t samples = result->samples;
+  // Under DP-SGD every administration weighs 1 (the coordinator does the
+  // same): the row count is not part of what the accountant covers.
+  const uint64_t samples = *plan ? 1 : result->samples;
+  if (*plan) *header.mutable_privacy() = budget_.spent();
   // Mode secure: the update and its sample count leave the node only masked;
   // the clear header carries neither count nor loss.
   std::vector<uint32_t> masked_words;
@@ -368,10 +413,23 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<privacy::DpSgdPlan>> Node::CheckPrivacy(const v1::TaskAssignment& a) {
+  absl::StatusOr<std::optional<privacy::DpSgdPlan>> plan = budget_.Check(a.privacy(), a.training());
+  if (absl::IsResourceExhausted(plan.status())) {
+    if (training_declined_.empty()) spdlog::warn("{}", plan.status().message());
+    training_declined_ = std::string(plan.status().message());
+  }
+  return plan;
+}
+
 absl::Status Node::SecureStep(const v1::TaskAssignment& a) {
   std::string step;
   absl::Status sent;
   if (a.kind() == v1::TaskAssignment::ADVERTISE_KEYS) {
+    // A round this node may not train in is not joined at all.
+    if (absl::StatusOr<std::optional<privacy::DpSgdPlan>> plan = CheckPrivacy(a); !plan.ok()) {
+      return plan.status();
+    }
     step = "advertised keys";
     auto request = secure_->AdvertiseKeys(a);
     if (!request.ok()) return absl::FailedPreconditionError(request.status().message());

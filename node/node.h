@@ -15,6 +15,7 @@
 #include "node/backoff/backoff.h"
 #include "node/client/coordinator_client.h"
 #include "node/learner/local_learner.h"
+#include "node/privacy/privacy_budget.h"
 #include "node/secure/secure_aggregation_session.h"
 
 namespace fedcustoms::node {
@@ -43,7 +44,7 @@ class Node {
  private:
   Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
        std::unique_ptr<CoordinatorClient> client, std::unique_ptr<crypto::Ed25519Verifier> verifier,
-       std::unique_ptr<SecureAggregationSession> secure);
+       std::unique_ptr<SecureAggregationSession> secure, PrivacyBudget budget);
 
   // What Run does with one assignment: `status` goes through Classify, unless
   // `exit`, when Run returns it (the task finished and exit_when_finished,
@@ -90,6 +91,17 @@ class Node {
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
   std::unique_ptr<SecureAggregationSession> secure_;
   std::atomic<bool> stop_{false};
+
+  // Run's thread only.
+  // What this administration has spent of its rows' privacy on the task.
+  PrivacyBudget budget_;
+  // Non-empty once the budget allows no more training: sent with every poll
+  // so the coordinator stops selecting the node, which still evaluates.
+  std::string training_declined_;
+  // Whether the task's privacy terms allow this node to train now (see
+  // PrivacyBudget::Check); a budget that one more round would pass also
+  // sets training_declined_.
+  absl::StatusOr<std::optional<privacy::DpSgdPlan>> CheckPrivacy(const v1::TaskAssignment& a);
 
   // Run's thread only.
   // A round this node sits out (its training or a secure step was refused

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/proto_json.h"
 #include "common/config/task_name.h"
+#include "common/privacy/privacy_config.h"
 #include "common/task/risk_task.h"
 #include "common/task/task_model.h"
 
@@ -249,6 +250,16 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     }
     if (absl::Status s = task::FinalizeTrainingConfig(t->mutable_training()); !s.ok()) {
       return bad(prefix + ".training", std::string(s.message()));
+    }
+    if (absl::Status s =
+            privacy::FinalizePrivacyConfig(t->mutable_privacy(), t->max_train_rows(), t->rounds());
+        !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(source, ": ", prefix, ".", s.message()));
+    }
+    if (t->kind() == v1::TASK_XRAY && privacy::IsDpSgd(t->privacy())) {
+      return bad(prefix + ".privacy.mode",
+                 "DP_SGD is available for the risk and anomaly tasks; the X-ray CNN's "
+                 "convolutions have no exact per-example gradients yet");
     }
   }
   return c;

@@ -85,9 +85,15 @@ v1::TaskAssignment AssignmentFor(const RoundState& round, const std::string& nod
   } else if (round.secure && key_phase) {
     SetSecureStep(a, round, node, context);
   } else if (round.phase == RoundPhase::kEvaluating && context.candidate != nullptr &&
-             round.submitted.contains(node) && !round.reported.contains(node)) {
+             round.evaluators.contains(node) && !round.reported.contains(node)) {
     SetStep(a, v1::TaskAssignment::EVALUATE, round, context.candidate->version, context);
     SetModel(a, *context.candidate, context);
+  }
+  // The node checks the privacy terms against its own budget before it
+  // commits keys or trains.
+  if (a.kind() == v1::TaskAssignment::TRAIN || a.kind() == v1::TaskAssignment::ADVERTISE_KEYS) {
+    *a.mutable_privacy() = context.config.privacy();
+    *a.mutable_training() = context.config.training();
   }
   return a;
 }

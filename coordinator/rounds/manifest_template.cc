@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "common/config/proto_json.h"
+#include "coordinator/rounds/privacy_block.h"
 
 namespace fedcustoms::coordinator {
 namespace {
@@ -31,6 +32,9 @@ ManifestTemplate::ManifestTemplate(const v1::TaskConfig& config, const task::Mod
   base_.aggregation_mode = AggregationModeName(mode);
   base_.strategy = std::move(strategy);
   base_.aggregator = AggregatorName(config.robust_aggregation());
+  // Version 0 has seen no data: a DP task's starts at ε = 0; each round's
+  // manifest replaces the block (TaskRunner::Aggregate).
+  base_.privacy_json = PrivacyBlock(config.privacy(), 0, "", {});
 }
 
 manifest::ModelManifest ManifestTemplate::For(uint64_t version) const {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace fedcustoms::coordinator {
 
@@ -53,10 +54,37 @@ std::map<std::string, uint64_t> NodeRoster::RowsOf(const std::set<std::string>& 
   return out;
 }
 
+void NodeRoster::SetTrainingDeclined(const std::string& node, const std::string& reason) {
+  if (reason.empty()) {
+    if (training_declined_.erase(node) > 0) spdlog::info("node {} trains again", node);
+    return;
+  }
+  // The node's words go to the log: printable ASCII, at most 300 characters.
+  std::string clean;
+  for (char c : reason.substr(0, 300)) clean.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  auto [it, inserted] = training_declined_.insert_or_assign(node, clean);
+  if (inserted) spdlog::info("node {} no longer trains, it only evaluates: {}", node, it->second);
+}
+
+std::set<std::string> NodeRoster::EvaluatingOnly(Clock::time_point now) const {
+  std::set<std::string> out;
+  for (const auto& [node, reason] : training_declined_) {
+    auto seen = last_seen_.find(node);
+    if (seen != last_seen_.end() && now - seen->second <= kAvailableWindow &&
+        declared_rows_.contains(node)) {
+      out.insert(node);
+    }
+  }
+  return out;
+}
+
 std::set<std::string> NodeRoster::Available(Clock::time_point now) const {
   std::set<std::string> out;
   for (const auto& [node, seen] : last_seen_) {
-    if (now - seen <= kAvailableWindow && declared_rows_.contains(node)) out.insert(node);
+    if (now - seen <= kAvailableWindow && declared_rows_.contains(node) &&
+        !training_declined_.contains(node)) {
+      out.insert(node);
+    }
   }
   return out;
 }

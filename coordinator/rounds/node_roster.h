@@ -44,10 +44,20 @@ class NodeRoster {
   // The hold-out rows `node` declared at its last Join; 0 if none.
   uint64_t DeclaredHoldout(const std::string& node) const;
 
-  // The nodes that joined and were heard from within kAvailableWindow of
-  // `now`. A node seen through another call after a coordinator restart joins
-  // again before it is available.
+  // `node` said in its last poll whether it still trains for the task (a
+  // node whose privacy budget is spent only evaluates). Logged when it
+  // changes.
+  void SetTrainingDeclined(const std::string& node, const std::string& reason);
+
+  // The nodes that joined, were heard from within kAvailableWindow of `now`
+  // and have not declined training. A node seen through another call after a
+  // coordinator restart joins again before it is available.
   std::set<std::string> Available(Clock::time_point now) const;
+  // The nodes that joined, were heard from within kAvailableWindow and
+  // declined training: they only evaluate.
+  std::set<std::string> EvaluatingOnly(Clock::time_point now) const;
+  // The reason each node that declined training gave.
+  const std::map<std::string, std::string>& training_declined() const { return training_declined_; }
 
   // At most `max_nodes` of `available`, drawn uniformly at random when there
   // are more (then no node can count on being in a given round); all of
@@ -61,6 +71,7 @@ class NodeRoster {
   std::map<std::string, Clock::time_point> last_seen_;
   std::map<std::string, uint64_t> declared_rows_;
   std::map<std::string, uint64_t> declared_holdout_;
+  std::map<std::string, std::string> training_declined_;
   const uint64_t max_rows_;
   const std::map<std::string, uint64_t> max_rows_by_node_;
   std::mt19937_64 random_{std::random_device{}()};

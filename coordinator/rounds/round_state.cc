@@ -12,6 +12,8 @@ void RoundState::Open(std::map<std::string, uint64_t> selected_rows, RoundRecord
   record = std::move(opened);
   submitted.clear();
   uploading.clear();
+  evaluators.clear();
+  privacy_reports.clear();
   reported.clear();
   rejected_updates = 0;
 }

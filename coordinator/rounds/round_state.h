@@ -31,9 +31,15 @@ struct RoundState {
   // its weight and the bound of its sample count for the whole round, so a
   // Join in the middle of a round changes nothing before the next one.
   std::map<std::string, uint64_t> rows;
-  std::set<std::string> uploading;                        // an upload is between Begin and Finish
-  std::map<std::string, uint64_t> submitted;              // folded in: node → sample count
+  std::set<std::string> uploading;            // an upload is between Begin and Finish
+  std::map<std::string, uint64_t> submitted;  // folded in: node → sample count
+  // Who evaluates the candidate: the nodes whose update was folded in, and
+  // the available nodes that no longer train (privacy budget spent) but
+  // still evaluate. Set when evaluation opens.
+  std::set<std::string> evaluators;
   std::map<std::string, v1::EvaluationMetrics> reported;  // by node
+  // Mode DP_SGD: what each uploading node reported it has spent.
+  std::map<std::string, v1::PrivacySpent> privacy_reports;
   uint32_t rejected_updates = 0;
   RoundRecord record;
   // Mode SECURE: the protocol state, and the parameters sent with every

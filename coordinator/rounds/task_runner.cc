@@ -10,11 +10,13 @@
 #include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/privacy/privacy_config.h"
 #include "common/secagg/secagg_messages.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/mean_update.h"
 #include "coordinator/rounds/assignment.h"
 #include "coordinator/rounds/metrics_check.h"
+#include "coordinator/rounds/privacy_block.h"
 #include "coordinator/rounds/round_history.h"
 #include "coordinator/rounds/update_header_check.h"
 
@@ -198,7 +200,14 @@ void TaskRunner::Gather() {
       spdlog::info("task {}: storage can record rounds again", name());
       blocked_reason_.clear();
     }
-    round_.Open(roster_.RowsOf(available), std::move(record));
+    std::map<std::string, uint64_t> weights = roster_.RowsOf(available);
+    // Under DP-SGD every administration weighs the same: a weight from its
+    // row count would scale its privatized update by a figure of its data
+    // that the accountant does not cover.
+    if (privacy::IsDpSgd(options_.config.privacy())) {
+      for (auto& [node, weight] : weights) weight = 1;
+    }
+    round_.Open(std::move(weights), std::move(record));
     return;
   }
 }
@@ -310,6 +319,16 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
   manifest::ModelManifest m = manifests_.For(base->version + 1);
   m.round_id = round_.id;
   m.contributing_nodes = round_.record.participants;
+  std::map<std::string, v1::PrivacySpent> reports;
+  for (const auto& [node, samples] : round_.submitted) {
+    if (auto it = round_.privacy_reports.find(node); it != round_.privacy_reports.end()) {
+      reports.insert(*it);
+    }
+  }
+  absl::StatusOr<manifest::ModelManifest> parent =
+      manifest::ParseManifest(base->manifest.json, absl::StrCat("manifest of v", base->version));
+  m.privacy_json = PrivacyBlock(options_.config.privacy(), base->version,
+                                parent.ok() ? parent->privacy_json : std::string(), reports);
   // No upload can reach the aggregator any more (the phase moved on) and only
   // this thread replaces the round: the heavy part runs without the lock.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate = Unlocked([&] {
@@ -327,6 +346,11 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
   }
   round_.secure.reset();  // the revealed shares go with it
   candidate_ = *std::move(candidate);
+  round_.evaluators.clear();
+  for (const auto& [node, samples] : round_.submitted) round_.evaluators.insert(node);
+  for (const std::string& node : roster_.EvaluatingOnly(clock_->Now())) {
+    round_.evaluators.insert(node);
+  }
   EnterPhase(RoundPhase::kEvaluating);
   round_.deadline = clock_->Now() + seconds(options_.config.eval_deadline_seconds());
   spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
@@ -338,12 +362,12 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
 void TaskRunner::Evaluate() {
   const auto start = clock_->Now();
   clock_->WaitUntil(changed_, mu_, round_.deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || round_.reported.size() == round_.submitted.size();
+    return stopping_ || round_.reported.size() == round_.evaluators.size();
   });
   if (stopping_) return;
   round_.record.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   RoundMetrics metrics = SummarizeReports(round_.id, round_.reported);
-  if (absl::Status s = CheckEvaluation(metrics, round_.reported.size(), round_.submitted.size(),
+  if (absl::Status s = CheckEvaluation(metrics, round_.reported.size(), round_.evaluators.size(),
                                        published_median_pr_auc_, options_.config.publish_gate());
       !s.ok()) {
     AbortRound(absl::StrCat("candidate v", candidate_->version, " not published: ", s.message()));
@@ -376,7 +400,7 @@ void TaskRunner::Publish(RoundMetrics metrics) {
   candidate_.reset();
   round_.record.result_version = global_->version;
   spdlog::info("task {}: round {} published version {} ({} of {} nodes reported metrics)", name(),
-               round_.id, global_->version, round_.reported.size(), round_.submitted.size());
+               round_.id, global_->version, round_.reported.size(), round_.evaluators.size());
   CloseRound("completed");
 }
 
@@ -409,9 +433,11 @@ void TaskRunner::AbortRound(const std::string& reason) {
   CloseRound("aborted");
 }
 
-v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait) {
+v1::TaskAssignment TaskRunner::NextAssignment(const std::string& node, milliseconds wait,
+                                              const std::string& training_declined) {
   absl::MutexLock lock(&mu_);
   roster_.Seen(node, clock_->Now());
+  roster_.SetTrainingDeclined(node, training_declined);
   changed_.SignalAll();
   v1::TaskAssignment a;
   clock_->WaitUntil(changed_, mu_, clock_->Now() + wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -442,9 +468,9 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> TaskRunner::ModelForDownloa
   roster_.Seen(node, clock_->Now());
   if (round_.phase == RoundPhase::kEvaluating) {
     if (absl::Status s = CheckRound(round_id, version, RoundPhase::kEvaluating); !s.ok()) return s;
-    if (!round_.submitted.count(node)) {
+    if (!round_.evaluators.count(node)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "node ", node, " did not contribute to round ", round_id, " and does not evaluate it"));
+          "node ", node, " is not an evaluator of round ", round_id, " and does not evaluate it"));
     }
     return candidate_;
   }
@@ -492,12 +518,14 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
   }
   absl::Status claims = CheckUpdateHeader(
       name(), node, header, {secure(), options_.config.max_sample_count(), round_.RowsOf(node)});
+  if (claims.ok()) claims = CheckPrivacyReport(options_.config.privacy(), node, header);
   if (absl::IsInvalidArgument(claims)) ++round_.rejected_updates;
   if (!claims.ok()) return claims;
   if (header.complaints_size() > 0) {
     if (absl::Status s = JudgeComplaints(node, header); !s.ok()) return s;
   }
   round_.uploading.insert(node);
+  if (header.has_privacy()) round_.privacy_reports[node] = header.privacy();
   return absl::OkStatus();
 }
 
@@ -684,9 +712,10 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
     absl::MutexLock lock(&mu_);
     roster_.Seen(node, clock_->Now());
     if (absl::Status s = CheckRound(round_id, version, RoundPhase::kEvaluating); !s.ok()) return s;
-    if (!round_.submitted.count(node)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "node ", node, " did not contribute to round ", round_id, " and cannot report on it"));
+    if (!round_.evaluators.count(node)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", node, " is not an evaluator of round ", round_id,
+                       " (it neither contributed nor only evaluates) and cannot report on it"));
     }
     if (round_.reported.count(node)) {
       return absl::AlreadyExistsError(

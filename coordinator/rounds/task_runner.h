@@ -111,7 +111,11 @@ class TaskRunner {
   bool HasJoined(const std::string& node) const;
 
   // Long-poll: the node's next assignment, waiting up to `wait` for one.
-  v1::TaskAssignment NextAssignment(const std::string& node, std::chrono::milliseconds wait);
+  // A non-empty `training_declined` (the node's reason) keeps the node out of
+  // the training rounds opened from now on; it still evaluates the rounds it
+  // trained in.
+  v1::TaskAssignment NextAssignment(const std::string& node, std::chrono::milliseconds wait,
+                                    const std::string& training_declined = "");
 
   // The model `node` may download for (round, version): the round's global
   // model while training, the candidate while evaluating. FAILED_PRECONDITION

@@ -117,7 +117,7 @@ grpc::Status NodeServiceImpl::GetTask(grpc::ServerContext* context,
   const auto until_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
       context->deadline() - std::chrono::system_clock::now() - std::chrono::milliseconds(500));
   wait = std::max(std::chrono::milliseconds(0), std::min(wait, until_deadline));
-  *response = (*runner)->NextAssignment(peer->common_name, wait);
+  *response = (*runner)->NextAssignment(peer->common_name, wait, request->training_declined());
   return grpc::Status::OK;
 }
 

@@ -67,13 +67,14 @@ absl::StatusOr<v1::JoinResponse> CoordinatorClient::Join(const v1::JoinRequest& 
   return response;
 }
 
-absl::StatusOr<v1::TaskAssignment> CoordinatorClient::GetTask(const std::string& task,
-                                                              std::chrono::seconds wait) {
+absl::StatusOr<v1::TaskAssignment> CoordinatorClient::GetTask(
+    const std::string& task, std::chrono::seconds wait, const std::string& training_declined) {
   grpc::ClientContext context;
   SetDeadline(context, wait + std::chrono::seconds(10));
   v1::GetTaskRequest request;
   request.set_task(task);
   request.set_wait_seconds(static_cast<uint32_t>(wait.count()));
+  request.set_training_declined(training_declined);
   v1::TaskAssignment response;
   if (absl::Status s = FromGrpc(stub_->GetTask(&context, request, &response), "get task");
       !s.ok()) {

@@ -23,7 +23,10 @@ class CoordinatorClient {
 
   absl::StatusOr<v1::JoinResponse> Join(const v1::JoinRequest& request);
   // Long-polls for up to `wait`.
-  absl::StatusOr<v1::TaskAssignment> GetTask(const std::string& task, std::chrono::seconds wait);
+  // A non-empty `training_declined` tells the coordinator why this node no
+  // longer trains (it still evaluates).
+  absl::StatusOr<v1::TaskAssignment> GetTask(const std::string& task, std::chrono::seconds wait,
+                                             const std::string& training_declined = "");
   // Streams the round's model into `path`; returns its hex SHA-256 (already
   // checked against the stream's final chunk).
   absl::StatusOr<std::string> DownloadModel(const v1::DownloadModelRequest& request,

@@ -76,6 +76,15 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
   if (c.max_backoff_seconds() > 3600) return bad("max_backoff_seconds", "must be 1..3600");
   if (c.threads() == 0) c.set_threads(1);
   if (c.threads() > 256) return bad("threads", "must be 1..256");
+  const v1::NodePrivacyConfig& privacy = c.privacy();
+  if (!(privacy.max_epsilon() >= 0 && privacy.max_epsilon() <= 100)) {
+    return bad("privacy.max_epsilon",
+               absl::StrCat("must be in [0, 100] (0: no budget), found ", privacy.max_epsilon()));
+  }
+  if (!(privacy.max_delta() >= 0 && privacy.max_delta() <= 1e-3)) {
+    return bad("privacy.max_delta",
+               absl::StrCat("must be in (0, 1e-3] (0: the default), found ", privacy.max_delta()));
+  }
   return c;
 }
 

@@ -78,8 +78,10 @@ v1::DataSummary DeclarationLearner::data_summary() const {
   return summary;
 }
 
-absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
-    const task::ModelSpec& spec, tensor::NamedTensors global, const v1::TrainingConfig& training) {
+absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(const task::ModelSpec& spec,
+                                                                tensor::NamedTensors global,
+                                                                const v1::TrainingConfig& training,
+                                                                const training::DpSgdOptions* dp) {
   Trained out;
   out.samples = data_.split.train.size();
   tensor::NamedTensors trained;
@@ -87,17 +89,21 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(
     auto model = task::MakeAnomalyModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
-    auto result = training::TrainAnomalyModel(*model, data_.table, data_.split.train, training);
+    auto result = training::TrainAnomalyModel(*model, data_.table, data_.split.train, training, dp);
     if (!result.ok()) return result.status();
     out.mean_loss = result->mean_loss;
+    out.dp_steps = dp ? result->steps : 0;
+    out.dp_sampling_rate = result->sampling_rate;
     trained = tensor::StateOf(**model);
   } else {
     auto model = task::MakeRiskModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
-    auto result = training::TrainRiskModel(*model, data_.table, data_.split.train, training);
+    auto result = training::TrainRiskModel(*model, data_.table, data_.split.train, training, dp);
     if (!result.ok()) return result.status();
     out.mean_loss = result->mean_loss;
+    out.dp_steps = dp ? result->steps : 0;
+    out.dp_sampling_rate = result->sampling_rate;
     trained = tensor::StateOf(**model);
   }
   // Δ overwrites the trained weights in place and the global copy goes: the

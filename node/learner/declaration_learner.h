@@ -22,7 +22,8 @@ class DeclarationLearner : public LocalLearner {
   std::string input_hash() const override { return data_.feature_schema_hash; }
   v1::DataSummary data_summary() const override;
   absl::StatusOr<Trained> Train(const task::ModelSpec& spec, tensor::NamedTensors global,
-                                const v1::TrainingConfig& training) override;
+                                const v1::TrainingConfig& training,
+                                const training::DpSgdOptions* dp) override;
   absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
                                                  const tensor::NamedTensors& state) override;
 

@@ -27,7 +27,7 @@ absl::StatusOr<tensor::NamedTensors> LocalLearner::TrainFromScratch(const task::
   for (const auto& [name, t] : *state) start.emplace_back(name, t.clone());
   training.set_local_epochs(epochs);
   training.set_proximal_mu(0);
-  auto trained = Train(spec, std::move(start), training);
+  auto trained = Train(spec, std::move(start), training, /*dp=*/nullptr);
   if (!trained.ok()) return trained.status();
   // The trained model is the fresh one plus its update.
   std::map<std::string, const torch::Tensor*> delta;

@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "common/task/task_model.h"
 #include "common/tensor/named_tensors.h"
+#include "common/training/risk_trainer.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/metrics.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
@@ -34,6 +35,10 @@ class LocalLearner {
     uint64_t samples = 0;
     // Mean training loss of the last local epoch.
     double mean_loss = 0;
+    // DP-SGD only: the steps taken and their sampling rate, which the node's
+    // accountant records.
+    uint64_t dp_steps = 0;
+    double dp_sampling_rate = 0;
   };
 
   virtual ~LocalLearner() = default;
@@ -49,10 +54,12 @@ class LocalLearner {
   virtual v1::DataSummary data_summary() const = 0;
 
   // Trains `spec`'s model, starting from `global`, on the local training
-  // split; `global` is consumed. Errors name what failed (a model that does
-  // not fit, a diverging training).
+  // split; `global` is consumed. With `dp` (not null) the training is DP-SGD
+  // (Unimplemented for a learner without per-example gradients). Errors name
+  // what failed (a model that does not fit, a diverging training).
   virtual absl::StatusOr<Trained> Train(const task::ModelSpec& spec, tensor::NamedTensors global,
-                                        const v1::TrainingConfig& training) = 0;
+                                        const v1::TrainingConfig& training,
+                                        const training::DpSgdOptions* dp) = 0;
   // Metrics of a model state on the local hold-out.
   virtual absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
                                                          const tensor::NamedTensors& state) = 0;

@@ -99,7 +99,13 @@ v1::DataSummary XrayLearner::data_summary() const {
 
 absl::StatusOr<LocalLearner::Trained> XrayLearner::Train(const task::ModelSpec& spec,
                                                          tensor::NamedTensors global,
-                                                         const v1::TrainingConfig& training) {
+                                                         const v1::TrainingConfig& training,
+                                                         const training::DpSgdOptions* dp) {
+  if (dp != nullptr) {
+    return absl::UnimplementedError(
+        "DP-SGD is not available for the X-ray CNN: its convolutions have no exact per-example "
+        "gradients yet");
+  }
   auto model = BuildModel(spec);
   if (!model.ok()) return model.status();
   if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;

@@ -24,7 +24,8 @@ class XrayLearner : public LocalLearner {
   std::string input_hash() const override { return input_hash_; }
   v1::DataSummary data_summary() const override;
   absl::StatusOr<Trained> Train(const task::ModelSpec& spec, tensor::NamedTensors global,
-                                const v1::TrainingConfig& training) override;
+                                const v1::TrainingConfig& training,
+                                const training::DpSgdOptions* dp) override;
   absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
                                                  const tensor::NamedTensors& state) override;
 

@@ -65,7 +65,7 @@ class RerunAttackTest : public ::testing::Test {
       training.set_seed(node::RoundTrainingSeed(1, round_id, reproducible));
       tensor::NamedTensors start;
       for (const auto& [name, t] : global) start.emplace_back(name, t.clone());
-      auto trained = (*learner)->Train(spec_, std::move(start), training);
+      auto trained = (*learner)->Train(spec_, std::move(start), training, /*dp=*/nullptr);
       EXPECT_TRUE(trained.ok()) << trained.status();
       if (!trained.ok()) return {};
       std::vector<torch::Tensor> flat;

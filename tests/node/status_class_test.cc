@@ -87,7 +87,7 @@ TEST(StatusClass, NanLossOfARealLearnerIsNotRetried) {
   training.set_optimizer("adam");
   training.set_max_positive_weight(30);
   training.set_seed(1);
-  auto trained = (*learner)->Train(spec, *std::move(global), training);
+  auto trained = (*learner)->Train(spec, *std::move(global), training, /*dp=*/nullptr);
   ASSERT_FALSE(trained.ok());
   EXPECT_NE(trained.status().message().find("loss is nan"), std::string::npos) << trained.status();
   EXPECT_EQ(Classify(LocalTrainingFailure(trained.status())), StatusClass::kSitOut);

@@ -1,0 +1,100 @@
+#include "common/privacy/privacy_config.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/training/local_training_loop.h"
+#include "common/training/risk_trainer.h"
+
+namespace fedcustoms::privacy {
+
+double DefaultDelta(uint64_t n) {
+  // 10^-k for the smallest k with 10^k ≥ 10·n, in integers so that 10 000
+  // rows give exactly 1e-5.
+  const uint64_t bound = 10 * (n == 0 ? 1 : n);
+  double power = 1;
+  for (uint64_t p = 1; p < bound; p *= 10) power *= 10;
+  return 1.0 / power;
+}
+
+absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows,
+                                   uint32_t task_rounds) {
+  if (p->mode() == v1::PrivacyConfig::MODE_UNSPECIFIED) p->set_mode(v1::PrivacyConfig::NONE);
+  if (!IsDpSgd(*p)) return absl::OkStatus();
+  auto bad = [](std::string field, auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("privacy.", field, ": ", parts...));
+  };
+  if (p->delta() == 0) p->set_delta(DefaultDelta(max_train_rows));
+  if (!(p->delta() > 0 && p->delta() <= 1e-3)) {
+    return bad("delta", "must be in (0, 1e-3], found ", p->delta());
+  }
+  if (p->clip_norm() == 0) p->set_clip_norm(1.0);
+  if (!(p->clip_norm() > 0 && p->clip_norm() <= 1e6)) {
+    return bad("clip_norm", "must be in (0, 1e6], found ", p->clip_norm());
+  }
+  if (p->planned_rounds() == 0) p->set_planned_rounds(task_rounds);
+  if (p->planned_rounds() > 100000) {
+    return bad("planned_rounds", "must be at most 100000, found ", p->planned_rounds());
+  }
+  if (p->noise_multiplier() != 0) {
+    if (!(p->noise_multiplier() > 0 && p->noise_multiplier() <= 1000)) {
+      return bad("noise_multiplier", "must be in (0, 1000], found ", p->noise_multiplier());
+    }
+  } else {
+    if (!(p->target_epsilon() > 0 && p->target_epsilon() <= 100)) {
+      return bad("target_epsilon",
+                 "must be in (0, 100] when noise_multiplier is not set (the noise is calibrated "
+                 "to it), found ",
+                 p->target_epsilon());
+    }
+    if (p->planned_rounds() == 0) {
+      return bad("planned_rounds",
+                 "required when the task runs forever (rounds 0) and noise_multiplier is not "
+                 "set: the target ε is spread over the planned rounds");
+    }
+  }
+  if (p->target_epsilon() != 0 && !(p->target_epsilon() > 0 && p->target_epsilon() <= 100)) {
+    return bad("target_epsilon", "must be in (0, 100], found ", p->target_epsilon());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
+                                    const v1::TrainingConfig& training, uint64_t n) {
+  if (!IsDpSgd(privacy)) return absl::InvalidArgumentError("the task's privacy mode is not DP_SGD");
+  if (n == 0) return absl::InvalidArgumentError("DP-SGD needs at least one training row");
+  const v1::TrainingConfig c = training::WithDefaults(training);
+  DpSgdPlan plan;
+  plan.sampling_rate =
+      training::ExpectedDpBatch(static_cast<int64_t>(n), c) / static_cast<double>(n);
+  plan.steps = StepsForEpochs(c.local_epochs(), plan.sampling_rate);
+  plan.clip_norm = privacy.clip_norm();
+  plan.delta = privacy.delta();
+  plan.noise_multiplier = privacy.noise_multiplier();
+  if (plan.noise_multiplier == 0) {
+    absl::StatusOr<double> sigma = NoiseMultiplierFor(
+        privacy.target_epsilon(), plan.delta, plan.sampling_rate,
+        plan.steps * privacy.planned_rounds(), kProductOrders, kProductConversion);
+    if (!sigma.ok()) return sigma.status();
+    plan.noise_multiplier = *sigma;
+  }
+  return plan;
+}
+
+absl::StatusOr<double> EpsilonOfSegments(const v1::PrivacySpent& spent, double delta) {
+  RdpAccountant accountant;
+  for (int i = 0; i < spent.segments_size(); ++i) {
+    const v1::PrivacySpent::Segment& s = spent.segments(i);
+    if (absl::Status ok =
+            CheckAccountingInputs(s.sampling_rate(), s.noise_multiplier(), s.steps(), delta);
+        !ok.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("segment ", i, ": ", ok.message()));
+    }
+    accountant.Step(s.sampling_rate(), s.noise_multiplier(), s.steps());
+  }
+  absl::StatusOr<PrivacySpent> eps = accountant.Spent(delta, kProductOrders, kProductConversion);
+  if (!eps.ok()) return eps.status();
+  return eps->epsilon;
+}
+
+}  // namespace fedcustoms::privacy

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/privacy/rdp_accountant.h"
+#include "fedcustoms/v1/config.pb.h"
+#include "fedcustoms/v1/node_service.pb.h"
+
+namespace fedcustoms::privacy {
+
+// How every figure of the product is accounted: Opacus's orders and the
+// improved RDP → (ε, δ) conversion (what Opacus's RDPAccountant reports).
+inline constexpr Orders kProductOrders = Orders::kOpacus;
+inline constexpr Conversion kProductConversion = Conversion::kImproved;
+
+// 1/(10·n) rounded down to a power of 10, for n ≥ 1 training rows: 1e-5 for
+// 10 000 rows, 1e-6 for 10 001. δ must stay well below 1/n: a mechanism that
+// publishes one random row outright is (0, 1/n)-DP.
+double DefaultDelta(uint64_t n);
+
+// Fills a task's privacy defaults (delta from max_train_rows, clip_norm 1,
+// planned_rounds from the task's rounds) and checks the result. The error
+// names the field, e.g. "privacy.target_epsilon: must be in (0, 100], found
+// 0". Mode NONE (or unset) ignores the other fields.
+absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* privacy, uint64_t max_train_rows,
+                                   uint32_t task_rounds);
+
+// True when `privacy` asks for DP-SGD.
+inline bool IsDpSgd(const v1::PrivacyConfig& privacy) {
+  return privacy.mode() == v1::PrivacyConfig::DP_SGD;
+}
+
+// One node's DP-SGD parameters for one round of local training.
+struct DpSgdPlan {
+  double sampling_rate = 0;     // q = min(batch_size, n) / n
+  double noise_multiplier = 0;  // σ: configured, or calibrated to the target
+  uint64_t steps = 0;           // per round: StepsForEpochs(local_epochs, q)
+  double clip_norm = 0;         // C
+  double delta = 0;             // δ
+};
+
+// The plan of a node with n training rows, for a finalized DP_SGD `privacy`
+// and the round's `training` config. σ, when not configured, is the smallest
+// (to 0.01 in ε) that keeps planned_rounds rounds of `steps` steps within
+// target_epsilon (NoiseMultiplierFor with the product's orders and
+// conversion), so every node spends the target over the planned rounds
+// whatever its size. InvalidArgument for n = 0 or a config that is not
+// DP_SGD; FailedPrecondition when no σ up to 10^6 reaches the target.
+absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
+                                    const v1::TrainingConfig& training, uint64_t n);
+
+// ε at δ of every step in `spent`'s segments, with the product's orders and
+// conversion: what a node reports, the coordinator publishes and anyone can
+// recompute. 0 without segments; errors for segments the accountant refuses
+// (q outside [0, 1], σ not positive), naming them.
+absl::StatusOr<double> EpsilonOfSegments(const v1::PrivacySpent& spent, double delta);
+
+}  // namespace fedcustoms::privacy

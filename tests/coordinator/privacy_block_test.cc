@@ -1,0 +1,112 @@
+// The coordinator's side of DP: the checks on what nodes report they spent,
+// and the manifest's privacy block built from the reports.
+#include "coordinator/rounds/privacy_block.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/privacy/privacy_config.h"
+
+namespace fedcustoms::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+v1::PrivacyConfig DpTask() {
+  v1::PrivacyConfig p;
+  p.set_mode(v1::PrivacyConfig::DP_SGD);
+  p.set_noise_multiplier(1.0);
+  EXPECT_TRUE(privacy::FinalizePrivacyConfig(&p, 10000, 3).ok());
+  return p;
+}
+
+v1::PrivacySpent Spent(double q, double sigma, uint64_t steps, uint64_t rounds) {
+  v1::PrivacySpent s;
+  auto* seg = s.add_segments();
+  seg->set_sampling_rate(q);
+  seg->set_noise_multiplier(sigma);
+  seg->set_steps(steps);
+  s.set_clip_norm(1.0);
+  s.set_delta(1e-5);
+  s.set_rounds(rounds);
+  s.set_epsilon(*privacy::EpsilonOfSegments(s, 1e-5));
+  return s;
+}
+
+TEST(PrivacyReportTest, ReportsMustMatchTheTaskAndTheirOwnSegments) {
+  const v1::PrivacyConfig task = DpTask();
+  v1::UpdateHeader header;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header).message()),
+              HasSubstr("privacy report of EE: missing"));
+  *header.mutable_privacy() = Spent(0.02, 1.0, 50, 1);
+  EXPECT_TRUE(CheckPrivacyReport(task, "EE", header).ok());
+  // A node understating its ε.
+  header.mutable_privacy()->set_epsilon(header.privacy().epsilon() / 2);
+  const absl::Status low = CheckPrivacyReport(task, "EE", header);
+  EXPECT_EQ(low.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(low.message()), HasSubstr("is not what its segments give"));
+  // Another δ or C than the task's.
+  *header.mutable_privacy() = Spent(0.02, 1.0, 50, 1);
+  header.mutable_privacy()->set_clip_norm(5);
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header).message()),
+              HasSubstr("clip_norm 5 is not the task's 1"));
+  // A segment the accountant refuses.
+  *header.mutable_privacy() = Spent(0.02, 1.0, 50, 1);
+  header.mutable_privacy()->mutable_segments(0)->set_sampling_rate(2);
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header).message()),
+              HasSubstr("segment 0"));
+  // A report on a task without DP.
+  *header.mutable_privacy() = Spent(0.02, 1.0, 50, 1);
+  EXPECT_FALSE(CheckPrivacyReport(v1::PrivacyConfig(), "EE", header).ok());
+}
+
+TEST(PrivacyBlockTest, EveryAdministrationThatContributedStaysWithItsLatestFigure) {
+  const v1::PrivacyConfig task = DpTask();
+  const std::string v0 = PrivacyBlock(task, 0, "", {});
+  EXPECT_EQ(json::parse(v0)["epsilon"], 0.0);
+  EXPECT_EQ(json::parse(v0)["mechanism"], "dp-sgd");
+
+  const std::string v1_block = PrivacyBlock(
+      task, 0, v0, {{"EE", Spent(0.02, 1.0, 50, 1)}, {"FI", Spent(0.01, 1.0, 100, 1)}});
+  // Round 2 without FI: FI's figure stays, EE's grows.
+  const v1::PrivacySpent ee2 = Spent(0.02, 1.0, 100, 2);
+  const json v2 = json::parse(PrivacyBlock(task, 1, v1_block, {{"EE", ee2}}));
+  ASSERT_TRUE(v2["administrations"].contains("FI"));
+  EXPECT_EQ(v2["administrations"]["EE"]["rounds"], 2);
+  EXPECT_DOUBLE_EQ(v2["delta"].get<double>(), 1e-5);
+  EXPECT_DOUBLE_EQ(v2["clip_norm"].get<double>(), 1.0);
+  // The block's figures recomputed independently from its own segments.
+  double largest = 0;
+  for (const auto& [code, entry] : v2["administrations"].items()) {
+    v1::PrivacySpent s;
+    for (const auto& seg : entry["segments"]) {
+      auto* out = s.add_segments();
+      out->set_sampling_rate(seg["sampling_rate"].get<double>());
+      out->set_noise_multiplier(seg["noise_multiplier"].get<double>());
+      out->set_steps(seg["steps"].get<uint64_t>());
+    }
+    const double eps = *privacy::EpsilonOfSegments(s, 1e-5);
+    EXPECT_NEAR(entry["epsilon"].get<double>(), eps, 1e-12 * eps) << code;
+    largest = std::max(largest, eps);
+  }
+  EXPECT_NEAR(v2["epsilon"].get<double>(), largest, 1e-12 * largest);
+  EXPECT_NEAR(largest, ee2.epsilon(), 1e-12 * largest);
+}
+
+TEST(PrivacyBlockTest, AVersionBuiltOnANonPrivateOneClaimsNoEpsilon) {
+  const std::string plain = PrivacyBlock(v1::PrivacyConfig(), 0, "", {});
+  EXPECT_EQ(json::parse(plain)["mechanism"], "none");
+  const json dp = json::parse(PrivacyBlock(DpTask(), 4, plain, {{"EE", Spent(0.02, 1, 50, 1)}}));
+  EXPECT_TRUE(dp["epsilon"].is_null());
+  EXPECT_THAT(dp["caveat"].get<std::string>(), HasSubstr("built on version 4"));
+  // And the caveat is inherited by every later version.
+  const json later = json::parse(PrivacyBlock(DpTask(), 5, dp.dump(), {}));
+  EXPECT_TRUE(later["epsilon"].is_null());
+  EXPECT_THAT(later["caveat"].get<std::string>(), HasSubstr("built on version 4"));
+}
+
+}  // namespace
+}  // namespace fedcustoms::coordinator

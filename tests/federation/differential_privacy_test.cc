@@ -1,0 +1,220 @@
+// Differential privacy through the whole federation: real coordinator and
+// nodes over mutual TLS on loopback, DP-SGD at each node, the spent ε in each
+// signed manifest (checked against an independent recomputation and against
+// each node's own record), and a node whose budget is spent that stops
+// training but keeps evaluating.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/manifest/model_manifest.h"
+#include "common/privacy/privacy_config.h"
+#include "coordinator/config/coordinator_config.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/registry/model_registry.h"
+#include "node/config/node_config.h"
+#include "node/node.h"
+#include "node/privacy/privacy_budget.h"
+#include "tests/support/federation_dir.h"
+#include "tests/support/federation_suite.h"
+#include "tests/support/loopback_federation.h"
+
+namespace fedcustoms {
+namespace {
+using json = nlohmann::json;
+
+class DifferentialPrivacyTest : public testing_support::FederationSuite<DifferentialPrivacyTest> {
+ protected:
+  static void SetUpTestSuite() {
+    MakeRoot(testing_support::MakeFederationWithData("dp", {"EE", "FI", "LV"}, {"EE", "FI", "LV"},
+                                                     3000, 5));
+  }
+
+  v1::CoordinatorConfig CoordinatorConfig(const std::string& name, v1::AggregationMode mode,
+                                          uint32_t rounds, uint32_t min_nodes) {
+    v1::CoordinatorConfig c = testing_support::LoopbackCoordinatorConfig(
+        *root_ + "/pki", *root_ + "/" + name, *root_ + "/data/EE/declarations.schema.json", mode);
+    v1::TaskConfig* t = c.mutable_tasks(0);
+    t->set_min_nodes(min_nodes);
+    t->set_rounds(rounds);
+    t->set_round_deadline_seconds(120);
+    t->set_eval_deadline_seconds(60);
+    t->set_gather_seconds(0);
+    t->set_max_train_rows(10000);  // δ = 1e-5
+    t->mutable_training()->set_batch_size(128);
+    t->mutable_training()->set_learning_rate(0.005);
+    v1::PrivacyConfig* p = t->mutable_privacy();
+    p->set_mode(v1::PrivacyConfig::DP_SGD);
+    p->set_noise_multiplier(1.0);
+    p->set_clip_norm(1.0);
+    auto config = coordinator::FinalizeCoordinatorConfig(c, "test", "");
+    EXPECT_TRUE(config.ok()) << config.status();
+    return *config;
+  }
+
+  std::unique_ptr<coordinator::Coordinator> Start(const v1::CoordinatorConfig& config) {
+    auto coordinator = coordinator::Coordinator::Create(config);
+    EXPECT_TRUE(coordinator.ok()) << coordinator.status();
+    EXPECT_TRUE((*coordinator)->Start().ok());
+    return *std::move(coordinator);
+  }
+
+  v1::NodeConfig NodeConfigFor(const std::string& admin, int port, const std::string& name,
+                               v1::AggregationMode consent) {
+    v1::NodeConfig n = testing_support::LoopbackNodeConfig(*root_, admin, port, name, "risk");
+    n.set_aggregation_mode(consent);
+    auto config = node::FinalizeNodeConfig(n, "test", "");
+    EXPECT_TRUE(config.ok()) << config.status();
+    return *config;
+  }
+
+  static void RunToEnd(std::vector<std::unique_ptr<node::Node>>& nodes) {
+    std::vector<std::future<absl::Status>> runs;
+    for (auto& n : nodes) {
+      runs.push_back(std::async(std::launch::async, [&n] { return n->Run(); }));
+    }
+    for (auto& run : runs) {
+      ASSERT_EQ(run.wait_for(std::chrono::minutes(5)), std::future_status::ready);
+      const absl::Status status = run.get();
+      EXPECT_TRUE(status.ok()) << status;
+    }
+  }
+
+  static json PrivacyOf(coordinator::Coordinator& c, uint64_t version) {
+    auto signed_manifest = c.registry().ReadManifest("risk", version);
+    EXPECT_TRUE(signed_manifest.ok()) << signed_manifest.status();
+    auto m = manifest::ParseManifest(signed_manifest->json, "test");
+    EXPECT_TRUE(m.ok()) << m.status();
+    return json::parse(m->privacy_json);
+  }
+
+  static json MetricsOf(coordinator::Coordinator& c, uint64_t version) {
+    auto signed_manifest = c.registry().ReadManifest("risk", version);
+    auto m = manifest::ParseManifest(signed_manifest->json, "test");
+    return json::parse(m->metrics_json);
+  }
+
+  // ε of a manifest entry's segments, recomputed here.
+  static double Recomputed(const json& entry, double delta) {
+    v1::PrivacySpent s;
+    for (const json& seg : entry.at("segments")) {
+      v1::PrivacySpent::Segment* out = s.add_segments();
+      out->set_sampling_rate(seg.at("sampling_rate").get<double>());
+      out->set_noise_multiplier(seg.at("noise_multiplier").get<double>());
+      out->set_steps(seg.at("steps").get<uint64_t>());
+    }
+    return *privacy::EpsilonOfSegments(s, delta);
+  }
+};
+
+TEST_F(DifferentialPrivacyTest, SecureRoundsPublishEachAdministrationsEpsilonInTheSignedManifest) {
+  auto coordinator = Start(CoordinatorConfig("secure", v1::SECURE, 2, 3));
+  std::vector<std::unique_ptr<node::Node>> nodes;
+  for (const std::string admin : {"EE", "FI", "LV"}) {
+    auto n = node::Node::Create(NodeConfigFor(admin, coordinator->Port(), "secure", v1::SECURE));
+    ASSERT_TRUE(n.ok()) << n.status();
+    nodes.push_back(*std::move(n));
+  }
+  RunToEnd(nodes);
+  ASSERT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
+  EXPECT_EQ(PrivacyOf(*coordinator, 0)["epsilon"], 0.0);
+  double previous = 0;
+  for (uint64_t v : {1, 2}) {
+    const json p = PrivacyOf(*coordinator, v);
+    EXPECT_EQ(p["mechanism"], "dp-sgd");
+    EXPECT_DOUBLE_EQ(p["delta"].get<double>(), 1e-5);
+    EXPECT_DOUBLE_EQ(p["clip_norm"].get<double>(), 1.0);
+    double largest = 0;
+    for (const std::string admin : {"EE", "FI", "LV"}) {
+      const json& entry = p["administrations"][admin];
+      EXPECT_EQ(entry["rounds"], v) << admin;
+      const double eps = Recomputed(entry, 1e-5);
+      EXPECT_NEAR(entry["epsilon"].get<double>(), eps, 1e-12 * eps) << admin;
+      EXPECT_DOUBLE_EQ(entry["segments"][0]["noise_multiplier"].get<double>(), 1.0);
+      largest = std::max(largest, eps);
+      // What the node recorded before its update left is what was published.
+      if (v == 2) {
+        auto budget = node::PrivacyBudget::Open(absl::StrCat(*root_, "/secure/node-", admin),
+                                                "risk", v1::NodePrivacyConfig(), 1);
+        ASSERT_TRUE(budget.ok()) << budget.status();
+        EXPECT_DOUBLE_EQ(budget->spent().epsilon(), entry["epsilon"].get<double>()) << admin;
+      }
+    }
+    EXPECT_NEAR(p["epsilon"].get<double>(), largest, 1e-12 * largest);
+    EXPECT_GT(largest, previous) << "a second round spends more";
+    previous = largest;
+    const json metrics = MetricsOf(*coordinator, v);
+    EXPECT_TRUE(metrics.contains("pr_auc")) << metrics.dump();
+  }
+  // Every administration weighs 1 under DP-SGD.
+  auto m = manifest::ParseManifest(coordinator->registry().ReadManifest("risk", 2)->json, "test");
+  EXPECT_EQ(m->total_samples, 3u);
+}
+
+TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEvaluating) {
+  v1::CoordinatorConfig config = CoordinatorConfig("budget", v1::TRUSTED, 3, 2);
+  // Two nodes open a round: wait a moment for the third, so round 1 has all.
+  config.mutable_tasks(0)->set_gather_seconds(2);
+  auto coordinator = Start(config);
+  const int port = coordinator->Port();
+  // LV accepts one round's ε and not two.
+  v1::NodeConfig lv = NodeConfigFor("LV", port, "budget", v1::TRUSTED);
+  uint64_t lv_rows = 0;
+  {
+    auto probe = node::Node::Create(lv);
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    lv_rows = (*probe)->learner().data_summary().train_rows();
+  }
+  auto plan = privacy::PlanDpSgd(config.tasks(0).privacy(), config.tasks(0).training(), lv_rows);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const double one = privacy::EpsilonOf(plan->sampling_rate, 1.0, plan->steps, 1e-5,
+                                        privacy::kProductOrders, privacy::kProductConversion)
+                         ->epsilon;
+  const double two = privacy::EpsilonOf(plan->sampling_rate, 1.0, 2 * plan->steps, 1e-5,
+                                        privacy::kProductOrders, privacy::kProductConversion)
+                         ->epsilon;
+  lv.mutable_privacy()->set_max_epsilon((one + two) / 2);
+
+  std::vector<std::unique_ptr<node::Node>> nodes;
+  uint64_t holdout_rows = 0;
+  for (const std::string admin : {"EE", "FI"}) {
+    auto n = node::Node::Create(NodeConfigFor(admin, port, "budget", v1::TRUSTED));
+    ASSERT_TRUE(n.ok()) << n.status();
+    holdout_rows += (*n)->learner().data_summary().holdout_rows();
+    nodes.push_back(*std::move(n));
+  }
+  auto lv_node = node::Node::Create(lv);
+  ASSERT_TRUE(lv_node.ok()) << lv_node.status();
+  holdout_rows += (*lv_node)->learner().data_summary().holdout_rows();
+  nodes.push_back(*std::move(lv_node));
+  RunToEnd(nodes);
+
+  ASSERT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2, 3}));
+  const json p = PrivacyOf(*coordinator, 3);
+  EXPECT_EQ(p["administrations"]["EE"]["rounds"], 3);
+  EXPECT_EQ(p["administrations"]["FI"]["rounds"], 3);
+  EXPECT_EQ(p["administrations"]["LV"]["rounds"], 1) << "LV trained once, then declined";
+  EXPECT_NEAR(p["administrations"]["LV"]["epsilon"].get<double>(), one, 1e-12 * one);
+  EXPECT_LE(p["administrations"]["LV"]["epsilon"].get<double>(), (one + two) / 2);
+  // LV kept evaluating: every version's metrics count all three hold-outs.
+  for (uint64_t v : {1, 2, 3}) {
+    EXPECT_EQ(std::stoull(MetricsOf(*coordinator, v).value("examples", std::string("0"))),
+              holdout_rows)
+        << "v" << v;
+  }
+  // A restart of LV keeps its spent budget, and it declines at once.
+  auto restarted =
+      node::PrivacyBudget::Open(*root_ + "/budget/node-LV", "risk", lv.privacy(), lv_rows);
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_NEAR(restarted->spent().epsilon(), one, 1e-12 * one);
+  EXPECT_THAT(restarted->DeclineReason(), ::testing::HasSubstr("privacy budget spent"));
+}
+
+}  // namespace
+}  // namespace fedcustoms
