@@ -1,5 +1,7 @@
 #include "node/node.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -316,29 +318,17 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
     dp->clip_norm = (*plan)->clip_norm;
     dp->noise_multiplier = (*plan)->noise_multiplier;
     // The batches and the noise must be secret to whoever sees the update,
-    // the coordinator included: OS randomness, except in reproducible runs.
-    std::random_device entropy;
-    dp->secret_seed = config_.reproducible_training() ? training.seed() ^ 0x5DEECE66Dull
-                                                      : (uint64_t{entropy()} << 32) | entropy();
-  }
-  process::CrashPoint("node.training");
-  auto result = learner_->Train(spec, *std::move(global), training, dp ? &*dp : nullptr);
-  if (!result.ok()) {
-    return LocalTrainingFailure(result.status());  // sat out, not retried
-  }
-  if (*plan) {
-    // The accountant records what the trainer did, which must be the plan.
-    if (result->dp_steps != (*plan)->steps || result->dp_sampling_rate != (*plan)->sampling_rate) {
-      return absl::InternalError(absl::StrCat("DP-SGD took ", result->dp_steps,
-                                              " steps at sampling rate ", result->dp_sampling_rate,
-                                              ", not the planned ", (*plan)->steps, " at ",
-                                              (*plan)->sampling_rate, "; nothing was sent"));
+    // the coordinator included: 256 bits from the OS.
+    dp->secret.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(dp->secret.data()), 32) != 1) {
+      return absl::InternalError("no randomness from the OS for the DP-SGD noise; nothing sent");
     }
-    // Spent before the update leaves: a crash after this can only overstate
-    // the spending.
+    // Spent before training touches a row: a round that fails or crashes
+    // afterwards, whatever the reason, is counted all the same, so no failure
+    // can be a query outside the budget.
     if (absl::Status s = budget_.Record(**plan); !s.ok()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("cannot record the privacy spent (", s.message(), "); nothing was sent"));
+          absl::StrCat("cannot record the privacy spent (", s.message(), "); nothing trained"));
     }
     spdlog::info(
         "round {}: DP-SGD {} steps, sampling rate {:.4g}, noise multiplier {:.4g}, clip {}; "
@@ -347,6 +337,25 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
         (*plan)->clip_norm, a.task(), budget_.spent().epsilon(), (*plan)->delta);
     training_declined_ = budget_.DeclineReason();
     if (!training_declined_.empty()) spdlog::warn("{}", training_declined_);
+  }
+  process::CrashPoint("node.training");
+  auto result = learner_->Train(spec, *std::move(global), training, dp ? &*dp : nullptr);
+  if (dp) OPENSSL_cleanse(dp->secret.data(), dp->secret.size());
+  if (!result.ok()) {
+    return LocalTrainingFailure(result.status());  // sat out, not retried
+  }
+  if (*plan) {
+    // What the trainer did must be what was recorded.
+    if (result->dp_steps != (*plan)->steps || result->dp_sampling_rate != (*plan)->sampling_rate) {
+      return absl::InternalError(absl::StrCat("DP-SGD took ", result->dp_steps,
+                                              " steps at sampling rate ", result->dp_sampling_rate,
+                                              ", not the planned ", (*plan)->steps, " at ",
+                                              (*plan)->sampling_rate, "; nothing was sent"));
+    }
+    if (result->dp_excluded > 0) {
+      spdlog::warn("round {}: {} drawn rows were left out: their loss was not finite", a.round_id(),
+                   result->dp_excluded);
+    }
   }
   tensor::NamedTensors update = std::move(result->update);
   v1::UpdateHeader header;
@@ -383,7 +392,8 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
                          torch::kInt32));
   } else {
     header.set_sample_count(samples);
-    header.set_train_loss(result->mean_loss);
+    // Under DP-SGD the loss, an unnoised mean over the drawn rows, stays here.
+    if (!*plan) header.set_train_loss(result->mean_loss);
   }
   tensor::TensorEncoder encoder(update);
   // A transfer that breaks is sent again from the first byte (the update is
@@ -415,10 +425,21 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
 
 absl::StatusOr<std::optional<privacy::DpSgdPlan>> Node::CheckPrivacy(const v1::TaskAssignment& a) {
   absl::StatusOr<std::optional<privacy::DpSgdPlan>> plan = budget_.Check(a.privacy(), a.training());
-  if (absl::IsResourceExhausted(plan.status())) {
-    if (training_declined_.empty()) spdlog::warn("{}", plan.status().message());
-    training_declined_ = std::string(plan.status().message());
+  if (!plan.ok()) return plan;
+  if (*plan && config_.reproducible_training()) {
+    return absl::PermissionDeniedError(
+        "the task trains with DP-SGD, but this node's reproducible_training would make its "
+        "noise predictable; nothing was trained (reproducible_training is for tests without DP)");
   }
+  if (*plan && config_.privacy().max_epsilon() == 0 && !warned_no_budget_) {
+    warned_no_budget_ = true;
+    spdlog::warn(
+        "the task trains with DP-SGD and this node sets no privacy.max_epsilon: it accepts "
+        "whatever noise the coordinator asks for; set a budget in the node config");
+  }
+  // A round refused for its budget (ResourceExhausted) is sat out; the node
+  // declines further training only when its own recorded spending says so
+  // (DeclineReason), not on one assignment's terms.
   return plan;
 }
 

@@ -98,6 +98,8 @@ class Node {
   // Non-empty once the budget allows no more training: sent with every poll
   // so the coordinator stops selecting the node, which still evaluates.
   std::string training_declined_;
+  // The warning about a DP task without a node budget was logged.
+  bool warned_no_budget_ = false;
   // Whether the task's privacy terms allow this node to train now (see
   // PrivacyBudget::Check); a budget that one more round would pass also
   // sets training_declined_.

@@ -6,19 +6,25 @@ namespace fedcustoms::privacy {
 
 ClippingStats NoisyClippedSum(const std::vector<at::Tensor>& parameters,
                               const PerExampleGradients* tape, double clip_norm,
-                              double noise_multiplier, double expected_batch,
-                              at::Generator& noise) {
+                              double noise_multiplier, double expected_batch, SecureGaussian& noise,
+                              const at::Tensor& excluded) {
   TORCH_CHECK(clip_norm > 0 && noise_multiplier >= 0 && expected_batch > 0,
               "NoisyClippedSum: clip_norm and expected_batch must be > 0, noise_multiplier >= 0");
   torch::NoGradGuard no_grad;
   ClippingStats stats;
   if (tape != nullptr) {
     const at::Tensor norms = tape->SquaredNorms().to(torch::kFloat64).sqrt();
-    const at::Tensor scale = (clip_norm / (norms + 1e-6)).clamp_max(1.0).to(torch::kFloat32);
+    at::Tensor keep = torch::isfinite(norms);
+    if (excluded.defined()) keep = keep & ~excluded;
+    // NaN never reaches the scale: clamp_max would let it through.
+    const at::Tensor scale =
+        torch::where(keep, (clip_norm / (norms + 1e-6)).clamp_max(1.0), torch::zeros_like(norms))
+            .to(torch::kFloat32);
     tape->WriteWeightedSum(scale);
     stats.examples = norms.size(0);
-    stats.clipped = (norms > clip_norm).sum().item<int64_t>();
-    stats.norm_sum = norms.sum().item<double>();
+    stats.excluded = (~keep).sum().item<int64_t>();
+    stats.clipped = (keep & (norms > clip_norm)).sum().item<int64_t>();
+    stats.norm_sum = torch::where(keep, norms, torch::zeros_like(norms)).sum().item<double>();
   }
   const double stddev = noise_multiplier * clip_norm;
   for (const at::Tensor& p : parameters) {
@@ -27,7 +33,11 @@ ClippingStats NoisyClippedSum(const std::vector<at::Tensor>& parameters,
       p.mutable_grad() = torch::zeros_like(p);
       grad = p.mutable_grad();
     }
-    if (stddev > 0) grad.add_(torch::empty_like(p).normal_(0.0, stddev, noise));
+    if (stddev > 0) {
+      at::Tensor draw = torch::empty(p.sizes(), p.options().dtype(torch::kFloat32));
+      noise.Fill(draw, stddev);
+      grad.add_(draw);
+    }
     grad.div_(expected_batch);
   }
   return stats;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/privacy/per_example_gradients.h"
+#include "common/privacy/secure_gaussian.h"
 
 namespace fedcustoms::privacy {
 
@@ -18,6 +19,8 @@ struct ClippingStats {
   int64_t clipped = 0;
   // Sum of the per-example gradient norms before clipping.
   double norm_sum = 0;
+  // Examples left out because their loss or gradient was not finite.
+  int64_t excluded = 0;
 };
 
 // The sampled Gaussian mechanism on one batch, as DP-SGD applies it: sets the
@@ -33,12 +36,18 @@ struct ClippingStats {
 // through Poisson sampling) keeps the division data-independent, as in
 // Abadi et al. 2016 and Opacus.
 //
+// An example whose gradient norm is not finite (or whose entry in
+// `excluded` is true: its loss was not finite) contributes nothing, so a
+// model crafted to overflow on one record cannot tell, by a failed round,
+// whether that record was drawn: the step goes on, the same as without it.
+//
 // `tape` is null for an empty batch (Poisson sampling can draw none): the
 // gradient is then the noise alone. Otherwise `tape` must cover exactly
 // `parameters` (PerExampleGradients::CheckCovers). The noise is drawn from
 // `noise` in the order of `parameters`.
 ClippingStats NoisyClippedSum(const std::vector<at::Tensor>& parameters,
                               const PerExampleGradients* tape, double clip_norm,
-                              double noise_multiplier, double expected_batch, at::Generator& noise);
+                              double noise_multiplier, double expected_batch, SecureGaussian& noise,
+                              const at::Tensor& excluded = at::Tensor());
 
 }  // namespace fedcustoms::privacy

@@ -88,10 +88,15 @@ void PerExampleGradients::WriteWeightedSum(const at::Tensor& scale) const {
   torch::NoGradGuard no_grad;
   for (const Layer& layer : layers_) {
     TORCH_CHECK(layer.error.defined(), "PerExampleGradients: Backward() first");
-    const at::Tensor weighted = layer.error * scale.unsqueeze(1);  // s_i g_i, [B, out]
+    // An example with scale 0 is left out entirely, even if its error or
+    // input is not finite (0 x inf would be NaN).
+    const at::Tensor keep = (scale != 0).unsqueeze(1);
+    const at::Tensor weighted =
+        torch::where(keep, layer.error * scale.unsqueeze(1), torch::zeros_like(layer.error));
     at::Tensor weight_grad;
     if (layer.kind == Layer::Kind::kLinear) {
-      weight_grad = weighted.t().mm(layer.input);
+      weight_grad =
+          weighted.t().mm(torch::where(keep, layer.input, torch::zeros_like(layer.input)));
       if (layer.bias.defined()) layer.bias.mutable_grad() = weighted.sum(0);
     } else {
       weight_grad = torch::zeros_like(layer.weight).index_add_(0, layer.input, weighted);

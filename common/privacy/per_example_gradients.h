@@ -56,7 +56,8 @@ class PerExampleGradients {
   at::Tensor SquaredNorms() const;
 
   // Sets each recorded parameter's .grad to Σ_i scale_i ∇θ loss_i, scale [B]
-  // (after Backward()).
+  // (after Backward()). An example with scale 0 is left out entirely, even
+  // when its gradient is not finite.
   void WriteWeightedSum(const at::Tensor& scale) const;
 
   // ∇θ loss_i for every example, [B, θ's shape], for `parameter` (a weight or

@@ -81,6 +81,31 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
   return plan;
 }
 
+absl::Status AddRound(const DpSgdPlan& plan, v1::PrivacySpent* spent) {
+  v1::PrivacySpent::Segment* segment = nullptr;
+  for (v1::PrivacySpent::Segment& s : *spent->mutable_segments()) {
+    if (s.sampling_rate() == plan.sampling_rate && s.noise_multiplier() == plan.noise_multiplier) {
+      segment = &s;
+    }
+  }
+  if (segment == nullptr) {
+    segment = spent->add_segments();
+    segment->set_sampling_rate(plan.sampling_rate);
+    segment->set_noise_multiplier(plan.noise_multiplier);
+  }
+  segment->set_steps(segment->steps() + plan.steps);
+  spent->set_clip_norm(plan.clip_norm);
+  spent->set_delta(plan.delta);
+  spent->set_rounds(spent->rounds() + 1);
+  spent->mutable_last_round()->set_sampling_rate(plan.sampling_rate);
+  spent->mutable_last_round()->set_noise_multiplier(plan.noise_multiplier);
+  spent->mutable_last_round()->set_steps(plan.steps);
+  absl::StatusOr<double> epsilon = EpsilonOfSegments(*spent, plan.delta);
+  if (!epsilon.ok()) return epsilon.status();
+  spent->set_epsilon(*epsilon);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<double> EpsilonOfSegments(const v1::PrivacySpent& spent, double delta) {
   RdpAccountant accountant;
   for (int i = 0; i < spent.segments_size(); ++i) {

@@ -51,6 +51,12 @@ struct DpSgdPlan {
 absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
                                     const v1::TrainingConfig& training, uint64_t n);
 
+// Adds one round of `plan` to `spent`: its steps to the segment of the same
+// (q, σ) (a new segment otherwise), rounds + 1, last_round, C and δ from the
+// plan, and ε recomputed over every segment. What a node records and what
+// the coordinator expects a report to contain.
+absl::Status AddRound(const DpSgdPlan& plan, v1::PrivacySpent* spent);
+
 // ε at δ of every step in `spent`'s segments, with the product's orders and
 // conversion: what a node reports, the coordinator publishes and anyone can
 // recompute. 0 without segments; errors for segments the accountant refuses

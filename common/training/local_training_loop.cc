@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto/sha256.h"
 #include "common/privacy/noisy_clipped_sum.h"
 #include "common/privacy/poisson_sampler.h"
 #include "common/privacy/rdp_accountant.h"
@@ -16,8 +17,17 @@
 namespace fedcustoms::training {
 namespace {
 
-// Keeps the noise stream independent of the sampling stream of the same seed.
-constexpr uint64_t kNoiseSeedMix = 0xD1B54A32D192ED03ull;
+// The Poisson sampler's seed: 64 bits of SHA-256 over the secret, apart from
+// the noise's key (privacy::SecureGaussian hashes it with another label).
+uint64_t SamplingSeed(const std::string& secret) {
+  crypto::Sha256 hash;
+  hash.Update(std::string_view("fedcustoms dp sampling v1"));
+  hash.Update(secret);
+  const crypto::Sha256Digest digest = hash.Final();
+  uint64_t seed = 0;
+  for (int i = 0; i < 8; ++i) seed = (seed << 8) | digest[i];
+  return seed;
+}
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(torch::nn::Module& module,
                                                        const v1::TrainingConfig& c) {
@@ -109,8 +119,8 @@ absl::Status RunDpSgdSteps(
   std::unique_ptr<torch::optim::Optimizer> optimizer = MakeOptimizer(module, c);
   const ProximalTerm proximal(module, c.proximal_mu());
   const std::vector<at::Tensor> parameters = module.parameters();
-  privacy::PoissonSampler sampler(static_cast<uint64_t>(n), q, dp.secret_seed);
-  at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(dp.secret_seed ^ kNoiseSeedMix);
+  privacy::PoissonSampler sampler(static_cast<uint64_t>(n), q, SamplingSeed(dp.secret));
+  privacy::SecureGaussian noise(dp.secret);
   privacy::PerExampleGradients tape;
 
   // The reported loss: the drawn examples of about the last epoch's worth of
@@ -133,18 +143,19 @@ absl::Status RunDpSgdSteps(
                                              torch::dtype(torch::kInt64));
       tape.Clear();
       const at::Tensor losses = per_example_losses(index, &tape);
-      const double value = losses.sum().item<double>();
-      if (!std::isfinite(value)) {
-        return absl::InternalError(
-            absl::StrCat("training diverged: loss is ", value, " at step ", result->steps + 1));
-      }
       if (absl::Status covered = tape.CheckCovers(module); !covered.ok()) return covered;
-      tape.Backward(losses);
-      privacy::NoisyClippedSum(parameters, &tape, dp.clip_norm, dp.noise_multiplier, expected_batch,
-                               noise);
+      // A row whose loss is not finite is left out of the step rather than
+      // stopping training: a failed round would tell whoever crafted the
+      // model that the row was drawn (see NoisyClippedSum).
+      const at::Tensor finite = torch::isfinite(losses);
+      const at::Tensor kept = torch::where(finite, losses, torch::zeros_like(losses));
+      tape.Backward(kept);
+      const privacy::ClippingStats stats = privacy::NoisyClippedSum(
+          parameters, &tape, dp.clip_norm, dp.noise_multiplier, expected_batch, noise, ~finite);
       tape.Clear();
-      loss_sum += value;
-      loss_examples += static_cast<int64_t>(drawn.size());
+      result->dp_excluded += stats.excluded;
+      loss_sum += kept.sum().item<double>();
+      loss_examples += static_cast<int64_t>(drawn.size()) - stats.excluded;
       result->samples_seen += static_cast<int64_t>(drawn.size());
     }
     proximal.AddGradient(module);

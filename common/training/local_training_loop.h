@@ -52,8 +52,10 @@ double ExpectedDpBatch(int64_t n, const v1::TrainingConfig& config);
 // (FailedPrecondition naming it), since its gradient would escape clipping.
 // `result` gets steps, samples_seen (examples drawn), sampling_rate and the
 // mean per-example loss of the drawn examples over the last
-// ceil(1/q) steps (mean_loss). A non-finite loss stops training as in
-// RunLocalEpochs. `config` must already be checked.
+// ceil(1/q) steps (mean_loss). Unlike RunLocalEpochs, a non-finite loss does
+// not stop training: the example is left out of its step (dp_excluded), so
+// whether a row was drawn never shows as a failed round. `config` must
+// already be checked.
 absl::Status RunDpSgdSteps(
     torch::nn::Module& module, int64_t n, const v1::TrainingConfig& config, const DpSgdOptions& dp,
     const std::function<at::Tensor(const at::Tensor& index, privacy::PerExampleGradients* tape)>&

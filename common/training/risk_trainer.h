@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,6 +53,9 @@ struct TrainResult {
   int64_t steps = 0;
   // DP-SGD only: the Poisson sampling rate q of every step (0 otherwise).
   double sampling_rate = 0;
+  // DP-SGD only: drawn examples left out because their loss or gradient was
+  // not finite.
+  int64_t dp_excluded = 0;
 };
 
 // DP-SGD's settings for one local training (task privacy mode DP_SGD).
@@ -60,10 +64,10 @@ struct DpSgdOptions {
   double clip_norm = 1;
   // σ: the noise's standard deviation is σ·C.
   double noise_multiplier = 1;
-  // Seeds the batch sampling and the noise. Neither may be predictable by
-  // anyone who sees the update (the guarantee assumes both are secret): a
-  // node draws it from the OS outside reproducible tests.
-  uint64_t secret_seed = 0;
+  // Keys the batch sampling and the noise (privacy::SecureGaussian). Neither
+  // may be predictable by anyone who sees the update (the guarantee assumes
+  // both are secret): a node draws 32 bytes from the OS; tests fix it.
+  std::string secret;
 };
 
 // Trains `model` in place on `rows` of `table` (which must have labels).

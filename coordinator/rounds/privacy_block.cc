@@ -12,6 +12,9 @@ namespace {
 
 using json = nlohmann::json;
 
+// A node adds a segment only when its (q, σ) changes: a handful over its life.
+constexpr int kMaxSegments = 64;
+
 json SegmentsJson(const v1::PrivacySpent& spent) {
   json segments = json::array();
   for (const v1::PrivacySpent::Segment& s : spent.segments()) {
@@ -25,7 +28,8 @@ json SegmentsJson(const v1::PrivacySpent& spent) {
 }  // namespace
 
 absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string& node,
-                                const v1::UpdateHeader& header) {
+                                const v1::UpdateHeader& header, const privacy::DpSgdPlan* expected,
+                                const std::string& published_block) {
   auto bad = [&](auto&&... parts) {
     return absl::InvalidArgumentError(absl::StrCat("privacy report of ", node, ": ", parts...));
   };
@@ -35,8 +39,8 @@ absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string
   }
   if (!header.has_privacy()) return bad("missing; the task trains with DP-SGD");
   const v1::PrivacySpent& p = header.privacy();
-  if (p.segments_size() == 0 || p.segments_size() > 1000) {
-    return bad("has ", p.segments_size(), " segments, expected 1..1000");
+  if (p.segments_size() == 0 || p.segments_size() > kMaxSegments) {
+    return bad("has ", p.segments_size(), " segments, expected 1..", kMaxSegments);
   }
   if (p.delta() != task.delta())
     return bad("delta ", p.delta(), " is not the task's ", task.delta());
@@ -47,6 +51,52 @@ absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string
   if (!recomputed.ok()) return bad(recomputed.status().message());
   if (!(std::abs(*recomputed - p.epsilon()) <= 1e-9 * std::max(1.0, *recomputed))) {
     return bad("epsilon ", p.epsilon(), " is not what its segments give (", *recomputed, ")");
+  }
+  auto steps_at = [&](double q, double sigma) -> uint64_t {
+    for (const v1::PrivacySpent::Segment& s : p.segments()) {
+      if (s.sampling_rate() == q && s.noise_multiplier() == sigma) return s.steps();
+    }
+    return 0;
+  };
+  if (expected != nullptr) {
+    const v1::PrivacySpent::Segment& last = p.last_round();
+    if (last.sampling_rate() != expected->sampling_rate ||
+        last.noise_multiplier() != expected->noise_multiplier || last.steps() != expected->steps) {
+      return bad("its last round (sampling rate ", last.sampling_rate(), ", noise multiplier ",
+                 last.noise_multiplier(), ", ", last.steps(),
+                 " steps) is not this round's plan for its rows (", expected->sampling_rate, ", ",
+                 expected->noise_multiplier, ", ", expected->steps, ")");
+    }
+    if (steps_at(expected->sampling_rate, expected->noise_multiplier) < expected->steps) {
+      return bad("its segments do not hold this round's ", expected->steps, " steps");
+    }
+  }
+  const json published = json::parse(published_block, nullptr, /*allow_exceptions=*/false);
+  if (published.is_object() && published.contains("administrations") &&
+      published["administrations"].is_object() && published["administrations"].contains(node)) {
+    const json& before = published["administrations"][node];
+    const uint64_t rounds_before =
+        before.contains("rounds") && before["rounds"].is_number_unsigned()
+            ? before["rounds"].get<uint64_t>()
+            : 0;
+    if (p.rounds() <= rounds_before) {
+      return bad(p.rounds(), " rounds, but ", rounds_before,
+                 " are already published: a report only moves forward");
+    }
+    if (before.contains("segments") && before["segments"].is_array()) {
+      for (const json& s : before["segments"]) {
+        if (!s.is_object() || !s.contains("sampling_rate") || !s["sampling_rate"].is_number() ||
+            !s.contains("noise_multiplier") || !s["noise_multiplier"].is_number() ||
+            !s.contains("steps") || !s["steps"].is_number_unsigned()) {
+          continue;
+        }
+        const uint64_t had = s["steps"].get<uint64_t>();
+        if (steps_at(s["sampling_rate"].get<double>(), s["noise_multiplier"].get<double>()) < had) {
+          return bad("fewer steps at sampling rate ", s["sampling_rate"].get<double>(),
+                     " than the ", had, " already published: a report only moves forward");
+        }
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -62,13 +112,16 @@ std::string PrivacyBlock(const v1::PrivacyConfig& task, uint64_t parent_version,
     parent = json::parse(parent_block, nullptr, /*allow_exceptions=*/false);
     if (!parent.is_object()) parent = json::object();
   }
-  const bool parent_private = parent_version == 0 || parent.value("mechanism", "") == "dp-sgd";
+  const bool parent_private =
+      parent_version == 0 || (parent.contains("mechanism") && parent["mechanism"].is_string() &&
+                              parent["mechanism"].get<std::string>() == "dp-sgd");
   json administrations =
       parent_private && parent.contains("administrations") && parent["administrations"].is_object()
           ? parent["administrations"]
           : json::object();
   for (const auto& [node, spent] : reports) {
     administrations[node] = {{"epsilon", spent.epsilon()},
+                             {"delta", spent.delta()},
                              {"rounds", spent.rounds()},
                              {"segments", SegmentsJson(spent)}};
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/privacy/privacy_config.h"
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
 
@@ -16,8 +17,19 @@ namespace fedcustoms::coordinator {
 // node and the figure otherwise (the update is rejected). The coordinator
 // cannot see whether the node really trained so; each administration answers
 // for its own records.
+//
+// Beyond arithmetic, the report must be this node's history moving forward:
+// its last round is `expected` (the plan the coordinator computes for the
+// node's declared rows: q, σ and steps), and against its entry in
+// `published_block` (the privacy block of the global model's manifest;
+// empty for none) it has more rounds and, for every (q, σ), at least the
+// steps published before (rounds that were aborted count too, so more is
+// allowed, never less). So no node can make its published ε go down or
+// report a round it did not take.
 absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string& node,
-                                const v1::UpdateHeader& header);
+                                const v1::UpdateHeader& header,
+                                const privacy::DpSgdPlan* expected = nullptr,
+                                const std::string& published_block = "");
 
 // The manifest's "privacy" block (JSON text) of a version built on a parent
 // whose block is `parent_block` (empty for v0) by a round whose contributors

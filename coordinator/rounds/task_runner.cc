@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/io/atomic_file.h"
@@ -361,13 +362,37 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
 
 void TaskRunner::Evaluate() {
   const auto start = clock_->Now();
+  // The contributors' reports decide; nodes that only evaluate (their
+  // privacy budget is spent) get a few more seconds, and their reports are
+  // information only: a node that stopped training cannot sway the gate, nor
+  // hold the round by staying silent.
+  auto contributors_reported = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [node, samples] : round_.submitted) {
+      if (!round_.reported.contains(node)) return false;
+    }
+    return true;
+  };
   clock_->WaitUntil(changed_, mu_, round_.deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || round_.reported.size() == round_.evaluators.size();
+    return stopping_ || contributors_reported();
   });
   if (stopping_) return;
+  clock_->WaitUntil(changed_, mu_, std::min(round_.deadline, clock_->Now() + seconds(5)),
+                    [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                      return stopping_ || round_.reported.size() == round_.evaluators.size();
+                    });
+  if (stopping_) return;
   round_.record.eval_seconds = std::chrono::duration<double>(clock_->Now() - start).count();
-  RoundMetrics metrics = SummarizeReports(round_.id, round_.reported);
-  if (absl::Status s = CheckEvaluation(metrics, round_.reported.size(), round_.evaluators.size(),
+  std::map<std::string, v1::EvaluationMetrics> contributors;
+  for (const auto& [node, m] : round_.reported) {
+    if (round_.submitted.contains(node)) {
+      contributors.emplace(node, m);
+    } else {
+      spdlog::info("task {}: round {}: {} (evaluating only) reports PR-AUC {:.4f} on {} rows",
+                   name(), round_.id, node, m.pr_auc(), m.examples());
+    }
+  }
+  RoundMetrics metrics = SummarizeReports(round_.id, contributors);
+  if (absl::Status s = CheckEvaluation(metrics, contributors.size(), round_.submitted.size(),
                                        published_median_pr_auc_, options_.config.publish_gate());
       !s.ok()) {
     AbortRound(absl::StrCat("candidate v", candidate_->version, " not published: ", s.message()));
@@ -518,7 +543,11 @@ absl::Status TaskRunner::BeginUpload(const std::string& node, const v1::UpdateHe
   }
   absl::Status claims = CheckUpdateHeader(
       name(), node, header, {secure(), options_.config.max_sample_count(), round_.RowsOf(node)});
-  if (claims.ok()) claims = CheckPrivacyReport(options_.config.privacy(), node, header);
+  if (claims.ok() && privacy::IsDpSgd(options_.config.privacy()))
+    claims = CheckPrivacy(node, header);
+  if (claims.ok() && !privacy::IsDpSgd(options_.config.privacy()) && header.has_privacy()) {
+    claims = CheckPrivacyReport(options_.config.privacy(), node, header);
+  }
   if (absl::IsInvalidArgument(claims)) ++round_.rejected_updates;
   if (!claims.ok()) return claims;
   if (header.complaints_size() > 0) {
@@ -865,6 +894,57 @@ absl::Status TaskRunner::Unmask(const std::string& node, const v1::UnmaskRequest
                     [&](SecureRound& round) { return round.Handle(node, request); });
 }
 
+absl::Status TaskRunner::CheckPrivacy(const std::string& node, const v1::UpdateHeader& header) {
+  const std::optional<uint64_t> rows = roster_.DeclaredRows(node);
+  if (!rows) return absl::FailedPreconditionError(absl::StrCat("node ", node, " has not joined"));
+  auto cached = plans_by_rows_.find(*rows);
+  if (cached == plans_by_rows_.end()) {
+    // σ calibration is a search over the accountant: once per row count.
+    absl::StatusOr<privacy::DpSgdPlan> plan =
+        privacy::PlanDpSgd(options_.config.privacy(), options_.config.training(), *rows);
+    if (!plan.ok()) return plan.status();
+    if (plans_by_rows_.size() > 4096) plans_by_rows_.clear();
+    cached = plans_by_rows_.emplace(*rows, *plan).first;
+  }
+  absl::StatusOr<manifest::ModelManifest> published =
+      manifest::ParseManifest(global_->manifest.json, "the global model's manifest");
+  return CheckPrivacyReport(options_.config.privacy(), node, header, &cached->second,
+                            published.ok() ? published->privacy_json : std::string());
+}
+
+void TaskRunner::AddPrivacyStatus(v1::TaskStatus* status) const {
+  const v1::PrivacyConfig& task = options_.config.privacy();
+  absl::StatusOr<manifest::ModelManifest> m =
+      manifest::ParseManifest(global_->manifest.json, "the global model's manifest");
+  const nlohmann::json block =
+      m.ok() ? nlohmann::json::parse(m->privacy_json, nullptr, false) : nlohmann::json();
+  std::map<std::string, v1::NodePrivacyStatus> nodes;
+  if (block.is_object() && block.contains("administrations") &&
+      block["administrations"].is_object()) {
+    for (const auto& [node, entry] : block["administrations"].items()) {
+      v1::NodePrivacyStatus& s = nodes[node];
+      if (entry.is_object() && entry.contains("epsilon") && entry["epsilon"].is_number()) {
+        s.set_epsilon_spent(entry["epsilon"].get<double>());
+      }
+      if (entry.is_object() && entry.contains("rounds") && entry["rounds"].is_number_unsigned()) {
+        s.set_rounds(entry["rounds"].get<uint64_t>());
+      }
+    }
+  }
+  for (const auto& [node, reason] : roster_.training_declined()) {
+    nodes[node].set_training_declined(reason);
+  }
+  for (auto& [node, s] : nodes) {
+    s.set_node(node);
+    s.set_delta(task.delta());
+    s.set_target_epsilon(task.target_epsilon());
+    if (task.target_epsilon() > 0) {
+      s.set_epsilon_left(std::max(0.0, task.target_epsilon() - s.epsilon_spent()));
+    }
+    *status->add_privacy() = std::move(s);
+  }
+}
+
 v1::TaskStatus TaskRunner::Status() const {
   absl::MutexLock lock(&mu_);
   v1::TaskStatus status;
@@ -879,6 +959,7 @@ v1::TaskStatus TaskRunner::Status() const {
   for (const v1::NodeSelectionEvaluation& e : latest_selection_evaluations_) {
     *status.add_selection_evaluations() = e;
   }
+  if (privacy::IsDpSgd(options_.config.privacy())) AddPrivacyStatus(&status);
   return status;
 }
 

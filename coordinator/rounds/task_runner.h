@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/privacy/privacy_config.h"
 #include "common/task/task_model.h"
 #include "coordinator/aggregation/aggregator.h"
 #include "coordinator/aggregation/server_optimizer.h"
@@ -183,6 +184,15 @@ class TaskRunner {
     }
   }
   // Each returns with mu_ held, after the phase it drives is over.
+  // The privacy part of Status(): each administration's spent ε from the
+  // global model's manifest, with the task's target and the nodes that no
+  // longer train.
+  void AddPrivacyStatus(v1::TaskStatus* status) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Mode DP_SGD: `node`'s privacy report (CheckPrivacyReport) against its
+  // plan for the rows it declared and the global model's privacy block.
+  absl::Status CheckPrivacy(const std::string& node, const v1::UpdateHeader& header)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Gather() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Mode SECURE, before training: the two key phases. False if the round
   // aborted (or the runner is stopping).
@@ -282,6 +292,8 @@ class TaskRunner {
   // (publish_gate.max_pr_auc_drop); none after a restart until a round
   // publishes.
   std::optional<double> published_median_pr_auc_ ABSL_GUARDED_BY(mu_);
+  // Mode DP_SGD: each row count's DP-SGD plan (σ calibrated once).
+  std::map<uint64_t, privacy::DpSgdPlan> plans_by_rows_ ABSL_GUARDED_BY(mu_);
   // Per administration, of the same round (by node).
   std::vector<v1::NodeSelectionEvaluation> latest_selection_evaluations_ ABSL_GUARDED_BY(mu_);
 

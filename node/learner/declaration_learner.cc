@@ -94,6 +94,7 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(const task::Mode
     out.mean_loss = result->mean_loss;
     out.dp_steps = dp ? result->steps : 0;
     out.dp_sampling_rate = result->sampling_rate;
+    out.dp_excluded = result->dp_excluded;
     trained = tensor::StateOf(**model);
   } else {
     auto model = task::MakeRiskModel(spec);
@@ -104,6 +105,7 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(const task::Mode
     out.mean_loss = result->mean_loss;
     out.dp_steps = dp ? result->steps : 0;
     out.dp_sampling_rate = result->sampling_rate;
+    out.dp_excluded = result->dp_excluded;
     trained = tensor::StateOf(**model);
   }
   // Δ overwrites the trained weights in place and the global copy goes: the

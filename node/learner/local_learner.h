@@ -39,6 +39,8 @@ class LocalLearner {
     // accountant records.
     uint64_t dp_steps = 0;
     double dp_sampling_rate = 0;
+    // DP-SGD only: drawn rows left out because their loss was not finite.
+    int64_t dp_excluded = 0;
   };
 
   virtual ~LocalLearner() = default;

@@ -9,14 +9,6 @@
 #include "common/io/atomic_file.h"
 
 namespace fedcustoms::node {
-namespace {
-
-// A task's spending holds one segment per (q, σ) the node trained with: a
-// few hundred bytes, however many rounds.
-constexpr size_t kMaxStateBytes = 1 << 20;
-
-}  // namespace
-
 absl::StatusOr<PrivacyBudget> PrivacyBudget::Open(const std::string& work_dir,
                                                   const std::string& task,
                                                   const v1::NodePrivacyConfig& limits,
@@ -101,24 +93,7 @@ absl::StatusOr<std::optional<privacy::DpSgdPlan>> PrivacyBudget::Check(
 
 absl::Status PrivacyBudget::Record(const privacy::DpSgdPlan& plan) {
   v1::PrivacySpent next = spent_;
-  v1::PrivacySpent::Segment* segment = nullptr;
-  for (v1::PrivacySpent::Segment& s : *next.mutable_segments()) {
-    if (s.sampling_rate() == plan.sampling_rate && s.noise_multiplier() == plan.noise_multiplier) {
-      segment = &s;
-    }
-  }
-  if (segment == nullptr) {
-    segment = next.add_segments();
-    segment->set_sampling_rate(plan.sampling_rate);
-    segment->set_noise_multiplier(plan.noise_multiplier);
-  }
-  segment->set_steps(segment->steps() + plan.steps);
-  next.set_clip_norm(plan.clip_norm);
-  next.set_delta(plan.delta);
-  next.set_rounds(next.rounds() + 1);
-  absl::StatusOr<double> epsilon = privacy::EpsilonOfSegments(next, plan.delta);
-  if (!epsilon.ok()) return epsilon.status();
-  next.set_epsilon(*epsilon);
+  if (absl::Status s = privacy::AddRound(plan, &next); !s.ok()) return s;
   absl::StatusOr<std::string> json = config::PrintProtoJson(next);
   if (!json.ok()) return json.status();
   if (absl::Status s = io::WriteFileAtomically(path_, *json, 0600); !s.ok()) return s;
@@ -129,11 +104,8 @@ absl::Status PrivacyBudget::Record(const privacy::DpSgdPlan& plan) {
 std::string PrivacyBudget::DeclineReason() const {
   const double max_epsilon = limits_.max_epsilon();
   if (max_epsilon <= 0 || spent_.segments_size() == 0) return "";
-  // One more round like the last: its steps again, at the last (q, σ).
-  const v1::PrivacySpent::Segment& last = spent_.segments(spent_.segments_size() - 1);
-  v1::PrivacySpent::Segment round = last;
-  round.set_steps(spent_.rounds() > 0 ? last.steps() / spent_.rounds() : last.steps());
-  if (round.steps() == 0) round.set_steps(1);
+  // One more round like the last.
+  const v1::PrivacySpent::Segment& round = spent_.last_round();
   absl::StatusOr<double> after = EpsilonWith(&round, spent_.delta());
   if (after.ok() && *after <= max_epsilon) return "";
   return absl::StrFormat(

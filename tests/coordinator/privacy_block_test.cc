@@ -63,6 +63,44 @@ TEST(PrivacyReportTest, ReportsMustMatchTheTaskAndTheirOwnSegments) {
   EXPECT_FALSE(CheckPrivacyReport(v1::PrivacyConfig(), "EE", header).ok());
 }
 
+// A report must end with this round's plan and never go back on what is
+// published: a node cannot claim less than it spent nor skip the round.
+TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
+  const v1::PrivacyConfig task = DpTask();
+  privacy::DpSgdPlan plan{
+      .sampling_rate = 0.02, .noise_multiplier = 1.0, .steps = 50, .clip_norm = 1.0, .delta = 1e-5};
+  v1::PrivacySpent round1;
+  ASSERT_TRUE(privacy::AddRound(plan, &round1).ok());
+  v1::PrivacySpent round2 = round1;
+  ASSERT_TRUE(privacy::AddRound(plan, &round2).ok());
+  const std::string published = PrivacyBlock(task, 0, "", {{"EE", round1}});
+  v1::UpdateHeader header;
+  *header.mutable_privacy() = round2;
+  EXPECT_TRUE(CheckPrivacyReport(task, "EE", header, &plan, published).ok());
+  // Round 1's report again: not forward.
+  *header.mutable_privacy() = round1;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &plan, published).message()),
+              HasSubstr("a report only moves forward"));
+  // A report that forgets a published segment (a fresh history).
+  privacy::DpSgdPlan other = plan;
+  other.noise_multiplier = 2.0;
+  v1::PrivacySpent fresh;
+  ASSERT_TRUE(privacy::AddRound(other, &fresh).ok());
+  ASSERT_TRUE(privacy::AddRound(other, &fresh).ok());
+  *header.mutable_privacy() = fresh;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &other, published).message()),
+              HasSubstr("fewer steps"));
+  // A last round other than the plan for the node's rows.
+  *header.mutable_privacy() = round2;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &other, published).message()),
+              HasSubstr("is not this round's plan"));
+  // Aborted rounds in between are fine: more rounds and steps than published.
+  v1::PrivacySpent round3 = round2;
+  ASSERT_TRUE(privacy::AddRound(plan, &round3).ok());
+  *header.mutable_privacy() = round3;
+  EXPECT_TRUE(CheckPrivacyReport(task, "EE", header, &plan, published).ok());
+}
+
 TEST(PrivacyBlockTest, EveryAdministrationThatContributedStaysWithItsLatestFigure) {
   const v1::PrivacyConfig task = DpTask();
   const std::string v0 = PrivacyBlock(task, 0, "", {});

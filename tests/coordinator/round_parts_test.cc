@@ -224,14 +224,17 @@ TEST_F(AssignmentForTest, SelectedNodesTrainTheGlobalModelOnce) {
 TEST_F(AssignmentForTest, ContributorsEvaluateTheCandidateOnce) {
   round_.phase = RoundPhase::kEvaluating;
   round_.submitted = {{"EE", 10}, {"FI", 20}};
+  // SE no longer trains (its privacy budget is spent) but evaluates.
+  round_.evaluators = {"EE", "FI", "SE"};
   round_.reported["FI"] = v1::EvaluationMetrics();
+  EXPECT_EQ(For("SE").kind(), v1::TaskAssignment::EVALUATE);
   v1::TaskAssignment a = For("EE");
   EXPECT_EQ(a.kind(), v1::TaskAssignment::EVALUATE);
   EXPECT_EQ(a.model_version(), 8u);
   EXPECT_EQ(a.manifest_signature(), "sig8");
   EXPECT_FALSE(a.has_training());
   EXPECT_EQ(For("FI").kind(), v1::TaskAssignment::WAIT);  // reported
-  EXPECT_EQ(For("LV").kind(), v1::TaskAssignment::WAIT);  // did not contribute
+  EXPECT_EQ(For("LV").kind(), v1::TaskAssignment::WAIT);  // neither contributes nor evaluates
 }
 
 TEST_F(AssignmentForTest, OtherPhasesWaitAndAFinishedTaskSaysSo) {

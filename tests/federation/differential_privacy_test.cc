@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/io/atomic_file.h"
 #include "common/manifest/model_manifest.h"
 #include "common/privacy/privacy_config.h"
 #include "coordinator/config/coordinator_config.h"
@@ -182,16 +183,16 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
   lv.mutable_privacy()->set_max_epsilon((one + two) / 2);
 
   std::vector<std::unique_ptr<node::Node>> nodes;
-  uint64_t holdout_rows = 0;
+  uint64_t contributors_holdout = 0;
   for (const std::string admin : {"EE", "FI"}) {
     auto n = node::Node::Create(NodeConfigFor(admin, port, "budget", v1::TRUSTED));
     ASSERT_TRUE(n.ok()) << n.status();
-    holdout_rows += (*n)->learner().data_summary().holdout_rows();
+    contributors_holdout += (*n)->learner().data_summary().holdout_rows();
     nodes.push_back(*std::move(n));
   }
   auto lv_node = node::Node::Create(lv);
   ASSERT_TRUE(lv_node.ok()) << lv_node.status();
-  holdout_rows += (*lv_node)->learner().data_summary().holdout_rows();
+  const uint64_t lv_holdout = (*lv_node)->learner().data_summary().holdout_rows();
   nodes.push_back(*std::move(lv_node));
   RunToEnd(nodes);
 
@@ -202,10 +203,19 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
   EXPECT_EQ(p["administrations"]["LV"]["rounds"], 1) << "LV trained once, then declined";
   EXPECT_NEAR(p["administrations"]["LV"]["epsilon"].get<double>(), one, 1e-12 * one);
   EXPECT_LE(p["administrations"]["LV"]["epsilon"].get<double>(), (one + two) / 2);
-  // LV kept evaluating: every version's metrics count all three hold-outs.
-  for (uint64_t v : {1, 2, 3}) {
+  // The published metrics are the contributors' (LV's, only in round 1)...
+  EXPECT_EQ(std::stoull(MetricsOf(*coordinator, 1).value("examples", std::string("0"))),
+            contributors_holdout + lv_holdout);
+  for (uint64_t v : {2, 3}) {
     EXPECT_EQ(std::stoull(MetricsOf(*coordinator, v).value("examples", std::string("0"))),
-              holdout_rows)
+              contributors_holdout)
+        << "v" << v;
+  }
+  // ...and LV kept evaluating every candidate on its hold-out.
+  auto lv_metrics = io::ReadFile(*root_ + "/budget/node-LV/metrics.jsonl");
+  ASSERT_TRUE(lv_metrics.ok()) << lv_metrics.status();
+  for (uint64_t v : {1, 2, 3}) {
+    EXPECT_THAT(*lv_metrics, ::testing::HasSubstr(absl::StrCat("\"version\":", v, ",")))
         << "v" << v;
   }
   // A restart of LV keeps its spent budget, and it declines at once.

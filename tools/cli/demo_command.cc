@@ -19,6 +19,10 @@ std::vector<Command> AddDemoCommand(CLI::App& app) {
   demo->add_option("--rounds", o->rounds)->capture_default_str();
   demo->add_option("--rows", o->rows, "rows of the largest administration")->capture_default_str();
   demo->add_option("--seed", o->seed)->capture_default_str();
+  demo->add_option("--epsilon", o->epsilon,
+                   "train with DP-SGD, spending this epsilon per administration over the rounds "
+                   "(delta 1e-5); 0: no differential privacy")
+      ->capture_default_str();
   demo->add_option("--images", o->images, "X-ray images per administration (xray)")
       ->capture_default_str();
 

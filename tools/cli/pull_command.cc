@@ -2,12 +2,47 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "analyst/model/model_puller.h"
 #include "common/pki/dev_pki.h"
 #include "tools/cli/command.h"
 
 namespace fedcustoms::tools {
+namespace {
+
+// One line on the privacy guarantee of a pulled version, from its signed
+// manifest's "privacy" block.
+std::string DescribePrivacy(const std::string& privacy_json) {
+  const nlohmann::json p = nlohmann::json::parse(privacy_json, nullptr, false);
+  if (!p.is_object() || p.value("mechanism", "") != "dp-sgd") {
+    return "privacy: none (trained without differential privacy)";
+  }
+  if (!p.contains("epsilon") || !p["epsilon"].is_number()) {
+    return absl::StrCat("privacy: DP-SGD, but no guarantee: ",
+                        p.value("caveat", std::string("no epsilon stated")));
+  }
+  std::string line = absl::StrFormat(
+      "privacy: DP-SGD, epsilon <= %.3g per declaration row at delta %g (clip norm %g)",
+      p["epsilon"].get<double>(), p.value("delta", 0.0), p.value("clip_norm", 0.0));
+  if (p.contains("administrations") && p["administrations"].is_object()) {
+    std::vector<std::string> parts;
+    for (const auto& [code, entry] : p["administrations"].items()) {
+      if (entry.is_object() && entry.contains("epsilon") && entry["epsilon"].is_number()) {
+        parts.push_back(absl::StrFormat("%s %.3g", code, entry["epsilon"].get<double>()));
+      }
+    }
+    if (!parts.empty()) absl::StrAppend(&line, "; by administration: ", absl::StrJoin(parts, ", "));
+  }
+  return line;
+}
+
+}  // namespace
 
 std::vector<Command> AddPullCommand(CLI::App& app) {
   struct Options {
@@ -46,6 +81,7 @@ std::vector<Command> AddPullCommand(CLI::App& app) {
     if (!m.ok()) return ExitCode(m.status());
     spdlog::info("pulled {} v{} into {} (signature and SHA-256 verified)", m->task, m->version,
                  o->out);
+    spdlog::info("{}", DescribePrivacy(m->privacy_json));
     return 0;
   };
   return {{pull, run}};

@@ -318,6 +318,13 @@ absl::StatusOr<std::unique_ptr<DemoRun>> DemoRun::Create(const DemoOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--nodes must be 2..", kAdministrations.size()));
   }
   if (o.rounds < 1 || o.rounds > 100) return absl::InvalidArgumentError("--rounds must be 1..100");
+  if (!(o.epsilon >= 0 && o.epsilon <= 100)) {
+    return absl::InvalidArgumentError("--epsilon must be in (0, 100] (0: no differential privacy)");
+  }
+  if (o.epsilon > 0 && o.task == "xray") {
+    return absl::InvalidArgumentError(
+        "--epsilon: DP-SGD is available for the risk and anomaly tasks, not xray");
+  }
   std::unique_ptr<DemoRun> run(new DemoRun(o));
   std::error_code ec;
   for (const char* dir : {"registry", "state", "nodes", "pulled", "pulled-risk"}) {
@@ -402,6 +409,10 @@ absl::Status DemoRun::StartProcesses() {
                    {"training", t.training},
                    {t.model_field, t.model}};
     if (t.kind != v1::TASK_XRAY) task_json["schema_file"] = schema_;
+    if (t.kind != v1::TASK_XRAY && o_.epsilon > 0) {
+      task_json["privacy"] = {
+          {"mode", "DP_SGD"}, {"target_epsilon", o_.epsilon}, {"delta", 1e-5}, {"clip_norm", 1.0}};
+    }
     task_configs.push_back(task_json);
   }
   json coordinator = DevCoordinatorConfig(pki_, root_, task_configs);
@@ -513,6 +524,7 @@ absl::StatusOr<std::vector<std::string>> DemoRun::CompareWithLocalOnly(uint64_t 
                   {"rounds", o_.rounds},
                   {"mode", pulled_[0].aggregation_mode},
                   {"global_version", final_version},
+                  {"privacy", json::parse(pulled_[0].privacy_json, nullptr, false)},
                   {"nodes", json::object()}};
   std::vector<std::string> losers;
   // The second pair of columns: ROC-AUC, or for X-rays the accuracy over all

@@ -1,0 +1,139 @@
+// bench/dp_utility: the privacy–utility curve a data protection officer
+// needs. The federated risk model is trained on the synthetic declarations
+// (3 administrations, real coordinator and node processes over mutual TLS,
+// mode secure: `fedcustoms demo --task risk`) with DP-SGD at each ε of
+// --epsilons (δ = 1e-5, clip norm 1, the noise calibrated by each node to
+// spend ε over the rounds) and without DP (ε = ∞); each administration's
+// non-private local-only model (the demo's baseline, same data and epochs) is
+// the reference. Prints hold-out PR-AUC per administration at every ε, the ε
+// each signed manifest states, and whether the private federated model still
+// beats every administration's non-private local-only model (issue 21's
+// target at ε = 8).
+//
+// The Fashion-MNIST (X-ray CNN) point of issue 21 is not measured: the CNN
+// has no per-example gradients yet (its convolutions), so it cannot train
+// with DP-SGD; the table says so.
+//
+//   build/bin/bench_dp_utility [--epsilons 1,3,8] [--rounds 5] [--rows 80000]
+//       [--workdir /tmp/fedcustoms-dp-utility]
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedcustoms::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string ExecutableDir() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec).parent_path().string();
+}
+
+// Runs the demo at `epsilon` (0: no DP) in `dir`; returns its summary.json.
+// The demo exits 1 when the federated model loses to a local-only one: that
+// is a result here, not an error, as long as the summary was written.
+json RunDemo(const std::string& fedcustoms, double epsilon, uint32_t rounds, uint64_t rows,
+             const std::string& dir) {
+  std::error_code ec;
+  fs::remove(dir + "/summary.json", ec);
+  const std::string command = absl::StrCat(
+      fedcustoms, " demo --task risk --rounds ", rounds, " --rows ", rows, " --workdir ", dir,
+      epsilon > 0 ? absl::StrCat(" --epsilon ", epsilon) : std::string(), " > ", dir, ".log 2>&1");
+  const int status = std::system(command.c_str());
+  std::ifstream in(dir + "/summary.json");
+  if (!in) {
+    std::fprintf(stderr,
+                 "bench_dp_utility: the demo at epsilon %g failed (status %d); see %s.log\n",
+                 epsilon, status, dir.c_str());
+    std::exit(1);
+  }
+  return json::parse(in);
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"privacy-utility curve of the federated risk model"};
+  std::vector<double> epsilons = {1, 3, 8};
+  uint32_t rounds = 5;
+  uint64_t rows = 80000;
+  std::string workdir = (fs::temp_directory_path() / "fedcustoms-dp-utility").string();
+  app.add_option("--epsilons", epsilons, "target epsilons (plus no DP)")->delimiter(',');
+  app.add_option("--rounds", rounds)->capture_default_str();
+  app.add_option("--rows", rows, "rows of the largest administration")->capture_default_str();
+  app.add_option("--workdir", workdir)->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  fs::create_directories(workdir);
+  const std::string fedcustoms = ExecutableDir() + "/fedcustoms";
+
+  std::vector<std::pair<double, json>> runs;
+  for (double e : epsilons) {
+    std::fprintf(stderr, "bench_dp_utility: demo at epsilon %g...\n", e);
+    runs.emplace_back(e, RunDemo(fedcustoms, e, rounds, rows, absl::StrCat(workdir, "/eps-", e)));
+  }
+  std::fprintf(stderr, "bench_dp_utility: demo without DP...\n");
+  runs.emplace_back(INFINITY, RunDemo(fedcustoms, 0, rounds, rows, workdir + "/no-dp"));
+
+  const json& reference = runs.back().second["nodes"];
+  std::printf(
+      "bench_dp_utility: federated risk model, 3 administrations, mode secure, %u rounds, "
+      "synthetic declarations (largest %llu rows); hold-out PR-AUC\n",
+      rounds, static_cast<unsigned long long>(rows));
+  std::printf("  %-10s %-14s", "epsilon", "manifest eps");
+  for (const auto& [admin, unused] : reference.items()) std::printf(" %8s", admin.c_str());
+  std::printf("  beats every local-only\n");
+  std::printf("  %-10s %-14s", "local-only", "(no DP)");
+  std::map<std::string, double> local;
+  for (const auto& [admin, node] : reference.items()) {
+    local[admin] = node["local_only"].value("pr_auc", 0.0);
+    std::printf(" %8.4f", local[admin]);
+  }
+  std::printf("\n");
+  for (const auto& [epsilon, summary] : runs) {
+    const json& privacy = summary["privacy"];
+    const std::string stated =
+        privacy.is_object() && privacy.contains("epsilon") && privacy["epsilon"].is_number()
+            ? absl::StrCat(privacy["epsilon"].get<double>())
+            : std::string("none");
+    std::printf("  %-10s %-14s", std::isinf(epsilon) ? "inf" : absl::StrCat(epsilon).c_str(),
+                stated.substr(0, 12).c_str());
+    bool beats = true;
+    for (const auto& [admin, node] : summary["nodes"].items()) {
+      const double fed = node["federated"].value("pr_auc", 0.0);
+      std::printf(" %8.4f", fed);
+      beats = beats && fed > local[admin];
+    }
+    std::printf("  %s\n", beats ? "yes" : "no");
+  }
+  std::printf(
+      "  Fashion-MNIST (X-ray CNN) at epsilon 8: not measured, the CNN has no per-example "
+      "gradients yet\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace fedcustoms::bench
+
+int main(int argc, char** argv) {
+  try {
+    return fedcustoms::bench::Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_dp_utility: %s\n", e.what());
+    return 1;
+  }
+}
