@@ -51,7 +51,13 @@ Node::Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
       verifier_(std::move(verifier)),
       secure_(std::move(secure)),
       budget_(std::move(budget)),
-      training_declined_(budget_.DeclineReason()) {}
+      training_declined_(budget_.DeclineReason()) {
+  // A node that has trained or will train with DP keeps its training rows out
+  // of every evaluation, from the first one after a restart.
+  if (budget_.spent().segments_size() > 0 || config_.privacy().max_epsilon() > 0) {
+    learner_->KeepTrainingRowsOutOfEvaluation();
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   std::error_code ec;
@@ -426,6 +432,7 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
 absl::StatusOr<std::optional<privacy::DpSgdPlan>> Node::CheckPrivacy(const v1::TaskAssignment& a) {
   absl::StatusOr<std::optional<privacy::DpSgdPlan>> plan = budget_.Check(a.privacy(), a.training());
   if (!plan.ok()) return plan;
+  if (*plan) learner_->KeepTrainingRowsOutOfEvaluation();
   if (*plan && config_.reproducible_training()) {
     return absl::PermissionDeniedError(
         "the task trains with DP-SGD, but this node's reproducible_training would make its "

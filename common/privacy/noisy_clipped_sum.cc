@@ -27,17 +27,24 @@ ClippingStats NoisyClippedSum(const std::vector<at::Tensor>& parameters,
     stats.norm_sum = torch::where(keep, norms, torch::zeros_like(norms)).sum().item<double>();
   }
   const double stddev = noise_multiplier * clip_norm;
+  // One draw for every coordinate: the per-call cost of a draw per tensor
+  // would be most of the noise's price on a small model.
+  at::Tensor draw;
+  if (stddev > 0) {
+    int64_t total = 0;
+    for (const at::Tensor& p : parameters) total += p.numel();
+    draw = torch::empty({total}, torch::kFloat32);
+    noise.Fill(draw, stddev);
+  }
+  int64_t offset = 0;
   for (const at::Tensor& p : parameters) {
     at::Tensor grad = p.mutable_grad();
     if (tape == nullptr || !grad.defined()) {
       p.mutable_grad() = torch::zeros_like(p);
       grad = p.mutable_grad();
     }
-    if (stddev > 0) {
-      at::Tensor draw = torch::empty(p.sizes(), p.options().dtype(torch::kFloat32));
-      noise.Fill(draw, stddev);
-      grad.add_(draw);
-    }
+    if (stddev > 0) grad.add_(draw.slice(0, offset, offset + p.numel()).view(p.sizes()));
+    offset += p.numel();
     grad.div_(expected_batch);
   }
   return stats;

@@ -53,20 +53,25 @@ void SecureGaussian::Fill(at::Tensor& out, double stddev) {
   const int64_t n = out.numel();
   if (n == 0) return;
   const int64_t pairs = (n + 1) / 2;
-  std::vector<uint64_t> words;
-  NextWords(static_cast<size_t>(2 * pairs), &words);
-  // 53-bit uniforms in (0, 1): never 0, so the logarithm is finite.
-  std::vector<double> uniform(words.size());
-  for (size_t i = 0; i < words.size(); ++i) {
-    uniform[i] = (static_cast<double>(words[i] >> 11) + 0.5) * 0x1.0p-53;
-  }
-  const at::Tensor u =
-      torch::from_blob(uniform.data(), {pairs, 2}, torch::TensorOptions().dtype(torch::kFloat64));
-  const at::Tensor radius = torch::sqrt(-2.0 * torch::log(u.select(1, 0))) * stddev;
-  const at::Tensor angle = u.select(1, 1) * (2.0 * M_PI);
-  const at::Tensor normals =
-      torch::stack({radius * torch::cos(angle), radius * torch::sin(angle)}, 1).flatten();
-  out.view({-1}).copy_(normals.slice(0, 0, n));
+  // One 64-bit word per pair: its top 53 bits give the radius's uniform
+  // (never 0, so the logarithm is finite; tails to about 8.6 σ), its low 11
+  // bits and the next word's top 21 the angle's (32 bits; the angle needs no
+  // more). Two words per pair in all.
+  NextWords(static_cast<size_t>(2 * pairs), &words_);
+  const at::Tensor w = torch::from_blob(words_.data(), {pairs, 2}, torch::kInt64);
+  const at::Tensor radius_bits =
+      torch::bitwise_and(torch::bitwise_right_shift(w.select(1, 0), 11), (int64_t{1} << 53) - 1);
+  const at::Tensor angle_bits =
+      torch::bitwise_and(torch::bitwise_right_shift(w.select(1, 1), 32), (int64_t{1} << 32) - 1);
+  const at::Tensor u1 = (radius_bits.to(torch::kFloat64) + 0.5) * 0x1.0p-53;
+  const at::Tensor radius = (torch::sqrt(-2.0 * torch::log(u1)) * stddev).to(torch::kFloat32);
+  const at::Tensor angle =
+      (angle_bits.to(torch::kFloat32) + 0.5f) * static_cast<float>(2 * M_PI * 0x1.0p-32);
+  at::Tensor flat = out.view({-1});
+  const int64_t even = n / 2;
+  flat.slice(0, 0, 2 * even, 2).copy_((radius * torch::cos(angle)).slice(0, 0, even));
+  flat.slice(0, 1, 2 * even, 2).copy_((radius * torch::sin(angle)).slice(0, 0, even));
+  if (n % 2 == 1) flat[n - 1] = (radius[pairs - 1] * torch::cos(angle[pairs - 1])).item<float>();
 }
 
 }  // namespace fedcustoms::privacy

@@ -12,8 +12,9 @@
 namespace fedcustoms::privacy {
 
 // Gaussian noise that whoever sees a noised update cannot predict: the
-// keystream of AES-256-CTR under a 256-bit key, turned into uniforms of 53
-// bits and then into normals by the Box–Muller transform. A Mersenne
+// keystream of AES-256-CTR under a 256-bit key, turned into normals by the
+// Box–Muller transform (a 53-bit uniform for the radius, 32 bits for the
+// angle). A Mersenne
 // Twister (LibTorch's CPU generator) would not do: it keeps 32 bits of its
 // seed, so a coordinator could try every seed against the noise of an update
 // and subtract it.
@@ -38,7 +39,7 @@ class SecureGaussian {
   void NextWords(size_t count, std::vector<uint64_t>* words);
 
   crypto::EvpCipherCtxPtr ctx_;
-  std::vector<uint8_t> zeros_;
+  std::vector<uint64_t> words_;  // the keystream of one Fill, reused
 };
 
 }  // namespace fedcustoms::privacy

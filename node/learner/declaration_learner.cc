@@ -120,8 +120,11 @@ absl::StatusOr<v1::EvaluationMetrics> DeclarationLearner::Evaluate(
     auto model = task::MakeAnomalyModel(spec);
     if (!model.ok()) return model.status();
     if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
-    return training::EvaluateAnomalyModel(*model, data_.table, data_.split.train,
-                                          data_.split.holdout);
+    // The threshold is a quantile of scores: on training rows it would be a
+    // query on them outside DP-SGD's accounting.
+    return training::EvaluateAnomalyModel(
+        *model, data_.table, training_rows_private_ ? data_.split.holdout : data_.split.train,
+        data_.split.holdout);
   }
   auto model = task::MakeRiskModel(spec);
   if (!model.ok()) return model.status();

@@ -27,6 +27,8 @@ class DeclarationLearner : public LocalLearner {
   absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
                                                  const tensor::NamedTensors& state) override;
 
+  void KeepTrainingRowsOutOfEvaluation() override { training_rows_private_ = true; }
+
   const LocalData& data() const { return data_; }
 
  private:
@@ -34,6 +36,7 @@ class DeclarationLearner : public LocalLearner {
 
   const v1::TaskKind kind_;
   const LocalData data_;
+  bool training_rows_private_ = false;
 };
 
 }  // namespace fedcustoms::node

@@ -62,6 +62,12 @@ class LocalLearner {
   virtual absl::StatusOr<Trained> Train(const task::ModelSpec& spec, tensor::NamedTensors global,
                                         const v1::TrainingConfig& training,
                                         const training::DpSgdOptions* dp) = 0;
+  // From now on, evaluation reads no training row (the node trains with
+  // differential privacy, whose guarantee covers the training rows only
+  // through DP-SGD). Only the anomaly task's flagging threshold reads them;
+  // it then comes from the hold-out.
+  virtual void KeepTrainingRowsOutOfEvaluation() {}
+
   // Metrics of a model state on the local hold-out.
   virtual absl::StatusOr<v1::EvaluationMetrics> Evaluate(const task::ModelSpec& spec,
                                                          const tensor::NamedTensors& state) = 0;
