@@ -17,6 +17,17 @@ double DefaultDelta(uint64_t n) {
   return 1.0 / power;
 }
 
+double DefaultMaxDelta(uint64_t n) {
+  const uint64_t rows = n == 0 ? 1 : n;
+  double power = 1;  // 10^k for the smallest k with 10^k > n
+  uint64_t p = 1;
+  while (p <= rows) {
+    p *= 10;
+    power *= 10;
+  }
+  return 1.0 / power;
+}
+
 absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows,
                                    uint32_t task_rounds) {
   if (p->mode() == v1::PrivacyConfig::MODE_UNSPECIFIED) p->set_mode(v1::PrivacyConfig::NONE);

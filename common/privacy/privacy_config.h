@@ -20,6 +20,11 @@ inline constexpr Conversion kProductConversion = Conversion::kImproved;
 // publishes one random row outright is (0, 1/n)-DP.
 double DefaultDelta(uint64_t n);
 
+// The largest power of 10 strictly below 1/n: the most δ a node with n
+// training rows accepts by default (1e-5 for 64 000 rows or for 10 001, 1e-5
+// for 10 000 too, since 1e-4 is not below 1/10 000).
+double DefaultMaxDelta(uint64_t n);
+
 // Fills a task's privacy defaults (delta from max_train_rows, clip_norm 1,
 // planned_rounds from the task's rounds) and checks the result. The error
 // names the field, e.g. "privacy.target_epsilon: must be in (0, 100], found

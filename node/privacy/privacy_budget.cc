@@ -64,7 +64,7 @@ absl::StatusOr<std::optional<privacy::DpSgdPlan>> PrivacyBudget::Check(
     return std::nullopt;
   }
   const double max_delta =
-      limits_.max_delta() > 0 ? limits_.max_delta() : privacy::DefaultDelta(train_rows_);
+      limits_.max_delta() > 0 ? limits_.max_delta() : privacy::DefaultMaxDelta(train_rows_);
   if (!(privacy.delta() > 0 && privacy.delta() <= max_delta)) {
     return absl::PermissionDeniedError(absl::StrFormat(
         "the task's delta %g is above this node's max_delta %g; nothing was trained",

@@ -52,17 +52,17 @@ TEST(PrivacyBudgetTest, ANodeWithoutBudgetTrainsPlainTasksAndOneWithABudgetRefus
 
 TEST(PrivacyBudgetTest, ADeltaAboveTheNodesLimitIsRefused) {
   testing_support::TempDir dir("budget_delta");
-  // 5000 rows: the node's default max_delta is 1e-5; the task's default
-  // (10 000-row cap) is 1e-5 too, so it passes; 1e-4 does not.
+  // 5000 rows: the node's default max_delta is 1e-4 (below 1/5000); the
+  // task's default (10 000-row cap) is 1e-5, so it passes; 1e-3 does not.
   auto budget = PrivacyBudget::Open(dir.path(), "risk", v1::NodePrivacyConfig(), 5000);
   ASSERT_TRUE(budget.ok());
   v1::PrivacyConfig task = DpTask();
   EXPECT_DOUBLE_EQ(task.delta(), 1e-5);
   EXPECT_TRUE(budget->Check(task, Training()).ok());
-  task.set_delta(1e-4);
+  task.set_delta(1e-3);
   const absl::Status refused = budget->Check(task, Training()).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(std::string(refused.message()), HasSubstr("above this node's max_delta 1e-05"));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("above this node's max_delta 0.0001"));
 }
 
 TEST(PrivacyBudgetTest, SpendingIsRecordedSurvivesARestartAndStopsAtTheBudget) {
@@ -176,6 +176,9 @@ TEST(PrivacyConfigTest, DefaultsAndRefusalsNameTheField) {
   EXPECT_DOUBLE_EQ(privacy::DefaultDelta(10001), 1e-6);
   EXPECT_DOUBLE_EQ(privacy::DefaultDelta(1), 0.1);
   EXPECT_DOUBLE_EQ(privacy::DefaultDelta(10000000), 1e-8);
+  EXPECT_DOUBLE_EQ(privacy::DefaultMaxDelta(64000), 1e-5);
+  EXPECT_DOUBLE_EQ(privacy::DefaultMaxDelta(10000), 1e-5);
+  EXPECT_DOUBLE_EQ(privacy::DefaultMaxDelta(9999), 1e-4);
   v1::PrivacyConfig none;
   EXPECT_TRUE(privacy::FinalizePrivacyConfig(&none, 10000, 0).ok());
   EXPECT_EQ(none.mode(), v1::PrivacyConfig::NONE);
