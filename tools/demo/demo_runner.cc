@@ -82,6 +82,10 @@ struct DemoTask {
   json model;
 };
 
+// The batch of the demo's DP-SGD training (--epsilon); the local-only
+// baselines keep the demo's own.
+constexpr int kDpBatchSize = 1024;
+
 DemoTask MakeDemoTask(const std::string& name) {
   DemoTask t;
   t.name = name;
@@ -412,6 +416,9 @@ absl::Status DemoRun::StartProcesses() {
     if (t.kind != v1::TASK_XRAY && o_.epsilon > 0) {
       task_json["privacy"] = {
           {"mode", "DP_SGD"}, {"target_epsilon", o_.epsilon}, {"delta", 1e-5}, {"clip_norm", 1.0}};
+      // DP-SGD wants large batches: the noise on the mean gradient falls as
+      // 1/batch while σ grows only slowly with the sampling rate.
+      task_json["training"]["batch_size"] = kDpBatchSize;
     }
     task_configs.push_back(task_json);
   }
