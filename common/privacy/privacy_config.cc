@@ -8,25 +8,17 @@
 
 namespace fedcustoms::privacy {
 
-double DefaultDelta(uint64_t n) {
-  // 10^-k for the smallest k with 10^k ≥ 10·n, in integers so that 10 000
-  // rows give exactly 1e-5.
-  const uint64_t bound = 10 * (n == 0 ? 1 : n);
+double DefaultMaxDelta(uint64_t n) {
+  // 10^-k for the smallest k with 10^k > n, in integers so that the powers
+  // of ten come out exact.
+  const uint64_t rows = n == 0 ? 1 : n;
   double power = 1;
-  for (uint64_t p = 1; p < bound; p *= 10) power *= 10;
+  for (uint64_t p = 1; p <= rows; p *= 10) power *= 10;
   return 1.0 / power;
 }
 
-double DefaultMaxDelta(uint64_t n) {
-  const uint64_t rows = n == 0 ? 1 : n;
-  double power = 1;  // 10^k for the smallest k with 10^k > n
-  uint64_t p = 1;
-  while (p <= rows) {
-    p *= 10;
-    power *= 10;
-  }
-  return 1.0 / power;
-}
+// 10^-k for the smallest k with 10^k ≥ 10·n, i.e. 10^k > 10·n − 1.
+double DefaultDelta(uint64_t n) { return DefaultMaxDelta(10 * (n == 0 ? 1 : n) - 1); }
 
 absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows,
                                    uint32_t task_rounds) {

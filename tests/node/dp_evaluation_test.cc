@@ -4,38 +4,22 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/synth/declarations_synth.h"
-#include "common/task/task_model.h"
-#include "node/config/node_config.h"
-#include "node/learner/local_learner.h"
-#include "tests/support/federation_dir.h"
-#include "tests/support/loopback_federation.h"
+#include "tests/support/synthetic_learner.h"
 
 namespace fedcustoms::node {
 namespace {
 
 TEST(DpEvaluation, TheAnomalyThresholdComesFromTheHoldoutOnceTrainingRowsArePrivate) {
-  auto root = testing_support::MakeFederationDir("dp-eval", {"EE"});
-  ASSERT_TRUE(root.ok()) << root.status();
-  synth::SynthOptions synth;
-  synth.admins = {"EE"};
-  synth.rows = 3000;
-  ASSERT_TRUE(testing_support::AddSyntheticData(*root, synth).ok());
-  auto config = FinalizeNodeConfig(
-      testing_support::LoopbackNodeConfig(*root, "EE", 1, "eval", "anomaly"), "test", "");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto learner = CreateLocalLearner(*config);
-  ASSERT_TRUE(learner.ok()) << learner.status();
-  v1::TaskAssignment assignment;
-  assignment.set_task("anomaly");
-  assignment.set_task_kind(v1::TASK_ANOMALY);
-  const task::ModelSpec spec = (*learner)->SpecOf(assignment);
+  auto made = testing_support::MakeSyntheticLearner("dp-eval", v1::TASK_ANOMALY, 3000);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& learner = made->learner;
+  const task::ModelSpec& spec = made->spec;
   auto state = task::InitialState(spec, 3);
   ASSERT_TRUE(state.ok()) << state.status();
-  auto before = (*learner)->Evaluate(spec, *state);
+  auto before = learner->Evaluate(spec, *state);
   ASSERT_TRUE(before.ok()) << before.status();
-  (*learner)->KeepTrainingRowsOutOfEvaluation();
-  auto after = (*learner)->Evaluate(spec, *state);
+  learner->KeepTrainingRowsOutOfEvaluation();
+  auto after = learner->Evaluate(spec, *state);
   ASSERT_TRUE(after.ok()) << after.status();
   // With the hold-out's own 99th percentile, 1 % of it is above (to one row).
   const double holdout = static_cast<double>(after->examples());

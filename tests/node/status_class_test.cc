@@ -8,11 +8,8 @@
 
 #include <limits>
 
-#include "common/synth/declarations_synth.h"
-#include "node/config/node_config.h"
 #include "node/learner/local_learner.h"
-#include "tests/support/federation_dir.h"
-#include "tests/support/loopback_federation.h"
+#include "tests/support/synthetic_learner.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -54,22 +51,10 @@ TEST(StatusClass, LocalTrainingFailureIsSatOutWhateverTheLearnersCode) {
 // bias is NaN: the loss is NaN at the first step, and what the node reports
 // is sat out, never retried.
 TEST(StatusClass, NanLossOfARealLearnerIsNotRetried) {
-  auto root = testing_support::MakeFederationDir("status-class", {"EE"});
-  ASSERT_TRUE(root.ok()) << root.status();
-  synth::SynthOptions synth;
-  synth.admins = {"EE"};
-  synth.rows = 2000;
-  ASSERT_TRUE(testing_support::AddSyntheticData(*root, synth).ok());
-  auto config = FinalizeNodeConfig(
-      testing_support::LoopbackNodeConfig(*root, "EE", 1, "nan", "risk"), "test", "");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto learner = CreateLocalLearner(*config);
-  ASSERT_TRUE(learner.ok()) << learner.status();
-
-  v1::TaskAssignment assignment;
-  assignment.set_task("risk");
-  assignment.set_task_kind(v1::TASK_RISK);
-  const task::ModelSpec spec = (*learner)->SpecOf(assignment);
+  auto made = testing_support::MakeSyntheticLearner("status-class", v1::TASK_RISK, 2000);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& learner = made->learner;
+  const task::ModelSpec& spec = made->spec;
   auto global = task::InitialState(spec, 7);
   ASSERT_TRUE(global.ok()) << global.status();
   int poisoned = 0;
@@ -87,7 +72,7 @@ TEST(StatusClass, NanLossOfARealLearnerIsNotRetried) {
   training.set_optimizer("adam");
   training.set_max_positive_weight(30);
   training.set_seed(1);
-  auto trained = (*learner)->Train(spec, *std::move(global), training, /*dp=*/nullptr);
+  auto trained = learner->Train(spec, *std::move(global), training, /*dp=*/nullptr);
   ASSERT_FALSE(trained.ok());
   EXPECT_NE(trained.status().message().find("loss is nan"), std::string::npos) << trained.status();
   EXPECT_EQ(Classify(LocalTrainingFailure(trained.status())), StatusClass::kSitOut);
