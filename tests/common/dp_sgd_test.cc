@@ -383,5 +383,85 @@ TEST(DpSgdTrainingTest, LearnsTheSignalWithModerateNoise) {
             scores.index({~risky}).mean().item<double>() + 0.1);
 }
 
+// A membership-inference attacker (Yeom et al. 2018: a row is called a member
+// when the model's loss on it is low) against a small risk model trained on
+// 300 rows for 60 epochs: without privacy it tells members from non-members
+// (advantage above 0.3); with DP-SGD at ε ≈ 1 its advantage (the largest TPR − FPR over every
+// threshold) stays within what (ε, δ)-DP allows, (e^ε − 1)/(e^ε + 1) + δ,
+// plus the sampling error of 300 + 300 rows (4 standard errors of a
+// difference of two proportions, 0.16).
+double MembershipAdvantage(models::RiskMlp& model, const data::DeclarationTable& table,
+                           const std::vector<int64_t>& members,
+                           const std::vector<int64_t>& others) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  auto losses = [&](const std::vector<int64_t>& rows) {
+    return F::binary_cross_entropy_with_logits(
+        model->forward(training::NumericTensor(table, rows),
+                       training::CategoricalTensor(table, rows)),
+        training::LabelTensor(table, rows),
+        F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  };
+  const at::Tensor in = losses(members), out = losses(others);
+  double best = 0;
+  for (const at::Tensor& t : {in, out}) {
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const double threshold = t[i].item<double>();
+      const double tpr = (in <= threshold).to(torch::kFloat64).mean().item<double>();
+      const double fpr = (out <= threshold).to(torch::kFloat64).mean().item<double>();
+      best = std::max(best, tpr - fpr);
+    }
+  }
+  return best;
+}
+
+TEST(DpSgdTrainingTest, AMembershipAttackGetsLittleFromADpModelAndMuchFromAPlainOne) {
+  // Weak signal, many categories: a plain model can only memorize.
+  data::DeclarationTable table = Table(600, 21);
+  table.buckets = {64};
+  std::mt19937 rng(5);
+  for (int64_t& c : table.categorical) c = static_cast<int64_t>(rng() % 64);
+  std::vector<int64_t> members(300), others(300);
+  std::iota(members.begin(), members.end(), 0);
+  std::iota(others.begin(), others.end(), 300);
+  v1::RiskModelConfig wide;
+  wide.add_hidden_units(128);
+  wide.add_hidden_units(64);
+  wide.set_embedding_dim(16);
+  v1::TrainingConfig config;
+  config.set_local_epochs(60);
+  config.set_batch_size(50);
+  config.set_learning_rate(0.01);
+  config.set_positive_weight(1);
+
+  models::RiskMlp plain(2, table.buckets, wide, 1);
+  ASSERT_TRUE(training::TrainRiskModel(plain, table, members, config).ok());
+  const double plain_advantage = MembershipAdvantage(plain, table, members, others);
+
+  // σ for ε = 1 at δ = 1e-3 over the 60 epochs' steps (q = 50 / 300).
+  const double q = 50.0 / 300.0;
+  const uint64_t steps = StepsForEpochs(60, q);
+  const double sigma =
+      *NoiseMultiplierFor(1.0, 1e-3, q, steps, Orders::kOpacus, Conversion::kImproved);
+  const double epsilon =
+      EpsilonOf(q, sigma, steps, 1e-3, Orders::kOpacus, Conversion::kImproved)->epsilon;
+  ASSERT_LE(epsilon, 1.0);
+  models::RiskMlp private_model(2, table.buckets, wide, 1);
+  training::DpSgdOptions dp;
+  dp.clip_norm = 1.0;
+  dp.noise_multiplier = sigma;
+  dp.secret = "membership";
+  ASSERT_TRUE(training::TrainRiskModel(private_model, table, members, config, &dp).ok());
+  const double dp_advantage = MembershipAdvantage(private_model, table, members, others);
+
+  const double bound = (std::exp(epsilon) - 1) / (std::exp(epsilon) + 1) + 1e-3;
+  EXPECT_GT(plain_advantage, 0.3) << "the attack works on a plain model";
+  RecordProperty("plain_advantage", std::to_string(plain_advantage));
+  RecordProperty("dp_advantage", std::to_string(dp_advantage));
+  EXPECT_LE(dp_advantage, bound + 0.16) << "epsilon " << epsilon << ", sigma " << sigma;
+  // Measured: 0.35 plain, 0.10 private.
+  EXPECT_LT(dp_advantage, plain_advantage / 2);
+}
+
 }  // namespace
 }  // namespace fedcustoms::privacy
