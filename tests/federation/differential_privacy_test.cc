@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -218,6 +219,17 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
     EXPECT_THAT(*lv_metrics, ::testing::HasSubstr(absl::StrCat("\"version\":", v, ",")))
         << "v" << v;
   }
+  // The operators' status says the same, and why LV no longer trains.
+  const v1::TaskStatus status = coordinator->runner("risk")->Status();
+  std::map<std::string, v1::NodePrivacyStatus> by_node;
+  for (const v1::NodePrivacyStatus& s : status.privacy()) by_node[s.node()] = s;
+  ASSERT_EQ(by_node.size(), 3u);
+  EXPECT_NEAR(by_node["LV"].epsilon_spent(), one, 1e-12 * one);
+  EXPECT_EQ(by_node["EE"].rounds(), 3u);
+  EXPECT_THAT(by_node["LV"].training_declined(), ::testing::HasSubstr("privacy budget spent"));
+  EXPECT_TRUE(by_node["EE"].training_declined().empty());
+  EXPECT_DOUBLE_EQ(by_node["EE"].delta(), 1e-5);
+  EXPECT_FALSE(by_node["EE"].has_epsilon_left()) << "the task fixes sigma, it has no target";
   // A restart of LV keeps its spent budget, and it declines at once.
   auto restarted =
       node::PrivacyBudget::Open(*root_ + "/budget/node-LV", "risk", lv.privacy(), lv_rows);
