@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<TaskRunner>> TaskRunner::Create(
   absl::StatusOr<RoundHistory> history = RecoverRoundHistory(task, **global, *ledger, *registry);
   if (!history.ok()) return history.status();
   absl::MutexLock lock(&runner->mu_);
-  runner->global_ = *std::move(global);
+  runner->SetGlobal(*std::move(global));
   runner->round_.id = history->last_round_id;
   runner->rounds_completed_ = history->rounds_completed;
   runner->rounds_aborted_ = history->rounds_aborted;
@@ -326,10 +326,8 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
       reports.insert(*it);
     }
   }
-  absl::StatusOr<manifest::ModelManifest> parent =
-      manifest::ParseManifest(base->manifest.json, absl::StrCat("manifest of v", base->version));
-  m.privacy_json = PrivacyBlock(options_.config.privacy(), base->version,
-                                parent.ok() ? parent->privacy_json : std::string(), reports);
+  m.privacy_json =
+      PrivacyBlock(options_.config.privacy(), base->version, global_privacy_json_, reports);
   // No upload can reach the aggregator any more (the phase moved on) and only
   // this thread replaces the round: the heavy part runs without the lock.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate = Unlocked([&] {
@@ -418,7 +416,7 @@ void TaskRunner::Publish(RoundMetrics metrics) {
                             published.status().message()));
     return;
   }
-  global_ = *std::move(published);
+  SetGlobal(*std::move(published));
   latest_metrics_ = std::move(metrics.mean);
   published_median_pr_auc_ = metrics.median_pr_auc;
   latest_selection_evaluations_ = std::move(metrics.selection_evaluations);
@@ -906,18 +904,20 @@ absl::Status TaskRunner::CheckPrivacy(const std::string& node, const v1::UpdateH
     if (plans_by_rows_.size() > 4096) plans_by_rows_.clear();
     cached = plans_by_rows_.emplace(*rows, *plan).first;
   }
-  absl::StatusOr<manifest::ModelManifest> published =
-      manifest::ParseManifest(global_->manifest.json, "the global model's manifest");
   return CheckPrivacyReport(options_.config.privacy(), node, header, &cached->second,
-                            published.ok() ? published->privacy_json : std::string());
+                            global_privacy_json_);
+}
+
+void TaskRunner::SetGlobal(std::shared_ptr<const ModelSnapshot> snapshot) {
+  global_ = std::move(snapshot);
+  absl::StatusOr<manifest::ModelManifest> m = manifest::ParseManifest(
+      global_->manifest.json, absl::StrCat("manifest of v", global_->version));
+  global_privacy_json_ = m.ok() ? m->privacy_json : std::string();
 }
 
 void TaskRunner::AddPrivacyStatus(v1::TaskStatus* status) const {
   const v1::PrivacyConfig& task = options_.config.privacy();
-  absl::StatusOr<manifest::ModelManifest> m =
-      manifest::ParseManifest(global_->manifest.json, "the global model's manifest");
-  const nlohmann::json block =
-      m.ok() ? nlohmann::json::parse(m->privacy_json, nullptr, false) : nlohmann::json();
+  const nlohmann::json block = nlohmann::json::parse(global_privacy_json_, nullptr, false);
   std::map<std::string, v1::NodePrivacyStatus> nodes;
   if (block.is_object() && block.contains("administrations") &&
       block["administrations"].is_object()) {

@@ -193,6 +193,8 @@ class TaskRunner {
   // plan for the rows it declared and the global model's privacy block.
   absl::Status CheckPrivacy(const std::string& node, const v1::UpdateHeader& header)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes `snapshot` the global model and reads its privacy block.
+  void SetGlobal(std::shared_ptr<const ModelSnapshot> snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Gather() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Mode SECURE, before training: the two key phases. False if the round
   // aborted (or the runner is stopping).
@@ -280,6 +282,9 @@ class TaskRunner {
   absl::CondVar changed_;  // Signalled on every phase change.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const ModelSnapshot> global_ ABSL_GUARDED_BY(mu_);
+  // The "privacy" block of global_'s manifest, read once per version
+  // (SetGlobal): aggregation, every upload's privacy check and the status use it.
+  std::string global_privacy_json_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ModelSnapshot> candidate_ ABSL_GUARDED_BY(mu_);
   NodeRoster roster_ ABSL_GUARDED_BY(mu_);
   RoundState round_ ABSL_GUARDED_BY(mu_);
