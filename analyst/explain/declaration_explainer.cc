@@ -64,6 +64,9 @@ absl::StatusOr<DeclarationExplainer> DeclarationExplainer::Create(const PulledMo
       for (size_t j = 0; j < (*risk)->buckets().size(); ++j) {
         parts.push_back(params[absl::StrCat("embeddings.", j, ".weight")].mean(0));
       }
+      for (size_t k = 0; k < (*risk)->crosses().size(); ++k) {
+        parts.push_back(params[absl::StrCat("crosses.", k, ".weight")].mean(0));
+      }
       explainer.baseline_ = torch::cat(parts).contiguous();
     } catch (const c10::Error& e) {
       return absl::InternalError(
@@ -149,6 +152,16 @@ absl::StatusOr<std::vector<Explanation>> DeclarationExplainer::Explain(
                   .sum(1, /*keepdim=*/true));
         }
         per_feature = torch::cat(columns, 1);
+        // A cross's weight is one column of the encoded input; its
+        // attribution is split evenly between its two categorical columns,
+        // so the contributions still sum to the score's change.
+        const int64_t deep = (*risk)->deep_width();
+        for (size_t k = 0; k < (*risk)->crosses().size(); ++k) {
+          const torch::Tensor half = ig.attributions.select(1, deep + static_cast<int64_t>(k)) / 2;
+          const models::CrossColumns& x = (*risk)->crosses()[k];
+          per_feature.select(1, numeric_width + x.first).add_(half);
+          per_feature.select(1, numeric_width + x.second).add_(half);
+        }
         scores = ig.scores;
         gaps = ig.completeness_gap;
         baseline = ig.baseline_score;

@@ -186,6 +186,56 @@ TEST_F(DeclarationExplanationsTest, ContributionsSumToScoreMinusBaselineOnEveryR
   EXPECT_STREQ(explainer.method(), "integrated_gradients");
 }
 
+// A logistic model with a cross: pulled through its signed manifest (the
+// cross travels as hyper-parameters and is resolved against the schema),
+// scored and explained. A cross's attribution is split between its two
+// columns, so the contributions still sum to the score's change: exactly,
+// the model being linear in its encoded input.
+TEST_F(DeclarationExplanationsTest, ALogisticModelWithACrossIsExplainedCompletely) {
+  task::ModelSpec spec = *risk_spec_;
+  spec.risk = v1::RiskModelConfig();
+  spec.risk.set_kind(v1::RiskModelConfig::LOGISTIC);
+  v1::CategoricalCross* cross = spec.risk.add_crosses();
+  cross->add_columns("origin");
+  cross->add_columns("hs");
+  cross->set_hash_buckets(512);
+  auto model = task::MakeRiskModel(spec);
+  ASSERT_TRUE(model.ok()) << model.status();
+  v1::TrainingConfig training;
+  training.set_local_epochs(5);
+  training.set_batch_size(64);
+  training.set_learning_rate(0.5);
+  training.set_optimizer("sgd");
+  ASSERT_TRUE(training::TrainRiskModel(*model, table_, rows_, training).ok());
+  {
+    // The cross learnt something: its weights are not all 0.
+    const at::Tensor w = (*model)->named_parameters()["crosses.0.weight"];
+    ASSERT_GT(w.abs().max().item<float>(), 1e-3);
+  }
+  const std::string dir = *dir_ + "/logistic";
+  ASSERT_TRUE(
+      testing::WritePulledModelDir(dir, spec, tensor::StateOf(**model), 6, public_key_).ok());
+  DeclarationExplainer explainer = Explainer(dir);
+  ASSERT_TRUE(explainer.SetReference(table_, rows_).ok());
+  auto explanations = explainer.Explain(table_, rows_);
+  ASSERT_TRUE(explanations.ok()) << explanations.status();
+  auto scores = explainer.scorer().Score(table_, rows_);
+  ASSERT_TRUE(scores.ok());
+  (*model)->eval();
+  const at::Tensor direct = torch::sigmoid((*model)->forward(
+      training::NumericTensor(table_, rows_), training::CategoricalTensor(table_, rows_)));
+  double worst = 0;
+  for (size_t r = 0; r < table_.rows; ++r) {
+    const Explanation& e = (*explanations)[r];
+    ASSERT_EQ(e.contributions.size(), 4u);
+    EXPECT_NEAR(e.score, direct[static_cast<int64_t>(r)].item<float>(), 1e-5) << "row " << r;
+    EXPECT_NEAR(e.score, (*scores)[r], 1e-5);
+    const double sum = std::accumulate(e.contributions.begin(), e.contributions.end(), 0.0);
+    worst = std::max(worst, std::abs(sum - (e.score - e.baseline_score)));
+  }
+  EXPECT_LE(worst, 1e-4);
+}
+
 // Dummy and completeness axioms, row by row: a declaration that differs from
 // the baseline declaration in one feature only gets all of its score change
 // on that feature and exactly 0 on every other.

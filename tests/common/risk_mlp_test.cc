@@ -121,6 +121,142 @@ TEST(RiskMlp, StateNamesAreCanonicalAndSorted) {
   EXPECT_EQ(spec[8], (tensor::TensorSpec{"standardize.num_batches_tracked", torch::kInt64, {}}));
 }
 
+// A config with one cross of features 0 and 1 into `buckets` buckets.
+v1::RiskModelConfig WithCross(v1::RiskModelConfig c, uint32_t buckets) {
+  v1::CategoricalCross* cross = c.add_crosses();
+  cross->add_columns("a");
+  cross->add_columns("b");
+  cross->set_hash_buckets(buckets);
+  return c;
+}
+
+TEST(RiskMlp, CrossesStartAtZeroSoTheModelStartsAsTheSameMlp) {
+  RiskMlp plain = SmallModel(5);
+  RiskMlp crossed(3, std::vector<uint32_t>{5, 7}, WithCross(SmallConfig(), 11), 5,
+                  std::vector<CrossColumns>{{0, 1}});
+  plain->eval();
+  crossed->eval();
+  const tensor::NamedTensors state = tensor::StateOf(*crossed);
+  EXPECT_EQ(Names(state).front(), "crosses.0.weight");
+  EXPECT_EQ(tensor::SpecOf(state).front(),
+            (tensor::TensorSpec{"crosses.0.weight", torch::kFloat32, {11, 1}}));
+  EXPECT_TRUE(tensor::IsCanonical(state).ok());
+  const torch::Tensor numeric = SomeNumeric(8), categorical = SomeCategorical(8);
+  EXPECT_TRUE(
+      torch::equal(plain->forward(numeric, categorical), crossed->forward(numeric, categorical)));
+  // A weight in a cross bucket moves exactly the rows of that bucket's pairs.
+  const torch::Tensor ids = crossed->CrossIds(categorical, 0);
+  {
+    torch::NoGradGuard no_grad;
+    crossed->named_parameters()["crosses.0.weight"][ids[0].item<int64_t>()][0] = 2.5;
+  }
+  const torch::Tensor moved =
+      crossed->forward(numeric, categorical) - plain->forward(numeric, categorical);
+  for (int64_t i = 0; i < 8; ++i) {
+    const bool same_bucket = ids[i].item<int64_t>() == ids[0].item<int64_t>();
+    EXPECT_NEAR(moved[i].item<float>(), same_bucket ? 2.5f : 0.0f, 1e-5) << "row " << i;
+  }
+  // The encoded input ends with the cross column; the logit adds it.
+  EXPECT_EQ(crossed->encoded_width(), crossed->deep_width() + 1);
+  EXPECT_TRUE(torch::allclose(crossed->LogitsOfEncoded(crossed->Encode(numeric, categorical)),
+                              crossed->forward(numeric, categorical)));
+}
+
+TEST(RiskMlp, CrossIdsHashBothValuesIntoTheBuckets) {
+  RiskMlp model(0, std::vector<uint32_t>{300, 300}, WithCross(SmallConfig(), 64), 1,
+                std::vector<CrossColumns>{{0, 1}});
+  const torch::Tensor a = torch::arange(300, torch::kInt64).repeat_interleave(300);
+  const torch::Tensor b = torch::arange(300, torch::kInt64).repeat(300);
+  const torch::Tensor ids = model->CrossIds(torch::stack({a, b}, 1), 0);
+  EXPECT_GE(ids.min().item<int64_t>(), 0);
+  EXPECT_LT(ids.max().item<int64_t>(), 64);
+  // 90 000 pairs over 64 buckets: each holds about 1406; none is starved or
+  // flooded (a hash of one value alone would leave pairs collide by rows).
+  const torch::Tensor counts = torch::bincount(ids, {}, 64);
+  EXPECT_GT(counts.min().item<int64_t>(), 1100);
+  EXPECT_LT(counts.max().item<int64_t>(), 1700);
+  // Swapping the values changes the bucket (the pair is ordered).
+  const torch::Tensor swapped = model->CrossIds(torch::stack({b, a}, 1), 0);
+  EXPECT_GT((swapped != ids).sum().item<int64_t>(), 80000);
+}
+
+TEST(RiskMlp, LogisticIsALinearModelOfBucketsThatStartsAtZero) {
+  v1::RiskModelConfig config = WithCross(v1::RiskModelConfig(), 13);
+  config.set_kind(v1::RiskModelConfig::LOGISTIC);
+  RiskMlp model(3, std::vector<uint32_t>{5, 7}, config, 1, std::vector<CrossColumns>{{0, 1}});
+  EXPECT_TRUE(model->config().hidden_units().empty());
+  EXPECT_EQ(model->config().embedding_dim(), 1u);
+  EXPECT_THAT(Names(tensor::StateOf(*model)),
+              ElementsAre("crosses.0.weight", "embeddings.0.weight", "embeddings.1.weight",
+                          "output.bias", "output.weight", "standardize.num_batches_tracked",
+                          "standardize.running_mean", "standardize.running_var"));
+  model->eval();
+  const torch::Tensor numeric = SomeNumeric(6), categorical = SomeCategorical(6);
+  EXPECT_TRUE(torch::equal(model->forward(numeric, categorical), torch::zeros({6})));
+  // Random weights: the logit is bias + w . standardized numerics + one
+  // weight per bucket of each column and of the cross.
+  auto params = model->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : params) p.value().normal_();
+  }
+  model->SetStandardization(torch::tensor({1.0f, -1.0f, 0.5f}), torch::tensor({4.0f, 1.0f, 9.0f}));
+  const torch::Tensor standardized = (numeric - torch::tensor({1.0f, -1.0f, 0.5f})) /
+                                     torch::sqrt(torch::tensor({4.0f, 1.0f, 9.0f}) + 1e-5);
+  const torch::Tensor expected =
+      params["output.bias"] + standardized.matmul(params["output.weight"].squeeze(0)) +
+      params["embeddings.0.weight"].index_select(0, categorical.select(1, 0)).squeeze(1) +
+      params["embeddings.1.weight"].index_select(0, categorical.select(1, 1)).squeeze(1) +
+      params["crosses.0.weight"].index_select(0, model->CrossIds(categorical, 0)).squeeze(1);
+  EXPECT_TRUE(torch::allclose(model->forward(numeric, categorical), expected, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(model->LogitsOfEncoded(model->Encode(numeric, categorical)), expected,
+                              1e-5, 1e-5));
+}
+
+TEST(RiskTask, CrossesAreResolvedByNameToCategoricalColumns) {
+  v1::DeclarationSchema schema;
+  auto column = [&](const std::string& name, v1::ColumnRole role) {
+    v1::ColumnSpec* c = schema.add_columns();
+    c->set_name(name);
+    c->set_role(role);
+    if (role == v1::CATEGORICAL) c->set_hash_buckets(16);
+  };
+  column("value", v1::NUMERIC);
+  column("hs_code", v1::CATEGORICAL);
+  column("office", v1::CATEGORICAL);
+  column("origin", v1::CATEGORICAL);
+  v1::RiskModelConfig config;
+  config.add_crosses()->add_columns("origin");
+  config.mutable_crosses(0)->add_columns("hs_code");
+  // (Finalizing replaces the config: each edit below takes the cross anew.)
+  auto cross = [&]() { return config.mutable_crosses(0); };
+  auto resolved = task::ResolveCrosses(schema, config);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  ASSERT_EQ(resolved->size(), 1u);
+  EXPECT_EQ((*resolved)[0].first, 2);
+  EXPECT_EQ((*resolved)[0].second, 0);
+  ASSERT_TRUE(task::FinalizeRiskModelConfig(&config).ok());
+  EXPECT_EQ(config.crosses(0).hash_buckets(), 16384u);
+  EXPECT_TRUE(task::InitialRiskState(schema, config, 1).ok());
+
+  cross()->set_columns(1, "value");
+  EXPECT_THAT(std::string(task::ResolveCrosses(schema, config).status().message()),
+              HasSubstr("model.crosses[0]: \"value\" is not a CATEGORICAL column"));
+  EXPECT_THAT(std::string(task::InitialRiskState(schema, config, 1).status().message()),
+              HasSubstr("\"value\" is not a CATEGORICAL column"));
+  cross()->set_columns(1, "origin");
+  EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&config).message()),
+              HasSubstr("model.crosses[0].columns must name two distinct columns"));
+  cross()->add_columns("office");
+  EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&config).message()), HasSubstr("got 3"));
+  cross()->clear_columns();
+  cross()->add_columns("origin");
+  cross()->add_columns("office");
+  cross()->set_hash_buckets((1u << 24) + 1);
+  EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&config).message()),
+              HasSubstr("crosses[0].hash_buckets 16777217 is not in 1..16777216"));
+}
+
 TEST(RiskMlp, NumBatchesTrackedIsTheOnlyNonAggregatableTensor) {
   RiskMlp model = SmallModel();
   const tensor::NamedTensors state = tensor::StateOf(*model);
