@@ -323,6 +323,9 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
     dp.emplace();
     dp->clip_norm = (*plan)->clip_norm;
     dp->noise_multiplier = (*plan)->noise_multiplier;
+    dp->stats_noise_multiplier = (*plan)->stats_noise_multiplier;
+    dp->numeric_low = a.privacy().numeric_low();
+    dp->numeric_high = a.privacy().numeric_high();
     // The batches and the noise must be secret to whoever sees the update,
     // the coordinator included: 256 bits from the OS.
     dp->secret.resize(32);
@@ -368,9 +371,10 @@ absl::Status Node::Train(const v1::TaskAssignment& a) {
   header.set_task(a.task());
   header.set_round_id(a.round_id());
   header.set_model_version(a.model_version());
-  // Under DP-SGD every administration weighs 1 (the coordinator does the
-  // same): the row count is not part of what the accountant covers.
-  const uint64_t samples = *plan ? 1 : result->samples;
+  // Under DP-SGD too the weight is the training row count, which the node
+  // declared at join and which set its sampling rate: public to the
+  // accountant (docs/privacy.md).
+  const uint64_t samples = result->samples;
   if (*plan) *header.mutable_privacy() = budget_.spent();
   // Mode secure: the update and its sample count leave the node only masked;
   // the clear header carries neither count nor loss.

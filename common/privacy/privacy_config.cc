@@ -1,5 +1,6 @@
 #include "common/privacy/privacy_config.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +8,12 @@
 #include "common/training/risk_trainer.h"
 
 namespace fedcustoms::privacy {
+namespace {
+
+constexpr double kDefaultStatsNoise = 20;
+constexpr double kDefaultNumericHigh = 30;
+
+}  // namespace
 
 double DefaultMaxDelta(uint64_t n) {
   // 10^-k for the smallest k with 10^k > n, in integers so that the powers
@@ -59,6 +66,17 @@ absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows
   if (p->target_epsilon() != 0 && !(p->target_epsilon() > 0 && p->target_epsilon() <= 100)) {
     return bad("target_epsilon", "must be in (0, 100], found ", p->target_epsilon());
   }
+  if (p->stats_noise_multiplier() == 0) p->set_stats_noise_multiplier(kDefaultStatsNoise);
+  if (!(p->stats_noise_multiplier() >= 1 && p->stats_noise_multiplier() <= 1e6)) {
+    return bad("stats_noise_multiplier", "must be in [1, 1e6], found ",
+               p->stats_noise_multiplier());
+  }
+  if (p->numeric_low() == 0 && p->numeric_high() == 0) p->set_numeric_high(kDefaultNumericHigh);
+  if (!(std::isfinite(p->numeric_low()) && std::isfinite(p->numeric_high()) &&
+        p->numeric_low() < p->numeric_high())) {
+    return bad("numeric_high", "must be finite and above numeric_low ", p->numeric_low(),
+               ", found ", p->numeric_high());
+  }
   return absl::OkStatus();
 }
 
@@ -74,10 +92,34 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
   plan.clip_norm = privacy.clip_norm();
   plan.delta = privacy.delta();
   plan.noise_multiplier = privacy.noise_multiplier();
+  plan.stats_noise_multiplier = privacy.stats_noise_multiplier();
+  if (!(plan.stats_noise_multiplier >= 1)) {
+    return absl::InvalidArgumentError("privacy.stats_noise_multiplier: not finalized");
+  }
   if (plan.noise_multiplier == 0) {
-    absl::StatusOr<double> sigma = NoiseMultiplierFor(
-        privacy.target_epsilon(), plan.delta, plan.sampling_rate,
-        plan.steps * privacy.planned_rounds(), kProductOrders, kProductConversion);
+    const uint64_t rounds = privacy.planned_rounds();
+    if (absl::Status s =
+            CheckAccountingInputs(plan.sampling_rate, 1, plan.steps * rounds, plan.delta);
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<double> sigma = SearchNoiseMultiplier(
+        privacy.target_epsilon(), [&](double sigma) -> absl::StatusOr<double> {
+          RdpAccountant accountant;
+          accountant.Step(plan.sampling_rate, sigma, plan.steps * rounds);
+          accountant.Step(1, plan.stats_noise_multiplier, rounds);
+          absl::StatusOr<PrivacySpent> spent =
+              accountant.Spent(plan.delta, kProductOrders, kProductConversion);
+          if (!spent.ok()) return spent.status();
+          return spent->epsilon;
+        });
+    if (absl::IsNotFound(sigma.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no noise multiplier up to 1e+06 keeps epsilon at ", privacy.target_epsilon(),
+          " for delta ", plan.delta, " over ", rounds, " rounds of ", plan.steps,
+          " steps and of the statistics query (noise multiplier ", plan.stats_noise_multiplier,
+          "): the privacy budget is too low"));
+    }
     if (!sigma.ok()) return sigma.status();
     plan.noise_multiplier = *sigma;
   }
@@ -97,6 +139,19 @@ absl::Status AddRound(const DpSgdPlan& plan, v1::PrivacySpent* spent) {
     segment->set_noise_multiplier(plan.noise_multiplier);
   }
   segment->set_steps(segment->steps() + plan.steps);
+  if (plan.stats_noise_multiplier > 0) {
+    v1::PrivacySpent::Segment* stats = nullptr;
+    for (v1::PrivacySpent::Segment& s : *spent->mutable_segments()) {
+      if (s.sampling_rate() == 1 && s.noise_multiplier() == plan.stats_noise_multiplier) stats = &s;
+    }
+    if (stats == nullptr) {
+      stats = spent->add_segments();
+      stats->set_sampling_rate(1);
+      stats->set_noise_multiplier(plan.stats_noise_multiplier);
+    }
+    stats->set_steps(stats->steps() + 1);
+  }
+  spent->set_stats_noise_multiplier(plan.stats_noise_multiplier);
   spent->set_clip_norm(plan.clip_norm);
   spent->set_delta(plan.delta);
   spent->set_rounds(spent->rounds() + 1);

@@ -26,7 +26,8 @@ double DefaultDelta(uint64_t n);
 double DefaultMaxDelta(uint64_t n);
 
 // Fills a task's privacy defaults (delta from max_train_rows, clip_norm 1,
-// planned_rounds from the task's rounds) and checks the result. The error
+// planned_rounds from the task's rounds, stats_noise_multiplier 20, numeric
+// range [0, 30]) and checks the result. The error
 // names the field, e.g. "privacy.target_epsilon: must be in (0, 100], found
 // 0". Mode NONE (or unset) ignores the other fields.
 absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* privacy, uint64_t max_train_rows,
@@ -44,21 +45,24 @@ struct DpSgdPlan {
   uint64_t steps = 0;           // per round: StepsForEpochs(local_epochs, q)
   double clip_norm = 0;         // C
   double delta = 0;             // δ
+  // σ of the round's query of the numeric statistics (q = 1, one step).
+  double stats_noise_multiplier = 0;
 };
 
 // The plan of a node with n training rows, for a finalized DP_SGD `privacy`
 // and the round's `training` config. σ, when not configured, is the smallest
-// (to 0.01 in ε) that keeps planned_rounds rounds of `steps` steps within
-// target_epsilon (NoiseMultiplierFor with the product's orders and
-// conversion), so every node spends the target over the planned rounds
-// whatever its size. InvalidArgument for n = 0 or a config that is not
+// (to 0.01 in ε) that keeps planned_rounds rounds of `steps` steps and of
+// the statistics query within target_epsilon (NoiseMultiplierFor's search
+// with the product's orders and conversion), so every node spends the target
+// over the planned rounds whatever its size. InvalidArgument for n = 0 or a config that is not
 // DP_SGD; FailedPrecondition when no σ up to 10^6 reaches the target.
 absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
                                     const v1::TrainingConfig& training, uint64_t n);
 
 // Adds one round of `plan` to `spent`: its steps to the segment of the same
-// (q, σ) (a new segment otherwise), rounds + 1, last_round, C and δ from the
-// plan, and ε recomputed over every segment. What a node records and what
+// (q, σ) (a new segment otherwise), one step of the statistics query to the
+// segment (1, stats σ), rounds + 1, last_round, C, δ and the stats σ from
+// the plan, and ε recomputed over every segment. What a node records and what
 // the coordinator expects a report to contain.
 absl::Status AddRound(const DpSgdPlan& plan, v1::PrivacySpent* spent);
 

@@ -193,34 +193,24 @@ absl::StatusOr<PrivacySpent> EpsilonOf(double q, double sigma, uint64_t steps, d
   return accountant.Spent(delta, orders, conversion);
 }
 
-absl::StatusOr<double> NoiseMultiplierFor(double target_epsilon, double delta, double q,
-                                          uint64_t steps, Orders orders, Conversion conversion,
-                                          double epsilon_tolerance) {
-  if (!(target_epsilon > 0) || std::isinf(target_epsilon)) {
-    return Refuse("--target-epsilon", "finite, > 0", target_epsilon);
-  }
-  if (absl::Status s = CheckAccountingInputs(q, 1, steps, delta); !s.ok()) return s;
-  auto epsilon = [&](double sigma) -> absl::StatusOr<double> {
-    absl::StatusOr<PrivacySpent> spent = EpsilonOf(q, sigma, steps, delta, orders, conversion);
-    if (!spent.ok()) return spent.status();
-    return spent->epsilon;
-  };
+absl::StatusOr<double> SearchNoiseMultiplier(
+    double target_epsilon, const std::function<absl::StatusOr<double>(double sigma)>& epsilon_of,
+    double epsilon_tolerance) {
   constexpr double kMaxSigma = 1e6;
   double sigma_low = 0, sigma_high = 10, eps_high = kInf;
   while (eps_high > target_epsilon) {
     sigma_high *= 2;
-    absl::StatusOr<double> e = epsilon(sigma_high);
+    absl::StatusOr<double> e = epsilon_of(sigma_high);
     if (!e.ok()) return e.status();
     eps_high = *e;
     if (sigma_high > kMaxSigma) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no noise multiplier up to ", kMaxSigma, " keeps epsilon at ", target_epsilon,
-          " for delta ", delta, " after ", steps, " steps: the privacy budget is too low"));
+      return absl::NotFoundError(absl::StrCat("no noise multiplier up to ", kMaxSigma,
+                                              " keeps epsilon at ", target_epsilon));
     }
   }
   while (target_epsilon - eps_high > epsilon_tolerance) {
     const double sigma = (sigma_low + sigma_high) / 2;
-    absl::StatusOr<double> e = epsilon(sigma);
+    absl::StatusOr<double> e = epsilon_of(sigma);
     if (!e.ok()) return e.status();
     if (*e < target_epsilon) {
       sigma_high = sigma;
@@ -230,6 +220,29 @@ absl::StatusOr<double> NoiseMultiplierFor(double target_epsilon, double delta, d
     }
   }
   return sigma_high;
+}
+
+absl::StatusOr<double> NoiseMultiplierFor(double target_epsilon, double delta, double q,
+                                          uint64_t steps, Orders orders, Conversion conversion,
+                                          double epsilon_tolerance) {
+  if (!(target_epsilon > 0) || std::isinf(target_epsilon)) {
+    return Refuse("--target-epsilon", "finite, > 0", target_epsilon);
+  }
+  if (absl::Status s = CheckAccountingInputs(q, 1, steps, delta); !s.ok()) return s;
+  absl::StatusOr<double> sigma = SearchNoiseMultiplier(
+      target_epsilon,
+      [&](double sigma) -> absl::StatusOr<double> {
+        absl::StatusOr<PrivacySpent> spent = EpsilonOf(q, sigma, steps, delta, orders, conversion);
+        if (!spent.ok()) return spent.status();
+        return spent->epsilon;
+      },
+      epsilon_tolerance);
+  if (absl::IsNotFound(sigma.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no noise multiplier up to 1e+06 keeps epsilon at ", target_epsilon, " for delta ", delta,
+        " after ", steps, " steps: the privacy budget is too low"));
+  }
+  return sigma;
 }
 
 uint64_t StepsForEpochs(double epochs, double q) { return static_cast<uint64_t>(epochs / q); }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,14 @@ absl::StatusOr<PrivacySpent> EpsilonOf(double q, double sigma, uint64_t steps, d
 absl::StatusOr<double> NoiseMultiplierFor(double target_epsilon, double delta, double q,
                                           uint64_t steps, Orders orders, Conversion conversion,
                                           double epsilon_tolerance = 0.01);
+
+// NoiseMultiplierFor's search over any `epsilon_of(σ)` that falls as σ
+// grows (e.g. DP-SGD composed with a fixed mechanism): the smallest σ found
+// whose ε is at most the target. NotFound when σ would pass 10^6; the
+// errors of `epsilon_of` pass through.
+absl::StatusOr<double> SearchNoiseMultiplier(
+    double target_epsilon, const std::function<absl::StatusOr<double>(double sigma)>& epsilon_of,
+    double epsilon_tolerance = 0.01);
 
 // Opacus's step count for `epochs` epochs at rate q: int(epochs / q).
 uint64_t StepsForEpochs(double epochs, double q);

@@ -36,11 +36,15 @@ absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
     const at::Tensor categorical = CategoricalTensor(table, rows);
     // As in TrainRiskModel: local statistics standardize only a fresh model,
     // and go back in the state so the aggregate is the federation's; under
-    // DP-SGD they are not used.
-    const at::Tensor local_mean = numeric.mean(0);
-    const at::Tensor local_variance = numeric.var(0, /*unbiased=*/true);
-    if (dp == nullptr && !model->HasStandardization()) {
-      model->SetStandardization(local_mean, local_variance);
+    // DP-SGD they are the noisy ones, or none.
+    std::optional<privacy::ColumnMoments> local;
+    if (dp == nullptr) {
+      local = privacy::ColumnMoments{numeric.mean(0), numeric.var(0, /*unbiased=*/true)};
+    } else {
+      local = PrivateColumnMoments(numeric, *dp);
+    }
+    if (local && !model->HasStandardization()) {
+      model->SetStandardization(local->mean, local->variance);
     }
     model->train();
     absl::Status trained;
@@ -68,7 +72,7 @@ absl::StatusOr<TrainResult> TrainAnomalyModel(models::AnomalyAutoencoder& model,
     model->RecordPerExample(nullptr);
     model->eval();
     if (!trained.ok()) return trained;
-    if (dp == nullptr) model->SetStandardization(local_mean, local_variance);
+    if (local) model->SetStandardization(local->mean, local->variance);
   } catch (const c10::Error& e) {
     model->eval();
     return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));

@@ -63,6 +63,14 @@ double PositiveWeight(int64_t positives, int64_t negatives, const v1::TrainingCo
                   c.max_positive_weight());
 }
 
+std::optional<privacy::ColumnMoments> PrivateColumnMoments(const at::Tensor& numeric,
+                                                           const DpSgdOptions& dp) {
+  if (dp.stats_noise_multiplier <= 0 || numeric.size(1) == 0) return std::nullopt;
+  privacy::SecureGaussian noise(dp.secret + "|statistics");
+  return privacy::NoisyColumnMoments(numeric, dp.numeric_low, dp.numeric_high,
+                                     dp.stats_noise_multiplier, noise);
+}
+
 absl::StatusOr<v1::TrainingConfig> CheckDeclarationTraining(
     const v1::TrainingConfig& config, const data::DeclarationTable& table, int64_t numeric_width,
     const std::vector<uint32_t>& buckets, std::span<const int64_t> rows, bool need_labels) {
@@ -110,12 +118,16 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
 
     // The local column statistics: used to standardize only when the model
     // has none yet (a fresh model), and sent back in the state after training
-    // so the aggregate becomes the federation's statistics.
-    // Under DP-SGD they are not used at all (they would be released unnoised).
-    const at::Tensor local_mean = numeric.mean(0);
-    const at::Tensor local_variance = numeric.var(0, /*unbiased=*/true);
-    if (dp == nullptr && !model->HasStandardization()) {
-      model->SetStandardization(local_mean, local_variance);
+    // so the aggregate becomes the federation's statistics. Under DP-SGD they
+    // are the noisy ones (PrivateColumnMoments), or none.
+    std::optional<privacy::ColumnMoments> local;
+    if (dp == nullptr) {
+      local = privacy::ColumnMoments{numeric.mean(0), numeric.var(0, /*unbiased=*/true)};
+    } else {
+      local = PrivateColumnMoments(numeric, *dp);
+    }
+    if (local && !model->HasStandardization()) {
+      model->SetStandardization(local->mean, local->variance);
     }
     model->train();
     model->SeedDropout(c.seed() ^ kDropoutSeedMix);
@@ -148,7 +160,7 @@ absl::StatusOr<TrainResult> TrainRiskModel(models::RiskMlp& model,
     model->RecordPerExample(nullptr);
     model->eval();
     if (!trained.ok()) return trained;
-    if (dp == nullptr) model->SetStandardization(local_mean, local_variance);
+    if (local) model->SetStandardization(local->mean, local->variance);
   } catch (const c10::Error& e) {
     model->eval();
     return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));

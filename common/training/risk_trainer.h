@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/data/declaration_table.h"
 #include "common/models/risk_mlp.h"
+#include "common/privacy/noisy_column_moments.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::training {
@@ -68,7 +70,20 @@ struct DpSgdOptions {
   // may be predictable by anyone who sees the update (the guarantee assumes
   // both are secret): a node draws 32 bytes from the OS; tests fix it.
   std::string secret;
+  // σ of the standardization statistics (privacy::NoisyColumnMoments) and
+  // the range their values are clipped to. 0: the numerics are not
+  // standardized at all.
+  double stats_noise_multiplier = 0;
+  double numeric_low = 0;
+  double numeric_high = 30;
 };
+
+// The standardization statistics DP-SGD training uses and sends back: the
+// noisy moments of `numeric` (privacy::NoisyColumnMoments, noise keyed by
+// dp.secret apart from the gradients' noise), or nullopt when dp asks for
+// none or there is no numeric column.
+std::optional<privacy::ColumnMoments> PrivateColumnMoments(const at::Tensor& numeric,
+                                                           const DpSgdOptions& dp);
 
 // Trains `model` in place on `rows` of `table` (which must have labels).
 //

@@ -70,6 +70,12 @@ absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string
     if (steps_at(expected->sampling_rate, expected->noise_multiplier) < expected->steps) {
       return bad("its segments do not hold this round's ", expected->steps, " steps");
     }
+    if (p.stats_noise_multiplier() != expected->stats_noise_multiplier ||
+        steps_at(1, expected->stats_noise_multiplier) < 1) {
+      return bad("its statistics query (noise multiplier ", p.stats_noise_multiplier(),
+                 ") is not the task's (", expected->stats_noise_multiplier,
+                 ", sampling rate 1, a step per round)");
+    }
   }
   const json published = json::parse(published_block, nullptr, /*allow_exceptions=*/false);
   if (published.is_object() && published.contains("administrations") &&
@@ -138,6 +144,11 @@ std::string PrivacyBlock(const v1::PrivacyConfig& task, uint64_t parent_version,
        "RDP of the sampled Gaussian mechanism (Mironov, Talwar, Zhang 2019), Opacus orders, "
        "improved conversion (Balle et al. 2020)"},
       {"clip_norm", task.clip_norm()},
+      {"statistics",
+       {{"mechanism", "gaussian"},
+        {"what", "sums of the numeric columns and of their squares, clipped to numeric_range"},
+        {"noise_multiplier", task.stats_noise_multiplier()},
+        {"numeric_range", {task.numeric_low(), task.numeric_high()}}}},
       {"delta", task.delta()},
       {"epsilon", largest},
       {"administrations", administrations},

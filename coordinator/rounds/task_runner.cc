@@ -201,13 +201,12 @@ void TaskRunner::Gather() {
       spdlog::info("task {}: storage can record rounds again", name());
       blocked_reason_.clear();
     }
+    // Under DP-SGD too each administration weighs its training rows: the
+    // count it declared at join, which also sets its sampling rate; the
+    // accountant takes it as public, as Opacus and TF-Privacy do (see
+    // docs/privacy.md). Equal weights would let the noisiest update, the
+    // smallest administration's, count as much as the largest's.
     std::map<std::string, uint64_t> weights = roster_.RowsOf(available);
-    // Under DP-SGD every administration weighs the same: a weight from its
-    // row count would scale its privatized update by a figure of its data
-    // that the accountant does not cover.
-    if (privacy::IsDpSgd(options_.config.privacy())) {
-      for (auto& [node, weight] : weights) weight = 1;
-    }
     round_.Open(std::move(weights), std::move(record));
     return;
   }

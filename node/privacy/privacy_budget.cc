@@ -44,11 +44,10 @@ absl::StatusOr<PrivacyBudget> PrivacyBudget::Open(const std::string& work_dir,
   return budget;
 }
 
-absl::StatusOr<double> PrivacyBudget::EpsilonWith(const v1::PrivacySpent::Segment* extra,
-                                                  double delta) const {
+absl::StatusOr<double> PrivacyBudget::EpsilonWith(const privacy::DpSgdPlan& round) const {
   v1::PrivacySpent all = spent_;
-  if (extra != nullptr) *all.add_segments() = *extra;
-  return privacy::EpsilonOfSegments(all, delta);
+  if (absl::Status s = privacy::AddRound(round, &all); !s.ok()) return s;
+  return all.epsilon();
 }
 
 absl::StatusOr<std::optional<privacy::DpSgdPlan>> PrivacyBudget::Check(
@@ -73,11 +72,7 @@ absl::StatusOr<std::optional<privacy::DpSgdPlan>> PrivacyBudget::Check(
   absl::StatusOr<privacy::DpSgdPlan> plan = privacy::PlanDpSgd(privacy, training, train_rows_);
   if (!plan.ok()) return plan.status();
   if (max_epsilon > 0) {
-    v1::PrivacySpent::Segment round;
-    round.set_sampling_rate(plan->sampling_rate);
-    round.set_noise_multiplier(plan->noise_multiplier);
-    round.set_steps(plan->steps);
-    absl::StatusOr<double> after = EpsilonWith(&round, plan->delta);
+    absl::StatusOr<double> after = EpsilonWith(*plan);
     if (!after.ok()) return after.status();
     if (*after > max_epsilon) {
       return absl::ResourceExhaustedError(absl::StrFormat(
@@ -105,8 +100,15 @@ std::string PrivacyBudget::DeclineReason() const {
   const double max_epsilon = limits_.max_epsilon();
   if (max_epsilon <= 0 || spent_.segments_size() == 0) return "";
   // One more round like the last.
-  const v1::PrivacySpent::Segment& round = spent_.last_round();
-  absl::StatusOr<double> after = EpsilonWith(&round, spent_.delta());
+  const v1::PrivacySpent::Segment& last = spent_.last_round();
+  privacy::DpSgdPlan round;
+  round.sampling_rate = last.sampling_rate();
+  round.noise_multiplier = last.noise_multiplier();
+  round.steps = last.steps();
+  round.clip_norm = spent_.clip_norm();
+  round.delta = spent_.delta();
+  round.stats_noise_multiplier = spent_.stats_noise_multiplier();
+  absl::StatusOr<double> after = EpsilonWith(round);
   if (after.ok() && *after <= max_epsilon) return "";
   return absl::StrFormat(
       "privacy budget spent: epsilon %.4g of max_epsilon %g at delta %g after %d rounds; one "

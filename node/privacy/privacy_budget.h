@@ -55,8 +55,9 @@ class PrivacyBudget {
   PrivacyBudget(std::string path, v1::NodePrivacyConfig limits, uint64_t train_rows)
       : path_(std::move(path)), limits_(std::move(limits)), train_rows_(train_rows) {}
 
-  // ε of the recorded steps plus `extra` (q, σ, steps), at δ.
-  absl::StatusOr<double> EpsilonWith(const v1::PrivacySpent::Segment* extra, double delta) const;
+  // ε of the recorded steps plus one more round of `round` (AddRound), at
+  // its δ.
+  absl::StatusOr<double> EpsilonWith(const privacy::DpSgdPlan& round) const;
 
   std::string path_;
   v1::NodePrivacyConfig limits_;

@@ -17,7 +17,9 @@
 #include "common/models/anomaly_autoencoder.h"
 #include "common/models/risk_mlp.h"
 #include "common/privacy/noisy_clipped_sum.h"
+#include "common/privacy/noisy_column_moments.h"
 #include "common/privacy/per_example_gradients.h"
+#include "common/privacy/privacy_config.h"
 #include "common/privacy/rdp_accountant.h"
 #include "common/privacy/secure_gaussian.h"
 #include "common/training/anomaly_trainer.h"
@@ -149,6 +151,38 @@ TEST(PerExampleGradientsTest, ModelsWithOnlyOneKindOfFeatureAreCovered) {
                                          batch.categorical.index_select(0, rows));
       model->RecordPerExample(nullptr);
       return logits.pow(2);
+    });
+  }
+}
+
+TEST(PerExampleGradientsTest, LogisticAndCrossedModelsMatchOneBackwardPerExample) {
+  const std::vector<uint32_t> buckets = {3, 4};
+  for (const auto kind : {v1::RiskModelConfig::LOGISTIC, v1::RiskModelConfig::MLP}) {
+    v1::RiskModelConfig config;
+    config.set_kind(kind);
+    if (kind == v1::RiskModelConfig::MLP) config.add_hidden_units(3);
+    v1::CategoricalCross* cross = config.add_crosses();
+    cross->add_columns("a");
+    cross->add_columns("b");
+    cross->set_hash_buckets(5);  // few buckets: examples share cross weights
+    models::RiskMlp model(2, buckets, config, /*seed=*/3,
+                          std::vector<models::CrossColumns>{{0, 1}});
+    {
+      // Away from the all-zero start, so every gradient depends on the rest.
+      torch::NoGradGuard no_grad;
+      at::Generator g = at::make_generator<at::CPUGeneratorImpl>(21);
+      for (at::Tensor& p : model->parameters()) p.normal_(0, 1, g);
+    }
+    model->eval();
+    const Batch batch = MakeBatch(9, 2, buckets, /*seed=*/4);
+    ExpectExactAgainstOneAtATime(*model, 9, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+      model->RecordPerExample(tape);
+      at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
+                                         batch.categorical.index_select(0, rows));
+      model->RecordPerExample(nullptr);
+      return F::binary_cross_entropy_with_logits(
+          logits, batch.labels.index_select(0, rows),
+          F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
     });
   }
 }
@@ -288,6 +322,85 @@ TEST(NoisyClippedSumTest, ARowWithANonFiniteGradientIsLeftOutNotFatal) {
   EXPECT_TRUE(torch::allclose(layer->weight.grad(), expected, 1e-6, 1e-6));
 }
 
+// The standardization statistics under DP: clipped to the range, then the
+// Gaussian mechanism on the sums of u and u² (Δ = sqrt(2F)). Over 400 keys,
+// the noise of the mean has the stated variance (half·σΔ/n)² (a χ² test,
+// 6 standard errors: false failure below 1e-8); a range that cuts the data
+// is what the statistics see, and a NaN counts as the range's centre.
+TEST(NoisyColumnMomentsTest, ClipsToTheRangeAndItsNoiseHasTheStatedVariance) {
+  const int64_t n = 1000;
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
+  const at::Tensor x = torch::stack({torch::randn({n}, g) * 2 + 10, torch::rand({n}, g) * 40}, 1);
+  // σ = 1e-9: no noise to speak of; the second column is clipped to 30.
+  {
+    SecureGaussian noise("quiet");
+    const ColumnMoments m = NoisyColumnMoments(x, 0, 30, 1e-9, noise);
+    const at::Tensor clipped = x.clamp(0, 30);
+    EXPECT_TRUE(torch::allclose(m.mean, clipped.mean(0), 1e-4, 1e-4)) << m.mean;
+    EXPECT_TRUE(torch::allclose(m.variance, clipped.var(0, /*unbiased=*/false), 1e-3, 1e-3))
+        << m.variance;
+  }
+  const double sigma = 20, half = 15, delta = std::sqrt(4.0);
+  const double expected_sd = half * sigma * delta / static_cast<double>(n);
+  const double truth = x.select(1, 0).mean().item<double>();
+  std::vector<double> errors;
+  for (int k = 0; k < 400; ++k) {
+    SecureGaussian noise(absl::StrCat("key ", k));
+    errors.push_back(NoisyColumnMoments(x, 0, 30, sigma, noise).mean[0].item<double>() - truth);
+  }
+  const at::Tensor e = torch::tensor(errors, torch::kFloat64);
+  const double ratio = e.pow(2).mean().item<double>() / (expected_sd * expected_sd);
+  EXPECT_NEAR(ratio, 1.0, 6 * std::sqrt(2.0 / 400)) << "mean noise variance / stated";
+  // Variance floored: a constant column reports kMinScaledVariance x half².
+  SecureGaussian noise("floor");
+  const at::Tensor constant = torch::full({n, 1}, 15.0);
+  EXPECT_GE(NoisyColumnMoments(constant, 0, 30, 1, noise).variance[0].item<double>(),
+            kMinScaledVariance * half * half * (1 - 1e-6));
+  at::Tensor with_nan = x.clone();
+  with_nan[0][0] = std::numeric_limits<float>::quiet_NaN();
+  SecureGaussian noise2("nan");
+  const ColumnMoments m = NoisyColumnMoments(with_nan, 0, 30, 1, noise2);
+  EXPECT_TRUE(torch::isfinite(m.mean).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(m.variance).all().item<bool>());
+}
+
+// The noise calibrated to a target spends it over the planned rounds with
+// the statistics query counted: ε after planned_rounds rounds is within 0.01
+// below the target, and σ is above what DP-SGD alone would need.
+TEST(PrivacyPlanTest, TheCalibratedNoiseSpendsTheTargetWithTheStatisticsQuery) {
+  v1::PrivacyConfig p;
+  p.set_mode(v1::PrivacyConfig::DP_SGD);
+  p.set_target_epsilon(3);
+  ASSERT_TRUE(FinalizePrivacyConfig(&p, 10000, 5).ok());
+  EXPECT_EQ(p.stats_noise_multiplier(), 20);
+  EXPECT_EQ(p.numeric_low(), 0);
+  EXPECT_EQ(p.numeric_high(), 30);
+  v1::TrainingConfig training;
+  training.set_batch_size(100);
+  training.set_local_epochs(2);
+  absl::StatusOr<DpSgdPlan> plan = PlanDpSgd(p, training, 10000);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->stats_noise_multiplier, 20);
+  v1::PrivacySpent spent;
+  for (int r = 0; r < 5; ++r) ASSERT_TRUE(AddRound(*plan, &spent).ok());
+  EXPECT_LE(spent.epsilon(), 3.0);
+  EXPECT_GE(spent.epsilon(), 3.0 - 0.01);
+  absl::StatusOr<double> alone = NoiseMultiplierFor(
+      3, p.delta(), plan->sampling_rate, plan->steps * 5, kProductOrders, kProductConversion);
+  ASSERT_TRUE(alone.ok());
+  EXPECT_GT(plan->noise_multiplier, *alone);
+
+  v1::PrivacyConfig bad = p;
+  bad.set_numeric_low(40);
+  EXPECT_THAT(
+      std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),
+      ::testing::HasSubstr("privacy.numeric_high: must be finite and above numeric_low 40"));
+  bad = p;
+  bad.set_stats_noise_multiplier(0.5);
+  EXPECT_THAT(std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),
+              ::testing::HasSubstr("privacy.stats_noise_multiplier: must be in [1, 1e6]"));
+}
+
 data::DeclarationTable Table(size_t rows, uint32_t seed = 11) {
   data::DeclarationTable t;
   t.rows = rows;
@@ -336,9 +449,24 @@ TEST(DpSgdTrainingTest, TakesTheAccountantsStepsWithPoissonBatchesAndKeepsStatis
   // 40 steps of Binomial(2000, 0.05): mean 4000, sd sqrt(40·95) ≈ 62; 6 sd.
   EXPECT_NEAR(static_cast<double>(r->samples_seen), 4000.0, 6 * std::sqrt(40 * 2000 * 0.05 * 0.95));
   EXPECT_EQ(r->positive_weight, 1.0) << "never derived from the local positive rate";
-  // The standardization was not set from the data.
+  // Without a statistics query the standardization is not set from the data.
   EXPECT_FALSE(model->HasStandardization());
   EXPECT_TRUE(std::isfinite(r->mean_loss));
+
+  // With one, the model standardizes with (and sends back) the noisy
+  // moments: close to the data's (σ 20 on 2000 rows), never equal to them.
+  dp.stats_noise_multiplier = 20;
+  dp.numeric_low = -10;
+  dp.numeric_high = 10;
+  models::RiskMlp private_stats(2, table.buckets, v1::RiskModelConfig(), 1);
+  ASSERT_TRUE(training::TrainRiskModel(private_stats, table, rows, config, &dp).ok());
+  ASSERT_TRUE(private_stats->HasStandardization());
+  const auto params = private_stats->named_buffers();
+  const at::Tensor mean = params["standardize.running_mean"];
+  const at::Tensor numeric = training::NumericTensor(table, rows);
+  // Noise sd of a mean: 10 · 20 · 2 / 2000 = 0.2; within 6 of them.
+  EXPECT_TRUE(torch::allclose(mean, numeric.mean(0), 0, 1.2)) << mean;
+  EXPECT_FALSE(torch::equal(mean, numeric.mean(0)));
 }
 
 TEST(DpSgdTrainingTest, IsReproducibleForASecretSeedAndDiffersAcrossSeeds) {

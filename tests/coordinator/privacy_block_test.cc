@@ -67,8 +67,12 @@ TEST(PrivacyReportTest, ReportsMustMatchTheTaskAndTheirOwnSegments) {
 // published: a node cannot claim less than it spent nor skip the round.
 TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
   const v1::PrivacyConfig task = DpTask();
-  privacy::DpSgdPlan plan{
-      .sampling_rate = 0.02, .noise_multiplier = 1.0, .steps = 50, .clip_norm = 1.0, .delta = 1e-5};
+  privacy::DpSgdPlan plan{.sampling_rate = 0.02,
+                          .noise_multiplier = 1.0,
+                          .steps = 50,
+                          .clip_norm = 1.0,
+                          .delta = 1e-5,
+                          .stats_noise_multiplier = task.stats_noise_multiplier()};
   v1::PrivacySpent round1;
   ASSERT_TRUE(privacy::AddRound(plan, &round1).ok());
   v1::PrivacySpent round2 = round1;
@@ -99,6 +103,20 @@ TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
   ASSERT_TRUE(privacy::AddRound(plan, &round3).ok());
   *header.mutable_privacy() = round3;
   EXPECT_TRUE(CheckPrivacyReport(task, "EE", header, &plan, published).ok());
+  // Each round holds a step of the statistics query (sampling rate 1, the
+  // task's σ): a report that leaves it out understates ε and is refused.
+  EXPECT_EQ(round3.stats_noise_multiplier(), 20);
+  ASSERT_EQ(round3.segments_size(), 2);
+  EXPECT_EQ(round3.segments(1).sampling_rate(), 1);
+  EXPECT_EQ(round3.segments(1).steps(), 3u);
+  privacy::DpSgdPlan no_statistics = plan;
+  no_statistics.stats_noise_multiplier = 0;
+  v1::PrivacySpent without;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(privacy::AddRound(no_statistics, &without).ok());
+  EXPECT_LT(without.epsilon(), round3.epsilon());
+  *header.mutable_privacy() = without;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &plan, published).message()),
+              HasSubstr("its statistics query (noise multiplier 0) is not the task's (20"));
 }
 
 TEST(PrivacyBlockTest, EveryAdministrationThatContributedStaysWithItsLatestFigure) {

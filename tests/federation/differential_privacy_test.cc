@@ -123,6 +123,8 @@ TEST_F(DifferentialPrivacyTest, SecureRoundsPublishEachAdministrationsEpsilonInT
     ASSERT_TRUE(n.ok()) << n.status();
     nodes.push_back(*std::move(n));
   }
+  uint64_t train_rows = 0;
+  for (const auto& n : nodes) train_rows += n->learner().data_summary().train_rows();
   RunToEnd(nodes);
   ASSERT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
   EXPECT_EQ(PrivacyOf(*coordinator, 0)["epsilon"], 0.0);
@@ -154,9 +156,19 @@ TEST_F(DifferentialPrivacyTest, SecureRoundsPublishEachAdministrationsEpsilonInT
     const json metrics = MetricsOf(*coordinator, v);
     EXPECT_TRUE(metrics.contains("pr_auc")) << metrics.dump();
   }
-  // Every administration weighs 1 under DP-SGD.
+  // Each administration weighs its declared training rows under DP-SGD too.
   auto m = manifest::ParseManifest(coordinator->registry().ReadManifest("risk", 2)->json, "test");
-  EXPECT_EQ(m->total_samples, 3u);
+  EXPECT_EQ(m->total_samples, train_rows);
+  // The statistics query is stated and counted: a step of sampling rate 1
+  // per round in every administration's segments.
+  const json p = PrivacyOf(*coordinator, 2);
+  EXPECT_EQ(p["statistics"]["noise_multiplier"], 20.0);
+  EXPECT_EQ(p["statistics"]["numeric_range"], json({0.0, 30.0}));
+  for (const auto& [admin, entry] : p["administrations"].items()) {
+    ASSERT_EQ(entry["segments"].size(), 2u) << admin;
+    EXPECT_EQ(entry["segments"][1]["sampling_rate"], 1.0) << admin;
+    EXPECT_EQ(entry["segments"][1]["steps"], 2u) << admin;
+  }
 }
 
 TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEvaluating) {
@@ -175,12 +187,16 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
   }
   auto plan = privacy::PlanDpSgd(config.tasks(0).privacy(), config.tasks(0).training(), lv_rows);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  const double one = privacy::EpsilonOf(plan->sampling_rate, 1.0, plan->steps, 1e-5,
-                                        privacy::kProductOrders, privacy::kProductConversion)
-                         ->epsilon;
-  const double two = privacy::EpsilonOf(plan->sampling_rate, 1.0, 2 * plan->steps, 1e-5,
-                                        privacy::kProductOrders, privacy::kProductConversion)
-                         ->epsilon;
+  // A round's spending: its DP-SGD steps and its statistics query.
+  v1::PrivacySpent rounds;
+  ASSERT_TRUE(privacy::AddRound(*plan, &rounds).ok());
+  const double one = rounds.epsilon();
+  ASSERT_TRUE(privacy::AddRound(*plan, &rounds).ok());
+  const double two = rounds.epsilon();
+  EXPECT_GT(one, privacy::EpsilonOf(plan->sampling_rate, 1.0, plan->steps, 1e-5,
+                                    privacy::kProductOrders, privacy::kProductConversion)
+                     ->epsilon)
+      << "the statistics query is counted";
   lv.mutable_privacy()->set_max_epsilon((one + two) / 2);
 
   std::vector<std::unique_ptr<node::Node>> nodes;
