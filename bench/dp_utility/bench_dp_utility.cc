@@ -3,11 +3,14 @@
 // (3 administrations, real coordinator and node processes over mutual TLS,
 // mode secure: `fedcustoms demo --task risk`) with DP-SGD at each ε of
 // --epsilons (δ = 1e-5, clip norm 1, the noise calibrated by each node to
-// spend ε over the rounds) and without DP (ε = ∞); each administration's
-// non-private local-only model (the demo's baseline, same data and epochs) is
-// the reference. Prints hold-out PR-AUC per administration at every ε, the ε
-// each signed manifest states, and whether the private federated model still
-// beats every administration's non-private local-only model (issue 21's
+// spend ε over the rounds, the demo's DP settings: logistic regression with
+// the HS heading x origin cross, SGD, batch 1024, 20 epochs a round) and
+// without DP (ε = ∞, the demo's MLP). Two non-private local-only references,
+// each administration alone on the same data: the demo's MLP (from the run
+// without DP) and the same logistic model as the private runs (from the
+// first private run). Prints hold-out PR-AUC per administration at every ε,
+// the ε each signed manifest states, and whether the private federated model
+// beats every administration's local-only model of each kind (issue 21's
 // target at ε = 8).
 //
 // The Fashion-MNIST (X-ray CNN) point of issue 21 is not measured: the CNN
@@ -90,18 +93,24 @@ int Run(int argc, char** argv) {
   runs.emplace_back(INFINITY, RunDemo(fedcustoms, 0, rounds, rows, workdir + "/no-dp"));
 
   const json& reference = runs.back().second["nodes"];
+  const json& same_model = runs.front().second["nodes"];
   std::printf(
       "bench_dp_utility: federated risk model, 3 administrations, mode secure, %u rounds, "
       "synthetic declarations (largest %llu rows); hold-out PR-AUC\n",
       rounds, static_cast<unsigned long long>(rows));
-  std::printf("  %-10s %-14s", "epsilon", "manifest eps");
+  std::printf("  %-14s %-14s", "epsilon", "manifest eps");
   for (const auto& [admin, unused] : reference.items()) std::printf(" %8s", admin.c_str());
-  std::printf("  beats every local-only\n");
-  std::printf("  %-10s %-14s", "local-only", "(no DP)");
-  std::map<std::string, double> local;
+  std::printf("  beats every local-only MLP / logistic\n");
+  std::map<std::string, double> local_mlp, local_logistic;
+  std::printf("  %-14s %-14s", "local MLP", "(no DP)");
   for (const auto& [admin, node] : reference.items()) {
-    local[admin] = node["local_only"].value("pr_auc", 0.0);
-    std::printf(" %8.4f", local[admin]);
+    local_mlp[admin] = node["local_only"].value("pr_auc", 0.0);
+    std::printf(" %8.4f", local_mlp[admin]);
+  }
+  std::printf("\n  %-14s %-14s", "local logistic", "(no DP)");
+  for (const auto& [admin, node] : same_model.items()) {
+    local_logistic[admin] = node["local_only"].value("pr_auc", 0.0);
+    std::printf(" %8.4f", local_logistic[admin]);
   }
   std::printf("\n");
   for (const auto& [epsilon, summary] : runs) {
@@ -110,15 +119,16 @@ int Run(int argc, char** argv) {
         privacy.is_object() && privacy.contains("epsilon") && privacy["epsilon"].is_number()
             ? absl::StrCat(privacy["epsilon"].get<double>())
             : std::string("none");
-    std::printf("  %-10s %-14s", std::isinf(epsilon) ? "inf" : absl::StrCat(epsilon).c_str(),
+    std::printf("  %-14s %-14s", std::isinf(epsilon) ? "inf (MLP)" : absl::StrCat(epsilon).c_str(),
                 stated.substr(0, 12).c_str());
-    bool beats = true;
+    bool beats_mlp = true, beats_logistic = true;
     for (const auto& [admin, node] : summary["nodes"].items()) {
       const double fed = node["federated"].value("pr_auc", 0.0);
       std::printf(" %8.4f", fed);
-      beats = beats && fed > local[admin];
+      beats_mlp = beats_mlp && fed > local_mlp[admin];
+      beats_logistic = beats_logistic && fed > local_logistic[admin];
     }
-    std::printf("  %s\n", beats ? "yes" : "no");
+    std::printf("  %s / %s\n", beats_mlp ? "yes" : "no", beats_logistic ? "yes" : "no");
   }
   std::printf(
       "  Fashion-MNIST (X-ray CNN) at epsilon 8: not measured, the CNN has no per-example "
