@@ -15,16 +15,17 @@ namespace {
 constexpr uint32_t kDefaultCrossBuckets = 16384;
 constexpr uint32_t kMaxCrossBuckets = 1u << 24;
 constexpr int kMaxCrosses = 64;
+// As declaration_features' cap on embedding weights (1 GiB of float32).
+constexpr uint64_t kMaxTableWeights = uint64_t{1} << 28;
 
 }  // namespace
 
 v1::RiskModelConfig WithDefaults(const v1::RiskModelConfig& config) {
   v1::RiskModelConfig c = config;
   if (c.kind() == v1::RiskModelConfig::LOGISTIC) {
-    // One weight per bucket, no hidden layer: the MLP's settings do not apply.
-    c.clear_hidden_units();
-    c.set_embedding_dim(1);
-    c.set_dropout(0);
+    // One weight per bucket, no hidden layer (CheckRiskMlpArgs refuses the
+    // MLP's settings rather than ignore them).
+    if (c.embedding_dim() == 0) c.set_embedding_dim(1);
   } else if (c.hidden_units().empty()) {
     c.add_hidden_units(64);
     c.add_hidden_units(32);
@@ -45,6 +46,12 @@ absl::Status CheckRiskMlpArgs(int64_t numeric_width, const std::vector<uint32_t>
   if (c.kind() != v1::RiskModelConfig::MLP && c.kind() != v1::RiskModelConfig::LOGISTIC) {
     return bad("kind ", static_cast<int>(c.kind()), " is not MLP or LOGISTIC");
   }
+  if (c.kind() == v1::RiskModelConfig::LOGISTIC &&
+      (!c.hidden_units().empty() || c.embedding_dim() != 1 || c.dropout() != 0)) {
+    return bad("kind LOGISTIC has no hidden_units, embedding_dim or dropout to set (found ",
+               c.hidden_units_size(), " hidden layers, embedding_dim ", c.embedding_dim(),
+               ", dropout ", c.dropout(), ")");
+  }
   if (absl::Status s = c.kind() == v1::RiskModelConfig::LOGISTIC
                            ? CheckDeclarationFeatures(numeric_width, buckets, c.embedding_dim())
                            : CheckDeclarationModel(numeric_width, buckets, c.embedding_dim(),
@@ -64,6 +71,14 @@ absl::Status CheckRiskMlpArgs(int64_t numeric_width, const std::vector<uint32_t>
                " resolved to features");
   }
   const auto features = static_cast<int64_t>(buckets.size());
+  // The crosses count against the embeddings' cap on weights.
+  uint64_t weights = 0;
+  for (uint32_t b : buckets) weights += uint64_t{b} * c.embedding_dim();
+  for (const v1::CategoricalCross& cross : c.crosses()) weights += cross.hash_buckets();
+  if (weights > kMaxTableWeights) {
+    return bad("embeddings and crosses would hold ", weights, " weights, at most ",
+               kMaxTableWeights);
+  }
   for (size_t k = 0; k < crosses.size(); ++k) {
     const uint32_t n = c.crosses(static_cast<int>(k)).hash_buckets();
     if (n == 0 || n > kMaxCrossBuckets) {

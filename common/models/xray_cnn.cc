@@ -115,20 +115,23 @@ torch::Tensor XrayCnnImpl::LastConvActivation(const torch::Tensor& images) {
               images.scalar_type());
   torch::Tensor x = EncodePixels(images);
   const size_t last = conv_->size() - 1;
-  for (size_t i = 0; i < last; ++i) {
-    x = torch::max_pool2d(torch::relu(conv_->at<torch::nn::Conv2dImpl>(i).forward(x)), 2);
-  }
-  return torch::relu(conv_->at<torch::nn::Conv2dImpl>(last).forward(x));
+  auto conv = [&](size_t i, const torch::Tensor& in) {
+    torch::nn::Conv2dImpl& layer = conv_->at<torch::nn::Conv2dImpl>(i);
+    return tape_ ? tape_->Conv2d(layer, in) : layer.forward(in);
+  };
+  for (size_t i = 0; i < last; ++i) x = torch::max_pool2d(torch::relu(conv(i, x)), 2);
+  return torch::relu(conv(last, x));
 }
 
 torch::Tensor XrayCnnImpl::LogitsOfLastConv(const torch::Tensor& activation) {
-  torch::Tensor x = torch::relu(hidden_->forward(torch::max_pool2d(activation, 2).flatten(1)));
+  const torch::Tensor pooled = torch::max_pool2d(activation, 2).flatten(1);
+  torch::Tensor x = torch::relu(tape_ ? tape_->Linear(*hidden_, pooled) : hidden_->forward(pooled));
   const double p = config_.dropout();
   if (is_training() && p > 0) {
     torch::Tensor keep = torch::empty_like(x).bernoulli_(1.0 - p, dropout_generator_);
     x = x * keep * (1.0 / (1.0 - p));
   }
-  return output_->forward(x);
+  return tape_ ? tape_->Linear(*output_, x) : output_->forward(x);
 }
 
 }  // namespace fedcustoms::models

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "common/privacy/per_example_gradients.h"
 #include "fedcustoms/v1/config.pb.h"
 
 namespace fedcustoms::models {
@@ -117,6 +118,12 @@ class XrayCnnImpl : public torch::nn::Module {
   // Reseeds the dropout generator.
   void SeedDropout(uint64_t seed);
 
+  // While `tape` is set (not null), forward passes record their Conv2d and
+  // Linear layers on it, for DP-SGD's per-example gradients
+  // (privacy::PerExampleGradients). The tape must outlive its use; pass
+  // nullptr to stop recording.
+  void RecordPerExample(privacy::PerExampleGradients* tape) { tape_ = tape; }
+
   // The config with defaults applied.
   const v1::XrayModelConfig& config() const { return config_; }
   int64_t image_size() const { return config_.image_size(); }
@@ -134,6 +141,7 @@ class XrayCnnImpl : public torch::nn::Module {
   torch::nn::Linear hidden_{nullptr};
   torch::nn::Linear output_{nullptr};
   at::Generator dropout_generator_;
+  privacy::PerExampleGradients* tape_ = nullptr;  // not owned
 };
 TORCH_MODULE(XrayCnn);
 

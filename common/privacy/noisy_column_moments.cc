@@ -21,7 +21,11 @@ ColumnMoments NoisyColumnMoments(const at::Tensor& numeric, double low, double h
   const double sensitivity = std::sqrt(2.0 * static_cast<double>(f));
   at::Tensor draw = torch::empty({2 * f}, torch::kFloat32);
   noise.Fill(draw, noise_multiplier * sensitivity);
-  const at::Tensor noisy = torch::cat({u.sum(0), u.pow(2).sum(0)}) + draw.to(torch::kFloat64);
+  // The sums are rounded to float32 before the float32 noise is added in
+  // float32, as DP-SGD's gradients are: an exact float64 sum plus float32
+  // noise would keep the sum's low bits below the noise's grid in the clear.
+  const at::Tensor noisy =
+      (torch::cat({u.sum(0), u.pow(2).sum(0)}).to(torch::kFloat32) + draw).to(torch::kFloat64);
   const at::Tensor m1 = (noisy.narrow(0, 0, f) / static_cast<double>(n)).clamp(-1, 1);
   const at::Tensor m2 = noisy.narrow(0, f, f) / static_cast<double>(n);
   ColumnMoments out;

@@ -28,7 +28,10 @@ inline constexpr double kMinScaledVariance = 1e-3;
 // RDP α / (2σ²), a step of sampling rate 1 for the accountant. n itself is
 // taken as public (it sets q and the aggregation weight, as in Opacus).
 // mean = mid + half · S1/n, variance = half² · max(S2/n − (S1/n)², floor),
-// S1/n clamped to [−1, 1]. Requires n ≥ 1, F ≥ 1, low < high, σ > 0.
+// S1/n clamped to [−1, 1]. NaN counts as the centre, +inf as high, −inf as
+// low. The sums are rounded to float32 and noised in float32, as the
+// gradients are (docs/privacy.md, "Floating-point noise"). Requires n ≥ 1,
+// F ≥ 1, low < high, σ > 0.
 ColumnMoments NoisyColumnMoments(const at::Tensor& numeric, double low, double high,
                                  double noise_multiplier, SecureGaussian& noise);
 

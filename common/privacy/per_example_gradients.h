@@ -2,6 +2,7 @@
 
 #include <ATen/Tensor.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
@@ -24,12 +25,17 @@ namespace fedcustoms::privacy {
 //   Linear    dW_i = g_i a_iᵀ (an outer product), db_i = g_i, so
 //             ||dW_i||² + ||db_i||² = ||g_i||² (||a_i||² + 1)
 //   Embedding dE_i = g_i placed in row id_i, so ||dE_i||² = ||g_i||²
+//   Conv2d    dW_i = G_i [out, in·kh·kw] = Σ_positions g_i,p u_i,pᵀ, u the
+//             unfolded input patches (im2col), db_i = Σ_p g_i,p
 // and a weighted sum Σ s_i dθ_i is one matrix product (Linear) or one
-// index_add (Embedding), so per-example gradients are never materialized.
+// index_add (Embedding), so their per-example gradients are never
+// materialized; a convolution's G_i are (B·out·in·kh·kw floats: small for
+// the X-ray CNN's 3x3 kernels).
 // This is exact when each example's loss depends on its own row of every
 // layer input only (true of our MLPs, dropout included, and of BatchNorm in
 // its fixed-statistics use; not of BatchNorm with batch statistics) and each
-// layer input is 2-D [B, features] (Linear) or 1-D [B] (Embedding).
+// layer input is 2-D [B, features] (Linear), 1-D [B] (Embedding) or 4-D
+// [B, C, H, W] (Conv2d, any kernel, stride, padding and dilation; groups 1).
 //
 // Not thread-safe; one tape per forward pass (Clear() between passes).
 class PerExampleGradients {
@@ -39,6 +45,9 @@ class PerExampleGradients {
   // layer(ids) for ids [B] int64, recorded. Throws c10::Error when ids is not
   // 1-D.
   at::Tensor Embedding(torch::nn::EmbeddingImpl& layer, const at::Tensor& ids);
+  // layer(x) for x [B, C, H, W], recorded. Throws c10::Error when x is not
+  // 4-D or the layer has groups or a padding mode other than zeros.
+  at::Tensor Conv2d(torch::nn::Conv2dImpl& layer, const at::Tensor& x);
 
   // OK when every parameter of `module` that requires a gradient was used in
   // exactly one recorded layer of this pass, and nothing else was recorded:
@@ -71,12 +80,14 @@ class PerExampleGradients {
 
  private:
   struct Layer {
-    enum class Kind { kLinear, kEmbedding } kind;
+    enum class Kind { kLinear, kEmbedding, kConv2d } kind;
     at::Tensor weight;
-    at::Tensor bias;    // undefined for an embedding or a Linear without bias
-    at::Tensor input;   // a_i [B, in] (detached) or ids [B]
-    at::Tensor output;  // with its graph, until Backward()
-    at::Tensor error;   // g_i [B, out] after Backward()
+    at::Tensor bias;         // undefined for an embedding or a layer without bias
+    at::Tensor input;        // a_i [B, in] (detached), ids [B], or unfolded patches
+                             // [B, in·kh·kw, positions] (Conv2d)
+    at::Tensor output;       // with its graph, until Backward()
+    at::Tensor error;        // g_i [B, out] (Conv2d: [B, out, positions]) after Backward()
+    at::Tensor per_example;  // Conv2d only: G_i [B, out, in·kh·kw] after Backward()
   };
   std::vector<Layer> layers_;
 };

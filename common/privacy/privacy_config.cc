@@ -28,7 +28,7 @@ double DefaultMaxDelta(uint64_t n) {
 double DefaultDelta(uint64_t n) { return DefaultMaxDelta(10 * (n == 0 ? 1 : n) - 1); }
 
 absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows,
-                                   uint32_t task_rounds) {
+                                   uint32_t task_rounds, bool numeric_statistics) {
   if (p->mode() == v1::PrivacyConfig::MODE_UNSPECIFIED) p->set_mode(v1::PrivacyConfig::NONE);
   if (!IsDpSgd(*p)) return absl::OkStatus();
   auto bad = [](std::string field, auto&&... parts) {
@@ -66,16 +66,57 @@ absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows
   if (p->target_epsilon() != 0 && !(p->target_epsilon() > 0 && p->target_epsilon() <= 100)) {
     return bad("target_epsilon", "must be in (0, 100], found ", p->target_epsilon());
   }
+  if (!numeric_statistics) {
+    if (p->stats_noise_multiplier() != 0) {
+      return bad("stats_noise_multiplier",
+                 "this task has no standardization statistics to privatize; leave it unset");
+    }
+    return absl::OkStatus();
+  }
   if (p->stats_noise_multiplier() == 0) p->set_stats_noise_multiplier(kDefaultStatsNoise);
   if (!(p->stats_noise_multiplier() >= 1 && p->stats_noise_multiplier() <= 1e6)) {
     return bad("stats_noise_multiplier", "must be in [1, 1e6], found ",
                p->stats_noise_multiplier());
   }
-  if (p->numeric_low() == 0 && p->numeric_high() == 0) p->set_numeric_high(kDefaultNumericHigh);
-  if (!(std::isfinite(p->numeric_low()) && std::isfinite(p->numeric_high()) &&
-        p->numeric_low() < p->numeric_high())) {
-    return bad("numeric_high", "must be finite and above numeric_low ", p->numeric_low(),
-               ", found ", p->numeric_high());
+  if (p->numeric_low() == 0 && p->numeric_high() == 0) {
+    p->set_numeric_high(kDefaultNumericHigh);
+  } else if (p->numeric_high() == 0) {
+    // Only numeric_low set: a range ending at 0 would clip every log1p value.
+    return bad("numeric_high", "set it with numeric_low (found only numeric_low ", p->numeric_low(),
+               ")");
+  }
+  return CheckFinalizedPrivacyConfig(*p);
+}
+
+absl::Status CheckFinalizedPrivacyConfig(const v1::PrivacyConfig& p) {
+  auto bad = [](std::string field, auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("privacy.", field, ": ", parts...));
+  };
+  if (!IsDpSgd(p)) return absl::OkStatus();
+  if (!(p.delta() > 0 && p.delta() <= 1e-3)) {
+    return bad("delta", "must be in (0, 1e-3], found ", p.delta());
+  }
+  if (!(p.clip_norm() > 0 && p.clip_norm() <= 1e6)) {
+    return bad("clip_norm", "must be in (0, 1e6], found ", p.clip_norm());
+  }
+  if (p.noise_multiplier() != 0 && !(p.noise_multiplier() > 0 && p.noise_multiplier() <= 1000)) {
+    return bad("noise_multiplier", "must be in (0, 1000], found ", p.noise_multiplier());
+  }
+  if (p.noise_multiplier() == 0 && !(p.target_epsilon() > 0 && p.target_epsilon() <= 100 &&
+                                     p.planned_rounds() > 0 && p.planned_rounds() <= 100000)) {
+    return bad("target_epsilon", "must be in (0, 100] with planned_rounds in 1..100000, found ",
+               p.target_epsilon(), " and ", p.planned_rounds());
+  }
+  if (p.stats_noise_multiplier() != 0 &&
+      !(p.stats_noise_multiplier() >= 1 && p.stats_noise_multiplier() <= 1e6)) {
+    return bad("stats_noise_multiplier", "must be in [1, 1e6], found ", p.stats_noise_multiplier());
+  }
+  const double low = p.numeric_low(), high = p.numeric_high();
+  if (p.stats_noise_multiplier() != 0 &&
+      !(std::isfinite(low) && std::isfinite(high) && low < high && std::abs(low) <= 1e9 &&
+        std::abs(high) <= 1e9)) {
+    return bad("numeric_high", "must be finite, within ±1e9 and above numeric_low ", low,
+               ", found ", high);
   }
   return absl::OkStatus();
 }
@@ -84,6 +125,7 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
                                     const v1::TrainingConfig& training, uint64_t n) {
   if (!IsDpSgd(privacy)) return absl::InvalidArgumentError("the task's privacy mode is not DP_SGD");
   if (n == 0) return absl::InvalidArgumentError("DP-SGD needs at least one training row");
+  if (absl::Status s = CheckFinalizedPrivacyConfig(privacy); !s.ok()) return s;
   const v1::TrainingConfig c = training::WithDefaults(training);
   DpSgdPlan plan;
   plan.sampling_rate =
@@ -92,10 +134,8 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
   plan.clip_norm = privacy.clip_norm();
   plan.delta = privacy.delta();
   plan.noise_multiplier = privacy.noise_multiplier();
+  // 0: the task has no statistics query (FinalizePrivacyConfig).
   plan.stats_noise_multiplier = privacy.stats_noise_multiplier();
-  if (!(plan.stats_noise_multiplier >= 1)) {
-    return absl::InvalidArgumentError("privacy.stats_noise_multiplier: not finalized");
-  }
   if (plan.noise_multiplier == 0) {
     const uint64_t rounds = privacy.planned_rounds();
     if (absl::Status s =
@@ -107,7 +147,9 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
         privacy.target_epsilon(), [&](double sigma) -> absl::StatusOr<double> {
           RdpAccountant accountant;
           accountant.Step(plan.sampling_rate, sigma, plan.steps * rounds);
-          accountant.Step(1, plan.stats_noise_multiplier, rounds);
+          if (plan.stats_noise_multiplier > 0) {
+            accountant.Step(1, plan.stats_noise_multiplier, rounds);
+          }
           absl::StatusOr<PrivacySpent> spent =
               accountant.Spent(plan.delta, kProductOrders, kProductConversion);
           if (!spent.ok()) return spent.status();

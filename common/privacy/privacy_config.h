@@ -30,8 +30,18 @@ double DefaultMaxDelta(uint64_t n);
 // range [0, 30]) and checks the result. The error
 // names the field, e.g. "privacy.target_epsilon: must be in (0, 100], found
 // 0". Mode NONE (or unset) ignores the other fields.
+// Without `numeric_statistics` (a task whose model has no standardized
+// inputs: X-ray) there is no statistics query: stats_noise_multiplier must be
+// unset and stays 0.
 absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* privacy, uint64_t max_train_rows,
-                                   uint32_t task_rounds);
+                                   uint32_t task_rounds, bool numeric_statistics = true);
+
+// OK when a finalized DP_SGD config is within FinalizePrivacyConfig's
+// bounds: what a node checks of the config the coordinator sends before it
+// spends anything on it (a coordinator cannot make it plan with a NaN
+// target, a range that overflows or statistics noise below 1). The error
+// names the field.
+absl::Status CheckFinalizedPrivacyConfig(const v1::PrivacyConfig& privacy);
 
 // True when `privacy` asks for DP-SGD.
 inline bool IsDpSgd(const v1::PrivacyConfig& privacy) {
@@ -45,7 +55,8 @@ struct DpSgdPlan {
   uint64_t steps = 0;           // per round: StepsForEpochs(local_epochs, q)
   double clip_norm = 0;         // C
   double delta = 0;             // δ
-  // σ of the round's query of the numeric statistics (q = 1, one step).
+  // σ of the round's query of the numeric statistics (q = 1, one step); 0
+  // when the task has none.
   double stats_noise_multiplier = 0;
 };
 

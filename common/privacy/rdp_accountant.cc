@@ -196,6 +196,9 @@ absl::StatusOr<PrivacySpent> EpsilonOf(double q, double sigma, uint64_t steps, d
 absl::StatusOr<double> SearchNoiseMultiplier(
     double target_epsilon, const std::function<absl::StatusOr<double>(double sigma)>& epsilon_of,
     double epsilon_tolerance) {
+  if (!(target_epsilon > 0) || !std::isfinite(target_epsilon)) {
+    return Refuse("--target-epsilon", "finite, > 0", target_epsilon);
+  }
   constexpr double kMaxSigma = 1e6;
   double sigma_low = 0, sigma_high = 10, eps_high = kInf;
   while (eps_high > target_epsilon) {
@@ -208,7 +211,9 @@ absl::StatusOr<double> SearchNoiseMultiplier(
                                               " keeps epsilon at ", target_epsilon));
     }
   }
-  while (target_epsilon - eps_high > epsilon_tolerance) {
+  // 200 halvings reach any tolerance a double can express; a target the
+  // search cannot approach (1e300) stops there instead of looping.
+  for (int i = 0; i < 200 && target_epsilon - eps_high > epsilon_tolerance; ++i) {
     const double sigma = (sigma_low + sigma_high) / 2;
     absl::StatusOr<double> e = epsilon_of(sigma);
     if (!e.ok()) return e.status();

@@ -154,7 +154,8 @@ at::Tensor AugmentXrayBatch(const at::Tensor& batch, at::Generator& generator) {
 
 absl::StatusOr<TrainResult> TrainXrayModel(models::XrayCnn& model, const at::Tensor& images,
                                            const at::Tensor& labels,
-                                           const v1::TrainingConfig& config, bool augment) {
+                                           const v1::TrainingConfig& config, bool augment,
+                                           const DpSgdOptions* dp) {
   const v1::TrainingConfig c = WithDefaults(config);
   if (absl::Status s = CheckTrainingConfig(c); !s.ok()) return s;
   if (absl::Status s = CheckXrayData(model, images, labels); !s.ok()) return s;
@@ -164,9 +165,18 @@ absl::StatusOr<TrainResult> TrainXrayModel(models::XrayCnn& model, const at::Ten
   TrainResult result;
   result.samples = n;
   try {
-    const at::Tensor counts = torch::bincount(labels, /*weights=*/{}, classes).contiguous();
-    const std::vector<double> weights = XrayClassWeights(
-        std::span<const int64_t>(counts.data_ptr<int64_t>(), static_cast<size_t>(classes)), c);
+    std::vector<double> weights;
+    if (dp == nullptr) {
+      const at::Tensor counts = torch::bincount(labels, /*weights=*/{}, classes).contiguous();
+      weights = XrayClassWeights(
+          std::span<const int64_t>(counts.data_ptr<int64_t>(), static_cast<size_t>(classes)), c);
+    } else {
+      // Under DP-SGD the loss may depend on each image only, not on the
+      // node's class counts.
+      weights.assign(static_cast<size_t>(classes),
+                     c.positive_weight() > 0 ? c.positive_weight() : 1.0);
+      weights[0] = 1.0;
+    }
     result.positive_weight = *std::max_element(weights.begin(), weights.end());
     const at::Tensor class_weights =
         torch::tensor(at::ArrayRef<double>(weights)).to(torch::kFloat32);
@@ -181,15 +191,34 @@ absl::StatusOr<TrainResult> TrainXrayModel(models::XrayCnn& model, const at::Ten
 
     model->train();
     model->SeedDropout(c.seed() ^ kDropoutSeedMix);
-    const absl::Status trained = RunLocalEpochs(
-        *model, n, c, /*min_batch=*/1,
-        [&](const at::Tensor& index) {
-          at::Tensor x = UnitImages(images.index_select(0, index));
-          if (augment) x = AugmentXrayBatch(x, augmentation);
-          return F::cross_entropy(model->forward(x), labels.index_select(0, index), loss_options) /
-                 static_cast<double>(index.size(0));
-        },
-        &result);
+    absl::Status trained;
+    if (dp == nullptr) {
+      trained = RunLocalEpochs(
+          *model, n, c, /*min_batch=*/1,
+          [&](const at::Tensor& index) {
+            at::Tensor x = UnitImages(images.index_select(0, index));
+            if (augment) x = AugmentXrayBatch(x, augmentation);
+            return F::cross_entropy(model->forward(x), labels.index_select(0, index),
+                                    loss_options) /
+                   static_cast<double>(index.size(0));
+          },
+          &result);
+    } else {
+      const auto per_example =
+          F::CrossEntropyFuncOptions().weight(class_weights).reduction(torch::kNone);
+      trained = RunDpSgdSteps(
+          *model, n, c, *dp,
+          [&](const at::Tensor& index, privacy::PerExampleGradients* tape) {
+            at::Tensor x = UnitImages(images.index_select(0, index));
+            if (augment) x = AugmentXrayBatch(x, augmentation);
+            model->RecordPerExample(tape);
+            const at::Tensor logits = model->forward(x);
+            model->RecordPerExample(nullptr);
+            return F::cross_entropy(logits, labels.index_select(0, index), per_example);
+          },
+          &result);
+    }
+    model->RecordPerExample(nullptr);
     model->eval();
     if (!trained.ok()) return trained;
   } catch (const c10::Error& e) {

@@ -100,9 +100,16 @@ at::Tensor AugmentXrayBatch(const at::Tensor& batch, at::Generator& generator);
 // weights unspecified (reload the global model): Internal "training diverged:
 // loss is nan at epoch 1, step 3", or a c10::Error caught from LibTorch. The
 // model is left in eval mode.
+//
+// With `dp` (not null) the training is DP-SGD (RunDpSgdSteps: Poisson
+// batches, per-example gradients of every convolution and Linear layer,
+// clipping, noise); the class weights are then the configured
+// positive_weight for every threat class (or 1), never from the local class
+// counts, and a row whose loss is not finite is left out of its step.
 absl::StatusOr<TrainResult> TrainXrayModel(models::XrayCnn& model, const at::Tensor& images,
                                            const at::Tensor& labels,
-                                           const v1::TrainingConfig& config, bool augment);
+                                           const v1::TrainingConfig& config, bool augment,
+                                           const DpSgdOptions* dp = nullptr);
 
 // Class probabilities of `images` (see above), row-major [N x num_classes]:
 // the softmax of the logits, in eval mode under NoGradGuard, in batches

@@ -251,15 +251,13 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
     if (absl::Status s = task::FinalizeTrainingConfig(t->mutable_training()); !s.ok()) {
       return bad(prefix + ".training", std::string(s.message()));
     }
+    // X-ray images need no standardization statistics (the model encodes
+    // pixels with fixed constants): no statistics query to account.
     if (absl::Status s =
-            privacy::FinalizePrivacyConfig(t->mutable_privacy(), t->max_train_rows(), t->rounds());
+            privacy::FinalizePrivacyConfig(t->mutable_privacy(), t->max_train_rows(), t->rounds(),
+                                           /*numeric_statistics=*/t->kind() != v1::TASK_XRAY);
         !s.ok()) {
       return absl::Status(s.code(), absl::StrCat(source, ": ", prefix, ".", s.message()));
-    }
-    if (t->kind() == v1::TASK_XRAY && privacy::IsDpSgd(t->privacy())) {
-      return bad(prefix + ".privacy.mode",
-                 "DP_SGD is available for the risk and anomaly tasks; the X-ray CNN's "
-                 "convolutions have no exact per-example gradients yet");
     }
   }
   return c;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/privacy/privacy_config.h"
@@ -67,14 +69,31 @@ absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string
                  " steps) is not this round's plan for its rows (", expected->sampling_rate, ", ",
                  expected->noise_multiplier, ", ", expected->steps, ")");
     }
-    if (steps_at(expected->sampling_rate, expected->noise_multiplier) < expected->steps) {
-      return bad("its segments do not hold this round's ", expected->steps, " steps");
-    }
-    if (p.stats_noise_multiplier() != expected->stats_noise_multiplier ||
-        steps_at(1, expected->stats_noise_multiplier) < 1) {
+    if (p.stats_noise_multiplier() != expected->stats_noise_multiplier) {
       return bad("its statistics query (noise multiplier ", p.stats_noise_multiplier(),
                  ") is not the task's (", expected->stats_noise_multiplier,
                  ", sampling rate 1, a step per round)");
+    }
+    if (expected->stats_noise_multiplier > 0) {
+      // A step of the statistics query in every round the node trained.
+      uint64_t at_rate_one = 0;
+      for (const v1::PrivacySpent::Segment& s : p.segments()) {
+        if (s.sampling_rate() == 1) at_rate_one += s.steps();
+      }
+      if (at_rate_one < p.rounds()) {
+        return bad(p.rounds(), " rounds but ", at_rate_one,
+                   " steps of the statistics query (sampling rate 1): one per round is spent");
+      }
+    }
+  }
+  // What the report must hold at each (q, σ): what is already published for
+  // the node plus this round's steps and its step of the statistics query
+  // (both at once when they share (q, σ)). Fewer would understate ε.
+  std::map<std::pair<double, double>, uint64_t> required;
+  if (expected != nullptr) {
+    required[{expected->sampling_rate, expected->noise_multiplier}] += expected->steps;
+    if (expected->stats_noise_multiplier > 0) {
+      required[{1.0, expected->stats_noise_multiplier}] += 1;
     }
   }
   const json published = json::parse(published_block, nullptr, /*allow_exceptions=*/false);
@@ -96,12 +115,18 @@ absl::Status CheckPrivacyReport(const v1::PrivacyConfig& task, const std::string
             !s.contains("steps") || !s["steps"].is_number_unsigned()) {
           continue;
         }
-        const uint64_t had = s["steps"].get<uint64_t>();
-        if (steps_at(s["sampling_rate"].get<double>(), s["noise_multiplier"].get<double>()) < had) {
-          return bad("fewer steps at sampling rate ", s["sampling_rate"].get<double>(),
-                     " than the ", had, " already published: a report only moves forward");
-        }
+        required[{s["sampling_rate"].get<double>(), s["noise_multiplier"].get<double>()}] +=
+            s["steps"].get<uint64_t>();
       }
+    }
+  }
+  for (const auto& [key, steps] : required) {
+    if (steps_at(key.first, key.second) < steps) {
+      return bad(steps_at(key.first, key.second), " steps at sampling rate ", key.first,
+                 ", noise multiplier ", key.second,
+                 ", but what is published and this round's plan "
+                 "make at least ",
+                 steps, ": a report only moves forward, by this round's steps");
     }
   }
   return absl::OkStatus();
@@ -145,10 +170,13 @@ std::string PrivacyBlock(const v1::PrivacyConfig& task, uint64_t parent_version,
        "improved conversion (Balle et al. 2020)"},
       {"clip_norm", task.clip_norm()},
       {"statistics",
-       {{"mechanism", "gaussian"},
-        {"what", "sums of the numeric columns and of their squares, clipped to numeric_range"},
-        {"noise_multiplier", task.stats_noise_multiplier()},
-        {"numeric_range", {task.numeric_low(), task.numeric_high()}}}},
+       task.stats_noise_multiplier() > 0
+           ? json{{"mechanism", "gaussian"},
+                  {"what",
+                   "sums of the numeric columns and of their squares, clipped to numeric_range"},
+                  {"noise_multiplier", task.stats_noise_multiplier()},
+                  {"numeric_range", {task.numeric_low(), task.numeric_high()}}}
+           : json(nullptr)},
       {"delta", task.delta()},
       {"epsilon", largest},
       {"administrations", administrations},

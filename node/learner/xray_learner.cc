@@ -101,20 +101,18 @@ absl::StatusOr<LocalLearner::Trained> XrayLearner::Train(const task::ModelSpec& 
                                                          tensor::NamedTensors global,
                                                          const v1::TrainingConfig& training,
                                                          const training::DpSgdOptions* dp) {
-  if (dp != nullptr) {
-    return absl::UnimplementedError(
-        "DP-SGD is not available for the X-ray CNN: its convolutions have no exact per-example "
-        "gradients yet");
-  }
   auto model = BuildModel(spec);
   if (!model.ok()) return model.status();
   if (absl::Status s = tensor::LoadState(**model, global); !s.ok()) return s;
   auto result = training::TrainXrayModel(*model, train_images_, train_labels_, training,
-                                         /*augment=*/!spec.xray.no_augmentation());
+                                         /*augment=*/!spec.xray.no_augmentation(), dp);
   if (!result.ok()) return result.status();
   Trained out;
   out.samples = static_cast<uint64_t>(train_labels_.size(0));
   out.mean_loss = result->mean_loss;
+  out.dp_steps = dp ? static_cast<uint64_t>(result->steps) : 0;
+  out.dp_sampling_rate = result->sampling_rate;
+  out.dp_excluded = result->dp_excluded;
   out.update = task::UpdateFrom(tensor::StateOf(**model), global);
   return out;
 }

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/models/anomaly_autoencoder.h"
 #include "common/models/risk_mlp.h"
+#include "common/models/xray_cnn.h"
 #include "common/privacy/noisy_clipped_sum.h"
 #include "common/privacy/noisy_column_moments.h"
 #include "common/privacy/per_example_gradients.h"
@@ -26,6 +27,7 @@
 #include "common/training/local_training_loop.h"
 #include "common/training/risk_trainer.h"
 #include "common/training/table_tensors.h"
+#include "common/training/xray_trainer.h"
 
 namespace fedcustoms::privacy {
 namespace {
@@ -187,6 +189,48 @@ TEST(PerExampleGradientsTest, LogisticAndCrossedModelsMatchOneBackwardPerExample
   }
 }
 
+// The X-ray CNN: convolutions (per-example gradients from unfolded patches),
+// max-pools, the hidden and output Linear layers, with dropout off (eval) so
+// the batch and each example see the same function.
+TEST(PerExampleGradientsTest, XrayCnnMatchesOneBackwardPerExample) {
+  v1::XrayModelConfig config;
+  config.add_channels(3);
+  config.add_channels(4);
+  config.set_image_size(8);
+  for (const char* name : {"clear", "firearm", "knife"}) config.add_classes(name);
+  config.set_hidden_units(5);
+  models::XrayCnn model(config, /*seed=*/2);
+  model->eval();
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(8);
+  const at::Tensor images = torch::rand({6, 1, 8, 8}, g);
+  const at::Tensor labels = torch::randint(0, 3, {6}, g, torch::dtype(torch::kInt64));
+  ExpectExactAgainstOneAtATime(*model, 6, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+    model->RecordPerExample(tape);
+    at::Tensor logits = model->forward(images.index_select(0, rows));
+    model->RecordPerExample(nullptr);
+    return F::cross_entropy(logits, labels.index_select(0, rows),
+                            F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  });
+}
+
+// Any stride, padding and dilation, with and without bias.
+TEST(PerExampleGradientsTest, Conv2dWithStrideDilationAndNoBiasMatchesOneBackwardPerExample) {
+  for (const bool bias : {true, false}) {
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(2, 3, {3, 2})
+                               .stride({2, 1})
+                               .padding({1, 0})
+                               .dilation({1, 2})
+                               .bias(bias));
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(4);
+    const at::Tensor x = torch::randn({5, 2, 7, 6}, g);
+    ExpectExactAgainstOneAtATime(*conv, 5, [&](const at::Tensor& rows, PerExampleGradients* tape) {
+      const at::Tensor in = x.index_select(0, rows);
+      const at::Tensor y = tape ? tape->Conv2d(*conv, in) : conv->forward(in);
+      return y.pow(2).sum({1, 2, 3});
+    });
+  }
+}
+
 TEST(PerExampleGradientsTest, APassThatMissesAParameterIsRefusedByName) {
   models::RiskMlp model(2, std::vector<uint32_t>{3}, v1::RiskModelConfig());
   const Batch batch = MakeBatch(4, 2, {3});
@@ -322,6 +366,44 @@ TEST(NoisyClippedSumTest, ARowWithANonFiniteGradientIsLeftOutNotFatal) {
   EXPECT_TRUE(torch::allclose(layer->weight.grad(), expected, 1e-6, 1e-6));
 }
 
+// The X-ray trainer under DP-SGD: the accountant's steps and rate, class
+// weights never from the local class counts, and it learns a separable
+// task (bright images are class 1) with moderate noise.
+TEST(DpSgdTrainingTest, TheXrayCnnTrainsWithDpSgd) {
+  v1::XrayModelConfig config;
+  config.add_channels(4);
+  config.set_image_size(8);
+  for (const char* name : {"clear", "bright"}) config.add_classes(name);
+  config.set_hidden_units(8);
+  config.set_pixel_encoding(v1::XrayModelConfig::INTENSITY);
+  models::XrayCnn model(config, /*seed=*/3);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(12);
+  const int64_t n = 600;
+  const at::Tensor labels = torch::randint(0, 2, {n}, g, torch::dtype(torch::kInt64));
+  // 8-bit images: dark noise, or bright noise for class 1.
+  const at::Tensor images =
+      (torch::rand({n, 1, 8, 8}, g) * 100 + labels.view({n, 1, 1, 1}).to(torch::kFloat32) * 120)
+          .to(torch::kUInt8);
+  v1::TrainingConfig training;
+  training.set_local_epochs(10);
+  training.set_batch_size(60);
+  training.set_learning_rate(0.01);
+  training::DpSgdOptions dp;
+  dp.clip_norm = 1.0;
+  dp.noise_multiplier = 0.5;
+  dp.secret = "xray dp test";
+  absl::StatusOr<training::TrainResult> r =
+      training::TrainXrayModel(model, images, labels, training, /*augment=*/false, &dp);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(r->sampling_rate, 0.1);
+  EXPECT_EQ(r->steps, static_cast<int64_t>(StepsForEpochs(10, 0.1)));
+  EXPECT_EQ(r->positive_weight, 1.0) << "class weights are never from the local counts";
+  torch::NoGradGuard no_grad;
+  const at::Tensor predicted = model->forward(training::UnitImages(images)).argmax(1);
+  const double accuracy = (predicted == labels).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(accuracy, 0.9);
+}
+
 // The standardization statistics under DP: clipped to the range, then the
 // Gaussian mechanism on the sums of u and u² (Δ = sqrt(2F)). Over 400 keys,
 // the noise of the mean has the stated variance (half·σΔ/n)² (a χ² test,
@@ -354,14 +436,24 @@ TEST(NoisyColumnMomentsTest, ClipsToTheRangeAndItsNoiseHasTheStatedVariance) {
   // Variance floored: a constant column reports kMinScaledVariance x half².
   SecureGaussian noise("floor");
   const at::Tensor constant = torch::full({n, 1}, 15.0);
-  EXPECT_GE(NoisyColumnMoments(constant, 0, 30, 1, noise).variance[0].item<double>(),
-            kMinScaledVariance * half * half * (1 - 1e-6));
-  at::Tensor with_nan = x.clone();
-  with_nan[0][0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_NEAR(NoisyColumnMoments(constant, 0, 30, 1e-9, noise).variance[0].item<double>(),
+              kMinScaledVariance * half * half, 1e-6);
+  // NaN counts as the centre, +inf as the top of the range, -inf as its
+  // bottom: each moves the mean exactly so.
+  at::Tensor odd = torch::full({4, 1}, 10.0);
+  odd[1][0] = std::numeric_limits<float>::quiet_NaN();
+  odd[2][0] = std::numeric_limits<float>::infinity();
+  odd[3][0] = -std::numeric_limits<float>::infinity();
   SecureGaussian noise2("nan");
-  const ColumnMoments m = NoisyColumnMoments(with_nan, 0, 30, 1, noise2);
-  EXPECT_TRUE(torch::isfinite(m.mean).all().item<bool>());
+  const ColumnMoments m = NoisyColumnMoments(odd, 0, 30, 1e-9, noise2);
+  EXPECT_NEAR(m.mean[0].item<double>(), (10.0 + 15.0 + 30.0 + 0.0) / 4, 1e-4);
   EXPECT_TRUE(torch::isfinite(m.variance).all().item<bool>());
+  // The statistics' noise is not the gradients': another key.
+  SecureGaussian gradients("same secret"), statistics("same secret|statistics");
+  at::Tensor a = torch::empty({64}), b = torch::empty({64});
+  gradients.Fill(a, 1.0);
+  statistics.Fill(b, 1.0);
+  EXPECT_FALSE(torch::allclose(a, b));
 }
 
 // The noise calibrated to a target spends it over the planned rounds with
@@ -392,9 +484,14 @@ TEST(PrivacyPlanTest, TheCalibratedNoiseSpendsTheTargetWithTheStatisticsQuery) {
 
   v1::PrivacyConfig bad = p;
   bad.set_numeric_low(40);
-  EXPECT_THAT(
-      std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),
-      ::testing::HasSubstr("privacy.numeric_high: must be finite and above numeric_low 40"));
+  EXPECT_THAT(std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),
+              ::testing::HasSubstr("privacy.numeric_high: must be finite, within ±1e9 and above "
+                                   "numeric_low 40"));
+  bad = p;
+  bad.set_numeric_low(-5);
+  bad.set_numeric_high(0);
+  EXPECT_THAT(std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),
+              ::testing::HasSubstr("privacy.numeric_high: set it with numeric_low"));
   bad = p;
   bad.set_stats_noise_multiplier(0.5);
   EXPECT_THAT(std::string(FinalizePrivacyConfig(&bad, 10000, 5).message()),

@@ -255,6 +255,18 @@ TEST(RiskTask, CrossesAreResolvedByNameToCategoricalColumns) {
   cross()->set_hash_buckets((1u << 24) + 1);
   EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&config).message()),
               HasSubstr("crosses[0].hash_buckets 16777217 is not in 1..16777216"));
+  // Crosses count against the cap on table weights (1 GiB of float32).
+  cross()->set_hash_buckets(1u << 24);
+  for (int k = 1; k < 17; ++k) *config.add_crosses() = config.crosses(0);
+  EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&config).message()),
+              HasSubstr("embeddings and crosses would hold"));
+  // A logistic model refuses the MLP's settings rather than ignore them.
+  v1::RiskModelConfig logistic;
+  logistic.set_kind(v1::RiskModelConfig::LOGISTIC);
+  ASSERT_TRUE(task::FinalizeRiskModelConfig(&logistic).ok());
+  logistic.add_hidden_units(8);
+  EXPECT_THAT(std::string(task::FinalizeRiskModelConfig(&logistic).message()),
+              HasSubstr("kind LOGISTIC has no hidden_units, embedding_dim or dropout to set"));
 }
 
 TEST(RiskMlp, NumBatchesTrackedIsTheOnlyNonAggregatableTensor) {

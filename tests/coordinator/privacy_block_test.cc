@@ -93,7 +93,7 @@ TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
   ASSERT_TRUE(privacy::AddRound(other, &fresh).ok());
   *header.mutable_privacy() = fresh;
   EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &other, published).message()),
-              HasSubstr("fewer steps"));
+              HasSubstr("a report only moves forward"));
   // A last round other than the plan for the node's rows.
   *header.mutable_privacy() = round2;
   EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &other, published).message()),
@@ -117,6 +117,66 @@ TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
   *header.mutable_privacy() = without;
   EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &plan, published).message()),
               HasSubstr("its statistics query (noise multiplier 0) is not the task's (20"));
+}
+
+// A report that claims the round but not all of its steps: each (q, σ) must
+// hold what is published plus this round's increment, and the statistics
+// query a step per round, also when both share one segment.
+TEST(PrivacyReportTest, EveryRoundAddsItsStepsAndItsStatisticsQuery) {
+  const v1::PrivacyConfig task = DpTask();
+  privacy::DpSgdPlan plan{.sampling_rate = 0.02,
+                          .noise_multiplier = 1.0,
+                          .steps = 50,
+                          .clip_norm = 1.0,
+                          .delta = 1e-5,
+                          .stats_noise_multiplier = task.stats_noise_multiplier()};
+  v1::PrivacySpent round1;
+  ASSERT_TRUE(privacy::AddRound(plan, &round1).ok());
+  const std::string published = PrivacyBlock(task, 0, "", {{"EE", round1}});
+  v1::PrivacySpent round2 = round1;
+  ASSERT_TRUE(privacy::AddRound(plan, &round2).ok());
+  v1::UpdateHeader header;
+  *header.mutable_privacy() = round2;
+  ASSERT_TRUE(CheckPrivacyReport(task, "EE", header, &plan, published).ok());
+  auto reepsilon = [](v1::PrivacySpent* p) {
+    p->set_epsilon(*privacy::EpsilonOfSegments(*p, p->delta()));
+  };
+  // Round 2 without its statistics step.
+  v1::PrivacySpent cheat = round2;
+  cheat.mutable_segments(1)->set_steps(1);
+  reepsilon(&cheat);
+  EXPECT_LT(cheat.epsilon(), round2.epsilon());
+  *header.mutable_privacy() = cheat;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &plan, published).message()),
+              HasSubstr("2 rounds but 1 steps of the statistics query"));
+  // Round 2 with 10 DP-SGD steps instead of 50.
+  cheat = round2;
+  cheat.mutable_segments(0)->set_steps(60);
+  reepsilon(&cheat);
+  *header.mutable_privacy() = cheat;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "EE", header, &plan, published).message()),
+              HasSubstr("60 steps at sampling rate 0.02, noise multiplier 1, but what is "
+                        "published and this round's plan make at least 100"));
+  // A node whose DP-SGD is itself (q 1, σ 20): one segment holds both, and
+  // must grow by steps + 1 a round.
+  privacy::DpSgdPlan merged = plan;
+  merged.sampling_rate = 1;
+  merged.noise_multiplier = task.stats_noise_multiplier();
+  merged.steps = 20;
+  v1::PrivacySpent m1;
+  ASSERT_TRUE(privacy::AddRound(merged, &m1).ok());
+  ASSERT_EQ(m1.segments_size(), 1);
+  EXPECT_EQ(m1.segments(0).steps(), 21u);
+  const std::string published_m = PrivacyBlock(task, 0, "", {{"LV", m1}});
+  v1::PrivacySpent m2 = m1;
+  ASSERT_TRUE(privacy::AddRound(merged, &m2).ok());
+  *header.mutable_privacy() = m2;
+  EXPECT_TRUE(CheckPrivacyReport(task, "LV", header, &merged, published_m).ok());
+  m2.mutable_segments(0)->set_steps(41);  // the statistics step left out
+  reepsilon(&m2);
+  *header.mutable_privacy() = m2;
+  EXPECT_THAT(std::string(CheckPrivacyReport(task, "LV", header, &merged, published_m).message()),
+              HasSubstr("make at least 42"));
 }
 
 TEST(PrivacyBlockTest, EveryAdministrationThatContributedStaysWithItsLatestFigure) {

@@ -5,8 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "common/io/atomic_file.h"
 #include "common/privacy/rdp_accountant.h"
@@ -120,6 +122,47 @@ TEST(PrivacyBudgetTest, SpendingIsRecordedSurvivesARestartAndStopsAtTheBudget) {
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->spent().epsilon(), 0);
   EXPECT_TRUE(other->DeclineReason().empty());
+}
+
+// A coordinator's config outside the bounds is refused before the node
+// plans or spends anything on it: a NaN or huge target (the calibration
+// would not end), statistics noise below 1, a numeric range that overflows.
+TEST(PrivacyBudgetTest, AHostileTaskConfigIsRefusedBeforeAnythingIsSpent) {
+  testing_support::TempDir dir("budget_hostile");
+  auto budget = PrivacyBudget::Open(dir.path(), "risk", v1::NodePrivacyConfig(), 5000);
+  ASSERT_TRUE(budget.ok());
+  v1::PrivacyConfig calibrated;
+  calibrated.set_mode(v1::PrivacyConfig::DP_SGD);
+  calibrated.set_target_epsilon(3);
+  ASSERT_TRUE(privacy::FinalizePrivacyConfig(&calibrated, 10000, 5).ok());
+  struct Case {
+    const char* what;
+    std::function<void(v1::PrivacyConfig*)> edit;
+    const char* expected;
+  };
+  const std::vector<Case> cases = {
+      {"NaN target", [](v1::PrivacyConfig* p) { p->set_target_epsilon(std::nan("")); },
+       "privacy.target_epsilon"},
+      {"huge target", [](v1::PrivacyConfig* p) { p->set_target_epsilon(1e300); },
+       "privacy.target_epsilon"},
+      {"weak statistics noise", [](v1::PrivacyConfig* p) { p->set_stats_noise_multiplier(0.5); },
+       "privacy.stats_noise_multiplier"},
+      {"overflowing range",
+       [](v1::PrivacyConfig* p) {
+         p->set_numeric_low(-1e308);
+         p->set_numeric_high(1e308);
+       },
+       "privacy.numeric_high"},
+  };
+  for (const Case& c : cases) {
+    v1::PrivacyConfig hostile = calibrated;
+    c.edit(&hostile);
+    const absl::Status refused = budget->Check(hostile, Training()).status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(std::string(refused.message()), HasSubstr(c.expected)) << c.what;
+  }
+  EXPECT_EQ(budget->spent().rounds(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(budget->path()));
 }
 
 TEST(PrivacyBudgetTest, AnEditedOrDamagedRecordIsRefusedNotReset) {
