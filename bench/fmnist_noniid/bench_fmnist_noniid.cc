@@ -16,7 +16,7 @@
 //   build/bin/bench_fmnist_noniid [--rounds 15] [--nodes 10] [--alpha 0.5]
 //       [--local-epochs 1] [--batch 32] [--lr 0.001] [--mu 0.01]
 //       [--channels 16,32] [--hidden 64] [--skip-fedprox] [--skip-local]
-//       [--federated-only]
+//       [--federated-only] [--skip-centralized] [--epsilon E]
 //       [--workdir /tmp/fmnist-bench] [--data /usr/share/datasets/fashion-mnist]
 #include <signal.h>
 #include <torch/torch.h>
