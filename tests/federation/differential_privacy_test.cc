@@ -6,14 +6,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/proto_json.h"
 #include "common/io/atomic_file.h"
 #include "common/manifest/model_manifest.h"
 #include "common/privacy/privacy_config.h"
@@ -26,6 +30,8 @@
 #include "tests/support/federation_dir.h"
 #include "tests/support/federation_suite.h"
 #include "tests/support/loopback_federation.h"
+#include "tools/demo/child_process.h"
+#include "tools/demo/dev_federation.h"
 
 namespace fedcustoms {
 namespace {
@@ -250,6 +256,80 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
   auto restarted =
       node::PrivacyBudget::Open(*root_ + "/budget/node-LV", "risk", lv.privacy(), lv_rows);
   ASSERT_TRUE(restarted.ok());
+  EXPECT_NEAR(restarted->spent().epsilon(), one, 1e-12 * one);
+  EXPECT_THAT(restarted->DeclineReason(), ::testing::HasSubstr("privacy budget spent"));
+}
+
+// The same budget with real processes: fedcustoms-coordinator and three
+// fedcustoms-node processes (mode TRUSTED, so two trainers can carry on).
+// LV's process trains once, then declines and keeps evaluating; what it
+// spent is on disk when the process has exited, and a node opened on the
+// same work directory afterwards (a restart) declines at once.
+TEST_F(DifferentialPrivacyTest, ANodeProcessStopsAtItsBudgetAndItsRecordOutlivesIt) {
+  v1::CoordinatorConfig config = CoordinatorConfig("processes", v1::TRUSTED, 3, 2);
+  config.mutable_tasks(0)->set_gather_seconds(2);
+  const std::string dir = *root_ + "/processes";
+  std::filesystem::create_directories(dir + "/logs");
+  config.set_port_file(dir + "/state/port");
+  auto coordinator_json = config::PrintProtoJson(config);
+  ASSERT_TRUE(coordinator_json.ok()) << coordinator_json.status();
+  ASSERT_TRUE(io::WriteFileAtomically(dir + "/coordinator.json", *coordinator_json).ok());
+  auto coordinator = tools::StartCoordinatorProcess(dir + "/coordinator.json", dir + "/state/port",
+                                                    dir + "/logs/coordinator.log");
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  const int port = std::stoi(coordinator->port);
+
+  v1::NodeConfig lv = NodeConfigFor("LV", port, "processes", v1::TRUSTED);
+  auto probe = node::Node::Create(lv);
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  const uint64_t lv_rows = (*probe)->learner().data_summary().train_rows();
+  probe->reset();  // its data and work directory are the process's now
+  auto plan = privacy::PlanDpSgd(config.tasks(0).privacy(), config.tasks(0).training(), lv_rows);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  v1::PrivacySpent rounds;
+  ASSERT_TRUE(privacy::AddRound(*plan, &rounds).ok());
+  const double one = rounds.epsilon();
+  ASSERT_TRUE(privacy::AddRound(*plan, &rounds).ok());
+  lv.mutable_privacy()->set_max_epsilon((one + rounds.epsilon()) / 2);
+
+  std::vector<std::unique_ptr<tools::ChildProcess>> nodes;
+  for (const std::string admin : {"EE", "FI", "LV"}) {
+    v1::NodeConfig n = admin == "LV" ? lv : NodeConfigFor(admin, port, "processes", v1::TRUSTED);
+    n.set_exit_when_finished(true);
+    auto text = config::PrintProtoJson(n);
+    ASSERT_TRUE(text.ok()) << text.status();
+    const std::string path = absl::StrCat(dir, "/node-", admin, ".json");
+    ASSERT_TRUE(io::WriteFileAtomically(path, *text).ok());
+    auto process =
+        tools::ChildProcess::Spawn({tools::ExecutableDir() + "/fedcustoms-node", "--config", path},
+                                   absl::StrCat(dir, "/logs/node-", admin, ".log"));
+    ASSERT_TRUE(process.ok()) << process.status();
+    nodes.push_back(*std::move(process));
+  }
+  for (auto& n : nodes) {
+    const std::optional<int> code = n->WaitFor(std::chrono::minutes(5));
+    ASSERT_TRUE(code.has_value()) << "a node did not finish; see " << n->log_path();
+    EXPECT_EQ(*code, 0) << "see " << n->log_path();
+  }
+  coordinator->process->Signal(SIGTERM);
+  EXPECT_EQ(coordinator->process->WaitFor(std::chrono::seconds(60)).value_or(-1), 0);
+
+  // The LV process said why it stopped training, and kept evaluating.
+  auto log = io::ReadFile(dir + "/logs/node-LV.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_THAT(*log, ::testing::HasSubstr("privacy budget spent"));
+  auto registry = coordinator::ModelRegistry::Open(dir + "/registry", nullptr, nullptr);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_EQ((*registry)->Versions("risk"), (std::vector<uint64_t>{0, 1, 2, 3}));
+  auto manifest = manifest::ParseManifest((*registry)->ReadManifest("risk", 3)->json, "test");
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  const json p = json::parse(manifest->privacy_json);
+  EXPECT_EQ(p["administrations"]["EE"]["rounds"], 3);
+  EXPECT_EQ(p["administrations"]["LV"]["rounds"], 1);
+  EXPECT_NEAR(p["administrations"]["LV"]["epsilon"].get<double>(), one, 1e-12 * one);
+  // Its record on disk, read by a restart: the same ε, and it declines.
+  auto restarted = node::PrivacyBudget::Open(lv.work_dir(), "risk", lv.privacy(), lv_rows);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
   EXPECT_NEAR(restarted->spent().epsilon(), one, 1e-12 * one);
   EXPECT_THAT(restarted->DeclineReason(), ::testing::HasSubstr("privacy budget spent"));
 }
