@@ -5,6 +5,7 @@
 // training but keeps evaluating.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <csignal>
@@ -258,6 +259,65 @@ TEST_F(DifferentialPrivacyTest, ANodeWhoseBudgetIsSpentStopsTrainingAndKeepsEval
   ASSERT_TRUE(restarted.ok());
   EXPECT_NEAR(restarted->spent().epsilon(), one, 1e-12 * one);
   EXPECT_THAT(restarted->DeclineReason(), ::testing::HasSubstr("privacy budget spent"));
+}
+
+// DP composes with the server strategies and, in mode TRUSTED, with robust
+// aggregation: each is post-processing of the nodes' privatized updates, so
+// every version states the same per-administration ε as plain FedAvg and
+// the federation learns (finite metrics, a model that moves).
+TEST_F(DifferentialPrivacyTest, ComposesWithEveryServerStrategyAndRobustAggregation) {
+  struct Case {
+    const char* name;
+    v1::AggregationMode mode;
+    v1::ServerStrategyConfig::Kind strategy;
+    v1::RobustAggregationConfig::Kind robust;
+  };
+  const std::vector<Case> cases = {
+      {"fedadam", v1::SECURE, v1::ServerStrategyConfig::FEDADAM,
+       v1::RobustAggregationConfig::KIND_UNSPECIFIED},
+      {"fedyogi", v1::SECURE, v1::ServerStrategyConfig::FEDYOGI,
+       v1::RobustAggregationConfig::KIND_UNSPECIFIED},
+      {"median", v1::TRUSTED, v1::ServerStrategyConfig::FEDAVGM,
+       v1::RobustAggregationConfig::MEDIAN},
+      {"trimmed", v1::TRUSTED, v1::ServerStrategyConfig::FEDAVG,
+       v1::RobustAggregationConfig::TRIMMED_MEAN},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::CoordinatorConfig config = CoordinatorConfig(c.name, c.mode, 2, 3);
+    config.mutable_tasks(0)->mutable_strategy()->set_kind(c.strategy);
+    if (c.robust != v1::RobustAggregationConfig::KIND_UNSPECIFIED) {
+      config.mutable_tasks(0)->mutable_robust_aggregation()->set_kind(c.robust);
+    }
+    auto finalized = coordinator::FinalizeCoordinatorConfig(config, "test", "");
+    ASSERT_TRUE(finalized.ok()) << finalized.status();
+    auto coordinator = Start(*finalized);
+    std::vector<std::unique_ptr<node::Node>> nodes;
+    for (const std::string admin : {"EE", "FI", "LV"}) {
+      auto n = node::Node::Create(NodeConfigFor(admin, coordinator->Port(), c.name, c.mode));
+      ASSERT_TRUE(n.ok()) << n.status();
+      nodes.push_back(*std::move(n));
+    }
+    RunToEnd(nodes);
+    ASSERT_EQ(coordinator->registry().Versions("risk"), (std::vector<uint64_t>{0, 1, 2}));
+    const json p = PrivacyOf(*coordinator, 2);
+    ASSERT_EQ(p["administrations"].size(), 3u) << p.dump();
+    for (const auto& [admin, entry] : p["administrations"].items()) {
+      EXPECT_EQ(entry["rounds"], 2) << admin;
+      const double eps = Recomputed(entry, 1e-5);
+      EXPECT_NEAR(entry["epsilon"].get<double>(), eps, 1e-12 * eps) << admin;
+    }
+    const json metrics = MetricsOf(*coordinator, 2);
+    EXPECT_TRUE(metrics.contains("pr_auc")) << metrics.dump();
+    auto v1_weights = coordinator->registry().LoadWeights("risk", 1);
+    auto v2_weights = coordinator->registry().LoadWeights("risk", 2);
+    ASSERT_TRUE(v1_weights.ok() && v2_weights.ok());
+    bool moved = false;
+    for (size_t i = 0; i < v1_weights->size(); ++i) {
+      moved = moved || !torch::equal((*v1_weights)[i].second, (*v2_weights)[i].second);
+    }
+    EXPECT_TRUE(moved) << "round 2 changed nothing";
+  }
 }
 
 // The same budget with real processes: fedcustoms-coordinator and three
