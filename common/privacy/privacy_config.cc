@@ -13,6 +13,20 @@ namespace {
 constexpr double kDefaultStatsNoise = 20;
 constexpr double kDefaultNumericHigh = 30;
 
+// Adds `steps` to the segment of (q, σ), or a new segment for it.
+void AddSteps(double q, double sigma, uint64_t steps, v1::PrivacySpent* spent) {
+  for (v1::PrivacySpent::Segment& s : *spent->mutable_segments()) {
+    if (s.sampling_rate() == q && s.noise_multiplier() == sigma) {
+      s.set_steps(s.steps() + steps);
+      return;
+    }
+  }
+  v1::PrivacySpent::Segment* segment = spent->add_segments();
+  segment->set_sampling_rate(q);
+  segment->set_noise_multiplier(sigma);
+  segment->set_steps(steps);
+}
+
 }  // namespace
 
 double DefaultMaxDelta(uint64_t n) {
@@ -74,10 +88,6 @@ absl::Status FinalizePrivacyConfig(v1::PrivacyConfig* p, uint64_t max_train_rows
     return absl::OkStatus();
   }
   if (p->stats_noise_multiplier() == 0) p->set_stats_noise_multiplier(kDefaultStatsNoise);
-  if (!(p->stats_noise_multiplier() >= 1 && p->stats_noise_multiplier() <= 1e6)) {
-    return bad("stats_noise_multiplier", "must be in [1, 1e6], found ",
-               p->stats_noise_multiplier());
-  }
   if (p->numeric_low() == 0 && p->numeric_high() == 0) {
     p->set_numeric_high(kDefaultNumericHigh);
   } else if (p->numeric_high() == 0) {
@@ -169,30 +179,8 @@ absl::StatusOr<DpSgdPlan> PlanDpSgd(const v1::PrivacyConfig& privacy,
 }
 
 absl::Status AddRound(const DpSgdPlan& plan, v1::PrivacySpent* spent) {
-  v1::PrivacySpent::Segment* segment = nullptr;
-  for (v1::PrivacySpent::Segment& s : *spent->mutable_segments()) {
-    if (s.sampling_rate() == plan.sampling_rate && s.noise_multiplier() == plan.noise_multiplier) {
-      segment = &s;
-    }
-  }
-  if (segment == nullptr) {
-    segment = spent->add_segments();
-    segment->set_sampling_rate(plan.sampling_rate);
-    segment->set_noise_multiplier(plan.noise_multiplier);
-  }
-  segment->set_steps(segment->steps() + plan.steps);
-  if (plan.stats_noise_multiplier > 0) {
-    v1::PrivacySpent::Segment* stats = nullptr;
-    for (v1::PrivacySpent::Segment& s : *spent->mutable_segments()) {
-      if (s.sampling_rate() == 1 && s.noise_multiplier() == plan.stats_noise_multiplier) stats = &s;
-    }
-    if (stats == nullptr) {
-      stats = spent->add_segments();
-      stats->set_sampling_rate(1);
-      stats->set_noise_multiplier(plan.stats_noise_multiplier);
-    }
-    stats->set_steps(stats->steps() + 1);
-  }
+  AddSteps(plan.sampling_rate, plan.noise_multiplier, plan.steps, spent);
+  if (plan.stats_noise_multiplier > 0) AddSteps(1, plan.stats_noise_multiplier, 1, spent);
   spent->set_stats_noise_multiplier(plan.stats_noise_multiplier);
   spent->set_clip_norm(plan.clip_norm);
   spent->set_delta(plan.delta);

@@ -36,6 +36,16 @@ v1::PrivacySpent Spent(double q, double sigma, uint64_t steps, uint64_t rounds) 
   return s;
 }
 
+// A round of 50 steps at q 0.02, σ 1 and the task's statistics query.
+privacy::DpSgdPlan PlanOf(const v1::PrivacyConfig& task) {
+  return {.sampling_rate = 0.02,
+          .noise_multiplier = 1.0,
+          .steps = 50,
+          .clip_norm = 1.0,
+          .delta = 1e-5,
+          .stats_noise_multiplier = task.stats_noise_multiplier()};
+}
+
 TEST(PrivacyReportTest, ReportsMustMatchTheTaskAndTheirOwnSegments) {
   const v1::PrivacyConfig task = DpTask();
   v1::UpdateHeader header;
@@ -67,12 +77,7 @@ TEST(PrivacyReportTest, ReportsMustMatchTheTaskAndTheirOwnSegments) {
 // published: a node cannot claim less than it spent nor skip the round.
 TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
   const v1::PrivacyConfig task = DpTask();
-  privacy::DpSgdPlan plan{.sampling_rate = 0.02,
-                          .noise_multiplier = 1.0,
-                          .steps = 50,
-                          .clip_norm = 1.0,
-                          .delta = 1e-5,
-                          .stats_noise_multiplier = task.stats_noise_multiplier()};
+  const privacy::DpSgdPlan plan = PlanOf(task);
   v1::PrivacySpent round1;
   ASSERT_TRUE(privacy::AddRound(plan, &round1).ok());
   v1::PrivacySpent round2 = round1;
@@ -124,12 +129,7 @@ TEST(PrivacyReportTest, ReportsEndWithThePlanAndOnlyMoveForward) {
 // query a step per round, also when both share one segment.
 TEST(PrivacyReportTest, EveryRoundAddsItsStepsAndItsStatisticsQuery) {
   const v1::PrivacyConfig task = DpTask();
-  privacy::DpSgdPlan plan{.sampling_rate = 0.02,
-                          .noise_multiplier = 1.0,
-                          .steps = 50,
-                          .clip_norm = 1.0,
-                          .delta = 1e-5,
-                          .stats_noise_multiplier = task.stats_noise_multiplier()};
+  const privacy::DpSgdPlan plan = PlanOf(task);
   v1::PrivacySpent round1;
   ASSERT_TRUE(privacy::AddRound(plan, &round1).ok());
   const std::string published = PrivacyBlock(task, 0, "", {{"EE", round1}});
