@@ -54,6 +54,18 @@ Batch MakeBatch(int64_t b, int64_t numeric_width, const std::vector<uint32_t>& b
   return out;
 }
 
+// `model`'s forward pass over `rows` of `batch`, its layers recorded on
+// `tape` (none when null).
+template <typename Model>
+at::Tensor TapedForward(Model& model, const Batch& batch, const at::Tensor& rows,
+                        PerExampleGradients* tape) {
+  model->RecordPerExample(tape);
+  at::Tensor out =
+      model->forward(batch.numeric.index_select(0, rows), batch.categorical.index_select(0, rows));
+  model->RecordPerExample(nullptr);
+  return out;
+}
+
 // Checks the tape's per-example gradients, squared norms and weighted sum
 // against one backward pass per example for every parameter of `module`.
 // `losses(rows, tape)` gives the per-example losses of `rows`.
@@ -111,10 +123,7 @@ TEST(PerExampleGradientsTest, RiskMlpMatchesOneBackwardPerExample) {
   const Batch batch = MakeBatch(9, 4, buckets);
   const auto weight = torch::full({1}, 3.0);
   ExpectExactAgainstOneAtATime(*model, 9, [&](const at::Tensor& rows, PerExampleGradients* tape) {
-    model->RecordPerExample(tape);
-    at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
-                                       batch.categorical.index_select(0, rows));
-    model->RecordPerExample(nullptr);
+    at::Tensor logits = TapedForward(model, batch, rows, tape);
     return F::binary_cross_entropy_with_logits(
         logits, batch.labels.index_select(0, rows),
         F::BinaryCrossEntropyWithLogitsFuncOptions().pos_weight(weight).reduction(torch::kNone));
@@ -131,10 +140,7 @@ TEST(PerExampleGradientsTest, AnomalyAutoencoderMatchesOneBackwardPerExample) {
   model->eval();
   const Batch batch = MakeBatch(8, 3, buckets, /*seed=*/9);
   ExpectExactAgainstOneAtATime(*model, 8, [&](const at::Tensor& rows, PerExampleGradients* tape) {
-    model->RecordPerExample(tape);
-    at::Tensor scores = model->forward(batch.numeric.index_select(0, rows),
-                                       batch.categorical.index_select(0, rows));
-    model->RecordPerExample(nullptr);
+    at::Tensor scores = TapedForward(model, batch, rows, tape);
     return scores;
   });
 }
@@ -148,10 +154,7 @@ TEST(PerExampleGradientsTest, ModelsWithOnlyOneKindOfFeatureAreCovered) {
     model->eval();
     const Batch batch = MakeBatch(5, numeric, buckets);
     ExpectExactAgainstOneAtATime(*model, 5, [&](const at::Tensor& rows, PerExampleGradients* tape) {
-      model->RecordPerExample(tape);
-      at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
-                                         batch.categorical.index_select(0, rows));
-      model->RecordPerExample(nullptr);
+      at::Tensor logits = TapedForward(model, batch, rows, tape);
       return logits.pow(2);
     });
   }
@@ -178,10 +181,7 @@ TEST(PerExampleGradientsTest, LogisticAndCrossedModelsMatchOneBackwardPerExample
     model->eval();
     const Batch batch = MakeBatch(9, 2, buckets, /*seed=*/4);
     ExpectExactAgainstOneAtATime(*model, 9, [&](const at::Tensor& rows, PerExampleGradients* tape) {
-      model->RecordPerExample(tape);
-      at::Tensor logits = model->forward(batch.numeric.index_select(0, rows),
-                                         batch.categorical.index_select(0, rows));
-      model->RecordPerExample(nullptr);
+      at::Tensor logits = TapedForward(model, batch, rows, tape);
       return F::binary_cross_entropy_with_logits(
           logits, batch.labels.index_select(0, rows),
           F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
