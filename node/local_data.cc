@@ -40,7 +40,10 @@ absl::StatusOr<LocalData> LoadLocalData(const v1::NodeConfig& config, bool need_
     return absl::InvalidArgumentError(absl::StrCat(config.data_file(), ": only ", local.table.rows,
                                                    " usable rows; a node needs at least 10"));
   }
-  local.split = data::DeterministicSplit(local.table, config.holdout_fraction());
+  // Only the risk task chooses versions on a validation split; the anomaly
+  // task trains on every training row.
+  local.split = data::DeterministicSplit(local.table, config.holdout_fraction(),
+                                         need_labels ? config.validation_fraction() : 0.0);
   return local;
 }
 

@@ -67,26 +67,53 @@ absl::StatusOr<manifest::ModelManifest> PullModel(const PullOptions& options) {
   auto stub = v1::AnalystService::NewStub(grpc::CreateCustomChannel(
       options.coordinator_address, *credentials, tls::DefaultChannelArguments()));
 
+  // The signed manifest of `version` (the latest when empty), checked to be
+  // that task's and version's.
   v1::GetManifestRequest request;
-  request.set_task(options.task);
-  if (options.version) request.set_version(*options.version);
   v1::GetManifestResponse response;
-  {
+  auto fetch_manifest =
+      [&](std::optional<uint64_t> version) -> absl::StatusOr<manifest::ModelManifest> {
+    request.set_task(options.task);
+    if (version) {
+      request.set_version(*version);
+    } else {
+      request.clear_version();
+    }
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     if (absl::Status s = FromGrpc(stub->GetManifest(&context, request, &response), "get manifest");
         !s.ok()) {
       return s;
     }
-  }
-  const std::string source = absl::StrCat("manifest of ", options.task, " v", response.version(),
-                                          " from ", options.coordinator_address);
-  auto m = manifest::VerifyManifest({response.manifest_json(), response.signature()}, **verifier,
-                                    source);
+    const std::string source = absl::StrCat("manifest of ", options.task, " v", response.version(),
+                                            " from ", options.coordinator_address);
+    auto m = manifest::VerifyManifest({response.manifest_json(), response.signature()}, **verifier,
+                                      source);
+    if (!m.ok()) return m.status();
+    if (m->task != options.task || m->version != response.version() ||
+        (version && m->version != *version)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(source, ": signed for ", m->task, " v", m->version, "; refusing"));
+    }
+    return m;
+  };
+  auto m = fetch_manifest(options.version);
   if (!m.ok()) return m.status();
-  if (m->task != options.task || m->version != response.version()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(source, ": signed for ", m->task, " v", m->version, "; refusing"));
+  if (options.released && !options.version && m->released_version != m->version) {
+    // The latest manifest names, under the coordinator's signature, the
+    // version it releases and the hash of its weights: the version served
+    // must be that one (not a discarded candidate signed with the same
+    // number).
+    const uint64_t latest = m->version;
+    const std::string expected = m->released_weights_sha256;
+    m = fetch_manifest(m->released_version);
+    if (!m.ok()) return m.status();
+    if (m->weights_sha256 != expected) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("manifest of ", options.task, " v", m->version, " from ",
+                       options.coordinator_address, ": its weights hash to ", m->weights_sha256,
+                       " but v", latest, " released weights hashing to ", expected, "; refusing"));
+    }
   }
 
   std::error_code ec;

@@ -19,6 +19,10 @@ struct PullOptions {
   std::string task = "risk";
   // Latest when empty.
   std::optional<uint64_t> version;
+  // With no `version`: the version the latest signed manifest names as
+  // released (the best on the nodes' validation splits, not necessarily the
+  // newest) instead of the latest.
+  bool released = false;
   std::string out_dir;
 };
 

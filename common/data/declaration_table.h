@@ -55,6 +55,8 @@ struct DeclarationTable {
 struct Split {
   std::vector<int64_t> train;
   std::vector<int64_t> holdout;
+  // Rows kept out of training to choose between models (never the hold-out).
+  std::vector<int64_t> validation;
 };
 
 }  // namespace fedcustoms::data

@@ -567,7 +567,8 @@ std::string SelectionColumnName(const v1::DeclarationSchema& schema) {
   return "";
 }
 
-Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction) {
+Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction,
+                         double validation_fraction) {
   Split split;
   const size_t n = table.rows;
   if (n == 0) return split;
@@ -583,9 +584,18 @@ Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction)
     holdout = std::clamp<size_t>(holdout, 1, n - 1);
   else
     holdout = 0;
-  split.train.assign(order.begin(), order.end() - static_cast<ptrdiff_t>(holdout));
-  split.holdout.assign(order.end() - static_cast<ptrdiff_t>(holdout), order.end());
+  const size_t rest = n - holdout;
+  const double v =
+      std::isnan(validation_fraction) ? 0.0 : std::clamp(validation_fraction, 0.0, 1.0);
+  size_t validation = static_cast<size_t>(std::llround(v * static_cast<double>(rest)));
+  validation = rest >= 2 ? std::min(validation, rest - 2) : 0;
+  const auto train_end = order.begin() + static_cast<ptrdiff_t>(rest - validation);
+  const auto holdout_begin = order.begin() + static_cast<ptrdiff_t>(rest);
+  split.train.assign(order.begin(), train_end);
+  split.validation.assign(train_end, holdout_begin);
+  split.holdout.assign(holdout_begin, order.end());
   std::sort(split.train.begin(), split.train.end());
+  std::sort(split.validation.begin(), split.validation.end());
   std::sort(split.holdout.begin(), split.holdout.end());
   return split;
 }

@@ -92,8 +92,13 @@ std::string SelectionColumnName(const v1::DeclarationSchema& schema);
 // ones go to hold-out, so on a tied day later rows are held out first);
 // without dates, the last rows by index. Hold-out size is
 // round(holdout_fraction x rows), clamped to [1, rows - 1] when rows >= 2 so
-// both parts are non-empty; with one row it is train; NaN counts as 0. Both
-// index lists are ascending.
-Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction);
+// both parts are non-empty; with one row it is train; NaN counts as 0.
+// Then, from the rows left for training, the latest
+// round(validation_fraction x those rows) by the same order form the
+// validation split, as long as at least 2 training rows remain (the
+// trainers need 2); 0 (default) or NaN keeps none. Every index list is
+// ascending, and the three are disjoint.
+Split DeterministicSplit(const DeclarationTable& table, double holdout_fraction,
+                         double validation_fraction = 0);
 
 }  // namespace fedcustoms::data

@@ -38,6 +38,7 @@ std::string ToJson(const ModelManifest& m) {
   j["wire_sha256"] = m.wire_sha256;
   j["server_state_sha256"] = m.server_state_sha256;
   j["created_at"] = m.created_at;
+  if (m.release_json != "{}") j["release"] = json::parse(m.release_json);
   return j.dump();
 }
 
@@ -101,6 +102,23 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
     auto samples = CountField(j, "total_samples", kAny, source);
     if (!samples.ok()) return samples.status();
     m.total_samples = *samples;
+    m.released_version = m.version;
+    if (j.contains("release")) {
+      const json& release = j.at("release");
+      auto released = CountField(release, "released_version", m.version, source + " release");
+      if (!released.ok()) return released.status();
+      if (*released == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": release.released_version 0 (v0 is never released)"));
+      }
+      m.released_version = *released;
+      // A version that releases itself is named by its own weights_sha256
+      // (read below); an earlier one by the hash recorded here.
+      if (*released != m.version) {
+        m.released_weights_sha256 = release.at("released_weights_sha256").get<std::string>();
+      }
+      m.release_json = release.dump();
+    }
     m.weights_file = j.at("weights_file").get<std::string>();
     // Readers join it to the model's directory: a path ("../x", "/etc/x")
     // in a manifest, even a signed one, must not take them elsewhere.
@@ -118,6 +136,7 @@ absl::StatusOr<ModelManifest> ParseManifest(const std::string& text, const std::
           m.weights_file.substr(0, 64), "\""));
     }
     m.weights_sha256 = j.at("weights_sha256").get<std::string>();
+    if (m.released_version == m.version) m.released_weights_sha256 = m.weights_sha256;
     m.wire_sha256 = j.at("wire_sha256").get<std::string>();
     // Absent in manifests written before server strategies kept state.
     m.server_state_sha256 = j.value("server_state_sha256", "");

@@ -43,6 +43,19 @@ struct ModelManifest {
   std::string server_state_sha256;
   // RFC 3339 UTC.
   std::string created_at;
+  // Which version the coordinator releases as of this one (the best on the
+  // nodes' validation splits so far; `fedcustoms pull` takes it by default):
+  // {"released_version": N, "released_weights_sha256": its weights' hash
+  //  (absent when N is this version: its own weights_sha256),
+  //  "criterion": …, "validation_pr_auc": this version's figure or null,
+  //  "best_validation_pr_auc": the released version's or null,
+  //  "rounds_without_improvement": n} (coordinator/rounds/release_choice.h).
+  // "{}" (written as no "release" key) in v0 and in manifests written before
+  // versions were chosen; `released_version` is then this version. Parsed:
+  // `released_weights_sha256` is the released version's weights hash.
+  std::string release_json = "{}";
+  uint64_t released_version = 0;
+  std::string released_weights_sha256;
 };
 
 // Deterministic JSON (sorted keys, no insignificant whitespace).

@@ -145,6 +145,27 @@ v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetric
       b->set_recall(sum.recall / sum.weight);
     }
   }
+  // Validation: PR-AUC weighs by positives (a split without positives has no
+  // precision-recall curve and must not pull the mean towards 0), the rest
+  // by examples.
+  double v_examples = 0, v_positives = 0, v_roc = 0, v_pr = 0, v_loss = 0;
+  for (const v1::EvaluationMetrics& r : reports) {
+    if (!r.has_validation()) continue;
+    const v1::ValidationMetrics& v = r.validation();
+    v_examples += static_cast<double>(v.examples());
+    v_positives += static_cast<double>(v.positives());
+    v_roc += static_cast<double>(v.examples()) * v.roc_auc();
+    v_loss += static_cast<double>(v.examples()) * v.loss();
+    v_pr += static_cast<double>(v.positives()) * v.pr_auc();
+  }
+  if (v_examples > 0) {
+    v1::ValidationMetrics* v = mean.mutable_validation();
+    v->set_examples(static_cast<uint64_t>(v_examples));
+    v->set_positives(static_cast<uint64_t>(v_positives));
+    v->set_roc_auc(v_roc / v_examples);
+    v->set_loss(v_loss / v_examples);
+    if (v_positives > 0) v->set_pr_auc(v_pr / v_positives);
+  }
   return mean;
 }
 

@@ -43,6 +43,9 @@ v1::EvaluationMetrics ComputeBinaryMetrics(std::span<const float> scores,
 // not add up and are left out). If every report has 0
 // examples the reports weigh equally; no reports gives a default message.
 // Note this is the mean of per-node AUCs, not the AUC of the pooled scores.
+// The validation metrics of the reports that have them are averaged too:
+// PR-AUC weighted by validation positives, ROC-AUC and loss by validation
+// examples (counts summed); none when no report has them.
 v1::EvaluationMetrics WeightedMeanMetrics(const std::vector<v1::EvaluationMetrics>& reports);
 
 }  // namespace fedcustoms::metrics

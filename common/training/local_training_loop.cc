@@ -31,12 +31,20 @@ uint64_t SamplingSeed(const std::string& secret) {
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(torch::nn::Module& module,
                                                        const v1::TrainingConfig& c) {
+  if (c.optimizer() == "adam" && c.weight_decay() > 0) {
+    // Decoupled decay: Adam's per-coordinate scaling would otherwise shrink
+    // rarely updated weights (hash buckets) hardest.
+    return std::make_unique<torch::optim::AdamW>(
+        module.parameters(),
+        torch::optim::AdamWOptions(c.learning_rate()).weight_decay(c.weight_decay()));
+  }
   if (c.optimizer() == "adam") {
     return std::make_unique<torch::optim::Adam>(module.parameters(),
                                                 torch::optim::AdamOptions(c.learning_rate()));
   }
-  return std::make_unique<torch::optim::SGD>(module.parameters(),
-                                             torch::optim::SGDOptions(c.learning_rate()));
+  return std::make_unique<torch::optim::SGD>(
+      module.parameters(),
+      torch::optim::SGDOptions(c.learning_rate()).weight_decay(c.weight_decay()));
 }
 
 // FedProx: the gradient mu (w - w_start) of (mu/2)||w - w_start||^2, w_start

@@ -45,6 +45,9 @@ absl::Status CheckTrainingConfig(const v1::TrainingConfig& config) {
   if (!std::isfinite(c.positive_weight()) || c.positive_weight() < 0 || c.positive_weight() > 1e6) {
     return bad("positive_weight ", c.positive_weight(), " is not 0 or in (0, 1e6]");
   }
+  if (!(c.weight_decay() >= 0 && c.weight_decay() <= 1)) {
+    return bad("weight_decay ", c.weight_decay(), " is not in [0, 1]");
+  }
   if (!std::isfinite(c.proximal_mu()) || c.proximal_mu() < 0 || c.proximal_mu() > 1000) {
     return bad("proximal_mu ", c.proximal_mu(), " is not in [0, 1000]");
   }

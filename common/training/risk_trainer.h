@@ -18,12 +18,13 @@ namespace fedcustoms::training {
 // `config` with every zero value replaced by its documented default:
 // local_epochs 1, batch_size 256, learning_rate 1e-3, optimizer "adam",
 // max_positive_weight 30, seed 1 (positive_weight 0 keeps its meaning "derive
-// from the local positive rate").
+// from the local positive rate"); weight_decay 0 stays 0 (none).
 v1::TrainingConfig WithDefaults(const v1::TrainingConfig& config);
 
 // OK when the config (after WithDefaults) is usable: local_epochs 1..1000,
 // batch_size 1..65536, learning_rate in (0, 10], optimizer "adam" or "sgd",
-// positive_weight 0 or in (0, 1e6], max_positive_weight in [1, 1e6]. The error
+// positive_weight 0 or in (0, 1e6], max_positive_weight in [1, 1e6],
+// weight_decay in [0, 1]. The error
 // names the field.
 absl::Status CheckTrainingConfig(const v1::TrainingConfig& config);
 

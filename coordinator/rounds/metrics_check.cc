@@ -75,6 +75,23 @@ absl::Status CheckMetrics(const v1::EvaluationMetrics& m) {
           "metrics: selection rows (random + risk_selected) exceed examples");
     }
   }
+  if (m.has_validation()) {
+    // One node's validation weighs in the choice of the released version:
+    // it must be as well-formed as the hold-out's figures.
+    const v1::ValidationMetrics& v = m.validation();
+    if (!InUnitInterval(v.roc_auc()) || !InUnitInterval(v.pr_auc())) {
+      return absl::InvalidArgumentError(
+          "metrics: validation.roc_auc and validation.pr_auc must be within [0, 1]");
+    }
+    if (!std::isfinite(v.loss()) || v.loss() < 0) {
+      return absl::InvalidArgumentError("metrics: validation.loss must be finite and >= 0");
+    }
+    if (v.examples() == 0 || v.positives() > v.examples() || v.examples() > 1'000'000'000) {
+      return absl::InvalidArgumentError(
+          "metrics: need 0 < validation.examples <= 1000000000 and validation.positives <= "
+          "validation.examples");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -82,10 +99,13 @@ RoundMetrics SummarizeReports(uint64_t round_id,
                               const std::map<std::string, v1::EvaluationMetrics>& reported) {
   RoundMetrics out;
   std::vector<v1::EvaluationMetrics> reports;
-  std::vector<double> pr_aucs;
+  std::vector<double> pr_aucs, validation_pr_aucs;
   for (const auto& [node, metrics] : reported) {
     reports.push_back(metrics);
     pr_aucs.push_back(metrics.pr_auc());
+    if (metrics.has_validation() && metrics.validation().positives() > 0) {
+      validation_pr_aucs.push_back(metrics.validation().pr_auc());
+    }
     if (!metrics.has_selection()) continue;
     v1::NodeSelectionEvaluation& e = out.selection_evaluations.emplace_back();
     e.set_node(node);
@@ -96,6 +116,15 @@ RoundMetrics SummarizeReports(uint64_t round_id,
   if (!reports.empty()) {
     std::nth_element(pr_aucs.begin(), pr_aucs.begin() + pr_aucs.size() / 2, pr_aucs.end());
     out.median_pr_auc = pr_aucs[pr_aucs.size() / 2];
+    // Enough reporters that one cannot choose: at least kMinValidationReports
+    // and a majority of the reports; the lower median, so that with an even
+    // count the larger middle value (which one liar could supply) is not it.
+    if (validation_pr_aucs.size() >= kMinValidationReports &&
+        2 * validation_pr_aucs.size() > reports.size()) {
+      const auto middle = validation_pr_aucs.begin() + (validation_pr_aucs.size() - 1) / 2;
+      std::nth_element(validation_pr_aucs.begin(), middle, validation_pr_aucs.end());
+      out.median_validation_pr_auc = *middle;
+    }
     out.mean = metrics::WeightedMeanMetrics(reports);
     out.mean_json = JsonText(*out.mean);
   }

@@ -18,7 +18,8 @@ namespace fedcustoms::coordinator {
 // published mean: rates within [0, 1], a finite non-negative loss, counts
 // that fit one another (positives and flagged within examples, at most a
 // billion examples), budgets in 1..100, and the selection evaluation's rows
-// within the examples. InvalidArgument naming the field and the rule
+// within the examples, and the same rules for the validation metrics when
+// present. InvalidArgument naming the field and the rule
 // otherwise. Pure function of its argument; thread-safe.
 absl::Status CheckMetrics(const v1::EvaluationMetrics& metrics);
 
@@ -36,7 +37,17 @@ struct RoundMetrics {
   // unlike the weighted mean, one reporter cannot move it beyond the range
   // of the others' reports once three or more report. None without reports.
   std::optional<double> median_pr_auc;
+  // The lower median of the validation PR-AUCs of the reports whose
+  // validation split has positives: what the released version is chosen on
+  // (ReleaseChoice). Only when at least kMinValidationReports reports have
+  // one and they are a majority of the reports, so that one node (a liar,
+  // or one that withholds its figure) cannot choose; none otherwise.
+  std::optional<double> median_validation_pr_auc;
 };
+
+// The fewest validation figures a round's choice of the released version
+// rests on.
+inline constexpr size_t kMinValidationReports = 3;
 
 // Sums up the (checked) reports of round `round_id`, by node.
 RoundMetrics SummarizeReports(uint64_t round_id,

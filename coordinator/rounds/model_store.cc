@@ -119,11 +119,13 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelStore::MakeCandidate(
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelStore::PublishCandidate(
     const ModelSnapshot& candidate, const std::string& metrics_json,
-    const tensor::NamedTensors& tensors, const tensor::NamedTensors& server_state) const {
+    const std::string& release_json, const tensor::NamedTensors& tensors,
+    const tensor::NamedTensors& server_state) const {
   absl::StatusOr<manifest::ModelManifest> m =
       manifest::ParseManifest(candidate.manifest.json, "candidate manifest");
   if (!m.ok()) return m.status();
   m->metrics_json = metrics_json;
+  m->release_json = release_json;
   m->created_at = manifest::NowRfc3339();
   absl::StatusOr<manifest::SignedManifest> published =
       registry_->Publish(*std::move(m), tensors, server_state);

@@ -47,12 +47,13 @@ class ModelStore {
       manifest::ModelManifest manifest, const tensor::NamedTensors& tensors) const;
 
   // Publishes `candidate` (made by MakeCandidate; `tensors` are its weights)
-  // to the registry with `metrics_json` and a fresh creation time in its
-  // manifest, and `server_state`: the new global model, whose wire file is
+  // to the registry with `metrics_json`, `release_json` and a fresh creation
+  // time in its manifest, and `server_state`: the new global model, whose wire file is
   // the candidate's. The registry's error otherwise (nothing published).
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> PublishCandidate(
       const ModelSnapshot& candidate, const std::string& metrics_json,
-      const tensor::NamedTensors& tensors, const tensor::NamedTensors& server_state) const;
+      const std::string& release_json, const tensor::NamedTensors& tensors,
+      const tensor::NamedTensors& server_state) const;
 
   // The snapshot of registry version `version`, its wire file reused when it
   // still matches the signed manifest and rebuilt from the registry

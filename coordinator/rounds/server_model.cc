@@ -56,9 +56,10 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::MakeCandidate(
 }
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::Publish(
-    const ModelSnapshot& candidate, const std::string& metrics_json) {
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published =
-      store_.PublishCandidate(candidate, metrics_json, candidate_tensors_, optimizer_.State());
+    const ModelSnapshot& candidate, const std::string& metrics_json,
+    const std::string& release_json) {
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published = store_.PublishCandidate(
+      candidate, metrics_json, release_json, candidate_tensors_, optimizer_.State());
   if (!published.ok()) return published;
   process::CrashPoint("coordinator.published");
   candidate_tensors_.clear();

@@ -52,14 +52,16 @@ class ServerModel {
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeCandidate(
       Aggregator& aggregator, const ModelSnapshot& base, manifest::ModelManifest& manifest);
 
-  // Publishes `candidate` (the last MakeCandidate's) with `metrics_json` and
-  // the strategy's state: the new global model. Every other file in the
+  // Publishes `candidate` (the last MakeCandidate's) with `metrics_json`,
+  // `release_json` (manifest::ModelManifest::release_json) and the strategy's
+  // state: the new global model. Every other file in the
   // models directory is then removed (the caller's previous global is no
   // longer handed out: the round is evaluating). The registry's error
   // otherwise, with the candidate and the stepped strategy left for the
   // caller's Discard.
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Publish(const ModelSnapshot& candidate,
-                                                               const std::string& metrics_json);
+                                                               const std::string& metrics_json,
+                                                               const std::string& release_json);
 
   // Drops any candidate: its weights and wire file go, and a strategy that
   // stepped for it returns to the state saved with `global_version` (its

@@ -123,7 +123,14 @@ std::set<std::string> TaskRunner::AvailableNodes() const {
 }
 
 bool TaskRunner::RoundsDone() const {
-  return options_.config.rounds() > 0 && rounds_completed_ >= options_.config.rounds();
+  return (options_.config.rounds() > 0 && rounds_completed_ >= options_.config.rounds()) ||
+         EarlyStopped();
+}
+
+bool TaskRunner::EarlyStopped() const {
+  const uint32_t patience = options_.config.early_stopping_rounds();
+  return patience > 0 && release_.released_version() > 0 &&
+         release_.rounds_without_improvement() >= patience;
 }
 
 void TaskRunner::DriverLoop() {
@@ -132,7 +139,14 @@ void TaskRunner::DriverLoop() {
     if (RoundsDone()) {
       round_.phase = RoundPhase::kFinished;
       changed_.SignalAll();
-      spdlog::info("task {}: all {} rounds done", name(), options_.config.rounds());
+      if (EarlyStopped()) {
+        spdlog::info(
+            "task {}: early stopping: version {} is still the best on validation after {} more "
+            "rounds with validation figures; it stays released",
+            name(), release_.released_version(), release_.rounds_without_improvement());
+      } else {
+        spdlog::info("task {}: all {} rounds done", name(), options_.config.rounds());
+      }
       while (!stopping_) changed_.Wait(&mu_);
       break;
     }
@@ -403,11 +417,13 @@ void TaskRunner::Evaluate() {
 void TaskRunner::Publish(RoundMetrics metrics) {
   std::shared_ptr<const ModelSnapshot> candidate = candidate_;
   const uint64_t round_id = round_.id;
+  const std::optional<double> validation_pr_auc = metrics.median_validation_pr_auc;
+  const ReleaseChoice::Decision release = release_.Decide(candidate->version, validation_pr_auc);
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> published = Unlocked([&] {
     if (absl::Status s = ledger_->SetPhase(name(), round_id, "publishing"); !s.ok()) {
       spdlog::error("task {}: {}", name(), s.message());
     }
-    return model_.Publish(*candidate, metrics.mean_json);
+    return model_.Publish(*candidate, metrics.mean_json, release.release_json);
   });
 
   if (!published.ok()) {
@@ -415,14 +431,22 @@ void TaskRunner::Publish(RoundMetrics metrics) {
                             published.status().message()));
     return;
   }
+  {
+    absl::StatusOr<manifest::ModelManifest> m =
+        manifest::ParseManifest((*published)->manifest.json, "published manifest");
+    release_.Accept(release, (*published)->version, m.ok() ? m->weights_sha256 : "");
+  }
   SetGlobal(*std::move(published));
   latest_metrics_ = std::move(metrics.mean);
   published_median_pr_auc_ = metrics.median_pr_auc;
   latest_selection_evaluations_ = std::move(metrics.selection_evaluations);
   candidate_.reset();
   round_.record.result_version = global_->version;
-  spdlog::info("task {}: round {} published version {} ({} of {} nodes reported metrics)", name(),
-               round_.id, global_->version, round_.reported.size(), round_.evaluators.size());
+  spdlog::info(
+      "task {}: round {} published version {} ({} of {} nodes reported metrics); released: "
+      "version {}",
+      name(), round_.id, global_->version, round_.reported.size(), round_.evaluators.size(),
+      release_.released_version());
   CloseRound("completed");
 }
 
@@ -756,6 +780,14 @@ absl::Status TaskRunner::ReportMetrics(const std::string& node, uint64_t round_i
                                                      " exceed the ", holdout, " hold-out rows ",
                                                      node, " declared at join"));
     }
+    // The validation split is carved from the training rows (at most half
+    // of them), so it cannot hold more rows than the node trains on.
+    if (const std::optional<uint64_t> train = roster_.DeclaredRows(node);
+        metrics.has_validation() && train && metrics.validation().examples() > *train) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics: validation.examples ", metrics.validation().examples(),
+                       " exceed the ", *train, " training rows ", node, " declared at join"));
+    }
     round_.reported[node] = metrics;
   }
   changed_.SignalAll();
@@ -912,6 +944,7 @@ void TaskRunner::SetGlobal(std::shared_ptr<const ModelSnapshot> snapshot) {
   absl::StatusOr<manifest::ModelManifest> m = manifest::ParseManifest(
       global_->manifest.json, absl::StrCat("manifest of v", global_->version));
   global_privacy_json_ = m.ok() ? m->privacy_json : std::string();
+  if (m.ok()) release_.Restore(m->released_version, m->released_weights_sha256, m->release_json);
 }
 
 void TaskRunner::AddPrivacyStatus(v1::TaskStatus* status) const {
@@ -949,6 +982,7 @@ v1::TaskStatus TaskRunner::Status() const {
   v1::TaskStatus status;
   status.set_task(name());
   status.set_latest_version(global_->version);
+  status.set_released_version(release_.released_version());
   status.set_round_id(round_.id);
   status.set_phase(RoundPhaseName(round_.phase));
   status.set_rounds_completed(rounds_completed_);

@@ -24,6 +24,7 @@
 #include "coordinator/rounds/metrics_check.h"
 #include "coordinator/rounds/model_snapshot.h"
 #include "coordinator/rounds/node_roster.h"
+#include "coordinator/rounds/release_choice.h"
 #include "coordinator/rounds/round_phase.h"
 #include "coordinator/rounds/round_state.h"
 #include "coordinator/rounds/secure_round.h"
@@ -256,6 +257,8 @@ class TaskRunner {
   // a round of `nodes` nodes (io::CheckWritableSpace).
   absl::Status CheckStorage(size_t nodes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // TaskConfig.early_stopping_rounds published versions since the released one.
+  bool EarlyStopped() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RoundState::CheckPhase, and `version` is the round's model in that
   // phase (the candidate while evaluating, else the global model).
   absl::Status CheckRound(uint64_t round_id, uint64_t version, RoundPhase phase) const
@@ -297,6 +300,8 @@ class TaskRunner {
   // (publish_gate.max_pr_auc_drop); none after a restart until a round
   // publishes.
   std::optional<double> published_median_pr_auc_ ABSL_GUARDED_BY(mu_);
+  // Which version is released (the best on validation so far).
+  ReleaseChoice release_ ABSL_GUARDED_BY(mu_);
   // Mode DP_SGD: each row count's DP-SGD plan (σ calibrated once).
   std::map<uint64_t, privacy::DpSgdPlan> plans_by_rows_ ABSL_GUARDED_BY(mu_);
   // Per administration, of the same round (by node).

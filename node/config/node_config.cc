@@ -72,6 +72,9 @@ absl::StatusOr<v1::NodeConfig> FinalizeNodeConfig(v1::NodeConfig c, const std::s
       c.holdout_fraction() >= 1) {
     return bad("holdout_fraction", "must be in (0, 1)");
   }
+  if (!(c.validation_fraction() >= 0 && c.validation_fraction() <= 0.5)) {
+    return bad("validation_fraction", "must be in [0, 0.5]");
+  }
   if (c.max_backoff_seconds() == 0) c.set_max_backoff_seconds(30);
   if (c.max_backoff_seconds() > 3600) return bad("max_backoff_seconds", "must be 1..3600");
   if (c.threads() == 0) c.set_threads(1);

@@ -53,6 +53,29 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
       to->set_flagged_positives(from->flagged_positives);
     }
   }
+  if (!data.split.validation.empty()) {
+    // The version the coordinator releases is chosen on these.
+    const std::vector<int64_t>& validation_rows = data.split.validation;
+    std::vector<float> validation_scores =
+        training::PredictRisk(model, data.table, validation_rows);
+    std::vector<float> validation_labels;
+    double validation_loss = 0;
+    for (size_t i = 0; i < validation_rows.size(); ++i) {
+      const float y = data.table.labels[validation_rows[i]];
+      validation_labels.push_back(y);
+      const double q = std::clamp<double>(validation_scores[i], 1e-7, 1 - 1e-7);
+      validation_loss -= y > 0.5f ? std::log(q) : std::log(1 - q);
+    }
+    validation_loss /= static_cast<double>(validation_rows.size());
+    const v1::EvaluationMetrics v =
+        metrics::ComputeBinaryMetrics(validation_scores, validation_labels, validation_loss);
+    v1::ValidationMetrics* out = metrics.mutable_validation();
+    out->set_pr_auc(v.pr_auc());
+    out->set_roc_auc(v.roc_auc());
+    out->set_loss(v.loss());
+    out->set_examples(v.examples());
+    out->set_positives(v.positives());
+  }
   return metrics;
 }
 

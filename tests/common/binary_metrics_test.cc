@@ -130,6 +130,33 @@ TEST(WeightedMeanMetrics, WeighsByExamplesAndSumsCounts) {
   EXPECT_DOUBLE_EQ(m.at_budget(1).recall(), 1.0);
 }
 
+// A validation split without positives has no precision-recall curve: its
+// PR-AUC weighs nothing, while its rows still count in ROC-AUC and loss.
+TEST(WeightedMeanMetrics, ValidationPrAucWeighsByPositivesTheRestByExamples) {
+  v1::EvaluationMetrics a, b, none;
+  a.set_examples(100);
+  a.mutable_validation()->set_examples(10);
+  a.mutable_validation()->set_positives(1);
+  a.mutable_validation()->set_pr_auc(0.2);
+  a.mutable_validation()->set_roc_auc(0.6);
+  a.mutable_validation()->set_loss(0.5);
+  b.set_examples(100);
+  b.mutable_validation()->set_examples(30);
+  b.mutable_validation()->set_positives(0);
+  b.mutable_validation()->set_pr_auc(0.0);
+  b.mutable_validation()->set_roc_auc(0.8);
+  b.mutable_validation()->set_loss(0.1);
+  none.set_examples(100);  // a node without a validation split
+  const auto m = WeightedMeanMetrics({a, b, none});
+  ASSERT_TRUE(m.has_validation());
+  EXPECT_EQ(m.validation().examples(), 40u);
+  EXPECT_EQ(m.validation().positives(), 1u);
+  EXPECT_DOUBLE_EQ(m.validation().pr_auc(), 0.2);
+  EXPECT_DOUBLE_EQ(m.validation().roc_auc(), 0.75);
+  EXPECT_DOUBLE_EQ(m.validation().loss(), 0.2);
+  EXPECT_FALSE(WeightedMeanMetrics({none}).has_validation());
+}
+
 TEST(WeightedMeanMetrics, EqualWeightsWhenNoReportHasExamples) {
   v1::EvaluationMetrics a, b;
   a.set_roc_auc(0.5);

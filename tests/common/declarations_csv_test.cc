@@ -203,6 +203,32 @@ TEST(DeterministicSplit, HoldsOutTheLastRowsWithoutDates) {
   EXPECT_THAT(s.holdout, ElementsAre(8, 9));
 }
 
+TEST(DeterministicSplit, CarvesTheValidationSplitOutOfTrainingNeverOutOfTheHoldOut) {
+  DeclarationTable t;
+  t.rows = 20;
+  t.days = {9, 1, 2, 3, 4, 5, 6, 7, 8, 0, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+  // Hold-out: the 4 latest days (rows 16..19); validation: the 2 latest of
+  // the 16 left (round(0.1 x 16) = 2: days 14 and 15, rows 14 and 15).
+  Split s = DeterministicSplit(t, 0.2, 0.1);
+  EXPECT_THAT(s.holdout, ElementsAre(16, 17, 18, 19));
+  EXPECT_THAT(s.validation, ElementsAre(14, 15));
+  EXPECT_EQ(s.train.size(), 14u);
+  EXPECT_THAT(s.train, ::testing::Not(::testing::Contains(14)));
+  // Without validation (the default) training keeps every row.
+  EXPECT_EQ(DeterministicSplit(t, 0.2).train.size(), 16u);
+  EXPECT_TRUE(DeterministicSplit(t, 0.2).validation.empty());
+  // Training keeps at least 2 rows whatever the fraction.
+  t.days.clear();
+  t.rows = 4;
+  Split small = DeterministicSplit(t, 0.25, 1.0);
+  EXPECT_THAT(small.train, ElementsAre(0, 1));
+  EXPECT_THAT(small.validation, ElementsAre(2));
+  EXPECT_THAT(small.holdout, ElementsAre(3));
+  t.rows = 2;
+  EXPECT_TRUE(DeterministicSplit(t, 0.5, 0.5).validation.empty());
+  EXPECT_TRUE(DeterministicSplit(t, 0.5, std::nan("")).validation.empty());
+}
+
 TEST(DeterministicSplit, KeepsBothPartsNonEmpty) {
   DeclarationTable t;
   t.rows = 2;

@@ -70,6 +70,41 @@ TEST(ModelManifest, CountsMustBeNonNegativeIntegersInRange) {
   }
 }
 
+// The release names an earlier (or this) version under the coordinator's
+// signature; pull follows it, so it must name a real, published version.
+TEST(ModelManifest, ReleaseNamesAPublishedVersionUpToThisOne) {
+  ModelManifest m = Sample();
+  auto plain = ParseManifest(ToJson(m), "m.json");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->released_version, 3u);  // no release: this version
+  EXPECT_EQ(plain->released_weights_sha256, m.weights_sha256);
+  EXPECT_EQ(ToJson(m).find("release"), std::string::npos);
+
+  m.release_json =
+      R"({"best_validation_pr_auc":0.5,"released_version":2,"released_weights_sha256":"ab"})";
+  auto released = ParseManifest(ToJson(m), "m.json");
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(released->released_version, 2u);
+  EXPECT_EQ(released->released_weights_sha256, "ab");
+  EXPECT_EQ(ToJson(*released), ToJson(m));
+  m.release_json = R"({"released_version":3})";  // itself: its own hash
+  auto itself = ParseManifest(ToJson(m), "m.json");
+  ASSERT_TRUE(itself.ok()) << itself.status();
+  EXPECT_EQ(itself->released_weights_sha256, m.weights_sha256);
+
+  for (const char* bad :
+       {R"({"released_version":4,"released_weights_sha256":"ab"})",
+        R"({"released_version":0,"released_weights_sha256":"ab"})",
+        R"({"released_version":-1,"released_weights_sha256":"ab"})", R"({"released_version":2})",
+        R"({"released_version":2,"released_weights_sha256":7})", R"({})", R"(7)", R"(null)"}) {
+    nlohmann::json j = nlohmann::json::parse(ToJson(Sample()));
+    j["release"] = nlohmann::json::parse(bad);
+    const absl::Status s = ParseManifest(j.dump(), "m.json").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("m.json")) << bad;
+  }
+}
+
 // The weights file is joined to the model's directory by every reader: a
 // manifest that names a path is refused, signed or not.
 TEST(ModelManifest, WeightsFileMustBeAPlainFileName) {

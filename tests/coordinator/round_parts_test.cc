@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <map>
 
 #include "common/task/task_model.h"
 #include "coordinator/aggregation/tensor_source.h"
@@ -360,6 +362,73 @@ TEST(CheckMetrics, ABudgetListedTwiceIsRefused) {
   absl::Status s = CheckMetrics(m);
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_EQ(s.message(), "metrics: at_budget lists percent 5 twice");
+}
+
+// The validation figures choose the released version: they are held to the
+// same rules as the hold-out's.
+TEST(CheckMetrics, MalformedValidationMetricsAreRefused) {
+  auto base = [] {
+    v1::EvaluationMetrics m = PrAuc(0.3);
+    v1::ValidationMetrics* v = m.mutable_validation();
+    v->set_pr_auc(0.2);
+    v->set_roc_auc(0.6);
+    v->set_loss(0.4);
+    v->set_examples(50);
+    v->set_positives(5);
+    return m;
+  };
+  EXPECT_TRUE(CheckMetrics(base()).ok());
+  struct Case {
+    std::function<void(v1::ValidationMetrics*)> spoil;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {[](auto* v) { v->set_pr_auc(1.5); },
+       "metrics: validation.roc_auc and validation.pr_auc must be within [0, 1]"},
+      {[](auto* v) { v->set_roc_auc(std::nan("")); },
+       "metrics: validation.roc_auc and validation.pr_auc must be within [0, 1]"},
+      {[](auto* v) { v->set_loss(-1); }, "metrics: validation.loss must be finite and >= 0"},
+      {[](auto* v) { v->set_positives(51); }, "validation.positives <= validation.examples"},
+      {[](auto* v) { v->set_examples(0); }, "need 0 < validation.examples <= 1000000000"},
+      {[](auto* v) { v->set_examples(uint64_t{1} << 62); },
+       "need 0 < validation.examples <= 1000000000"},
+  };
+  for (const Case& c : cases) {
+    v1::EvaluationMetrics m = base();
+    c.spoil(m.mutable_validation());
+    const absl::Status s = CheckMetrics(m);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << c.expected;
+    EXPECT_NE(s.message().find(c.expected), std::string::npos) << s;
+  }
+}
+
+// The released version is chosen on the lower median validation PR-AUC,
+// over the reports whose validation split has positives, when at least three
+// such figures are a majority of the reports.
+TEST(SummarizeReports, TheMedianValidationPrAucIgnoresSplitsWithoutPositives) {
+  auto with = [](double pr_auc, uint64_t positives) {
+    v1::EvaluationMetrics m = PrAuc(0.3);
+    m.mutable_validation()->set_pr_auc(pr_auc);
+    m.mutable_validation()->set_examples(50);
+    m.mutable_validation()->set_positives(positives);
+    return m;
+  };
+  std::map<std::string, v1::EvaluationMetrics> reported = {
+      {"EE", with(0.2, 3)}, {"FI", with(0.4, 2)}, {"LV", with(0.0, 0)}, {"SE", with(0.9, 4)}};
+  RoundMetrics m = SummarizeReports(1, reported);
+  ASSERT_TRUE(m.median_validation_pr_auc.has_value());
+  EXPECT_DOUBLE_EQ(*m.median_validation_pr_auc, 0.4);  // of 0.2, 0.4, 0.9
+  // Fewer than three figures, or figures from a minority: none.
+  reported = {{"EE", with(0.2, 3)}, {"FI", with(0.4, 2)}, {"LV", PrAuc(0.3)}};
+  EXPECT_FALSE(SummarizeReports(1, reported).median_validation_pr_auc.has_value());
+  reported = {{"EE", with(0.2, 3)}, {"FI", with(0.4, 2)}, {"LV", with(0.5, 2)},
+              {"SE", PrAuc(0.3)},   {"PL", PrAuc(0.3)},   {"DE", PrAuc(0.3)}};
+  EXPECT_FALSE(SummarizeReports(1, reported).median_validation_pr_auc.has_value());
+  // Four figures: the lower of the two middle ones, which one liar above
+  // cannot raise.
+  reported = {
+      {"EE", with(0.2, 3)}, {"FI", with(0.4, 2)}, {"LV", with(0.3, 2)}, {"SE", with(1.0, 9)}};
+  EXPECT_DOUBLE_EQ(*SummarizeReports(1, reported).median_validation_pr_auc, 0.3);
 }
 
 TEST(SummarizeReports, TheMedianPrAucResistsOneLiar) {

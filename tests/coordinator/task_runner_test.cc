@@ -14,11 +14,13 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <map>
 #include <thread>
 #include <utility>
 
 #include "common/crypto/ed25519.h"
 #include "common/data/declaration_schema.h"
+#include "common/manifest/model_manifest.h"
 #include "common/secagg/key_advertisement.h"
 #include "common/task/task_model.h"
 #include "coordinator/config/coordinator_config.h"
@@ -597,6 +599,127 @@ TEST_F(TaskRunnerTest, ARoundSelectsAtMostMaxNodes) {
     }
   }
   EXPECT_EQ(training, 2);
+}
+
+// Which version is released: the best on the nodes' validation splits so far
+// (the lower median over at least three nodes, so one node cannot choose, and
+// a round without enough figures changes nothing), not the newest; federated
+// early stopping ends the task once it has stayed best for
+// early_stopping_rounds rounds with figures; a restarted coordinator keeps
+// the choice (it is in the signed manifests).
+class ReleaseTest : public TaskRunnerTest {
+ protected:
+  static v1::EvaluationMetrics WithValidation(double pr_auc, uint64_t positives) {
+    v1::EvaluationMetrics m = Metrics();
+    m.mutable_validation()->set_pr_auc(pr_auc);
+    m.mutable_validation()->set_roc_auc(0.7);
+    m.mutable_validation()->set_loss(0.3);
+    m.mutable_validation()->set_examples(50);
+    m.mutable_validation()->set_positives(positives);
+    return m;
+  }
+  // One round of EE, FI and LV: small updates, then each reports its
+  // validation PR-AUC (LV with `lv_positives` positives: 0 withholds its
+  // figure); waits until the round is recorded.
+  void RunRound(uint32_t completed_before, double ee, double fi, double lv,
+                uint64_t lv_positives = 5) {
+    std::map<std::string, double> validation{{"EE", ee}, {"FI", fi}, {"LV", lv}};
+    for (const auto& [node, unused] : validation) {
+      v1::TaskAssignment a = PollFor(node, v1::TaskAssignment::TRAIN);
+      ASSERT_EQ(a.kind(), v1::TaskAssignment::TRAIN) << node;
+      ASSERT_TRUE(Upload(node, a, 0.001f, 100).ok()) << node;
+    }
+    for (const auto& [node, pr_auc] : validation) {
+      v1::TaskAssignment e = PollFor(node, v1::TaskAssignment::EVALUATE);
+      ASSERT_EQ(e.kind(), v1::TaskAssignment::EVALUATE) << node;
+      ASSERT_TRUE(runner_
+                      ->ReportMetrics(node, e.round_id(), e.model_version(),
+                                      WithValidation(pr_auc, node == "LV" ? lv_positives : 5))
+                      .ok());
+    }
+    ASSERT_TRUE(
+        Eventually([&] { return runner_->Status().rounds_completed() > completed_before; }));
+  }
+  uint64_t ReleasedIn(uint64_t version) {
+    auto signed_manifest = registry_->ReadManifest("risk", version);
+    EXPECT_TRUE(signed_manifest.ok()) << signed_manifest.status();
+    if (!signed_manifest.ok()) return 0;
+    auto m = manifest::ParseManifest(signed_manifest->json, "manifest");
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? m->released_version : 0;
+  }
+};
+
+TEST_F(ReleaseTest, TheBestVersionOnValidationIsReleasedAndEarlyStoppingEndsTheTask) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& c) {
+    c.set_rounds(10);
+    c.set_early_stopping_rounds(2);
+  }));
+  JoinEeFiAndLvThenStart();
+  ASSERT_NO_FATAL_FAILURE(RunRound(0, 0.30, 0.32, 0.28));  // v1: median 0.30, best
+  EXPECT_EQ(runner_->Status().released_version(), 1u);
+  ASSERT_NO_FATAL_FAILURE(RunRound(1, 0.50, 0.45, 0.55));  // v2: median 0.50, best
+  EXPECT_EQ(runner_->Status().released_version(), 2u);
+  // v3: LV lies (1.0) for a version the others find worse; the median, 0.40,
+  // keeps v2 released.
+  ASSERT_NO_FATAL_FAILURE(RunRound(2, 0.40, 0.35, 1.0));
+  const v1::TaskStatus after_lie = runner_->Status();
+  EXPECT_EQ(after_lie.latest_version(), 3u);
+  EXPECT_EQ(after_lie.released_version(), 2u);
+  EXPECT_EQ(ReleasedIn(3), 2u);
+  // v4: LV withholds its figure (no positives) while EE and FI would release
+  // it: two figures are not enough; nothing changes, nothing is counted.
+  ASSERT_NO_FATAL_FAILURE(RunRound(3, 0.9, 0.9, 0.0, /*lv_positives=*/0));
+  EXPECT_EQ(runner_->Status().released_version(), 2u);
+  EXPECT_NE(runner_->Status().phase(), "finished");
+  // v5: still not better; two rounds with figures since v2 end the task.
+  ASSERT_NO_FATAL_FAILURE(RunRound(4, 0.45, 0.44, 0.46));
+  ASSERT_TRUE(AwaitPhase("finished"));
+  const v1::TaskStatus done = runner_->Status();
+  EXPECT_EQ(done.rounds_completed(), 5u);  // of 10
+  EXPECT_EQ(done.latest_version(), 5u);
+  EXPECT_EQ(done.released_version(), 2u);
+  EXPECT_EQ(ReleasedIn(1), 1u);
+  EXPECT_EQ(ReleasedIn(2), 2u);
+  EXPECT_EQ(ReleasedIn(4), 2u);
+  EXPECT_EQ(ReleasedIn(5), 2u);
+  auto v5 = registry_->ReadManifest("risk", 5);
+  ASSERT_TRUE(v5.ok());
+  EXPECT_NE(v5->json.find(R"("best_validation_pr_auc":0.5)"), std::string::npos) << v5->json;
+  EXPECT_NE(v5->json.find(R"("validation_pr_auc":0.45)"), std::string::npos) << v5->json;
+  EXPECT_NE(v5->json.find(R"("rounds_without_improvement":2)"), std::string::npos) << v5->json;
+  auto v2 = registry_->ReadManifest("risk", 2);
+  ASSERT_TRUE(v2.ok());
+  auto v2_manifest = manifest::ParseManifest(v2->json, "v2");
+  ASSERT_TRUE(v2_manifest.ok());
+  EXPECT_NE(v5->json.find(v2_manifest->weights_sha256), std::string::npos);
+
+  // A restarted coordinator reads the choice back from the latest manifest.
+  runner_->Stop();
+  runner_.reset();
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& c) { c.set_rounds(10); }));
+  EXPECT_EQ(runner_->Status().released_version(), 2u);
+  EXPECT_EQ(runner_->Status().latest_version(), 5u);
+}
+
+// Without validation figures (no node has a validation split) the newest
+// version is released, as before versions were chosen.
+TEST_F(ReleaseTest, WithoutValidationTheNewestVersionIsReleased) {
+  ASSERT_NO_FATAL_FAILURE(MakeRunner(v1::TRUSTED, [](v1::TaskConfig& c) { c.set_rounds(2); }));
+  JoinEeFiAndLvThenStart();
+  for (uint32_t r = 0; r < 2; ++r) {
+    for (const char* node : {"EE", "FI", "LV"}) {
+      v1::TaskAssignment a = PollFor(node, v1::TaskAssignment::TRAIN);
+      ASSERT_TRUE(Upload(node, a, 0.001f, 100).ok());
+    }
+    for (const char* node : {"EE", "FI", "LV"}) {
+      v1::TaskAssignment e = PollFor(node, v1::TaskAssignment::EVALUATE);
+      ASSERT_TRUE(runner_->ReportMetrics(node, e.round_id(), e.model_version(), Metrics()).ok());
+    }
+    ASSERT_TRUE(Eventually([&] { return runner_->Status().rounds_completed() > r; }));
+  }
+  EXPECT_EQ(runner_->Status().released_version(), 2u);
+  EXPECT_EQ(ReleasedIn(2), 2u);
 }
 
 }  // namespace

@@ -47,6 +47,7 @@
 #include "coordinator/config/coordinator_config.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry/model_registry.h"
+#include "coordinator/rounds/model_snapshot.h"
 #include "fedcustoms/v1/admin_service.grpc.pb.h"
 #include "fedcustoms/v1/analyst_service.grpc.pb.h"
 #include "fedcustoms/v1/node_service.grpc.pb.h"
@@ -624,6 +625,86 @@ TEST_F(FederationTest, TamperedPulledModelIsRefused) {
   absl::Status manifest =
       analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key).status();
   EXPECT_TRUE(absl::IsPermissionDenied(manifest)) << manifest;
+}
+
+// `fedcustoms pull` takes the version the latest signed manifest names as
+// released (the best on validation), and the newest only when asked.
+TEST_F(FederationTest, PullTakesTheReleasedVersionByDefault) {
+  StartCoordinator("release", 1, 0).reset();  // v0
+  auto signer = crypto::Ed25519Signer::Create(Pki("coordinator-signing.key"));
+  auto verifier = crypto::Ed25519Verifier::Create(Pki("coordinator-signing.pub"));
+  ASSERT_TRUE(signer.ok() && verifier.ok());
+  std::map<uint64_t, std::string> sha;
+  // Publishes `version` (other weights than its parent) whose release names
+  // `released` with weights hashing to `released_sha` ("": no release
+  // object, the version releases itself).
+  auto publish = [&](uint64_t version, uint64_t released, const std::string& released_sha) {
+    auto registry = coordinator::ModelRegistry::Open(*root_ + "/release/registry", signer->get(),
+                                                     verifier->get());
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    auto m = manifest::ParseManifest((*registry)->ReadManifest("risk", 0)->json, "v0");
+    ASSERT_TRUE(m.ok());
+    auto weights = (*registry)->LoadWeights("risk", 0);
+    ASSERT_TRUE(weights.ok());
+    for (auto& [name, t] : *weights) {
+      if (t.is_floating_point()) t = t + static_cast<double>(version);
+    }
+    m->version = version;
+    m->has_parent = true;
+    m->parent = version - 1;
+    m->round_id = version;
+    m->total_samples = 100 * version;  // tells the versions apart
+    auto wire = coordinator::WriteWireFile(*weights, *root_ + "/release/wire.tmp");
+    ASSERT_TRUE(wire.ok()) << wire.status();
+    m->wire_sha256 = wire->sha256_hex;
+    if (!released_sha.empty()) {
+      m->release_json = absl::StrCat(R"({"released_version":)", released,
+                                     R"(,"released_weights_sha256":")", released_sha, "\"}");
+    }
+    auto published = (*registry)->Publish(*m, *weights);
+    ASSERT_TRUE(published.ok()) << published.status();
+    auto parsed = manifest::ParseManifest(published->json, "published");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    sha[version] = parsed->weights_sha256;
+  };
+  publish(1, 1, "");
+  publish(2, 2, "");
+  publish(3, 2, sha[2]);  // v3 is not better: v2 stays released
+  auto coordinator = StartCoordinator("release", 1, 3);
+  analyst::PullOptions pull;
+  pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
+  pull.tls = Identity("analyst");
+  pull.coordinator_public_key = Pki("coordinator-signing.pub");
+  pull.out_dir = *root_ + "/release/pulled";
+  pull.released = true;
+  auto released = analyst::PullModel(pull);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(released->version, 2u);
+  EXPECT_EQ(released->total_samples, 200u);
+  auto on_disk = analyst::VerifyPulledModel(pull.out_dir, pull.coordinator_public_key);
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+  EXPECT_EQ(on_disk->version, 2u);
+  pull.released = false;
+  auto latest = analyst::PullModel(pull);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->version, 3u);
+  pull.version = 1;
+  pull.released = true;  // an explicit version wins
+  auto first = analyst::PullModel(pull);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->version, 1u);
+  coordinator.reset();
+
+  // A release naming v1 with v2's weights hash: the version served is not
+  // the one released, and the pull refuses it.
+  publish(4, 1, sha[2]);
+  coordinator = StartCoordinator("release", 1, 4);
+  pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
+  pull.version.reset();
+  absl::Status forged = analyst::PullModel(pull).status();
+  EXPECT_TRUE(absl::IsPermissionDenied(forged)) << forged;
+  EXPECT_NE(forged.message().find("v4 released weights hashing to " + sha[2]), std::string::npos)
+      << forged;
 }
 
 // Error paths: roles, rounds and hostile updates over the real services.

@@ -46,13 +46,14 @@ std::string DescribePrivacy(const std::string& privacy_json) {
 
 std::vector<Command> AddPullCommand(CLI::App& app) {
   struct Options {
-    std::string task = "risk", version = "latest", out = "model", coordinator = "localhost:7443",
+    std::string task = "risk", version = "released", out = "model", coordinator = "localhost:7443",
                 pki = "pki", identity = "analyst";
   };
   auto o = std::make_shared<Options>();
   auto* pull = app.add_subcommand("pull", "fetch a signed global model (analyst certificate)");
   pull->add_option("--task", o->task)->capture_default_str();
-  pull->add_option("--version", o->version, "a version number or \"latest\"")
+  pull->add_option("--version", o->version,
+                   "\"released\" (the best on validation), \"latest\" or a version number")
       ->capture_default_str();
   pull->add_option("--out", o->out, "output directory")->capture_default_str();
   pull->add_option("--coordinator", o->coordinator, "coordinator address")->capture_default_str();
@@ -69,11 +70,13 @@ std::vector<Command> AddPullCommand(CLI::App& app) {
     options.coordinator_public_key = o->pki + "/coordinator-signing.pub";
     options.task = o->task;
     options.out_dir = o->out;
-    if (o->version != "latest") {
+    options.released = o->version == "released";
+    if (o->version != "latest" && o->version != "released") {
       try {
         options.version = std::stoull(o->version);
       } catch (const std::exception&) {
-        spdlog::error("--version: expected a number or \"latest\", got \"{}\"", o->version);
+        spdlog::error("--version: expected a number, \"released\" or \"latest\", got \"{}\"",
+                      o->version);
         return 2;
       }
     }

@@ -526,6 +526,9 @@ absl::Status DemoRun::PullModels() {
   pull_.coordinator_address = address_;
   pull_.tls = pki::IdentityFiles(pki_, "analyst");
   pull_.coordinator_public_key = pki_ + "/coordinator-signing.pub";
+  // What an analyst gets by default: the version released (the best on the
+  // nodes' validation splits), which may be older than the last round's.
+  pull_.released = true;
   std::vector<absl::StatusOr<manifest::ModelManifest>> pulled;
   for (const DemoTask& t : tasks_) {
     pull_.task = t.name;
@@ -564,6 +567,7 @@ absl::StatusOr<std::vector<std::string>> DemoRun::CompareWithLocalOnly(uint64_t 
                   {"rounds", o_.rounds},
                   {"mode", pulled_[0].aggregation_mode},
                   {"global_version", final_version},
+                  {"released_version", pulled_[0].version},
                   {"privacy", json::parse(pulled_[0].privacy_json, nullptr, false)},
                   {"nodes", json::object()}};
   std::vector<std::string> losers;
@@ -588,7 +592,7 @@ absl::StatusOr<std::vector<std::string>> DemoRun::CompareWithLocalOnly(uint64_t 
     learners_.push_back(*std::move(learner));
     hold_outs_.push_back({n.admin, learners_.back().get()});
     local_models_.push_back({n.admin + " local-only", *std::move(local_state)});
-    auto federated = FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", final_version);
+    auto federated = FederatedMetrics(n.config.work_dir() + "/metrics.jsonl", pulled_[0].version);
     if (!federated.ok()) return federated.status();
     summary_["nodes"][n.admin] = {{"local_only", MetricsJson(main_.kind, *local)},
                                   {"federated", MetricsJson(main_.kind, *federated)}};
