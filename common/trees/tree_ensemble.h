@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/trees/feature_bins.h"
+#include "common/trees/tree_builder.h"
+
+namespace fedcustoms::trees {
+
+// A gradient-boosted tree model: logit(row) = base_score + the sum over the
+// trees of the leaf the row's bins end in (values carry the learning rate).
+struct TreeEnsemble {
+  FeatureBins bins;
+  double base_score = 0;
+  std::vector<Tree> trees;
+
+  // The logit of one binned row (FeatureBins order; BinRows).
+  double PredictLogit(const uint16_t* row) const;
+
+  // The tree-path contributions of one row (Saabas 2014): walking each
+  // tree from its root to the row's leaf, the change of the node's value
+  // at each split goes to the split's feature. Completeness holds exactly:
+  //   *bias + sum(contributions) == PredictLogit(row)
+  // with *bias = base_score + the sum of the roots' values (what every row
+  // starts from). `contributions` gets one value per feature.
+  void Contributions(const uint16_t* row, std::vector<double>* contributions, double* bias) const;
+};
+
+}  // namespace fedcustoms::trees
