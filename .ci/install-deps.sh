@@ -17,3 +17,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libsqlite3-dev sqlite3 nlohmann-json3-dev libbenchmark-dev \
   libopencv-imgcodecs-dev libopencv-imgproc-dev zlib1g-dev dataset-fashion-mnist \
   libopenblas0-openmp clang libclang-rt-14-dev clang-format
+# bench/real_tabular: the Lending Club table (R package modeldata, exported
+# with Rscript) and scikit-learn's reference models.
+$SUDO apt-get install -y -qq --no-install-recommends r-cran-modeldata python3-sklearn
