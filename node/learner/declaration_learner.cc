@@ -20,21 +20,38 @@
 namespace fedcustoms::node {
 namespace {
 
-// Metrics of the risk model on the hold-out, loss being the unweighted BCE.
-v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model) {
-  const std::vector<int64_t>& rows = data.split.holdout;
-  std::vector<float> scores = training::PredictRisk(model, data.table, rows);
+// The risk model's scores on `rows`, their labels, and the metrics of both,
+// loss being the unweighted BCE.
+struct ScoredRows {
+  std::vector<float> scores;
   std::vector<float> labels;
-  labels.reserve(rows.size());
+  v1::EvaluationMetrics metrics;
+};
+ScoredRows ScoreRows(const LocalData& data, models::RiskMlp& model,
+                     const std::vector<int64_t>& rows) {
+  ScoredRows out;
+  out.scores = training::PredictRisk(model, data.table, rows);
+  out.labels.reserve(rows.size());
   double loss = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const float y = data.table.labels[rows[i]];
-    labels.push_back(y);
-    const double q = std::clamp<double>(scores[i], 1e-7, 1 - 1e-7);
+    out.labels.push_back(y);
+    const double q = std::clamp<double>(out.scores[i], 1e-7, 1 - 1e-7);
     loss -= y > 0.5f ? std::log(q) : std::log(1 - q);
   }
   if (!rows.empty()) loss /= static_cast<double>(rows.size());
-  v1::EvaluationMetrics metrics = metrics::ComputeBinaryMetrics(scores, labels, loss);
+  out.metrics = metrics::ComputeBinaryMetrics(out.scores, out.labels, loss);
+  return out;
+}
+
+// Metrics of the risk model on the hold-out, and on the validation split
+// when the node keeps one.
+v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model) {
+  const std::vector<int64_t>& rows = data.split.holdout;
+  ScoredRows holdout = ScoreRows(data, model, rows);
+  const std::vector<float>& scores = holdout.scores;
+  const std::vector<float>& labels = holdout.labels;
+  v1::EvaluationMetrics metrics = std::move(holdout.metrics);
   if (!data.selection.empty()) {
     // Random-control evaluation at the 5 % budget, as counts.
     constexpr uint32_t kBudgetPercent = 5;
@@ -55,20 +72,7 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
   }
   if (!data.split.validation.empty()) {
     // The version the coordinator releases is chosen on these.
-    const std::vector<int64_t>& validation_rows = data.split.validation;
-    std::vector<float> validation_scores =
-        training::PredictRisk(model, data.table, validation_rows);
-    std::vector<float> validation_labels;
-    double validation_loss = 0;
-    for (size_t i = 0; i < validation_rows.size(); ++i) {
-      const float y = data.table.labels[validation_rows[i]];
-      validation_labels.push_back(y);
-      const double q = std::clamp<double>(validation_scores[i], 1e-7, 1 - 1e-7);
-      validation_loss -= y > 0.5f ? std::log(q) : std::log(1 - q);
-    }
-    validation_loss /= static_cast<double>(validation_rows.size());
-    const v1::EvaluationMetrics v =
-        metrics::ComputeBinaryMetrics(validation_scores, validation_labels, validation_loss);
+    const v1::EvaluationMetrics v = ScoreRows(data, model, data.split.validation).metrics;
     v1::ValidationMetrics* out = metrics.mutable_validation();
     out->set_pr_auc(v.pr_auc());
     out->set_roc_auc(v.roc_auc());

@@ -21,15 +21,16 @@ struct SyntheticLearner {
 
 // A fresh federation directory `tag` with `rows` synthetic declarations for
 // EE (generator seed 7), and EE's learner of `task_kind`'s task, named as
-// the kind ("risk" or "anomaly").
+// the kind ("risk" or "anomaly"), with `validation_fraction` in its config.
 inline absl::StatusOr<SyntheticLearner> MakeSyntheticLearner(const std::string& tag,
-                                                             v1::TaskKind task_kind,
-                                                             uint64_t rows) {
+                                                             v1::TaskKind task_kind, uint64_t rows,
+                                                             double validation_fraction = 0) {
   absl::StatusOr<std::string> root = MakeFederationWithData(tag, {"EE"}, {"EE"}, rows);
   if (!root.ok()) return root.status();
   const std::string task = task_kind == v1::TASK_ANOMALY ? "anomaly" : "risk";
-  absl::StatusOr<v1::NodeConfig> config =
-      node::FinalizeNodeConfig(LoopbackNodeConfig(*root, "EE", 1, tag, task), "test", "");
+  v1::NodeConfig raw = LoopbackNodeConfig(*root, "EE", 1, tag, task);
+  raw.set_validation_fraction(validation_fraction);
+  absl::StatusOr<v1::NodeConfig> config = node::FinalizeNodeConfig(raw, "test", "");
   if (!config.ok()) return config.status();
   absl::StatusOr<std::unique_ptr<node::LocalLearner>> learner = node::CreateLocalLearner(*config);
   if (!learner.ok()) return learner.status();
