@@ -19,9 +19,9 @@ class GradientHistogram {
  public:
   GradientHistogram(const FeatureBins& bins, size_t open_nodes);
 
-  // Adds the rows whose tree node `row_node[i]` is open (its position in
-  // `open`, found through `slot_of_node`: -1 for rows elsewhere) with their
-  // gradient and hessian.
+  // Adds each row i whose open-node slot `row_slot[i]` is not -1 (rows in
+  // other tree nodes are -1) with its gradient and hessian; `binned_rows`
+  // holds features() bins per row (BinRows).
   void Add(std::span<const uint16_t> binned_rows, std::span<const int32_t> row_slot,
            std::span<const double> gradients, std::span<const double> hessians);
 

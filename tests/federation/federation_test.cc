@@ -70,6 +70,17 @@ class FederationTest : public testing_support::FederationSuite<FederationTest> {
   }
   std::string Pki(const std::string& file) const { return *root_ + "/pki/" + file; }
 
+  // The analyst's pull options against the coordinator on `port`, into
+  // <root>/<out_dir>.
+  analyst::PullOptions AnalystPull(int port, const std::string& out_dir) const {
+    analyst::PullOptions pull;
+    pull.coordinator_address = absl::StrCat("localhost:", port);
+    pull.tls = Identity("analyst");
+    pull.coordinator_public_key = Pki("coordinator-signing.pub");
+    pull.out_dir = *root_ + "/" + out_dir;
+    return pull;
+  }
+
   // A coordinator on 127.0.0.1:0 with its own registry and state directories.
   // Tests of single-node behaviour use mode TRUSTED (a secure sum needs two).
   std::unique_ptr<coordinator::Coordinator> StartCoordinator(
@@ -376,11 +387,7 @@ TEST_F(FederationTest, ThreeNodesTwoRoundsPublishSignedVersionsAndLedger) {
   }
 
   // Analyst pull: verified, then loadable by PyTorch in Python.
-  analyst::PullOptions pull;
-  pull.coordinator_address = absl::StrCat("localhost:", port);
-  pull.tls = Identity("analyst");
-  pull.coordinator_public_key = Pki("coordinator-signing.pub");
-  pull.out_dir = *root_ + "/pulled";
+  analyst::PullOptions pull = AnalystPull(port, "pulled");
   auto pulled = analyst::PullModel(pull);
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(pulled->version, 2u);
@@ -600,11 +607,7 @@ TEST_F(FederationTest, RestartRebuildsADamagedOrMissingWireFile) {
 
 TEST_F(FederationTest, TamperedPulledModelIsRefused) {
   auto coordinator = StartCoordinator("tamper", 1, 0);
-  analyst::PullOptions pull;
-  pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
-  pull.tls = Identity("analyst");
-  pull.coordinator_public_key = Pki("coordinator-signing.pub");
-  pull.out_dir = *root_ + "/tamper/pulled";
+  analyst::PullOptions pull = AnalystPull(coordinator->Port(), "tamper/pulled");
   ASSERT_TRUE(analyst::PullModel(pull).ok());
   {
     std::fstream f(pull.out_dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
@@ -671,11 +674,7 @@ TEST_F(FederationTest, PullTakesTheReleasedVersionByDefault) {
   publish(2, 2, "");
   publish(3, 2, sha[2]);  // v3 is not better: v2 stays released
   auto coordinator = StartCoordinator("release", 1, 3);
-  analyst::PullOptions pull;
-  pull.coordinator_address = absl::StrCat("localhost:", coordinator->Port());
-  pull.tls = Identity("analyst");
-  pull.coordinator_public_key = Pki("coordinator-signing.pub");
-  pull.out_dir = *root_ + "/release/pulled";
+  analyst::PullOptions pull = AnalystPull(coordinator->Port(), "release/pulled");
   pull.released = true;
   auto released = analyst::PullModel(pull);
   ASSERT_TRUE(released.ok()) << released.status();
