@@ -26,6 +26,9 @@
 #include "common/tensor/tensor_codec.h"
 #include "node/backoff/backoff.h"
 #include "node/backoff/status_class.h"
+#include "node/boosting/boosting_participant.h"
+#include "node/config/node_config.h"
+#include "node/learner/declaration_learner.h"
 #include "node/secure/contribution_record.h"
 
 namespace fedcustoms::node {
@@ -44,12 +47,14 @@ constexpr int kUploadAttempts = 3;
 Node::Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
            std::unique_ptr<CoordinatorClient> client,
            std::unique_ptr<crypto::Ed25519Verifier> verifier,
-           std::unique_ptr<SecureAggregationSession> secure, PrivacyBudget budget)
+           std::unique_ptr<SecureAggregationSession> secure,
+           std::unique_ptr<BoostingParticipant> boosting, PrivacyBudget budget)
     : config_(std::move(config)),
       learner_(std::move(learner)),
       client_(std::move(client)),
       verifier_(std::move(verifier)),
       secure_(std::move(secure)),
+      boosting_(std::move(boosting)),
       budget_(std::move(budget)),
       training_declined_(budget_.DeclineReason()) {
   // A node that has trained or will train with DP keeps its training rows out
@@ -78,10 +83,29 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::NodeConfig config) {
   auto budget = PrivacyBudget::Open(config.work_dir(), config.task(), config.privacy(),
                                     (*learner)->data_summary().train_rows());
   if (!budget.ok()) return budget.status();
+  // A risk node can take part in boosting sessions (tasks of kind
+  // BOOSTED_TREES) over the same rows.
+  std::unique_ptr<BoostingParticipant> boosting;
+  if (auto* declarations = dynamic_cast<DeclarationLearner*>(learner->get());
+      declarations != nullptr && declarations->kind() == v1::TASK_RISK) {
+    absl::StatusOr<v1::NodeSecureAggregationConfig> floors =
+        FinalizeNodeSecureAggregation(config.secure_aggregation(), "node config");
+    if (!floors.ok()) return floors.status();
+    BoostingParticipant::Options options;
+    options.task = config.task();
+    options.secure = config.aggregation_mode() == v1::SECURE;
+    options.min_peers = floors->min_peers();
+    options.min_cell_rows = floors->boosting_min_cell_rows();
+    options.record_path = BoostingRecordPath(config.work_dir());
+    auto made = BoostingParticipant::Create(config.tls(), std::move(options),
+                                            declarations->data().table, declarations->data().split);
+    if (!made.ok()) return made.status();
+    boosting = *std::move(made);
+  }
   torch::set_num_threads(static_cast<int>(config.threads()));
   return std::unique_ptr<Node>(new Node(std::move(config), *std::move(learner), *std::move(client),
                                         *std::move(verifier), *std::move(secure),
-                                        *std::move(budget)));
+                                        std::move(boosting), *std::move(budget)));
 }
 
 void Node::SleepUnlessStopped(std::chrono::milliseconds duration) {
@@ -206,6 +230,23 @@ Node::Outcome Node::Handle(const v1::TaskAssignment& a) {
         refused_round_ = a.round_id();
         spdlog::warn("round {}: secure aggregation step refused: {}; sitting the round out",
                      a.round_id(), status.message());
+        return {};
+      }
+      return {status};
+    }
+    case v1::TaskAssignment::BOOST: {
+      if (sits_out) {
+        SleepUnlessStopped(kPoll);
+        return {};
+      }
+      absl::Status status = BoostStep(a);
+      const StatusClass c = Classify(status);
+      if (c == StatusClass::kSitOut || c == StatusClass::kFatal) {
+        // Nothing left for this step; the coordinator's session ends at
+        // the step's deadline with the trees finished so far.
+        refused_round_ = a.round_id();
+        spdlog::warn("round {}: boosting step refused: {}; sitting the round out", a.round_id(),
+                     status.message());
         return {};
       }
       return {status};
@@ -548,6 +589,31 @@ absl::Status Node::RecordMetrics(const v1::TaskAssignment& a,
   if (!out)
     return absl::InternalError(
         absl::StrCat("cannot append to ", config_.work_dir(), "/metrics.jsonl"));
+  return absl::OkStatus();
+}
+
+absl::Status Node::BoostStep(const v1::TaskAssignment& a) {
+  if (boosting_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "a boosting step, but this node's task is not a risk task over declarations");
+  }
+  absl::StatusOr<BoostingParticipant::Output> out = boosting_->Step(a);
+  if (!out.ok()) {
+    // A malformed step is the coordinator's error, refused like the node's
+    // own refusals: nothing left.
+    return absl::FailedPreconditionError(out.status().message());
+  }
+  if (out->key) return client_->AdvertiseBoostingKey(*out->key);
+  for (const v1::SubmitBoostingVectorRequest& part : out->parts) {
+    if (absl::Status s = client_->SubmitBoostingVector(part); !s.ok()) return s;
+  }
+  if (a.boosting().kind() == v1::BoostingStep::LEVEL && boosting_->last_suppressed() > 0) {
+    spdlog::info(
+        "round {} tree {}: {} open tree node(s) held fewer than {} of this node's rows "
+        "and were left out of its histogram",
+        a.round_id(), a.boosting().tree(), boosting_->last_suppressed(),
+        config_.secure_aggregation().boosting_min_cell_rows());
+  }
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "fedcustoms/v1/config.pb.h"
 #include "fedcustoms/v1/node_service.pb.h"
 #include "node/backoff/backoff.h"
+#include "node/boosting/boosting_participant.h"
 #include "node/client/coordinator_client.h"
 #include "node/learner/local_learner.h"
 #include "node/privacy/privacy_budget.h"
@@ -44,7 +45,8 @@ class Node {
  private:
   Node(v1::NodeConfig config, std::unique_ptr<LocalLearner> learner,
        std::unique_ptr<CoordinatorClient> client, std::unique_ptr<crypto::Ed25519Verifier> verifier,
-       std::unique_ptr<SecureAggregationSession> secure, PrivacyBudget budget);
+       std::unique_ptr<SecureAggregationSession> secure,
+       std::unique_ptr<BoostingParticipant> boosting, PrivacyBudget budget);
 
   // What Run does with one assignment: `status` goes through Classify, unless
   // `exit`, when Run returns it (the task finished and exit_when_finished,
@@ -69,6 +71,10 @@ class Node {
   // this node's own checks comes back as FailedPrecondition: the node sits
   // the round out.
   absl::Status SecureStep(const v1::TaskAssignment& assignment);
+  // A BOOST step: the participant's key or vector parts, sent. A refusal by
+  // this node (or a malformed step) is FailedPrecondition: the node sits
+  // the round out.
+  absl::Status BoostStep(const v1::TaskAssignment& assignment);
   // Verifies the assignment's manifest and downloads its model; returns the
   // path of the downloaded, hash-checked tensor file and its signed SHA-256.
   struct FetchedModel {
@@ -90,6 +96,8 @@ class Node {
   std::unique_ptr<CoordinatorClient> client_;
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;
   std::unique_ptr<SecureAggregationSession> secure_;
+  // Risk nodes: the boosting sessions' side (null for other task kinds).
+  std::unique_ptr<BoostingParticipant> boosting_;
   std::atomic<bool> stop_{false};
 
   // Run's thread only.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/data/declarations_csv.h"
 #include "common/training/table_tensors.h"
+#include "common/trees/feature_bins.h"
 
 namespace fedcustoms::analyst {
 namespace {
@@ -77,13 +78,51 @@ absl::StatusOr<DeclarationExplainer> DeclarationExplainer::Create(const PulledMo
 }
 
 const char* DeclarationExplainer::method() const {
+  if (trees() != nullptr) return "tree_path";
   return kind() == v1::TASK_RISK ? "integrated_gradients" : "reconstruction_error";
+}
+
+absl::StatusOr<std::vector<Explanation>> DeclarationExplainer::ExplainTrees(
+    const data::DeclarationTable& table, std::span<const int64_t> rows) {
+  // Scores first: they check the rows against the model.
+  absl::StatusOr<std::vector<float>> scores = scorer_.Score(table, rows);
+  if (!scores.ok()) return scores.status();
+  const trees::TreeEnsemble& model = *trees();
+  const std::vector<uint16_t> binned = trees::BinRows(model.bins, table, rows);
+  const size_t features = model.bins.features();
+  std::vector<Explanation> out;
+  out.reserve(rows.size());
+  std::vector<double> logit_parts;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    double bias = 0;
+    model.Contributions(&binned[i * features], &logit_parts, &bias);
+    double logit = bias;
+    for (double c : logit_parts) logit += c;
+    const double score = 1 / (1 + std::exp(-logit));
+    const double baseline = 1 / (1 + std::exp(-bias));
+    // The contributions add up in log-odds; each keeps its share of the
+    // change of probability, so they add up to score - baseline exactly.
+    const double change = logit - bias;
+    const double scale =
+        std::abs(change) > 1e-12 ? (score - baseline) / change : baseline * (1 - baseline);
+    Explanation e;
+    e.score = static_cast<float>(score);
+    e.baseline_score = static_cast<float>(baseline);
+    double sum = 0;
+    for (double c : logit_parts) {
+      e.contributions.push_back(static_cast<float>(c * scale));
+      sum += e.contributions.back();
+    }
+    e.completeness_gap = static_cast<float>(std::abs(sum - (score - baseline)));
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 absl::Status DeclarationExplainer::SetReference(const data::DeclarationTable& table,
                                                 std::span<const int64_t> rows) {
   models::RiskMlp* risk = scorer_.risk_model();
-  if (risk == nullptr) return absl::OkStatus();
+  if (risk == nullptr) return absl::OkStatus();  // trees and anomaly: no reference
   if (rows.empty()) return absl::InvalidArgumentError("explanation reference: no rows");
   if (absl::Status s = training::CheckRows(table, (*risk)->numeric_width(), (*risk)->buckets(),
                                            rows, /*need_labels=*/false);
@@ -106,6 +145,13 @@ absl::Status DeclarationExplainer::SetReference(const data::DeclarationTable& ta
 }
 
 double DeclarationExplainer::baseline_score() {
+  if (const trees::TreeEnsemble* model = trees()) {
+    // What every row starts from on its tree paths: the base score and the
+    // roots' values.
+    double bias = model->base_score;
+    for (const trees::Tree& t : model->trees) bias += t.nodes.empty() ? 0 : t.nodes[0].value;
+    return 1 / (1 + std::exp(-bias));
+  }
   models::RiskMlp* risk = scorer_.risk_model();
   if (risk == nullptr) return 0;
   torch::NoGradGuard no_grad;
@@ -115,6 +161,7 @@ double DeclarationExplainer::baseline_score() {
 
 absl::StatusOr<std::vector<Explanation>> DeclarationExplainer::Explain(
     const data::DeclarationTable& table, std::span<const int64_t> rows) {
+  if (trees() != nullptr) return ExplainTrees(table, rows);
   models::RiskMlp* risk = scorer_.risk_model();
   models::AnomalyAutoencoder* anomaly = scorer_.anomaly_model();
   const int64_t numeric_width = risk ? (*risk)->numeric_width() : (*anomaly)->numeric_width();
@@ -196,6 +243,30 @@ absl::StatusOr<std::vector<Explanation>> DeclarationExplainer::Explain(
 std::vector<float> DeclarationExplainer::ScoreVariants(const data::DeclarationTable& table,
                                                        int64_t row, bool numeric, size_t slot,
                                                        std::span<const double> values) {
+  if (const trees::TreeEnsemble* model = trees()) {
+    // Copies of the row in a small table of their own, binned as any row.
+    data::DeclarationTable copies;
+    copies.rows = values.size();
+    copies.numeric_names = table.numeric_names;
+    copies.categorical_names = table.categorical_names;
+    copies.buckets = table.buckets;
+    const size_t nw = table.numeric_width(), cw = table.categorical_width();
+    const auto r = static_cast<size_t>(row);
+    std::vector<int64_t> indexes;
+    for (size_t i = 0; i < values.size(); ++i) {
+      copies.numeric.insert(copies.numeric.end(), table.numeric.begin() + r * nw,
+                            table.numeric.begin() + (r + 1) * nw);
+      copies.categorical.insert(copies.categorical.end(), table.categorical.begin() + r * cw,
+                                table.categorical.begin() + (r + 1) * cw);
+      if (numeric) {
+        copies.numeric[i * nw + slot] = static_cast<float>(values[i]);
+      } else {
+        copies.categorical[i * cw + slot] = static_cast<int64_t>(values[i]);
+      }
+      indexes.push_back(static_cast<int64_t>(i));
+    }
+    return trees::PredictProbabilities(*model, copies, indexes);
+  }
   const std::array<int64_t, 1> one = {row};
   const auto n = static_cast<int64_t>(values.size());
   torch::Tensor numerics = training::NumericTensor(table, one).repeat({n, 1});

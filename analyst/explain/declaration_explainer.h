@@ -68,6 +68,13 @@ struct CounterfactualCandidates {
 // dimensions, so it is attributed to its column, never to a hash bucket.
 // Completeness: contributions sum to score - baseline score, with the
 // measured gap reported.
+// Risk models of kind BOOSTED_TREES: tree-path contributions (Saabas): at
+// each split on the declaration's path through each tree, the change of the
+// node's value goes to the split's feature. They add up to the log-odds
+// exactly; each is scaled by (score - baseline) / (logit - bias), so they
+// add up to score - baseline (baseline: the base score plus every root's
+// value, what every declaration starts from), with the float rounding as
+// the gap. SetReference has no effect on them.
 // Anomaly models: the score is a sum of per-feature reconstruction errors
 // (AnomalyAutoencoderImpl::FeatureErrors), which is itself an exact additive
 // explanation: contributions sum to the score, baseline 0.
@@ -79,7 +86,8 @@ class DeclarationExplainer {
   static absl::StatusOr<DeclarationExplainer> Create(const PulledModel& model);
 
   v1::TaskKind kind() const { return scorer_.kind(); }
-  // "integrated_gradients" (risk) or "reconstruction_error" (anomaly).
+  // "integrated_gradients" (risk), "tree_path" (boosted trees) or
+  // "reconstruction_error" (anomaly).
   const char* method() const;
   // Numeric features then categorical ones, in the schema's order.
   const std::vector<std::string>& feature_names() const { return feature_names_; }
@@ -131,6 +139,10 @@ class DeclarationExplainer {
   explicit DeclarationExplainer(DeclarationScorer scorer) : scorer_(std::move(scorer)) {}
 
   absl::StatusOr<const v1::ColumnSpec*> FeatureColumn(const std::string& feature) const;
+  const trees::TreeEnsemble* trees() const { return scorer_.trees_model(); }
+  // Explain() for boosted trees.
+  absl::StatusOr<std::vector<Explanation>> ExplainTrees(const data::DeclarationTable& table,
+                                                        std::span<const int64_t> rows);
 
   // Scores of copies of `row` with feature slot `slot` set to each value.
   std::vector<float> ScoreVariants(const data::DeclarationTable& table, int64_t row, bool numeric,

@@ -10,6 +10,7 @@
 #include "common/data/declaration_table.h"
 #include "common/models/anomaly_autoencoder.h"
 #include "common/models/risk_mlp.h"
+#include "common/trees/tree_ensemble.h"
 
 namespace fedcustoms::analyst {
 
@@ -26,6 +27,8 @@ class DeclarationScorer {
   // the scorer; valid while it lives.
   models::RiskMlp* risk_model() { return risk_ ? &*risk_ : nullptr; }
   models::AnomalyAutoencoder* anomaly_model() { return anomaly_ ? &*anomaly_ : nullptr; }
+  // A risk model of kind BOOSTED_TREES (then risk_model() is nullptr).
+  const trees::TreeEnsemble* trees_model() const { return trees_ ? &*trees_ : nullptr; }
 
   // Scores of `rows` of `table`, in that order. The table must have been read
   // with the model's schema; InvalidArgument when its rows do not fit the
@@ -39,6 +42,10 @@ class DeclarationScorer {
   v1::TaskKind kind_ = v1::TASK_RISK;
   std::optional<models::RiskMlp> risk_;
   std::optional<models::AnomalyAutoencoder> anomaly_;
+  std::optional<trees::TreeEnsemble> trees_;
+  // The schema's widths (the rows' checks of a tree model).
+  int64_t numeric_width_ = 0;
+  std::vector<uint32_t> buckets_;
 };
 
 }  // namespace fedcustoms::analyst

@@ -31,7 +31,7 @@ absl::StatusOr<PulledModel> LoadPulledModel(const std::string& dir,
   task::ModelSpec& spec = pulled.spec;
   const std::string& architecture = pulled.manifest.architecture;
   absl::Status parsed;
-  if (architecture == task::ArchitectureName(v1::TASK_RISK)) {
+  if (architecture == task::ArchitectureName(v1::TASK_RISK) || architecture == "boosted_trees") {
     spec.kind = v1::TASK_RISK;
     parsed = ParseHyperparameters(pulled.manifest.hyperparameters_json, dir, &spec.risk);
   } else if (architecture == task::ArchitectureName(v1::TASK_ANOMALY)) {
@@ -45,6 +45,12 @@ absl::StatusOr<PulledModel> LoadPulledModel(const std::string& dir,
                                                    architecture, "\" is not one this build knows"));
   }
   if (!parsed.ok()) return parsed;
+  if (spec.kind == v1::TASK_RISK && task::ArchitectureName(spec) != architecture) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, "/manifest.json: architecture \"", architecture,
+                     "\" does not match the hyperparameters' model kind (",
+                     std::string(task::ArchitectureName(spec)), ")"));
+  }
   if (spec.uses_declarations()) spec.schema = schema;
   if (const std::string hash = task::InputHash(spec); hash != pulled.manifest.feature_schema_hash) {
     return absl::FailedPreconditionError(absl::StrCat(

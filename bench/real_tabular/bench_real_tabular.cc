@@ -11,8 +11,8 @@
 //               the nodes' validation splits, what `fedcustoms pull` takes);
 //   local-only  each region alone, as many epochs as the federation's rounds;
 //   pooled      every region's training rows in one place, same epochs;
-// and, for the gradient-boosted trees (common/trees/), local-only and pooled
-// (their federated protocol is not in the services yet); then
+// (for the gradient-boosted trees, federated is one boosting session whose
+// trees the coordinator grows from the members' masked sums); then
 // reference_models.py fits scikit-learn's logistic regression and
 // HistGradientBoostingClassifier pooled and local-only, then judges every
 // model with one implementation: PR-AUC and ROC-AUC per region with 95 %
@@ -45,6 +45,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/models/boosted_trees_state.h"
 #include "common/pki/dev_pki.h"
 #include "common/task/declaration_models.h"
 #include "common/task/risk_task.h"
@@ -203,7 +204,6 @@ absl::StatusOr<tensor::NamedTensors> RunFederation(const Options& o, const Model
   const std::string root = absl::StrCat(o.workdir, "/federation-", kind.name);
   std::error_code ec;
   fs::remove_all(root, ec);
-  fs::create_directories(root + "/logs", ec);
   json coordinator = tools::DevCoordinatorConfig(pki, root,
                                                  json::array({{{"name", "risk"},
                                                                {"min_nodes", kRegions.size()},
@@ -214,42 +214,20 @@ absl::StatusOr<tensor::NamedTensors> RunFederation(const Options& o, const Model
                                                                {"schema_file", schema},
                                                                {"training", kind.training},
                                                                {"model", kind.model}}}));
-  if (absl::Status s = tools::WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) {
-    return s;
-  }
-  const auto start = std::chrono::steady_clock::now();
-  auto running = tools::StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
-                                                root + "/logs/coordinator.log");
-  if (!running.ok()) return running.status();
-  std::vector<std::unique_ptr<tools::ChildProcess>> nodes;
-  const std::string bin = tools::ExecutableDir();
-  for (size_t k = 0; k < kRegions.size(); ++k) {
-    const std::string& region = kRegions[k];
-    const std::string dir = absl::StrCat(root, "/nodes/", region);
-    fs::create_directories(dir, ec);
-    json node = NodeJson(pki, region, "localhost:" + running->port, dir,
-                         absl::StrCat(fold.dir, "/", region, "/declarations.csv"), schema,
-                         fold.holdout_fractions[k]);
-    // A tenth of the training rows chooses the released version.
-    node["validation_fraction"] = o.validation_fraction;
-    if (absl::Status s = tools::WriteJsonFile(dir + "/node.json", node); !s.ok()) return s;
-    auto process =
-        tools::ChildProcess::Spawn({bin + "/fedcustoms-node", "--config", dir + "/node.json"},
-                                   absl::StrCat(root, "/logs/node-", region, ".log"));
-    if (!process.ok()) return process.status();
-    nodes.push_back(*std::move(process));
-  }
-  for (size_t k = 0; k < nodes.size(); ++k) {
-    if (int code = nodes[k]->Wait(); code != 0) {
-      running->process->Signal(SIGTERM);
-      running->process->Wait();
-      return absl::InternalError(absl::StrCat("node ", kRegions[k], " exited with code ", code,
-                                              "; see ", nodes[k]->log_path()));
-    }
-  }
-  *seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  running->process->Signal(SIGTERM);
-  running->process->Wait();
+  absl::StatusOr<double> ran = tools::RunProcessFederation(
+      root, coordinator, kRegions,
+      [&](const std::string& region, const std::string& address, const std::string& dir) {
+        const size_t k = static_cast<size_t>(std::find(kRegions.begin(), kRegions.end(), region) -
+                                             kRegions.begin());
+        json node = NodeJson(pki, region, address, dir,
+                             absl::StrCat(fold.dir, "/", region, "/declarations.csv"), schema,
+                             fold.holdout_fractions[k]);
+        // A tenth of the training rows chooses the released version.
+        node["validation_fraction"] = o.validation_fraction;
+        return node;
+      });
+  if (!ran.ok()) return ran.status();
+  *seconds += *ran;
   // The released version, as `fedcustoms pull` takes it: the one the latest
   // manifest names (the best on the nodes' validation splits).
   uint64_t latest = 0;
@@ -349,16 +327,26 @@ absl::Status RunKind(const Options& o, const ModelKind& kind, const std::string&
   return absl::OkStatus();
 }
 
-// Gradient-boosted trees (common/trees/), local-only and pooled in every fold
-// (federated trees run through the same sums; their protocol is not wired
-// into the services yet): the last tenth of each training split stops the
-// boosting early, the rest trains. Scores into <scores_dir>/trees *.csv.
-absl::Status RunTrees(std::vector<Fold>& folds, const std::string& scores_dir,
+// Gradient-boosted trees (common/trees/) in every fold: federated (one
+// boosting session, real processes, mode secure: the members' vectors are
+// masked, the coordinator grows the trees from their sums), local-only and
+// pooled (the last tenth of each training split stops the boosting early,
+// the rest trains). Scores into <scores_dir>/trees *.csv.
+absl::Status RunTrees(const Options& o, const std::string& pki, const std::string& schema,
+                      std::vector<Fold>& folds, const std::string& scores_dir,
                       const trees::BoostingParams& params, json& timing) {
+  std::ofstream federated_out(scores_dir + "/trees federated.csv");
   std::ofstream pooled_out(scores_dir + "/trees pooled.csv");
   std::ofstream local_out(scores_dir + "/trees local-only.csv");
-  for (std::ofstream* out : {&pooled_out, &local_out}) *out << "region,id,label,score\n";
-  double pooled_seconds = 0;
+  for (std::ofstream* out : {&federated_out, &pooled_out, &local_out}) {
+    *out << "region,id,label,score\n";
+  }
+  double pooled_seconds = 0, federated_seconds = 0;
+  // The task's defaults are BoostingParams' (100 trees of depth 6, 64 bins,
+  // early stopping after 10 trees without a better validation loss).
+  const ModelKind federated_kind{"trees", {{"kind", "BOOSTED_TREES"}}, json::object()};
+  Options one_session = o;
+  one_session.rounds = 1;
   auto rows_of = [](const node::LocalData& d) {
     const std::vector<int64_t>& train = d.split.train;
     const auto cut = static_cast<ptrdiff_t>(train.size() - train.size() / 10);
@@ -367,18 +355,27 @@ absl::Status RunTrees(std::vector<Fold>& folds, const std::string& scores_dir,
   };
   auto score = [](const trees::TreeEnsemble& model, const node::LocalData& d,
                   const std::string& region, std::ofstream& out) {
-    const std::vector<uint16_t> binned = trees::BinRows(model.bins, d.table, d.split.holdout);
-    const size_t features = model.bins.features();
+    const std::vector<float> p = trees::PredictProbabilities(model, d.table, d.split.holdout);
     for (size_t i = 0; i < d.split.holdout.size(); ++i) {
       const int64_t row = d.split.holdout[i];
-      const double p = 1 / (1 + std::exp(-model.PredictLogit(&binned[i * features])));
       out << region << ',' << d.table.ids[row] << ',' << d.table.labels[row] << ','
-          << absl::StrFormat("%.9g", p) << '\n';
+          << absl::StrFormat("%.9g", p[i]) << '\n';
     }
   };
   for (size_t k = 0; k < folds.size(); ++k) {
-    std::printf("  trees, fold %zu/%zu: pooled and local-only (up to %u trees of depth %u)\n",
-                k + 1, folds.size(), params.trees, params.tree.max_depth);
+    std::printf(
+        "  trees, fold %zu/%zu: federated (one session, mode secure), pooled and local-only (up "
+        "to %u trees of depth %u)\n",
+        k + 1, folds.size(), params.trees, params.tree.max_depth);
+    auto federated =
+        RunFederation(one_session, federated_kind, pki, folds[k], schema, &federated_seconds);
+    if (!federated.ok()) return federated.status();
+    auto federated_model = models::BoostedTreesFromState(*federated);
+    if (!federated_model.ok()) return federated_model.status();
+    std::printf("    %zu trees\n", federated_model->trees.size());
+    for (size_t r = 0; r < kRegions.size(); ++r) {
+      score(*federated_model, folds[k].learners[r]->data(), kRegions[r], federated_out);
+    }
     trees::BoostingRows pooled = rows_of(folds[k].pooled->data());
     trees::BoostingRows* one[] = {&pooled};
     const auto start = std::chrono::steady_clock::now();
@@ -396,7 +393,10 @@ absl::Status RunTrees(std::vector<Fold>& folds, const std::string& scores_dir,
     }
   }
   timing["trees pooled"] = pooled_seconds;
-  if (!pooled_out || !local_out) return absl::UnavailableError("cannot write the trees' scores");
+  timing["trees federated"] = federated_seconds;
+  if (!federated_out || !pooled_out || !local_out) {
+    return absl::UnavailableError("cannot write the trees' scores");
+  }
   return absl::OkStatus();
 }
 
@@ -485,7 +485,9 @@ absl::Status Run(const Options& o) {
   for (const std::string& kind_name : o.kinds) {
     if (kind_name == "trees") {
       trees::BoostingParams params;
-      if (absl::Status s = RunTrees(folds, scores_dir, params, timing); !s.ok()) return s;
+      if (absl::Status s = RunTrees(o, pki, schema, folds, scores_dir, params, timing); !s.ok()) {
+        return s;
+      }
       continue;
     }
     auto kind = KindByName(kind_name);

@@ -81,6 +81,28 @@ absl::Status RenameDurably(const std::string& temp, const std::string& path) {
 
 }  // namespace
 
+absl::Status AppendDurably(const std::string& path, std::string_view text) {
+  const bool existed = ::access(path.c_str(), F_OK) == 0;
+  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return ErrnoError(errno, "open", path);
+  const off_t size_before = ::lseek(fd.get(), 0, SEEK_END);
+  if (absl::Status s = WriteAll(fd.get(), text, path); !s.ok()) {
+    if (size_before >= 0 && ::ftruncate(fd.get(), size_before) != 0) {
+      return absl::Status(s.code(), absl::StrCat(s.message(), "; and truncating it back failed"));
+    }
+    return s;
+  }
+  if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", path);
+  if (fd.Close() != 0) return ErrnoError(errno, "close", path);
+  if (!existed) {
+    const std::string dir = DirectoryOf(path);
+    Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir_fd.get() < 0) return ErrnoError(errno, "cannot open directory to fsync", dir);
+    if (::fsync(dir_fd.get()) != 0) return ErrnoError(errno, "fsync directory", dir);
+  }
+  return absl::OkStatus();
+}
+
 AtomicFileWriter::~AtomicFileWriter() { Abandon(); }
 
 absl::Status AtomicFileWriter::Open(const std::string& path, mode_t mode) {

@@ -57,6 +57,14 @@ absl::Status PublishFile(const std::string& temp, const std::string& path);
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
                                  mode_t mode = 0644);
 
+// Appends `text` (whole lines) to the file at `path`, created 0600 when
+// missing, and returns only once it is durable: the file is fsynced, and its
+// directory too when the file is new. A short write (a full disk) is cut
+// back so that no half line is left for the next append. Errors name the
+// path and the failing system call. For append-only records (a node's
+// contribution records).
+absl::Status AppendDurably(const std::string& path, std::string_view text);
+
 // Returns the whole content of the regular file at `path`. Errors name the
 // path: NotFound if it does not exist, PermissionDenied if it cannot be read,
 // FailedPrecondition if it is not a regular file.

@@ -184,6 +184,21 @@ absl::StatusOr<trees::TreeEnsemble> BoostedTreesFromState(const tensor::NamedTen
       }
       tree.nodes.push_back(std::move(n));
     }
+    // A tree, not a graph: every node but the root is the child of exactly
+    // one node (two parents would let a walk reach one leaf two ways, and
+    // an orphan is a node no row reaches).
+    std::vector<int> parents(tree.nodes.size(), 0);
+    for (const trees::TreeNode& n : tree.nodes) {
+      if (n.leaf()) continue;
+      ++parents[static_cast<size_t>(n.left)];
+      ++parents[static_cast<size_t>(n.right)];
+    }
+    for (size_t k = 1; k < parents.size(); ++k) {
+      if (parents[k] != 1) {
+        return Bad("trees.nodes",
+                   absl::StrCat("tree ", t, " node ", k, " has ", parents[k], " parents, not 1"));
+      }
+    }
     e.trees.push_back(std::move(tree));
   }
   if (node_index != nodes.size(0)) {

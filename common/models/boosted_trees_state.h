@@ -27,6 +27,7 @@ tensor::NamedTensors BoostedTreesState(const trees::TreeEnsemble& ensemble);
 // tensor and the rule when a tensor is missing or has the wrong dtype or
 // shape, a count does not add up, an edge list is not ascending and finite, a
 // child index does not point to a later node of the same tree (no cycles), a
+// node other than the root has no parent or two (a tree, not a graph), a
 // feature or threshold is out of range, or a value is not finite.
 absl::StatusOr<trees::TreeEnsemble> BoostedTreesFromState(const tensor::NamedTensors& state);
 

@@ -7,6 +7,7 @@
 
 #include <bit>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto/openssl_error.h"
 #include "common/crypto/pem.h"
@@ -17,6 +18,8 @@
 
 namespace fedcustoms::secagg {
 namespace {
+
+constexpr char kSignatureMismatch[] = "the signature does not cover the signed payload";
 
 std::string Field(std::string_view value) {
   return std::to_string(value.size()) + ":" + std::string(value);
@@ -170,7 +173,22 @@ absl::StatusOr<bool> KeyAdvertisementVerifier::UseRevocationList(std::string_vie
 absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys, std::string_view cert_pem,
                                               std::string_view signature,
                                               crypto::X509Ptr* certificate) const {
-  const std::string who = absl::StrCat("keys advertised for ", keys.node, ": ");
+  absl::Status s =
+      VerifyNodeSignature(keys.node, cert_pem, AdvertisementPayload(keys), signature,
+                          absl::StrCat("keys advertised for ", keys.node), certificate);
+  if (!s.ok() && absl::EndsWith(s.message(), kSignatureMismatch)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("keys advertised for ", keys.node,
+                     ": the signature does not cover these keys for task ", keys.task, " round ",
+                     keys.round_id, " (substituted key, replay from another round, or forgery)"));
+  }
+  return s;
+}
+
+absl::Status KeyAdvertisementVerifier::VerifyNodeSignature(
+    const std::string& node, std::string_view cert_pem, std::string_view payload,
+    std::string_view signature, std::string_view what, crypto::X509Ptr* certificate) const {
+  const std::string who = std::string(what) + ": ";
   auto refuse = [&](absl::string_view why) {
     return absl::PermissionDeniedError(who + std::string(why));
   };
@@ -192,13 +210,11 @@ absl::Status KeyAdvertisementVerifier::Verify(const AdvertisedKeys& keys, std::s
     return refuse(
         absl::StrCat("the certificate's role is ", pki::RoleName(identity->role), ", not node"));
   }
-  if (identity->common_name != keys.node) {
+  if (identity->common_name != node) {
     return refuse(absl::StrCat("the certificate is ", identity->common_name, "'s"));
   }
-  if (!SignatureVerifies(chain->front().get(), AdvertisementPayload(keys), signature)) {
-    return refuse(absl::StrCat("the signature does not cover these keys for task ", keys.task,
-                               " round ", keys.round_id,
-                               " (substituted key, replay from another round, or forgery)"));
+  if (!SignatureVerifies(chain->front().get(), payload, signature)) {
+    return refuse(kSignatureMismatch);
   }
   if (certificate != nullptr) *certificate = std::move(chain->front());
   return absl::OkStatus();

@@ -128,6 +128,15 @@ class KeyAdvertisementVerifier {
   // for checking the node's later signatures without parsing it again.
   absl::Status Verify(const AdvertisedKeys& keys, std::string_view cert_pem,
                       std::string_view signature, crypto::X509Ptr* certificate = nullptr) const;
+  // Any other payload a node signs with its certificate key (a boosting
+  // session's key, common/boosting/boosting_keys.h): the same checks as
+  // Verify on `cert_pem` (chain, revocation, role node, CN = `node`) and the
+  // signature over exactly `payload`. PermissionDenied "<what>: ..." naming
+  // the failed check; `*certificate` as in Verify.
+  absl::Status VerifyNodeSignature(const std::string& node, std::string_view cert_pem,
+                                   std::string_view payload, std::string_view signature,
+                                   std::string_view what,
+                                   crypto::X509Ptr* certificate = nullptr) const;
   // `signer`'s signature on `list`, with the certificate it advertised keys
   // with (already verified by Verify). PermissionDenied "survivor list signed
   // by <signer>: ..." otherwise.

@@ -19,7 +19,9 @@ namespace fedcustoms::task {
 absl::Status FinalizeTrainingConfig(v1::TrainingConfig* config);
 // Defaults hidden [64, 32], embedding 8, dropout 0.1, cross buckets 16384;
 // checks ranges and that each cross names two distinct columns (whether they
-// are categorical columns of the schema is checked by ResolveCrosses).
+// are categorical columns of the schema is checked by ResolveCrosses). Kind
+// BOOSTED_TREES: the defaults and ranges of BoostedTreesConfig, and none of
+// the network's settings.
 absl::Status FinalizeRiskModelConfig(v1::RiskModelConfig* config);
 
 // The model input widths of a schema: the number of NUMERIC columns and the
@@ -39,7 +41,8 @@ absl::StatusOr<std::vector<models::CrossColumns>> ResolveCrosses(
 // why as a status).
 models::RiskMlp BuildRiskModel(const v1::DeclarationSchema& schema,
                                const v1::RiskModelConfig& config, uint64_t seed);
-// Its state (all parameters and buffers, canonical order).
+// Its state (all parameters and buffers, canonical order); for kind
+// BOOSTED_TREES an ensemble without trees (models::BoostedTreesState).
 absl::StatusOr<tensor::NamedTensors> InitialRiskState(const v1::DeclarationSchema& schema,
                                                       const v1::RiskModelConfig& config,
                                                       uint64_t seed);

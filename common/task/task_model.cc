@@ -105,6 +105,14 @@ std::string_view ArchitectureName(v1::TaskKind kind) {
   }
 }
 
+bool IsBoostedTrees(const ModelSpec& spec) {
+  return spec.kind == v1::TASK_RISK && spec.risk.kind() == v1::RiskModelConfig::BOOSTED_TREES;
+}
+
+std::string_view ArchitectureName(const ModelSpec& spec) {
+  return IsBoostedTrees(spec) ? "boosted_trees" : ArchitectureName(spec.kind);
+}
+
 std::string HyperparametersJson(const ModelSpec& spec) {
   switch (spec.kind) {
     case v1::TASK_ANOMALY:

@@ -49,6 +49,11 @@ absl::Status FinalizeTaskModel(v1::TaskConfig* config);
 
 // "risk_mlp", "anomaly_autoencoder", "xray_cnn": the manifest's architecture.
 std::string_view ArchitectureName(v1::TaskKind kind);
+// The same for a spec: "boosted_trees" for a risk task of kind BOOSTED_TREES
+// (a models::BoostedTreesState), else ArchitectureName(spec.kind).
+std::string_view ArchitectureName(const ModelSpec& spec);
+// Whether the spec is a risk task of kind BOOSTED_TREES.
+bool IsBoostedTrees(const ModelSpec& spec);
 // The kind's model config as JSON (the manifest's hyperparameters).
 std::string HyperparametersJson(const ModelSpec& spec);
 // What an analyst needs to build inputs, as JSON: the feature schema summary

@@ -4,15 +4,12 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/boosting/masked_vector.h"
 
 namespace fedcustoms::trees {
 
-std::vector<double> SumVectors(const std::vector<std::vector<double>>& parts) {
-  std::vector<double> sum = parts.empty() ? std::vector<double>() : parts[0];
-  for (size_t k = 1; k < parts.size(); ++k) {
-    for (size_t i = 0; i < sum.size() && i < parts[k].size(); ++i) sum[i] += parts[k][i];
-  }
-  return sum;
+absl::StatusOr<std::vector<double>> SumVectors(const std::vector<std::vector<double>>& parts) {
+  return boosting::FixedPointSum(parts);
 }
 
 absl::StatusOr<MomentsSummary> SummarizeMoments(std::span<const double> moments,
@@ -46,7 +43,9 @@ absl::StatusOr<BoostingResult> TrainBoostedTrees(std::span<BoostingRows* const> 
   if (parties.empty()) return absl::InvalidArgumentError("boosting needs at least one party");
   std::vector<std::vector<double>> parts;
   for (BoostingRows* p : parties) parts.push_back(p->Moments());
-  const std::vector<double> moments = SumVectors(parts);
+  absl::StatusOr<std::vector<double>> summed = SumVectors(parts);
+  if (!summed.ok()) return summed.status();
+  const std::vector<double> moments = *std::move(summed);
   // The numeric width is in the moments' length.
   const size_t width = (moments.size() - 3) / 2;
   absl::StatusOr<MomentsSummary> summary = SummarizeMoments(moments, width);
@@ -54,8 +53,10 @@ absl::StatusOr<BoostingResult> TrainBoostedTrees(std::span<BoostingRows* const> 
   parts.clear();
   for (BoostingRows* p : parties) parts.push_back(p->Sketch(summary->grids));
   BoostingResult result;
-  absl::StatusOr<FeatureBins> bins = BinsFromSketch(
-      summary->grids, SumVectors(parts), parties[0]->categorical_buckets(), params.max_bins);
+  summed = SumVectors(parts);
+  if (!summed.ok()) return summed.status();
+  absl::StatusOr<FeatureBins> bins =
+      BinsFromSketch(summary->grids, *summed, parties[0]->categorical_buckets(), params.max_bins);
   if (!bins.ok()) return bins.status();
   result.ensemble.bins = *std::move(bins);
   result.ensemble.base_score = summary->base_score;
@@ -69,16 +70,20 @@ absl::StatusOr<BoostingResult> TrainBoostedTrees(std::span<BoostingRows* const> 
       parts.clear();
       for (BoostingRows* p : parties)
         parts.push_back(p->LevelHistogram(builder.tree(), builder.open()));
-      if (absl::Status s = builder.AddLevel(SumVectors(parts)); !s.ok()) return s;
+      summed = SumVectors(parts);
+      if (!summed.ok()) return summed.status();
+      if (absl::Status s = builder.AddLevel(*summed); !s.ok()) return s;
     }
     result.ensemble.trees.push_back(builder.tree());
     for (BoostingRows* p : parties) p->EndTree(builder.tree());
-    double loss = 0, rows = 0;
+    parts.clear();
     for (BoostingRows* p : parties) {
       const auto [l, n] = p->ValidationLoss();
-      loss += l;
-      rows += n;
+      parts.push_back({l, n});
     }
+    summed = SumVectors(parts);
+    if (!summed.ok()) return summed.status();
+    const double loss = (*summed)[0], rows = (*summed)[1];
     if (rows == 0) continue;
     result.validation_loss.push_back(loss / rows);
     if (loss / rows < best_loss) {

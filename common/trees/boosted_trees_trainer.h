@@ -39,8 +39,9 @@ struct BoostingResult {
 absl::StatusOr<BoostingResult> TrainBoostedTrees(std::span<BoostingRows* const> parties,
                                                  const BoostingParams& params);
 
-// The sum of equally long vectors.
-std::vector<double> SumVectors(const std::vector<std::vector<double>>& parts);
+// The sum of equally long vectors, as a boosting session computes it
+// (boosting::FixedPointSum: in fixed point, independent of the order).
+absl::StatusOr<std::vector<double>> SumVectors(const std::vector<std::vector<double>>& parts);
 
 // The base score and sketch grids from summed Moments() of `numeric_width`
 // features: the log-odds of the weighted positive rate, and grids at the

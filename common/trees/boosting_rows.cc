@@ -58,26 +58,52 @@ void BoostingRows::BeginTree() {
     gradients_[i] = w * (p - y);
     hessians_[i] = std::max(w * p * (1 - p), 1e-16);
   }
-  row_node_.assign(train_.size(), 0);
 }
 
-std::vector<double> BoostingRows::LevelHistogram(const Tree& tree,
-                                                 const std::vector<int32_t>& open) {
+std::vector<double> BoostingRows::LevelHistogram(const Tree& tree, const std::vector<int32_t>& open,
+                                                 uint32_t min_cell_rows, size_t* suppressed) {
   const size_t features = bins_->features();
   std::vector<int32_t> slot_of(tree.nodes.size(), -1);
   for (size_t s = 0; s < open.size(); ++s)
     slot_of[static_cast<size_t>(open[s])] = static_cast<int32_t>(s);
+  // Every row walks from the root: the tree comes from the coordinator and is
+  // judged whole at each level, never trusted to extend the last one.
   std::vector<int32_t> row_slot(train_.size(), -1);
+  std::vector<uint64_t> slot_rows(open.size(), 0);
   for (size_t i = 0; i < train_.size(); ++i) {
-    int32_t n = row_node_[i];
-    const uint16_t* row = &train_bins_[i * features];
-    while (!tree.nodes[static_cast<size_t>(n)].leaf()) {
-      const TreeNode& node = tree.nodes[static_cast<size_t>(n)];
-      n = node.GoesLeft(row) ? node.left : node.right;
-    }
-    row_node_[i] = n;
+    const int32_t n = tree.LeafOf(&train_bins_[i * features]);
     row_slot[i] = slot_of[static_cast<size_t>(n)];
+    if (row_slot[i] >= 0) ++slot_rows[static_cast<size_t>(row_slot[i])];
   }
+  // Small cells: an open node holding a few of this administration's rows is
+  // left out, and so is its sibling, whose histogram subtracted from the
+  // parent's (summed at the level before) would give the small one away.
+  std::vector<bool> suppress(open.size(), false);
+  if (min_cell_rows > 0) {
+    std::vector<int32_t> parent(tree.nodes.size(), -1);
+    for (size_t n = 0; n < tree.nodes.size(); ++n) {
+      const TreeNode& node = tree.nodes[n];
+      if (node.leaf()) continue;
+      parent[static_cast<size_t>(node.left)] = static_cast<int32_t>(n);
+      parent[static_cast<size_t>(node.right)] = static_cast<int32_t>(n);
+    }
+    for (size_t s = 0; s < open.size(); ++s) {
+      if (slot_rows[s] == 0 || slot_rows[s] >= min_cell_rows) continue;
+      suppress[s] = true;
+      const int32_t p = parent[static_cast<size_t>(open[s])];
+      if (p < 0) continue;
+      const TreeNode& pn = tree.nodes[static_cast<size_t>(p)];
+      const int32_t sibling = pn.left == open[s] ? pn.right : pn.left;
+      if (slot_of[static_cast<size_t>(sibling)] >= 0) {
+        suppress[static_cast<size_t>(slot_of[static_cast<size_t>(sibling)])] = true;
+      }
+    }
+    for (int32_t& slot : row_slot) {
+      if (slot >= 0 && suppress[static_cast<size_t>(slot)]) slot = -1;
+    }
+  }
+  if (suppressed != nullptr)
+    *suppressed = static_cast<size_t>(std::count(suppress.begin(), suppress.end(), true));
   GradientHistogram histogram(*bins_, open.size());
   histogram.Add(train_bins_, row_slot, gradients_, hessians_);
   return std::move(histogram.values());

@@ -35,9 +35,14 @@ class BoostingRows {
   // A new tree: gradients and hessians from the current predictions, every
   // row at the root.
   void BeginTree();
-  // Moves rows down the splits `tree` has gained since the last call, then
-  // sums the histogram of the `open` nodes (TreeBuilder::open()).
-  std::vector<double> LevelHistogram(const Tree& tree, const std::vector<int32_t>& open);
+  // Routes every row down `tree` and sums the histogram of the `open` nodes
+  // (TreeBuilder::open(): distinct leaves of `tree`, which must be valid for
+  // the bins, as BoostedTreesFromState checks). With `min_cell_rows` > 0 an
+  // open node holding between 1 and min_cell_rows - 1 of the rows is left
+  // out (zeros), and so is its sibling when open; `*suppressed` (if given)
+  // receives how many were left out.
+  std::vector<double> LevelHistogram(const Tree& tree, const std::vector<int32_t>& open,
+                                     uint32_t min_cell_rows = 0, size_t* suppressed = nullptr);
   // Adds the finished tree's leaf values to every prediction.
   void EndTree(const Tree& tree);
   // {Σ log-loss, rows} of the current predictions on the validation rows.
@@ -56,7 +61,6 @@ class BoostingRows {
   std::vector<uint16_t> train_bins_, validation_bins_;
   std::vector<double> train_logits_, validation_logits_;
   std::vector<double> gradients_, hessians_;
-  std::vector<int32_t> row_node_;
 };
 
 }  // namespace fedcustoms::trees

@@ -11,6 +11,10 @@ namespace fedcustoms::trees {
 // Regularization of the trees (the XGBoost objective: a leaf's value is
 // -G / (H + l2), a split's gain is half the reduction of
 // -G^2 / (H + l2) over its two children, minus min_split_gain).
+// The deepest tree a task may ask for (BoostedTreesConfig.max_depth): a
+// tree of depth D takes D levels.
+inline constexpr uint32_t kMaxTreeDepth = 8;
+
 struct TreeParams {
   uint32_t max_depth = 6;
   double learning_rate = 0.1;

@@ -1,5 +1,7 @@
 #include "common/trees/tree_ensemble.h"
 
+#include <cmath>
+
 namespace fedcustoms::trees {
 
 double TreeEnsemble::PredictLogit(const uint16_t* row) const {
@@ -22,6 +24,18 @@ void TreeEnsemble::Contributions(const uint16_t* row, std::vector<double>* contr
       n = child;
     }
   }
+}
+
+std::vector<float> PredictProbabilities(const TreeEnsemble& ensemble,
+                                        const data::DeclarationTable& table,
+                                        std::span<const int64_t> rows) {
+  const std::vector<uint16_t> binned = BinRows(ensemble.bins, table, rows);
+  const size_t features = ensemble.bins.features();
+  std::vector<float> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out[i] = static_cast<float>(1 / (1 + std::exp(-ensemble.PredictLogit(&binned[i * features]))));
+  }
+  return out;
 }
 
 }  // namespace fedcustoms::trees

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "common/trees/feature_bins.h"
@@ -26,5 +27,11 @@ struct TreeEnsemble {
   // starts from). `contributions` gets one value per feature.
   void Contributions(const uint16_t* row, std::vector<double>* contributions, double* bias) const;
 };
+
+// The probability sigmoid(logit) of each of `rows` of `table`, binned with
+// the ensemble's bins (which must have the table's features).
+std::vector<float> PredictProbabilities(const TreeEnsemble& ensemble,
+                                        const data::DeclarationTable& table,
+                                        std::span<const int64_t> rows);
 
 }  // namespace fedcustoms::trees

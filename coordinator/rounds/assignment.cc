@@ -84,6 +84,13 @@ v1::TaskAssignment AssignmentFor(const RoundState& round, const std::string& nod
     }
   } else if (round.secure && key_phase) {
     SetSecureStep(a, round, node, context);
+  } else if (round.phase == RoundPhase::kBoosting && round.boosting) {
+    if (std::optional<v1::BoostingStep> step = round.boosting->StepFor(node)) {
+      SetStep(a, v1::TaskAssignment::BOOST, round, context.global.version, context);
+      task::CopyModelConfig(context.model, &a);
+      *a.mutable_boosting() = *std::move(step);
+      a.mutable_boosting()->set_crl_pem(round.boosting_crl_pem);
+    }
   } else if (round.phase == RoundPhase::kEvaluating && context.candidate != nullptr &&
              round.evaluators.contains(node) && !round.reported.contains(node)) {
     SetStep(a, v1::TaskAssignment::EVALUATE, round, context.candidate->version, context);

@@ -23,7 +23,7 @@ const char* AggregationModeName(v1::AggregationMode mode) {
 ManifestTemplate::ManifestTemplate(const v1::TaskConfig& config, const task::ModelSpec& model,
                                    v1::AggregationMode mode, std::string strategy) {
   base_.task = config.name();
-  base_.architecture = std::string(task::ArchitectureName(model.kind));
+  base_.architecture = std::string(task::ArchitectureName(model));
   base_.hyperparameters_json = task::HyperparametersJson(model);
   base_.training_json = config::PrintProtoJson(config.training(), {.print_defaults = true})
                             .value_or(std::string("{}"));

@@ -18,6 +18,8 @@ const char* RoundPhaseName(RoundPhase phase) {
       return "training";
     case RoundPhase::kAggregating:
       return "aggregating";
+    case RoundPhase::kBoosting:
+      return "boosting";
     case RoundPhase::kEvaluating:
       return "evaluating";
     case RoundPhase::kFinished:

@@ -12,6 +12,9 @@ enum class RoundPhase {
   kConfirming,
   kUnmasking,
   kAggregating,
+  // A boosting session (risk tasks of kind BOOSTED_TREES) instead of the
+  // key phases, training and aggregation.
+  kBoosting,
   kEvaluating,
   kFinished
 };

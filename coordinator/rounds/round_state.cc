@@ -16,6 +16,7 @@ void RoundState::Open(std::map<std::string, uint64_t> selected_rows, RoundRecord
   privacy_reports.clear();
   reported.clear();
   rejected_updates = 0;
+  boosting.reset();
 }
 
 uint64_t RoundState::RowsOf(const std::string& node) const {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "coordinator/boosting/boosting_session.h"
 #include "coordinator/ledger/round_ledger.h"
 #include "coordinator/rounds/clock.h"
 #include "coordinator/rounds/round_phase.h"
@@ -49,6 +50,10 @@ struct RoundState {
   // Mode SECURE: the spool files of folded masked inputs, by node, kept until
   // masking closes (TaskRunner::KeepMaskedInput).
   std::map<std::string, std::string> kept_inputs;
+  // Boosted trees: the round's boosting session, and the revocation list
+  // relayed with its steps.
+  std::unique_ptr<BoostingSession> boosting;
+  std::string boosting_crl_pem;
 
   // Opens the next round (id + 1) with the selected nodes and their rows, and
   // its ledger `record`:

@@ -55,6 +55,18 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::MakeCandidate(
   return candidate;
 }
 
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::MakeCandidateFromState(
+    tensor::NamedTensors state, manifest::ModelManifest& manifest) {
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
+      store_.MakeCandidate(manifest, state);
+  if (!candidate.ok()) {
+    return absl::Status(candidate.status().code(),
+                        absl::StrCat("candidate refused: ", candidate.status().message()));
+  }
+  candidate_tensors_ = std::move(state);
+  return candidate;
+}
+
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ServerModel::Publish(
     const ModelSnapshot& candidate, const std::string& metrics_json,
     const std::string& release_json) {

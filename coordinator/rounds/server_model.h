@@ -52,6 +52,13 @@ class ServerModel {
   absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeCandidate(
       Aggregator& aggregator, const ModelSnapshot& base, manifest::ModelManifest& manifest);
 
+  // Writes a model made whole by the round itself (a boosting session's
+  // ensemble: nothing to average, no strategy to step) as candidate
+  // manifest.version with a signed manifest. "candidate refused: " and the
+  // store's error otherwise. Its tensors stay here until Publish or Discard.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> MakeCandidateFromState(
+      tensor::NamedTensors state, manifest::ModelManifest& manifest);
+
   // Publishes `candidate` (the last MakeCandidate's) with `metrics_json`,
   // `release_json` (manifest::ModelManifest::release_json) and the strategy's
   // state: the new global model. Every other file in the

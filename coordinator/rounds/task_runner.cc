@@ -8,11 +8,14 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/boosting/masked_vector.h"
 #include "common/io/atomic_file.h"
 #include "common/log/logging.h"
 #include "common/metrics/binary_metrics.h"
+#include "common/models/boosted_trees_state.h"
 #include "common/privacy/privacy_config.h"
 #include "common/secagg/secagg_messages.h"
+#include "common/task/risk_task.h"
 #include "common/tensor/tensor_codec.h"
 #include "coordinator/aggregation/mean_update.h"
 #include "coordinator/rounds/assignment.h"
@@ -155,8 +158,12 @@ void TaskRunner::DriverLoop() {
     // An exception in a round (allocation failure, a torch error) aborts the
     // round, never the coordinator; the global model stays as it was.
     try {
-      if (secure() && !ExchangeKeys()) continue;
-      Train();
+      if (boosted_trees()) {
+        Boost();
+      } else {
+        if (secure() && !ExchangeKeys()) continue;
+        Train();
+      }
       if (stopping_ || round_.phase != RoundPhase::kEvaluating) continue;
       Evaluate();
     } catch (const std::exception& e) {
@@ -196,8 +203,10 @@ void TaskRunner::Gather() {
     // its row in the ledger. Otherwise nothing changes and it is tried again.
     absl::Status recordable = CheckStorage(available.size());
     if (recordable.ok()) {
-      recordable = ledger_->OpenRecord(
-          record, RoundPhaseName(secure() ? RoundPhase::kAdvertising : RoundPhase::kTraining));
+      recordable =
+          ledger_->OpenRecord(record, RoundPhaseName(boosted_trees() ? RoundPhase::kBoosting
+                                                     : secure()      ? RoundPhase::kAdvertising
+                                                                     : RoundPhase::kTraining));
     }
     if (!recordable.ok()) {
       if (blocked_reason_ != recordable.message()) {
@@ -358,6 +367,13 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
   }
   round_.secure.reset();  // the revealed shares go with it
   candidate_ = *std::move(candidate);
+  spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
+               name(), round_.id, round_.record.participants, round_.record.samples,
+               candidate_->version);
+  OpenEvaluation();
+}
+
+void TaskRunner::OpenEvaluation() {
   round_.evaluators.clear();
   for (const auto& [node, samples] : round_.submitted) round_.evaluators.insert(node);
   for (const std::string& node : roster_.EvaluatingOnly(clock_->Now())) {
@@ -365,10 +381,99 @@ void TaskRunner::Aggregate(std::shared_ptr<Aggregator> aggregator) {
   }
   EnterPhase(RoundPhase::kEvaluating);
   round_.deadline = clock_->Now() + seconds(options_.config.eval_deadline_seconds());
-  spdlog::info("task {}: round {} aggregated {} updates ({} samples) into candidate version {}",
-               name(), round_.id, round_.record.participants, round_.record.samples,
-               candidate_->version);
   changed_.SignalAll();
+}
+
+void TaskRunner::Boost() {
+  BoostingSession::Options o;
+  o.task = name();
+  o.round_id = round_.id;
+  o.secure = secure();
+  o.config = model_spec_.risk.trees();
+  int64_t numeric = 0;
+  task::FeatureWidths(model_spec_.schema, &numeric, &o.categorical_buckets);
+  o.numeric_width = static_cast<size_t>(numeric);
+  o.verifier = options_.key_verifier;
+  o.min_members = std::max<uint32_t>(options_.config.min_nodes(), 1);
+  if (round_.selected.size() > boosting::kMaxMembers) {
+    AbortRound(absl::StrCat(round_.selected.size(),
+                            " nodes selected; a boosting session sums at most ",
+                            boosting::kMaxMembers));
+    return;
+  }
+  round_.boosting = std::make_unique<BoostingSession>(o, round_.selected);
+  round_.boosting_crl_pem = options_.crl_pem ? options_.crl_pem() : "";
+  const auto opened = clock_->Now();
+  spdlog::info("task {}: round {} boosting with {} nodes, mode {}", name(), round_.id,
+               round_.selected.size(), AggregationModeName(options_.mode));
+  EnterPhase(RoundPhase::kBoosting);
+  const seconds step_time(o.config.step_deadline_seconds());
+  while (!round_.boosting->done()) {
+    round_.deadline = clock_->Now() + step_time;
+    changed_.SignalAll();
+    clock_->WaitUntil(changed_, mu_, round_.deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || round_.boosting->StepComplete();
+    });
+    if (stopping_) return;
+    BoostingSession& session = *round_.boosting;
+    absl::Status s = session.StepComplete() ? session.Advance() : session.CloseStepIncomplete();
+    if (!s.ok()) {
+      AbortRound(absl::StrCat("boosting session: ", s.message()));
+      return;
+    }
+    if (!session.ended_early().empty()) {
+      spdlog::warn("task {}: round {}: {}", name(), round_.id, session.ended_early());
+      round_.record.reason = session.ended_early();
+    }
+  }
+  round_.record.train_seconds = std::chrono::duration<double>(clock_->Now() - opened).count();
+  const BoostingSession& session = *round_.boosting;
+  for (const std::string& node : session.members()) round_.submitted[node] = round_.RowsOf(node);
+  round_.record.participants = static_cast<uint32_t>(session.members().size());
+  round_.record.dropped = round_.record.selected_nodes - round_.record.participants;
+  manifest::ModelManifest m = manifests_.For(global_->version + 1);
+  m.round_id = round_.id;
+  m.contributing_nodes = round_.record.participants;
+  for (const auto& [node, rows] : round_.submitted) m.total_samples += rows;
+  round_.record.samples = m.total_samples;
+  tensor::NamedTensors state = models::BoostedTreesState(session.ensemble());
+  const size_t trees = session.ensemble().trees.size();
+  round_.boosting.reset();
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> candidate =
+      Unlocked([&] { return model_.MakeCandidateFromState(std::move(state), m); });
+  if (!candidate.ok()) {
+    AbortRound(std::string(candidate.status().message()));
+    return;
+  }
+  candidate_ = *std::move(candidate);
+  spdlog::info("task {}: round {} grew {} trees with {} nodes into candidate version {}", name(),
+               round_.id, trees, round_.record.participants, candidate_->version);
+  OpenEvaluation();
+}
+
+absl::Status TaskRunner::BoostingStep(const std::string& node, uint64_t round_id,
+                                      const std::function<absl::Status(BoostingSession&)>& step) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = round_.CheckPhase(name(), round_id, RoundPhase::kBoosting); !s.ok()) {
+    return s;
+  }
+  if (!round_.boosting) return absl::FailedPreconditionError("the round has no boosting session");
+  absl::Status s = step(*round_.boosting);
+  if (s.ok()) changed_.SignalAll();
+  return s;
+}
+
+absl::Status TaskRunner::AdvertiseBoostingKey(const std::string& node,
+                                              const v1::AdvertiseBoostingKeyRequest& request) {
+  return BoostingStep(node, request.round_id(), [&](BoostingSession& session) {
+    return session.AdvertiseKey(node, request.key());
+  });
+}
+
+absl::Status TaskRunner::SubmitBoostingVector(const std::string& node,
+                                              const v1::SubmitBoostingVectorRequest& request) {
+  return BoostingStep(node, request.round_id(),
+                      [&](BoostingSession& session) { return session.Submit(node, request); });
 }
 
 void TaskRunner::Evaluate() {
@@ -471,6 +576,7 @@ void TaskRunner::AbortRound(const std::string& reason) {
                reason, global_->version);
   candidate_.reset();
   round_.secure.reset();
+  round_.boosting.reset();  // its running sum goes with it
   DiscardKeptInputs();
   model_.Discard(global_->version);
   // Nodes dropped earlier in the round stay on record after the cause.

@@ -146,6 +146,14 @@ class TaskRunner {
                                 const v1::ConfirmSurvivorsRequest& request);
   absl::Status Unmask(const std::string& node, const v1::UnmaskRequest& request);
 
+  // Boosting steps of the open round (risk tasks of kind BOOSTED_TREES): a
+  // member's signed session key and the parts of its vectors
+  // (BoostingSession). FAILED_PRECONDITION outside the round's session.
+  absl::Status AdvertiseBoostingKey(const std::string& node,
+                                    const v1::AdvertiseBoostingKeyRequest& request);
+  absl::Status SubmitBoostingVector(const std::string& node,
+                                    const v1::SubmitBoostingVectorRequest& request);
+
   // Metrics of the candidate on a participant's hold-out.
   absl::Status ReportMetrics(const std::string& node, uint64_t round_id, uint64_t version,
                              const v1::EvaluationMetrics& metrics);
@@ -214,6 +222,19 @@ class TaskRunner {
   // Waits for `done` until a deadline `seconds` from now, in `phase`.
   void RunPhase(RoundPhase phase, uint32_t seconds, const std::function<bool()>& done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Boosted trees: runs the round's boosting session step by step (each
+  // with the task's step deadline) and makes its ensemble the candidate,
+  // then enters evaluation; or aborts the round.
+  void Boost() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A boosting step of `node` for `round_id` while the round boosts; the
+  // waiters wake when it succeeds.
+  absl::Status BoostingStep(const std::string& node, uint64_t round_id,
+                            const std::function<absl::Status(BoostingSession&)>& step)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool boosted_trees() const { return task::IsBoostedTrees(model_spec_); }
+  // With candidate_ set: the evaluators (the round's contributors and the
+  // nodes that only evaluate) and the evaluation phase with its deadline.
+  void OpenEvaluation() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evaluate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Publishes the candidate with the round's metrics and makes it the global
   // model, or aborts the round.

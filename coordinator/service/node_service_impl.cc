@@ -281,7 +281,7 @@ grpc::Status NodeServiceImpl::ReportMetrics(grpc::ServerContext* context,
 
 namespace {
 
-// The three secure-aggregation steps share their shape: authorize, find the
+// The secure-aggregation and boosting steps share their shape: authorize, find the
 // task, hand over, log a refusal (never the keys or shares themselves).
 template <typename Request, typename Step>
 grpc::Status SecureStep(
@@ -341,6 +341,28 @@ grpc::Status NodeServiceImpl::Unmask(grpc::ServerContext* context, const v1::Unm
       authorizer_, *context, "NodeService.Unmask", *request,
       [this](const std::string& task) { return Runner(task); },
       [&](TaskRunner& runner, const std::string& node) { return runner.Unmask(node, *request); });
+}
+
+grpc::Status NodeServiceImpl::AdvertiseBoostingKey(grpc::ServerContext* context,
+                                                   const v1::AdvertiseBoostingKeyRequest* request,
+                                                   v1::AdvertiseBoostingKeyResponse*) {
+  return SecureStep(
+      authorizer_, *context, "NodeService.AdvertiseBoostingKey", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) {
+        return runner.AdvertiseBoostingKey(node, *request);
+      });
+}
+
+grpc::Status NodeServiceImpl::SubmitBoostingVector(grpc::ServerContext* context,
+                                                   const v1::SubmitBoostingVectorRequest* request,
+                                                   v1::SubmitBoostingVectorResponse*) {
+  return SecureStep(
+      authorizer_, *context, "NodeService.SubmitBoostingVector", *request,
+      [this](const std::string& task) { return Runner(task); },
+      [&](TaskRunner& runner, const std::string& node) {
+        return runner.SubmitBoostingVector(node, *request);
+      });
 }
 
 }  // namespace fedcustoms::coordinator

@@ -37,6 +37,12 @@ class NodeServiceImpl final : public v1::NodeService::Service {
                             v1::UploadUpdateResponse* response) override;
   grpc::Status ReportMetrics(grpc::ServerContext* context, const v1::ReportMetricsRequest* request,
                              v1::ReportMetricsResponse* response) override;
+  grpc::Status AdvertiseBoostingKey(grpc::ServerContext* context,
+                                    const v1::AdvertiseBoostingKeyRequest* request,
+                                    v1::AdvertiseBoostingKeyResponse* response) override;
+  grpc::Status SubmitBoostingVector(grpc::ServerContext* context,
+                                    const v1::SubmitBoostingVectorRequest* request,
+                                    v1::SubmitBoostingVectorResponse* response) override;
   grpc::Status AdvertiseKeys(grpc::ServerContext* context, const v1::AdvertiseKeysRequest* request,
                              v1::AdvertiseKeysResponse* response) override;
   grpc::Status ShareKeys(grpc::ServerContext* context, const v1::ShareKeysRequest* request,

@@ -149,4 +149,16 @@ absl::Status CoordinatorClient::Unmask(const v1::UnmaskRequest& request) {
   return Call(*stub_, &v1::NodeService::Stub::Unmask, request, "unmask");
 }
 
+absl::Status CoordinatorClient::AdvertiseBoostingKey(
+    const v1::AdvertiseBoostingKeyRequest& request) {
+  return Call(*stub_, &v1::NodeService::Stub::AdvertiseBoostingKey, request,
+              "advertise boosting key");
+}
+
+absl::Status CoordinatorClient::SubmitBoostingVector(
+    const v1::SubmitBoostingVectorRequest& request) {
+  return Call(*stub_, &v1::NodeService::Stub::SubmitBoostingVector, request,
+              "submit boosting vector");
+}
+
 }  // namespace fedcustoms::node

@@ -42,6 +42,9 @@ class CoordinatorClient {
   absl::Status ShareKeys(const v1::ShareKeysRequest& request);
   absl::Status ConfirmSurvivors(const v1::ConfirmSurvivorsRequest& request);
   absl::Status Unmask(const v1::UnmaskRequest& request);
+  // Boosting steps (BOOST assignments).
+  absl::Status AdvertiseBoostingKey(const v1::AdvertiseBoostingKeyRequest& request);
+  absl::Status SubmitBoostingVector(const v1::SubmitBoostingVectorRequest& request);
 
   // Replaces the channel with a fresh one, so the next call connects at once.
   // For the node's retry loop while the coordinator is unreachable: a gRPC

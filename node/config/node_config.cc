@@ -111,6 +111,7 @@ absl::StatusOr<v1::NodeSecureAggregationConfig> FinalizeNodeSecureAggregation(
                                                   "disjoint groups could each unmask"));
   }
   if (c.max_contributions_per_model() == 0) c.set_max_contributions_per_model(2);
+  if (c.boosting_min_cell_rows() == 0) c.set_boosting_min_cell_rows(10);
   return c;
 }
 

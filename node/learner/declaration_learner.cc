@@ -4,18 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/metrics/binary_metrics.h"
 #include "common/metrics/selection_counts.h"
 #include "common/models/anomaly_autoencoder.h"
+#include "common/models/boosted_trees_state.h"
 #include "common/task/declaration_models.h"
 #include "common/task/model_update.h"
 #include "common/task/risk_task.h"
 #include "common/training/anomaly_trainer.h"
 #include "common/training/risk_evaluator.h"
 #include "common/training/risk_trainer.h"
+#include "common/trees/tree_ensemble.h"
 
 namespace fedcustoms::node {
 namespace {
@@ -27,10 +30,13 @@ struct ScoredRows {
   std::vector<float> labels;
   v1::EvaluationMetrics metrics;
 };
-ScoredRows ScoreRows(const LocalData& data, models::RiskMlp& model,
+// A risk model's probability for each of a list of rows.
+using Predictor = std::function<std::vector<float>(const std::vector<int64_t>&)>;
+
+ScoredRows ScoreRows(const LocalData& data, const Predictor& predict,
                      const std::vector<int64_t>& rows) {
   ScoredRows out;
-  out.scores = training::PredictRisk(model, data.table, rows);
+  out.scores = predict(rows);
   out.labels.reserve(rows.size());
   double loss = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -46,9 +52,9 @@ ScoredRows ScoreRows(const LocalData& data, models::RiskMlp& model,
 
 // Metrics of the risk model on the hold-out, and on the validation split
 // when the node keeps one.
-v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model) {
+v1::EvaluationMetrics EvaluateRisk(const LocalData& data, const Predictor& predict) {
   const std::vector<int64_t>& rows = data.split.holdout;
-  ScoredRows holdout = ScoreRows(data, model, rows);
+  ScoredRows holdout = ScoreRows(data, predict, rows);
   const std::vector<float>& scores = holdout.scores;
   const std::vector<float>& labels = holdout.labels;
   v1::EvaluationMetrics metrics = std::move(holdout.metrics);
@@ -72,7 +78,7 @@ v1::EvaluationMetrics EvaluateRisk(const LocalData& data, models::RiskMlp& model
   }
   if (!data.split.validation.empty()) {
     // The version the coordinator releases is chosen on these.
-    const v1::EvaluationMetrics v = ScoreRows(data, model, data.split.validation).metrics;
+    const v1::EvaluationMetrics v = ScoreRows(data, predict, data.split.validation).metrics;
     v1::ValidationMetrics* out = metrics.mutable_validation();
     out->set_pr_auc(v.pr_auc());
     out->set_roc_auc(v.roc_auc());
@@ -109,6 +115,10 @@ absl::StatusOr<LocalLearner::Trained> DeclarationLearner::Train(const task::Mode
                                                                 tensor::NamedTensors global,
                                                                 const v1::TrainingConfig& training,
                                                                 const training::DpSgdOptions* dp) {
+  if (task::IsBoostedTrees(spec)) {
+    return absl::FailedPreconditionError(
+        "boosted trees are grown in boosting sessions, not trained from a global model");
+  }
   Trained out;
   out.samples = data_.split.train.size();
   tensor::NamedTensors trained;
@@ -153,10 +163,23 @@ absl::StatusOr<v1::EvaluationMetrics> DeclarationLearner::Evaluate(
         *model, data_.table, training_rows_private_ ? data_.split.holdout : data_.split.train,
         data_.split.holdout);
   }
+  if (task::IsBoostedTrees(spec)) {
+    absl::StatusOr<trees::TreeEnsemble> ensemble = models::BoostedTreesFromState(state);
+    if (!ensemble.ok()) return ensemble.status();
+    if (ensemble->bins.numeric_width() != data_.table.numeric_width() ||
+        ensemble->bins.categorical_bins.size() != data_.table.categorical_width()) {
+      return absl::InvalidArgumentError("the boosted trees' bins do not have this node's features");
+    }
+    return EvaluateRisk(data_, [&](const std::vector<int64_t>& rows) {
+      return trees::PredictProbabilities(*ensemble, data_.table, rows);
+    });
+  }
   auto model = task::MakeRiskModel(spec);
   if (!model.ok()) return model.status();
   if (absl::Status s = tensor::LoadState(**model, state); !s.ok()) return s;
-  return EvaluateRisk(data_, *model);
+  return EvaluateRisk(data_, [&](const std::vector<int64_t>& rows) {
+    return training::PredictRisk(*model, data_.table, rows);
+  });
 }
 
 }  // namespace fedcustoms::node

@@ -245,41 +245,13 @@ absl::StatusOr<std::vector<ContributionRecord::Entry>> ContributionRecord::Relea
 }
 
 absl::Status ContributionRecord::Append(const Entry& entry) {
-  const bool existed = std::filesystem::exists(path_);
   nlohmann::json line = {{"task", entry.task},
                          {"model_version", entry.model_version},
                          {"model_sha256", entry.model_sha256},
                          {"round", entry.round_id}};
   if (!entry.survivors.empty()) line["survivors"] = entry.survivors;
   if (!entry.release_reason.empty()) line["release"] = entry.release_reason;
-  const std::string text = line.dump() + "\n";
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return SystemError(path_, "open");
-  const off_t size_before = ::lseek(fd, 0, SEEK_END);
-  const ssize_t written = ::write(fd, text.data(), text.size());
-  if (written != static_cast<ssize_t>(text.size())) {
-    absl::Status s = SystemError(path_, "write");
-    // A short write (a full disk) must not leave half a line for the next.
-    if (size_before >= 0 && ::ftruncate(fd, size_before) != 0) {
-      s = absl::InternalError(absl::StrCat(s.message(), "; and truncating it back failed"));
-    }
-    ::close(fd);
-    return s;
-  }
-  if (::fsync(fd) != 0) {
-    absl::Status s = SystemError(path_, "fsync");
-    ::close(fd);
-    return s;
-  }
-  ::close(fd);
-  if (!existed) {
-    const std::string dir = std::filesystem::path(path_).parent_path().string();
-    const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return SystemError(dir, "open");
-    const int synced = ::fsync(dir_fd);
-    ::close(dir_fd);
-    if (synced != 0) return SystemError(dir, "fsync");
-  }
+  if (absl::Status s = io::AppendDurably(path_, line.dump() + "\n"); !s.ok()) return s;
   entries_.push_back(entry);
   return absl::OkStatus();
 }

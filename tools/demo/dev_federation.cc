@@ -1,5 +1,7 @@
 #include "tools/demo/dev_federation.h"
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -82,6 +84,54 @@ absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(const std::string& co
         absl::StrCat("the coordinator did not start in 60 s; see ", log_path));
   }
   return running;
+}
+
+absl::StatusOr<double> RunProcessFederation(
+    const std::string& root, const nlohmann::json& coordinator,
+    const std::vector<std::string>& admins,
+    const std::function<nlohmann::json(const std::string& admin, const std::string& address,
+                                       const std::string& dir)>& node_config) {
+  std::error_code ec;
+  std::filesystem::create_directories(root + "/logs", ec);
+  if (absl::Status s = WriteJsonFile(root + "/coordinator.json", coordinator); !s.ok()) return s;
+  const auto start = std::chrono::steady_clock::now();
+  auto running = StartCoordinatorProcess(root + "/coordinator.json", root + "/state/port",
+                                         root + "/logs/coordinator.log");
+  if (!running.ok()) return running.status();
+  auto stop = [&] {
+    running->process->Signal(SIGTERM);
+    running->process->Wait();
+  };
+  std::vector<std::unique_ptr<ChildProcess>> nodes;
+  for (const std::string& admin : admins) {
+    const std::string dir = absl::StrCat(root, "/nodes/", admin);
+    std::filesystem::create_directories(dir, ec);
+    absl::Status s =
+        WriteJsonFile(dir + "/node.json", node_config(admin, "localhost:" + running->port, dir));
+    absl::StatusOr<std::unique_ptr<ChildProcess>> process =
+        s.ok() ? ChildProcess::Spawn(
+                     {ExecutableDir() + "/fedcustoms-node", "--config", dir + "/node.json"},
+                     absl::StrCat(root, "/logs/node-", admin, ".log"))
+               : absl::StatusOr<std::unique_ptr<ChildProcess>>(s);
+    if (!process.ok()) {
+      for (auto& n : nodes) n->Signal(SIGTERM);
+      stop();
+      return process.status();
+    }
+    nodes.push_back(*std::move(process));
+  }
+  absl::Status failed;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    if (int code = nodes[k]->Wait(); code != 0 && failed.ok()) {
+      failed = absl::InternalError(absl::StrCat("node ", admins[k], " exited with code ", code,
+                                                "; see ", nodes[k]->log_path()));
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stop();
+  if (!failed.ok()) return failed;
+  return seconds;
 }
 
 }  // namespace fedcustoms::tools

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -49,5 +50,19 @@ struct RunningCoordinator {
 absl::StatusOr<RunningCoordinator> StartCoordinatorProcess(
     const std::string& config_path, const std::string& port_file, const std::string& log_path,
     const std::vector<std::string>& env = {});
+
+// Runs a federation of processes to the end, for benchmarks: writes
+// `coordinator` to root/coordinator.json and starts it (StartCoordinatorProcess,
+// logs in root/logs), then one fedcustoms-node per admin with the config
+// `node_config(admin, address, dir)` returns (dir = root/nodes/<admin>, its
+// config written there), and waits for every node to exit. Returns the
+// seconds from the coordinator's start to the last node's exit; a node that
+// exits with an error is Internal naming its log. The coordinator is stopped
+// (SIGTERM) either way.
+absl::StatusOr<double> RunProcessFederation(
+    const std::string& root, const nlohmann::json& coordinator,
+    const std::vector<std::string>& admins,
+    const std::function<nlohmann::json(const std::string& admin, const std::string& address,
+                                       const std::string& dir)>& node_config);
 
 }  // namespace fedcustoms::tools
