@@ -267,39 +267,32 @@ absl::StatusOr<BoostingParticipant::Output> BoostingParticipant::Step(const v1::
         absl::StrCat(step.values(), " announced, but the step's vector has ", vector->size()));
   }
   s.last_step = step.step();
-  const uint64_t parts = boosting::PartsOf(vector->size());
-  if (!options_.secure) {
-    for (uint64_t p = 0; p < parts; ++p) {
-      v1::SubmitBoostingVectorRequest& r = out.parts.emplace_back();
-      r.set_task(a.task());
-      r.set_round_id(a.round_id());
-      r.set_step(step.step());
-      r.set_part(static_cast<uint32_t>(p));
-      const uint64_t begin = p * boosting::kPartValues;
-      const uint64_t end = std::min<uint64_t>(vector->size(), begin + boosting::kPartValues);
-      r.mutable_values()->Add(vector->begin() + static_cast<ptrdiff_t>(begin),
-                              vector->begin() + static_cast<ptrdiff_t>(end));
-    }
-  } else {
+  std::vector<uint32_t> words;
+  if (options_.secure) {
     // Recorded before anything leaves: after a crash the node still knows
     // which members its rows were summed with.
     if (absl::Status r = record_->Record(a.task(), a.round_id(), data_digest_, names); !r.ok()) {
       return Refuse(a, r.message());
     }
-    absl::StatusOr<std::vector<uint32_t>> words = boosting::EncodeValues(*vector);
-    if (!words.ok()) return Refuse(a, words.status().message());
-    if (absl::Status m = masker->Mask(step.step(), content_digest, *words); !m.ok()) return m;
-    for (uint64_t p = 0; p < parts; ++p) {
-      v1::SubmitBoostingVectorRequest& r = out.parts.emplace_back();
-      r.set_task(a.task());
-      r.set_round_id(a.round_id());
-      r.set_step(step.step());
-      r.set_part(static_cast<uint32_t>(p));
-      const uint64_t begin = p * boosting::kPartValues * boosting::kDigits;
-      const uint64_t end =
-          std::min<uint64_t>(words->size(), begin + boosting::kPartValues * boosting::kDigits);
-      r.set_masked_words(reinterpret_cast<const char*>(words->data() + begin),
-                         (end - begin) * sizeof(uint32_t));
+    absl::StatusOr<std::vector<uint32_t>> encoded = boosting::EncodeValues(*vector);
+    if (!encoded.ok()) return Refuse(a, encoded.status().message());
+    words = *std::move(encoded);
+    if (absl::Status m = masker->Mask(step.step(), content_digest, words); !m.ok()) return m;
+  }
+  for (uint64_t p = 0; p < boosting::PartsOf(vector->size()); ++p) {
+    v1::SubmitBoostingVectorRequest& r = out.parts.emplace_back();
+    r.set_task(a.task());
+    r.set_round_id(a.round_id());
+    r.set_step(step.step());
+    r.set_part(static_cast<uint32_t>(p));
+    const uint64_t begin = p * boosting::kPartValues;
+    const uint64_t end = std::min<uint64_t>(vector->size(), begin + boosting::kPartValues);
+    if (options_.secure) {
+      r.set_masked_words(reinterpret_cast<const char*>(words.data() + begin * boosting::kDigits),
+                         (end - begin) * boosting::kDigits * sizeof(uint32_t));
+    } else {
+      r.mutable_values()->Add(vector->begin() + static_cast<ptrdiff_t>(begin),
+                              vector->begin() + static_cast<ptrdiff_t>(end));
     }
   }
   s.last_content = content_digest;

@@ -36,7 +36,7 @@ inline absl::Status WritePulledModelDir(const std::string& dir, const task::Mode
   manifest::ModelManifest m;
   m.task = spec.kind == v1::TASK_XRAY ? "xray" : spec.kind == v1::TASK_ANOMALY ? "anomaly" : "risk";
   m.version = version;
-  m.architecture = std::string(task::ArchitectureName(spec.kind));
+  m.architecture = std::string(task::ArchitectureName(spec));
   m.hyperparameters_json = task::HyperparametersJson(spec);
   m.feature_schema_hash = task::InputHash(spec);
   m.aggregation_mode = "secure";
