@@ -244,6 +244,23 @@ absl::StatusOr<v1::CoordinatorConfig> FinalizeCoordinatorConfig(v1::CoordinatorC
       // The message starts with the model config's field name.
       return absl::Status(s.code(), absl::StrCat(source, ": ", prefix, ".", s.message()));
     }
+    // Boosted trees sum histograms, not updates: neither DP-SGD nor a robust
+    // rule over updates applies, and neither may be believed to.
+    if (t->model().kind() == v1::RiskModelConfig::BOOSTED_TREES && t->kind() == v1::TASK_RISK) {
+      if (t->privacy().mode() == v1::PrivacyConfig::DP_SGD) {
+        return bad(prefix + ".privacy.mode",
+                   "DP_SGD does not apply to model kind BOOSTED_TREES (no differential privacy "
+                   "for boosted trees yet)");
+      }
+      const v1::RobustAggregationConfig::Kind rule = t->robust_aggregation().kind();
+      if (rule != v1::RobustAggregationConfig::KIND_UNSPECIFIED &&
+          rule != v1::RobustAggregationConfig::MEAN) {
+        return bad(prefix + ".robust_aggregation.kind",
+                   absl::StrCat(v1::RobustAggregationConfig::Kind_Name(rule),
+                                " does not apply to model kind BOOSTED_TREES (its sums are of "
+                                "histograms, not updates)"));
+      }
+    }
     if (t->kind() != v1::TASK_XRAY) {
       if (t->schema_file().empty()) return bad(prefix + ".schema_file", "required");
       t->set_schema_file(Resolve(base_dir, t->schema_file()));

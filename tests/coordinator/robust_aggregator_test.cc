@@ -282,6 +282,37 @@ TEST(CoordinatorConfigLimits, SecureRoundsNeedThreeNodesAndTwoThirdsByDefault) {
   EXPECT_EQ(trusted_ok->tasks(0).min_nodes(), 2u);
 }
 
+// Boosted trees take neither DP-SGD nor a robust rule over updates: a config
+// asking for them is refused, naming the field.
+TEST(CoordinatorConfigLimits, BoostedTreesRefuseDpSgdAndRobustRules) {
+  v1::CoordinatorConfig c = MinimalConfig(v1::TRUSTED);
+  c.mutable_tasks(0)->mutable_model()->set_kind(v1::RiskModelConfig::BOOSTED_TREES);
+  auto ok = FinalizeCoordinatorConfig(c, "coordinator.json", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->tasks(0).model().trees().trees(), 100u);
+  v1::CoordinatorConfig dp = c;
+  dp.mutable_tasks(0)->mutable_privacy()->set_mode(v1::PrivacyConfig::DP_SGD);
+  dp.mutable_tasks(0)->mutable_privacy()->set_noise_multiplier(1.0);
+  auto refused = FinalizeCoordinatorConfig(dp, "coordinator.json", "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("tasks[0].privacy.mode: DP_SGD does not apply to model kind "
+                                   "BOOSTED_TREES"));
+  v1::CoordinatorConfig median = c;
+  median.mutable_tasks(0)->mutable_robust_aggregation()->set_kind(
+      v1::RobustAggregationConfig::MEDIAN);
+  refused = FinalizeCoordinatorConfig(median, "coordinator.json", "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("tasks[0].robust_aggregation.kind: MEDIAN does not apply"));
+  v1::CoordinatorConfig mlp_settings = c;
+  mlp_settings.mutable_tasks(0)->mutable_model()->add_hidden_units(8);
+  refused = FinalizeCoordinatorConfig(mlp_settings, "coordinator.json", "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("kind BOOSTED_TREES has no hidden_units"));
+}
+
 // The caps that keep one node from claiming the federation's weight, and the
 // publish gate: defaults, and each bad value named by its field.
 TEST(CoordinatorConfigLimits, RowCapsAndPublishGateNameTheField) {
