@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "coordinator/config/coordinator_config.h"
@@ -311,6 +312,18 @@ TEST(CoordinatorConfigLimits, BoostedTreesRefuseDpSgdAndRobustRules) {
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(std::string(refused.status().message()),
               ::testing::HasSubstr("kind BOOSTED_TREES has no hidden_units"));
+  for (auto [field, set] :
+       std::vector<std::pair<std::string, std::function<void(v1::BoostedTreesConfig*)>>>{
+           {"trees.max_depth: 9 is not in 1..8", [](auto* t) { t->set_max_depth(9); }},
+           {"trees.max_bins: 300 is not in 2..256", [](auto* t) { t->set_max_bins(300); }},
+           {"trees.positive_weight: -1 is not in (0, 1000]",
+            [](auto* t) { t->set_positive_weight(-1); }}}) {
+    v1::CoordinatorConfig out_of_range = c;
+    set(out_of_range.mutable_tasks(0)->mutable_model()->mutable_trees());
+    refused = FinalizeCoordinatorConfig(out_of_range, "coordinator.json", "");
+    ASSERT_FALSE(refused.ok()) << field;
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr(field));
+  }
 }
 
 // The caps that keep one node from claiming the federation's weight, and the
