@@ -112,6 +112,13 @@ struct BoostingParticipant::Session {
   // again when the coordinator asks again (a reply lost on the way).
   std::string last_content;
   std::optional<Output> last_output;
+  // The digest of every vector step's content so far: the masks of a step
+  // are bound to the whole session, so a member shown another history (a
+  // leaf value changed in an earlier tree) never cancels again.
+  std::string transcript;
+  // Open nodes of the current tree left out of this node's histograms
+  // (small, or below a node left out): their children are left out too.
+  std::set<int32_t> left_out;
 };
 
 namespace {
@@ -238,6 +245,7 @@ absl::StatusOr<BoostingParticipant::Output> BoostingParticipant::Step(const v1::
   content.Text("step").U64(static_cast<uint64_t>(step.kind())).U64(step.step()).U64(step.values());
   content.U64(static_cast<uint64_t>(step.grid_low_size()));
   for (double v : step.grid_low()) content.F64(v);
+  content.U64(static_cast<uint64_t>(step.grid_high_size()));
   for (double v : step.grid_high()) content.F64(v);
   content.U64(step.grid_cells()).Text(step.ensemble()).U64(step.tree());
   content.U64(static_cast<uint64_t>(step.open_nodes_size()));
@@ -277,7 +285,9 @@ absl::StatusOr<BoostingParticipant::Output> BoostingParticipant::Step(const v1::
     absl::StatusOr<std::vector<uint32_t>> encoded = boosting::EncodeValues(*vector);
     if (!encoded.ok()) return Refuse(a, encoded.status().message());
     words = *std::move(encoded);
-    if (absl::Status m = masker->Mask(step.step(), content_digest, words); !m.ok()) return m;
+    const std::string transcript = Digest().Text(s.transcript).Text(content_digest).Hex();
+    if (absl::Status m = masker->Mask(step.step(), transcript, words); !m.ok()) return m;
+    s.transcript = transcript;
   }
   for (uint64_t p = 0; p < boosting::PartsOf(vector->size()); ++p) {
     v1::SubmitBoostingVectorRequest& r = out.parts.emplace_back();
@@ -478,11 +488,41 @@ absl::StatusOr<std::vector<double>> BoostingParticipant::Compute(const BoostingS
         s.rows->BeginTree();
         s.tree_open = true;
         s.levels = 0;
+        s.left_out.clear();
+      }
+      std::vector<double> histogram =
+          s.rows->LevelHistogram(tree, open, options_.min_cell_rows, &last_suppressed_);
+      if (options_.min_cell_rows > 1) {
+        // A node under one left out is left out too: a trivial split (all
+        // of its rows on one side) would otherwise show the parent's
+        // histogram, and with it the small sibling's by difference. A slot
+        // without rows here (left out, or empty) counts as left out.
+        std::vector<int32_t> parent(tree.nodes.size(), -1);
+        for (size_t n = 0; n < tree.nodes.size(); ++n) {
+          if (tree.nodes[n].leaf()) continue;
+          parent[static_cast<size_t>(tree.nodes[n].left)] = static_cast<int32_t>(n);
+          parent[static_cast<size_t>(tree.nodes[n].right)] = static_cast<int32_t>(n);
+        }
+        const size_t per_node = size_t{ensemble->bins.total_bins()} * 3;
+        const uint32_t first_bins = ensemble->bins.features() > 0 ? ensemble->bins.bins(0) : 0;
+        std::set<int32_t> left_out;
+        for (size_t slot = 0; slot < open.size(); ++slot) {
+          double* cells = histogram.data() + slot * per_node;
+          double rows = 0;
+          for (uint32_t b = 0; b < first_bins; ++b) rows += cells[b * 3 + 2];
+          const int32_t p = parent[static_cast<size_t>(open[slot])];
+          if (p >= 0 && s.left_out.contains(p)) {
+            std::fill(cells, cells + per_node, 0.0);
+            rows = 0;
+          }
+          if (rows == 0) left_out.insert(open[slot]);
+        }
+        s.left_out = std::move(left_out);
       }
       s.tree = tree;
       s.open = open;
       ++s.levels;
-      return s.rows->LevelHistogram(tree, open, options_.min_cell_rows, &last_suppressed_);
+      return histogram;
     }
     default:
       return Malformed(a, "kind",

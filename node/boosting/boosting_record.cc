@@ -1,5 +1,7 @@
 #include "node/boosting/boosting_record.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -39,7 +41,15 @@ absl::StatusOr<std::unique_ptr<BoostingRecord>> BoostingRecord::Open(std::string
                        std::all_of(j["members"].begin(), j["members"].end(),
                                    [](const nlohmann::json& m) { return m.is_string(); });
     if (!valid) {
-      if (last) break;
+      if (last) {
+        // Cut back to the last whole line, so that the next append does not
+        // continue the torn one.
+        const size_t keep = text->size() - lines[i].size();
+        if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+          return absl::InternalError(absl::StrCat(path, ": cannot cut a torn last line"));
+        }
+        break;
+      }
       return absl::InvalidArgumentError(absl::StrCat(
           path, ":", i + 1, ": not a boosting record entry ({\"data\", \"members\"})"));
     }

@@ -377,6 +377,30 @@ TEST_F(BoostingParticipantTest, LeavesSmallCellsOutWithTheirSibling) {
   auto changed = careful->Step(level);
   EXPECT_TRUE(absl::IsFailedPrecondition(changed.status())) << changed.status();
   EXPECT_THAT(std::string(changed.status().message()), HasSubstr("bins or the base score changed"));
+
+  // The big side, left out as the small one's sibling, split so that all
+  // its rows go one way: the child would show the big side's histogram
+  // (and the small side's by difference with the root). Children of a node
+  // left out are left out too.
+  crafted.bins.numeric_edges[feature] = {edge};
+  trees::Tree deeper = tree;
+  deeper.nodes.resize(5);
+  deeper.nodes[1].left = 3;
+  deeper.nodes[1].right = 4;
+  deeper.nodes[1].feature = static_cast<uint32_t>(feature);
+  deeper.nodes[1].threshold_bin = 0;  // node 1 holds bin 0 only: every row goes left
+  crafted.trees[0] = deeper;
+  bytes = tensor::EncodeToString(models::BoostedTreesState(crafted));
+  ASSERT_TRUE(bytes.ok());
+  v1::TaskAssignment trivial = level;
+  trivial.mutable_boosting()->set_step(6);
+  trivial.mutable_boosting()->set_ensemble(*bytes);
+  trivial.mutable_boosting()->clear_open_nodes();
+  trivial.mutable_boosting()->add_open_nodes(3);
+  trivial.mutable_boosting()->add_open_nodes(4);
+  out = careful->Step(trivial);
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (double v : out->parts[0].values()) ASSERT_EQ(v, 0.0);
 }
 
 TEST_F(BoostingParticipantTest, RefusesMalformedSteps) {
