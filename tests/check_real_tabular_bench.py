@@ -1,4 +1,4 @@
-#!/ usr / bin / python3
+#!/usr/bin/python3
 """Checks bench_real_tabular's results.json (the ctest's small run): every
 model judged on every region with figures in [0, 1], and the federated
 logistic model and the federated and pooled trees above a mean ROC-AUC of
