@@ -200,10 +200,14 @@ BoostingParticipant::BoostingParticipant(std::string self, std::string cert_pem,
       split_(split),
       signer_(std::move(signer)),
       verifier_(std::move(verifier)),
-      record_(std::move(record)),
-      data_digest_(DataDigest(table, split)) {}
+      record_(std::move(record)) {}
 
 BoostingParticipant::~BoostingParticipant() = default;
+
+const std::string& BoostingParticipant::RowsDigest() {
+  if (rows_digest_.empty()) rows_digest_ = DataDigest(table_, split_);
+  return rows_digest_;
+}
 
 absl::StatusOr<BoostingParticipant::Output> BoostingParticipant::Step(const v1::TaskAssignment& a) {
   if (a.kind() != v1::TaskAssignment::BOOST || !a.has_boosting()) {
@@ -279,7 +283,7 @@ absl::StatusOr<BoostingParticipant::Output> BoostingParticipant::Step(const v1::
   if (options_.secure) {
     // Recorded before anything leaves: after a crash the node still knows
     // which members its rows were summed with.
-    if (absl::Status r = record_->Record(a.task(), a.round_id(), data_digest_, names); !r.ok()) {
+    if (absl::Status r = record_->Record(a.task(), a.round_id(), RowsDigest(), names); !r.ok()) {
       return Refuse(a, r.message());
     }
     absl::StatusOr<std::vector<uint32_t>> encoded = boosting::EncodeValues(*vector);

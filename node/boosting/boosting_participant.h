@@ -73,7 +73,6 @@ class BoostingParticipant {
   // Either way nothing leaves.
   absl::StatusOr<Output> Step(const v1::TaskAssignment& assignment);
 
-  const std::string& self() const { return self_; }
   // Open tree nodes left out of the last LEVEL histogram (small cells).
   size_t last_suppressed() const { return last_suppressed_; }
 
@@ -101,8 +100,11 @@ class BoostingParticipant {
   const std::unique_ptr<secagg::KeyAdvertisementSigner> signer_;
   const std::unique_ptr<secagg::KeyAdvertisementVerifier> verifier_;
   const std::unique_ptr<BoostingRecord> record_;  // mode SECURE
-  // SHA-256 of the training and validation rows (features and labels).
-  const std::string data_digest_;
+  // SHA-256 of the training and validation rows (features and labels),
+  // computed at the first recorded vector: most risk nodes never boost, and
+  // hashing every row is not start-up work.
+  const std::string& RowsDigest();
+  std::string rows_digest_;
   std::unique_ptr<Session> session_;
   size_t last_suppressed_ = 0;
 };

@@ -40,8 +40,6 @@ class BoostingRecord {
   absl::Status Record(const std::string& task, uint64_t round_id, const std::string& data,
                       const std::vector<std::string>& members);
 
-  size_t size() const { return members_by_data_.size(); }
-
  private:
   explicit BoostingRecord(std::string path) : path_(std::move(path)) {}
   const std::string path_;
